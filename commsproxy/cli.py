@@ -1,0 +1,154 @@
+"""The ``commsproxy`` command: parse options, call the library, print. No logic of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .config import ConfigError, default_config_path, load_config
+from .init import write_initial_config
+from .service import RunOptions, plan, serve
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="COMMSPROXY_CONFIG",
+        help=f"Config file (default: {default_config_path()}).",
+    )(func)
+
+
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="commsproxy")
+def main() -> None:
+    """commsproxy: a local IMAP/SMTP proxy for people who drown in mail.
+
+    Point your mail client at 127.0.0.1 and commsproxy relays it to your real server.
+
+    \b
+    Example:
+        commsproxy init --upstream imaps://imap.example.com
+        commsproxy run
+    """
+
+
+@main.command()
+@config_option
+@click.option(
+    "--upstream",
+    metavar="URL",
+    help="Upstream IMAP server: imaps://HOST[:PORT], "
+    "imap+starttls://HOST[:PORT] or imap://HOST[:PORT] (plain: loopback only).",
+)
+@click.option(
+    "--smtp-upstream",
+    metavar="URL",
+    help="Upstream SMTP server: smtps://, "
+    "smtp+starttls:// or smtp:// (plain: loopback only). Without it, no SMTP relay.",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Where mail clients connect for IMAP "
+    "[default: 127.0.0.1:1143]. 0.0.0.0 would expose your mail to the network.",
+)
+@click.option(
+    "--smtp-listen",
+    metavar="HOST:PORT",
+    help="Where mail clients connect for SMTP [default: 127.0.0.1:1587].",
+)
+@click.option(
+    "--tls-listen",
+    metavar="HOST:PORT",
+    help="Implicit-TLS IMAP listener, with --tls-cert [default: 127.0.0.1:1993].",
+)
+@click.option(
+    "--cafile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Extra CA certificate (PEM) to trust for the upstream servers.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Certificate (PEM) for TLS towards mail clients (see `commsproxy init --cert`).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Private key (PEM) for --tls-cert, if not in the same file.",
+)
+@click.option(
+    "--allow-insecure",
+    is_flag=True,
+    help="Allow a plain imap:// or smtp:// upstream that is not on this machine.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every command name (never arguments).")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
+def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) -> None:
+    """Run the proxy until interrupted (Ctrl-C or SIGTERM).
+
+    Works without a config file: --upstream is enough. Options override the config.
+    Passwords are never logged or stored: the proxy uses the ones your client logs in with.
+
+    \b
+    Example:
+        commsproxy run --upstream imaps://imap.example.com \\
+                       --smtp-upstream smtp+starttls://smtp.example.com:587
+    """
+    _setup_logging(verbose, quiet)
+    try:
+        config = load_config(config_path, required=config_path is not None)
+        the_plan = plan(config, RunOptions(**options))
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
+    try:
+        asyncio.run(serve(the_plan))
+    except OSError as err:
+        raise click.ClickException(f"cannot listen: {err}") from None
+
+
+@main.command()
+@config_option
+@click.option("--upstream", metavar="URL", help="Upstream IMAP server to write into the config.")
+@click.option("--smtp-upstream", metavar="URL", help="Upstream SMTP server to write in.")
+@click.option("--username", help="Your user name on the upstream server.")
+@click.option(
+    "--cert",
+    is_flag=True,
+    help="Also make a self-signed certificate for localhost, for TLS to mail clients.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+def init(config_path: Path | None, **options: Any) -> None:
+    """Write a commented config file to start from.
+
+    \b
+    Example:
+        commsproxy init --upstream imaps://imap.example.com --username me@example.com --cert
+    """
+    try:
+        result = write_initial_config(config_path or default_config_path(), **options)
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
+    click.echo(f"wrote {result.config}")
+    if result.cert is not None:
+        click.echo(f"wrote {result.cert} and {result.key} (trust {result.cert} in your client)")

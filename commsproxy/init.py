@@ -1,0 +1,87 @@
+"""``commsproxy init``: a commented config file (and optionally a localhost certificate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConfigError
+from .tlscert import write_self_signed
+
+__all__ = ["InitResult", "write_initial_config"]
+
+_TEMPLATE = """\
+# commsproxy configuration.  Point your mail client at the [proxy] addresses below
+# (IMAP {imap}, SMTP {smtp}, no TLS needed on this machine), with your usual user
+# name and password; commsproxy passes them on to your real server.
+
+[[login]]
+# Your real mail server.  Schemes: imaps:// (TLS, port 993), imap+starttls:// (143),
+# imap:// (plain; only for a server on this machine unless allow_insecure = true).
+upstream_imap = "{upstream}"
+# Outgoing mail: smtps:// (465), smtp+starttls:// (587), smtp:// (plain, loopback only).
+{smtp_comment}upstream_smtp = "{smtp_upstream}"
+# The user this login is for, and a command that prints its password (like mbsync's
+# PassCmd).  Background triage uses it; without it, the password your client logs in with
+# is kept in memory only, never written anywhere.
+{user_comment}username = "{username}"
+# password_command = "pass show mail/work"
+# Extra CA certificate (PEM) to trust for this server, e.g. a company CA.
+# cafile = "/etc/ssl/certs/company-ca.pem"
+
+[proxy]
+# Where your mail client connects.  127.0.0.1 keeps the proxy private to this machine;
+# 0.0.0.0 would offer it (and your mail) to the whole network.
+imap = "{imap}"
+smtp = "{smtp}"
+# TLS towards your mail client: STARTTLS on the ports above and implicit TLS on imaps.
+{tls_comment}tls_cert = "{cert}"
+{tls_comment}tls_key = "{key}"
+{tls_comment}imaps = "127.0.0.1:1993"
+# Largest APPEND literal and largest outgoing message accepted from the client.
+# max_literal = "64M"
+# max_message_size = "50M"
+# max_connections = 1000
+# Where triage keeps its log and cache (default: the platform's user state directory).
+# state_dir = "~/.local/state/commsproxy"
+"""
+
+
+@dataclass(frozen=True)
+class InitResult:
+    config: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+
+def write_initial_config(
+    path: Path,
+    *,
+    upstream: str | None = None,
+    smtp_upstream: str | None = None,
+    username: str | None = None,
+    cert: bool = False,
+    force: bool = False,
+) -> InitResult:
+    """Write a commented config to ``path``; with ``cert``, a localhost certificate beside it."""
+    if path.exists() and not force:
+        raise ConfigError(path, "", "already exists (use --force to overwrite)")
+    cert_path = key_path = None
+    if cert:
+        cert_path, key_path = path.parent / "localhost.pem", path.parent / "localhost-key.pem"
+        write_self_signed(cert_path, key_path)
+    text = _TEMPLATE.format(
+        upstream=upstream or "imaps://imap.example.com:993",
+        smtp_upstream=smtp_upstream or "smtp+starttls://smtp.example.com:587",
+        smtp_comment="" if smtp_upstream else "# ",
+        username=username or "me@example.com",
+        user_comment="" if username else "# ",
+        imap="127.0.0.1:1143",
+        smtp="127.0.0.1:1587",
+        cert=cert_path or "/path/to/localhost.pem",
+        key=key_path or "/path/to/localhost-key.pem",
+        tls_comment="" if cert else "# ",
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return InitResult(path, cert_path, key_path)

@@ -1,0 +1,1 @@
+"""The client-facing proxies: IMAP (relay, codec, gate) and SMTP (submission relay)."""

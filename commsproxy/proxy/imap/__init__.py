@@ -1,0 +1,1 @@
+"""The IMAP proxy: sans-IO framing and parsing, the per-session relay, and the listener."""

@@ -1,0 +1,272 @@
+"""Sans-IO framing of an IMAP byte stream into whole messages.
+
+An IMAP message (a client command or a server response) is a line ending in CRLF, except that a
+line ending in a literal announcement -- ``{n}``, ``{n+}`` (LITERAL+) or ``~{n}`` (BINARY) -- is
+followed by exactly n bytes of literal data, after which the same message goes on with another
+line. Framing the stream this way, before anything is parsed, is what keeps literal bytes (a mail
+body that happens to contain ``a1 LOGOUT``) from ever being read as protocol.
+
+Feed bytes with :meth:`Framer.receive_data` and pull events with :meth:`Framer.next_event`:
+
+    Line         one line including its line ending; ``first`` marks the start of a message and
+                 ``literal`` the announcement it ends with, if any (a Line without one ends
+                 the message)
+    LiteralData  literal bytes, handed on as they arrive (a 50 MB literal is never held whole)
+    MessageEnd   the message is complete; ``head`` is its first ``max_head`` bytes (lines and
+                 literal bytes in order) for the parser, ``truncated`` says whether more followed
+
+Concatenating the ``data`` of every Line and LiteralData gives back the input byte for byte, so a
+relay forwards exactly what it received. Memory is bounded: a line longer than ``max_line`` raises
+:class:`LineTooLong`, an announced literal larger than ``max_literal`` raises
+:class:`LiteralTooLarge`, and neither is buffered first. No I/O and no asyncio here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "NEED_DATA",
+    "Event",
+    "Framer",
+    "FramingError",
+    "IncompleteMessage",
+    "Line",
+    "LineTooLong",
+    "LiteralData",
+    "LiteralSpec",
+    "LiteralTooLarge",
+    "MessageEnd",
+    "NeedData",
+]
+
+# The longest literal announcement we parse: "~{" + 20 digits + "+}\r\n".
+_MAX_ANNOUNCEMENT = 26
+
+
+class NeedData(Enum):
+    """Sentinel: the framer has consumed everything and needs more bytes."""
+
+    NEED_DATA = "NEED_DATA"
+
+
+NEED_DATA = NeedData.NEED_DATA
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralSpec:
+    """A literal announced at the end of a line."""
+
+    size: int
+    synchronizing: bool  # ``{n}``: the client waits for a ``+`` continuation before sending it
+    binary: bool  # ``~{n}``: literal8 (RFC 3516)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    data: bytes
+    first: bool
+    literal: LiteralSpec | None
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralData:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEnd:
+    head: bytes
+    truncated: bool
+
+
+Event = Line | LiteralData | MessageEnd
+
+
+class FramingError(Exception):
+    """The peer sent a byte stream that cannot be framed within our bounds."""
+
+
+class LineTooLong(FramingError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"line longer than {limit} bytes")
+        self.limit = limit
+
+
+class LiteralTooLarge(FramingError):
+    """An announced literal exceeds the bound.
+
+    The framer has already dropped the announcing line and reset itself to the start of a
+    message, so a caller that refuses a synchronizing literal (the peer will not send it before
+    a continuation) can answer ``BAD`` and carry on.
+    """
+
+    def __init__(self, spec: LiteralSpec, limit: int, line: bytes, first: bool) -> None:
+        super().__init__(f"literal of {spec.size} bytes exceeds the limit of {limit} bytes")
+        self.spec = spec
+        self.limit = limit
+        self.line = line
+        self.first = first
+
+
+class IncompleteMessage(FramingError):
+    """The stream ended in the middle of a line or literal."""
+
+
+def parse_announcement(line: bytes) -> LiteralSpec | None:
+    """The literal a line announces at its end (before CRLF), or None."""
+    end = len(line)
+    if line.endswith(b"\r\n"):
+        end -= 2
+    elif line.endswith(b"\n"):
+        end -= 1
+    if end < 3 or line[end - 1] != 0x7D:  # "}"
+        return None
+    start = line.rfind(b"{", max(0, end - _MAX_ANNOUNCEMENT), end)
+    if start < 0:
+        return None
+    body = line[start + 1 : end - 1]
+    synchronizing = True
+    if body.endswith((b"+", b"-")):
+        synchronizing = False
+        body = body[:-1]
+    if not body or not body.isdigit() or len(body) > 20:
+        return None
+    binary = start > 0 and line[start - 1] == 0x7E  # "~"
+    return LiteralSpec(int(body), synchronizing, binary)
+
+
+class Framer:
+    """Splits one direction of an IMAP connection into lines and literals.
+
+    State is only: the unconsumed bytes, how much of the current literal is still to come, and
+    the head of the current message. ``max_literal=None`` means literals are unbounded, which is
+    safe for server responses because literal bytes are streamed, never accumulated.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_line: int = 1 << 20,
+        max_literal: int | None = None,
+        max_head: int = 8192,
+    ) -> None:
+        self.max_line = max_line
+        self.max_literal = max_literal
+        self.max_head = max_head
+        self._data = b""
+        self._pos = 0
+        self._scan = 0  # where to resume looking for LF in a partial line
+        self._literal_left = 0
+        self._in_message = False
+        self._head = bytearray()
+        self._truncated = False
+        self._eof = False
+        self._end_pending = False
+
+    @property
+    def in_message(self) -> bool:
+        """True between the first byte of a message and its MessageEnd."""
+        return self._in_message or self._pos < len(self._data)
+
+    @property
+    def in_literal(self) -> bool:
+        return self._literal_left > 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet handed out as events."""
+        return len(self._data) - self._pos
+
+    def cancel_literal(self) -> None:
+        """Forget the literal being waited for and the message it belongs to.
+
+        For a synchronizing literal the server refused (it answered the command instead of
+        sending ``+``): the client will not send it, and its next bytes start a new message.
+        """
+        self._literal_left = 0
+        self._end_pending = False
+        self._reset_message()
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the peer; ``b""`` means the peer closed the stream."""
+        if not data:
+            self._eof = True
+            return
+        if self._pos >= len(self._data):
+            self._data, self._pos, self._scan = data, 0, 0
+        else:
+            rest = self._data[self._pos :]
+            self._scan -= self._pos
+            self._data, self._pos = rest + data, 0
+
+    def next_event(self) -> Event | NeedData:
+        """The next event, or NEED_DATA; raises FramingError for a stream we cannot frame."""
+        if self._end_pending:
+            self._end_pending = False
+            message_end = MessageEnd(bytes(self._head), self._truncated)
+            self._reset_message()
+            return message_end
+        data, pos = self._data, self._pos
+        if self._literal_left:
+            if pos >= len(data):
+                return self._need_data()
+            take = min(self._literal_left, len(data) - pos)
+            chunk = data[pos : pos + take]  # the whole of ``data`` is not copied by CPython
+            self._pos = self._scan = pos + take
+            self._literal_left -= take
+            self._add_head(chunk)
+            return LiteralData(chunk)
+        if pos >= len(data):
+            return self._need_data()
+        newline = data.find(b"\n", max(self._scan, pos))
+        if newline < 0:
+            if len(data) - pos > self.max_line:
+                raise LineTooLong(self.max_line)
+            self._scan = len(data)
+            return self._need_data()
+        end = newline + 1
+        if end - pos > self.max_line:
+            raise LineTooLong(self.max_line)
+        line = data[pos:end]
+        self._pos = self._scan = end
+        first = not self._in_message
+        spec = parse_announcement(line)
+        if spec is not None and self.max_literal is not None and spec.size > self.max_literal:
+            self._reset_message()
+            raise LiteralTooLarge(spec, self.max_literal, line, first)
+        self._in_message = True
+        self._add_head(line)
+        if spec is None:
+            self._end_pending = True
+        else:
+            self._literal_left = spec.size
+        return Line(line, first, spec)
+
+    def events(self) -> list[Event]:
+        """All events available now; a convenience for tests and simple callers."""
+        out: list[Event] = []
+        while (event := self.next_event()) is not NEED_DATA:
+            out.append(event)
+        return out
+
+    def _need_data(self) -> NeedData:
+        if self._eof and (self._in_message or self._pos < len(self._data)):
+            raise IncompleteMessage("stream ended inside a message")
+        return NEED_DATA
+
+    def _add_head(self, chunk: bytes) -> None:
+        room = self.max_head - len(self._head)
+        if room <= 0:
+            self._truncated = True
+        elif len(chunk) <= room:
+            self._head += chunk
+        else:
+            self._head += chunk[:room]
+            self._truncated = True
+
+    def _reset_message(self) -> None:
+        self._in_message = False
+        self._head.clear()
+        self._truncated = False

@@ -1,0 +1,92 @@
+"""Accepting IMAP clients: the plain/STARTTLS and implicit-TLS listeners and their sessions.
+
+The listener owns the set of live sessions so that shutdown can stop accepting, say BYE to every
+client and wait for them, and so that a flood of connections is refused with a BYE instead of
+exhausting file descriptors or the upstream's per-user connection limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+
+from ...endpoints import Endpoint, ListenAddress
+from .relay import RelayHooks, RelayLimits, Session
+
+__all__ = ["ImapListener", "ImapListenerSettings"]
+
+log = logging.getLogger("commsproxy.imap")
+
+
+@dataclass(frozen=True)
+class ImapListenerSettings:
+    upstream: Endpoint
+    upstream_tls: ssl.SSLContext
+    listen: ListenAddress
+    tls_listen: ListenAddress | None = None  # implicit TLS, needs local_tls
+    local_tls: ssl.SSLContext | None = None  # enables STARTTLS on ``listen``
+    limits: RelayLimits = field(default_factory=RelayLimits)
+    max_connections: int = 1000
+
+
+class ImapListener:
+    def __init__(self, settings: ImapListenerSettings, hooks: RelayHooks | None = None) -> None:
+        self.settings = settings
+        self.hooks = hooks
+        self.sessions: set[Session] = set()
+        self._servers: list[asyncio.Server] = []
+        self.addresses: list[ListenAddress] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        binds: list[tuple[ListenAddress, ssl.SSLContext | None]] = [(s.listen, None)]
+        if s.tls_listen is not None and s.local_tls is not None:
+            binds.append((s.tls_listen, s.local_tls))
+        for address, tls in binds:
+            server = await asyncio.start_server(
+                self._accept, address.host, address.port, ssl=tls, limit=1 << 16
+            )
+            self._servers.append(server)
+            host, port = server.sockets[0].getsockname()[:2]
+            bound = ListenAddress(host, port)
+            self.addresses.append(bound)
+            kind = "implicit TLS" if tls else ("STARTTLS" if s.local_tls else "plain")
+            log.info("IMAP listening on %s (%s) -> upstream %s", bound, kind, s.upstream)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.sessions) >= self.settings.max_connections:
+            log.warning("imap: refusing a client: %d connections open", len(self.sessions))
+            writer.write(b"* BYE [UNAVAILABLE] commsproxy: too many connections\r\n")
+            writer.close()
+            return
+        session = Session(
+            reader,
+            writer,
+            upstream=self.settings.upstream,
+            upstream_tls=self.settings.upstream_tls,
+            local_tls=self.settings.local_tls,
+            limits=self.settings.limits,
+            hooks=self.hooks,
+        )
+        self.sessions.add(session)
+        try:
+            await session.run()
+        except Exception:
+            # One broken session must never take the listener down with it.
+            log.exception("%s: unexpected error", session)
+        finally:
+            self.sessions.discard(session)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, say BYE to every client, and wait up to ``grace`` seconds."""
+        for server in self._servers:
+            server.close()
+        if self.sessions:
+            log.info("imap: closing %d sessions", len(self.sessions))
+            await asyncio.wait(
+                [asyncio.create_task(s.shutdown()) for s in list(self.sessions)], timeout=grace
+            )
+        for server in self._servers:
+            await server.wait_closed()

@@ -1,0 +1,276 @@
+"""Reading the few IMAP commands and responses the proxy must understand.
+
+The relay passes everything through; it only needs the tag and name of each command, a mailbox
+or user name argument for a handful of them, and the kind, tag, number and response code of each
+response. This module turns the head of a framed message (see codec.py) into those typed values.
+It is lenient by design: a command we cannot read is still forwarded, and the upstream server,
+which owns the grammar, answers it with BAD.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from enum import Enum
+
+from .codec import parse_announcement
+
+__all__ = [
+    "Atom",
+    "Command",
+    "ParseError",
+    "Response",
+    "ResponseKind",
+    "Token",
+    "decode_mailbox",
+    "parse_command",
+    "parse_response",
+    "sasl_plain_user",
+    "tokenize",
+]
+
+
+class ParseError(ValueError):
+    """The bytes are not an IMAP command or response at all."""
+
+
+class Atom(str):
+    """An unquoted IMAP atom (including NIL and flags); strings are bytes, lists are tuples."""
+
+    __slots__ = ()
+
+
+Token = Atom | bytes | tuple["Token", ...]
+
+_SPECIALS = b'(){ %*"\\]\r\n'  # end an atom; "]" only matters inside response codes
+_ATOM_END = frozenset(_SPECIALS) - frozenset(b"%*")  # list wildcards are atom chars here
+
+
+def tokenize(data: bytes, pos: int = 0) -> list[Token]:
+    """Tokens of a message, literals inlined as strings; stops at what it cannot read."""
+    tokens, _ = _tokens(data, pos, closing=None)
+    return tokens
+
+
+def _tokens(data: bytes, pos: int, closing: int | None) -> tuple[list[Token], int]:
+    out: list[Token] = []
+    n = len(data)
+    while pos < n:
+        c = data[pos]
+        if c in b" \r\n":
+            pos += 1
+        elif closing is not None and c == closing:
+            return out, pos + 1
+        elif c in b"([":
+            inner, pos = _tokens(data, pos + 1, closing=0x29 if c == 0x28 else 0x5D)
+            out.append(tuple(inner))
+        elif c == 0x22:  # quoted string
+            value, pos = _quoted(data, pos + 1)
+            if value is None:
+                return out, n
+            out.append(value)
+        elif c in b"{~":
+            literal = _literal(data, pos)
+            if literal is None:
+                return out, n
+            value, pos = literal
+            out.append(value)
+        else:
+            start = pos
+            while pos < n and data[pos] not in _ATOM_END:
+                pos += 1
+            if pos == start:  # a stray special such as ")" or "]": skip it
+                pos += 1
+                continue
+            out.append(Atom(data[start:pos].decode("utf-8", "replace")))
+    return out, pos
+
+
+def _quoted(data: bytes, pos: int) -> tuple[bytes | None, int]:
+    value = bytearray()
+    n = len(data)
+    while pos < n:
+        c = data[pos]
+        if c == 0x5C and pos + 1 < n:  # backslash escapes " and \
+            value.append(data[pos + 1])
+            pos += 2
+        elif c == 0x22:
+            return bytes(value), pos + 1
+        elif c in b"\r\n":
+            break
+        else:
+            value.append(c)
+            pos += 1
+    return None, n
+
+
+def _literal(data: bytes, pos: int) -> tuple[bytes, int] | None:
+    newline = data.find(b"\n", pos)
+    if newline < 0:
+        return None
+    spec = parse_announcement(data[pos : newline + 1])
+    if spec is None:
+        return None
+    start = newline + 1
+    if start + spec.size > len(data):  # truncated head: the literal is incomplete
+        return None
+    return data[start : start + spec.size], start + spec.size
+
+
+def decode_mailbox(raw: bytes) -> str:
+    """A mailbox name from the wire (modified UTF-7, RFC 3501 5.1.3); INBOX is case-insensitive."""
+    out: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        if raw[i] != 0x26:  # "&"
+            j = raw.find(b"&", i)
+            j = n if j < 0 else j
+            out.append(raw[i:j].decode("ascii", "replace"))
+            i = j
+            continue
+        end = raw.find(b"-", i + 1)
+        if end < 0:
+            out.append(raw[i:].decode("ascii", "replace"))
+            break
+        chunk = raw[i + 1 : end]
+        if not chunk:
+            out.append("&")
+        else:
+            b64 = chunk.replace(b",", b"/")
+            try:
+                out.append(base64.b64decode(b64 + b"=" * (-len(b64) % 4)).decode("utf-16-be"))
+            except (binascii.Error, UnicodeDecodeError):
+                out.append(raw[i : end + 1].decode("ascii", "replace"))
+        i = end + 1
+    name = "".join(out)
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
+# Where the mailbox argument stands, by command; COPY/MOVE name their destination second.
+_MAILBOX_ARG: dict[str, int] = {
+    "SELECT": 0,
+    "EXAMINE": 0,
+    "STATUS": 0,
+    "APPEND": 0,
+    "CREATE": 0,
+    "DELETE": 0,
+    "SUBSCRIBE": 0,
+    "UNSUBSCRIBE": 0,
+    "RENAME": 0,
+    "COPY": 1,
+    "MOVE": 1,
+    "UID COPY": 1,
+    "UID MOVE": 1,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A client command: its tag, its name (``UID MOVE`` for UID commands) and its arguments."""
+
+    tag: str
+    name: str
+    args: tuple[Token, ...]
+
+    @property
+    def mailbox(self) -> str | None:
+        """The mailbox the command acts on (the destination for COPY/MOVE), if it names one."""
+        index = _MAILBOX_ARG.get(self.name)
+        if index is None or index >= len(self.args):
+            return None
+        return _astring_mailbox(self.args[index])
+
+    @property
+    def login_user(self) -> str | None:
+        """The user name of a LOGIN command (the password is never kept)."""
+        if self.name != "LOGIN" or not self.args:
+            return None
+        return _astring(self.args[0])
+
+
+def _astring(token: Token) -> str | None:
+    if isinstance(token, tuple):
+        return None
+    if isinstance(token, bytes):
+        return token.decode("utf-8", "replace")
+    return str(token)
+
+
+def _astring_mailbox(token: Token) -> str | None:
+    if isinstance(token, tuple):
+        return None
+    return decode_mailbox(token if isinstance(token, bytes) else token.encode())
+
+
+def parse_command(head: bytes) -> Command:
+    """The command at the start of ``head`` (a whole message, literals inline)."""
+    tokens = tokenize(head)
+    if len(tokens) < 2 or not isinstance(tokens[0], Atom) or not isinstance(tokens[1], Atom):
+        raise ParseError("not a command: expected a tag and a command name")
+    tag, name = str(tokens[0]), tokens[1].upper()
+    args = tuple(tokens[2:])
+    if name == "UID" and args and isinstance(args[0], Atom):
+        name, args = f"UID {args[0].upper()}", args[1:]
+    return Command(tag, name, args)
+
+
+class ResponseKind(Enum):
+    TAGGED = "tagged"
+    UNTAGGED = "untagged"
+    CONTINUATION = "continuation"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The first line of a server response, read just far enough for the relay.
+
+    ``name`` is the status (OK, NO, BAD, BYE, PREAUTH) or the data name (CAPABILITY, EXISTS,
+    EXPUNGE, FETCH, VANISHED, ...); ``number`` is the message number or count in front of a
+    numeric response; ``code`` is the response code atom inside ``[...]``, if any.
+    """
+
+    kind: ResponseKind
+    tag: str | None
+    name: str
+    number: int | None = None
+    code: str | None = None
+
+
+_STATUSES = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
+
+
+def parse_response(line: bytes) -> Response:
+    """The response whose first line is ``line``."""
+    if line.startswith(b"+"):
+        return Response(ResponseKind.CONTINUATION, None, "+")
+    parts = line.rstrip(b"\r\n").split(b" ", 3)
+    if len(parts) < 2 or not parts[0]:
+        raise ParseError("not a response: expected a tag and a name")
+    untagged = parts[0] == b"*"
+    kind = ResponseKind.UNTAGGED if untagged else ResponseKind.TAGGED
+    tag = None if untagged else parts[0].decode("ascii", "replace")
+    number: int | None = None
+    rest = parts[1:]
+    if untagged and rest[0].isdigit() and len(rest) > 1:
+        number = int(rest[0])
+        rest = rest[1:]
+    name = rest[0].decode("ascii", "replace").upper()
+    code: str | None = None
+    if name in _STATUSES and len(rest) > 1 and rest[1].startswith(b"["):
+        atom = rest[1][1:].split(b"]", 1)[0]
+        code = atom.decode("ascii", "replace").upper()
+    return Response(kind, tag, name, number, code)
+
+
+def sasl_plain_user(line: bytes) -> str | None:
+    """The authentication identity of a SASL PLAIN response line (the password is dropped)."""
+    try:
+        decoded = base64.b64decode(line.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    fields = decoded.split(b"\0")
+    if len(fields) != 3:
+        return None
+    authzid, authcid, _password = fields
+    return (authzid or authcid).decode("utf-8", "replace") or None

@@ -1,0 +1,546 @@
+"""One client connection relayed to its own upstream connection: the only I/O of the IMAP proxy.
+
+Two pumps run per session. The client pump frames the client's bytes into commands (codec.py),
+reads the tag and name of each (parse.py), and forwards the bytes unchanged; it answers STARTTLS
+and COMPRESS itself because those concern this hop. The upstream pump frames responses, rewrites
+capability lists (capability.py), tracks command completions, and forwards the rest unchanged.
+
+Besides forwarding, a session keeps what later layers need: the logged-in user, the selected
+mailbox, the commands in flight, and a pause point for upstream responses (``pause_responses``)
+that the triage gate uses to keep a client from seeing mail that is about to be held.
+
+Two pieces of IMAP state cross directions, and both are resolved here rather than in the codec:
+while an AUTHENTICATE or IDLE is in flight, client lines are continuations, not commands; and when
+the server answers a command instead of sending ``+`` for its synchronizing literal, the client
+will not send the literal, so its framer must stop waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ...endpoints import Endpoint, Security
+from .capability import rewrite_capabilities, strip_capability_code
+from .codec import (
+    NEED_DATA,
+    Framer,
+    FramingError,
+    IncompleteMessage,
+    Line,
+    LineTooLong,
+    LiteralData,
+    LiteralTooLarge,
+    MessageEnd,
+)
+from .parse import (
+    Command,
+    ParseError,
+    Response,
+    ResponseKind,
+    parse_command,
+    parse_response,
+    sasl_plain_user,
+)
+
+__all__ = ["RelayHooks", "RelayLimits", "Session", "UpstreamError", "open_upstream"]
+
+log = logging.getLogger("commsproxy.imap")
+
+_READ_SIZE = 256 * 1024
+_session_ids = itertools.count(1)
+_UPSTREAM_GONE = b"* BYE [UNAVAILABLE] upstream closed the connection\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RelayLimits:
+    """Bounds that keep one misbehaving peer from taking the proxy's memory."""
+
+    max_command_line: int = 1 << 20
+    max_literal: int = 64 << 20
+    max_response_line: int = 16 << 20
+    max_paused_bytes: int = 32 << 20
+    connect_timeout: float = 20.0
+
+
+class UpstreamError(Exception):
+    """The upstream server could not be reached or secured; the message says why, in one line."""
+
+
+class RelayHooks(Protocol):
+    """What a later layer (the triage gate) can plug into every session."""
+
+    async def before_command(self, session: Session, command: Command) -> None:
+        """Called before a client command is forwarded; may wait, e.g. for triage to catch up."""
+
+    def on_response(self, session: Session, response: Response) -> None:
+        """Called on the first line of each upstream response, before it is forwarded."""
+
+
+class NoHooks:
+    async def before_command(self, session: Session, command: Command) -> None:
+        return None
+
+    def on_response(self, session: Session, response: Response) -> None:
+        return None
+
+
+@dataclass
+class SessionState:
+    """Per-session facts kept for later layers; never holds a password."""
+
+    user: str | None = None
+    selected: str | None = None
+    read_only: bool = False
+    in_flight: dict[str, Command] = field(default_factory=dict)
+    commands: int = 0
+    bytes_from_client: int = 0
+    bytes_to_client: int = 0
+
+
+async def open_upstream(
+    endpoint: Endpoint, context: ssl.SSLContext, connect_timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes | None]:
+    """Connect to the upstream IMAP server.
+
+    Returns the streams and, for STARTTLS, the greeting already read (the caller forwards it
+    without its stale capability list); raises UpstreamError with a one-line reason.
+    """
+    where = f"upstream {endpoint}"
+    tls = context if endpoint.security is Security.IMPLICIT_TLS else None
+    try:
+        async with asyncio.timeout(connect_timeout):
+            reader, writer = await asyncio.open_connection(
+                endpoint.host,
+                endpoint.port,
+                ssl=tls,
+                server_hostname=endpoint.host if tls else None,
+                limit=_READ_SIZE,
+            )
+            if endpoint.security is not Security.STARTTLS:
+                return reader, writer, None
+            greeting = await reader.readline()
+            if not greeting.startswith(b"* OK"):
+                writer.close()
+                raise UpstreamError(f"{where} did not greet with OK: {greeting[:80]!r}")
+            writer.write(b"cp0 STARTTLS\r\n")
+            while True:
+                line = await reader.readline()
+                if not line:
+                    raise UpstreamError(f"{where} closed the connection during STARTTLS")
+                if line.startswith(b"cp0 "):
+                    break
+            if not line.startswith(b"cp0 OK"):
+                writer.close()
+                raise UpstreamError(f"{where} refused STARTTLS: {line.strip()[:120]!r}")
+            await writer.start_tls(context, server_hostname=endpoint.host)
+            return reader, writer, strip_capability_code(greeting)
+    except TimeoutError:
+        raise UpstreamError(f"{where}: no answer within {connect_timeout:g} s") from None
+    except ssl.SSLCertVerificationError as err:
+        raise UpstreamError(f"{where}: TLS certificate not trusted: {err.verify_message}") from None
+    except ssl.SSLError as err:
+        raise UpstreamError(f"{where}: TLS failed: {err.reason or err}") from None
+    except OSError as err:
+        raise UpstreamError(f"{where} unreachable: {err.strerror or err}") from None
+
+
+class _SessionOver(Exception):
+    """Raised inside a pump when the session has been closed and the pump should stop."""
+
+
+class Session:
+    """A client connection relayed to one upstream connection."""
+
+    def __init__(
+        self,
+        client_reader: asyncio.StreamReader,
+        client_writer: asyncio.StreamWriter,
+        *,
+        upstream: Endpoint,
+        upstream_tls: ssl.SSLContext,
+        local_tls: ssl.SSLContext | None,
+        limits: RelayLimits,
+        hooks: RelayHooks | None = None,
+    ) -> None:
+        self.id = next(_session_ids)
+        self.state = SessionState()
+        self.limits = limits
+        self.hooks: RelayHooks = hooks or NoHooks()
+        self._client_reader = client_reader
+        self._client_writer = client_writer
+        self._upstream = upstream
+        self._upstream_tls = upstream_tls
+        self._local_tls = local_tls
+        self.client_tls = client_writer.get_extra_info("sslcontext") is not None
+        peer = client_writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._upstream_writer: asyncio.StreamWriter | None = None
+        self._client_framer = Framer(
+            max_line=limits.max_command_line, max_literal=limits.max_literal
+        )
+        self._upstream_framer = Framer(max_line=limits.max_response_line)
+        # Tag of the client message being received, and whether its lines are continuations.
+        self._current_tag: str | None = None
+        self._continuation_for: str | None = None  # AUTHENTICATE or IDLE in flight
+        self._pending_user: dict[str, str] = {}
+        self._client_writable = asyncio.Event()
+        self._client_writable.set()
+        self._paused: list[bytes] | None = None
+        self._paused_size = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._upstream_said_bye = False
+
+    def __str__(self) -> str:
+        return f"imap#{self.id}"
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Relay until either side closes; never raises for a peer's misbehaviour."""
+        log.info("%s: client %s connected", self, self.peer)
+        try:
+            reader, writer, greeting = await open_upstream(
+                self._upstream, self._upstream_tls, self.limits.connect_timeout
+            )
+        except UpstreamError as err:
+            log.error("%s: %s", self, err)
+            await self._bye_and_close(f"[UNAVAILABLE] commsproxy: {err}")
+            return
+        self._upstream_writer = writer
+        log.info("%s: %s connected (%s)", self, self._upstream, self._upstream.security.value)
+        if greeting is not None:
+            self._client_writer.write(greeting)
+        self._tasks = [
+            asyncio.create_task(self._client_pump(), name=f"{self}-client"),
+            asyncio.create_task(self._upstream_pump(reader), name=f"{self}-upstream"),
+        ]
+        try:
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await self._close_all()
+        log.info(
+            "%s: closed (user %s, %d commands, %d bytes in, %d bytes out)",
+            self,
+            self.state.user or "-",
+            self.state.commands,
+            self.state.bytes_from_client,
+            self.state.bytes_to_client,
+        )
+
+    async def shutdown(self, reason: str = "commsproxy is shutting down") -> None:
+        """Close politely: a BYE to the client (when between responses), LOGOUT upstream."""
+        if self._closing:
+            return
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not self._upstream_framer.in_message:
+            self._write_client_now(f"* BYE {reason}\r\n".encode())
+        if self._upstream_writer is not None and not self._client_framer.in_message:
+            self._upstream_writer.write(b"cp-bye LOGOUT\r\n")
+        await self._close_all()
+
+    # -- gate hook point ----------------------------------------------------------------------
+
+    def pause_responses(self) -> None:
+        """Hold upstream responses (from the next message on) instead of forwarding them."""
+        if self._paused is None:
+            self._paused = []
+            self._paused_size = 0
+
+    async def resume_responses(self) -> None:
+        """Forward the held responses, in order, and go back to forwarding as they come."""
+        held, self._paused = self._paused, None
+        if held:
+            await self._write_client(held)
+
+    @property
+    def responses_paused(self) -> bool:
+        return self._paused is not None
+
+    # -- client to upstream -------------------------------------------------------------------
+
+    async def _client_pump(self) -> None:
+        with contextlib.suppress(_SessionOver):
+            await self._client_pump_loop()
+
+    async def _client_pump_loop(self) -> None:
+        framer = self._client_framer
+        assert self._upstream_writer is not None
+        upstream = self._upstream_writer
+        while True:
+            data = await self._client_reader.read(_READ_SIZE)
+            self.state.bytes_from_client += len(data)
+            framer.receive_data(data)
+            out: list[bytes] = []
+            try:
+                while (event := framer.next_event()) is not NEED_DATA:
+                    if isinstance(event, Line):
+                        if event.first and not await self._client_message(event):
+                            continue
+                        out.append(event.data)
+                    elif isinstance(event, LiteralData):
+                        out.append(event.data)
+                    elif isinstance(event, MessageEnd):
+                        self._client_message_end(event)
+            except LiteralTooLarge as err:
+                upstream.writelines(out)
+                if not await self._refuse_literal(err):
+                    return
+                continue
+            except FramingError as err:
+                upstream.writelines(out)
+                await self._client_broke(err)
+                return
+            if out:
+                upstream.writelines(out)
+                await upstream.drain()
+            if not data:
+                log.info("%s: client closed the connection", self)
+                return
+
+    async def _client_message(self, line: Line) -> bool:
+        """The first line of a client message: True to forward it, False if handled here."""
+        if self._continuation_for is not None:
+            # A SASL response or IDLE's DONE: never parsed as a command, never logged.
+            command = self.state.in_flight.get(self._continuation_for)
+            if command is not None and command.name == "AUTHENTICATE":
+                self._note_sasl_user(self._continuation_for, line.data)
+            self._current_tag = None
+            return True
+        try:
+            command = parse_command(line.data)
+        except ParseError:
+            self._current_tag = None
+            log.info("%s: client sent a line that is not a command; passing it on", self)
+            return True
+        self._current_tag = command.tag
+        self.state.commands += 1
+        log.debug("%s: C: %s %s", self, command.tag, command.name)
+        handler = _LOCAL_COMMANDS.get(command.name)
+        if handler is not None and line.literal is None:
+            await handler(self, command)
+            return False
+        self.state.in_flight[command.tag] = command
+        if command.name in ("AUTHENTICATE", "IDLE"):
+            self._continuation_for = command.tag
+            if command.name == "AUTHENTICATE" and len(command.args) > 1:
+                arg = command.args[1]
+                if isinstance(arg, str | bytes):
+                    self._note_sasl_user(command.tag, arg.encode() if isinstance(arg, str) else arg)
+        elif command.name == "LOGIN" and command.login_user:
+            self._pending_user[command.tag] = command.login_user
+        await self.hooks.before_command(self, command)
+        return True
+
+    def _client_message_end(self, end: MessageEnd) -> None:
+        tag = self._current_tag
+        self._current_tag = None
+        if tag is None or tag not in self.state.in_flight:
+            return
+        if self.state.in_flight[tag].name == "LOGIN" or end.truncated:
+            return  # the first line already said all we keep; LOGIN's password is not parsed
+        with contextlib.suppress(ParseError):
+            self.state.in_flight[tag] = parse_command(end.head)
+
+    def _note_sasl_user(self, tag: str, data: bytes) -> None:
+        command = self.state.in_flight.get(tag)
+        mechanism = command.args[0] if command and command.args else None
+        if isinstance(mechanism, str) and mechanism.upper() == "PLAIN":
+            user = sasl_plain_user(data)
+            if user:
+                self._pending_user[tag] = user
+
+    async def _refuse_literal(self, err: LiteralTooLarge) -> bool:
+        """A literal over the bound: BAD when nothing of it reached upstream, else disconnect."""
+        tag = self._current_tag
+        if err.first:
+            try:
+                tag = parse_command(err.line).tag
+            except ParseError:
+                tag = None
+        log.warning(
+            "%s: client announced a literal of %d bytes (limit %d)", self, err.spec.size, err.limit
+        )
+        if err.spec.synchronizing and err.first and tag is not None:
+            # The client waits for "+" before sending it, so nothing is lost by refusing.
+            msg = f"{tag} BAD [TOOBIG] literal of {err.spec.size} bytes exceeds {err.limit}\r\n"
+            await self._write_client([msg.encode()])
+            return True
+        await self._bye_and_close(f"[TOOBIG] literal of {err.spec.size} bytes exceeds {err.limit}")
+        return False
+
+    async def _client_broke(self, err: FramingError) -> None:
+        if isinstance(err, LineTooLong):
+            log.warning("%s: client sent a line over %d bytes; closing", self, err.limit)
+            await self._bye_and_close(f"command line too long (limit {err.limit} bytes)")
+        elif isinstance(err, IncompleteMessage):
+            log.warning("%s: client disconnected in the middle of a command", self)
+        else:
+            log.warning("%s: client stream error: %s", self, err)
+            await self._bye_and_close(str(err))
+
+    # -- upstream to client -------------------------------------------------------------------
+
+    async def _upstream_pump(self, reader: asyncio.StreamReader) -> None:
+        framer = self._upstream_framer
+        while True:
+            data = await reader.read(_READ_SIZE)
+            framer.receive_data(data)
+            out: list[bytes] = []
+            try:
+                while (event := framer.next_event()) is not NEED_DATA:
+                    if isinstance(event, Line):
+                        chunk = self._upstream_line(event) if event.first else event.data
+                        self._emit(chunk, out)
+                    elif isinstance(event, LiteralData):
+                        self._emit(event.data, out)
+            except FramingError as err:
+                await self._write_client(out)
+                self._upstream_broke(err)
+                return
+            if out:
+                await self._write_client(out)
+            if not data:
+                if not self._closing and not self._upstream_said_bye:
+                    log.warning("%s: upstream %s closed the connection", self, self._upstream)
+                    self._write_client_now(_UPSTREAM_GONE)
+                return
+
+    def _upstream_line(self, line: Line) -> bytes:
+        try:
+            response = parse_response(line.data)
+        except ParseError:
+            return line.data
+        if response.kind is ResponseKind.TAGGED and response.tag is not None:
+            self._complete(response)
+        elif response.kind is ResponseKind.UNTAGGED and response.name == "BYE":
+            self._upstream_said_bye = True
+        data = line.data
+        if response.name == "CAPABILITY" or response.code == "CAPABILITY":
+            offer = self._local_tls is not None and not self.client_tls
+            data = rewrite_capabilities(data, offer_starttls=offer)
+        self.hooks.on_response(self, response)
+        return data
+
+    def _complete(self, response: Response) -> None:
+        """A tagged completion: the command is over; update what the session knows."""
+        assert response.tag is not None
+        command = self.state.in_flight.pop(response.tag, None)
+        if command is None:
+            return
+        if self._continuation_for == response.tag:
+            self._continuation_for = None
+        if self._current_tag == response.tag and self._client_framer.in_literal:
+            # The server refused the command instead of inviting its literal: stop waiting.
+            self._client_framer.cancel_literal()
+            self._current_tag = None
+        ok = response.name == "OK"
+        user = self._pending_user.pop(response.tag, None)
+        if ok and user is not None:
+            self.state.user = user
+            log.info("%s: logged in as %s", self, user)
+        if command.name in ("SELECT", "EXAMINE"):
+            # A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
+            self.state.selected = command.mailbox if ok else None
+            self.state.read_only = command.name == "EXAMINE" or response.code == "READ-ONLY"
+        elif command.name in ("CLOSE", "UNSELECT") and ok:
+            self.state.selected = None
+
+    def _emit(self, data: bytes, out: list[bytes]) -> None:
+        if self._paused is None:
+            out.append(data)
+            return
+        self._paused.append(data)
+        self._paused_size += len(data)
+        if self._paused_size > self.limits.max_paused_bytes:
+            # Fail open: a pause must never grow without bound.
+            log.warning("%s: paused responses over %d bytes; resuming", self, self._paused_size)
+            out.extend(self._paused)
+            self._paused = None
+
+    def _upstream_broke(self, err: FramingError) -> None:
+        if isinstance(err, IncompleteMessage):
+            log.warning("%s: upstream %s closed the connection mid-response", self, self._upstream)
+        else:
+            log.error("%s: upstream %s sent an unframeable stream: %s", self, self._upstream, err)
+
+    # -- writing and closing ------------------------------------------------------------------
+
+    async def _write_client(self, chunks: list[bytes]) -> None:
+        await self._client_writable.wait()
+        self._client_writer.writelines(chunks)
+        self.state.bytes_to_client += sum(map(len, chunks))
+        await self._client_writer.drain()
+
+    def _write_client_now(self, data: bytes) -> None:
+        if not self._client_writer.is_closing():
+            self._client_writer.write(data)
+
+    async def _bye_and_close(self, reason: str) -> None:
+        if not self._upstream_framer.in_message:
+            self._write_client_now(f"* BYE {reason}\r\n".encode())
+        await self._close_all()
+
+    async def _close_all(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        writers = [self._client_writer, self._upstream_writer]
+        for writer in writers:
+            if writer is not None and not writer.is_closing():
+                writer.close()
+        for writer in writers:
+            if writer is not None:
+                with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+                    await asyncio.wait_for(writer.wait_closed(), 5)
+
+    # -- commands answered by the proxy itself ------------------------------------------------
+
+    async def _starttls(self, command: Command) -> None:
+        if self._local_tls is None or self.client_tls:
+            why = "TLS is already active" if self.client_tls else "no local certificate"
+            await self._write_client(
+                [f"{command.tag} BAD STARTTLS not available: {why}\r\n".encode()]
+            )
+            return
+        if self._client_framer.buffered:
+            # Bytes pipelined after STARTTLS would be taken as if they came over TLS (a known
+            # injection attack), so a client that sends them is disconnected.
+            log.warning("%s: client pipelined data after STARTTLS; closing", self)
+            await self._bye_and_close("data after STARTTLS")
+            raise _SessionOver
+        self._client_writable.clear()
+        try:
+            self._client_writer.write(f"{command.tag} OK Begin TLS negotiation now\r\n".encode())
+            await self._client_writer.drain()
+            await self._client_writer.start_tls(self._local_tls)
+        except (ssl.SSLError, OSError) as err:
+            log.warning("%s: client TLS handshake failed: %s", self, err)
+            await self._close_all()
+            raise _SessionOver from err
+        finally:
+            self._client_writable.set()
+        self.client_tls = True
+        log.info("%s: client link now TLS", self)
+
+    async def _compress(self, command: Command) -> None:
+        msg = f"{command.tag} NO COMPRESS is not offered through commsproxy\r\n"
+        await self._write_client([msg.encode()])
+
+
+# Commands about this hop, answered here and never forwarded.
+_LOCAL_COMMANDS: dict[str, Callable[[Session, Command], Awaitable[None]]] = {
+    "STARTTLS": Session._starttls,
+    "COMPRESS": Session._compress,
+}

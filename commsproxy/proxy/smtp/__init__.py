@@ -1,0 +1,1 @@
+"""The SMTP proxy: an aiosmtpd handler relaying each message to the upstream server."""

@@ -1,0 +1,234 @@
+"""The SMTP side: each client session is relayed, command by command, to the upstream server.
+
+aiosmtpd parses the client's SMTP and calls the hooks of :class:`RelayHandler`; each hook does
+the same step on an upstream connection (aiosmtplib, so the event loop never blocks) and returns
+the upstream's own reply. Relaying MAIL, RCPT and DATA live, rather than accepting and sending
+later, is what makes the promise hold: the client hears ``250`` only once the upstream has the
+message, and a refused recipient or message reaches the client with the upstream's code and
+text. Nothing is queued here, so nothing can be lost here.
+
+AUTH is checked against the upstream at once (the client learns of a wrong password at AUTH,
+not at DATA); the credentials live in the aiosmtpd session in memory only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiosmtplib
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from ...endpoints import Endpoint, Security
+
+__all__ = ["RelayHandler", "RelaySMTP", "SentMessage"]
+
+log = logging.getLogger("commsproxy.smtp")
+
+SentHook = Callable[["SentMessage"], Awaitable[None]]
+
+
+class SentMessage:
+    """A message the upstream accepted, for hooks that act on sent mail (filing)."""
+
+    def __init__(self, user: str | None, envelope: Envelope) -> None:
+        self.user = user
+        self.mail_from: str = envelope.mail_from or ""
+        self.rcpt_tos: list[str] = list(envelope.rcpt_tos)
+        self.content: bytes = bytes(envelope.original_content or b"")
+
+
+def _reply(err: aiosmtplib.SMTPResponseException) -> str:
+    message = " ".join(err.message.splitlines()) or "refused"
+    return f"{err.code} {message}"
+
+
+def _accept_any(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+) -> AuthResult:
+    # aiosmtpd decodes PLAIN/LOGIN for us; whether the credentials are good is for the
+    # upstream to say, which RelayHandler asks right after.
+    return AuthResult(success=True, auth_data=data)
+
+
+class RelayHandler:
+    """aiosmtpd handler: one upstream connection per client session, opened on demand."""
+
+    def __init__(
+        self,
+        upstream: Endpoint,
+        tls_context: ssl.SSLContext,
+        *,
+        timeout: float = 60.0,
+        on_sent: SentHook | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.tls_context = tls_context
+        self.timeout = timeout
+        self.on_sent = on_sent
+        self._links: dict[int, aiosmtplib.SMTP] = {}
+
+    # -- the upstream link --------------------------------------------------------------------
+
+    async def _connect(
+        self, session: Session, credentials: LoginPassword | None = None
+    ) -> aiosmtplib.SMTP:
+        link = self._links.get(id(session))
+        if link is not None and link.is_connected:
+            return link
+        link = aiosmtplib.SMTP(
+            hostname=self.upstream.host,
+            port=self.upstream.port,
+            use_tls=self.upstream.security is Security.IMPLICIT_TLS,
+            start_tls=self.upstream.security is Security.STARTTLS,
+            tls_context=self.tls_context,
+            timeout=self.timeout,
+            local_hostname="localhost",
+        )
+        await link.connect()
+        if credentials is None and isinstance(session.auth_data, LoginPassword):
+            credentials = session.auth_data
+        if credentials is not None:
+            await link.login(credentials.login.decode(), credentials.password.decode())
+        self._links[id(session)] = link
+        return link
+
+    async def close_session(self, session: Session) -> None:
+        link = self._links.pop(id(session), None)
+        if link is None or not link.is_connected:
+            return
+        try:
+            await link.quit()
+        except aiosmtplib.SMTPException:
+            link.close()
+
+    async def _upstream_step(
+        self, session: Session, step: Callable[[aiosmtplib.SMTP], Awaitable[Any]]
+    ) -> str | None:
+        """Run one step upstream; None when it succeeded, else the reply for the client."""
+        try:
+            link = await self._connect(session)
+            await step(link)
+        except aiosmtplib.SMTPResponseException as err:
+            return _reply(err)
+        except (aiosmtplib.SMTPException, OSError) as err:
+            log.error("smtp: upstream %s failed: %s", self.upstream, err)
+            await self.close_session(session)
+            return f"451 4.4.1 upstream {self.upstream} unavailable: {err}"
+        return None
+
+    # -- aiosmtpd hooks -----------------------------------------------------------------------
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._auth(server, await server.auth_PLAIN(server, args))
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._auth(server, await server.auth_LOGIN(server, args))
+
+    async def _auth(self, server: SMTP, decoded: AuthResult) -> AuthResult:
+        if not decoded.success or not isinstance(decoded.auth_data, LoginPassword):
+            return decoded
+        session = server.session
+        assert session is not None
+        await self.close_session(session)
+        user = decoded.auth_data.login.decode(errors="replace")
+        try:
+            await self._connect(session, decoded.auth_data)
+        except aiosmtplib.SMTPResponseException as err:
+            log.info("smtp: upstream refused AUTH for %s: %s", user, err.code)
+            return AuthResult(success=False, handled=False, message=_reply(err))
+        except (aiosmtplib.SMTPException, OSError) as err:
+            log.error("smtp: upstream %s failed during AUTH: %s", self.upstream, err)
+            message = f"454 4.7.0 upstream {self.upstream} unavailable: {err}"
+            return AuthResult(success=False, handled=False, message=message)
+        log.info("smtp: %s authenticated", user)
+        return AuthResult(success=True, auth_data=decoded.auth_data)
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        refused = await self._upstream_step(
+            session, lambda link: link.mail(address, options=mail_options)
+        )
+        if refused is not None:
+            return refused
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        refused = await self._upstream_step(
+            session, lambda link: link.rcpt(address, options=rcpt_options)
+        )
+        if refused is not None:
+            return refused
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        replies: list[str] = []
+
+        async def send(link: aiosmtplib.SMTP) -> None:
+            response = await link.data(content)
+            replies.append(f"{response.code} {' '.join(response.message.splitlines())}")
+
+        refused = await self._upstream_step(session, send)
+        if refused is not None:
+            log.warning("smtp: upstream refused a message: %s", refused)
+            return refused
+        user = session.login_data.decode(errors="replace") if session.login_data else None
+        log.info("smtp: relayed %d bytes for %d recipients", len(content), len(envelope.rcpt_tos))
+        if self.on_sent is not None:
+            try:
+                await self.on_sent(SentMessage(user, envelope))
+            except Exception:
+                # The message is already sent: a failing hook must not turn that into an error.
+                log.exception("smtp: after-send hook failed")
+        return replies[0]
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        link = self._links.get(id(session))
+        if link is not None and link.is_connected:
+            try:
+                await link.rset()
+            except aiosmtplib.SMTPException:
+                await self.close_session(session)
+        return "250 OK"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await self.close_session(session)
+        return "221 Bye"
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's server protocol, closing the upstream link when the client goes away."""
+
+    def __init__(self, handler: RelayHandler, **kwargs: Any) -> None:
+        super().__init__(handler, authenticator=_accept_any, **kwargs)
+        self._relay = handler
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        session = self.session
+        super().connection_lost(exc)
+        if session is not None:
+            task = self.loop.create_task(self._relay.close_session(session))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)

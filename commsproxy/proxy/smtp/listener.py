@@ -1,0 +1,68 @@
+"""Accepting SMTP clients on the local submission port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass
+
+from ...endpoints import Endpoint, ListenAddress, is_loopback
+from .handler import RelayHandler, RelaySMTP, SentHook
+
+__all__ = ["SmtpListener", "SmtpListenerSettings"]
+
+log = logging.getLogger("commsproxy.smtp")
+
+# aiosmtpd logs every connection and its AUTH mechanisms at INFO; our own lines say enough.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class SmtpListenerSettings:
+    upstream: Endpoint
+    upstream_tls: ssl.SSLContext
+    listen: ListenAddress
+    local_tls: ssl.SSLContext | None = None  # enables STARTTLS
+    size_limit: int = 50 << 20
+
+
+class SmtpListener:
+    def __init__(self, settings: SmtpListenerSettings, on_sent: SentHook | None = None) -> None:
+        self.settings = settings
+        self.handler = RelayHandler(settings.upstream, settings.upstream_tls, on_sent=on_sent)
+        self._server: asyncio.Server | None = None
+        self.address: ListenAddress | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        # On loopback nobody can listen in, so AUTH is offered without TLS (mail clients on
+        # the same machine expect that); on any other address a password needs TLS first.
+        require_tls = not is_loopback(s.listen.host)
+
+        def factory() -> RelaySMTP:
+            return RelaySMTP(
+                self.handler,
+                hostname="localhost",
+                data_size_limit=s.size_limit,
+                enable_SMTPUTF8=True,
+                tls_context=s.local_tls,
+                auth_require_tls=require_tls,
+            )
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(factory, s.listen.host, s.listen.port)
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self.address = ListenAddress(host, port)
+        kind = "STARTTLS" if s.local_tls else "plain"
+        log.info("SMTP listening on %s (%s) -> upstream %s", self.address, kind, s.upstream)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting; transactions in progress get ``grace`` seconds to finish."""
+        if self._server is None:
+            return
+        self._server.close()
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), grace)
+        except TimeoutError:
+            log.warning("smtp: sessions still open after %g s; closing them", grace)
