@@ -1,3 +1,3 @@
 """Shared fixtures: the private Dovecot test bed and commsproxy instances in front of it."""
 
-pytest_plugins = ["tests.testbed.fixtures"]
+pytest_plugins = ["tests.testbed.fixtures", "tests.testbed.proxy_fixtures"]

@@ -215,7 +215,9 @@ class Session:
             await self._bye_and_close(f"[UNAVAILABLE] commsproxy: {err}")
             return
         self._upstream_writer = writer
-        log.info("%s: %s connected (%s)", self, self._upstream, self._upstream.security.value)
+        log.info(
+            "%s: upstream %s connected (%s)", self, self._upstream, self._upstream.security.value
+        )
         if greeting is not None:
             self._client_writer.write(greeting)
         self._tasks = [

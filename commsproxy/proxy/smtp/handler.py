@@ -193,7 +193,12 @@ class RelayHandler:
         if refused is not None:
             log.warning("smtp: upstream refused a message: %s", refused)
             return refused
-        user = session.login_data.decode(errors="replace") if session.login_data else None
+        credentials = session.auth_data
+        user = (
+            credentials.login.decode(errors="replace")
+            if isinstance(credentials, LoginPassword)
+            else None
+        )
         log.info("smtp: relayed %d bytes for %d recipients", len(content), len(envelope.rcpt_tos))
         if self.on_sent is not None:
             try:

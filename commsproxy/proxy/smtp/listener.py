@@ -14,8 +14,9 @@ __all__ = ["SmtpListener", "SmtpListenerSettings"]
 
 log = logging.getLogger("commsproxy.smtp")
 
-# aiosmtpd logs every connection and its AUTH mechanisms at INFO; our own lines say enough.
-logging.getLogger("mail.log").setLevel(logging.WARNING)
+# aiosmtpd logs every connection at INFO and warns about its own use of a deprecated
+# attribute on every AUTH; our own lines say what matters.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
