@@ -105,6 +105,8 @@ class ProxyProcess:
         code = self._proc.wait(timeout)
         if self._reader is not None:
             self._reader.join(timeout)
+        if self._proc.stderr is not None:
+            self._proc.stderr.close()
         return code
 
     def stop(self) -> int | None:
