@@ -93,6 +93,11 @@ class ProxyProcess:
             ) and any(regex.search(line) for line in self._lines)
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 

@@ -491,7 +491,25 @@ class Session:
     async def _bye_and_close(self, reason: str) -> None:
         if not self._upstream_framer.in_message:
             self._write_client_now(f"* BYE {reason}\r\n".encode())
+        await self._discard_client_input()
         await self._close_all()
+
+    async def _discard_client_input(self, seconds: float = 2.0) -> None:
+        """Read and drop what the client is still sending, briefly, before closing.
+
+        Closing a socket with unread input makes the kernel send a reset, which can destroy
+        the BYE before the client reads it; a short lingering read lets the reason arrive.
+        """
+        writer = self._client_writer
+        if writer.is_closing():
+            return
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+            async with asyncio.timeout(seconds):
+                while await self._client_reader.read(_READ_SIZE):
+                    pass
 
     async def _close_all(self) -> None:
         self._closing = True
