@@ -23,8 +23,9 @@ User = tuple[str, str]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_everyday_session(proxy: ProxyProcess, dovecot: Dovecot, imap_user: User, mode: str
-                          ) -> None:
+def test_everyday_session(
+    proxy: ProxyProcess, dovecot: Dovecot, imap_user: User, mode: str
+) -> None:
     first, second = message("first"), message("second", body="x" * 200_000 + "\r\n")
     dovecot.deliver(imap_user[0], first)
     dovecot.deliver(imap_user[0], second)
@@ -52,7 +53,10 @@ def test_everyday_session(proxy: ProxyProcess, dovecot: Dovecot, imap_user: User
         typ, _ = conn.uid("STORE", "1", "+FLAGS", r"(\Flagged $Important)")
         assert typ == "OK"
         typ, data = conn.uid("FETCH", "1", "(FLAGS)")
-        assert b"\\Flagged" in data[0] and b"$Important" in data[0]  # type: ignore[operator]
+        flags = data[0]
+        assert isinstance(flags, bytes)
+        assert b"\\Flagged" in flags
+        assert b"$Important" in flags
 
         typ, data = conn.uid("SEARCH", None, "SUBJECT", "second")
         assert data == [b"2"]
