@@ -92,6 +92,18 @@ def _mail_identity() -> _MailIdentity:
     return _MailIdentity(False, entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 
+def _die_with_us() -> list[str]:
+    """Command prefix that SIGTERMs the master if this process dies without stop().
+
+    Otherwise a test run killed by a timeout leaves Dovecot running forever. setpriv
+    (util-linux) sets the parent-death signal, which survives its exec of dovecot; this
+    avoids preexec_fn, which is unsafe once threads (the relay) exist. The signal follows
+    the *thread* that started Dovecot, so call start() from a thread that outlives it.
+    """
+    setpriv = shutil.which("setpriv", path=_SEARCH_PATH)
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
@@ -169,7 +181,7 @@ class Dovecot:
                 # -F keeps the master in the foreground, so we hold its pid; a new session
                 # lets stop() find and wait for all its children by process group.
                 self._proc = subprocess.Popen(
-                    [self.dovecot_bin, "-F", "-c", str(self.conf_file)],
+                    [*_die_with_us(), self.dovecot_bin, "-F", "-c", str(self.conf_file)],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
