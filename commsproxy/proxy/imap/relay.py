@@ -242,13 +242,15 @@ class Session:
         if self._closing:
             return
         self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Both pumps are parked at an await with whole messages written, unless a framer is
+        # mid-message; only then would a BYE or LOGOUT land inside someone else's bytes.
         if not self._upstream_framer.in_message:
             self._write_client_now(f"* BYE {reason}\r\n".encode())
         if self._upstream_writer is not None and not self._client_framer.in_message:
             self._upstream_writer.write(b"cp-bye LOGOUT\r\n")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_all()
 
     # -- gate hook point ----------------------------------------------------------------------
