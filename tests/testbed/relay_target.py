@@ -24,6 +24,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 _LMTP_TIMEOUT = 30.0
 
 
+# Recipients whose address starts with this are refused at RCPT.
+REFUSED_PREFIX = "refuse-"
+
+
 @dataclass(frozen=True)
 class CapturedMessage:
     """One message as the relay received it."""
@@ -38,6 +42,15 @@ class _Handler:
 
     def __init__(self, target: RelayTarget) -> None:
         self._target = target
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        # A way for tests to see a recipient refused by the far end of the chain.
+        if address.lower().startswith(REFUSED_PREFIX):
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.content
