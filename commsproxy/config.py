@@ -152,10 +152,15 @@ class _Loader:
 
     def error(self, table: str, key: str, message: str, index: int = 0) -> ConfigError:
         label = f"[{table}] {key}" if table else key
-        return ConfigError(self.path, label, message, self.find_line(table, key, index))
+        line = self.find_line(table, key, index)
+        if line is None:
+            # A missing key, or a whole table: point at the table's header instead.
+            line = self.find_line(table or key, "", index)
+        return ConfigError(self.path, label, message, line)
 
     def find_line(self, table: str, key: str, index: int = 0) -> int | None:
-        """The line of ``key`` in the ``index``-th ``[table]``/``[[table]]`` (1-based), if found."""
+        """The line of ``key`` in the ``index``-th ``[table]``/``[[table]]`` (1-based), or of
+        that table's header when ``key`` is empty; None if not found."""
         current, seen = "", 0 if not table else -1
         header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
         assignment = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
@@ -168,7 +173,7 @@ class _Loader:
                     if not key and seen == index:
                         return number
                 continue
-            if current == table and seen == index and assignment.match(text):
+            if key and current == table and seen == index and assignment.match(text):
                 return number
         return None
 
@@ -229,6 +234,14 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
     size = 'a size such as 52428800 or "50M"'
     tls_cert = r.convert("tls_cert", str, "a path to a PEM certificate", _path)
     tls_key = r.convert("tls_key", str, "a path to a PEM private key", _path)
+
+    def positive(key: str, value: int | None, default: int) -> int:
+        if value is None:
+            return default
+        if value < 1:
+            raise r.fail(key, f"expected a number above 0, got {value}")
+        return value
+
     config = ProxyConfig(
         imap=r.convert("imap", str, listen, parse_listen) or defaults.imap,
         imaps=r.convert("imaps", str, listen, parse_listen) or defaults.imaps,
@@ -236,10 +249,21 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
         state_dir=r.convert("state_dir", str, "a directory path", _path) or defaults.state_dir,
         tls_cert=tls_cert,
         tls_key=tls_key,
-        max_connections=r.get("max_connections", int, "a whole number") or defaults.max_connections,
-        max_literal=r.convert("max_literal", (int, str), size, parse_size) or defaults.max_literal,
-        max_message_size=r.convert("max_message_size", (int, str), size, parse_size)
-        or defaults.max_message_size,
+        max_connections=positive(
+            "max_connections",
+            r.get("max_connections", int, "a whole number"),
+            defaults.max_connections,
+        ),
+        max_literal=positive(
+            "max_literal",
+            r.convert("max_literal", (int, str), size, parse_size),
+            defaults.max_literal,
+        ),
+        max_message_size=positive(
+            "max_message_size",
+            r.convert("max_message_size", (int, str), size, parse_size),
+            defaults.max_message_size,
+        ),
     )
     r.check_unknown()
     for key, value in (("tls_cert", tls_cert), ("tls_key", tls_key)):

@@ -99,19 +99,21 @@ def parse_endpoint(url: str, protocol: str, *, allow_insecure: bool = False) -> 
     except ValueError as err:
         raise EndpointError(f"{url!r}: bad port ({err})") from None
     security, default_port = schemes[scheme]
+    if port == 0:
+        raise EndpointError(f"{url!r}: port 0 is not a server port")
     if security is Security.PLAIN and not allow_insecure and not is_loopback(parts.hostname):
         raise EndpointError(
             f"{url!r}: plain {protocol}:// would send your password unencrypted to "
             f"{parts.hostname}; use {protocol}s:// or {protocol}+starttls://, "
             "or allow it explicitly (--allow-insecure, or allow_insecure = true in [[login]])"
         )
-    return Endpoint(url, parts.hostname, port or default_port, security)
+    return Endpoint(url, parts.hostname, default_port if port is None else port, security)
 
 
 def parse_listen(value: str) -> ListenAddress:
     """Parse ``HOST:PORT`` (``[::1]:1143`` for IPv6); port 0 picks a free port."""
     host, sep, port = value.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise EndpointError(f"{value!r}: expected HOST:PORT, e.g. 127.0.0.1:1143")
     return ListenAddress(host.strip("[]"), int(port))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +19,13 @@ _TEMPLATE = """\
 [[login]]
 # Your real mail server.  Schemes: imaps:// (TLS, port 993), imap+starttls:// (143),
 # imap:// (plain; only for a server on this machine unless allow_insecure = true).
-upstream_imap = "{upstream}"
+upstream_imap = {upstream}
 # Outgoing mail: smtps:// (465), smtp+starttls:// (587), smtp:// (plain, loopback only).
-{smtp_comment}upstream_smtp = "{smtp_upstream}"
+{smtp_comment}upstream_smtp = {smtp_upstream}
 # The user this login is for, and a command that prints its password (like mbsync's
 # PassCmd).  Background triage uses it; without it, the password your client logs in with
 # is kept in memory only, never written anywhere.
-{user_comment}username = "{username}"
+{user_comment}username = {username}
 # password_command = "pass show mail/work"
 # Extra CA certificate (PEM) to trust for this server, e.g. a company CA.
 # cafile = "/etc/ssl/certs/company-ca.pem"
@@ -35,8 +36,8 @@ upstream_imap = "{upstream}"
 imap = "{imap}"
 smtp = "{smtp}"
 # TLS towards your mail client: STARTTLS on the ports above and implicit TLS on imaps.
-{tls_comment}tls_cert = "{cert}"
-{tls_comment}tls_key = "{key}"
+{tls_comment}tls_cert = {cert}
+{tls_comment}tls_key = {key}
 {tls_comment}imaps = "127.0.0.1:1993"
 # Largest APPEND literal and largest outgoing message accepted from the client.
 # max_literal = "64M"
@@ -45,6 +46,11 @@ smtp = "{smtp}"
 # Where triage keeps its log and cache (default: the platform's user state directory).
 # state_dir = "~/.local/state/commsproxy"
 """
+
+
+def _toml(value: str) -> str:
+    """A TOML basic string: JSON's string escapes are a subset TOML accepts."""
+    return json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ def write_initial_config(
     force: bool = False,
 ) -> InitResult:
     """Write a commented config to ``path``; with ``cert``, a localhost certificate beside it."""
+    path = path.expanduser().absolute()  # the config must not depend on today's directory
     if path.exists() and not force:
         raise ConfigError(path, "", "already exists (use --force to overwrite)")
     cert_path = key_path = None
@@ -71,15 +78,15 @@ def write_initial_config(
         cert_path, key_path = path.parent / "localhost.pem", path.parent / "localhost-key.pem"
         write_self_signed(cert_path, key_path)
     text = _TEMPLATE.format(
-        upstream=upstream or "imaps://imap.example.com:993",
-        smtp_upstream=smtp_upstream or "smtp+starttls://smtp.example.com:587",
+        upstream=_toml(upstream or "imaps://imap.example.com:993"),
+        smtp_upstream=_toml(smtp_upstream or "smtp+starttls://smtp.example.com:587"),
         smtp_comment="" if smtp_upstream else "# ",
-        username=username or "me@example.com",
+        username=_toml(username or "me@example.com"),
         user_comment="" if username else "# ",
         imap="127.0.0.1:1143",
         smtp="127.0.0.1:1587",
-        cert=cert_path or "/path/to/localhost.pem",
-        key=key_path or "/path/to/localhost-key.pem",
+        cert=_toml(str(cert_path or "/path/to/localhost.pem")),
+        key=_toml(str(key_path or "/path/to/localhost-key.pem")),
         tls_comment="" if cert else "# ",
     )
     path.parent.mkdir(parents=True, exist_ok=True)

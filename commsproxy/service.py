@@ -114,7 +114,10 @@ def plan(config: Config, options: RunOptions) -> Plan:
     try:
         upstream_tls = client_tls_context(cafile)
     except (OSError, ssl.SSLError) as err:
-        raise _flag("--cafile", f"cannot load {cafile}: {err}") from None
+        where = "--cafile" if options.cafile else "[[login]] cafile"
+        raise ConfigError(
+            None if options.cafile else config.path, where, f"cannot load {cafile}: {err}"
+        ) from None
 
     proxy = config.proxy
     cert = options.tls_cert or proxy.tls_cert
@@ -124,7 +127,12 @@ def plan(config: Config, options: RunOptions) -> Plan:
         try:
             local_tls = server_tls_context(cert, key)
         except (OSError, ssl.SSLError) as err:
-            raise _flag("--tls-cert", f"cannot load {cert} / {key}: {err}") from None
+            where = "--tls-cert" if options.tls_cert else "[proxy] tls_cert"
+            raise ConfigError(
+                None if options.tls_cert else config.path,
+                where,
+                f"cannot load {cert} / {key}: {err}",
+            ) from None
     elif key is not None:
         raise _flag("--tls-key", "needs --tls-cert as well")
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -20,13 +18,6 @@ from commsproxy.proxy.imap.codec import (
     LiteralSpec,
     MessageEnd,
 )
-
-# When a property fails, hypothesis' pytest plugin imports libcst to suggest a patch; here that
-# import emits a DeprecationWarning (mypy_extensions.TypedDict), which filterwarnings=error turns
-# into an INTERNALERROR that hides the falsifying example. Import it once, quietly, up front.
-with warnings.catch_warnings(), contextlib.suppress(ImportError):
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import hypothesis.extra._patching  # noqa: F401
 
 FAST = settings(max_examples=200, deadline=None)
 MAX_HEAD = 64

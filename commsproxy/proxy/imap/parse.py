@@ -43,8 +43,9 @@ class Atom(str):
 
 Token = Atom | bytes | tuple["Token", ...]
 
-_SPECIALS = b'(){ %*"\\]\r\n'  # end an atom; "]" only matters inside response codes
-_ATOM_END = frozenset(_SPECIALS) - frozenset(b"%*")  # list wildcards are atom chars here
+# What ends an atom here. Lenient on purpose: list wildcards "%*" and the backslash of system
+# flags (\Seen) stay inside atoms; "]" ends one because response codes are bracketed.
+_ATOM_END = frozenset(b'(){ "]\r\n')
 
 
 def tokenize(data: bytes, pos: int = 0) -> list[Token]:
@@ -70,7 +71,7 @@ def _tokens(data: bytes, pos: int, closing: int | None) -> tuple[list[Token], in
             if value is None:
                 return out, n
             out.append(value)
-        elif c in b"{~":
+        elif c == 0x7B or (c == 0x7E and data[pos + 1 : pos + 2] == b"{"):  # {n} or ~{n}
             literal = _literal(data, pos)
             if literal is None:
                 return out, n
@@ -264,7 +265,8 @@ def parse_response(line: bytes) -> Response:
 
 
 def sasl_plain_user(line: bytes) -> str | None:
-    """The authentication identity of a SASL PLAIN response line (the password is dropped)."""
+    """Who logs in with a SASL PLAIN response line: the authorization identity if given, else
+    the authentication identity (the password is dropped)."""
     try:
         decoded = base64.b64decode(line.strip(), validate=True)
     except (binascii.Error, ValueError):
