@@ -139,6 +139,7 @@ def test_append_with_synchronizing_and_nonsync_literals(
         stream.write(b"a6 LOGOUT\r\n")
         assert _tagged(stream, b"a6").startswith(b"a6 OK")
     assert dovecot.message_count(user) == 2
+    assert proxy.wait_for_log(rf"logged in as {user}\b")  # the user name came as a literal
 
 
 def _tagged(stream: socket.SocketIO, tag: bytes) -> bytes:  # type: ignore[name-defined]

@@ -270,7 +270,6 @@ def test_head_holds_lines_and_literal_bytes_in_order() -> None:
     [
         (9, b"a1 NOOP\r\n", b"a1 NOOP\r\n", False),  # exactly max_head
         (8, b"a1 NOOP\r\n", b"a1 NOOP\r", True),
-        (0, b"a1 NOOP\r\n", b"", True),
         (16, LOGIN_TWO_LITERALS, b"a1 LOGIN {5}\r\nal", True),  # cut inside a literal
         (19, LOGIN_TWO_LITERALS, b"a1 LOGIN {5}\r\nalice", True),  # at the literal's end
     ],
@@ -283,6 +282,16 @@ def test_head_truncated_at_max_head(
     # the events themselves are never truncated
     data = b"".join(e.data for e in events if isinstance(e, Line | LiteralData))
     assert data == stream
+
+
+def test_no_heads_no_message_ends() -> None:
+    """With max_head=0 (a direction that reads first lines only) there is no MessageEnd, and a
+    Line without a literal still ends its message."""
+    framer = Framer(max_head=0)
+    events = feed(framer, b"a1 NOOP\r\n" + LOGIN_TWO_LITERALS)
+    assert not any(isinstance(e, MessageEnd) for e in events)
+    assert [e.first for e in events if isinstance(e, Line)] == [True, True, False, False]
+    assert not framer.in_message
 
 
 def test_head_resets_between_messages() -> None:

@@ -13,7 +13,9 @@ Feed bytes with :meth:`Framer.receive_data` and pull events with :meth:`Framer.n
                  the message)
     LiteralData  literal bytes, handed on as they arrive (a 50 MB literal is never held whole)
     MessageEnd   the message is complete; ``head`` is its first ``max_head`` bytes (lines and
-                 literal bytes in order) for the parser, ``truncated`` says whether more followed
+                 literal bytes in order) for the parser, ``truncated`` says whether more followed;
+                 only emitted when ``max_head > 0`` (a relay direction that parses first lines
+                 only saves the work)
 
 Concatenating the ``data`` of every Line and LiteralData gives back the input byte for byte, so a
 relay forwards exactly what it received. Memory is bounded: a line longer than ``max_line`` raises
@@ -63,19 +65,21 @@ class LiteralSpec:
     binary: bool  # ``~{n}``: literal8 (RFC 3516)
 
 
-@dataclass(frozen=True, slots=True)
+# Events are created several times per message on the hot path: slotted but not frozen, since
+# a frozen dataclass's __init__ costs three times as much. Treat them as read-only.
+@dataclass(slots=True)
 class Line:
     data: bytes
     first: bool
     literal: LiteralSpec | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LiteralData:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageEnd:
     head: bytes
     truncated: bool
@@ -116,6 +120,8 @@ class IncompleteMessage(FramingError):
 
 def parse_announcement(line: bytes) -> LiteralSpec | None:
     """The literal a line announces at its end (before CRLF), or None."""
+    if b"}" not in line[-3:]:  # the common case, decided cheaply
+        return None
     end = len(line)
     if line.endswith(b"\r\n"):
         end -= 2
@@ -216,7 +222,8 @@ class Framer:
             chunk = data[pos : pos + take]  # the whole of ``data`` is not copied by CPython
             self._pos = self._scan = pos + take
             self._literal_left -= take
-            self._add_head(chunk)
+            if self.max_head:
+                self._add_head(chunk)
             return LiteralData(chunk)
         if pos >= len(data):
             return self._need_data()
@@ -236,12 +243,14 @@ class Framer:
         if spec is not None and self.max_literal is not None and spec.size > self.max_literal:
             self._reset_message()
             raise LiteralTooLarge(spec, self.max_literal, line, first)
-        self._in_message = True
-        self._add_head(line)
-        if spec is None:
-            self._end_pending = True
-        else:
+        if spec is not None:
             self._literal_left = spec.size
+        if self.max_head:
+            self._add_head(line)
+            self._in_message = True
+            self._end_pending = spec is None
+        else:
+            self._in_message = spec is not None
         return Line(line, first, spec)
 
     def events(self) -> list[Event]:

@@ -185,9 +185,11 @@ class Session:
         self._client_framer = Framer(
             max_line=limits.max_command_line, max_literal=limits.max_literal
         )
-        self._upstream_framer = Framer(max_line=limits.max_response_line)
+        # Responses are read by their first line only, so no heads are collected for them.
+        self._upstream_framer = Framer(max_line=limits.max_response_line, max_head=0)
         # Tag of the client message being received, and whether its lines are continuations.
         self._current_tag: str | None = None
+        self._current_has_literal = False  # only then is the command parsed again at its end
         self._continuation_for: str | None = None  # AUTHENTICATE or IDLE in flight
         self._pending_user: dict[str, str] = {}
         self._client_writable = asyncio.Event()
@@ -328,6 +330,7 @@ class Session:
             log.info("%s: client sent a line that is not a command; passing it on", self)
             return True
         self._current_tag = command.tag
+        self._current_has_literal = line.literal is not None
         self.state.commands += 1
         log.debug("%s: C: %s %s", self, command.tag, command.name)
         handler = _LOCAL_COMMANDS.get(command.name)
@@ -351,10 +354,18 @@ class Session:
         self._current_tag = None
         if tag is None or tag not in self.state.in_flight:
             return
-        if self.state.in_flight[tag].name == "LOGIN" or end.truncated:
-            return  # the first line already said all we keep; LOGIN's password is not parsed
-        with contextlib.suppress(ParseError):
-            self.state.in_flight[tag] = parse_command(end.head)
+        if not self._current_has_literal or end.truncated:
+            return  # the first line was the whole command, already parsed
+        try:
+            command = parse_command(end.head)
+        except ParseError:
+            return
+        if command.name == "LOGIN":
+            # Keep the user name (sent as a literal) and never the password.
+            if command.login_user:
+                self._pending_user[tag] = command.login_user
+            return
+        self.state.in_flight[tag] = command
 
     def _note_sasl_user(self, tag: str, data: bytes) -> None:
         command = self.state.in_flight.get(tag)
