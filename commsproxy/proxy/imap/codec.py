@@ -56,7 +56,7 @@ class NeedData(Enum):
 NEED_DATA = NeedData.NEED_DATA
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LiteralSpec:
     """A literal announced at the end of a line."""
 

@@ -222,7 +222,7 @@ class ResponseKind(Enum):
     CONTINUATION = "continuation"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made for every response: not frozen, for speed; treat as read-only
 class Response:
     """The first line of a server response, read just far enough for the relay.
 
@@ -239,28 +239,28 @@ class Response:
 
 
 _STATUSES = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
+_TAGGED, _UNTAGGED, _CONTINUATION = ResponseKind  # looked up once, not per response
 
 
 def parse_response(line: bytes) -> Response:
     """The response whose first line is ``line``."""
-    if line.startswith(b"+"):
-        return Response(ResponseKind.CONTINUATION, None, "+")
-    parts = line.rstrip(b"\r\n").split(b" ", 3)
-    if len(parts) < 2 or not parts[0]:
+    if line[:1] == b"+":
+        return Response(_CONTINUATION, None, "+")
+    parts = line.split(None, 3)  # on whitespace, so the line ending goes too
+    if len(parts) < 2 or line[:1].isspace():
         raise ParseError("not a response: expected a tag and a name")
-    untagged = parts[0] == b"*"
-    kind = ResponseKind.UNTAGGED if untagged else ResponseKind.TAGGED
-    tag = None if untagged else parts[0].decode("ascii", "replace")
     number: int | None = None
-    rest = parts[1:]
-    if untagged and rest[0].isdigit() and len(rest) > 1:
-        number = int(rest[0])
-        rest = rest[1:]
-    name = rest[0].decode("ascii", "replace").upper()
+    if parts[0] == b"*":
+        kind, tag = _UNTAGGED, None
+        if parts[1].isdigit() and len(parts) > 2:
+            number = int(parts[1])
+            del parts[1]
+    else:
+        kind, tag = _TAGGED, parts[0].decode("ascii", "replace")
+    name = parts[1].upper().decode("ascii", "replace")
     code: str | None = None
-    if name in _STATUSES and len(rest) > 1 and rest[1].startswith(b"["):
-        atom = rest[1][1:].split(b"]", 1)[0]
-        code = atom.decode("ascii", "replace").upper()
+    if len(parts) > 2 and parts[2][:1] == b"[" and name in _STATUSES:
+        code = parts[2][1:].split(b"]", 1)[0].upper().decode("ascii", "replace")
     return Response(kind, tag, name, number, code)
 
 
