@@ -217,6 +217,9 @@ class Session:
             await self._bye_and_close(f"[UNAVAILABLE] commsproxy: {err}")
             return
         self._upstream_writer = writer
+        if self._closing:  # shut down while we were connecting
+            await self._close_all()
+            return
         log.info(
             "%s: upstream %s connected (%s)", self, self._upstream, self._upstream.security.value
         )
@@ -227,7 +230,10 @@ class Session:
             asyncio.create_task(self._upstream_pump(reader), name=f"{self}-upstream"),
         ]
         try:
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("%s: relay error", self, exc_info=task.exception())
         finally:
             await self._close_all()
         log.info(
