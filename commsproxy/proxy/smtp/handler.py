@@ -46,6 +46,22 @@ def _reply(err: aiosmtplib.SMTPResponseException) -> str:
     return f"{err.code} {message}"
 
 
+async def _login_once(link: aiosmtplib.SMTP, credentials: LoginPassword) -> None:
+    """One login attempt with one mechanism.
+
+    aiosmtplib's ``login`` tries each mechanism in turn after a refusal, which would count one
+    wrong password twice against the upstream's lockout limits.
+    """
+    user, password = credentials.login.decode(), credentials.password.decode()
+    if not link.server_auth_methods:  # connect() greets with EHLO only when it did STARTTLS
+        await link.ehlo()
+    methods = link.server_auth_methods
+    if "plain" in methods or "login" not in methods:
+        await link.auth_plain(user, password)
+    else:
+        await link.auth_login(user, password)
+
+
 def _accept_any(
     server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
 ) -> AuthResult:
@@ -92,7 +108,11 @@ class RelayHandler:
         if credentials is None and isinstance(session.auth_data, LoginPassword):
             credentials = session.auth_data
         if credentials is not None:
-            await link.login(credentials.login.decode(), credentials.password.decode())
+            try:
+                await _login_once(link, credentials)
+            except BaseException:
+                link.close()  # a refused login must not leave the connection behind
+                raise
         self._links[id(session)] = link
         return link
 
