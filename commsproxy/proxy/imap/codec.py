@@ -214,24 +214,24 @@ class Framer:
             message_end = MessageEnd(bytes(self._head), self._truncated)
             self._reset_message()
             return message_end
-        data, pos = self._data, self._pos
-        if self._literal_left:
-            if pos >= len(data):
-                return self._need_data()
-            take = min(self._literal_left, len(data) - pos)
-            chunk = data[pos : pos + take]  # the whole of ``data`` is not copied by CPython
-            self._pos = self._scan = pos + take
-            self._literal_left -= take
+        # Called several times per message for every byte relayed: locals, no builtins calls.
+        data, pos, left = self._data, self._pos, self._literal_left
+        size = len(data)
+        if pos >= size:
+            return self._need_data()
+        if left:
+            end = pos + left if left < size - pos else size
+            chunk = data[pos:end]  # the whole of ``data`` is not copied by CPython
+            self._pos = self._scan = end
+            self._literal_left = left - (end - pos)
             if self.max_head:
                 self._add_head(chunk)
             return LiteralData(chunk)
-        if pos >= len(data):
-            return self._need_data()
-        newline = data.find(b"\n", max(self._scan, pos))
+        newline = data.find(b"\n", self._scan)  # _scan >= _pos always
         if newline < 0:
-            if len(data) - pos > self.max_line:
+            if size - pos > self.max_line:
                 raise LineTooLong(self.max_line)
-            self._scan = len(data)
+            self._scan = size
             return self._need_data()
         end = newline + 1
         if end - pos > self.max_line:
@@ -239,7 +239,7 @@ class Framer:
         line = data[pos:end]
         self._pos = self._scan = end
         first = not self._in_message
-        spec = parse_announcement(line)
+        spec = parse_announcement(line) if b"}" in line[-3:] else None
         if spec is not None and self.max_literal is not None and spec.size > self.max_literal:
             self._reset_message()
             raise LiteralTooLarge(spec, self.max_literal, line, first)
