@@ -64,10 +64,10 @@ def require_program(name: str) -> str:
     return path
 
 
-def client_env(home: Path, **extra: str) -> dict[str, str]:
+def client_env(home: Path) -> dict[str, str]:
     """Environment for a client: a private HOME so no user config or state leaks in or out."""
     env = {key: value for key, value in os.environ.items() if key not in ("TMUX", "MAIL")}
-    env.update(HOME=str(home), LANG="C.UTF-8", LC_ALL="C.UTF-8", **extra)
+    env.update(HOME=str(home), LANG="C.UTF-8", LC_ALL="C.UTF-8")
     return env
 
 
@@ -75,23 +75,36 @@ def run_client(
     args: Sequence[str],
     *,
     env: Mapping[str, str],
-    timeout: float = 60.0,
+    timeout: float = 30.0,
     expect_success: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run a client to completion; with ``expect_success`` a non-zero exit fails with its output."""
-    result = subprocess.run(
-        list(args),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        env=dict(env),
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            env=dict(env),
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        # run() has killed it; say what it had printed, which is where it got stuck.
+        partial = subprocess.CompletedProcess(args, -9, _text(err.stdout), _text(err.stderr))
+        raise AssertionError(
+            f"{shlex.join(args)} still running after {timeout:g} s\n{output_of(partial)}"
+        ) from None
     if expect_success and result.returncode != 0:
         raise AssertionError(f"{shlex.join(args)} exited {result.returncode}\n{output_of(result)}")
     return result
+
+
+def _text(data: bytes | str | None) -> str:
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return data or ""
 
 
 def output_of(result: subprocess.CompletedProcess[str]) -> str:
@@ -592,12 +605,15 @@ class TmuxPane:
         def probe() -> str | None:
             nonlocal last
             last = self.screen()
+            if regex.search(last):
+                return last
             for failure in failures:
                 if failure.search(last):
                     raise AssertionError(f"screen shows {failure.pattern!r}:\n{last}")
-            if self.exit_status() is not None and not regex.search(last):
-                raise AssertionError(f"program exited ({self.exit_status()}):\n{last}")
-            return last if regex.search(last) else None
+            status = self.exit_status()
+            if status is not None:
+                raise AssertionError(f"the program exited with status {status}:\n{last}")
+            return None
 
         return wait_until(
             probe, what=lambda: f"{pattern!r} on screen; last screen:\n{last}", timeout=timeout

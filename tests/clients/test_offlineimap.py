@@ -2,6 +2,11 @@
 
 Unlike mbsync, offlineimap logs in with AUTHENTICATE, APPENDs with synchronizing literals (it
 waits for the ``+`` the proxy must pass on) and expunges with EXPUNGE.
+
+No STARTTLS variant: imaplib2 3.05 (Debian's offlineimap3) races its reader thread against the
+TLS handshake after STARTTLS. In loops of 40 one-shot syncs it hung, failed with "[SSL] internal
+error" or segfaulted in 7 runs through the proxy and hung in 2 straight against Dovecot, so such a
+test would fail for the client's sake. mbsync and neomutt cover STARTTLS through the proxy.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tests.clients.helpers import (
-    SECURITIES,
     Security,
     assert_imap_sessions_secured,
     assert_password_not_logged,
@@ -51,7 +55,7 @@ def _offlineimap_config(
     )
 
 
-@pytest.mark.parametrize("security", SECURITIES)
+@pytest.mark.parametrize("security", ["plain", "imaps"])
 def test_offlineimap_two_way_sync(
     security: Security,
     dovecot: Dovecot,

@@ -173,7 +173,7 @@ def test_swaks_one_refused_recipient_does_not_stop_the_others(
     assert_password_not_logged(proxy, user, password)
 
 
-# -- known proxy bugs: these fail until the SMTP relay is fixed ------------------------------
+# -- regressions: both failed through the proxy until 471cc6f -------------------------------
 
 
 def _login_session_ended(dovecot: Dovecot, user: str) -> bool:
@@ -208,10 +208,10 @@ def test_swaks_wrong_password_leaves_no_upstream_connection_open(
 ) -> None:
     """A refused AUTH must close the upstream connection the proxy opened to try it.
 
-    Bug: RelayHandler._connect() connects and logs in before it stores the link, so when the
-    upstream answers 535 the link is neither stored nor closed. Every wrong password leaves
-    one upstream SMTP connection (and one Dovecot submission-login process) open until the
-    upstream's own idle timeout; `ss -tnp` shows them held by the proxy.
+    The bug this guards against: RelayHandler._connect() logged in before it stored the link,
+    so on a 535 the link was neither stored nor closed. Every wrong password left one upstream
+    SMTP connection (and one Dovecot submission-login process) open until the upstream's own
+    idle timeout; ``ss -tnp`` showed them held by the proxy.
     """
     # Baseline, straight to Dovecot: the login session ends as soon as swaks quits.
     direct_user, direct_password = dovecot.new_user()
@@ -244,7 +244,7 @@ def test_swaks_wrong_password_leaves_no_upstream_connection_open(
         lambda: _login_session_ended(dovecot, user),
         what=(
             f"Dovecot to log the end of the proxy's upstream login session for {user}: "
-            "the proxy keeps the connection of a refused AUTH open"
+            "the proxy kept the connection of a refused AUTH open"
         ),
         timeout=5,
     )
@@ -255,10 +255,10 @@ def test_swaks_wrong_password_costs_one_upstream_attempt(
 ) -> None:
     """One refused AUTH from the client must be one refused attempt upstream, not two.
 
-    Bug: the proxy checks the credentials with aiosmtplib's ``SMTP.login()``, which on a 535
-    tries the next mechanism the server offers (PLAIN, then LOGIN). So every wrong password
-    counts twice against upstream lockout limits (fail2ban, Exchange/AD lockout thresholds)
-    and the client waits for the upstream's failure delay twice.
+    The bug this guards against: the proxy checked credentials with aiosmtplib's
+    ``SMTP.login()``, which after a 535 tries the next mechanism the server offers (PLAIN, then
+    LOGIN). Every wrong password counted twice against upstream lockout limits (fail2ban,
+    Exchange/AD lockout thresholds), and the client waited out the failure delay twice.
     """
     direct_user, direct_password = dovecot.new_user()
     _swaks(
