@@ -552,6 +552,7 @@ class TmuxPane:
         self.command = list(command)
         self.env = dict(env)
         self.size = (width, height)
+        self.socket_path: Path | None = None
 
     def __enter__(self) -> TmuxPane:
         self.conf.write_text(_TMUX_CONF)
@@ -560,6 +561,12 @@ class TmuxPane:
             "new-session", "-d", "-s", "main", "-x", str(width), "-y", str(height),
             shlex.join(self.command),
         )  # fmt: skip
+        try:
+            where = self._tmux("display-message", "-p", "#{socket_path}")
+            self.socket_path = Path(where.stdout.strip())
+        except BaseException:
+            self.__exit__(None, None, None)  # __exit__ is not called when __enter__ fails
+            raise
         return self
 
     def __exit__(
@@ -569,6 +576,9 @@ class TmuxPane:
         tb: TracebackType | None,
     ) -> None:
         self._tmux("kill-server", check=False)
+        # kill-server leaves the socket file behind in /tmp/tmux-UID.
+        if self.socket_path is not None:
+            self.socket_path.unlink(missing_ok=True)
 
     def _tmux(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         # The first call starts the server, which hands its environment to the program.
