@@ -46,7 +46,9 @@ class SmtpListener:
                 self.handler,
                 hostname="localhost",
                 data_size_limit=s.size_limit,
-                enable_SMTPUTF8=True,
+                # Not offered: the upstream may not support it, and a client that relies on it
+                # would then fail at MAIL FROM instead of downgrading.
+                enable_SMTPUTF8=False,
                 tls_context=s.local_tls,
                 auth_require_tls=require_tls,
             )
