@@ -1,0 +1,156 @@
+"""Message → features, as module-level functions a saved Pipeline can refer to by name.
+
+A sample is a parsed :class:`~commsproxy.classifier.mail.Mail` plus its :class:`Context`: who
+the user is and what their history with the sender was *before* this message (how often and
+how fast they replied). Two views feed the model: ``text_of`` (subject and body words, for a
+HashingVectorizer: no vocabulary to grow, fixed memory) and ``meta_of`` (named signals for a
+FeatureHasher: sender, domain, addressing, list headers, priority, size, social history). The
+names of meta features are also what ``explain`` shows, so they read as words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .mail import Mail
+
+__all__ = [
+    "Context",
+    "Sample",
+    "SenderHistory",
+    "meta_features",
+    "meta_of",
+    "text_of",
+]
+
+# Words beyond this many body characters add little and cost time.
+TEXT_BODY_CHARS = 3000
+
+_NOREPLY = re.compile(
+    r"^(no-?reply|do-?not-?reply|mailer-daemon|notifications?|newsletters?|"
+    r"news|info|marketing|bounces?|postmaster)([+.-].*)?@"
+)
+_REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw)\s*(\[\d+\])?\s*:", re.IGNORECASE)
+_FORWARD_PREFIX = re.compile(r"^\s*(fw|fwd|wg|tr)\s*:", re.IGNORECASE)
+
+
+class SenderHistory(Protocol):
+    """The user's past with a sender or domain (see social.py), from before the message."""
+
+    @property
+    def received(self) -> int: ...
+    @property
+    def replied(self) -> int: ...
+    @property
+    def median_reply_minutes(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What is known about a message beyond its bytes."""
+
+    user_addresses: frozenset[str] = frozenset()
+    sender: SenderHistory | None = None
+    domain: SenderHistory | None = None
+    replies_to_user: bool = False  # In-Reply-To/References name a message the user sent
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    mail: Mail
+    context: Context = field(default_factory=Context)
+
+
+def text_of(samples: Iterable[Sample]) -> list[str]:
+    """Subject (twice: it carries more than its length) and the start of the body."""
+    return [f"{s.mail.subject}\n{s.mail.subject}\n{s.mail.body[:TEXT_BODY_CHARS]}" for s in samples]
+
+
+def meta_of(samples: Iterable[Sample]) -> list[dict[str, float]]:
+    return [meta_features(s) for s in samples]
+
+
+def _bucket(value: float, edges: Sequence[float]) -> int:
+    """Index of the first edge above ``value``: coarse bins a linear model can weigh."""
+    for index, edge in enumerate(edges):
+        if value < edge:
+            return index
+    return len(edges)
+
+
+def meta_features(sample: Sample) -> dict[str, float]:
+    """Named signals of one message; the names double as explanations."""
+    mail, context = sample.mail, sample.context
+    out: dict[str, float] = {}
+    sender = mail.sender
+    domain = sender.rpartition("@")[2]
+    if sender:
+        out[f"from={sender}"] = 1.0
+        out[f"from domain={domain}"] = 1.0
+    if _NOREPLY.match(sender):
+        out["no-reply sender"] = 1.0
+    me = context.user_addresses
+    if me:
+        if any(a in me for a in mail.to):
+            out["to you" if len(mail.recipients) == 1 else "to you and others"] = 1.0
+        elif any(a in me for a in mail.cc):
+            out["cc to you"] = 1.0
+        else:
+            out["not addressed to you"] = 1.0
+        if sender in me:
+            out["from you"] = 1.0
+    recipients = len(mail.recipients)
+    out[f"recipients~{_bucket(recipients, (1, 2, 3, 6, 11, 26))}"] = 1.0
+    headers = mail.headers
+    for name in ("list-id", "list-unsubscribe", "list-post"):
+        if name in headers:
+            out[f"has {name}"] = 1.0
+    precedence = headers.get("precedence", "").strip().lower()
+    if precedence:
+        out[f"precedence {precedence}"] = 1.0
+    auto = headers.get("auto-submitted", "").strip().lower()
+    if auto and auto != "no":
+        out["auto-submitted"] = 1.0
+    if _high_priority(headers):
+        out["marked high priority"] = 1.0
+    if _REPLY_PREFIX.match(mail.subject):
+        out["a reply"] = 1.0
+    elif _FORWARD_PREFIX.match(mail.subject):
+        out["a forward"] = 1.0
+    if mail.in_reply_to or mail.references:
+        out["in a thread"] = 1.0
+    if context.replies_to_user:
+        out["reply to your message"] = 1.0
+    out[f"size~{_bucket(mail.size, (2_000, 8_000, 32_000, 128_000, 1_000_000))}"] = 1.0
+    if mail.attachments:
+        out["has attachments"] = 1.0
+    if "text/html" in headers.get("content-type", "").lower():
+        out["html only"] = 1.0
+    _history(out, "sender", context.sender)
+    _history(out, "domain", context.domain)
+    return out
+
+
+def _high_priority(headers: dict[str, str] | object) -> bool:
+    get = getattr(headers, "get", None)
+    if get is None:
+        return False
+    importance = str(get("importance", "")).strip().lower()
+    priority = str(get("x-priority", "")).strip()
+    ms = str(get("x-msmail-priority", "")).strip().lower()
+    return importance == "high" or priority[:1] in ("1", "2") or ms == "high"
+
+
+def _history(out: dict[str, float], who: str, history: SenderHistory | None) -> None:
+    if history is None or history.received == 0:
+        out[f"new {who}"] = 1.0
+        return
+    out[f"{who} mails before~{_bucket(history.received, (2, 5, 20, 100))}"] = 1.0
+    ratio = history.replied / history.received
+    out[f"you replied to {who}~{_bucket(ratio, (0.01, 0.1, 0.3, 0.6))}"] = 1.0
+    minutes = history.median_reply_minutes
+    if minutes is not None:
+        out[f"{who} reply speed~{_bucket(minutes, (15, 60, 240, 1440))}"] = 1.0
