@@ -1,4 +1,4 @@
-"""The classifiers: urgency (urgent / normal / bulk) and customer account, trained on the user's mail.
+"""The classifiers: urgency (urgent, normal, bulk) and customer account, from the user's mail.
 
 ``mail`` turns raw RFC 822 bytes into a :class:`~commsproxy.classifier.mail.Mail`; ``dataset``
 reads mailboxes from disk or IMAP; ``labels`` derives urgency labels from the user's own replies;
