@@ -433,7 +433,7 @@ def _load(path: Path, expected_task: str | None, *, bundled: bool) -> tuple[obje
         )
 
     running = str(sklearn.__version__)
-    if info.sklearn_version != running:
+    if _series(info.sklearn_version) != _series(running):
         if bundled:
             raise IncompatibleModelError(
                 f"{what} was built with scikit-learn {info.sklearn_version}, this is {running}: "
@@ -544,3 +544,9 @@ def describe(info: ModelInfo) -> str:
         else:
             line += f" in {len(counts)} classes"
     return f"{line}; scikit-learn {info.sklearn_version}"
+
+
+def _series(version: str) -> tuple[str, ...]:
+    """A scikit-learn release series ("1.9" of "1.9.1"): patch releases keep the pickled
+    estimators' layout, a new series may not, so models are refused across series only."""
+    return tuple(version.split(".")[:2])

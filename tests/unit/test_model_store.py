@@ -342,6 +342,14 @@ def test_other_sklearn_version_is_refused(tmp_path: Path) -> None:
     assert str(tmp_path / "m.joblib") in message
 
 
+def test_patch_release_of_the_same_series_is_accepted(tmp_path: Path) -> None:
+    major, minor = sklearn.__version__.split(".")[:2]
+    save(tmp_path / "m")
+    edit_sidecar(tmp_path / "m.json", sklearn_version=f"{major}.{minor}.99")
+    # the sidecar edit changes nothing the checksum covers: only the series is compared
+    load_model(tmp_path / "m")
+
+
 def test_expected_task_mismatch_is_refused(tmp_path: Path) -> None:
     save(tmp_path / "m", task="accounts", labels=["acme", "globex"])
     with pytest.raises(WrongTaskError, match=r"trained for the accounts task, not urgency"):
