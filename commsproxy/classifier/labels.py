@@ -330,56 +330,81 @@ _BLOCK_START = re.compile(
 )
 _HEADER_LINE = re.compile(r"^[ \t>]*(From|Sent|Date|To|Cc|Subject)[ \t]*:[ \t]*(.*)$", re.I)
 _TO_LINE = re.compile(r"^[ \t>]*To[ \t]*:", re.IGNORECASE)
+_LOTUS_HEADER = re.compile(r"^[ \t>]*(?:To|cc|bcc)[ \t]*:", re.IGNORECASE)
 _SUBJECT_LINE = re.compile(r"^[ \t>]*Subject[ \t]*:[ \t]*(.*)$", re.IGNORECASE)
 _FORWARD_MARK = re.compile(r"forwarded by|forwarded message|begin forwarded", re.IGNORECASE)
 _ADDRESS = re.compile(r"[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+")
 _ANGLE_OR_MAILTO = re.compile(r"\[mailto:[^\]]*\]|<[^>]*>")
 # How far below a Lotus time stamp the "To:" line and the "Subject:" line may be.
 _LOTUS_TO_LINES = 6
-_LOTUS_SUBJECT_LINES = 12
+_LOTUS_HEADER_LINES = 80  # To: lists of fifty people wrap over many lines
 _OUTLOOK_HEADER_LINES = 14
 
-_AM_PM = re.compile(r"(?<=[\d\s])([ap])\.?m\.?(?![a-z])", re.IGNORECASE)
-_WEEKDAYS = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
-_LOCAL_FORMATS = (
-    "%B %d, %Y %I:%M %p",  # Tuesday, September 12, 2000 1:32 AM (weekday removed)
-    "%B %d, %Y %I:%M:%S %p",
-    "%B %d, %Y %H:%M",
-    "%d %B %Y %H:%M",
-    "%d %B %Y %I:%M %p",
-    "%b %d, %Y %I:%M %p",
-    "%m/%d/%Y %I:%M %p",  # Lotus: 01/15/2001 10:31 AM
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%y %I:%M %p",
-    "%m/%d/%Y %H:%M",
-    "%d/%m/%Y %H:%M",
+# Quoted send times, read with regexes: strptime is slow and depends on the locale.
+_TIME = r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?(?:\s*(?P<ampm>[ap])\.?m\b\.?)?"
+_NUMERIC_DATE = re.compile(  # Lotus "01/15/2001 10:31 AM", "12/30/99 09:18 AM", "15.01.2001 10:31"
+    r"(?<!\d)(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})[/.](?P<year>\d{4}|\d{2}),?\s+" + _TIME,
+    re.IGNORECASE,
 )
+_MONTH_FIRST = re.compile(  # Outlook "Tuesday, September 12, 2000 1:32 AM"
+    r"\b(?P<month>[a-z]{3,9})\.?\s+(?P<day>\d{1,2}),?\s+(?P<year>\d{4}),?\s+(?:at\s+)?" + _TIME,
+    re.IGNORECASE,
+)
+_DAY_FIRST = re.compile(  # "12 September 2000 09:32", "Tue, 12 Sep 2000 01:32:00"
+    r"(?<!\d)(?P<day>\d{1,2})\.?\s+(?P<month>[a-z]{3,9})\.?,?\s+(?P<year>\d{4}),?\s+(?:at\s+)?"
+    + _TIME,
+    re.IGNORECASE,
+)
+_ZONE = re.compile(r"(?:[+-]\d{4}|\b(?:GMT|UTC|UT|[ECMP][SD]T))\s*(?:\([^)]*\))?\s*$")
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+
+
+def _local_time(match: re.Match[str], year: int, month: int, day: int) -> datetime | None:
+    hour, minute = int(match.group("hour")), int(match.group("minute"))
+    second = int(match.group("second") or 0)
+    ampm = (match.group("ampm") or "").lower()
+    if ampm and 1 <= hour <= 12:
+        hour = hour % 12 + (12 if ampm == "p" else 0)
+    if year < 100:
+        year += 2000 if year < 70 else 1900
+    try:
+        return datetime(year, month, day, hour, minute, second)  # local time, zone unknown
+    except ValueError:
+        return None
 
 
 def _parse_quoted_date(text: str) -> datetime | None:
+    """A quoted send time: aware (UTC) if it names its zone, else naive local time."""
     text = " ".join(text.split())
     if not text:
         return None
-    # email.utils reads RFC 5322 dates but silently ignores AM/PM, so only without them.
-    am_pm = _AM_PM.search(text)
-    if am_pm is None:
+    if _ZONE.search(text) and not re.search(r"\d\s*[ap]\.?m\b", text, re.IGNORECASE):
+        # RFC 5322 with a zone (email.utils ignores AM/PM, hence not with one).
         try:
             parsed = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
             return parsed.astimezone(UTC)
-    # Outlook prints the weekday first; strptime's %A would depend on the locale.
-    first, comma, rest = text.partition(",")
-    if comma and first.lower()[:3] in _WEEKDAYS:
-        text = rest.strip()
-    if am_pm is not None:  # "1:32PM", "1:32 p.m." -> "1:32 PM", the one form %p reads
-        text = _AM_PM.sub(lambda m: f" {m.group(1).upper()}M", text).replace("  ", " ")
-    for fmt in _LOCAL_FORMATS:
-        try:
-            return datetime.strptime(text, fmt)  # local time, zone unknown
-        except ValueError:
-            continue
+    match = _NUMERIC_DATE.search(text)
+    if match is not None:
+        a, b, year = int(match.group("a")), int(match.group("b")), int(match.group("year"))
+        # US month/day with slashes (Lotus, Outlook in en-US), day.month with dots.
+        month, day = (a, b) if match.group("sep") == "/" else (b, a)
+        if month > 12:
+            month, day = day, month
+        return _local_time(match, year, month, day)
+    for pattern in (_MONTH_FIRST, _DAY_FIRST):
+        match = pattern.search(text)
+        if match is not None:
+            named = _MONTHS.get(match.group("month")[:3].lower())
+            if named is not None:
+                return _local_time(match, int(match.group("year")), named, int(match.group("day")))
     return None
 
 
@@ -420,31 +445,51 @@ def _outlook_block(text: str, start: int) -> QuotedHeader | None:
     )
 
 
+def _name_like(line: str) -> str:
+    """``line`` if it can be a Notes sender name ("Louis Soldano", "Brett R Wiggs@ENRON")."""
+    line = line.strip(" \t>")
+    if not line or len(line) > 80 or len(line.split()) > 6 or ":" in line or "--" in line:
+        return ""
+    if _BLOCK_START.search(line) or _FORWARD_MARK.search(line):
+        return ""
+    return line
+
+
 def _lotus_block(text: str, stamp: re.Match[str]) -> QuotedHeader | None:
     line_start = text.rfind("\n", 0, stamp.start()) + 1
     line_end = text.find("\n", stamp.end())
     line_end = len(text) if line_end < 0 else line_end
     if _FORWARD_MARK.search(text, line_start, line_end):
         return None  # "Forwarded by X on <stamp>": the forwarder, not the original's sender
-    following = _lines_from(text, line_end + 1, _LOTUS_SUBJECT_LINES)
+    following = _lines_from(text, line_end + 1, _LOTUS_HEADER_LINES)
     to_at = next(
         (i for i, line in enumerate(following[:_LOTUS_TO_LINES]) if _TO_LINE.match(line)), None
     )
     if to_at is None:
         return None
+    # To: and cc: wrap over many lines; Subject: may follow a blank line. Body text after a
+    # blank line ends the header.
     subject = ""
-    for line in following[to_at:]:
+    blank = False
+    for line in following[to_at + 1 :]:
         match = _SUBJECT_LINE.match(line)
         if match:
             subject = match.group(1).strip()
             break
+        if not line.strip():
+            blank = True
+        elif blank and not _LOTUS_HEADER.match(line):
+            break
     # The sender is before the stamp on its line ("From: Ben F Jacoby   08/30/2000 09:48 PM",
-    # '"Brown, Charles" <cb@x.com> on 09/12/2000 ...'), or alone on the line above it.
+    # '"Brown, Charles" <cb@x.com> on 09/12/2000 ...'), else between the stamp and To: (Notes
+    # tables rendered as text repeat it there), else alone on the line above.
     who = text[line_start : stamp.start()].strip(" \t>")
     who = re.sub(r"^From:\s*|\s+on$", "", who, flags=re.IGNORECASE).strip()
     if not who:
-        above = text[:line_start].rstrip("\n").rsplit("\n", 2)
-        who = next((line.strip(" \t>") for line in reversed(above) if line.strip(" \t>")), "")
+        who = next(filter(None, map(_name_like, following[:to_at])), "")
+    if not who:
+        above = text[:line_start].rstrip("\n").rsplit("\n", 1)[-1]
+        who = _name_like(above)
     address, person = _split_person(who)
     if not address and "/" in person:
         person = person.split("/", 1)[0]  # Notes hierarchy: "David W Delainey/HOU/ECT@ECT"
@@ -645,12 +690,13 @@ def match_replies(
             continue
         quoted = quoted_original(sent.body) if sent.body else None
         if quoted is not None:
+            # The quote names the answered message. If it is not here (or it is the user's own),
+            # a subject match would only find an older message of the thread: do not try.
             quoted_subject = normalise_subject(quoted.subject) or subject
             at = index.quoted(quoted, quoted_subject, sent.date)
             if at is not None:
                 offer(at, sent, "quote", quoted.forwarded or kind == "forward")
-                continue
-        if kind == "reply" and subject:
+        elif kind == "reply" and subject:
             # Answering several senders of the thread at once: the latest message is the one.
             candidates = (index.latest(subject, to, sent.date) for to in set(sent.recipients))
             found = max((c for c in candidates if c is not None), default=None)
