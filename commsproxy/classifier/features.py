@@ -28,6 +28,8 @@ __all__ = [
 
 # Words beyond this many body characters add little and cost time.
 TEXT_BODY_CHARS = 3000
+# Recipients named as features; a message to 400 people says "list", not who they are.
+MAX_NAMED_RECIPIENTS = 10
 
 _NOREPLY = re.compile(
     r"^(no-?reply|do-?not-?reply|mailer-daemon|notifications?|newsletters?|"
@@ -102,6 +104,11 @@ def meta_features(sample: Sample) -> dict[str, float]:
             out["not addressed to you"] = 1.0
         if sender in me:
             out["from you"] = 1.0
+    # Who else it went to says which team, list or customer thread it belongs to.
+    for address in mail.to[:MAX_NAMED_RECIPIENTS]:
+        out[f"to={address}"] = 1.0
+    for address in mail.cc[:MAX_NAMED_RECIPIENTS]:
+        out[f"cc={address}"] = 1.0
     recipients = len(mail.recipients)
     out[f"recipients~{_bucket(recipients, (1, 2, 3, 6, 11, 26))}"] = 1.0
     headers = mail.headers
