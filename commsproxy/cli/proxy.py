@@ -1,55 +1,17 @@
-"""The ``commsproxy`` command: parse options, call the library, print. No logic of its own."""
+"""``commsproxy run`` and ``commsproxy init``: the proxy itself and its first config."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from . import __version__
-from .config import ConfigError, default_config_path, load_config
-from .init import write_initial_config
-from .service import RunOptions, plan, serve
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def config_option(func: F) -> F:
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        envvar="COMMSPROXY_CONFIG",
-        help=f"Config file (default: {default_config_path()}).",
-    )(func)
-
-
-def _setup_logging(verbose: bool, quiet: bool) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-@click.group()
-@click.version_option(__version__, prog_name="commsproxy")
-def main() -> None:
-    """commsproxy: a local IMAP/SMTP proxy for people who drown in mail.
-
-    Point your mail client at 127.0.0.1 and commsproxy relays it to your real server.
-
-    \b
-    Example:
-        commsproxy init --upstream imaps://imap.example.com
-        commsproxy run
-    """
+from ..config import ConfigError, default_config_path, load_config
+from ..init import write_initial_config
+from ..service import RunOptions, plan, serve
+from .common import config_option, main, setup_logging
 
 
 @main.command()
@@ -115,7 +77,7 @@ def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) ->
         commsproxy run --upstream imaps://imap.example.com \\
                        --smtp-upstream smtp+starttls://smtp.example.com:587
     """
-    _setup_logging(verbose, quiet)
+    setup_logging(verbose, quiet)
     try:
         config = load_config(config_path, required=config_path is not None)
         the_plan = plan(config, RunOptions(**options))
