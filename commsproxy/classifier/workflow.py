@@ -1,0 +1,270 @@
+"""From mailboxes to saved models, and from message files to verdicts: what the CLI calls.
+
+Each function reads mail (dataset.py), derives labels (labels.py) and social history
+(social.py), builds samples in date order, and trains (train.py) or classifies (predict.py).
+Reading can take minutes on a big mailbox, so callers may pass ``progress``, a wrapper around
+the stream of messages (the CLI's progress bar).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..models.store import ModelInfo, ModelNotFoundError, resolve_model, save_model
+from .dataset import ReadStats, iter_labelled_folders, iter_mailbox
+from .features import Context, Sample
+from .labels import LABELS, Label, LabelResult, Override, derive_labels
+from .mail import Mail
+from .predict import Classifier, LoadedModel, Verdict
+from .social import SocialHistory
+from .train import AccountsReport, UrgencyReport, train_accounts, train_urgency
+
+__all__ = [
+    "AccountsTraining",
+    "UrgencyTraining",
+    "classify_paths",
+    "samples_with_history",
+    "train_accounts_from_folders",
+    "train_urgency_from_mail",
+    "train_urgency_from_mailboxes",
+]
+
+Progress = Callable[[Iterable[Mail]], Iterable[Mail]]
+
+
+def _same(mails: Iterable[Mail]) -> Iterable[Mail]:
+    return mails
+
+
+def _norm_id(message_id: str) -> str:
+    return message_id.strip().lower()
+
+
+@dataclass
+class UrgencyTraining:
+    info: ModelInfo
+    report: UrgencyReport
+    labels: LabelResult
+    read: ReadStats
+
+
+@dataclass
+class AccountsTraining:
+    info: ModelInfo
+    report: AccountsReport
+    read: ReadStats
+
+
+def samples_with_history(
+    mails: Sequence[Mail],
+    history: SocialHistory,
+    user_addresses: frozenset[str],
+    sent_ids: set[str],
+) -> list[Sample]:
+    """Samples whose social context is the history strictly before each message's date."""
+    samples = []
+    for mail in mails:
+        sender = domain = None
+        if mail.date is not None and mail.sender:
+            sender = history.stats(mail.sender, mail.date)
+            domain = history.stats_domain(mail.sender, mail.date)
+        thread = (*mail.in_reply_to, *mail.references)
+        context = Context(
+            user_addresses=user_addresses,
+            sender=sender,
+            domain=domain,
+            replies_to_user=any(_norm_id(i) in sent_ids for i in thread),
+        )
+        samples.append(Sample(mail, context))
+    return samples
+
+
+def train_urgency_from_mail(
+    mails: Sequence[Mail],
+    is_sent: Callable[[Mail], bool],
+    out: Path,
+    *,
+    overrides: dict[str, Override] | None = None,
+    recall_target: float = 0.95,
+    seed: int = 0,
+    read: ReadStats | None = None,
+    sources: Sequence[str] = (),
+) -> UrgencyTraining:
+    """Label ``mails`` from the user's replies, train, validate, save to ``out``."""
+    result = derive_labels(mails, is_sent=is_sent, overrides=overrides)
+    history = SocialHistory.from_result(result)
+    sent_ids = {_norm_id(m.message_id) for m in mails if is_sent(m) and m.message_id}
+    labelled = [entry for entry in result.labelled if entry.mail.date is not None]
+    samples = samples_with_history(
+        [entry.mail for entry in labelled], history, result.user_addresses, sent_ids
+    )
+    labels = [entry.label for entry in labelled]
+    pipeline, report = train_urgency(samples, labels, recall_target=recall_target, seed=seed)
+    info = save_model(
+        pipeline,
+        out,
+        task="urgency",
+        labels=[label for label in LABELS if label in report.counts],
+        training={
+            "counts": report.counts,
+            "sources": list(sources),
+            "messages_read": read.read if read else len(mails),
+            "messages_skipped": read.skipped if read else 0,
+            "user_addresses": sorted(result.user_addresses),
+            "labels": result.summary(),
+        },
+        metrics=_urgency_metrics(report),
+        threshold=report.threshold,
+    )
+    return UrgencyTraining(info, report, result, read or ReadStats(read=len(mails)))
+
+
+def _urgency_metrics(report: UrgencyReport) -> dict[str, Any]:
+    return {
+        "validated_on": report.validated_on,
+        "urgent_delivered": report.urgent_delivered,
+        "held": report.held,
+        "per_class": {
+            label: {"precision": m.precision, "recall": m.recall, "support": m.support}
+            for label, m in report.per_class.items()
+        },
+        "seconds": report.seconds,
+    }
+
+
+def _read_all(roots: Iterable[Path], stats: ReadStats, progress: Progress) -> list[Mail]:
+    def stream() -> Iterator[Mail]:
+        for root in roots:
+            yield from iter_mailbox(root, stats=stats)
+
+    return list(progress(stream()))
+
+
+def train_urgency_from_mailboxes(
+    mailboxes: Sequence[Path],
+    out: Path,
+    *,
+    label_paths: Sequence[tuple[Label, Path]] = (),
+    recall_target: float = 0.95,
+    seed: int = 0,
+    progress: Progress = _same,
+) -> UrgencyTraining:
+    """Each of ``mailboxes`` is one person's mail tree with its sent folders.
+
+    ``label_paths`` are explicit training folders (``("urgent", Path(...))``): their messages
+    are added and their label wins over the derived one.
+    """
+    stats = ReadStats()
+    mails = _read_all(mailboxes, stats, progress)
+    overrides: dict[str, Override] = {}
+    for label, path in label_paths:
+        extra = _read_all([path], stats, progress)
+        for mail in extra:
+            if mail.message_id:
+                overrides[mail.message_id] = Override(label, f"training folder {path}")
+        mails += extra
+
+    def is_sent(mail: Mail) -> bool:
+        return stats.is_sent(mail.folder)
+
+    sources = [str(p) for p in mailboxes] + [f"{label}={p}" for label, p in label_paths]
+    return train_urgency_from_mail(
+        mails,
+        is_sent,
+        out,
+        overrides=overrides,
+        recall_target=recall_target,
+        seed=seed,
+        read=stats,
+        sources=sources,
+    )
+
+
+def train_accounts_from_folders(
+    root: Path,
+    out: Path,
+    *,
+    precision_target: float = 0.98,
+    seed: int = 0,
+    progress: Progress = _same,
+) -> AccountsTraining:
+    """Each immediate subdirectory of ``root`` is one account; its messages are examples."""
+    stats = ReadStats()
+    pairs = list(iter_labelled_folders(root, stats=stats))
+    wanted = {id(mail) for mail in progress(mail for _, mail in pairs)}
+    dated = sorted(
+        ((label, mail) for label, mail in pairs if mail.date is not None and id(mail) in wanted),
+        key=lambda pair: pair[1].date or datetime.min.replace(tzinfo=UTC),
+    )
+    samples = [Sample(mail) for _, mail in dated]
+    labels = [label for label, _ in dated]
+    pipeline, report = train_accounts(samples, labels, precision_target=precision_target, seed=seed)
+    info = save_model(
+        pipeline,
+        out,
+        task="accounts",
+        labels=sorted(report.counts),
+        training={
+            "counts": report.counts,
+            "sources": [str(root)],
+            "messages_read": stats.read,
+            "messages_skipped": stats.skipped,
+            "undated_left_out": len(pairs) - len(dated),
+        },
+        metrics={
+            "validated_on": report.validated_on,
+            "precision": report.precision,
+            "coverage": report.coverage,
+            "accuracy": report.accuracy,
+            "seconds": report.seconds,
+        },
+        threshold=report.threshold,
+    )
+    return AccountsTraining(info, report, stats)
+
+
+def _load(spec: str | Path | None, task: str, *, required: bool) -> LoadedModel | None:
+    try:
+        pipeline, info = resolve_model(spec, task)
+    except ModelNotFoundError:
+        if required:
+            raise
+        return None
+    return LoadedModel(pipeline, info.threshold)
+
+
+def classify_paths(
+    paths: Sequence[Path],
+    *,
+    model: str | Path | None = None,
+    accounts_model: str | Path | None = None,
+    history: Path | None = None,
+    explain: bool = False,
+    stats: ReadStats | None = None,
+) -> list[tuple[Mail, Verdict]]:
+    """Classify every message under ``paths``; social features from ``history`` if given."""
+    stats = stats if stats is not None else ReadStats()
+    urgency = _load(model, "urgency", required=True)
+    accounts = _load(accounts_model, "accounts", required=accounts_model is not None)
+    mails = [mail for path in paths for mail in iter_mailbox(path, stats=stats)]
+    user: frozenset[str] = frozenset()
+    sent_ids: set[str] = set()
+    social = SocialHistory([], [])
+    if history is not None:
+        history_stats = ReadStats()
+        past = list(iter_mailbox(history, stats=history_stats))
+
+        def is_sent(mail: Mail) -> bool:
+            return history_stats.is_sent(mail.folder)
+
+        result = derive_labels(past, is_sent=is_sent)
+        social = SocialHistory.from_result(result)
+        user = result.user_addresses
+        sent_ids = {_norm_id(m.message_id) for m in past if is_sent(m) and m.message_id}
+    samples = samples_with_history(mails, social, user, sent_ids)
+    verdicts = Classifier(urgency, accounts).classify(samples, explain=explain)
+    return list(zip(mails, verdicts, strict=True))
