@@ -23,7 +23,7 @@ from datetime import datetime
 from commsproxy.classifier.labels import LabelResult, ReplyEvent, match_replies
 from commsproxy.classifier.mail import Mail
 
-__all__ = ["ReplyEvent", "SenderStats", "SocialHistory", "domain_of"]
+__all__ = ["NO_HISTORY", "ReplyEvent", "SenderStats", "SocialHistory", "domain_of"]
 
 
 @dataclass(frozen=True, slots=True)
