@@ -89,12 +89,20 @@ class AccountsReport:
 
 
 def choose_recall_threshold(p_positive: np.ndarray, positive: np.ndarray, target: float) -> float:
-    """The highest cut t with recall(p >= t) >= target; 0.0 when there are no positives."""
+    """A cut with recall(p >= t) >= target that keeps as many negatives below it as possible.
+
+    The highest such cut is the score of the last positive it must keep; the cut is placed
+    halfway down to the next lower score of a negative, so new mail scoring a little under the
+    validation positives is not lost to a cut fitted exactly to them. 0.0 without positives.
+    """
     scores = np.sort(p_positive[positive])[::-1]
     if scores.size == 0:
         return 0.0
     needed = int(np.ceil(target * scores.size))
-    return float(scores[max(needed, 1) - 1])
+    highest = float(scores[max(needed, 1) - 1])
+    below = p_positive[~positive & (p_positive < highest)]
+    floor = float(below.max()) if below.size else 0.0
+    return (highest + floor) / 2
 
 
 def choose_precision_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:

@@ -1,0 +1,238 @@
+"""``commsproxy train`` and ``commsproxy classify``: the models, from the user's own mail."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..classifier.dataset import ReadStats
+from ..classifier.labels import LABELS, Label
+from ..classifier.mail import Mail
+from ..classifier.train import TrainingError
+from ..classifier.workflow import (
+    AccountsTraining,
+    UrgencyTraining,
+    classify_paths,
+    train_accounts_from_folders,
+    train_urgency_from_mailboxes,
+)
+from ..models.store import ModelError, describe, user_model_path
+from .common import config_option, main
+
+_DIR = click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path)
+
+
+def _progress(quiet: bool, label: str) -> Any:
+    """A counter on stderr while mail is read (click's bar needs a length we do not know)."""
+
+    def wrap(mails: Iterable[Mail]) -> Iterator[Mail]:
+        count = 0
+        for count, mail in enumerate(mails, 1):
+            if not quiet and count % 500 == 0:
+                click.echo(f"\r{label}: {count:,} messages", nl=False, err=True)
+            yield mail
+        if not quiet and count >= 500:
+            click.echo(f"\r{label}: {count:,} messages", err=True)
+
+    return wrap
+
+
+def _parse_label(value: str) -> tuple[Label, Path]:
+    label, sep, path = value.partition("=")
+    if not sep or label not in LABELS or not Path(path).exists():
+        raise click.BadParameter(
+            f"{value!r}: expected LABEL=PATH with LABEL one of {', '.join(LABELS)} and an "
+            "existing PATH",
+            param_hint="--label",
+        )
+    return label, Path(path)
+
+
+@main.command()
+@config_option
+@click.option(
+    "--task",
+    type=click.Choice(["urgency", "accounts"]),
+    default="urgency",
+    show_default=True,
+    help="Which model to train.",
+)
+@click.option(
+    "--mailbox",
+    "mailboxes",
+    multiple=True,
+    type=_DIR,
+    help="urgency: one person's mail tree (Maildir, mbox or one file per message), "
+    "sent folders included. Repeat for several people.",
+)
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="LABEL=PATH",
+    help="urgency: a folder of examples whose label is given (urgent, normal, bulk); "
+    "wins over the label derived from replies.",
+)
+@click.option(
+    "--folders",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="accounts: a directory whose subdirectories are account folders.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to save the model [default: your data dir, used by `run`].",
+)
+@click.option(
+    "--target",
+    type=click.FloatRange(0.5, 1.0),
+    default=None,
+    help="urgency: share of urgent mail to deliver at once [0.95]; accounts: share "
+    "of filings that must be right [0.98].",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress, only the report.")
+def train(
+    config_path: Path | None,
+    task: str,
+    mailboxes: tuple[Path, ...],
+    labels: tuple[str, ...],
+    folders: Path | None,
+    out: Path | None,
+    target: float | None,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Train a model on your own mail and print how well it did.
+
+    The urgency model learns from what you answered fast (urgent), what carries list and
+    newsletter headers (bulk) and the rest (normal). Validation trains on older mail and
+    tests on newer mail, as the model will be used.
+
+    \b
+    Example:
+        commsproxy train --task urgency --mailbox ~/Maildir --out urgency.joblib
+        commsproxy train --task accounts --folders ~/Mail/Accounts --out accounts.joblib
+    """
+    destination = out or user_model_path(task)
+    try:
+        if task == "urgency":
+            if not mailboxes:
+                raise click.UsageError(
+                    "give --mailbox DIR (your mail tree with its sent folders); training "
+                    "straight from your IMAP login is not available in this version",
+                )
+            result: UrgencyTraining | AccountsTraining = train_urgency_from_mailboxes(
+                mailboxes,
+                destination,
+                label_paths=[_parse_label(value) for value in labels],
+                recall_target=target or 0.95,
+                seed=seed,
+                progress=_progress(quiet, "reading"),
+            )
+        else:
+            if folders is None:
+                raise click.UsageError("--task accounts needs --folders DIR")
+            result = train_accounts_from_folders(
+                folders,
+                destination,
+                precision_target=target or 0.98,
+                seed=seed,
+                progress=_progress(quiet, "reading"),
+            )
+    except (TrainingError, ModelError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(_report(result))
+
+
+def _report(result: UrgencyTraining | AccountsTraining) -> str:
+    lines = [f"saved {result.info.path}", describe(result.info)]
+    read = result.read
+    lines.append(f"read {read.read:,} messages ({read.skipped:,} skipped)")
+    if isinstance(result, UrgencyTraining):
+        report = result.report
+        lines.append(result.labels.summary())
+        lines.append(
+            f"validation on the newest {report.validated_on:,} messages "
+            f"(trained on the {report.trained_on:,} before them):"
+        )
+        for label, m in report.per_class.items():
+            lines.append(
+                f"  {label:<7} precision {m.precision:6.1%}  recall {m.recall:6.1%}  "
+                f"({m.support:,} messages)"
+            )
+        lines.append(report.summary())
+    else:
+        lines.append(
+            f"{len(result.report.counts)} accounts; validation on the newest "
+            f"{result.report.validated_on:,} messages: {result.report.summary()}"
+        )
+    lines.append(f"training took {result.report.seconds:.1f} s")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=_DIR)
+@click.option("--model", help="Urgency model file [default: yours, else the bundled one].")
+@click.option("--accounts-model", help="Accounts model file [default: yours, if trained].")
+@click.option(
+    "--history",
+    type=click.Path(exists=True, path_type=Path),
+    help="Your own mail tree (with sent folders): who you reply to, and how fast, "
+    "counted only from mail dated before each message.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
+@click.option("--explain", is_flag=True, help="Say why, in words.")
+def classify(
+    paths: tuple[Path, ...],
+    model: str | None,
+    accounts_model: str | None,
+    history: Path | None,
+    as_json: bool,
+    explain: bool,
+) -> None:
+    """Classify message files (or every message under a directory).
+
+    \b
+    Example:
+        commsproxy classify --explain ~/Maildir/new
+        commsproxy classify --json --history ~/Maildir message.eml
+    """
+    stats = ReadStats()
+    try:
+        results = classify_paths(
+            paths,
+            model=model,
+            accounts_model=accounts_model,
+            history=history,
+            explain=explain,
+            stats=stats,
+        )
+    except ModelError as err:
+        raise click.ClickException(str(err)) from None
+    for mail, verdict in results:
+        if as_json:
+            record = {
+                "path": mail.path,
+                "label": verdict.label,
+                "p_urgent": verdict.p_urgent,
+                "account": verdict.account,
+                "account_score": verdict.account_score,
+                "reasons": verdict.reasons,
+            }
+            click.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        line = f"{verdict.label or '-':<7} {verdict.p_urgent or 0:5.2f}  {mail.path}"
+        if verdict.account:
+            line += f"  [{verdict.account}]"
+        click.echo(line)
+        for reason in verdict.reasons or ():
+            click.echo(f"        - {reason}")
+    if stats.skipped:
+        click.echo(f"{stats.skipped} messages could not be read: {stats.reasons}", err=True)
+    sys.stdout.flush()
