@@ -276,7 +276,8 @@ def infer_user_addresses(sent: Iterable[Mail]) -> frozenset[str]:
 _AUTOMATED_LOCAL = re.compile(
     r"no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster|bounce|notification"
     r"|newsletter|announce|alerts?(?:$|[-_.+])|webmaster|no[-_.]?address|mailman|listserv"
-    r"|majordomo|^owner-|-(?:request|owner)$|^(?:news|digest|updates|marketing)$"
+    r"|majordomo|^owner-|-(?:request|owner)$|communications$"
+    r"|^(?:news|digest|updates|marketing|deals|offers|promo|promotions)$"
 )
 
 
@@ -534,8 +535,12 @@ def _same_person(quoted: QuotedHeader, mail: Mail) -> bool:
     first, last = wanted[0], wanted[-1]
     if first == last:
         return first in have
-    # "Dave Delainey" is david.delainey: same last name and first initial.
-    return last in have and (first in have or any(w[0] == first[0] for w in have if w != last))
+    if last not in have:
+        return False
+    # "Dave Delainey" is david.delainey (same initial); "Love, Phillip M." is m..love@ (the
+    # address names no first name at all).
+    others = [word for word in have if word != last]
+    return not others or first in have or any(word[0] == first[0] for word in others)
 
 
 # --- matching ------------------------------------------------------------------------------------

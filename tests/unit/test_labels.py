@@ -465,6 +465,8 @@ def test_bulk_reason_headers() -> None:
     assert with_headers({}, "issuealert@scientech.example") is not None
     assert with_headers({}, "walerton@y.org") is None  # "alert" inside a name
     assert with_headers({}, "notifications@github.example") is not None
+    assert with_headers({}, "corporate.communications@x.example") is not None
+    assert with_headers({}, "deals@fares.example") is not None
     assert with_headers({}, "carol@customer.com") is None
 
 
