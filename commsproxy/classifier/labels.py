@@ -154,6 +154,9 @@ class ReplyMatching:
     sent: list[Mail]  # in a sent folder, or from the user wherever it was found
     user_addresses: frozenset[str]
     duplicates: int
+    # Message-ID of every received copy, dropped ones too -> index into received: Enron's copies
+    # have their own Message-IDs, and a reply or an override may name any of them.
+    ids: dict[str, int] = field(default_factory=dict)
     replies: dict[int, _Reply] = field(default_factory=dict)  # index into received -> first reply
 
     @property
@@ -421,7 +424,8 @@ def _split_person(value: str) -> tuple[str, str]:
 
 
 def _lines_from(text: str, start: int, count: int) -> list[str]:
-    return text[start:].split("\n", count)[:count]
+    # A bounded slice: a body full of time stamps must not copy its whole rest for each one.
+    return text[start : start + count * 100].split("\n", count)[:count]
 
 
 def _outlook_block(text: str, start: int) -> QuotedHeader | None:
@@ -489,7 +493,7 @@ def _lotus_block(text: str, stamp: re.Match[str]) -> QuotedHeader | None:
     if not who:
         who = next(filter(None, map(_name_like, following[:to_at])), "")
     if not who:
-        above = text[:line_start].rstrip("\n").rsplit("\n", 1)[-1]
+        above = text[max(0, line_start - 200) : line_start].rstrip("\n").rsplit("\n", 1)[-1]
         who = _name_like(above)
     address, person = _split_person(who)
     if not address and "/" in person:
@@ -546,6 +550,10 @@ def _same_person(quoted: QuotedHeader, mail: Mail) -> bool:
 # --- matching ------------------------------------------------------------------------------------
 
 
+# Received messages with one subject looked at for one quoted block, at most.
+_MAX_CANDIDATES = 200
+
+
 class _DatedList:
     """Received messages sorted by date, with the dates apart for bisect."""
 
@@ -559,15 +567,13 @@ class _DatedList:
 class _ReceivedIndex:
     """Dated received messages indexed for the three match methods."""
 
-    def __init__(self, received: Sequence[Mail]) -> None:
+    def __init__(self, received: Sequence[Mail], ids: dict[str, int]) -> None:
         self.received = received
-        self.by_id: dict[str, int] = {}
+        self.by_id = ids
         self.by_subject: dict[str, _DatedList] = {}
         self.by_subject_sender: dict[tuple[str, str], _DatedList] = {}
         dated: list[tuple[datetime, int]] = []
         for index, mail in enumerate(received):
-            if mail.message_id:
-                self.by_id.setdefault(_norm_id(mail.message_id), index)
             if mail.date is not None:
                 dated.append((mail.date, index))
         dated.sort()
@@ -599,7 +605,9 @@ class _ReceivedIndex:
         dates, indices = bucket.dates, bucket.indices
         end = bisect_right(dates, replied)
         if quoted.sent is None:
-            for i in range(end - 1, -1, -1):  # the latest from that sender before the reply
+            # The latest from that sender before the reply (a bounded look back: a subject
+            # like "Daily report" can have thousands of messages).
+            for i in range(end - 1, max(-1, end - 1 - _MAX_CANDIDATES), -1):
                 if _same_person(quoted, self.received[indices[i]]):
                     return indices[i]
             return None
@@ -607,8 +615,8 @@ class _ReceivedIndex:
             target, tolerance = quoted.sent, QUOTE_ZONED_TOLERANCE
         else:  # local time of an unknown zone: compare as if UTC, allow any zone offset
             target, tolerance = quoted.sent.replace(tzinfo=UTC), QUOTE_LOCAL_TOLERANCE
-        low = bisect_right(dates, target - tolerance)
         high = min(end, bisect_right(dates, target + tolerance))
+        low = max(bisect_right(dates, target - tolerance), high - _MAX_CANDIDATES)
         best: tuple[timedelta, int] | None = None
         for i in range(low, high):
             gap = abs(dates[i] - target)
@@ -631,8 +639,9 @@ def _split_mailbox(
         if user_addresses is not None
         else infer_user_addresses(sent_folder)
     )
-    seen_ids: set[str] = set()
-    seen_keys: set[bytes] = set()
+    # Who kept each Message-ID and content digest: an index into received, or -1 for sent mail.
+    id_owner: dict[str, int] = {}
+    key_owner: dict[bytes, int] = {}
     duplicates = 0
     sent: list[Mail] = []
     received: list[Mail] = []
@@ -641,18 +650,26 @@ def _split_mailbox(
         for mail in group:
             message_id = _norm_id(mail.message_id) if mail.message_id else None
             key = _dedup_key(mail)
-            if (message_id is not None and message_id in seen_ids) or key in seen_keys:
+            owner = id_owner.get(message_id) if message_id is not None else None
+            if owner is None:
+                owner = key_owner.get(key)
+            if owner is not None:
                 duplicates += 1
+                if message_id is not None:
+                    id_owner.setdefault(message_id, owner)
                 continue
-            if message_id is not None:
-                seen_ids.add(message_id)
-            seen_keys.add(key)
             # The user's own mail found outside a sent folder is still mail they sent.
             if in_sent_folder or mail.sender in users:
+                owner = -1
                 sent.append(mail)
             else:
+                owner = len(received)
                 received.append(mail)
-    return ReplyMatching(received, sent, users, duplicates)
+            key_owner[key] = owner
+            if message_id is not None:
+                id_owner[message_id] = owner
+    ids = {message_id: owner for message_id, owner in id_owner.items() if owner >= 0}
+    return ReplyMatching(received, sent, users, duplicates, ids)
 
 
 def match_replies(
@@ -663,7 +680,7 @@ def match_replies(
 ) -> ReplyMatching:
     """Deduplicate, split into received and sent, and find the first reply to each received one."""
     matching = _split_mailbox(mails, is_sent, user_addresses)
-    index = _ReceivedIndex(matching.received)
+    index = _ReceivedIndex(matching.received, matching.ids)
     replies = matching.replies
 
     def offer(at: int, sent: Mail, method: MatchMethod, forwarded: bool) -> None:
@@ -758,11 +775,16 @@ def derive_labels(
       messages come first in ``labelled``, before the dated ones in date order.
     """
     matching = match_replies(mails, is_sent=is_sent, user_addresses=user_addresses)
-    wanted = {_norm_id(key): value for key, value in (overrides or {}).items()}
+    # By any copy's Message-ID: the training folder may hold a copy with an id of its own.
+    wanted: dict[int, Label | Override] = {}
+    for key, value in (overrides or {}).items():
+        found = matching.ids.get(_norm_id(key))
+        if found is not None:
+            wanted[found] = value
     labelled: list[LabelledMail] = []
     undated = overridden = 0
     for at, mail in enumerate(matching.received):
-        override = wanted.get(_norm_id(mail.message_id)) if mail.message_id else None
+        override = wanted.get(at)
         if override is not None:
             if isinstance(override, Override):
                 labelled.append(LabelledMail(mail, override.label, f"override: {override.source}"))

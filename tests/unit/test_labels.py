@@ -259,6 +259,20 @@ def test_overrides_win() -> None:
     assert labels["Budget"] == ("normal", "override: explicit label")
 
 
+def test_a_copy_with_its_own_message_id_stands_for_the_kept_message() -> None:
+    """Enron's copies have Message-IDs of their own; overrides and replies may name any."""
+    labels = by_subject(derive_labels(mailbox(), is_sent=is_sent, overrides={"<other@x>": "bulk"}))
+    assert labels["FYI"] == ("bulk", "override: explicit label")
+    mails = [
+        *mailbox(),
+        sent("Re: FYI", at(440), ["erin@partner.com"], in_reply_to=["<other@x>"]),
+    ]
+    assert by_subject(derive_labels(mails, is_sent=is_sent))["FYI"] == (
+        "urgent",
+        "you replied after 10 min",
+    )
+
+
 def test_reply_window_is_a_parameter() -> None:
     labels = by_subject(
         derive_labels(mailbox(), is_sent=is_sent, reply_window=timedelta(minutes=25))
