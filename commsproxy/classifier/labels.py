@@ -59,6 +59,7 @@ __all__ = [
     "MatchMethod",
     "Override",
     "QuotedHeader",
+    "Reply",
     "ReplyEvent",
     "ReplyMatching",
     "bulk_reason",
@@ -139,7 +140,9 @@ class Override:
 
 
 @dataclass(frozen=True, slots=True)
-class _Reply:
+class Reply:
+    """The first answer to a received message: which sent message, found how, how late."""
+
     sent: Mail
     method: MatchMethod
     forwarded: bool
@@ -157,7 +160,7 @@ class ReplyMatching:
     # Message-ID of every received copy, dropped ones too -> index into received: Enron's copies
     # have their own Message-IDs, and a reply or an override may name any of them.
     ids: dict[str, int] = field(default_factory=dict)
-    replies: dict[int, _Reply] = field(default_factory=dict)  # index into received -> first reply
+    replies: dict[int, Reply] = field(default_factory=dict)  # index into received -> first reply
 
     @property
     def matches(self) -> dict[MatchMethod, int]:
@@ -693,7 +696,7 @@ def match_replies(
         latency = max(latency, timedelta(0))
         current = replies.get(at)
         if current is None or latency < current.latency:
-            replies[at] = _Reply(sent, method, forwarded, latency)
+            replies[at] = Reply(sent, method, forwarded, latency)
 
     for sent in matching.sent:
         if sent.date is None:
@@ -742,7 +745,7 @@ def format_duration(delta: timedelta) -> str:
     return f"{days:.1f} days" if days < 10 else f"{round(days)} days"
 
 
-def _reply_words(reply: _Reply) -> str:
+def _reply_words(reply: Reply) -> str:
     verb = "forwarded it" if reply.forwarded else "replied"
     return f"you {verb} after {format_duration(reply.latency)}"
 
