@@ -248,7 +248,8 @@ def classify_paths(
 ) -> list[tuple[Mail, Verdict]]:
     """Classify every message under ``paths``; social features from ``history`` if given."""
     stats = stats if stats is not None else ReadStats()
-    urgency = _load(model, "urgency", required=True)
+    # Urgency is what classify is for, unless only an accounts model was asked for.
+    urgency = _load(model, "urgency", required=accounts_model is None or model is not None)
     accounts = _load(accounts_model, "accounts", required=accounts_model is not None)
     mails = [mail for path in paths for mail in iter_mailbox(path, stats=stats)]
     user: frozenset[str] = frozenset()
