@@ -169,6 +169,8 @@ def _walk(directory: Path, folder: str, stats: ReadStats) -> Iterator[Mail]:
     entries = _entries(directory, stats)
     dirs = {entry.name: entry for entry in entries if entry.is_dir(follow_symlinks=False)}
     if "cur" in dirs or "new" in dirs:
+        # Files beside cur/ and new/ are the server's (dovecot-uidlist, maildirfolder, ...).
+        stats.ignored += sum(1 for entry in entries if entry.name not in dirs)
         yield from _maildir(directory, folder, dirs, stats)
         return
     for entry in entries:

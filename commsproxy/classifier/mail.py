@@ -404,13 +404,13 @@ def _split_multipart(body: bytes, boundary: bytes) -> list[bytes] | None:
 
 
 def _find_delimiter(text: bytes, delimiter: bytes, start: int) -> int:
-    """Position of the next delimiter line; "--b" must not match inside "--bb" (nested parts)."""
+    """Position of the next delimiter line: "--b" must not match "--bb" or "--b-1" (nested)."""
     while True:
         pos = text.find(delimiter, start)
         if pos < 0:
             return -1
-        after = text[pos + len(delimiter) : pos + len(delimiter) + 1]
-        if after in (b"", b"\n", b"-", b" ", b"\t", b"\r"):
+        after = text[pos + len(delimiter) : pos + len(delimiter) + 2]
+        if after == b"--" or after[:1] in (b"", b"\n", b" ", b"\t", b"\r"):
             return pos
         start = pos + 1
 
@@ -437,7 +437,7 @@ def _decode(raw: bytes, charset: str) -> str:
         return _decode_guess(raw)
     try:
         return raw.decode(name, "replace")
-    except LookupError:  # a charset Python does not know
+    except (LookupError, ValueError):  # a charset Python does not know, or a garbled name
         return _decode_guess(raw)
 
 
