@@ -222,7 +222,8 @@ def _message_file(path: Path, folder: str, stats: ReadStats) -> Iterator[Mail]:
     try:
         with path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            data = handle.read(MAX_MESSAGE_BYTES)
+            # read(n) allocates n bytes first: ask for no more than the file holds.
+            data = handle.read(min(size, MAX_MESSAGE_BYTES) or MAX_MESSAGE_BYTES)
         mail = parse_mail(data, folder=folder, path=str(path), size=size)
     except (OSError, MailParseError) as err:
         stats.skip(str(path), str(err))

@@ -293,10 +293,14 @@ def _read_folder(
     if typ != "OK":
         stats.skip(f"folder {folder.name!r}", f"EXAMINE refused: {_text(data)}")
         return
+    if _text(data) in ("", "0"):  # EXISTS 0: nothing to fetch
+        return
     _, validity = conn.response("UIDVALIDITY")
     uidvalidity = _text(validity) or "0"
-    typ, data = conn.uid("SEARCH", "ALL")
-    uids = _text(data).split() if typ == "OK" else []
+    # One short line per message; a UID SEARCH answer is one line, which imaplib refuses past
+    # 1 MB (about 150,000 messages).
+    typ, data = conn.uid("FETCH", "1:*", "(UID)")
+    uids = _uids(data) if typ == "OK" else []
     folder_url = f"{url}/{quote(folder.name)};UIDVALIDITY={uidvalidity}"
     for start in range(0, len(uids), FETCH_BATCH):
         batch = ",".join(uids[start : start + FETCH_BATCH])
@@ -313,6 +317,16 @@ def _read_folder(
                 continue
             stats.read += 1
             yield mail
+
+
+def _uids(data: list[Any]) -> list[str]:
+    """The UIDs of a ``FETCH (UID)`` answer, ascending."""
+    found = set()
+    for item in data:
+        match = _FETCH_UID.search(item) if isinstance(item, bytes) else None
+        if match is not None:
+            found.add(int(match.group(1)))
+    return [str(uid) for uid in sorted(found)]
 
 
 def _fetched(data: list[Any]) -> Iterator[tuple[str, int | None, bytes]]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from commsproxy.classifier import imap_source
 from commsproxy.classifier.dataset import ReadStats, is_sent_folder
 from commsproxy.classifier.imap_source import (
     ImapSourceError,
@@ -86,8 +87,13 @@ def _unseen_everywhere(imap: imaplib.IMAP4) -> None:
 
 
 def test_reads_own_folders_read_only(
-    dovecot: Dovecot, imap_user: tuple[str, str], mailbox: str, imap: imaplib.IMAP4
+    dovecot: Dovecot,
+    imap_user: tuple[str, str],
+    mailbox: str,
+    imap: imaplib.IMAP4,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(imap_source, "FETCH_BATCH", 2)  # INBOX takes two FETCH commands
     mails, stats = _read(dovecot, imap_user)
 
     by_folder: dict[str, list[str]] = {}
@@ -118,6 +124,13 @@ def test_reads_own_folders_read_only(
     assert first.path.startswith(f"imap://{mailbox}@{dovecot.host}:{dovecot.imap_port}/INBOX;")
     assert first.path.endswith("/;UID=1")
     _unseen_everywhere(imap)
+
+
+def test_empty_login(dovecot: Dovecot, imap_user: tuple[str, str]) -> None:
+    mails, stats = _read(dovecot, imap_user)
+    assert mails == []
+    assert (stats.read, stats.skipped) == (0, 0)
+    assert set(stats.special_use) == {"INBOX", "Sent"}  # Junk, Trash, Drafts are not read
 
 
 def test_named_folders_and_patterns(
