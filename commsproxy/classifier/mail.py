@@ -279,6 +279,7 @@ def _ids(value: bytes | None) -> tuple[str, ...]:
 def _bare_id(value: bytes | None) -> str | None:
     """A Message-ID written without angle brackets, bracketed; None if there is no usable one."""
     text = _header_text(value)
+    text = text.strip("<>")
     return f"<{text}>" if text and len(text.split()) == 1 else None
 
 

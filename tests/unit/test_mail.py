@@ -166,6 +166,7 @@ def test_addresses_garbage_and_groups() -> None:
         ("<a@b>", "<a@b>"),
         ("  <a@b> (added by relay)", "<a@b>"),
         ("a@b", "<a@b>"),  # brackets missing
+        ("<a@b", "<a@b>"),  # half of them
         ("two words", None),
     ],
 )
