@@ -157,10 +157,7 @@ def _report(result: UrgencyTraining | AccountsTraining) -> str:
     if isinstance(result, UrgencyTraining):
         report = result.report
         lines.append(result.labels.summary())
-        lines.append(
-            f"validation on the newest {report.validated_on:,} messages "
-            f"(trained on the {report.trained_on:,} before them):"
-        )
+        lines.append(f"validation ({report.validation}) on {report.validated_on:,} messages:")
         for label, m in report.per_class.items():
             lines.append(
                 f"  {label:<7} precision {m.precision:6.1%}  recall {m.recall:6.1%}  "
