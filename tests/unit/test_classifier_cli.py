@@ -195,3 +195,10 @@ def test_bad_label_flag(mailbox: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--label" in result.output
+
+
+def test_bundled_default_model_classifies_without_training(mailbox: Path) -> None:
+    result = CliRunner().invoke(main, ["classify", "--json", str(mailbox / "inbox" / "1")])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["label"] in ("urgent", "normal", "bulk")
