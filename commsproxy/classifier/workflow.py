@@ -14,9 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..models.store import ModelInfo, ModelNotFoundError, resolve_model, save_model
+from ..config import LoginConfig
+from ..models.store import (
+    ModelInfo,
+    ModelNotFoundError,
+    resolve_model,
+    save_model,
+    user_model_path,
+)
 from .dataset import ReadStats, iter_labelled_folders, iter_mailbox
 from .features import Context, Sample
+from .imap_source import read_imap
 from .labels import LABELS, Label, LabelResult, Override, derive_labels
 from .mail import Mail
 from .predict import Classifier, LoadedModel, Verdict
@@ -29,6 +37,7 @@ __all__ = [
     "classify_paths",
     "samples_with_history",
     "train_accounts_from_folders",
+    "train_from_imap",
     "train_urgency_from_mail",
     "train_urgency_from_mailboxes",
 ]
@@ -195,9 +204,21 @@ def train_accounts_from_folders(
     """Each immediate subdirectory of ``root`` is one account; its messages are examples."""
     stats = ReadStats()
     pairs = list(iter_labelled_folders(root, stats=stats))
-    wanted = {id(mail) for mail in progress(mail for _, mail in pairs)}
+    kept = {id(mail) for mail in progress(mail for _, mail in pairs)}
+    pairs = [(label, mail) for label, mail in pairs if id(mail) in kept]
+    return _train_accounts_pairs(pairs, out, precision_target, seed, stats, [str(root)])
+
+
+def _train_accounts_pairs(
+    pairs: Sequence[tuple[str, Mail]],
+    out: Path,
+    precision_target: float,
+    seed: int,
+    stats: ReadStats,
+    sources: Sequence[str],
+) -> AccountsTraining:
     dated = sorted(
-        ((label, mail) for label, mail in pairs if mail.date is not None and id(mail) in wanted),
+        ((label, mail) for label, mail in pairs if mail.date is not None),
         key=lambda pair: pair[1].date or datetime.min.replace(tzinfo=UTC),
     )
     samples = [Sample(mail) for _, mail in dated]
@@ -210,7 +231,7 @@ def train_accounts_from_folders(
         labels=sorted(report.counts),
         training={
             "counts": report.counts,
-            "sources": [str(root)],
+            "sources": list(sources),
             "messages_read": stats.read,
             "messages_skipped": stats.skipped,
             "undated_left_out": len(pairs) - len(dated),
@@ -269,3 +290,55 @@ def classify_paths(
     samples = samples_with_history(mails, social, user, sent_ids)
     verdicts = Classifier(urgency, accounts).classify(samples, explain=explain)
     return list(zip(mails, verdicts, strict=True))
+
+
+def train_from_imap(
+    login: LoginConfig,
+    password: str,
+    *,
+    accounts_root: str = "Public/Accounts",
+    urgency_out: Path | None = None,
+    accounts_out: Path | None = None,
+    recall_target: float = 0.95,
+    precision_target: float = 0.98,
+    seed: int = 0,
+    progress: Progress = _same,
+) -> tuple[UrgencyTraining, AccountsTraining | None]:
+    """The everyday path: the login's own folders over IMAP (read-only, nothing marked seen).
+
+    The urgency model learns from INBOX, archives and Sent; when folders below
+    ``accounts_root`` exist (one per customer), the accounts model learns from them too.
+    """
+    endpoint = login.upstream_imap
+    stats = ReadStats()
+
+    def read(folders: Sequence[str] | None) -> list[Mail]:
+        source = read_imap(
+            endpoint.host, endpoint.port, endpoint.security, login.username or "", password,
+            cafile=login.cafile, folders=folders, stats=stats,
+        )  # fmt: skip
+        return list(progress(source))
+
+    own = read(None)  # the login's own folders; shared namespaces are read on purpose only
+
+    def is_sent(mail: Mail) -> bool:
+        return stats.is_sent(mail.folder)
+
+    urgency = train_urgency_from_mail(
+        own,
+        is_sent,
+        urgency_out or user_model_path("urgency"),
+        recall_target=recall_target,
+        seed=seed,
+        read=stats,
+        sources=[f"{endpoint.url} ({login.username})"],
+    )
+    prefix = accounts_root.rstrip("/") + "/"
+    pairs = [(m.folder[len(prefix) :].split("/", 1)[0], m) for m in read([prefix + "*"])]
+    if len({label for label, _ in pairs}) < 2:
+        return urgency, None
+    accounts = _train_accounts_pairs(
+        pairs, accounts_out or user_model_path("accounts"), precision_target, seed, stats,
+        [f"{endpoint.url} {accounts_root}"],
+    )  # fmt: skip
+    return urgency, accounts

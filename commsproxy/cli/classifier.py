@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..classifier.dataset import ReadStats
+from ..classifier.imap_source import ImapSourceError
 from ..classifier.labels import LABELS, Label
 from ..classifier.mail import Mail
 from ..classifier.train import TrainingError
@@ -19,8 +20,11 @@ from ..classifier.workflow import (
     UrgencyTraining,
     classify_paths,
     train_accounts_from_folders,
+    train_from_imap,
     train_urgency_from_mailboxes,
 )
+from ..config import ConfigError, load_config
+from ..credentials import CredentialError, run_password_command
 from ..models.store import ModelError, describe, user_model_path
 from .common import config_option, main
 
@@ -114,19 +118,24 @@ def train(
     newsletter headers (bulk) and the rest (normal). Validation trains on older mail and
     tests on newer mail, as the model will be used.
 
+    Without --mailbox or --folders it reads the configured login over IMAP (INBOX, archive
+    folders, Sent; nothing is marked read) and trains both models: urgency, and accounts when
+    account folders exist under [accounts] root (default Public/Accounts).
+
     \b
     Example:
+        commsproxy train
         commsproxy train --task urgency --mailbox ~/Maildir --out urgency.joblib
         commsproxy train --task accounts --folders ~/Mail/Accounts --out accounts.joblib
     """
     destination = out or user_model_path(task)
+    if not mailboxes and folders is None:
+        _train_from_login(config_path, target, seed, quiet)
+        return
     try:
         if task == "urgency":
             if not mailboxes:
-                raise click.UsageError(
-                    "give --mailbox DIR (your mail tree with its sent folders); training "
-                    "straight from your IMAP login is not available in this version",
-                )
+                raise click.UsageError("--task urgency needs --mailbox DIR")
             result: UrgencyTraining | AccountsTraining = train_urgency_from_mailboxes(
                 mailboxes,
                 destination,
@@ -148,6 +157,46 @@ def train(
     except (TrainingError, ModelError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(_report(result))
+
+
+def _train_from_login(
+    config_path: Path | None, target: float | None, seed: int, quiet: bool
+) -> None:
+    """The everyday path: the configured login's folders over IMAP, both models."""
+    try:
+        config = load_config(config_path, required=config_path is not None)
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
+    if not config.logins:
+        raise click.UsageError(
+            "no [[login]] in the config to read mail from: run `commsproxy init`, or train "
+            "from files with --mailbox DIR / --task accounts --folders DIR"
+        )
+    login = config.logins[0]
+    if not login.username:
+        raise click.UsageError(f"{config.path}: [[login]] username: needed to read your mail")
+    accounts_root = str(config.extra.get("accounts", {}).get("root", "Public/Accounts"))
+    try:
+        password = (
+            run_password_command(login.password_command)
+            if login.password_command
+            else click.prompt(f"password for {login.username}", hide_input=True, err=True)
+        )
+        urgency, accounts = train_from_imap(
+            login,
+            password,
+            accounts_root=accounts_root,
+            recall_target=target or 0.95,
+            seed=seed,
+            progress=_progress(quiet, "reading"),
+        )
+    except (CredentialError, ImapSourceError, TrainingError, ModelError) as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(_report(urgency))
+    if accounts is not None:
+        click.echo(_report(accounts))
+    else:
+        click.echo(f"no account folders under {accounts_root}: accounts model not trained")
 
 
 def _report(result: UrgencyTraining | AccountsTraining) -> str:

@@ -1,0 +1,102 @@
+"""`commsproxy train` the everyday way: the configured login's folders over IMAP, real Dovecot."""
+
+from __future__ import annotations
+
+import imaplib
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from commsproxy.cli import main
+from commsproxy.models.store import load_model
+from tests.testbed.dovecot import Dovecot
+
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def _message(headers: dict[str, str], body: str) -> bytes:
+    lines = [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode()
+
+
+def _fill(conn: imaplib.IMAP4, accounts_root: str) -> None:
+    for i in range(60):
+        when = START + timedelta(hours=3 * i)
+        kind = i % 3
+        headers = {
+            "To": "me@corp.example",
+            "Message-ID": f"<m{i}.{accounts_root}@ex>",
+            "Date": format_datetime(when),
+        }
+        if kind == 0:
+            headers |= {"From": "boss@acme.example", "Subject": f"contract {i}"}
+            body = "Please confirm the overdue invoice today."
+        elif kind == 1:
+            headers |= {
+                "From": "news@lists.example.org",
+                "Subject": f"digest {i}",
+                "List-Unsubscribe": "<mailto:leave@lists.example.org>",
+            }
+            body = "This week: articles and events."
+        else:
+            headers |= {"From": f"colleague{i % 4}@corp.example", "Subject": f"lunch {i}"}
+            body = "Lunch next week?"
+        conn.append("INBOX", None, None, _message(headers, body))
+        if kind == 0:
+            reply = {
+                "From": "me@corp.example",
+                "To": "boss@acme.example",
+                "Subject": f"Re: contract {i}",
+                "In-Reply-To": headers["Message-ID"],
+                "Message-ID": f"<r{i}.{accounts_root}@corp>",
+                "Date": format_datetime(when + timedelta(minutes=15)),
+            }
+            conn.append("Sent", r"(\Seen)", None, _message(reply, "Confirmed."))
+    for account in ("Acme", "Globex"):
+        folder = f"{accounts_root}/{account}"
+        conn.create(folder)
+        for i in range(12):
+            headers = {
+                "From": f"buyer@{account.lower()}.example",
+                "To": "me@corp.example",
+                "Subject": f"{account} order {i}",
+                "Message-ID": f"<{account}{i}@ex>",
+                "Date": format_datetime(START + timedelta(hours=i)),
+            }
+            conn.append(folder, None, None, _message(headers, f"The {account} order {i}."))
+
+
+def test_train_from_configured_login(
+    dovecot: Dovecot, imap_user: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    accounts_root = f"Public/T{uuid.uuid4().hex[:8]}"
+    user, password = imap_user
+    with imaplib.IMAP4(dovecot.host, dovecot.imap_port) as conn:
+        conn.login(user, password)
+        _fill(conn, accounts_root)
+    (tmp_path / "pw").write_text(password + "\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[[login]]\nupstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"\n'
+        f'username = "{user}"\npassword_command = "cat {tmp_path / "pw"}"\n'
+        f'[accounts]\nroot = "{accounts_root}"\n'
+    )
+    result = CliRunner().invoke(main, ["train", "--config", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "20 urgent, 20 normal, 20 bulk" in result.output
+    assert "2 accounts" in result.output
+    assert password not in result.output
+    data = tmp_path / "data" / "commsproxy" / "models"
+    _, urgency = load_model(data / "urgency.joblib", expected_task="urgency")
+    _, accounts = load_model(data / "accounts.joblib", expected_task="accounts")
+    assert urgency.training["counts"] == {"urgent": 20, "normal": 20, "bulk": 20}
+    assert set(accounts.labels) == {"Acme", "Globex"}
+    with imaplib.IMAP4(dovecot.host, dovecot.imap_port) as conn:
+        conn.login(user, password)
+        conn.select("INBOX", readonly=True)
+        assert conn.search(None, "UNSEEN")[1][0].split().__len__() == 60  # nothing marked read
