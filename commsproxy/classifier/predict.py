@@ -51,8 +51,7 @@ class Classifier:
             return verdicts
         if self.urgency is not None:
             proba, classes = decision_scores(self.urgency.pipeline, list(samples))
-            threshold = self.urgency.threshold if self.urgency.threshold is not None else 0.5
-            labels = apply_threshold(proba, classes, threshold)
+            labels = apply_threshold(proba, classes, self.urgency.threshold)
             urgent = classes.index(URGENT) if URGENT in classes else None
             for i, verdict in enumerate(verdicts):
                 verdict.label = labels[i]

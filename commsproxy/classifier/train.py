@@ -24,7 +24,12 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from .features import Sample
-from .pipeline import accounts_pipeline, decision_scores, urgency_pipeline
+from .pipeline import (
+    MIN_CALIBRATION_EXAMPLES,
+    accounts_pipeline,
+    decision_scores,
+    urgency_pipeline,
+)
 
 __all__ = [
     "AccountsReport",
@@ -39,8 +44,13 @@ __all__ = [
 
 URGENT = "urgent"
 VALIDATION_SHARE = 0.2
-# Fewer urgent messages than this in the newest mail cannot set a recall threshold.
+# Fewer urgent messages than this in the newest mail: validate by cross-validation instead.
 MIN_VALIDATION_URGENT = 5
+# Fewer urgent validation messages than this cannot tune a recall threshold (95% of six is
+# not a measurement); the likeliest label decides instead.
+MIN_THRESHOLD_URGENT = 20
+# A tuned cut must hold at least this share of the other validation mail to be used.
+MIN_HELD_SHARE = 0.1
 
 
 class TrainingError(ValueError):
@@ -60,16 +70,21 @@ class UrgencyReport:
     validation: str  # how the threshold and the metrics were measured
     trained_on: int
     validated_on: int
-    threshold: float
-    urgent_delivered: float  # share of urgent validation mail at or above the threshold
+    threshold: float | None  # None: the likeliest label decides (too few urgent to tune one)
+    urgent_delivered: float  # share of urgent validation mail delivered at once
     held: float  # share of all validation mail below it (waits for a batch)
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
     seconds: float = 0.0
 
     def summary(self) -> str:
+        rule = (
+            f"threshold {self.threshold:.3f}"
+            if self.threshold is not None
+            else "too few urgent examples to tune a threshold for; urgent when likeliest"
+        )
         return (
             f"would hold {self.held:.0%} of mail; {self.urgent_delivered:.0%} of urgent mail "
-            f"delivered at once (threshold {self.threshold:.2f})"
+            f"delivered at once ({rule})"
         )
 
 
@@ -120,9 +135,16 @@ def choose_precision_threshold(confidence: np.ndarray, correct: np.ndarray, targ
     return float(confidence[order][good[-1]])
 
 
-def apply_threshold(proba: np.ndarray, classes: Sequence[str], threshold: float) -> list[str]:
-    """Urgent when p(urgent) reaches the threshold; otherwise the likelier of the others."""
+def apply_threshold(
+    proba: np.ndarray, classes: Sequence[str], threshold: float | None
+) -> list[str]:
+    """Urgent when p(urgent) reaches the threshold; otherwise the likelier of the others.
+
+    Without a threshold (too few urgent examples to tune one) the likeliest label wins.
+    """
     urgent = list(classes).index(URGENT) if URGENT in classes else -1
+    if threshold is None:
+        return [classes[i] for i in proba.argmax(axis=1)]
     others = proba.copy()
     if urgent >= 0:
         others[:, urgent] = -1.0
@@ -153,9 +175,10 @@ def train_urgency(
         )
     cut = _split(len(samples))
     y = np.asarray(labels)
+    calibrate = min(counts.values()) >= MIN_CALIBRATION_EXAMPLES
     validation = "time-ordered: trained on older mail, tested on the newest"
     if np.sum(y[cut:] == URGENT) >= MIN_VALIDATION_URGENT or counts[URGENT] < 3:
-        probe = urgency_pipeline(seed).fit(list(samples[:cut]), y[:cut])
+        probe = urgency_pipeline(seed, calibrate=calibrate).fit(list(samples[:cut]), y[:cut])
         proba, classes = decision_scores(probe, list(samples[cut:]))
         truth = y[cut:]
     else:
@@ -164,15 +187,23 @@ def train_urgency(
         validation = "3-fold cross-validation (too few urgent messages in the newest mail)"
         folds = StratifiedKFold(3, shuffle=True, random_state=seed)
         proba = cross_val_predict(
-            urgency_pipeline(seed), list(samples), y, cv=folds, method="predict_proba"
+            urgency_pipeline(seed, calibrate=calibrate),
+            list(samples),
+            y,
+            cv=folds,
+            method="predict_proba",
         )
         classes = sorted(counts)
         truth, cut = y, 0
-    if URGENT in classes:
+    urgent_truth = truth == URGENT
+    threshold: float | None = None
+    if URGENT in classes and urgent_truth.sum() >= MIN_THRESHOLD_URGENT:
         p_urgent = proba[:, classes.index(URGENT)]
-        threshold = choose_recall_threshold(p_urgent, truth == URGENT, recall_target)
-    else:
-        p_urgent, threshold = np.zeros(len(truth)), 1.0
+        threshold = choose_recall_threshold(p_urgent, urgent_truth, recall_target)
+        if np.mean(p_urgent[~urgent_truth] < threshold) < MIN_HELD_SHARE:
+            # A cut that holds (almost) nothing is no triage at all: the model cannot tell
+            # urgent mail apart at that recall, so the likeliest label decides instead.
+            threshold = None
     predicted = np.asarray(apply_threshold(proba, classes, threshold))
     per_class = {}
     for label in sorted(counts):
@@ -184,10 +215,11 @@ def train_urgency(
             recall=hits / max(1, int(actual.sum())),
             support=int(actual.sum()),
         )
-    urgent_truth = truth == URGENT
-    delivered = float(np.mean(p_urgent[urgent_truth] >= threshold)) if urgent_truth.any() else 1.0
-    held = float(np.mean(p_urgent < threshold))
-    final = urgency_pipeline(seed).fit(list(samples), y)
+    delivered = float(np.mean(predicted[urgent_truth] == URGENT)) if urgent_truth.any() else 1.0
+    held = float(np.mean(predicted != URGENT))
+    final = urgency_pipeline(seed, calibrate=calibrate).fit(list(samples), y)
+    if threshold is not None:
+        threshold = _transfer_threshold(final, samples, _validation_slice(cut, len(samples)), held)
     report = UrgencyReport(
         counts=dict(counts),
         validation=validation,
@@ -200,6 +232,28 @@ def train_urgency(
         seconds=time.perf_counter() - started,
     )
     return final, report
+
+
+def _validation_slice(cut: int, n: int) -> slice:
+    """The validation samples: the newest part, or all of them after cross-validation."""
+    return slice(cut, n) if cut else slice(0, n)
+
+
+def _transfer_threshold(
+    final: Pipeline, samples: Sequence[Sample], validation: slice, held: float
+) -> float:
+    """The final model's cut that holds the same share of the validation mail.
+
+    The threshold was measured on a model fitted without the validation mail; the final
+    model, fitted on everything, scores on another scale (calibration on a few dozen urgent
+    messages is rough). What carries over is the decision: the share of mail delivered at
+    once. So the final cut is the quantile of the final model's scores at that share.
+    """
+    proba, classes = decision_scores(final, list(samples[validation]))
+    scores = proba[:, classes.index(URGENT)]
+    if held <= 0.0:
+        return float(scores.min())
+    return float(np.quantile(scores, held, method="higher"))
 
 
 def train_accounts(
