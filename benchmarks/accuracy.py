@@ -504,8 +504,13 @@ def read_mailbox(root: Path, user: str) -> Mailbox:
     )
 
 
+def _thr(threshold: float | None) -> str:
+    """A threshold for the tables; "argmax" when the likeliest label decides."""
+    return "argmax" if threshold is None else f"{threshold:.4f}"
+
+
 def evaluate_urgency(
-    pipeline: Pipeline, threshold: float, samples: list[Sample], labels: list[str]
+    pipeline: Pipeline, threshold: float | None, samples: list[Sample], labels: list[str]
 ) -> dict[str, Any]:
     """The model at its threshold on held-out mail: who is delivered at once, who is held."""
     if not samples:
@@ -515,7 +520,7 @@ def evaluate_urgency(
     predicted = np.asarray(apply_threshold(proba, classes, threshold))
     truth = np.asarray(labels)
     urgent = truth == URGENT
-    now = p_urgent >= threshold
+    now = predicted == URGENT  # with or without a tuned threshold, as classify decides
     return {
         "messages": len(samples),
         "urgent": int(urgent.sum()),
@@ -621,7 +626,7 @@ def run_urgency(root: Path, say: Say) -> tuple[Outcome, LoadedModel | None]:
         if "skipped" in result:
             return f"{name:<6} | {result['skipped']}"
         return (
-            f"{name:<6} | {thr:>5.3f} | {_pct(result['urgent_delivered'], 0):>10} | "
+            f"{name:<6} | {_thr(thr):>5} | {_pct(result['urgent_delivered'], 0):>10} | "
             f"{_pct(result['other_held'], 0):>10} | {_pct(result['all_held'], 0):>8}"
         )
 
@@ -755,10 +760,9 @@ def run_spam(
         f"{'p(urgent) min..max':>18}"
         + (f" || {'pooled 2.: urgent':>17} | {'p(urgent) min..max':>18}" if second else "")
     )
-    threshold = model.threshold if model.threshold is not None else 0.5
     out.lines += [
         f"3. spam: SpamAssassin groups through the urgency model: {source}, threshold "
-        f"{threshold:.4f}; no social history (as classify without --history)",
+        f"{_thr(model.threshold)}; no social history (as classify without --history)",
         head,
         "-" * len(head),
     ]
@@ -780,7 +784,7 @@ def run_spam(
         out.lines.append(line)
     if second and pooled is not None:
         out.lines.append(
-            f"pooled 2. = the pooled model of section 2 (threshold {pooled.threshold:.4f}), "
+            f"pooled 2. = the pooled model of section 2 (threshold {_thr(pooled.threshold)}), "
             "for comparison"
         )
     easy = groups["easy_ham"]["shares"].get("bulk", 0.0) if "easy_ham" in groups else None
