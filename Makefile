@@ -33,6 +33,7 @@ lint: venv
 
 bench: deps venv
 	$(BIN)/python benchmarks/relay.py
+	$(BIN)/python benchmarks/accuracy.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
