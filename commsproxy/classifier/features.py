@@ -11,7 +11,7 @@ names of meta features are also what ``explain`` shows, so they read as words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -147,13 +147,10 @@ def meta_features(sample: Sample) -> dict[str, float]:
     return out
 
 
-def _high_priority(headers: dict[str, str] | object) -> bool:
-    get = getattr(headers, "get", None)
-    if get is None:
-        return False
-    importance = str(get("importance", "")).strip().lower()
-    priority = str(get("x-priority", "")).strip()
-    ms = str(get("x-msmail-priority", "")).strip().lower()
+def _high_priority(headers: Mapping[str, str]) -> bool:
+    importance = headers.get("importance", "").strip().lower()
+    priority = headers.get("x-priority", "").strip()
+    ms = headers.get("x-msmail-priority", "").strip().lower()
     return importance == "high" or priority[:1] in ("1", "2") or ms == "high"
 
 

@@ -280,6 +280,7 @@ def train_accounts(
     correct = np.asarray(classes)[best] == y[cut:]
     threshold = choose_precision_threshold(confidence, correct, precision_target)
     accepted = confidence >= threshold
+    del probe, scores  # one model in memory at a time: weights are accounts x 2^18 floats
     final = accounts_pipeline(seed).fit(list(samples), y)
     report = AccountsReport(
         counts=dict(counts),
