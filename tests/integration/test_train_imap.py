@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import imaplib
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -13,49 +13,15 @@ from click.testing import CliRunner
 
 from commsproxy.cli import main
 from commsproxy.models.store import load_model
+from tests.mailfactory import START, everyday_mail, render
 from tests.testbed.dovecot import Dovecot
-
-START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-def _message(headers: dict[str, str], body: str) -> bytes:
-    lines = [f"{name}: {value}" for name, value in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode()
 
 
 def _fill(conn: imaplib.IMAP4, accounts_root: str) -> None:
-    for i in range(60):
-        when = START + timedelta(hours=3 * i)
-        kind = i % 3
-        headers = {
-            "To": "me@corp.example",
-            "Message-ID": f"<m{i}.{accounts_root}@ex>",
-            "Date": format_datetime(when),
-        }
-        if kind == 0:
-            headers |= {"From": "boss@acme.example", "Subject": f"contract {i}"}
-            body = "Please confirm the overdue invoice today."
-        elif kind == 1:
-            headers |= {
-                "From": "news@lists.example.org",
-                "Subject": f"digest {i}",
-                "List-Unsubscribe": "<mailto:leave@lists.example.org>",
-            }
-            body = "This week: articles and events."
-        else:
-            headers |= {"From": f"colleague{i % 4}@corp.example", "Subject": f"lunch {i}"}
-            body = "Lunch next week?"
-        conn.append("INBOX", None, None, _message(headers, body))
-        if kind == 0:
-            reply = {
-                "From": "me@corp.example",
-                "To": "boss@acme.example",
-                "Subject": f"Re: contract {i}",
-                "In-Reply-To": headers["Message-ID"],
-                "Message-ID": f"<r{i}.{accounts_root}@corp>",
-                "Date": format_datetime(when + timedelta(minutes=15)),
-            }
-            conn.append("Sent", r"(\Seen)", None, _message(reply, "Confirmed."))
+    for exchange in everyday_mail(60, every=timedelta(hours=3), tag=accounts_root):
+        conn.append("INBOX", None, None, exchange.received)
+        if exchange.reply is not None:
+            conn.append("Sent", r"(\Seen)", None, exchange.reply)
     for account in ("Acme", "Globex"):
         folder = f"{accounts_root}/{account}"
         conn.create(folder)
@@ -67,7 +33,7 @@ def _fill(conn: imaplib.IMAP4, accounts_root: str) -> None:
                 "Message-ID": f"<{account}{i}@ex>",
                 "Date": format_datetime(START + timedelta(hours=i)),
             }
-            conn.append(folder, None, None, _message(headers, f"The {account} order {i}."))
+            conn.append(folder, None, None, render(headers, f"The {account} order {i}."))
 
 
 def test_train_from_configured_login(

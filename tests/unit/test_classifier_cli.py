@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -15,51 +15,25 @@ from commsproxy.classifier.features import Sample
 from commsproxy.classifier.workflow import train_urgency_from_mailboxes
 from commsproxy.cli import main
 from commsproxy.models.store import load_model
-
-START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+from tests.mailfactory import START, everyday_mail, render
 
 
 def _write(path: Path, headers: dict[str, str], body: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{name}: {value}" for name, value in headers.items()]
-    path.write_text("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n")
+    _store(path, render(headers, body))
 
 
 def build_mailbox(root: Path, count: int = 90) -> Path:
-    """A person's mail: the boss is answered within the hour, lists are bulk, the rest waits."""
-    for i in range(count):
-        when = START + timedelta(hours=5 * i)
-        kind = i % 3
-        headers = {
-            "To": "me@corp.example",
-            "Message-ID": f"<m{i}@example.org>",
-            "Date": format_datetime(when),
-        }
-        if kind == 0:
-            headers |= {"From": "Boss <boss@acme.example>", "Subject": f"contract {i}"}
-            body = "Please confirm the overdue invoice today, the customer is waiting."
-        elif kind == 1:
-            headers |= {
-                "From": "news@lists.example.org",
-                "Subject": f"Weekly digest {i}",
-                "List-Id": "<weekly.lists.example.org>",
-                "List-Unsubscribe": "<mailto:leave@lists.example.org>",
-            }
-            body = "This week: articles, events and more articles to read."
-        else:
-            headers |= {"From": f"colleague{i % 4}@corp.example", "Subject": f"lunch {i}"}
-            body = "Shall we have lunch some day next week?"
-        _write(root / "inbox" / f"{i}", headers, body)
-        if kind == 0:
-            _write(
-                root / "sent" / f"{i}",
-                {"From": "me@corp.example", "To": "boss@acme.example",
-                 "Subject": f"Re: contract {i}", "Message-ID": f"<r{i}@corp.example>",
-                 "In-Reply-To": f"<m{i}@example.org>",
-                 "Date": format_datetime(when + timedelta(minutes=20))},
-                "Confirmed.",
-            )  # fmt: skip
+    """A person's mail tree: an inbox and a sent folder (see tests/mailfactory.py)."""
+    for exchange in everyday_mail(count):
+        _store(root / "inbox" / str(exchange.index), exchange.received)
+        if exchange.reply is not None:
+            _store(root / "sent" / str(exchange.index), exchange.reply)
     return root
+
+
+def _store(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 @pytest.fixture(autouse=True)
