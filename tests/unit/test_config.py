@@ -18,16 +18,6 @@ from commsproxy.config import (
     parse_size,
 )
 from commsproxy.endpoints import ListenAddress, Security
-from commsproxy.tlscert import write_self_signed
-
-
-@pytest.fixture(scope="module")
-def pem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A certificate and key that exist (only existence is checked when loading)."""
-    directory = tmp_path_factory.mktemp("pem")
-    cert, key = directory / "localhost.pem", directory / "localhost-key.pem"
-    write_self_signed(cert, key)
-    return cert, key
 
 
 def write(tmp_path: Path, text: str) -> Path:

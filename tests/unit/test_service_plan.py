@@ -9,17 +9,8 @@ import pytest
 from commsproxy.config import Config, ConfigError, load_config
 from commsproxy.endpoints import ListenAddress, Security
 from commsproxy.service import RunOptions, plan
-from commsproxy.tlscert import write_self_signed
 
 UPSTREAM = "imaps://imap.example.com"
-
-
-@pytest.fixture(scope="module")
-def pem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("pem")
-    cert, key = directory / "localhost.pem", directory / "localhost-key.pem"
-    write_self_signed(cert, key)
-    return cert, key
 
 
 def config_from(tmp_path: Path, text: str) -> Config:
