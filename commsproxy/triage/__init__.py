@@ -1,0 +1,1 @@
+"""Triage: deciding, holding and releasing mail on the server, and when."""
