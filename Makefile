@@ -27,8 +27,8 @@ $(BIN)/commsproxy: pyproject.toml
 	touch $@
 
 lint: venv
-	$(BIN)/ruff check commsproxy tests benchmarks
-	$(BIN)/ruff format --check commsproxy tests benchmarks
+	$(BIN)/ruff check commsproxy tests benchmarks scripts
+	$(BIN)/ruff format --check commsproxy tests benchmarks scripts
 	$(BIN)/mypy
 
 bench: deps venv

@@ -134,6 +134,19 @@ class DataMissing(Exception):
     """A corpus is not where --data says; the message says which and what to do."""
 
 
+def _extract_all(archive: tarfile.TarFile, into: Path) -> None:
+    """Extract, refusing paths that leave ``into`` and links (Python < 3.11.4 has no filter)."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(into, filter="data")
+        return
+    root = into.resolve()
+    for member in archive.getmembers():
+        inside = (into / member.name).resolve().is_relative_to(root)
+        if not inside or member.issym() or member.islnk() or member.isdev():
+            raise ValueError(f"unsafe member in {archive.name}: {member.name}")
+    archive.extractall(into)  # noqa: S202  (every member checked above)
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -191,7 +204,7 @@ def unpack(data: Path, into: Path, names: Sequence[str], say: Say) -> dict[str, 
         started = time.perf_counter()
         target = into / name
         with tarfile.open(data / tarball) as tar:
-            tar.extractall(target, filter="data")
+            _extract_all(tar, target)
         root = target / top
         if not root.is_dir():
             raise DataMissing(f"{data / tarball} does not hold a directory {top}/")
