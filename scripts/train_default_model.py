@@ -40,7 +40,7 @@ SPAMASSASSIN = "spamassassin/spamassassin-ham-spam.tar.gz"
 def _extract_all(archive: tarfile.TarFile, into: Path) -> None:
     """Extract, refusing paths that leave ``into`` and links (Python < 3.11.4 has no filter)."""
     if hasattr(tarfile, "data_filter"):
-        _extract_all(archive, into)
+        archive.extractall(into, filter="data")
         return
     root = into.resolve()
     for member in archive.getmembers():
