@@ -74,20 +74,23 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 
-from commsproxy.classifier.dataset import ReadStats, iter_labelled_folders, iter_mailbox
+from commsproxy.classifier.dataset import (
+    ReadStats,
+    extract_archive,
+    iter_labelled_folders,
+    iter_mailbox,
+)
 from commsproxy.classifier.features import Sample
-from commsproxy.classifier.labels import derive_labels
 from commsproxy.classifier.mail import Mail, parse_mail
 from commsproxy.classifier.pipeline import accounts_pipeline, decision_scores
 from commsproxy.classifier.predict import Classifier, LoadedModel
-from commsproxy.classifier.social import SocialHistory
 from commsproxy.classifier.train import (
     TrainingError,
     apply_threshold,
     train_accounts,
     train_urgency,
 )
-from commsproxy.classifier.workflow import samples_with_history
+from commsproxy.classifier.workflow import NO_HISTORY, labelled_samples
 from commsproxy.models.store import bundled_model_path, load_bundled
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,19 +135,6 @@ Say = Callable[[str], None]
 
 class DataMissing(Exception):
     """A corpus is not where --data says; the message says which and what to do."""
-
-
-def _extract_all(archive: tarfile.TarFile, into: Path) -> None:
-    """Extract, refusing paths that leave ``into`` and links (Python < 3.11.4 has no filter)."""
-    if hasattr(tarfile, "data_filter"):
-        archive.extractall(into, filter="data")
-        return
-    root = into.resolve()
-    for member in archive.getmembers():
-        inside = (into / member.name).resolve().is_relative_to(root)
-        if not inside or member.issym() or member.islnk() or member.isdev():
-            raise ValueError(f"unsafe member in {archive.name}: {member.name}")
-    archive.extractall(into)  # noqa: S202  (every member checked above)
 
 
 def _verdict(ok: bool) -> str:
@@ -204,7 +194,7 @@ def unpack(data: Path, into: Path, names: Sequence[str], say: Say) -> dict[str, 
         started = time.perf_counter()
         target = into / name
         with tarfile.open(data / tarball) as tar:
-            _extract_all(tar, target)
+            extract_archive(tar, target)
         root = target / top
         if not root.is_dir():
             raise DataMissing(f"{data / tarball} does not hold a directory {top}/")
@@ -482,15 +472,8 @@ def read_mailbox(root: Path, user: str) -> Mailbox:
     def is_sent(mail: Mail) -> bool:
         return stats.is_sent(mail.folder)
 
-    result = derive_labels(mails, is_sent=is_sent)
     # Reply events of the whole mailbox are fine: stats() counts only those before each date.
-    history = SocialHistory.from_result(result)
-    sent_ids = {m.message_id.strip().lower() for m in mails if is_sent(m) and m.message_id}
-    labelled = [entry for entry in result.labelled if entry.mail.date is not None]
-    samples = samples_with_history(
-        [entry.mail for entry in labelled], history, result.user_addresses, sent_ids
-    )
-    labels = [entry.label for entry in labelled]
+    result, samples, labels = labelled_samples(mails, is_sent)
     cut = round(len(labels) * (1 - TEST_SHARE))
     return Mailbox(
         user,
@@ -704,7 +687,7 @@ def urgency_model(pooled: LoadedModel | None) -> tuple[LoadedModel | None, str]:
 
 def no_history_samples(mails: Sequence[Mail]) -> list[Sample]:
     """Samples as ``classify`` without ``--history`` builds them: nobody's past is known."""
-    return samples_with_history(mails, SocialHistory([], []), frozenset(), set())
+    return NO_HISTORY.samples(mails)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float] | None:

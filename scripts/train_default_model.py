@@ -25,34 +25,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from commsproxy.classifier.dataset import ReadStats, iter_mailbox
+from commsproxy.classifier.dataset import ReadStats, extract_archive, iter_mailbox
 from commsproxy.classifier.features import Sample
-from commsproxy.classifier.labels import bulk_reason, derive_labels
-from commsproxy.classifier.social import SocialHistory
+from commsproxy.classifier.labels import bulk_reason
+from commsproxy.classifier.mail import Mail
 from commsproxy.classifier.train import train_urgency
-from commsproxy.classifier.workflow import samples_with_history
+from commsproxy.classifier.workflow import labelled_samples
 from commsproxy.models.store import BUNDLED_DIR, describe, save_model
 
 ENRON = "enron-full-mailboxes/enron-full-4users.tar.gz"
 SPAMASSASSIN = "spamassassin/spamassassin-ham-spam.tar.gz"
 
 
-def _extract_all(archive: tarfile.TarFile, into: Path) -> None:
-    """Extract, refusing paths that leave ``into`` and links (Python < 3.11.4 has no filter)."""
-    if hasattr(tarfile, "data_filter"):
-        archive.extractall(into, filter="data")
-        return
-    root = into.resolve()
-    for member in archive.getmembers():
-        inside = (into / member.name).resolve().is_relative_to(root)
-        if not inside or member.issym() or member.islnk() or member.isdev():
-            raise ValueError(f"unsafe member in {archive.name}: {member.name}")
-    archive.extractall(into)  # noqa: S202  (every member checked above)
-
-
 def _extract(tarball: Path, into: Path) -> Path:
     with tarfile.open(tarball) as archive:
-        _extract_all(archive, into)
+        extract_archive(archive, into)
     return into
 
 
@@ -64,18 +51,13 @@ def enron_samples(root: Path) -> tuple[list[Sample], list[str], dict[str, int]]:
         stats = ReadStats()
         mails = list(iter_mailbox(person, stats=stats))
 
-        def is_sent(mail: object, stats: ReadStats = stats) -> bool:
-            return stats.is_sent(mail.folder)  # type: ignore[attr-defined]
+        def is_sent(mail: Mail, stats: ReadStats = stats) -> bool:
+            return stats.is_sent(mail.folder)
 
-        result = derive_labels(mails, is_sent=is_sent)
-        history = SocialHistory.from_result(result)
-        sent_ids = {m.message_id.lower() for m in mails if is_sent(m) and m.message_id}
-        dated = [entry for entry in result.labelled if entry.mail.date is not None]
-        samples += samples_with_history(
-            [entry.mail for entry in dated], history, result.user_addresses, sent_ids
-        )
-        labels += [entry.label for entry in dated]
-        summary[person.name] = len(dated)
+        result, person_samples, person_labels = labelled_samples(mails, is_sent)
+        samples += person_samples
+        labels += person_labels
+        summary[person.name] = len(person_samples)
         print(f"{person.name}: {result.summary()}", file=sys.stderr)
     return samples, labels, summary
 

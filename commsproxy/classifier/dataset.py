@@ -18,13 +18,20 @@ from __future__ import annotations
 import mailbox
 import os
 import re
+import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from commsproxy.classifier.mail import MAX_MESSAGE_BYTES, Mail, MailParseError, parse_mail
 
-__all__ = ["ReadStats", "is_sent_folder", "iter_labelled_folders", "iter_mailbox"]
+__all__ = [
+    "ReadStats",
+    "extract_archive",
+    "is_sent_folder",
+    "iter_labelled_folders",
+    "iter_mailbox",
+]
 
 # How many skip reasons ReadStats keeps as examples.
 _MAX_REASONS = 5
@@ -306,3 +313,20 @@ def _join(folder: str, name: str) -> str:
     # Thunderbird keeps the subfolders of "Inbox" in a directory "Inbox.sbd".
     name = name.removesuffix(".sbd")
     return f"{folder}/{name}" if folder else name
+
+
+def extract_archive(archive: tarfile.TarFile, into: Path) -> None:
+    """Unpack a corpus archive, refusing members that would land outside ``into`` or link out.
+
+    Python 3.11.4 and later do this with ``filter="data"``; earlier 3.11 releases (Debian 12's)
+    get the same checks here.
+    """
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(into, filter="data")
+        return
+    root = into.resolve()
+    for member in archive.getmembers():
+        inside = (into / member.name).resolve().is_relative_to(root)
+        if not inside or member.issym() or member.islnk() or member.isdev():
+            raise ValueError(f"unsafe member in {archive.name!r}: {member.name}")
+    archive.extractall(into)  # noqa: S202  (every member checked above)

@@ -245,7 +245,8 @@ def normalise_subject(subject: str) -> str:
     return _split_subject(subject)[0]
 
 
-def _norm_id(message_id: str) -> str:
+def normalise_id(message_id: str) -> str:
+    """A Message-ID as compared everywhere: without angle brackets and surrounding space."""
     return message_id.strip().strip("<>").strip()
 
 
@@ -651,7 +652,7 @@ def _split_mailbox(
     # Sent folders first, so the copy of a sent message in all_documents is the one dropped.
     for in_sent_folder, group in ((True, sent_folder), (False, other)):
         for mail in group:
-            message_id = _norm_id(mail.message_id) if mail.message_id else None
+            message_id = normalise_id(mail.message_id) if mail.message_id else None
             key = _dedup_key(mail)
             owner = id_owner.get(message_id) if message_id is not None else None
             if owner is None:
@@ -709,7 +710,7 @@ def match_replies(
             # Trust the headers: if the parent is not in this mailbox, a subject match would
             # only find some other message of the thread.
             for parent in parents:
-                at = index.by_id.get(_norm_id(parent))
+                at = index.by_id.get(normalise_id(parent))
                 if at is not None:
                     offer(at, sent, "header", kind == "forward")
             continue
@@ -781,7 +782,7 @@ def derive_labels(
     # By any copy's Message-ID: the training folder may hold a copy with an id of its own.
     wanted: dict[int, Label | Override] = {}
     for key, value in (overrides or {}).items():
-        found = matching.ids.get(_norm_id(key))
+        found = matching.ids.get(normalise_id(key))
         if found is not None:
             wanted[found] = value
     labelled: list[LabelledMail] = []

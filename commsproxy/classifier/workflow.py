@@ -8,7 +8,7 @@ the stream of messages (the CLI's progress bar).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,17 +25,19 @@ from ..models.store import (
 from .dataset import ReadStats, iter_labelled_folders, iter_mailbox
 from .features import Context, Sample
 from .imap_source import read_imap
-from .labels import LABELS, Label, LabelResult, Override, derive_labels
+from .labels import LABELS, Label, LabelResult, Override, derive_labels, normalise_id
 from .mail import Mail
 from .predict import Classifier, LoadedModel, Verdict
 from .social import SocialHistory
 from .train import AccountsReport, UrgencyReport, train_accounts, train_urgency
 
 __all__ = [
+    "NO_HISTORY",
     "AccountsTraining",
+    "PersonHistory",
     "UrgencyTraining",
     "classify_paths",
-    "samples_with_history",
+    "labelled_samples",
     "train_accounts_from_folders",
     "train_from_imap",
     "train_urgency_from_mail",
@@ -47,10 +49,6 @@ Progress = Callable[[Iterable[Mail]], Iterable[Mail]]
 
 def _same(mails: Iterable[Mail]) -> Iterable[Mail]:
     return mails
-
-
-def _norm_id(message_id: str) -> str:
-    return message_id.strip().lower()
 
 
 @dataclass
@@ -68,28 +66,55 @@ class AccountsTraining:
     read: ReadStats
 
 
-def samples_with_history(
+@dataclass(frozen=True)
+class PersonHistory:
+    """A person's past as features see it: who they are, how they replied, what they sent."""
+
+    social: SocialHistory
+    user_addresses: frozenset[str]
+    sent_ids: frozenset[str]
+
+    @classmethod
+    def from_labels(
+        cls, result: LabelResult, mails: Iterable[Mail], is_sent: Callable[[Mail], bool]
+    ) -> PersonHistory:
+        sent = frozenset(normalise_id(m.message_id) for m in mails if is_sent(m) and m.message_id)
+        return cls(SocialHistory.from_result(result), result.user_addresses, sent)
+
+    def samples(self, mails: Iterable[Mail]) -> list[Sample]:
+        """Samples whose social context is the history strictly before each message's date."""
+        samples = []
+        for mail in mails:
+            sender = domain = None
+            if mail.date is not None and mail.sender:
+                sender = self.social.stats(mail.sender, mail.date)
+                domain = self.social.stats_domain(mail.sender, mail.date)
+            thread = (*mail.in_reply_to, *mail.references)
+            context = Context(
+                user_addresses=self.user_addresses,
+                sender=sender,
+                domain=domain,
+                replies_to_user=any(normalise_id(i) in self.sent_ids for i in thread),
+            )
+            samples.append(Sample(mail, context))
+        return samples
+
+
+NO_HISTORY = PersonHistory(SocialHistory([], []), frozenset(), frozenset())
+
+
+def labelled_samples(
     mails: Sequence[Mail],
-    history: SocialHistory,
-    user_addresses: frozenset[str],
-    sent_ids: set[str],
-) -> list[Sample]:
-    """Samples whose social context is the history strictly before each message's date."""
-    samples = []
-    for mail in mails:
-        sender = domain = None
-        if mail.date is not None and mail.sender:
-            sender = history.stats(mail.sender, mail.date)
-            domain = history.stats_domain(mail.sender, mail.date)
-        thread = (*mail.in_reply_to, *mail.references)
-        context = Context(
-            user_addresses=user_addresses,
-            sender=sender,
-            domain=domain,
-            replies_to_user=any(_norm_id(i) in sent_ids for i in thread),
-        )
-        samples.append(Sample(mail, context))
-    return samples
+    is_sent: Callable[[Mail], bool],
+    *,
+    overrides: Mapping[str, Override] | None = None,
+) -> tuple[LabelResult, list[Sample], list[str]]:
+    """A person's received mail labelled from their replies, as dated samples in date order."""
+    result = derive_labels(mails, is_sent=is_sent, overrides=overrides)
+    history = PersonHistory.from_labels(result, mails, is_sent)
+    dated = [entry for entry in result.labelled if entry.mail.date is not None]
+    samples = history.samples(entry.mail for entry in dated)
+    return result, samples, [entry.label for entry in dated]
 
 
 def train_urgency_from_mail(
@@ -104,14 +129,7 @@ def train_urgency_from_mail(
     sources: Sequence[str] = (),
 ) -> UrgencyTraining:
     """Label ``mails`` from the user's replies, train, validate, save to ``out``."""
-    result = derive_labels(mails, is_sent=is_sent, overrides=overrides)
-    history = SocialHistory.from_result(result)
-    sent_ids = {_norm_id(m.message_id) for m in mails if is_sent(m) and m.message_id}
-    labelled = [entry for entry in result.labelled if entry.mail.date is not None]
-    samples = samples_with_history(
-        [entry.mail for entry in labelled], history, result.user_addresses, sent_ids
-    )
-    labels = [entry.label for entry in labelled]
+    result, samples, labels = labelled_samples(mails, is_sent, overrides=overrides)
     pipeline, report = train_urgency(samples, labels, recall_target=recall_target, seed=seed)
     info = save_model(
         pipeline,
@@ -273,9 +291,7 @@ def classify_paths(
     urgency = _load(model, "urgency", required=accounts_model is None or model is not None)
     accounts = _load(accounts_model, "accounts", required=accounts_model is not None)
     mails = [mail for path in paths for mail in iter_mailbox(path, stats=stats)]
-    user: frozenset[str] = frozenset()
-    sent_ids: set[str] = set()
-    social = SocialHistory([], [])
+    person = NO_HISTORY
     if history is not None:
         history_stats = ReadStats()
         past = list(iter_mailbox(history, stats=history_stats))
@@ -283,11 +299,8 @@ def classify_paths(
         def is_sent(mail: Mail) -> bool:
             return history_stats.is_sent(mail.folder)
 
-        result = derive_labels(past, is_sent=is_sent)
-        social = SocialHistory.from_result(result)
-        user = result.user_addresses
-        sent_ids = {_norm_id(m.message_id) for m in past if is_sent(m) and m.message_id}
-    samples = samples_with_history(mails, social, user, sent_ids)
+        person = PersonHistory.from_labels(derive_labels(past, is_sent=is_sent), past, is_sent)
+    samples = person.samples(mails)
     verdicts = Classifier(urgency, accounts).classify(samples, explain=explain)
     return list(zip(mails, verdicts, strict=True))
 

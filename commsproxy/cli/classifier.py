@@ -1,4 +1,8 @@
-"""``commsproxy train`` and ``commsproxy classify``: the models, from the user's own mail."""
+"""``commsproxy train`` and ``commsproxy classify``: the models, from the user's own mail.
+
+scikit-learn takes about a second to import, so the modules that need it are imported inside
+the commands: ``commsproxy run`` and ``--help`` never pay for it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,19 +18,12 @@ from ..classifier.dataset import ReadStats
 from ..classifier.imap_source import ImapSourceError
 from ..classifier.labels import LABELS, Label
 from ..classifier.mail import Mail
-from ..classifier.train import TrainingError
-from ..classifier.workflow import (
-    AccountsTraining,
-    UrgencyTraining,
-    classify_paths,
-    train_accounts_from_folders,
-    train_from_imap,
-    train_urgency_from_mailboxes,
-)
 from ..config import ConfigError, load_config
 from ..credentials import CredentialError, run_password_command
-from ..models.store import ModelError, describe, user_model_path
 from .common import config_option, main
+
+if TYPE_CHECKING:
+    from ..classifier.workflow import AccountsTraining, UrgencyTraining
 
 _DIR = click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path)
 
@@ -128,6 +125,10 @@ def train(
         commsproxy train --task urgency --mailbox ~/Maildir --out urgency.joblib
         commsproxy train --task accounts --folders ~/Mail/Accounts --out accounts.joblib
     """
+    from ..classifier.train import TrainingError
+    from ..classifier.workflow import train_accounts_from_folders, train_urgency_from_mailboxes
+    from ..models.store import ModelError, user_model_path
+
     destination = out or user_model_path(task)
     if not mailboxes and folders is None:
         _train_from_login(config_path, target, seed, quiet)
@@ -163,6 +164,10 @@ def _train_from_login(
     config_path: Path | None, target: float | None, seed: int, quiet: bool
 ) -> None:
     """The everyday path: the configured login's folders over IMAP, both models."""
+    from ..classifier.train import TrainingError
+    from ..classifier.workflow import train_from_imap
+    from ..models.store import ModelError
+
     try:
         config = load_config(config_path, required=config_path is not None)
     except ConfigError as err:
@@ -200,6 +205,9 @@ def _train_from_login(
 
 
 def _report(result: UrgencyTraining | AccountsTraining) -> str:
+    from ..classifier.workflow import UrgencyTraining
+    from ..models.store import describe
+
     lines = [f"saved {result.info.path}", describe(result.info)]
     read = result.read
     lines.append(f"read {read.read:,} messages ({read.skipped:,} skipped)")
@@ -249,6 +257,9 @@ def classify(
         commsproxy classify --explain ~/Maildir/new
         commsproxy classify --json --history ~/Maildir message.eml
     """
+    from ..classifier.workflow import classify_paths
+    from ..models.store import ModelError
+
     stats = ReadStats()
     try:
         results = classify_paths(

@@ -203,6 +203,22 @@ def _auth_sentinel(dovecot: Dovecot) -> Callable[[], bool]:
     return lambda: bool(line.search(dovecot.log_text()))
 
 
+def _wrong_password(dovecot: Dovecot, port: int, tmp_path: Path) -> str:
+    """A fresh user's AUTH PLAIN with a wrong password on ``port``; swaks must fail at AUTH."""
+    user, password = dovecot.new_user()
+    result = _swaks(
+        tmp_path,
+        port,
+        user,
+        f"not-{password}",
+        to=f"{user}@localhost",
+        extra=("--auth", "PLAIN"),
+        expect_success=False,
+    )
+    assert result.returncode == _EXIT_AUTH_FAILED, output_of(result)
+    return user
+
+
 def test_swaks_wrong_password_leaves_no_upstream_connection_open(
     dovecot: Dovecot, proxy: ProxyProcess, tmp_path: Path
 ) -> None:
@@ -214,32 +230,13 @@ def test_swaks_wrong_password_leaves_no_upstream_connection_open(
     idle timeout; ``ss -tnp`` showed them held by the proxy.
     """
     # Baseline, straight to Dovecot: the login session ends as soon as swaks quits.
-    direct_user, direct_password = dovecot.new_user()
-    _swaks(
-        tmp_path,
-        dovecot.submission_port,
-        direct_user,
-        f"not-{direct_password}",
-        to=f"{direct_user}@localhost",
-        extra=("--auth", "PLAIN"),
-        expect_success=False,
-    )
+    direct_user = _wrong_password(dovecot, dovecot.submission_port, tmp_path)
     wait_until(
         lambda: _login_session_ended(dovecot, direct_user),
         what=f"Dovecot to log the end of {direct_user}'s direct login session",
     )
 
-    user, password = dovecot.new_user()
-    result = _swaks(
-        tmp_path,
-        proxy.smtp_port,
-        user,
-        f"not-{password}",
-        to=f"{user}@localhost",
-        extra=("--auth", "PLAIN"),
-        expect_success=False,
-    )
-    assert result.returncode == _EXIT_AUTH_FAILED, output_of(result)
+    user = _wrong_password(dovecot, proxy.smtp_port, tmp_path)
     wait_until(
         lambda: _login_session_ended(dovecot, user),
         what=(
@@ -260,28 +257,9 @@ def test_swaks_wrong_password_costs_one_upstream_attempt(
     LOGIN). Every wrong password counted twice against upstream lockout limits (fail2ban,
     Exchange/AD lockout thresholds), and the client waited out the failure delay twice.
     """
-    direct_user, direct_password = dovecot.new_user()
-    _swaks(
-        tmp_path,
-        dovecot.submission_port,
-        direct_user,
-        f"not-{direct_password}",
-        to=f"{direct_user}@localhost",
-        extra=("--auth", "PLAIN"),
-        expect_success=False,
-    )
+    direct_user = _wrong_password(dovecot, dovecot.submission_port, tmp_path)
     assert _refused_passwords(dovecot, direct_user) == 1, "baseline: swaks tries once"
 
-    user, password = dovecot.new_user()
-    result = _swaks(
-        tmp_path,
-        proxy.smtp_port,
-        user,
-        f"not-{password}",
-        to=f"{user}@localhost",
-        extra=("--auth", "PLAIN"),
-        expect_success=False,
-    )
-    assert result.returncode == _EXIT_AUTH_FAILED, output_of(result)
+    user = _wrong_password(dovecot, proxy.smtp_port, tmp_path)
     attempts = _refused_passwords(dovecot, user)
     assert attempts == 1, f"one wrong password through the proxy cost {attempts} attempts upstream"
