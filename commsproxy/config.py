@@ -1,12 +1,14 @@
 """The TOML configuration: where it lives, what it may say, and errors that point at the line.
 
 Every error names the file, the line, the key and what was expected, because a config file is
-edited by hand and "invalid config" alone sends the user hunting. Tables this version does not
-read yet ([triage], [[batch]], [accounts]) are kept as parsed for the parts that use them.
+edited by hand and "invalid config" alone sends the user hunting. [accounts] is kept as parsed
+for the part that uses it.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import re
 import tomllib
@@ -14,18 +16,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
 from .endpoints import Endpoint, EndpointError, ListenAddress, parse_endpoint, parse_listen
+from .triage.scheduler import Schedule, ScheduleError, parse_days, parse_times
 
 __all__ = [
+    "LABELS",
+    "BatchConfig",
     "Config",
     "ConfigError",
     "LoginConfig",
     "ProxyConfig",
+    "TriageConfig",
+    "default_batches",
     "default_config_path",
     "load_config",
+    "local_zone",
     "parse_size",
 ]
 
@@ -34,6 +43,12 @@ DEFAULT_IMAP = ListenAddress("127.0.0.1", 1143)
 DEFAULT_IMAPS = ListenAddress("127.0.0.1", 1993)
 DEFAULT_SMTP = ListenAddress("127.0.0.1", 1587)
 ENV_CONFIG = "COMMSPROXY_CONFIG"
+
+#: What triage calls a message. Urgent mail is never held; the others may be.
+LABELS = ("urgent", "normal", "bulk")
+HOLDABLE = ("normal", "bulk")
+DEFAULT_RELEASE = ("08:30", "12:30", "16:30")
+DEFAULT_DAYS = "mon-fri"
 
 
 class ConfigError(ValueError):
@@ -88,11 +103,122 @@ class ProxyConfig:
     max_message_size: int = 50 << 20
 
 
+def _zone_named(name: str) -> ZoneInfo | None:
+    """The IANA zone ``name`` names (also as ``:Area/City`` or a path into a zoneinfo tree)."""
+    key = name.strip().removeprefix(":")
+    if "zoneinfo/" in key:
+        key = key.rpartition("zoneinfo/")[2]
+    if not key:
+        return None
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+# Only the header, one UTC type and its name: UTC for a machine without a time zone database.
+_UTC_TZIF = b"TZif" + bytes(16) + (0).to_bytes(16, "big") + b"\0\0\0\1\0\0\0\4" + bytes(6)
+_UTC_TZIF += b"UTC\0"
+
+
+@functools.cache
+def _zone_from_file(path: str) -> ZoneInfo | None:
+    """A nameless zone read from ``path``; cached so that configs built from it compare equal."""
+    try:
+        with open(path, "rb") as file:
+            return ZoneInfo.from_file(file, key=None)
+    except (OSError, ValueError):
+        return None
+
+
+@functools.cache
+def _utc() -> ZoneInfo:
+    try:
+        return ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return ZoneInfo.from_file(io.BytesIO(_UTC_TZIF), key="UTC")
+
+
+def local_zone() -> ZoneInfo:
+    """This machine's time zone, by name where possible, for schedules without ``timezone``.
+
+    A named zone (``$TZ``, else the ``/etc/localtime`` link target) keeps following the tz
+    database; a zone read from the file is right today but has no name to show; UTC is the
+    last resort on a machine that says nothing about its zone.
+    """
+    env = os.environ.get("TZ")
+    if env and (zone := _zone_named(env)) is not None:
+        return zone
+    try:
+        target = os.readlink("/etc/localtime")
+    except OSError:
+        target = ""
+    if target and (zone := _zone_named(target)) is not None:
+        return zone
+    return _zone_from_file("/etc/localtime") or _utc()
+
+
+@dataclass(frozen=True)
+class TriageConfig:
+    """How new mail is triaged (``[triage]``)."""
+
+    enabled: bool = True
+    #: Senders whose mail is always urgent: addresses or ``*@domain``, lower-cased.
+    vip: tuple[str, ...] = ()
+    #: A model file; None for the bundled default model.
+    model: str | None = None
+    #: How long a client command may wait for triage of new mail before it goes on without it.
+    gate_timeout: float = 5.0
+    #: How much of a body the classifier reads: enough to tell, bounded for huge messages.
+    body_prefix: int = 64 << 10
+    #: Hold mail that is already read when first triaged (by default it is tagged, left alone).
+    hold_seen: bool = False
+    #: Append one digest message to INBOX per release, so a batch is seen as one arrival.
+    digest: bool = True
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Mail held together and released together (``[[batch]]``).
+
+    ``mailbox`` uses "/" as the hierarchy separator whatever the server's own delimiter.
+    """
+
+    name: str
+    mailbox: str
+    labels: tuple[str, ...]
+    schedule: Schedule
+    reappend: bool = False
+    #: Overrides ``[triage] digest`` for this batch; None follows it.
+    digest: bool | None = None
+
+
+def default_batches() -> tuple[BatchConfig, ...]:
+    """The batches when none are configured: normal mail three times a workday, bulk once."""
+    zone = local_zone()
+    days = parse_days(DEFAULT_DAYS)
+    return (
+        BatchConfig(
+            "later", "Later", ("normal",), Schedule(parse_times(DEFAULT_RELEASE), days, zone)
+        ),
+        BatchConfig("bulk", "Later/Bulk", ("bulk",), Schedule(parse_times(["16:30"]), days, zone)),
+    )
+
+
 @dataclass(frozen=True)
 class Config:
+    """The whole config file.
+
+    ``batches`` holds mail by label until its release time; a label no batch holds (always
+    urgent, and any other the configured batches leave out) is delivered at once. Configured
+    ``[[batch]]`` tables replace the default batches rather than add to them.
+    """
+
     path: Path | None = None
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     logins: tuple[LoginConfig, ...] = ()
+    triage: TriageConfig = field(default_factory=TriageConfig)
+    batches: tuple[BatchConfig, ...] = field(default_factory=default_batches)
     # Tables read by other parts of the program, as parsed.
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -199,12 +325,13 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
     return _parse(_Loader(path, text), data)
 
 
-_OTHER_TABLES = ("triage", "batch", "accounts")
+_TABLES = ("proxy", "login", "triage", "batch", "accounts")
+_OTHER_TABLES = ("accounts",)
 
 
 def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
     for key in data:
-        if key not in ("proxy", "login", *_OTHER_TABLES):
+        if key not in _TABLES:
             raise loader.error(
                 "",
                 key,
@@ -216,10 +343,18 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
     logins = data.get("login", [])
     if not isinstance(logins, list):
         raise loader.error("", "login", "expected one or more [[login]] tables")
+    triage_table = data.get("triage", {})
+    if not isinstance(triage_table, dict):
+        raise loader.error("", "triage", "expected a table: [triage]")
+    batch_tables = data.get("batch")
+    if batch_tables is not None and not isinstance(batch_tables, list):
+        raise loader.error("", "batch", "expected one or more [[batch]] tables (two brackets)")
     return Config(
         path=loader.path,
         proxy=_parse_proxy(_Reader(loader, proxy_table, "proxy", 0)),
         logins=tuple(_parse_login(_Reader(loader, t, "login", i)) for i, t in enumerate(logins)),
+        triage=_parse_triage(_Reader(loader, triage_table, "triage", 0)),
+        batches=default_batches() if batch_tables is None else _parse_batches(loader, batch_tables),
         extra={key: data[key] for key in _OTHER_TABLES if key in data},
     )
 
@@ -303,3 +438,159 @@ def _parse_login(r: _Reader) -> LoginConfig:
     if cafile is not None and not cafile.is_file():
         raise r.fail("cafile", f"no such file: {cafile}")
     return login
+
+
+_VIP = re.compile(r"^(\*|[^\s@*]+)@[^\s@*.]+(\.[^\s@*.]+)*$")
+
+
+def _parse_triage(r: _Reader) -> TriageConfig:
+    defaults = TriageConfig()
+    vip_example = 'a list of addresses such as ["boss@example.com", "*@example.com"]'
+    vips: list[str] = []
+    for entry in r.get("vip", list, vip_example) or []:
+        text = entry.strip().lower() if isinstance(entry, str) else ""
+        if not _VIP.match(text):
+            raise r.fail(
+                "vip", f'{entry!r}: expected an address ("boss@example.com") or "*@domain"'
+            )
+        if text not in vips:
+            vips.append(text)
+    model = r.get("model", str, 'a path to a model file, or "default"')
+    if model is not None and model.strip().lower() in ("default", "bundled"):
+        model = None
+    elif model is not None:
+        if not model.strip():
+            raise r.fail("model", 'expected a path to a model file, or "default"')
+        model = str(_path(model))
+    timeout = r.get("gate_timeout", (int, float), "a number of seconds")
+    if timeout is not None and not 0 < timeout <= 60:
+        raise r.fail("gate_timeout", f"expected seconds above 0 and at most 60, got {timeout}")
+    prefix = r.convert("body_prefix", (int, str), 'a size such as "64K"', parse_size)
+    if prefix is not None and not 1 << 10 <= prefix <= 16 << 20:
+        raise r.fail("body_prefix", f'expected a size from "1K" to "16M", got {prefix}')
+    config = TriageConfig(
+        enabled=_flag(r, "enabled", defaults.enabled),
+        vip=tuple(vips),
+        model=model,
+        gate_timeout=defaults.gate_timeout if timeout is None else float(timeout),
+        body_prefix=defaults.body_prefix if prefix is None else prefix,
+        hold_seen=_flag(r, "hold_seen", defaults.hold_seen),
+        digest=_flag(r, "digest", defaults.digest),
+    )
+    r.check_unknown()
+    return config
+
+
+def _flag(r: _Reader, key: str, default: bool) -> bool:
+    value = r.get(key, bool, "true or false")
+    return default if value is None else bool(value)
+
+
+def _parse_batches(loader: _Loader, tables: list[Any]) -> tuple[BatchConfig, ...]:
+    """Each ``[[batch]]``, then the rules between them: distinct names, mailboxes and labels."""
+    batches: list[BatchConfig] = []
+    for index, table in enumerate(tables):
+        r = _Reader(loader, table, "batch", index)
+        batch = _parse_batch(r)
+        for other in batches:
+            if other.name == batch.name:
+                raise r.fail("name", f"{batch.name!r}: another batch has this name already")
+            if other.mailbox == batch.mailbox:
+                raise r.fail(
+                    "mailbox",
+                    f"{batch.mailbox!r}: batch {other.name!r} holds its mail there already; "
+                    "give each batch its own mailbox",
+                )
+            for label in batch.labels:
+                if label in other.labels:
+                    raise r.fail(
+                        "labels",
+                        f"{label!r} is held by both batch {other.name!r} and batch "
+                        f"{batch.name!r}; a label can be held by one batch only",
+                    )
+        batches.append(batch)
+    return tuple(batches)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _parse_batch(r: _Reader) -> BatchConfig:
+    if not isinstance(r.table, dict):
+        raise r.fail("", "expected a table of keys")
+    name = r.get("name", str, 'a name such as "later"')
+    if name is None:
+        raise r.fail("name", 'missing (e.g. name = "later")')
+    if not _NAME.match(name):
+        raise r.fail("name", f"{name!r}: expected letters, digits, '-' and '_' only")
+    mailbox = r.get("mailbox", str, 'a mailbox such as "Later"')
+    if mailbox is None:
+        raise r.fail("mailbox", 'missing (e.g. mailbox = "Later")')
+    problem = _mailbox_problem(mailbox)
+    if problem:
+        raise r.fail("mailbox", f"{mailbox!r}: {problem}")
+    labels = _batch_labels(r)
+    release = r.get("release", list, 'a list of times such as ["08:30", "16:30"]')
+    if release is None:
+        release = list(DEFAULT_RELEASE)
+    days = r.get("days", str, 'days such as "mon-fri"')
+    if days is None:
+        days = DEFAULT_DAYS
+    zone_name = r.get("timezone", str, "a time zone such as Europe/Amsterdam")
+    try:
+        if not all(isinstance(value, str) for value in release):
+            raise ScheduleError(f'expected times as "HH:MM" strings, got {release!r}')
+        times = parse_times(release)
+    except ScheduleError as err:
+        raise r.fail("release", str(err)) from None
+    try:
+        weekdays = parse_days(days)
+    except ScheduleError as err:
+        raise r.fail("days", str(err)) from None
+    if zone_name is None:
+        schedule = Schedule(times, weekdays, local_zone())
+    else:
+        try:  # release and days are known to be good: only the zone can be wrong here
+            schedule = Schedule.parse(release, days, zone_name)
+        except ScheduleError as err:
+            raise r.fail("timezone", str(err)) from None
+    batch = BatchConfig(
+        name=name,
+        mailbox=mailbox,
+        labels=labels,
+        schedule=schedule,
+        reappend=_flag(r, "reappend", False),
+        digest=r.get("digest", bool, "true or false"),
+    )
+    r.check_unknown()
+    return batch
+
+
+def _batch_labels(r: _Reader) -> tuple[str, ...]:
+    values = r.get("labels", list, 'a list of labels such as ["normal", "bulk"]')
+    if values is None:
+        return ("normal",)
+    labels: list[str] = []
+    for value in values:
+        if value == "urgent":
+            raise r.fail("labels", "urgent mail is always delivered at once; it cannot be held")
+        if value not in HOLDABLE:
+            expected = " or ".join(repr(label) for label in HOLDABLE)
+            raise r.fail("labels", f"{value!r}: expected {expected}")
+        if value not in labels:
+            labels.append(value)
+    if not labels:
+        raise r.fail("labels", 'expected at least one label, e.g. ["normal"]')
+    return tuple(labels)
+
+
+def _mailbox_problem(mailbox: str) -> str | None:
+    """Why ``mailbox`` cannot hold mail, or None: held mail must be out of the INBOX's way."""
+    parts = mailbox.split("/")
+    if any(not part for part in parts):
+        return 'expected a path such as "Later/Bulk" (no empty parts, no leading or trailing "/")'
+    if parts[0].upper() == "INBOX":
+        return 'held mail cannot stay in INBOX or a mailbox under it; choose one such as "Later"'
+    if "*" in mailbox or "%" in mailbox:
+        return 'expected no "*" or "%" (they are IMAP wildcards)'
+    return None

@@ -45,6 +45,24 @@ smtp = "{smtp}"
 # max_connections = 1000
 # Where triage keeps its log and cache (default: the platform's user state directory).
 # state_dir = "~/.local/state/commsproxy"
+
+[triage]
+# Senders whose mail is always urgent, delivered at once: addresses or "*@domain".
+# vip = ["boss@example.com", "*@family.example"]
+# The classifier: "default" (shipped with commsproxy) or the path of a model file.
+# model = "default"
+# Seconds your mail client may wait for new mail to be triaged before it sees it anyway.
+# gate_timeout = 5
+
+# Mail that can wait is held in batches and released at set times; urgent mail never waits.
+# Default (no [[batch]] at all): this "later" batch and "bulk" (bulk mail, Later/Bulk, 16:30).
+# [[batch]]
+# name = "later"
+# mailbox = "Later"  # "/" between levels, whatever separator your server uses
+# labels = ["normal"]  # "normal" and/or "bulk"; a label no batch holds arrives at once
+# release = ["08:30", "12:30", "16:30"]
+# days = "mon-fri"
+# timezone = "Europe/Amsterdam"  # default: this machine's time zone
 """
 
 

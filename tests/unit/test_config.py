@@ -68,6 +68,7 @@ enabled = true
 
 [[batch]]
 name = "newsletters"
+mailbox = "Newsletters"
 
 [accounts]
 work = "me@example.com"
@@ -98,11 +99,9 @@ work = "me@example.com"
     assert second.upstream_imap.security is Security.PLAIN
     assert second.allow_insecure is True
     assert second.upstream_smtp is None
-    assert config.extra == {
-        "triage": {"enabled": True},
-        "batch": [{"name": "newsletters"}],
-        "accounts": {"work": "me@example.com"},
-    }
+    assert config.extra == {"accounts": {"work": "me@example.com"}}
+    assert config.triage.enabled
+    assert [(b.name, b.mailbox) for b in config.batches] == [("newsletters", "Newsletters")]
 
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:

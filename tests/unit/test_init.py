@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
-from commsproxy.config import ConfigError, load_config
+from commsproxy.config import ConfigError, TriageConfig, default_batches, load_config
 from commsproxy.endpoints import Security
 from commsproxy.init import write_initial_config
 from commsproxy.service import RunOptions, plan
@@ -137,3 +138,29 @@ def test_forced_cert_makes_an_existing_key_private(tmp_path: Path) -> None:
     path.write_text("# old\n", encoding="utf-8")
     write_initial_config(path, cert=True, force=True)
     assert mode(key) == 0o600
+
+
+def test_triage_and_batch_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template leaves triage at its defaults; uncommenting its examples gives what they say."""
+    monkeypatch.setenv("TZ", "UTC")
+    path = tmp_path / "config.toml"
+    write_initial_config(path)
+    config = load_config(path, required=True)
+    assert config.triage == TriageConfig()
+    assert config.batches == default_batches()
+    text = path.read_text(encoding="utf-8")
+    head, triage = text.split("[triage]\n")
+    example = re.compile(r"^# (\[\[batch\]\]|[a-z_]+ = )", re.MULTILINE)
+    path.write_text(head + "[triage]\n" + example.sub(r"\1", triage), encoding="utf-8")
+    config = load_config(path, required=True)
+    assert config.triage.vip == ("boss@example.com", "*@family.example")
+    assert config.triage.model is None
+    assert config.triage.gate_timeout == 5.0
+    (batch,) = config.batches
+    (later, _bulk) = default_batches()
+    assert (batch.name, batch.mailbox, batch.labels) == (later.name, later.mailbox, later.labels)
+    assert (batch.schedule.times, batch.schedule.days) == (
+        later.schedule.times,
+        later.schedule.days,
+    )
+    assert str(batch.schedule.zone) == "Europe/Amsterdam"

@@ -1,0 +1,404 @@
+"""Triage state: a small SQLite log and cache shared by ``commsproxy run`` and the CLI commands.
+
+The server is the truth (IMAP keywords say what is held and why), so this file only keeps what is
+cheaper to remember than to ask again: how far triage got in each mailbox, what was decided and
+why, when batches were released, the user's corrections for training, and release requests from
+other processes. Deleting it loses no mail. Several processes open it at once, so it runs in WAL
+mode and every write is its own short ``BEGIN IMMEDIATE`` transaction. Times are stored as
+ISO-8601 UTC text of fixed width, so text order is time order.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+__all__ = ["Correction", "Decision", "Release", "ReleaseRequest", "StateStore", "StoreError"]
+
+FILENAME = "state.sqlite3"
+
+# One tuple of statements per schema version; ``PRAGMA user_version`` counts those applied.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE cursors (
+            login TEXT NOT NULL, mailbox TEXT NOT NULL,
+            uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL,
+            PRIMARY KEY (login, mailbox))""",
+        """CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, mailbox TEXT NOT NULL,
+            uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, message_id TEXT,
+            label TEXT NOT NULL, score REAL, reason TEXT NOT NULL, batch TEXT,
+            held INTEGER NOT NULL, sender TEXT NOT NULL, subject TEXT NOT NULL,
+            decided_at TEXT NOT NULL, UNIQUE (login, mailbox, uidvalidity, uid))""",
+        "CREATE INDEX decisions_message_id ON decisions (message_id)",
+        "CREATE INDEX decisions_login_time ON decisions (login, decided_at)",
+        "CREATE INDEX decisions_time ON decisions (decided_at)",
+        """CREATE TABLE releases (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, batch TEXT NOT NULL,
+            scheduled TEXT, started TEXT NOT NULL, finished TEXT, moved INTEGER NOT NULL)""",
+        "CREATE INDEX releases_batch ON releases (login, batch, started)",
+        """CREATE TABLE corrections (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, message_id TEXT, kind TEXT NOT NULL,
+            label TEXT NOT NULL, previous TEXT, sender TEXT NOT NULL, subject TEXT NOT NULL,
+            at TEXT NOT NULL)""",
+        "CREATE INDEX corrections_time ON corrections (at)",
+        """CREATE TABLE release_requests (
+            id INTEGER PRIMARY KEY, login TEXT, batch TEXT,
+            requested TEXT NOT NULL, completed TEXT)""",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+_TIMES = frozenset({"decided_at", "at", "scheduled", "started", "finished", "requested"})
+
+
+class StoreError(Exception):
+    """The state file cannot be used; the message names the file and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What triage did with one message and why, for ``explain`` and ``status``."""
+
+    login: str
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    message_id: str | None  # without <>
+    label: str  # urgent, normal or bulk
+    score: float | None  # p(urgent), when the model gave one
+    reason: str
+    batch: str | None  # None when delivered at once
+    held: bool  # False for urgent, dry-run, or mail already read
+    sender: str
+    subject: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A user action that contradicts a decision: training data for ``commsproxy train``."""
+
+    login: str
+    message_id: str | None
+    kind: str  # rescue (held -> INBOX), demote (INBOX -> hold), flag (\Flagged on fresh mail)
+    label: str  # what the user's action says is right
+    previous: str | None  # the label commsproxy had given, if known
+    sender: str
+    subject: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """One run of moving a batch's held mail back to the inbox."""
+
+    id: int
+    login: str
+    batch: str
+    scheduled: datetime | None  # the schedule time carried out; None for a manual release
+    started: datetime
+    finished: datetime | None
+    moved: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRequest:
+    """``commsproxy release --now`` asking the running proxy, which may be another process."""
+
+    id: int
+    login: str | None  # None for every login
+    batch: str | None  # None for every batch
+    requested: datetime
+
+
+_R = TypeVar("_R", Decision, Correction, Release, ReleaseRequest)
+_Args = tuple[object, ...] | dict[str, object]
+
+
+class StateStore:
+    """One connection to the state file, shareable between threads of one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        _create_private(path)
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=5.0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        self._db.row_factory = sqlite3.Row
+        try:
+            for pragma in ("busy_timeout = 5000", "journal_mode = WAL", "synchronous = NORMAL"):
+                self._read(f"PRAGMA {pragma}")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def open(cls, state_dir: Path) -> StateStore:
+        return cls(state_dir / FILENAME)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def cursor(self, login: str, mailbox: str) -> tuple[int, int] | None:
+        """Where triage got to: ``(uidvalidity, last_uid)``, or None for a mailbox never seen."""
+        sql = "SELECT uidvalidity, last_uid FROM cursors WHERE login = ? AND mailbox = ?"
+        rows = self._read(sql, (login, mailbox))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def set_cursor(self, login: str, mailbox: str, uidvalidity: int, last_uid: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (login, mailbox) DO UPDATE"
+                " SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+                (login, mailbox, uidvalidity, last_uid),
+            )
+
+    def record_decisions(self, decisions: Iterable[Decision]) -> None:
+        """Log decisions in one transaction; a message decided again replaces its old row."""
+        rows = [_columns(decision) for decision in decisions]
+        if rows:
+            with self._write() as db:
+                db.executemany(
+                    "INSERT OR REPLACE INTO decisions (login, mailbox, uidvalidity, uid,"
+                    " message_id, label, score, reason, batch, held, sender, subject, decided_at)"
+                    " VALUES (:login, :mailbox, :uidvalidity, :uid, :message_id, :label, :score,"
+                    " :reason, :batch, :held, :sender, :subject, :decided_at)",
+                    rows,
+                )
+
+    def decision_for_uid(
+        self, login: str, mailbox: str, uidvalidity: int, uid: int
+    ) -> Decision | None:
+        sql = (
+            "SELECT * FROM decisions"
+            " WHERE login = ? AND mailbox = ? AND uidvalidity = ? AND uid = ?"
+        )
+        return _first(self._records(Decision, sql, (login, mailbox, uidvalidity, uid)))
+
+    def decisions_for_message_id(self, message_id: str) -> list[Decision]:
+        sql = "SELECT * FROM decisions WHERE message_id = ? ORDER BY decided_at DESC, id DESC"
+        return self._records(Decision, sql, (_message_id(message_id),))
+
+    def latest_decision_by_message_id(self, login: str, message_id: str) -> Decision | None:
+        sql = (
+            "SELECT * FROM decisions WHERE login = ? AND message_id = ?"
+            " ORDER BY decided_at DESC, id DESC LIMIT 1"
+        )
+        return _first(self._records(Decision, sql, (login, _message_id(message_id))))
+
+    def recent_decisions(self, login: str | None = None, limit: int = 10) -> list[Decision]:
+        sql = (
+            "SELECT * FROM decisions WHERE (?1 IS NULL OR login = ?1)"
+            " ORDER BY decided_at DESC, id DESC LIMIT ?2"
+        )
+        return self._records(Decision, sql, (login, limit))
+
+    def decision_counts(self, login: str, since: datetime) -> dict[str, int]:
+        sql = (
+            "SELECT label, COUNT(*) FROM decisions WHERE login = ? AND decided_at >= ?"
+            " GROUP BY label"
+        )
+        return {row[0]: row[1] for row in self._read(sql, (login, _text(since)))}
+
+    def start_release(
+        self, login: str, batch: str, scheduled: datetime | None, started: datetime
+    ) -> int:
+        """Log a release before it moves mail, so one cut short shows up as unfinished."""
+        return self._insert(
+            "INSERT INTO releases (login, batch, scheduled, started, moved) VALUES (?, ?, ?, ?, 0)",
+            (login, batch, _text(scheduled) if scheduled else None, _text(started)),
+        )
+
+    def finish_release(self, release_id: int, moved: int, finished: datetime) -> None:
+        sql = "UPDATE releases SET moved = ?, finished = ? WHERE id = ?"
+        self._update(sql, (moved, _text(finished), release_id), f"release {release_id}")
+
+    def unfinished_releases(self, login: str) -> list[Release]:
+        sql = "SELECT * FROM releases WHERE login = ? AND finished IS NULL ORDER BY started, id"
+        return self._records(Release, sql, (login,))
+
+    def last_release(self, login: str, batch: str) -> Release | None:
+        sql = (
+            "SELECT * FROM releases WHERE login = ? AND batch = ?"
+            " ORDER BY started DESC, id DESC LIMIT 1"
+        )
+        return _first(self._records(Release, sql, (login, batch)))
+
+    def last_scheduled_release(self, login: str, batch: str) -> datetime | None:
+        sql = "SELECT MAX(scheduled) FROM releases WHERE login = ? AND batch = ?"
+        return _moment(self._read(sql, (login, batch))[0][0])
+
+    def recent_releases(self, login: str | None = None, limit: int = 10) -> list[Release]:
+        sql = (
+            "SELECT * FROM releases WHERE (?1 IS NULL OR login = ?1)"
+            " ORDER BY started DESC, id DESC LIMIT ?2"
+        )
+        return self._records(Release, sql, (login, limit))
+
+    def record_correction(self, correction: Correction) -> None:
+        self._insert(
+            "INSERT INTO corrections (login, message_id, kind, label, previous, sender, subject,"
+            " at) VALUES (:login, :message_id, :kind, :label, :previous, :sender, :subject, :at)",
+            _columns(correction),
+        )
+
+    def corrections(self, login: str | None = None) -> list[Correction]:
+        sql = "SELECT * FROM corrections WHERE (?1 IS NULL OR login = ?1) ORDER BY at, id"
+        return self._records(Correction, sql, (login,))
+
+    def correction_labels(self, login: str | None = None) -> dict[str, str]:
+        """What the user said each message is; a later correction overrides an earlier one."""
+        sql = (
+            "SELECT message_id, label FROM corrections"
+            " WHERE message_id IS NOT NULL AND (?1 IS NULL OR login = ?1) ORDER BY at, id"
+        )
+        return {row[0]: row[1] for row in self._read(sql, (login,))}
+
+    def request_release(self, login: str | None, batch: str | None, at: datetime) -> int:
+        """Ask the running proxy to release now; None for login or batch means all of them."""
+        sql = "INSERT INTO release_requests (login, batch, requested) VALUES (?, ?, ?)"
+        return self._insert(sql, (login, batch, _text(at)))
+
+    def pending_release_requests(self) -> list[ReleaseRequest]:
+        sql = "SELECT * FROM release_requests WHERE completed IS NULL ORDER BY requested, id"
+        return self._records(ReleaseRequest, sql)
+
+    def complete_release_request(self, request_id: int, at: datetime) -> None:
+        sql = "UPDATE release_requests SET completed = COALESCE(completed, ?) WHERE id = ?"
+        self._update(sql, (_text(at), request_id), f"release request {request_id}")
+
+    def _migrate(self) -> None:
+        """Bring an older file up to date; refuse a file from a newer commsproxy."""
+        if self._read("PRAGMA user_version")[0][0] == SCHEMA_VERSION:
+            return
+        with self._write() as db:
+            version: int = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, but this commsproxy knows only"
+                    f" up to {SCHEMA_VERSION}; upgrade commsproxy or delete the file"
+                    " (it is only a cache)"
+                )
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Take the write lock up front, so a concurrent writer waits rather than fails mid-way."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(exc) from exc
+                raise
+
+    def _read(self, sql: str, args: _Args = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def _records(self, cls: type[_R], sql: str, args: _Args = ()) -> list[_R]:
+        names = [field.name for field in fields(cls)]
+        return [
+            cls(**{name: _field(name, row[name]) for name in names})
+            for row in self._read(sql, args)
+        ]
+
+    def _insert(self, sql: str, args: _Args) -> int:
+        with self._write() as db:
+            row_id = db.execute(sql, args).lastrowid
+        if row_id is None:
+            raise StoreError(f"{self.path}: SQLite returned no row id for an insert")
+        return row_id
+
+    def _update(self, sql: str, args: _Args, what: str) -> None:
+        with self._write() as db:
+            if db.execute(sql, args).rowcount == 0:
+                raise StoreError(f"{self.path} has no {what}")
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in _UNREADABLE:
+            return StoreError(
+                f"{self.path} is not a usable SQLite database ({exc}); it is only a cache,"
+                " so delete it and commsproxy will start a new one"
+            )
+        return StoreError(f"state store {self.path}: {exc}")
+
+
+def _create_private(path: Path) -> None:
+    """The file holds senders and subjects, so only the user may read it or its directory."""
+    try:
+        if not path.parent.is_dir():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.parent.chmod(0o700)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise StoreError(f"cannot create the state file {path}: {exc}") from exc
+
+
+def _message_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    return text or None
+
+
+def _text(moment: datetime) -> str:
+    if moment.utcoffset() is None:
+        raise ValueError(f"expected an aware datetime, got {moment!r}")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _field(name: str, value: Any) -> Any:
+    """A column back as its record field: text into aware times, 0/1 into a flag."""
+    if name in _TIMES:
+        return _moment(value)
+    return bool(value) if name == "held" else value
+
+
+def _columns(record: Decision | Correction) -> dict[str, object]:
+    values = {field.name: getattr(record, field.name) for field in fields(record)}
+    values["message_id"] = _message_id(record.message_id)
+    return {name: _text(v) if isinstance(v, datetime) else v for name, v in values.items()}
+
+
+def _first(records: list[_R]) -> _R | None:
+    return records[0] if records else None

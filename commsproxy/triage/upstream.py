@@ -1,0 +1,317 @@
+"""The engine's own link to the upstream server: the one module that talks aioimaplib.
+
+Typed calls for what triage and release need (select, search, fetch, store, move, append, idle),
+each bounded by a timeout and turned into ``UpstreamImapError`` with a one-line reason when the
+server refuses or the link drops, so the engine can back off and reconnect without knowing
+aioimaplib's ways. Two rules live here because they protect the user's mail: a move without the
+MOVE extension expunges exactly the moved UIDs (``UID EXPUNGE``), and a plain ``EXPUNGE`` is
+never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Awaitable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import aioimaplib
+
+from ..endpoints import Endpoint, Security
+from .imapdata import (
+    Fetched,
+    ListedMailbox,
+    MailboxInfo,
+    parse_fetch,
+    parse_list,
+    parse_search,
+    parse_select,
+    parse_status_messages,
+    quote_mailbox,
+    uid_set,
+)
+
+__all__ = ["Upstream", "UpstreamImapError", "connect"]
+
+log = logging.getLogger("commsproxy.triage")
+
+T = TypeVar("T")
+_CHUNK = 100  # UIDs per FETCH: bounded responses (aioimaplib parses a chunk recursively)
+
+
+class UpstreamImapError(Exception):
+    """The server refused a command or the link failed; the message says which and why."""
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def connect(
+    endpoint: Endpoint,
+    tls: ssl.SSLContext,
+    username: str,
+    password: str,
+    *,
+    seconds: float = 30.0,
+) -> Upstream:
+    """Log in to the upstream IMAP server; raises UpstreamImapError saying what failed."""
+    where = f"upstream {endpoint}"
+    lost = asyncio.Event()
+
+    def on_lost(_exc: Exception | None) -> None:
+        lost.set()
+
+    client: Any
+    timeout = seconds
+    try:
+        async with asyncio.timeout(timeout):
+            if endpoint.security is Security.IMPLICIT_TLS:
+                client = aioimaplib.IMAP4_SSL(
+                    endpoint.host, endpoint.port, timeout=timeout, ssl_context=tls
+                )
+                client.protocol.conn_lost_cb = on_lost
+            else:
+                client = aioimaplib.IMAP4(
+                    endpoint.host, endpoint.port, timeout=timeout, conn_lost_cb=on_lost
+                )
+            await client.wait_hello_from_server()
+            if endpoint.security is Security.STARTTLS:
+                await _starttls(client, tls, endpoint.host)
+            response = await client.login(_quote(username), password)
+            if response.result != "OK":
+                text = b" ".join(line for line in response.lines if isinstance(line, bytes))
+                raise UpstreamImapError(
+                    f"{where} refused the login for {username}: {text.decode(errors='replace')}"
+                )
+            await client.protocol.capability()
+    except TimeoutError:
+        raise UpstreamImapError(f"{where}: no answer within {timeout:g} s") from None
+    except ssl.SSLCertVerificationError as err:
+        raise UpstreamImapError(
+            f"{where}: TLS certificate not trusted: {err.verify_message}"
+        ) from None
+    except ssl.SSLError as err:
+        raise UpstreamImapError(f"{where}: TLS failed: {err.reason or err}") from None
+    except OSError as err:
+        raise UpstreamImapError(f"{where} unreachable: {err.strerror or err}") from None
+    except aioimaplib.AioImapException as err:
+        raise UpstreamImapError(f"{where}: {err}") from None
+    return Upstream(client, str(endpoint), lost, timeout)
+
+
+async def _starttls(client: Any, tls: ssl.SSLContext, host: str) -> None:
+    """aioimaplib has no STARTTLS: upgrade its transport in place and re-read capabilities."""
+    protocol = client.protocol
+    response = await protocol.execute(
+        aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+    )
+    if response.result != "OK":
+        raise UpstreamImapError(f"upstream {host} refused STARTTLS")
+    loop = asyncio.get_running_loop()
+    protocol.transport = await loop.start_tls(
+        protocol.transport, protocol, tls, server_hostname=host
+    )
+    await protocol.capability()
+
+
+class Upstream:
+    """One logged-in upstream connection."""
+
+    def __init__(self, client: Any, name: str, lost: asyncio.Event, timeout: float) -> None:
+        self._client = client
+        self.name = name
+        self._lost = lost
+        self.timeout = timeout
+        self.selected: str | None = None
+        self._delimiter: str | None = None
+        self._idle: asyncio.Future[Any] | None = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def has(self, capability: str) -> bool:
+        return bool(self._client.has_capability(capability))
+
+    @property
+    def closed(self) -> bool:
+        return self._lost.is_set()
+
+    async def _call(self, what: str, call: Awaitable[T], limit: float | None = None) -> T:
+        """Run one command, failing fast when the link drops instead of waiting forever."""
+        task = asyncio.ensure_future(call)
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {task, lost}, timeout=limit or self.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            lost.cancel()
+        if task not in done:
+            task.cancel()
+            reason = "connection lost" if self._lost.is_set() else "no answer in time"
+            raise UpstreamImapError(f"{self.name}: {what}: {reason}")
+        try:
+            return task.result()
+        except aioimaplib.AioImapException as err:
+            raise UpstreamImapError(f"{self.name}: {what}: {err}") from None
+        except (OSError, TimeoutError) as err:
+            raise UpstreamImapError(f"{self.name}: {what}: {err}") from None
+
+    async def _ok(self, what: str, call: Awaitable[Any], limit: float | None = None) -> Any:
+        response = await self._call(what, call, limit)
+        if response.result != "OK":
+            last = response.lines[-1] if response.lines else b""
+            text = bytes(last).decode(errors="replace")
+            raise UpstreamImapError(f"{self.name}: {what}: {response.result} {text}")
+        return response
+
+    async def _simple(self, name: str, *args: str) -> Any:
+        return await self._ok(
+            f"{name} {' '.join(args)}", self._client.protocol.simple_command(name, *args)
+        )
+
+    # -- mailboxes ------------------------------------------------------------------------------
+
+    async def list_mailboxes(self, pattern: str = "*") -> list[ListedMailbox]:
+        response = await self._simple("LIST", '""', _quote(pattern))
+        return parse_list(response.lines)
+
+    async def delimiter(self) -> str:
+        """The server's hierarchy delimiter (``/`` or ``.``), from ``LIST "" ""``."""
+        if self._delimiter is None:
+            response = await self._simple("LIST", '""', '""')
+            listed = parse_list(response.lines)
+            self._delimiter = (listed[0].delimiter if listed else None) or "/"
+        return self._delimiter
+
+    async def server_name(self, path: str) -> str:
+        """A configured mailbox path (``Later/Bulk``) in the server's own hierarchy syntax."""
+        return path.replace("/", await self.delimiter())
+
+    async def ensure_mailbox(self, name: str) -> None:
+        """Create ``name`` (and its parents) unless it exists; subscribe so clients show it."""
+        if await self.list_mailboxes(name):
+            return
+        response = await self._call(f"CREATE {name}", self._client.create(quote_mailbox(name)))
+        if response.result != "OK":
+            text = b" ".join(bytes(line) for line in response.lines)
+            if b"ALREADYEXISTS" not in text.upper() and not await self.list_mailboxes(name):
+                raise UpstreamImapError(f"{self.name}: cannot create {name}: {text.decode()}")
+        else:
+            log.info("%s: created mailbox %s", self.name, name)
+        await self._call(f"SUBSCRIBE {name}", self._client.subscribe(quote_mailbox(name)))
+
+    async def select(self, name: str) -> MailboxInfo:
+        response = await self._ok(f"SELECT {name}", self._client.select(quote_mailbox(name)))
+        self.selected = name
+        return parse_select(response.lines)
+
+    async def message_count(self, name: str) -> int | None:
+        response = await self._simple("STATUS", quote_mailbox(name), "(MESSAGES)")
+        return parse_status_messages(response.lines)
+
+    # -- messages in the selected mailbox -------------------------------------------------------
+
+    async def search(self, criteria: str) -> list[int]:
+        response = await self._ok(
+            f"UID SEARCH {criteria}", self._client.uid_search(criteria, charset=None)
+        )
+        return parse_search(response.lines)
+
+    async def fetch(self, uids: Sequence[int], items: str) -> list[Fetched]:
+        """``UID FETCH`` in chunks; ``items`` e.g. ``(UID FLAGS BODY.PEEK[HEADER])``."""
+        out: list[Fetched] = []
+        ordered = sorted(uids)
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = uid_set(ordered[start : start + _CHUNK])
+            response = await self._ok(
+                f"UID FETCH {chunk}",
+                self._client.protocol.fetch(chunk, items, by_uid=True),
+                limit=self.timeout * 4,
+            )
+            out.extend(parse_fetch(response.lines))
+        return out
+
+    async def add_flags(self, uids: Iterable[int], flags: Iterable[str]) -> None:
+        flag_list = "(" + " ".join(flags) + ")"
+        target = uid_set(uids)
+        await self._ok(
+            f"UID STORE {target} +FLAGS",
+            self._client.uid("store", target, "+FLAGS.SILENT", flag_list),
+        )
+
+    async def move(self, uids: Iterable[int], mailbox: str) -> None:
+        """Move messages; without MOVE, COPY then expunge exactly those UIDs (UIDPLUS)."""
+        uid_list = list(uids)
+        target, dest = uid_set(uid_list), quote_mailbox(mailbox)
+        if self.has("MOVE"):
+            await self._ok(f"UID MOVE {target} {mailbox}", self._client.uid("move", target, dest))
+            return
+        if not self.has("UIDPLUS"):
+            # Without UID EXPUNGE the only way to remove them is a plain EXPUNGE, which would
+            # also destroy the user's other deleted mail: refuse instead.
+            raise UpstreamImapError(
+                f"{self.name}: the server has neither MOVE nor UIDPLUS; cannot move mail safely"
+            )
+        await self._ok(f"UID COPY {target} {mailbox}", self._client.uid("copy", target, dest))
+        await self.add_flags(uid_list, ["\\Deleted"])
+        await self._ok(f"UID EXPUNGE {target}", self._client.uid("expunge", target))
+
+    async def append(
+        self, mailbox: str, message: bytes, flags: Iterable[str], date: datetime | None = None
+    ) -> None:
+        await self._ok(
+            f"APPEND {mailbox}",
+            self._client.append(
+                message, mailbox=quote_mailbox(mailbox), flags=" ".join(flags), date=date
+            ),
+            limit=self.timeout * 4,
+        )
+
+    async def noop(self) -> None:
+        await self._ok("NOOP", self._client.noop())
+
+    # -- IDLE -----------------------------------------------------------------------------------
+
+    async def idle_start(self) -> None:
+        try:
+            self._idle = await self._call("IDLE", self._client.idle_start(timeout=10**9))
+        except UpstreamImapError:
+            self._idle = None
+            raise
+
+    async def idle_wait(self, seconds: float) -> list[bytes]:
+        """Untagged lines pushed during IDLE (``[]`` when ``seconds`` passed quietly)."""
+        lost = asyncio.ensure_future(self._lost.wait())
+        push = asyncio.ensure_future(self._client.wait_server_push(timeout=seconds))
+        try:
+            done, _ = await asyncio.wait({push, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if push not in done:
+            push.cancel()
+            raise UpstreamImapError(f"{self.name}: IDLE: connection lost")
+        try:
+            lines = push.result()
+        except TimeoutError:
+            return []
+        if not isinstance(lines, list):  # aioimaplib's stop marker
+            return []
+        return [bytes(line) for line in lines if isinstance(line, bytes | bytearray)]
+
+    async def idle_done(self) -> None:
+        idle, self._idle = self._idle, None
+        if idle is None or self.closed:
+            return
+        self._client.idle_done()
+        await self._call("DONE", asyncio.wait_for(idle, self.timeout))
+
+    async def logout(self) -> None:
+        if self.closed:
+            return
+        with contextlib.suppress(TimeoutError, OSError, aioimaplib.AioImapException):
+            await asyncio.wait_for(self._client.logout(), 5)
+        self._lost.set()
