@@ -25,11 +25,14 @@ from .endpoints import (
     parse_listen,
     server_tls_context,
 )
+from .proxy.imap.gating import GateHooks
 from .proxy.imap.listener import ImapListener, ImapListenerSettings
 from .proxy.imap.relay import RelayLimits
 from .proxy.smtp.listener import SmtpListener, SmtpListenerSettings
+from .triage.decide import ModelDecider
+from .triage.hub import LoginRoute, TriageHub
 
-__all__ = ["Plan", "RunOptions", "Running", "plan", "serve"]
+__all__ = ["Plan", "RunOptions", "Running", "TriagePlan", "TriageStartError", "plan", "serve"]
 
 log = logging.getLogger("commsproxy")
 
@@ -47,6 +50,20 @@ class RunOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_insecure: bool = False
+    no_triage: bool = False
+    dry_run: bool = False
+    state_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class TriagePlan:
+    """Triage settings, checked; engines are built at start (they need the event loop)."""
+
+    config: Config
+    state_dir: Path
+    routes: tuple[tuple[LoginRoute, Endpoint], ...]
+    upstream_tls: ssl.SSLContext
+    dry_run: bool
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,7 @@ class Plan:
 
     imap: ImapListenerSettings
     smtp: SmtpListenerSettings | None
+    triage: TriagePlan | None = None
 
 
 @dataclass
@@ -154,7 +172,23 @@ def plan(config: Config, options: RunOptions) -> Plan:
             local_tls=local_tls,
             size_limit=proxy.max_message_size,
         )
-    return Plan(imap, smtp)
+    triage = None
+    if config.triage.enabled and not options.no_triage:
+        routes = tuple(
+            (
+                LoginRoute(entry.username or "default", entry.username, entry.password_command),
+                entry.upstream_imap,
+            )
+            for entry in config.logins
+        ) or ((LoginRoute("default", None, None), imap_upstream),)
+        triage = TriagePlan(
+            config=config,
+            state_dir=options.state_dir or proxy.state_dir,
+            routes=routes,
+            upstream_tls=upstream_tls,
+            dry_run=options.dry_run,
+        )
+    return Plan(imap, smtp, triage)
 
 
 async def serve(
@@ -169,8 +203,15 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    imap = ImapListener(the_plan.imap)
+    hub = _start_triage(the_plan.triage) if the_plan.triage else None
+    hooks = (
+        GateHooks(hub, the_plan.triage.config.triage.gate_timeout)
+        if hub and the_plan.triage
+        else None
+    )
+    imap = ImapListener(the_plan.imap, hooks=hooks)
     smtp = SmtpListener(the_plan.smtp) if the_plan.smtp else None
+    triage_task = asyncio.create_task(hub.run(stop)) if hub is not None else None
     try:
         await imap.start()
         if smtp is not None:
@@ -188,4 +229,61 @@ async def serve(
         await imap.stop(grace)
         if smtp is not None:
             await smtp.stop(grace)
+        if triage_task is not None:
+            stop.set()
+            await triage_task
+        if hub is not None:
+            hub.close()
         log.info("commsproxy stopped")
+
+
+def _start_triage(triage: TriagePlan) -> TriageHub:
+    """The store, the model and one engine per login; raises TriageStartError saying why not."""
+    from .triage.decide import RuleDecider
+    from .triage.engine import Engine, EngineSettings
+    from .triage.runlock import RunLock, RunLockError
+    from .triage.store import StateStore, StoreError
+
+    lock = RunLock(triage.state_dir)
+    try:
+        lock.__enter__()
+        store = StateStore.open(triage.state_dir)
+    except (RunLockError, StoreError, OSError) as err:
+        lock.release()
+        raise TriageStartError(str(err)) from None
+    config = triage.config
+    decider = RuleDecider(config.triage.vip, _load_model(config, triage))
+    hub = TriageHub(store, lock)
+    for route, endpoint in triage.routes:
+        settings = EngineSettings(
+            login=route.key,
+            endpoint=endpoint,
+            tls=triage.upstream_tls,
+            triage=config.triage,
+            batches=config.batches,
+            dry_run=triage.dry_run,
+        )
+        hub.add(route, Engine(settings, decider, store, hub.credentials_for(route.key)))
+    mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
+    log.info("triage on for %s%s", ", ".join(r.key for r, _ in triage.routes), mode)
+    return hub
+
+
+def _load_model(config: Config, triage: TriagePlan) -> ModelDecider:
+    """The urgency model from the config (or the default); its checks failing stops the start."""
+    from .classifier.predict import Classifier, LoadedModel
+    from .models.store import ModelError, resolve_model
+
+    try:
+        pipeline, info = resolve_model(config.triage.model, "urgency")
+    except ModelError as err:
+        raise TriageStartError(f"[triage] model: {err}") from None
+    log.info("triage model: %s", info.path)
+    users = frozenset(
+        r.username.lower() for r, _ in triage.routes if r.username and "@" in r.username
+    )
+    return ModelDecider(Classifier(LoadedModel(pipeline, info.threshold)), users)
+
+
+class TriageStartError(RuntimeError):
+    """Triage cannot start (state store, model); the message says which and why."""

@@ -2,6 +2,7 @@
 
 from . import classifier as _classifier  # noqa: F401  (registers train, classify)
 from . import proxy as _proxy  # noqa: F401  (registers run, init)
+from . import triage as _triage  # noqa: F401  (registers status, release, explain)
 from .common import main
 
 __all__ = ["main"]

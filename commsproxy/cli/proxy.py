@@ -10,7 +10,7 @@ import click
 
 from ..config import ConfigError, default_config_path, load_config
 from ..init import write_initial_config
-from ..service import RunOptions, plan, serve
+from ..service import RunOptions, TriageStartError, plan, serve
 from .common import config_option, main, setup_logging
 
 
@@ -64,18 +64,39 @@ from .common import config_option, main, setup_logging
     is_flag=True,
     help="Allow a plain imap:// or smtp:// upstream that is not on this machine.",
 )
+@click.option(
+    "--no-triage",
+    is_flag=True,
+    help="Relay only: no classification, nothing held (as if [triage] enabled = false).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Shadow mode: tag new mail with its triage keywords and log what would be held, "
+    "but hold nothing.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where triage keeps its state (decisions, releases) [default: from the config, "
+    "else the platform's user state dir].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every command name (never arguments).")
 @click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
 def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) -> None:
     """Run the proxy until interrupted (Ctrl-C or SIGTERM).
 
-    Works without a config file: --upstream is enough. Options override the config.
-    Passwords are never logged or stored: the proxy uses the ones your client logs in with.
+    New mail is triaged as it arrives: urgent mail stays in INBOX, the rest waits in the
+    batches' hold mailboxes (Later, Later/Bulk) until their release times. Works without a
+    config file: --upstream is enough. Options override the config. Passwords are never
+    logged or stored: triage uses the login's password_command, else the password your mail
+    client logs in with, kept in memory.
 
     \b
     Example:
         commsproxy run --upstream imaps://imap.example.com \\
                        --smtp-upstream smtp+starttls://smtp.example.com:587
+        commsproxy run --dry-run     # see what would be held, hold nothing
     """
     setup_logging(verbose, quiet)
     try:
@@ -85,6 +106,8 @@ def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) ->
         raise click.UsageError(str(err)) from None
     try:
         asyncio.run(serve(the_plan))
+    except TriageStartError as err:
+        raise click.ClickException(f"cannot start triage: {err}") from None
     except OSError as err:
         raise click.ClickException(f"cannot listen: {err}") from None
 

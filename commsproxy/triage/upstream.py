@@ -34,7 +34,7 @@ from .imapdata import (
     uid_set,
 )
 
-__all__ = ["Upstream", "UpstreamImapError", "connect"]
+__all__ = ["LoginRefused", "Upstream", "UpstreamImapError", "connect"]
 
 log = logging.getLogger("commsproxy.triage")
 
@@ -44,6 +44,10 @@ _CHUNK = 100  # UIDs per FETCH: bounded responses (aioimaplib parses a chunk rec
 
 class UpstreamImapError(Exception):
     """The server refused a command or the link failed; the message says which and why."""
+
+
+class LoginRefused(UpstreamImapError):
+    """The server said no to the user name and password."""
 
 
 def _quote(value: str) -> str:
@@ -84,7 +88,7 @@ async def connect(
             response = await client.login(_quote(username), password)
             if response.result != "OK":
                 text = b" ".join(line for line in response.lines if isinstance(line, bytes))
-                raise UpstreamImapError(
+                raise LoginRefused(
                     f"{where} refused the login for {username}: {text.decode(errors='replace')}"
                 )
             await client.protocol.capability()
@@ -250,15 +254,24 @@ class Upstream:
         if self.has("MOVE"):
             await self._ok(f"UID MOVE {target} {mailbox}", self._client.uid("move", target, dest))
             return
+        self._need_uidplus()  # before COPY: a copy that cannot be expunged is a duplicate
+        await self._ok(f"UID COPY {target} {mailbox}", self._client.uid("copy", target, dest))
+        await self.add_flags(uid_list, ["\\Deleted"])
+        await self.expunge_uids(uid_list)
+
+    async def expunge_uids(self, uids: Iterable[int]) -> None:
+        """``UID EXPUNGE`` of exactly these messages (UIDPLUS); never a plain EXPUNGE."""
+        self._need_uidplus()
+        target = uid_set(uids)
+        await self._ok(f"UID EXPUNGE {target}", self._client.uid("expunge", target))
+
+    def _need_uidplus(self) -> None:
         if not self.has("UIDPLUS"):
-            # Without UID EXPUNGE the only way to remove them is a plain EXPUNGE, which would
-            # also destroy the user's other deleted mail: refuse instead.
+            # The only other way to remove mail is a plain EXPUNGE, which would also destroy
+            # the user's other deleted mail: refuse instead.
             raise UpstreamImapError(
                 f"{self.name}: the server has neither MOVE nor UIDPLUS; cannot move mail safely"
             )
-        await self._ok(f"UID COPY {target} {mailbox}", self._client.uid("copy", target, dest))
-        await self.add_flags(uid_list, ["\\Deleted"])
-        await self._ok(f"UID EXPUNGE {target}", self._client.uid("expunge", target))
 
     async def append(
         self, mailbox: str, message: bytes, flags: Iterable[str], date: datetime | None = None
@@ -313,5 +326,8 @@ class Upstream:
         if self.closed:
             return
         with contextlib.suppress(TimeoutError, OSError, aioimaplib.AioImapException):
+            if self._client.has_pending_idle():
+                self._client.idle_done()  # LOGOUT would otherwise wait behind the IDLE
+                await asyncio.wait_for(self._client.protocol.pending_sync_command.wait(), 2)
             await asyncio.wait_for(self._client.logout(), 5)
         self._lost.set()

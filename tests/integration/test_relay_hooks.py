@@ -31,9 +31,14 @@ class Recorder:
         self.responses: list[Response] = []
         self.hold = False
         self.sessions: list[Session] = []
+        self.logins: list[tuple[str, str]] = []
 
-    async def before_command(self, session: Session, command: Command) -> None:
+    async def before_command(self, session: Session, command: Command) -> bytes | None:
         self.commands.append((command.name, command.mailbox, session.state.selected))
+        return None
+
+    def on_login(self, session: Session, user: str, password: str) -> None:
+        self.logins.append((user, password))
 
     def on_response(self, session: Session, response: Response) -> None:
         self.responses.append(response)

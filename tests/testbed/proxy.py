@@ -25,7 +25,12 @@ class ProxyProcess:
 
     def __init__(self, args: Sequence[str], *, env: dict[str, str] | None = None) -> None:
         self.args = [sys.executable, "-m", "commsproxy", "run", *args]
-        self.env = {**os.environ, **(env or {})}
+        # Never the user's own config: tests say everything on the command line or in env.
+        self.env = {
+            **os.environ,
+            "COMMSPROXY_CONFIG": "/nonexistent/commsproxy.toml",
+            **(env or {}),
+        }
         self.imap_port = 0
         self.imaps_port = 0
         self.smtp_port = 0
@@ -125,9 +130,20 @@ class ProxyProcess:
             return self.wait()
 
 
-def proxy_args(dovecot: Dovecot, *, tls: bool = False, extra: Sequence[str] = ()) -> list[str]:
-    """Arguments for a proxy in front of ``dovecot`` on free ports (TLS towards the client)."""
+def proxy_args(
+    dovecot: Dovecot,
+    *,
+    tls: bool = False,
+    extra: Sequence[str] = (),
+    state_dir: Path | None = None,
+) -> list[str]:
+    """Arguments for a proxy in front of ``dovecot`` on free ports (TLS towards the client).
+
+    Triage runs only with a ``state_dir``: the relay tests want INBOX left as delivered.
+    """
+    triage = ["--state-dir", str(state_dir)] if state_dir is not None else ["--no-triage"]
     args = [
+        *triage,
         "--upstream", f"imaps://localhost:{dovecot.imaps_port}",
         "--cafile", str(dovecot.ca_file),
         "--smtp-upstream", f"smtp+starttls://localhost:{dovecot.submission_port}",

@@ -26,6 +26,7 @@ __all__ = [
     "decode_mailbox",
     "parse_command",
     "parse_response",
+    "sasl_plain_credentials",
     "sasl_plain_user",
     "tokenize",
 ]
@@ -264,9 +265,9 @@ def parse_response(line: bytes) -> Response:
     return Response(kind, tag, name, number, code)
 
 
-def sasl_plain_user(line: bytes) -> str | None:
-    """Who logs in with a SASL PLAIN response line: the authorization identity if given, else
-    the authentication identity (the password is dropped)."""
+def sasl_plain_credentials(line: bytes) -> tuple[str, str] | None:
+    """Who logs in with a SASL PLAIN response line (the authorization identity if given, else
+    the authentication identity) and the password, for the caller to keep in memory only."""
     try:
         decoded = base64.b64decode(line.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -274,5 +275,12 @@ def sasl_plain_user(line: bytes) -> str | None:
     fields = decoded.split(b"\0")
     if len(fields) != 3:
         return None
-    authzid, authcid, _password = fields
-    return (authzid or authcid).decode("utf-8", "replace") or None
+    authzid, authcid, password = fields
+    user = (authzid or authcid).decode("utf-8", "replace")
+    return (user, password.decode("utf-8", "replace")) if user else None
+
+
+def sasl_plain_user(line: bytes) -> str | None:
+    """The user of a SASL PLAIN response line (the password is dropped)."""
+    credentials = sasl_plain_credentials(line)
+    return credentials[0] if credentials else None

@@ -46,7 +46,7 @@ from .parse import (
     ResponseKind,
     parse_command,
     parse_response,
-    sasl_plain_user,
+    sasl_plain_credentials,
 )
 
 __all__ = ["RelayHooks", "RelayLimits", "Session", "UpstreamError", "open_upstream"]
@@ -76,18 +76,27 @@ class UpstreamError(Exception):
 class RelayHooks(Protocol):
     """What a later layer (the triage gate) can plug into every session."""
 
-    async def before_command(self, session: Session, command: Command) -> None:
-        """Called before a client command is forwarded; may wait, e.g. for triage to catch up."""
+    async def before_command(self, session: Session, command: Command) -> bytes | None:
+        """Called before a client command is forwarded; may wait, e.g. for triage to catch up.
+
+        Returning bytes answers the command locally (e.g. a refused LOGIN) instead.
+        """
 
     def on_response(self, session: Session, response: Response) -> None:
         """Called on the first line of each upstream response, before it is forwarded."""
 
+    def on_login(self, session: Session, user: str, password: str) -> None:
+        """Called when upstream accepted a LOGIN or AUTHENTICATE PLAIN; memory only."""
+
 
 class NoHooks:
-    async def before_command(self, session: Session, command: Command) -> None:
+    async def before_command(self, session: Session, command: Command) -> bytes | None:
         return None
 
     def on_response(self, session: Session, response: Response) -> None:
+        return None
+
+    def on_login(self, session: Session, user: str, password: str) -> None:
         return None
 
 
@@ -192,9 +201,12 @@ class Session:
         self._current_has_literal = False  # only then is the command parsed again at its end
         self._continuation_for: str | None = None  # AUTHENTICATE or IDLE in flight
         self._pending_user: dict[str, str] = {}
+        # Passwords of logins in flight, handed to hooks.on_login on success, then forgotten.
+        self._pending_secret: dict[str, str] = {}
+        self._own_tags = (f"cp{n}" for n in itertools.count(1))
         self._client_writable = asyncio.Event()
         self._client_writable.set()
-        self._paused: list[bytes] | None = None
+        self._paused: list[list[bytes]] | None = None  # whole messages, in order
         self._paused_size = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -269,11 +281,36 @@ class Session:
             self._paused = []
             self._paused_size = 0
 
-    async def resume_responses(self) -> None:
-        """Forward the held responses, in order, and go back to forwarding as they come."""
+    async def resume_responses(
+        self, rewrite: Callable[[list[list[bytes]]], list[bytes]] | None = None
+    ) -> None:
+        """Forward the held responses, in order (through ``rewrite`` if given), and go back to
+        forwarding as they come."""
         held, self._paused = self._paused, None
-        if held:
-            await self._write_client(held)
+        if not held:
+            return
+        chunks = rewrite(held) if rewrite is not None else [c for m in held for c in m]
+        if chunks:
+            await self._write_client(chunks)
+
+    def send_own_command(self, command: str) -> str | None:
+        """Send a command of the proxy's own upstream (e.g. NOOP), between client commands.
+
+        Returns its tag, or None when the client is mid-command or in IDLE/AUTHENTICATE, where
+        another command would corrupt the stream. Its responses reach the hooks like any other;
+        the caller removes its tagged reply from what the client sees.
+        """
+        writer = self._upstream_writer
+        if (
+            writer is None
+            or self._closing
+            or self._client_framer.in_message
+            or self._continuation_for is not None
+        ):
+            return None
+        tag = next(self._own_tags)
+        writer.write(f"{tag} {command}\r\n".encode())
+        return tag
 
     @property
     def responses_paused(self) -> bool:
@@ -351,9 +388,29 @@ class Session:
                 if isinstance(arg, str | bytes):
                     self._note_sasl_user(command.tag, arg.encode() if isinstance(arg, str) else arg)
         elif command.name == "LOGIN" and command.login_user:
-            self._pending_user[command.tag] = command.login_user
-        await self.hooks.before_command(self, command)
+            self._note_login(command.tag, command)
+        answer = await self.hooks.before_command(self, command)
+        if answer is not None and line.literal is None:
+            self._forget(command.tag)
+            self._current_tag = None
+            await self._write_client([answer])
+            return False
         return True
+
+    def _note_login(self, tag: str, command: Command) -> None:
+        self._pending_user[tag] = command.login_user or ""
+        password = command.args[1] if len(command.args) > 1 else None
+        if isinstance(password, bytes):
+            self._pending_secret[tag] = password.decode("utf-8", "replace")
+        elif isinstance(password, str):
+            self._pending_secret[tag] = str(password)
+
+    def _forget(self, tag: str) -> None:
+        self.state.in_flight.pop(tag, None)
+        self._pending_user.pop(tag, None)
+        self._pending_secret.pop(tag, None)
+        if self._continuation_for == tag:
+            self._continuation_for = None
 
     def _client_message_end(self, end: MessageEnd) -> None:
         tag = self._current_tag
@@ -367,9 +424,9 @@ class Session:
         except ParseError:
             return
         if command.name == "LOGIN":
-            # Keep the user name (sent as a literal) and never the password.
+            # The user name (sent as a literal); the password only until the reply.
             if command.login_user:
-                self._pending_user[tag] = command.login_user
+                self._note_login(tag, command)
             return
         self.state.in_flight[tag] = command
 
@@ -377,9 +434,9 @@ class Session:
         command = self.state.in_flight.get(tag)
         mechanism = command.args[0] if command and command.args else None
         if isinstance(mechanism, str) and mechanism.upper() == "PLAIN":
-            user = sasl_plain_user(data)
-            if user:
-                self._pending_user[tag] = user
+            credentials = sasl_plain_credentials(data)
+            if credentials:
+                self._pending_user[tag], self._pending_secret[tag] = credentials
 
     async def _refuse_literal(self, err: LiteralTooLarge) -> bool:
         """A literal over the bound: BAD when nothing of it reached upstream, else disconnect."""
@@ -422,13 +479,13 @@ class Session:
                 # The hottest loop of the proxy (every byte of every FETCH): kept lean.
                 while (event := framer.next_event()) is not NEED_DATA:
                     if type(event) is Line and event.first:
-                        chunk = self._upstream_line(event)
+                        first, chunk = True, self._upstream_line(event)
                     else:
-                        chunk = event.data  # type: ignore[union-attr]  # no MessageEnd here
+                        first, chunk = False, event.data  # type: ignore[union-attr]
                     if self._paused is None:
                         out.append(chunk)
                     else:
-                        self._hold(chunk, out)
+                        self._hold(chunk, first, out)
             except FramingError as err:
                 await self._write_client(out)
                 self._upstream_broke(err)
@@ -471,9 +528,12 @@ class Session:
             self._current_tag = None
         ok = response.name == "OK"
         user = self._pending_user.pop(response.tag, None)
+        secret = self._pending_secret.pop(response.tag, None)
         if ok and user is not None:
             self.state.user = user
             log.info("%s: logged in as %s", self, user)
+            if secret is not None:
+                self.hooks.on_login(self, user, secret)
         if command.name in ("SELECT", "EXAMINE"):
             # A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
             self.state.selected = command.mailbox if ok else None
@@ -481,14 +541,18 @@ class Session:
         elif command.name in ("CLOSE", "UNSELECT") and ok:
             self.state.selected = None
 
-    def _hold(self, data: bytes, out: list[bytes]) -> None:
-        assert self._paused is not None
-        self._paused.append(data)
+    def _hold(self, data: bytes, first: bool, out: list[bytes]) -> None:
+        paused = self._paused
+        assert paused is not None
+        if first or not paused:
+            paused.append([data])
+        else:
+            paused[-1].append(data)
         self._paused_size += len(data)
         if self._paused_size > self.limits.max_paused_bytes:
             # Fail open: a pause must never grow without bound.
             log.warning("%s: paused responses over %d bytes; resuming", self, self._paused_size)
-            out.extend(self._paused)
+            out.extend(chunk for message in paused for chunk in message)
             self._paused = None
 
     def _upstream_broke(self, err: FramingError) -> None:

@@ -1,0 +1,538 @@
+"""``commsproxy status``, ``release`` and ``explain``: what triage did, and releasing held mail.
+
+These commands read the state file that ``commsproxy run`` writes and never need the mail
+server, except ``release --now`` without a running ``run``. ``status`` and ``explain`` only look:
+they never create the state file, so asking before the first run leaves nothing behind.
+scikit-learn is not imported here; the model is described from the config and the file system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+import click
+import platformdirs
+
+from ..config import LABELS, BatchConfig, Config, ConfigError, load_config, local_zone
+from ..triage.runlock import running_pid
+from ..triage.scheduler import next_release
+from ..triage.store import FILENAME, Correction, Decision, Release, StateStore, StoreError
+from .common import config_option, main
+
+__all__ = ["DIRECT_RELEASE", "DirectRelease", "direct_release"]
+
+#: Releases a batch without a running ``run``: ``(config, login, batch)``, None meaning all,
+#: to ``{batch name: messages released}``.
+DirectRelease = Callable[[Config, str | None, str | None], Awaitable[dict[str, int]]]
+
+#: Where the direct release lives, as ``module:attribute``; looked up only when needed, so that
+#: these commands work (and can queue a request) whatever that module needs or however it fails.
+DIRECT_RELEASE = "commsproxy.triage.release:release_now"
+
+#: The key under which ``run`` files the decisions of a config without ``[[login]]`` tables.
+DEFAULT_LOGIN = "default"
+
+#: How long ``release --now`` waits for a running ``run`` to carry out the request, and how often
+#: it looks. ``run`` checks for requests often; a minute covers a release of a big batch.
+WAIT_SECONDS = 60.0
+POLL_SECONDS = 0.2
+
+RECENT = 5
+
+_STATE_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+def state_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--state-dir",
+        type=_STATE_DIR,
+        help="Directory of the state file [default: [proxy] state_dir in the config].",
+    )(func)
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
+
+
+def _config(config_path: Path | None) -> Config:
+    try:
+        return load_config(config_path, required=config_path is not None)
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
+
+
+def _state_dir(config: Config, state_dir: Path | None) -> Path:
+    return (state_dir or config.proxy.state_dir).expanduser()
+
+
+def login_keys(config: Config) -> list[str]:
+    """The logins ``run`` keeps state for: each ``[[login]] username``, else ``default``."""
+    keys: list[str] = []
+    for login in config.logins:
+        key = login.username or DEFAULT_LOGIN
+        if key not in keys:
+            keys.append(key)
+    return keys or [DEFAULT_LOGIN]
+
+
+@contextmanager
+def _existing_store(state_dir: Path) -> Iterator[StateStore | None]:
+    """The state store if a run has made one; None rather than a new empty file."""
+    if not (state_dir / FILENAME).is_file():
+        yield None
+        return
+    try:
+        store = StateStore.open(state_dir)
+    except StoreError as err:
+        raise click.ClickException(str(err)) from None
+    with store:
+        try:
+            yield store
+        except StoreError as err:
+            raise click.ClickException(str(err)) from None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _show(moment: datetime, zone: tzinfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z").rstrip()
+
+
+# --- the model, described without loading it ------------------------------------------------
+
+
+def _user_model_path() -> Path:
+    # Same place as commsproxy.models.store.user_model_path("urgency"), which cannot be imported
+    # here without importing scikit-learn (a second or so) just to name a file.
+    return platformdirs.user_data_path("commsproxy") / "models" / "urgency.joblib"
+
+
+def _bundled_model_path() -> Path:
+    # Same as commsproxy.models.store.bundled_model_path("urgency").
+    return Path(__file__).resolve().parent.parent / "models" / "default-urgency.joblib"
+
+
+def describe_model(config: Config) -> str:
+    """Which urgency model ``run`` uses, as ``resolve_model`` would choose it."""
+    if config.triage.model is not None:
+        return config.triage.model
+    user = _user_model_path()
+    if user.exists() or user.with_suffix(".json").exists():
+        return f"default: your trained model at {user}"
+    return f"default: the bundled model at {_bundled_model_path()} (no trained model at {user})"
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def _release_json(release: Release | None) -> dict[str, Any] | None:
+    if release is None:
+        return None
+    return {
+        "started": _iso(release.started),
+        "finished": _iso(release.finished),
+        "scheduled": _iso(release.scheduled),
+        "moved": release.moved,
+    }
+
+
+def _decision_json(decision: Decision) -> dict[str, Any]:
+    return {
+        "login": decision.login,
+        "at": _iso(decision.decided_at),
+        "message_id": decision.message_id,
+        "label": decision.label,
+        "score": decision.score,
+        "held": decision.held,
+        "batch": decision.batch,
+        "mailbox": decision.mailbox,
+        "sender": decision.sender,
+        "subject": decision.subject,
+        "reason": decision.reason,
+    }
+
+
+def _correction_json(correction: Correction) -> dict[str, Any]:
+    return {
+        "login": correction.login,
+        "at": _iso(correction.at),
+        "kind": correction.kind,
+        "label": correction.label,
+        "previous": correction.previous,
+    }
+
+
+def _login_status(
+    config: Config, store: StateStore | None, login: str, now: datetime
+) -> dict[str, Any]:
+    batches = []
+    for batch in config.batches:
+        zone = batch.schedule.zone
+        batches.append(
+            {
+                "name": batch.name,
+                "mailbox": batch.mailbox,
+                "labels": list(batch.labels),
+                "timezone": zone.key,
+                "next_release": _iso(next_release(batch.schedule, now).astimezone(zone)),
+                "last_release": _release_json(
+                    store.last_release(login, batch.name) if store else None
+                ),
+            }
+        )
+    counts = store.decision_counts(login, now - timedelta(hours=24)) if store else {}
+    return {
+        "login": login,
+        "batches": batches,
+        "decisions_24h": {label: counts.get(label, 0) for label in (*LABELS, *counts)},
+        "recent": [_decision_json(d) for d in store.recent_decisions(login, RECENT)]
+        if store
+        else [],
+        "corrections": len(store.corrections(login)) if store else 0,
+    }
+
+
+@main.command()
+@config_option
+@state_dir_option
+@json_option
+def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
+    """Show whether `commsproxy run` is running, the batches and what triage did lately.
+
+    Per login: each batch with its next and last release, the decisions of the last 24 hours
+    by label, the last few decisions and why, and how many corrections (mail you moved out of
+    a hold mailbox, or into one) were recorded for training.
+
+    \b
+    Example:
+        commsproxy status
+        commsproxy status --json
+    """
+    config = _config(config_path)
+    directory = _state_dir(config, state_dir)
+    now = datetime.now(UTC)
+    pid = running_pid(directory)
+    with _existing_store(directory) as store:
+        logins = [_login_status(config, store, key, now) for key in login_keys(config)]
+    result = {
+        "running": pid is not None,
+        "pid": pid,
+        "model": describe_model(config),
+        "state_file": str(directory / FILENAME),
+        "state_exists": store is not None,
+        "logins": logins,
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    for line in _status_lines(config, result, pid):
+        click.echo(line)
+
+
+def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> Iterator[str]:
+    if pid is None:
+        yield "commsproxy run: not running (held mail waits until it runs or `release --now`)"
+    else:
+        yield f"commsproxy run: running (pid {pid})" if pid else "commsproxy run: running"
+    yield f"model: {result['model']}"
+    if result["state_exists"]:
+        yield f"state: {result['state_file']}"
+    else:
+        yield f"state: no triage has run yet ({result['state_file']} does not exist)"
+    zone = local_zone()
+    by_name = {batch.name: batch for batch in config.batches}
+    for login in result["logins"]:
+        yield ""
+        yield f"{login['login']}:"
+        width = max((len(b["name"]) for b in login["batches"]), default=0)
+        for entry in login["batches"]:
+            batch = by_name[entry["name"]]
+            batch_zone = batch.schedule.zone
+            next_at = _show(datetime.fromisoformat(entry["next_release"]), batch_zone)
+            last = entry["last_release"]
+            if last is None:
+                last_text = "never released"
+            else:
+                when = _show(datetime.fromisoformat(last["started"]), batch_zone)
+                done = "" if last["finished"] else ", unfinished"
+                last_text = f"last {when}, {last['moved']} moved{done}"
+            yield (
+                f"  {entry['name']:<{width}}  {batch.mailbox} ({', '.join(batch.labels)}): "
+                f"next {next_at}; {last_text}"
+            )
+        counts = ", ".join(f"{n} {label}" for label, n in login["decisions_24h"].items())
+        yield f"  last 24 h: {counts}"
+        if login["recent"]:
+            yield "  recent:"
+        for entry in login["recent"]:
+            yield f"    {_decision_line(entry, zone)}"
+        yield f"  corrections recorded: {login['corrections']}"
+
+
+def _decision_line(entry: dict[str, Any], zone: tzinfo) -> str:
+    when = _show(datetime.fromisoformat(entry["at"]), zone)
+    if entry["held"]:
+        where = f"held in {entry['batch']}"
+    elif entry["batch"]:
+        where = f"not held ({entry['batch']})"
+    else:
+        where = "delivered"
+    who = entry["sender"] or "(no sender)"
+    subject = entry["subject"] or "(no subject)"
+    return f"{when}  {entry['label']:<6}  {where}  {who}: {subject!r} ({entry['reason']})"
+
+
+# --- release ------------------------------------------------------------------------------------
+
+
+def direct_release() -> DirectRelease | None:
+    """The function that releases without ``run``, or None when this install has none."""
+    module_name, _, attribute = DIRECT_RELEASE.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    function: DirectRelease | None = getattr(module, attribute, None)
+    return function if callable(function) else None
+
+
+def _released_since(
+    store: StateStore, login: str | None, batches: Sequence[BatchConfig], since: datetime
+) -> dict[str, int]:
+    """Messages moved per batch by releases started at or after ``since``."""
+    moved = {batch.name: 0 for batch in batches}
+    limit = 50
+    while True:
+        releases = store.recent_releases(login, limit)
+        for release in releases:
+            if release.started >= since and release.batch in moved:
+                moved[release.batch] += release.moved
+        if len(releases) < limit or releases[-1].started < since:
+            return moved
+        moved = dict.fromkeys(moved, 0)
+        limit *= 4
+
+
+async def _awaited(result: Awaitable[dict[str, int]]) -> dict[str, int]:
+    return await result
+
+
+def _wait_for(store: StateStore, request_id: int) -> bool:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        if all(request.id != request_id for request in store.pending_release_requests()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)
+
+
+def _report(
+    released: dict[str, int],
+    batches: Sequence[BatchConfig],
+    as_json: bool,
+    by: str,
+    request_id: int,
+) -> None:
+    if as_json:
+        result = {"request": request_id, "completed": True, "by": by, "released": released}
+        click.echo(json.dumps(result, indent=2))
+        return
+    mailboxes = {batch.name: batch.mailbox for batch in batches}
+    for name, count in released.items():
+        noun = "message" if count == 1 else "messages"
+        where = f" ({mailboxes[name]})" if name in mailboxes else ""
+        click.echo(f"{name}{where}: released {count} {noun} to INBOX")
+
+
+@main.command()
+@config_option
+@click.option(
+    "--batch",
+    metavar="NAME",
+    help="Release only this batch (a [[batch]] name) [default: every batch].",
+)
+@click.option("--now", is_flag=True, help="Release now (required: the point of this command).")
+@click.option(
+    "--login",
+    metavar="USER",
+    help="Release only for this [[login]] username [default: every login].",
+)
+@state_dir_option
+@json_option
+def release(
+    config_path: Path | None,
+    batch: str | None,
+    now: bool,
+    login: str | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Move held mail back to INBOX now instead of at its next release time.
+
+    With `commsproxy run` running, the release is asked of it (through the state file) and
+    this command waits up to a minute for it to finish. Without it, this command connects to
+    the mail server and releases by itself.
+
+    \b
+    Example:
+        commsproxy release --now
+        commsproxy release --batch bulk --now
+    """
+    if not now:
+        raise click.UsageError(
+            "say --now to release now; scheduled releases happen by themselves while "
+            "`commsproxy run` runs"
+        )
+    config = _config(config_path)
+    names = [b.name for b in config.batches]
+    if batch is not None and batch not in names:
+        known = ", ".join(names) or "none"
+        raise click.BadParameter(
+            f"{batch!r} is not a configured batch (batches: {known})", param_hint="--batch"
+        )
+    keys = login_keys(config)
+    if login is not None and login not in keys:
+        raise click.BadParameter(
+            f"{login!r} is not a configured login (logins: {', '.join(keys)})",
+            param_hint="--login",
+        )
+    targets = [b for b in config.batches if batch in (None, b.name)]
+    directory = _state_dir(config, state_dir)
+    requested = datetime.now(UTC)
+    try:
+        store = StateStore.open(directory)
+    except StoreError as err:
+        raise click.ClickException(str(err)) from None
+    with store:
+        try:
+            request_id = store.request_release(login, batch, requested)
+            pid = running_pid(directory)
+            if pid is not None:
+                who = f"commsproxy run (pid {pid})" if pid else "commsproxy run"
+                if not as_json:
+                    click.echo(f"asked {who} to release; waiting for it...", err=True)
+                if not _wait_for(store, request_id):
+                    raise click.ClickException(
+                        f"{who} has not finished the release within {WAIT_SECONDS:g} s; "
+                        "the request stays queued and it will release when it gets to it"
+                    )
+                released = _released_since(store, login, targets, requested)
+                _report(released, targets, as_json, "run", request_id)
+                return
+            function = direct_release()
+            if function is None:
+                raise click.ClickException(
+                    "commsproxy run is not running and this commsproxy cannot release by "
+                    "itself; the request stays queued: start `commsproxy run` and it will "
+                    "release at once"
+                )
+            if state_dir is not None:
+                config = dataclasses.replace(
+                    config, proxy=dataclasses.replace(config.proxy, state_dir=directory)
+                )
+            try:
+                released = asyncio.run(_awaited(function(config, login, batch)))
+            except Exception as err:  # whatever went wrong, the request must stay queued
+                raise click.ClickException(
+                    f"release failed: {err}; the request stays queued for `commsproxy run`"
+                ) from None
+            store.complete_release_request(request_id, datetime.now(UTC))
+        except StoreError as err:
+            raise click.ClickException(str(err)) from None
+    _report(released, targets, as_json, "direct", request_id)
+
+
+# --- explain ------------------------------------------------------------------------------------
+
+
+def _bare_id(message_id: str) -> str:
+    text = message_id.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    return text
+
+
+@main.command()
+@config_option
+@click.argument("message_id", metavar="MESSAGE-ID")
+@state_dir_option
+@json_option
+def explain(
+    config_path: Path | None, message_id: str, state_dir: Path | None, as_json: bool
+) -> None:
+    """Say what triage decided for one message and why.
+
+    MESSAGE-ID is the message's Message-ID header, with or without the <>. Exits with 1 when
+    no decision is recorded for it.
+
+    \b
+    Example:
+        commsproxy explain '<CAF=abc123@mail.example.com>'
+        commsproxy explain CAF=abc123@mail.example.com --json
+    """
+    config = _config(config_path)
+    directory = _state_dir(config, state_dir)
+    bare = _bare_id(message_id)
+    if not bare:
+        raise click.BadParameter("expected a Message-ID such as <abc@example.com>")
+    with _existing_store(directory) as store:
+        decisions = store.decisions_for_message_id(bare) if store else []
+        corrections = (
+            [c for c in store.corrections() if c.message_id and _bare_id(c.message_id) == bare]
+            if store
+            else []
+        )
+    mailboxes = {batch.name: batch.mailbox for batch in config.batches}
+    if as_json:
+        result = {
+            "message_id": bare,
+            "decisions": [
+                {**_decision_json(d), "batch_mailbox": mailboxes.get(d.batch or "")}
+                for d in decisions
+            ],
+            "corrections": [_correction_json(c) for c in corrections],
+        }
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    if not decisions:
+        raise click.ClickException(
+            f"no decision recorded for <{bare}>; it may predate commsproxy or the state file "
+            "was reset"
+        )
+    if as_json:
+        return
+    zone = local_zone()
+    click.echo(f"<{bare}>")
+    for decision in decisions:
+        click.echo(f"  {decision.login}, {_show(decision.decided_at, zone)}: {decision.label}")
+        if decision.score is not None:
+            click.echo(f"    p(urgent): {decision.score:.2f}")
+        if decision.batch is None:
+            click.echo("    delivered to INBOX at once")
+        else:
+            mailbox = mailboxes.get(decision.batch)
+            place = f"batch {decision.batch}" + (f" ({mailbox})" if mailbox else "")
+            if decision.held:
+                click.echo(f"    held in {place}")
+            else:
+                click.echo(f"    left in INBOX, not held in {place} (already read or dry run)")
+        click.echo(f"    why: {decision.reason}")
+        click.echo(f"    from: {decision.sender or '(no sender)'}")
+        click.echo(f"    subject: {decision.subject or '(no subject)'}")
+    for correction in corrections:
+        was = f" (was {correction.previous})" if correction.previous else ""
+        click.echo(
+            f"  corrected {_show(correction.at, zone)} by {correction.kind}: "
+            f"{correction.label}{was}"
+        )

@@ -1,0 +1,195 @@
+"""The relay hooks that drive the no-flicker gate (gate.py) and route logins to triage.
+
+Per session: before a client's SELECT/EXAMINE/STATUS/NOOP/IDLE on INBOX, triage is asked to catch
+up, which closes most races before they happen. When upstream still announces mail the client
+has not seen, the session's responses are paused, triage catches up (bounded by the gate
+timeout), the upstream is made to report the resulting expunges (its own ``NOOP`` between client
+commands; in IDLE they come by themselves), and the paused responses go out rewritten so the
+held mail never shows. A slow or broken triage only delays the client by the timeout: then the
+gate fails open and the message shows, to be held a moment later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .gate import InboxView
+from .parse import Command, Response, ResponseKind
+from .relay import Session
+
+__all__ = ["GateHooks", "TriageBackend"]
+
+log = logging.getLogger("commsproxy.gate")
+
+_CATCH_UP_COMMANDS = frozenset({"NOOP", "IDLE", "CHECK", "SELECT", "EXAMINE", "STATUS"})
+_IDLE_SETTLE = 2.0  # seconds to wait for an IDLE session to hear of the expunges
+
+
+class TriageBackend(Protocol):
+    """What the gate needs from triage (the service's engines)."""
+
+    def login_for(self, user: str) -> str | None:
+        """The triaged login a client user name belongs to, if any."""
+
+    def refuses(self, user: str) -> bool:
+        """True when ``user`` matches no configured login and no default applies."""
+
+    async def catch_up(self, login: str, limit: float) -> int | None:
+        """Triage what arrived; INBOX's message count, or None on timeout."""
+
+    def held_uids(self, login: str) -> frozenset[int]:
+        """INBOX UIDs recently moved to hold mailboxes."""
+
+    def remember_password(self, login: str, password: str, user: str) -> None:
+        """The client's password, for triage when the config has no password_command."""
+
+
+@dataclass
+class _SessionGate:
+    view: InboxView | None = None  # set while INBOX is selected
+    settling: asyncio.Task[None] | None = None
+    live_total: int = 0
+    own_tags: set[str] = field(default_factory=set)
+    own_done: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _is_inbox(mailbox: str | None) -> bool:
+    return mailbox is not None and mailbox.upper() == "INBOX"
+
+
+class GateHooks:
+    def __init__(self, backend: TriageBackend, timeout: float = 5.0) -> None:
+        self.backend = backend
+        self.timeout = timeout
+        self._gates: weakref.WeakKeyDictionary[Session, _SessionGate] = weakref.WeakKeyDictionary()
+
+    def _gate(self, session: Session) -> _SessionGate:
+        gate = self._gates.get(session)
+        if gate is None:
+            gate = self._gates[session] = _SessionGate()
+        return gate
+
+    def _login(self, session: Session) -> str | None:
+        user = session.state.user
+        return self.backend.login_for(user) if user else None
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    async def before_command(self, session: Session, command: Command) -> bytes | None:
+        if command.name == "LOGIN" and command.login_user is not None:
+            if self.backend.refuses(command.login_user):
+                log.info("%s: LOGIN for %s matches no [[login]]", session, command.login_user)
+                text = "NO [AUTHENTICATIONFAILED] commsproxy: no [[login]] for this user"
+                return f"{command.tag} {text}\r\n".encode()
+            return None
+        if command.name not in _CATCH_UP_COMMANDS:
+            return None
+        login = self._login(session)
+        if login is None:
+            return None
+        gate = self._gate(session)
+        if command.name in ("SELECT", "EXAMINE"):
+            gate.view = InboxView() if _is_inbox(command.mailbox) else None
+        elif command.name == "STATUS":
+            if not _is_inbox(command.mailbox):
+                return None
+        elif gate.view is None:
+            return None
+        if await self.backend.catch_up(login, self.timeout) is None:
+            log.warning("%s: triage did not catch up within %g s; going on", session, self.timeout)
+        return None
+
+    def on_login(self, session: Session, user: str, password: str) -> None:
+        login = self.backend.login_for(user)
+        if login is not None:
+            self.backend.remember_password(login, password, user)
+
+    def on_response(self, session: Session, response: Response) -> None:
+        gate = self._gates.get(session)
+        if gate is None or gate.view is None:
+            return
+        if gate.settling is not None:
+            self._while_paused(gate, response)
+            return
+        if response.kind is not ResponseKind.UNTAGGED or response.number is None:
+            if response.name == "VANISHED":
+                gate.view.known = None  # cannot count it here: resynchronise at the next EXISTS
+            return
+        if response.name == "EXISTS":
+            if gate.view.wants_pause(response.number):
+                session.pause_responses()
+                gate.live_total = response.number
+                gate.own_done.clear()
+                gate.settling = asyncio.create_task(self._settle(session, gate))
+        elif response.name == "EXPUNGE":
+            gate.view.forwarded_expunge()
+
+    def _while_paused(self, gate: _SessionGate, response: Response) -> None:
+        if response.kind is ResponseKind.TAGGED:
+            if response.tag in gate.own_tags:
+                gate.own_done.set()
+        elif response.number is not None:
+            if response.name == "EXISTS":
+                gate.live_total = response.number
+            elif response.name == "EXPUNGE":
+                gate.live_total -= 1
+        gate.changed.set()
+
+    # -- settling a pause ---------------------------------------------------------------------
+
+    async def _settle(self, session: Session, gate: _SessionGate) -> None:
+        login = self._login(session)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        try:
+            while login is not None and (left := deadline - loop.time()) > 0:
+                target = await self.backend.catch_up(login, left)
+                if target is None:
+                    log.warning("%s: triage too slow; showing new mail unchecked", session)
+                    break
+                await self._hear_expunges(session, gate, target, deadline - loop.time())
+                if gate.live_total <= target:
+                    break
+        except Exception:
+            log.exception("%s: gate error; showing new mail unchecked", session)
+        finally:
+            view = gate.view
+            held = self.backend.held_uids(login) if login else frozenset()
+            own = frozenset(gate.own_tags)
+            gate.settling = None
+            if session.responses_paused and view is not None:
+                await session.resume_responses(
+                    lambda messages: view.rewrite(messages, own, held).data
+                )
+            elif session.responses_paused:
+                await session.resume_responses()
+            elif view is not None:
+                view.known = None  # the relay failed open on its own: resynchronise
+
+    async def _hear_expunges(
+        self, session: Session, gate: _SessionGate, target: int, left: float
+    ) -> None:
+        """Let upstream tell this session about what triage moved away."""
+        if left <= 0:
+            return
+        tag = session.send_own_command("NOOP")
+        try:
+            if tag is not None:
+                if len(gate.own_tags) > 16:
+                    gate.own_tags.clear()
+                gate.own_tags.add(tag)
+                gate.own_done.clear()
+                await asyncio.wait_for(gate.own_done.wait(), left)
+                return
+            # In IDLE (or mid-command) upstream reports expunges on its own.
+            async with asyncio.timeout(min(left, _IDLE_SETTLE)):
+                while gate.live_total > target:
+                    gate.changed.clear()
+                    await gate.changed.wait()
+        except TimeoutError:
+            pass

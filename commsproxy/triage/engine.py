@@ -1,0 +1,408 @@
+"""Triage for one login: watch INBOX, decide, tag, hold; release on schedule; repair on start.
+
+The engine keeps two upstream connections of its own: a watcher that IDLEs on INBOX (restarted
+before the 29-minute limit) and only says "something changed", and a worker that does the work.
+Every change on the server follows one order, so that a crash at any point is repaired by the
+next start without losing or duplicating mail:
+
+1. the decision goes to the state store (a log, and the mark that a move is pending);
+2. ``UID STORE +FLAGS`` writes it on the server as keywords (``$Triaged`` + ``$Later``...);
+3. ``UID MOVE`` holds the message (only then does the cursor move past its UID).
+
+On the next pass, a message in INBOX that carries ``$Triaged`` and a hold keyword is either one
+whose move was interrupted (the store has its decision under this UID: move it) or one the user
+brought back from a hold mailbox (a new UID: a correction, leave it). Released mail carries
+``$Released`` and is never triaged again. Deleting the store therefore loses nothing and
+triages nothing twice: the keywords are the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from ..classifier.mail import Mail, MailParseError, parse_mail
+from ..config import BatchConfig, TriageConfig
+from ..endpoints import Endpoint
+from .decide import BULK, NORMAL, URGENT, Decider
+from .imapdata import Fetched, MailboxInfo
+from .release import Releaser
+from .scheduler import due_release, next_release
+from .store import Correction, StateStore
+from .store import Decision as StoredDecision
+from .upstream import LoginRefused, Upstream, UpstreamImapError, connect
+
+__all__ = ["KEYWORDS", "Engine", "EngineSettings"]
+
+log = logging.getLogger("commsproxy.triage")
+
+INBOX = "INBOX"
+TRIAGED, RELEASED = "$Triaged", "$Released"
+KEYWORDS = {URGENT: ("$Urgent", "$label1"), NORMAL: ("$Later",), BULK: ("$Bulk",)}
+HOLD_KEYWORDS = {"$Later": NORMAL, "$Bulk": BULK}
+_CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
+_IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes (RFC 2177)
+_TICK = 2.0  # seconds between checks for release requests and due releases
+_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+Clock = Callable[[], datetime]
+
+
+class Credentials(Protocol):
+    """Where the engine gets (user, password) each time it connects."""
+
+    async def __call__(self) -> tuple[str, str] | None: ...
+
+    def refused(self) -> None:
+        """The server refused them: do not offer the same again."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    login: str  # the upstream user name, the key in the store
+    endpoint: Endpoint
+    tls: ssl.SSLContext
+    triage: TriageConfig
+    batches: tuple[BatchConfig, ...]
+    dry_run: bool = False
+    clock: Clock = field(default=_now)
+    connect_timeout: float = 30.0
+
+    def batch_for(self, label: str) -> BatchConfig | None:
+        for batch in self.batches:
+            if label in batch.labels:
+                return batch
+        return None
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        decider: Decider,
+        store: StateStore,
+        credentials: Credentials,
+    ) -> None:
+        self.settings = settings
+        self.decider = decider
+        self.store = store
+        self._credentials = credentials
+        self.recent_held: deque[int] = deque(maxlen=10_000)  # INBOX UIDs moved, for the gate
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._passes = 0  # completed triage passes, for catch_up
+        self._pass_done = asyncio.Condition()
+        self._releaser: Releaser | None = None
+        self._ready = asyncio.Event()
+        self.inbox_count: int | None = None
+        self.hold_names: dict[str, str] = {}  # batch name -> mailbox name on the server
+
+    # -- for the gate and the CLI -------------------------------------------------------------
+
+    async def catch_up(self, limit: float) -> int | None:
+        """Triage everything that has arrived, waiting at most ``limit`` seconds.
+
+        Returns the INBOX message count once done (for the gate to know when the client's view
+        has caught up), or None when triage could not finish in time: the caller fails open.
+        """
+        try:
+            async with asyncio.timeout(limit):
+                await self._ready.wait()
+                # A pass already running may have started before the mail arrived: wait for
+                # the one after it.
+                target = self._passes + (2 if self._lock.locked() else 1)
+                self._wake.set()
+                async with self._pass_done:
+                    await self._pass_done.wait_for(lambda: self._passes >= target)
+                return self.inbox_count
+        except TimeoutError:
+            return None
+
+    async def release(self, batch_name: str | None = None) -> dict[str, int]:
+        """Release one batch (or all) now, between triage passes; messages moved per batch."""
+        await asyncio.wait_for(self._ready.wait(), 60)
+        assert self._releaser is not None
+        moved: dict[str, int] = {}
+        for batch in self.settings.batches:
+            if batch_name in (None, batch.name):
+                async with self._lock:
+                    moved[batch.name] = await self._releaser.release(batch, scheduled=None)
+        return moved
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; reconnect with backoff on any upstream error."""
+        failures = 0
+        while not stop.is_set():
+            credentials = await self._credentials()
+            if credentials is None:
+                log.info("%s: waiting for a password: log in through the proxy once", self)
+                await self._sleep(stop, 1.0)
+                continue
+            try:
+                await self._session(credentials, stop)
+                failures = 0
+            except LoginRefused as err:
+                self._credentials.refused()
+                log.error("%s: %s", self, err)
+                await self._sleep(stop, _BACKOFF[-1])
+            except UpstreamImapError as err:
+                delay = _BACKOFF[min(failures, len(_BACKOFF) - 1)]
+                failures += 1
+                log.warning("%s: %s; reconnecting in %g s", self, err, delay)
+                await self._sleep(stop, delay)
+            finally:
+                self._ready.clear()
+
+    def __str__(self) -> str:
+        return f"triage[{self.settings.login}]"
+
+    @staticmethod
+    async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    async def _connect(self, credentials: tuple[str, str]) -> Upstream:
+        s = self.settings
+        user, password = credentials
+        return await connect(s.endpoint, s.tls, user, password, seconds=s.connect_timeout)
+
+    async def _session(self, credentials: tuple[str, str], stop: asyncio.Event) -> None:
+        worker = await self._connect(credentials)
+        watcher: Upstream | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            watcher = await self._connect(credentials)
+            await self._prepare(worker)
+            releaser = self._releaser = self._make_releaser(worker)
+            await releaser.resume_unfinished(self.settings.batches)
+            await self._triage_pass(worker)
+            await self._release_due(releaser)
+            self._ready.set()
+            log.info("%s: watching INBOX on %s", self, worker.name)
+            tasks = [
+                asyncio.create_task(self._watch(watcher), name=f"{self}-watch"),
+                asyncio.create_task(self._work(worker, releaser, stop), name=f"{self}-work"),
+            ]
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._releaser = None
+            await worker.logout()
+            if watcher is not None:
+                await watcher.logout()
+
+    async def _prepare(self, worker: Upstream) -> None:
+        """Hold mailboxes exist, named with the server's own hierarchy delimiter."""
+        for batch in self.settings.batches:
+            name = await worker.server_name(batch.mailbox)
+            self.hold_names[batch.name] = name
+            if not self.settings.dry_run:
+                await worker.ensure_mailbox(name)
+
+    def _make_releaser(self, worker: Upstream) -> Releaser:
+        return Releaser(
+            worker,
+            self.store,
+            self.settings.login,
+            self.hold_names,
+            self.settings.triage,
+            self.settings.clock,
+        )
+
+    async def _watch(self, watcher: Upstream) -> None:
+        await watcher.select(INBOX)
+        while True:
+            await watcher.idle_start()
+            loop = asyncio.get_running_loop()
+            restart_at = loop.time() + _IDLE_RESTART
+            while (left := restart_at - loop.time()) > 0:
+                pushed = await watcher.idle_wait(left)
+                if any(b"EXISTS" in line.upper() for line in pushed):
+                    self._wake.set()
+            await watcher.idle_done()
+
+    async def _work(self, worker: Upstream, releaser: Releaser, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _TICK)
+            self._wake.clear()
+            await self._triage_pass(worker)
+            await self._release_due(releaser)
+
+    # -- triage -------------------------------------------------------------------------------
+
+    async def _triage_pass(self, worker: Upstream) -> None:
+        async with self._lock:
+            try:
+                info = await worker.select(INBOX)
+                await self._triage_new(worker, info)
+                self.inbox_count = await worker.message_count(INBOX)
+            finally:
+                self._passes += 1
+                async with self._pass_done:
+                    self._pass_done.notify_all()
+
+    async def _triage_new(self, worker: Upstream, info: MailboxInfo) -> None:
+        login = self.settings.login
+        cursor = self.store.cursor(login, INBOX)
+        last = cursor[1] if cursor and cursor[0] == info.uidvalidity else 0
+        if cursor and cursor[0] != info.uidvalidity:
+            log.warning("%s: INBOX UIDVALIDITY changed; re-scanning by keywords", self)
+        if info.uidnext is not None and info.uidnext <= last + 1:
+            return
+        uids = [uid for uid in await worker.search(f"UID {last + 1}:*") if uid > last]
+        for start in range(0, len(uids), _CHUNK):
+            chunk = uids[start : start + _CHUNK]
+            await self._triage_chunk(worker, info.uidvalidity, chunk)
+            self.store.set_cursor(login, INBOX, info.uidvalidity, chunk[-1])
+
+    async def _triage_chunk(self, worker: Upstream, uidvalidity: int, uids: list[int]) -> None:
+        s = self.settings
+        flags = {f.uid: f.flags for f in await worker.fetch(uids, "(UID FLAGS)")}
+        fresh = [uid for uid, fl in flags.items() if TRIAGED not in fl and RELEASED not in fl]
+        pending: dict[str, list[int]] = {}  # mailbox -> UIDs whose move was interrupted
+        for uid, fl in flags.items():
+            if TRIAGED not in fl or RELEASED in fl:
+                continue
+            held_as = next((HOLD_KEYWORDS[k] for k in fl if k in HOLD_KEYWORDS), None)
+            if held_as is None:
+                continue
+            known = self.store.decision_for_uid(s.login, INBOX, uidvalidity, uid)
+            if known is not None and known.held and known.batch in self.hold_names:
+                pending.setdefault(self.hold_names[known.batch], []).append(uid)
+            elif known is None:
+                self._rescued(uid, held_as)
+        if fresh:
+            prefix = s.triage.body_prefix
+            items = f"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{prefix}>)"
+            fetched = await worker.fetch(fresh, items)
+            for mailbox, held in self._decide(fetched, uidvalidity).items():
+                pending.setdefault(mailbox, []).extend(held)
+            await self._tag(worker, fetched)
+        if s.dry_run:
+            return
+        for mailbox, held in pending.items():
+            await worker.move(held, mailbox)
+            self.recent_held.extend(held)
+            log.info("%s: held %d message(s) in %s", self, len(held), mailbox)
+
+    def _decide(self, fetched: Sequence[Fetched], uidvalidity: int) -> dict[str, list[int]]:
+        """Classify, and write the decisions to the store before anything changes upstream."""
+        s = self.settings
+        mails = [_mail(f) for f in fetched]
+        decisions = self.decider.decide(mails)
+        now = s.clock()
+        records: list[StoredDecision] = []
+        holds: dict[str, list[int]] = {}
+        self._labels: dict[int, str] = {}
+        for f, mail, decision in zip(fetched, mails, decisions, strict=True):
+            batch = s.batch_for(decision.label) if decision.label != URGENT else None
+            seen = "\\Seen" in f.flags and not s.triage.hold_seen
+            held = batch is not None and not seen and not s.dry_run
+            reason = decision.reason + (" (already read: left in INBOX)" if batch and seen else "")
+            self._labels[f.uid] = decision.label
+            records.append(
+                StoredDecision(
+                    login=s.login,
+                    mailbox=INBOX,
+                    uidvalidity=uidvalidity,
+                    uid=f.uid,
+                    message_id=mail.message_id,
+                    label=decision.label,
+                    score=decision.score,
+                    reason=reason,
+                    batch=batch.name if batch else None,
+                    held=held,
+                    sender=mail.sender,
+                    subject=mail.subject,
+                    decided_at=now,
+                )
+            )
+            if held and batch is not None:
+                holds.setdefault(self.hold_names[batch.name], []).append(f.uid)
+            log.info(
+                "%s: uid %d %s%s: %s",
+                self,
+                f.uid,
+                decision.label,
+                f" -> {batch.mailbox}" if held and batch else "",
+                reason,
+            )
+        self.store.record_decisions(records)
+        return holds
+
+    async def _tag(self, worker: Upstream, fetched: Sequence[Fetched]) -> None:
+        by_label: dict[str, list[int]] = {}
+        for f in fetched:
+            by_label.setdefault(self._labels[f.uid], []).append(f.uid)
+        for label, uids in by_label.items():
+            await worker.add_flags(uids, (TRIAGED, *KEYWORDS[label]))
+
+    def _rescued(self, uid: int, previous: str) -> None:
+        """A held message back in INBOX under a new UID: the user moved it; learn from that."""
+        log.info("%s: uid %d came back from a hold mailbox: recorded as urgent", self, uid)
+        self.store.record_correction(
+            Correction(
+                login=self.settings.login,
+                message_id=None,
+                kind="rescue",
+                label=URGENT,
+                previous=previous,
+                sender="",
+                subject="",
+                at=self.settings.clock(),
+            )
+        )
+
+    # -- releases -----------------------------------------------------------------------------
+
+    async def _release_due(self, releaser: Releaser) -> None:
+        now = self.settings.clock()
+        for batch in self.settings.batches:
+            last = self.store.last_scheduled_release(self.settings.login, batch.name)
+            due = due_release(batch.schedule, last, now)
+            if due is not None:
+                async with self._lock:
+                    await releaser.release(batch, scheduled=due)
+
+    def next_releases(self) -> dict[str, datetime]:
+        now = self.settings.clock()
+        return {b.name: next_release(b.schedule, now) for b in self.settings.batches}
+
+
+def _mail(fetched: Fetched) -> Mail:
+    try:
+        return parse_mail(fetched.raw, folder=INBOX, size=fetched.size)
+    except MailParseError:
+        return Mail(
+            message_id=None,
+            in_reply_to=(),
+            references=(),
+            date=None,
+            sender="",
+            sender_name="",
+            to=(),
+            cc=(),
+            subject="",
+            body="",
+        )

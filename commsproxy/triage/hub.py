@@ -1,0 +1,161 @@
+"""All logins' triage in one place: engines, login routing, passwords held in memory, requests.
+
+The gate asks the hub, by client user name, which engine a session belongs to. A client LOGIN
+whose user name matches a ``[[login]]`` goes to that login; with exactly one login every client
+goes to it; with several, an unknown user name is refused. Passwords come from the login's
+``password_command`` or, failing that, from the client's own LOGIN through the proxy, kept in
+memory only and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ..credentials import CredentialError, run_password_command
+from .engine import Engine
+from .runlock import RunLock
+from .store import StateStore
+
+__all__ = ["LoginRoute", "TriageHub"]
+
+log = logging.getLogger("commsproxy.triage")
+
+_REQUEST_POLL = 0.5  # seconds between looks for `commsproxy release --now` requests
+
+
+@dataclass(frozen=True)
+class LoginRoute:
+    key: str  # the login's name in the store and the logs: its user name, or "default"
+    username: str | None  # None: whoever logs in through the proxy
+    password_command: str | None
+
+
+class TriageHub:
+    def __init__(self, store: StateStore, lock: RunLock | None = None) -> None:
+        self.store = store
+        self._lock = lock  # held while running: `status` and `release` look for it
+        self.engines: dict[str, Engine] = {}
+        self.routes: dict[str, LoginRoute] = {}
+        self._passwords: dict[str, tuple[str, str]] = {}  # key -> (user, password), memory only
+        self._password_seen = asyncio.Event()
+
+    def close(self) -> None:
+        self.store.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def add(self, route: LoginRoute, engine: Engine) -> None:
+        self.routes[route.key] = route
+        self.engines[route.key] = engine
+
+    # -- routing (TriageBackend) --------------------------------------------------------------
+
+    def login_for(self, user: str) -> str | None:
+        wanted = user.strip().lower()
+        for key, route in self.routes.items():
+            if route.username is not None and route.username.lower() == wanted:
+                return key
+        if len(self.routes) == 1:
+            return next(iter(self.routes))
+        return None
+
+    def refuses(self, user: str) -> bool:
+        return len(self.routes) > 1 and self.login_for(user) is None
+
+    async def catch_up(self, login: str, limit: float) -> int | None:
+        engine = self.engines.get(login)
+        return None if engine is None else await engine.catch_up(limit)
+
+    def held_uids(self, login: str) -> frozenset[int]:
+        engine = self.engines.get(login)
+        return frozenset(engine.recent_held) if engine is not None else frozenset()
+
+    def remember_password(self, login: str, password: str, user: str) -> None:
+        route = self.routes[login]
+        if route.password_command is not None:
+            return
+        self._passwords[login] = (route.username or user, password)
+        self._password_seen.set()
+
+    # -- credentials for the engines ----------------------------------------------------------
+
+    def credentials_for(self, key: str) -> CredentialSource:
+        return CredentialSource(self, key)
+
+    async def _credentials(self, key: str) -> tuple[str, str] | None:
+        route = self.routes[key]
+        if route.password_command is not None and route.username:
+            try:
+                password = await asyncio.to_thread(run_password_command, route.password_command)
+            except CredentialError as err:
+                log.error("triage[%s]: %s", key, err)
+                return None
+            return route.username, password
+        if key not in self._passwords:
+            self._password_seen.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._password_seen.wait(), 60)
+        return self._passwords.get(key)
+
+    def forget_password(self, key: str) -> None:
+        """The upstream refused it (changed password): wait for the next client login."""
+        self._passwords.pop(key, None)
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [
+            asyncio.create_task(engine.run(stop), name=str(engine))
+            for engine in self.engines.values()
+        ]
+        tasks.append(asyncio.create_task(self._serve_requests(stop), name="release-requests"))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _serve_requests(self, stop: asyncio.Event) -> None:
+        """Carry out ``commsproxy release --now`` asked for by another process."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _REQUEST_POLL)
+            for request in self.store.pending_release_requests():
+                keys: Sequence[str] = (
+                    list(self.engines) if request.login is None else [request.login]
+                )
+                for key in keys:
+                    engine = self.engines.get(key)
+                    if engine is None:
+                        continue
+                    try:
+                        moved = await engine.release(request.batch)
+                        log.info("triage[%s]: released on request: %s", key, moved)
+                    except Exception as err:  # one failed release must not stop the others
+                        log.error("triage[%s]: requested release failed: %s", key, err)
+                self.store.complete_release_request(request.id, engine_clock(self))
+
+
+def engine_clock(hub: TriageHub) -> datetime:
+    for engine in hub.engines.values():
+        return engine.settings.clock()
+    return datetime.now(UTC)
+
+
+class CredentialSource:
+    """The engine's way to get (user, password) when it (re)connects."""
+
+    def __init__(self, hub: TriageHub, key: str) -> None:
+        self._hub, self._key = hub, key
+
+    async def __call__(self) -> tuple[str, str] | None:
+        return await self._hub._credentials(self._key)
+
+    def refused(self) -> None:
+        self._hub.forget_password(self._key)

@@ -1,0 +1,229 @@
+"""Releasing a batch: everything in its hold mailbox back to INBOX, marked ``$Released``.
+
+Order, for crash safety: the release is logged as started in the store, the messages get
+``$Released`` (so they are never triaged again, wherever they end up), then they move. A release
+the store still shows as unfinished is carried out again on the next start; since released mail
+is only ever moved, doing it twice moves nothing twice. With ``reappend`` each message is
+appended to INBOX with a fresh arrival date and the original is then expunged by UID; a redo
+first looks for the appended copy, so an interruption between the two steps makes no duplicate.
+
+A digest message (one per release, when there is something to say) lists the batch by account
+and sender with each message's reason, so the user sees why mail waited.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from ..classifier.mail import MailParseError, parse_mail
+from ..config import BatchConfig, Config, TriageConfig
+from .imapdata import Fetched
+from .store import StateStore
+from .upstream import Upstream
+
+__all__ = ["ReleaseError", "Releaser", "digest_message", "release_now"]
+
+log = logging.getLogger("commsproxy.triage")
+
+INBOX = "INBOX"
+RELEASED = "$Released"
+_DIGEST_KEYWORDS = ("$Released", "$Triaged", "$Digest", "\\Seen")
+_DIGEST_LIMIT = 200  # lines listed in one digest; a longer batch is summarised
+
+
+class Releaser:
+    def __init__(
+        self,
+        worker: Upstream,
+        store: StateStore,
+        login: str,
+        hold_names: Mapping[str, str],
+        triage: TriageConfig,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.worker = worker
+        self.store = store
+        self.login = login
+        self.hold_names = hold_names
+        self.triage = triage
+        self.clock = clock
+        self.batches: dict[str, BatchConfig] = {}
+
+    async def resume_unfinished(self, batches: Sequence[BatchConfig] = ()) -> None:
+        """Carry out releases a crash interrupted (the store says started, not finished)."""
+        known = {b.name: b for b in batches} | self.batches
+        for release in self.store.unfinished_releases(self.login):
+            batch = known.get(release.batch)
+            if batch is None or release.batch not in self.hold_names:
+                self.store.finish_release(release.id, 0, self.clock())
+                continue
+            log.info("triage[%s]: finishing the interrupted release of %s", self.login, batch.name)
+            moved = await self._move_back(batch, redo=True)
+            self.store.finish_release(release.id, moved, self.clock())
+
+    async def release(self, batch: BatchConfig, *, scheduled: datetime | None) -> int:
+        """Release ``batch`` now; returns how many messages went back to INBOX."""
+        self.batches[batch.name] = batch
+        started = self.clock()
+        release_id = self.store.start_release(self.login, batch.name, scheduled, started)
+        moved = await self._move_back(batch, redo=False)
+        self.store.finish_release(release_id, moved, self.clock())
+        when = "manual" if scheduled is None else f"scheduled {scheduled.isoformat()}"
+        log.info(
+            "triage[%s]: released %d message(s) from %s (%s)", self.login, moved, batch.name, when
+        )
+        return moved
+
+    async def _move_back(self, batch: BatchConfig, *, redo: bool) -> int:
+        mailbox = self.hold_names[batch.name]
+        await self.worker.select(mailbox)
+        uids = await self.worker.search("UNDELETED")
+        if not uids:
+            return 0
+        digest = self.triage.digest if batch.digest is None else batch.digest
+        headers: list[Fetched] = []
+        if digest:
+            headers = await self.worker.fetch(uids, "(UID BODY.PEEK[HEADER])")
+        await self.worker.add_flags(uids, [RELEASED])
+        if batch.reappend:
+            await self._reappend(uids, mailbox, redo=redo)
+        else:
+            await self.worker.move(uids, INBOX)
+        if digest and headers:
+            await self._append_digest(batch, headers)
+        return len(uids)
+
+    async def _reappend(self, uids: list[int], mailbox: str, *, redo: bool) -> None:
+        """Append fresh copies (new arrival date), then expunge exactly the originals."""
+        for start in range(0, len(uids), 50):
+            chunk = uids[start : start + 50]
+            whole = await self.worker.fetch(chunk, "(UID FLAGS BODY.PEEK[])")
+            copied = await self._already_in_inbox(whole, mailbox) if redo else set()
+            for message in whole:
+                if message.uid in copied:
+                    continue
+                flags = [f for f in message.flags if f.lower() not in ("\\recent", "\\deleted")]
+                await self.worker.append(INBOX, message.text, flags, self.clock())
+            await self.worker.select(mailbox)
+            await self.worker.add_flags(chunk, ["\\Deleted"])
+            await self.worker.expunge_uids(chunk)
+
+    async def _already_in_inbox(self, messages: Sequence[Fetched], mailbox: str) -> set[int]:
+        """UIDs (in ``mailbox``) whose released copy an interrupted release already appended."""
+        ids: dict[str, int] = {}
+        for message in messages:
+            try:
+                mid = parse_mail(message.text[:65536]).message_id
+            except MailParseError:
+                mid = None
+            if mid:
+                ids[mid] = message.uid
+        found: set[int] = set()
+        await self.worker.select(INBOX)
+        for mid, uid in ids.items():
+            quoted = mid.replace("\\", "\\\\").replace('"', '\\"')
+            if await self.worker.search(f'KEYWORD {RELEASED} HEADER Message-ID "{quoted}"'):
+                found.add(uid)
+        await self.worker.select(mailbox)
+        return found
+
+    async def _append_digest(self, batch: BatchConfig, headers: Sequence[Fetched]) -> None:
+        entries: list[tuple[str, str, str, str]] = []
+        for fetched in headers:
+            try:
+                mail = parse_mail(fetched.header)
+            except MailParseError:
+                continue
+            decision = (
+                self.store.latest_decision_by_message_id(self.login, mail.message_id)
+                if mail.message_id
+                else None
+            )
+            reason = decision.reason if decision else "moved here by hand"
+            account = "-"
+            entries.append((account, mail.sender or "(no sender)", mail.subject, reason))
+        message = digest_message(self.login, batch.name, entries, self.clock())
+        await self.worker.append(INBOX, message, _DIGEST_KEYWORDS, self.clock())
+
+
+def digest_message(
+    login: str, batch: str, entries: Sequence[tuple[str, str, str, str]], now: datetime
+) -> bytes:
+    """A plain-text digest: ``entries`` are (account, sender, subject, reason)."""
+    count = len(entries)
+    lines = [f"{count} message{'s' if count != 1 else ''} released from {batch}.", ""]
+    by_account: dict[str, list[tuple[str, str, str]]] = {}
+    for account, sender, subject, reason in entries:
+        by_account.setdefault(account, []).append((sender, subject, reason))
+    shown = 0
+    for account in sorted(by_account, key=lambda a: (a == "-", a.lower())):
+        lines.append("No account" if account == "-" else f"Account: {account}")
+        for sender, subject, reason in sorted(by_account[account], key=lambda e: e[0].lower()):
+            if shown == _DIGEST_LIMIT:
+                break
+            lines.append(f"  - {sender}: {subject or '(no subject)'}")
+            lines.append(f"      held: {reason}")
+            shown += 1
+        lines.append("")
+    if shown < count:
+        lines.append(f"... and {count - shown} more.")
+    headers = [
+        "From: commsproxy <commsproxy@localhost>",
+        f"To: {login}",
+        f"Subject: commsproxy: {count} held message{'s' if count != 1 else ''} released ({batch})",
+        f"Date: {format_datetime(now.astimezone(UTC))}",
+        f"Message-ID: <digest-{uuid.uuid4().hex}@commsproxy.localhost>",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+        "Auto-Submitted: auto-generated",
+    ]
+    text = "\r\n".join(headers) + "\r\n\r\n" + "\r\n".join(lines) + "\r\n"
+    return text.encode("utf-8")
+
+
+async def release_now(config: Config, login: str | None, batch: str | None) -> dict[str, int]:
+    """Release now without a running proxy: ``commsproxy release --now`` on its own.
+
+    Needs a ``password_command`` for each login (the proxy is not there to lend the password
+    the mail client logged in with). Returns messages released per batch.
+    """
+    from ..credentials import run_password_command
+    from ..endpoints import client_tls_context
+    from .upstream import connect
+
+    released: dict[str, int] = {}
+    logins = [entry for entry in config.logins if login in (None, entry.username)]
+    if not logins:
+        raise ReleaseError(f"no [[login]] with username {login!r} in {config.path}")
+    with StateStore.open(config.proxy.state_dir) as store:
+        for entry in logins:
+            if not entry.username or not entry.password_command:
+                raise ReleaseError(
+                    f"[[login]] {entry.username or entry.upstream_imap}: releasing without "
+                    "`commsproxy run` needs username and password_command in the config"
+                )
+            password = run_password_command(entry.password_command)
+            worker = await connect(
+                entry.upstream_imap, client_tls_context(entry.cafile), entry.username, password
+            )
+            try:
+                names = {b.name: await worker.server_name(b.mailbox) for b in config.batches}
+                releaser = Releaser(
+                    worker, store, entry.username, names, config.triage, lambda: datetime.now(UTC)
+                )
+                for chosen in config.batches:
+                    if batch in (None, chosen.name):
+                        moved = await releaser.release(chosen, scheduled=None)
+                        released[chosen.name] = released.get(chosen.name, 0) + moved
+            finally:
+                await worker.logout()
+    return released
+
+
+class ReleaseError(Exception):
+    """A release cannot be done here; the message says what is missing."""
