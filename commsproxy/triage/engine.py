@@ -105,16 +105,18 @@ class Engine:
         self._pass_done = asyncio.Condition()
         self._releaser: Releaser | None = None
         self._ready = asyncio.Event()
-        self.inbox_count: int | None = None
+        # INBOX after the last pass: (messages, of which triaged) — triaged ones come first,
+        # in UID order, so the gate may show a client that many and no more.
+        self.inbox_state: tuple[int, int] | None = None
         self.hold_names: dict[str, str] = {}  # batch name -> mailbox name on the server
 
     # -- for the gate and the CLI -------------------------------------------------------------
 
-    async def catch_up(self, limit: float) -> int | None:
+    async def catch_up(self, limit: float) -> tuple[int, int] | None:
         """Triage everything that has arrived, waiting at most ``limit`` seconds.
 
-        Returns the INBOX message count once done (for the gate to know when the client's view
-        has caught up), or None when triage could not finish in time: the caller fails open.
+        Returns INBOX's (messages, triaged messages) once done, for the gate to know what a
+        client may see, or None when triage could not finish in time: the caller fails open.
         """
         try:
             async with asyncio.timeout(limit):
@@ -125,7 +127,7 @@ class Engine:
                 self._wake.set()
                 async with self._pass_done:
                     await self._pass_done.wait_for(lambda: self._passes >= target)
-                return self.inbox_count
+                return self.inbox_state
         except TimeoutError:
             return None
 
@@ -256,7 +258,11 @@ class Engine:
             try:
                 info = await worker.select(INBOX)
                 await self._triage_new(worker, info)
-                self.inbox_count = await worker.message_count(INBOX)
+                # One SEARCH gives both numbers at the same instant.
+                uids = await worker.search("ALL")
+                last = self.store.cursor(self.settings.login, INBOX)
+                done = last[1] if last and last[0] == info.uidvalidity else 0
+                self.inbox_state = (len(uids), sum(1 for uid in uids if uid <= done))
             finally:
                 self._passes += 1
                 async with self._pass_done:
@@ -338,16 +344,13 @@ class Engine:
                     decided_at=now,
                 )
             )
-            if held and batch is not None:
+            where = ""
+            if batch is not None and held:
                 holds.setdefault(self.hold_names[batch.name], []).append(f.uid)
-            log.info(
-                "%s: uid %d %s%s: %s",
-                self,
-                f.uid,
-                decision.label,
-                f" -> {batch.mailbox}" if held and batch else "",
-                reason,
-            )
+                where = f" -> {batch.mailbox}"
+            elif batch is not None and not seen:  # dry run: say what a real run would do
+                where = f" (dry run: would be held in {batch.mailbox})"
+            log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
         self.store.record_decisions(records)
         return holds
 

@@ -67,7 +67,7 @@ class TriageHub:
     def refuses(self, user: str) -> bool:
         return len(self.routes) > 1 and self.login_for(user) is None
 
-    async def catch_up(self, login: str, limit: float) -> int | None:
+    async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
         engine = self.engines.get(login)
         return None if engine is None else await engine.catch_up(limit)
 

@@ -80,7 +80,14 @@ class Releaser:
 
     async def _move_back(self, batch: BatchConfig, *, redo: bool) -> int:
         mailbox = self.hold_names[batch.name]
+        if not await self.worker.list_mailboxes(mailbox):
+            return 0  # never created (a dry run, or no run yet): nothing is held there
         await self.worker.select(mailbox)
+        if redo and batch.reappend:
+            # Originals marked deleted were appended to INBOX already: only expunge them.
+            done = await self.worker.search(f"DELETED KEYWORD {RELEASED}")
+            if done:
+                await self.worker.expunge_uids(done)
         uids = await self.worker.search("UNDELETED")
         if not uids:
             return 0

@@ -60,8 +60,13 @@ class InboxView:
         messages: Sequence[Sequence[bytes]],
         own_tags: frozenset[str],
         held_uids: frozenset[int] = frozenset(),
+        limit: int | None = None,
     ) -> Rewritten:
-        """The paused responses as the client should see them; updates ``known``/``total``."""
+        """The paused responses as the client should see them; updates ``known``/``total``.
+
+        ``limit`` caps how many messages the client may know (those triage has decided on);
+        the rest stay hidden, and the caller keeps the session paused until they are decided.
+        """
         known = self.known or 0
         total = self.total if self.total is not None else known
         kept: list[Sequence[bytes]] = []
@@ -109,7 +114,8 @@ class InboxView:
                     kept.append([line, *message[1:]])
             else:
                 kept.append(message)
-        stayed = max(0, total - known)
+        shown = total if limit is None else min(total, limit)
+        stayed = max(0, shown - known)
         out: list[bytes] = []
         if insert_at is None:
             insert_at, known_there = len(kept), known
@@ -119,8 +125,13 @@ class InboxView:
             out.extend(message)
         if insert_at == len(kept) and stayed:
             out.append(b"* %d EXISTS\r\n" % (known_there + stayed))
-        self.known = self.total = known + stayed
+        self.known, self.total = known + stayed, total
         return Rewritten(out, hidden_expunges)
+
+    @property
+    def hiding(self) -> bool:
+        """Upstream has announced messages the client has not been shown yet."""
+        return self.known is not None and self.total is not None and self.total > self.known
 
 
 def _vanished(line: bytes, held: frozenset[int]) -> tuple[bytes | None, int, int]:

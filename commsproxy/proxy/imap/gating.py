@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,8 +39,8 @@ class TriageBackend(Protocol):
     def refuses(self, user: str) -> bool:
         """True when ``user`` matches no configured login and no default applies."""
 
-    async def catch_up(self, login: str, limit: float) -> int | None:
-        """Triage what arrived; INBOX's message count, or None on timeout."""
+    async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
+        """Triage what arrived; INBOX's (messages, triaged messages), or None on timeout."""
 
     def held_uids(self, login: str) -> frozenset[int]:
         """INBOX UIDs recently moved to hold mailboxes."""
@@ -56,6 +57,17 @@ class _SessionGate:
     own_tags: set[str] = field(default_factory=set)
     own_done: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _rewriter(
+    view: InboxView, gate: _SessionGate, held: frozenset[int], limit: int | None
+) -> Callable[[list[list[bytes]]], list[bytes]]:
+    own = frozenset(gate.own_tags)
+
+    def rewrite(messages: list[list[bytes]]) -> list[bytes]:
+        return view.rewrite(messages, own, held, limit).data
+
+    return rewrite
 
 
 def _is_inbox(mailbox: str | None) -> bool:
@@ -146,38 +158,51 @@ class GateHooks:
         login = self._login(session)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        held = self.backend.held_uids
         try:
             while login is not None and (left := deadline - loop.time()) > 0:
-                target = await self.backend.catch_up(login, left)
-                if target is None:
+                state = await self.backend.catch_up(login, left)
+                if state is None:
                     log.warning("%s: triage too slow; showing new mail unchecked", session)
                     break
-                await self._hear_expunges(session, gate, target, deadline - loop.time())
-                if gate.live_total <= target:
+                total, triaged = state
+                await self._hear_expunges(session, gate, total, deadline - loop.time())
+                view = gate.view
+                if view is None or not session.responses_paused:
                     break
+                # Show what triage has decided on; keep holding back the rest.
+                rewrite = _rewriter(view, gate, held(login), triaged)
+                await session.resume_responses(rewrite, keep_paused=True)
+                if not view.hiding:
+                    await session.resume_responses()
+                    return
         except Exception:
             log.exception("%s: gate error; showing new mail unchecked", session)
         finally:
-            view = gate.view
-            held = self.backend.held_uids(login) if login else frozenset()
-            own = frozenset(gate.own_tags)
             gate.settling = None
-            if session.responses_paused and view is not None:
-                await session.resume_responses(
-                    lambda messages: view.rewrite(messages, own, held).data
-                )
-            elif session.responses_paused:
-                await session.resume_responses()
-            elif view is not None:
+            await self._fail_open(session, gate, login)
+
+    async def _fail_open(self, session: Session, gate: _SessionGate, login: str | None) -> None:
+        """Show everything still held back (a no-op after a clean finish)."""
+        view = gate.view
+        if not session.responses_paused:
+            if view is not None and view.hiding:
                 view.known = None  # the relay failed open on its own: resynchronise
+            return
+        if view is None:
+            await session.resume_responses()
+            return
+        uids = self.backend.held_uids(login) if login else frozenset()
+        await session.resume_responses(_rewriter(view, gate, uids, None))
 
     async def _hear_expunges(
         self, session: Session, gate: _SessionGate, target: int, left: float
     ) -> None:
-        """Let upstream tell this session about what triage moved away."""
+        """Let upstream tell this session about what triage moved away: a NOOP of our own
+        between client commands, or inside the client's IDLE."""
         if left <= 0:
             return
-        tag = session.send_own_command("NOOP")
+        tag = session.send_own_command("NOOP") or session.sync_in_idle()
         try:
             if tag is not None:
                 if len(gate.own_tags) > 16:
@@ -186,7 +211,7 @@ class GateHooks:
                 gate.own_done.clear()
                 await asyncio.wait_for(gate.own_done.wait(), left)
                 return
-            # In IDLE (or mid-command) upstream reports expunges on its own.
+            # Mid-command: upstream reports expunges with that command's reply.
             async with asyncio.timeout(min(left, _IDLE_SETTLE)):
                 while gate.live_total > target:
                     gate.changed.clear()

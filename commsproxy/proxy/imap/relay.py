@@ -200,6 +200,10 @@ class Session:
         self._current_tag: str | None = None
         self._current_has_literal = False  # only then is the command parsed again at its end
         self._continuation_for: str | None = None  # AUTHENTICATE or IDLE in flight
+        self._idle_state = ""  # "" / "asked" (IDLE sent) / "idling" (+ seen) / "done" (DONE sent)
+        # Upstream replies to the proxy's own IDLE restart, removed before the client sees them.
+        self._swallow_tagged: set[str] = set()
+        self._swallow_plus = 0
         self._pending_user: dict[str, str] = {}
         # Passwords of logins in flight, handed to hooks.on_login on success, then forgotten.
         self._pending_secret: dict[str, str] = {}
@@ -282,16 +286,45 @@ class Session:
             self._paused_size = 0
 
     async def resume_responses(
-        self, rewrite: Callable[[list[list[bytes]]], list[bytes]] | None = None
+        self,
+        rewrite: Callable[[list[list[bytes]]], list[bytes]] | None = None,
+        *,
+        keep_paused: bool = False,
     ) -> None:
         """Forward the held responses, in order (through ``rewrite`` if given), and go back to
-        forwarding as they come."""
-        held, self._paused = self._paused, None
+        forwarding as they come (or go on holding what comes next, with ``keep_paused``)."""
+        held, self._paused = self._paused, ([] if keep_paused else None)
+        self._paused_size = 0
         if not held:
             return
         chunks = rewrite(held) if rewrite is not None else [c for m in held for c in m]
         if chunks:
             await self._write_client(chunks)
+
+    def sync_in_idle(self) -> str | None:
+        """In the client's IDLE: end it, send our own NOOP, and IDLE again under its tag.
+
+        Upstream then reports every pending change before the NOOP completes, as it would
+        outside IDLE. The end of the first IDLE and the second ``+`` are removed here, so the
+        client sees one unbroken IDLE. Returns the NOOP's tag, or None when the client is not
+        idling (or already said DONE), where this would race the client.
+        """
+        writer = self._upstream_writer
+        tag = self._continuation_for
+        if (
+            writer is None
+            or self._closing
+            or tag is None
+            or self._idle_state != "idling"
+            or self._client_framer.in_message
+        ):
+            return None
+        own = next(self._own_tags)
+        self._swallow_tagged.add(tag)
+        self._swallow_plus += 1
+        self._idle_state = "asked"
+        writer.write(f"DONE\r\n{own} NOOP\r\n{tag} IDLE\r\n".encode())
+        return own
 
     def send_own_command(self, command: str) -> str | None:
         """Send a command of the proxy's own upstream (e.g. NOOP), between client commands.
@@ -364,6 +397,8 @@ class Session:
             command = self.state.in_flight.get(self._continuation_for)
             if command is not None and command.name == "AUTHENTICATE":
                 self._note_sasl_user(self._continuation_for, line.data)
+            elif command is not None and command.name == "IDLE":
+                self._idle_state = "done"
             self._current_tag = None
             return True
         try:
@@ -383,6 +418,7 @@ class Session:
         self.state.in_flight[command.tag] = command
         if command.name in ("AUTHENTICATE", "IDLE"):
             self._continuation_for = command.tag
+            self._idle_state = "asked" if command.name == "IDLE" else ""
             if command.name == "AUTHENTICATE" and len(command.args) > 1:
                 arg = command.args[1]
                 if isinstance(arg, str | bytes):
@@ -503,7 +539,18 @@ class Session:
             response = parse_response(line.data)
         except ParseError:
             return line.data
+        if response.kind is ResponseKind.CONTINUATION and self._idle_state:
+            if self._swallow_plus:
+                self._swallow_plus -= 1
+                if self._idle_state == "asked":
+                    self._idle_state = "idling"
+                return b""
+            if self._idle_state == "asked":
+                self._idle_state = "idling"
         if response.kind is ResponseKind.TAGGED and response.tag is not None:
+            if response.tag in self._swallow_tagged:
+                self._swallow_tagged.discard(response.tag)
+                return b""
             self._complete(response)
         elif response.kind is ResponseKind.UNTAGGED and response.name == "BYE":
             self._upstream_said_bye = True
@@ -522,6 +569,7 @@ class Session:
             return
         if self._continuation_for == response.tag:
             self._continuation_for = None
+            self._idle_state = ""
         if self._current_tag == response.tag and self._client_framer.in_literal:
             # The server refused the command instead of inviting its literal: stop waiting.
             self._client_framer.cancel_literal()
