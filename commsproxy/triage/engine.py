@@ -287,6 +287,7 @@ class Engine:
         flags = {f.uid: f.flags for f in await worker.fetch(uids, "(UID FLAGS)")}
         fresh = [uid for uid, fl in flags.items() if TRIAGED not in fl and RELEASED not in fl]
         pending: dict[str, list[int]] = {}  # mailbox -> UIDs whose move was interrupted
+        rescued: dict[int, str] = {}  # UID -> the label it was held as
         for uid, fl in flags.items():
             if TRIAGED not in fl or RELEASED in fl:
                 continue
@@ -297,7 +298,9 @@ class Engine:
             if known is not None and known.held and known.batch in self.hold_names:
                 pending.setdefault(self.hold_names[known.batch], []).append(uid)
             elif known is None:
-                self._rescued(uid, held_as)
+                rescued[uid] = held_as
+        if rescued:
+            await self._rescued(worker, rescued)
         if fresh:
             prefix = s.triage.body_prefix
             items = f"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{prefix}>)"
@@ -361,21 +364,24 @@ class Engine:
         for label, uids in by_label.items():
             await worker.add_flags(uids, (TRIAGED, *KEYWORDS[label]))
 
-    def _rescued(self, uid: int, previous: str) -> None:
-        """A held message back in INBOX under a new UID: the user moved it; learn from that."""
-        log.info("%s: uid %d came back from a hold mailbox: recorded as urgent", self, uid)
-        self.store.record_correction(
-            Correction(
-                login=self.settings.login,
-                message_id=None,
-                kind="rescue",
-                label=URGENT,
-                previous=previous,
-                sender="",
-                subject="",
-                at=self.settings.clock(),
+    async def _rescued(self, worker: Upstream, rescued: dict[int, str]) -> None:
+        """Held messages back in INBOX under new UIDs: the user moved them; learn from that."""
+        headers = {f.uid: f for f in await worker.fetch(list(rescued), "(UID BODY.PEEK[HEADER])")}
+        for uid, previous in rescued.items():
+            log.info("%s: uid %d came back from a hold mailbox: recorded as urgent", self, uid)
+            mail = _mail(headers.get(uid, Fetched(uid, frozenset())))
+            self.store.record_correction(
+                Correction(
+                    login=self.settings.login,
+                    message_id=mail.message_id,  # without it the correction cannot train
+                    kind="rescue",
+                    label=URGENT,
+                    previous=previous,
+                    sender=mail.sender,
+                    subject=mail.subject,
+                    at=self.settings.clock(),
+                )
             )
-        )
 
     # -- releases -----------------------------------------------------------------------------
 

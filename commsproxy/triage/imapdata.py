@@ -30,7 +30,7 @@ __all__ = [
 _FETCH_START = re.compile(rb"^\d+ FETCH \(")
 _CODE_NUMBER = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]", re.IGNORECASE)
 _EXISTS = re.compile(rb"^(\d+) EXISTS", re.IGNORECASE)
-_MESSAGES = re.compile(rb"\bMESSAGES (\d+)", re.IGNORECASE)
+_MESSAGES = re.compile(rb"\([^()]*\bMESSAGES (\d+)[^()]*\)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

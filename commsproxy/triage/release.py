@@ -168,6 +168,8 @@ def digest_message(
         by_account.setdefault(account, []).append((sender, subject, reason))
     shown = 0
     for account in sorted(by_account, key=lambda a: (a == "-", a.lower())):
+        if shown == _DIGEST_LIMIT:
+            break
         lines.append("No account" if account == "-" else f"Account: {account}")
         for sender, subject, reason in sorted(by_account[account], key=lambda e: e[0].lower()):
             if shown == _DIGEST_LIMIT:

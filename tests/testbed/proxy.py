@@ -28,7 +28,7 @@ class ProxyProcess:
         # Never the user's own config: tests say everything on the command line or in env.
         self.env = {
             **os.environ,
-            "COMMSPROXY_CONFIG": "/nonexistent/commsproxy.toml",
+            "XDG_CONFIG_HOME": "/nonexistent",
             **(env or {}),
         }
         self.imap_port = 0
