@@ -112,7 +112,8 @@ def test_idling_client_never_sees_held_mail(
     kinds = {kind for _, kind in events}
     assert b"EXPUNGE" not in kinds, [e for e in events if e[1] == b"EXPUNGE"][:5]
     counts = [n for n, kind in events if kind == b"EXISTS"]
-    assert counts == sorted(counts) and max(counts) == len(urgent)
+    assert counts == sorted(counts)
+    assert max(counts) == len(urgent)
     assert all(placed[mid] == "INBOX" for mid in urgent)
     assert all(placed[mid] in ("Later", "Later/Bulk") for mid in held)
     assert set(census(dovecot, user).values()) == {1}
@@ -145,7 +146,7 @@ def test_polling_client_never_sees_held_mail(
     poller = threading.Thread(target=poll)
     poller.start()
     try:
-        urgent, held = deliver_all(dovecot, user, "poll")
+        urgent, _held = deliver_all(dovecot, user, "poll")
         placed = settle(dovecot, user, COUNT)
         assert wait_until(lambda: len(urgent) in seen_exists)
     finally:
