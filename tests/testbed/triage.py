@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.testbed.dovecot import Dovecot
+from tests.testbed.dovecot import Dovecot, DovecotError
 from tests.testbed.proxy import ProxyProcess
 
 MAILBOXES = ("INBOX", "Later", "Later/Bulk")
@@ -80,7 +80,7 @@ def census(dovecot: Dovecot, user: str, mailboxes: tuple[str, ...] = MAILBOXES) 
     for mailbox in mailboxes:
         try:
             text = dovecot.doveadm("fetch", "-u", user, "hdr", "mailbox", mailbox)
-        except Exception:  # the mailbox does not exist (yet)
+        except DovecotError:  # the mailbox does not exist (yet)
             continue
         for mid in _MESSAGE_ID.findall(text):
             counts[mid] += 1
@@ -93,7 +93,7 @@ def where(dovecot: Dovecot, user: str, mailboxes: tuple[str, ...] = MAILBOXES) -
     for mailbox in mailboxes:
         try:
             text = dovecot.doveadm("fetch", "-u", user, "hdr", "mailbox", mailbox)
-        except Exception:
+        except DovecotError:
             continue
         for mid in _MESSAGE_ID.findall(text):
             found[mid] = mailbox
@@ -142,7 +142,7 @@ def fetch_fields(dovecot: Dovecot, user: str, mailbox: str, fields: str) -> list
     """``doveadm fetch`` of ``fields`` (e.g. ``"uid flags hdr.message-id"``) per message."""
     try:
         text = dovecot.doveadm("fetch", "-u", user, fields, "mailbox", mailbox)
-    except Exception:  # the mailbox does not exist (yet)
+    except DovecotError:  # the mailbox does not exist (yet)
         return []
     records: list[dict[str, str]] = []
     for chunk in text.split("\f"):
