@@ -316,11 +316,13 @@ def train_from_imap(
     precision_target: float = 0.98,
     seed: int = 0,
     progress: Progress = _same,
+    corrections: Mapping[str, str] | None = None,
 ) -> tuple[UrgencyTraining, AccountsTraining | None]:
     """The everyday path: the login's own folders over IMAP (read-only, nothing marked seen).
 
     The urgency model learns from INBOX, archives and Sent; when folders below
     ``accounts_root`` exist (one per customer), the accounts model learns from them too.
+    ``corrections`` (Message-ID -> label, from the triage state) win over derived labels.
     """
     endpoint = login.upstream_imap
     stats = ReadStats()
@@ -337,10 +339,16 @@ def train_from_imap(
     def is_sent(mail: Mail) -> bool:
         return stats.is_sent(mail.folder)
 
+    overrides = {
+        f"<{mid}>": Override(label, "your correction")
+        for mid, label in (corrections or {}).items()
+        if label in LABELS
+    }
     urgency = train_urgency_from_mail(
         own,
         is_sent,
         urgency_out or user_model_path("urgency"),
+        overrides=overrides,
         recall_target=recall_target,
         seed=seed,
         read=stats,

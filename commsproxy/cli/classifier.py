@@ -160,6 +160,20 @@ def train(
     click.echo(_report(result))
 
 
+def _corrections(state_dir: Path, login: str) -> dict[str, str]:
+    """What the user taught triage by moving mail (rescues, demotions), if triage ever ran."""
+    from ..triage.store import FILENAME, StateStore, StoreError
+
+    if not (state_dir / FILENAME).exists():
+        return {}
+    try:
+        with StateStore.open(state_dir) as store:
+            return store.correction_labels(login)
+    except StoreError as err:
+        click.echo(f"warning: corrections not used: {err}", err=True)
+        return {}
+
+
 def _train_from_login(
     config_path: Path | None, target: float | None, seed: int, quiet: bool
 ) -> None:
@@ -190,6 +204,7 @@ def _train_from_login(
         urgency, accounts = train_from_imap(
             login,
             password,
+            corrections=_corrections(config.proxy.state_dir, login.username),
             accounts_root=accounts_root,
             recall_target=target or 0.95,
             seed=seed,

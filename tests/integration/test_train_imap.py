@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import imaplib
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from commsproxy.cli import main
 from commsproxy.models.store import load_model
+from commsproxy.triage.store import Correction, StateStore
 from tests.mailfactory import START, everyday_mail, render
 from tests.testbed.dovecot import Dovecot
 
@@ -66,3 +67,42 @@ def test_train_from_configured_login(
         conn.login(user, password)
         conn.select("INBOX", readonly=True)
         assert conn.search(None, "UNSEEN")[1][0].split().__len__() == 60  # nothing marked read
+
+
+def test_train_uses_triage_corrections(
+    dovecot: Dovecot, imap_user: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages the user rescued from a hold mailbox train as urgent, whatever was derived."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    accounts_root = f"Public/T{uuid.uuid4().hex[:8]}"
+    user, password = imap_user
+    with imaplib.IMAP4(dovecot.host, dovecot.imap_port) as conn:
+        conn.login(user, password)
+        _fill(conn, accounts_root)
+    state = tmp_path / "state"
+    with StateStore.open(state) as store:
+        for i in (1, 4):  # two of the newsletters
+            store.record_correction(
+                Correction(
+                    login=user,
+                    message_id=f"<m{i}@{accounts_root}>",
+                    kind="rescue",
+                    label="urgent",
+                    previous="bulk",
+                    sender="news@example.org",
+                    subject="",
+                    at=datetime.now(UTC),
+                )
+            )
+    (tmp_path / "pw").write_text(password + "\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[proxy]\nstate_dir = "{state}"\n'
+        f'[[login]]\nupstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"\n'
+        f'username = "{user}"\npassword_command = "cat {tmp_path / "pw"}"\n'
+        f'[accounts]\nroot = "{accounts_root}"\n'
+    )
+    result = CliRunner().invoke(main, ["train", "--config", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "22 urgent, 20 normal, 18 bulk" in result.output
+    assert "2 labels from overrides" in result.output
