@@ -670,10 +670,7 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
     rows: list[tuple[str, str, str]] = []
     verdicts: list[tuple[str, bool]] = []
     failed = {n for n in SECTIONS if "error" in report.get(n, {})}
-    for name in sorted(failed, key=SECTIONS.index):
-        last = (report[name]["error"].strip().splitlines() or ["?"])[-1][:200]
-        rows.append((f"{name}: FAILED", last, ""))
-        verdicts.append((f"{name} ran ({last})", False))
+    errors = {n: (report[n]["error"].strip().splitlines() or ["?"])[-1][:200] for n in failed}
     report = {k: v for k, v in report.items() if k not in failed}
     if lat := report.get("latency"):
         n, b = lat["messages"], lat["baseline_messages"]
@@ -720,6 +717,9 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
              f"{rel['seconds_until_exit']:.1f} s = {rel['msgs_per_s_until_exit']:.0f} msg/s",
              ""),
         ]  # fmt: skip
+    for name in sorted(failed, key=SECTIONS.index):
+        rows.append((f"{name}: FAILED", errors[name], ""))
+        verdicts.append((f"{name} ran ({errors[name]})", False))
     width = max((len(r[0]) for r in rows), default=10)
     lines = [
         f"| {'measure':<{width}} | {'result':<28} | target |",

@@ -190,8 +190,10 @@ class Engine:
             await self._prepare(worker)
             releaser = self._releaser = self._make_releaser(worker)
             await releaser.resume_unfinished(self.settings.batches)
-            await self._triage_pass(worker)
+            # Due releases first: on a first start (no release on record) this must not
+            # release the mail the first pass is about to hold.
             await self._release_due(releaser)
+            await self._triage_pass(worker)
             self._ready.set()
             log.info("%s: watching INBOX on %s", self, worker.name)
             tasks = [

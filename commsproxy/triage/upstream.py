@@ -248,8 +248,16 @@ class Upstream:
         )
 
     async def move(self, uids: Iterable[int], mailbox: str) -> None:
-        """Move messages; without MOVE, COPY then expunge exactly those UIDs (UIDPLUS)."""
-        uid_list = list(uids)
+        """Move messages; without MOVE, COPY then expunge exactly those UIDs (UIDPLUS).
+
+        In chunks: the server answers with one EXPUNGE line per message, and aioimaplib reads
+        a response's lines recursively, so thousands in one answer would overflow its stack.
+        """
+        ordered = sorted(uids)
+        for start in range(0, len(ordered), _CHUNK):
+            await self._move_chunk(ordered[start : start + _CHUNK], mailbox)
+
+    async def _move_chunk(self, uid_list: list[int], mailbox: str) -> None:
         target, dest = uid_set(uid_list), quote_mailbox(mailbox)
         if self.has("MOVE"):
             await self._ok(f"UID MOVE {target} {mailbox}", self._client.uid("move", target, dest))
