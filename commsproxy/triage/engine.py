@@ -34,7 +34,7 @@ from ..endpoints import Endpoint
 from .decide import BULK, NORMAL, URGENT, Decider
 from .imapdata import Fetched, MailboxInfo
 from .release import Releaser
-from .scheduler import due_release, next_release
+from .scheduler import due_release
 from .store import Correction, StateStore
 from .store import Decision as StoredDecision
 from .upstream import LoginRefused, Upstream, UpstreamImapError, connect
@@ -307,9 +307,10 @@ class Engine:
             prefix = s.triage.body_prefix
             items = f"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{prefix}>)"
             fetched = await worker.fetch(fresh, items)
-            for mailbox, held in self._decide(fetched, uidvalidity).items():
+            holds, labels = self._decide(fetched, uidvalidity)
+            for mailbox, held in holds.items():
                 pending.setdefault(mailbox, []).extend(held)
-            await self._tag(worker, fetched)
+            await self._tag(worker, labels)
         if s.dry_run:
             return
         for mailbox, held in pending.items():
@@ -317,21 +318,25 @@ class Engine:
             self.recent_held.extend(held)
             log.info("%s: held %d message(s) in %s", self, len(held), mailbox)
 
-    def _decide(self, fetched: Sequence[Fetched], uidvalidity: int) -> dict[str, list[int]]:
-        """Classify, and write the decisions to the store before anything changes upstream."""
+    def _decide(
+        self, fetched: Sequence[Fetched], uidvalidity: int
+    ) -> tuple[dict[str, list[int]], dict[int, str]]:
+        """Classify, and write the decisions to the store before anything changes upstream.
+
+        Returns the UIDs to hold per mailbox and each UID's label."""
         s = self.settings
         mails = [_mail(f) for f in fetched]
         decisions = self.decider.decide(mails)
         now = s.clock()
         records: list[StoredDecision] = []
         holds: dict[str, list[int]] = {}
-        self._labels: dict[int, str] = {}
+        labels: dict[int, str] = {}
         for f, mail, decision in zip(fetched, mails, decisions, strict=True):
             batch = s.batch_for(decision.label) if decision.label != URGENT else None
             seen = "\\Seen" in f.flags and not s.triage.hold_seen
             held = batch is not None and not seen and not s.dry_run
             reason = decision.reason + (" (already read: left in INBOX)" if batch and seen else "")
-            self._labels[f.uid] = decision.label
+            labels[f.uid] = decision.label
             records.append(
                 StoredDecision(
                     login=s.login,
@@ -357,12 +362,12 @@ class Engine:
                 where = f" (dry run: would be held in {batch.mailbox})"
             log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
         self.store.record_decisions(records)
-        return holds
+        return holds, labels
 
-    async def _tag(self, worker: Upstream, fetched: Sequence[Fetched]) -> None:
+    async def _tag(self, worker: Upstream, labels: dict[int, str]) -> None:
         by_label: dict[str, list[int]] = {}
-        for f in fetched:
-            by_label.setdefault(self._labels[f.uid], []).append(f.uid)
+        for uid, label in labels.items():
+            by_label.setdefault(label, []).append(uid)
         for label, uids in by_label.items():
             await worker.add_flags(uids, (TRIAGED, *KEYWORDS[label]))
 
@@ -395,10 +400,6 @@ class Engine:
             if due is not None:
                 async with self._lock:
                     await releaser.release(batch, scheduled=due)
-
-    def next_releases(self) -> dict[str, datetime]:
-        now = self.settings.clock()
-        return {b.name: next_release(b.schedule, now) for b in self.settings.batches}
 
 
 def _mail(fetched: Fetched) -> Mail:

@@ -139,13 +139,7 @@ class TriageHub:
                         log.info("triage[%s]: released on request: %s", key, moved)
                     except Exception as err:  # one failed release must not stop the others
                         log.error("triage[%s]: requested release failed: %s", key, err)
-                self.store.complete_release_request(request.id, engine_clock(self))
-
-
-def engine_clock(hub: TriageHub) -> datetime:
-    for engine in hub.engines.values():
-        return engine.settings.clock()
-    return datetime.now(UTC)
+                self.store.complete_release_request(request.id, datetime.now(UTC))
 
 
 class CredentialSource:

@@ -24,6 +24,7 @@ __all__ = [
     "parse_select",
     "parse_status_messages",
     "quote_mailbox",
+    "quote_string",
     "uid_set",
 ]
 
@@ -64,10 +65,14 @@ class ListedMailbox:
     attributes: frozenset[str]
 
 
+def quote_string(value: str) -> str:
+    """``value`` as an IMAP quoted string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def quote_mailbox(name: str) -> str:
     """A mailbox name as an IMAP quoted string (modified UTF-7 for non-ASCII)."""
-    encoded = encode_mailbox_name(name)
-    return '"' + encoded.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quote_string(encode_mailbox_name(name))
 
 
 def uid_set(uids: Iterable[int]) -> str:

@@ -21,7 +21,7 @@ from email.utils import format_datetime
 
 from ..classifier.mail import MailParseError, parse_mail
 from ..config import BatchConfig, Config, TriageConfig
-from .imapdata import Fetched
+from .imapdata import Fetched, quote_string
 from .store import StateStore
 from .upstream import Upstream
 
@@ -132,8 +132,9 @@ class Releaser:
         found: set[int] = set()
         await self.worker.select(INBOX)
         for mid, uid in ids.items():
-            quoted = mid.replace("\\", "\\\\").replace('"', '\\"')
-            if await self.worker.search(f'KEYWORD {RELEASED} HEADER Message-ID "{quoted}"'):
+            if await self.worker.search(
+                f"KEYWORD {RELEASED} HEADER Message-ID {quote_string(mid)}"
+            ):
                 found.add(uid)
         await self.worker.select(mailbox)
         return found

@@ -31,6 +31,7 @@ from .imapdata import (
     parse_select,
     parse_status_messages,
     quote_mailbox,
+    quote_string,
     uid_set,
 )
 
@@ -48,10 +49,6 @@ class UpstreamImapError(Exception):
 
 class LoginRefused(UpstreamImapError):
     """The server said no to the user name and password."""
-
-
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 async def connect(
@@ -85,7 +82,7 @@ async def connect(
             await client.wait_hello_from_server()
             if endpoint.security is Security.STARTTLS:
                 await _starttls(client, tls, endpoint.host)
-            response = await client.login(_quote(username), password)
+            response = await client.login(quote_string(username), password)
             if response.result != "OK":
                 text = b" ".join(line for line in response.lines if isinstance(line, bytes))
                 raise LoginRefused(
@@ -180,7 +177,7 @@ class Upstream:
     # -- mailboxes ------------------------------------------------------------------------------
 
     async def list_mailboxes(self, pattern: str = "*") -> list[ListedMailbox]:
-        response = await self._simple("LIST", '""', _quote(pattern))
+        response = await self._simple("LIST", '""', quote_string(pattern))
         return parse_list(response.lines)
 
     async def delimiter(self) -> str:

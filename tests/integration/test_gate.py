@@ -12,7 +12,7 @@ from __future__ import annotations
 import imaplib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from imapclient import IMAPClient
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess
-from tests.testbed.triage import census, triage_proxy, where, write_triage_config
+from tests.testbed.triage import census, triage_proxy, wait_until, where, write_triage_config
 
 COUNT = 200
 
@@ -48,15 +48,6 @@ def mixed_mail(user: str, tag: str) -> Iterator[tuple[str, bytes, bool]]:
             yield mid, render(headers, "Notes from the meeting, for later."), False
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 @pytest.fixture
 def triaging(dovecot: Dovecot, tmp_path: Path) -> Iterator[tuple[ProxyProcess, str, str]]:
     user, password = dovecot.new_user()
@@ -74,7 +65,7 @@ def deliver_all(dovecot: Dovecot, user: str, tag: str) -> tuple[set[str], set[st
 
 
 def settle(dovecot: Dovecot, user: str, expected: int) -> dict[str, str]:
-    assert wait_until(lambda: sum(census(dovecot, user).values()) >= expected)
+    assert wait_until(lambda: sum(census(dovecot, user).values()) >= expected, 30)
     assert wait_until(lambda: dovecot.message_count(user, "INBOX") == expected // 4, 30)
     return where(dovecot, user)
 
@@ -104,7 +95,7 @@ def test_idling_client_never_sees_held_mail(
         placed = settle(dovecot, user, COUNT)
         # The client hears of the last urgent messages a moment after they are decided.
         assert wait_until(
-            lambda: any(n == len(urgent) for n, kind in events if kind == b"EXISTS")
+            lambda: any(n == len(urgent) for n, kind in events if kind == b"EXISTS"), 30
         ), (events[-20:], process.log_text()[-3000:])
     finally:
         stop.set()
@@ -148,7 +139,7 @@ def test_polling_client_never_sees_held_mail(
     try:
         urgent, _held = deliver_all(dovecot, user, "poll")
         placed = settle(dovecot, user, COUNT)
-        assert wait_until(lambda: len(urgent) in seen_exists)
+        assert wait_until(lambda: len(urgent) in seen_exists, 30)
     finally:
         stop.set()
         poller.join(30)

@@ -13,13 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess
-from tests.testbed.triage import census, triage_proxy, write_triage_config
+from tests.testbed.triage import census, triage_proxy, wait_until, write_triage_config
 
 BATCHES = """
 [[batch]]
@@ -54,15 +53,6 @@ def message(user: str, n: int) -> tuple[str, bytes]:
     else:
         headers |= {"From": f"someone{n}@corp.example", "Subject": f"Notes {n}"}
     return mid, render(headers, f"Message number {n}.")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def kill(process: ProxyProcess) -> None:
