@@ -1,8 +1,7 @@
 """The TOML configuration: where it lives, what it may say, and errors that point at the line.
 
 Every error names the file, the line, the key and what was expected, because a config file is
-edited by hand and "invalid config" alone sends the user hunting. [accounts] is kept as parsed
-for the part that uses it.
+edited by hand and "invalid config" alone sends the user hunting.
 """
 
 from __future__ import annotations
@@ -206,6 +205,44 @@ def default_batches() -> tuple[BatchConfig, ...]:
 
 
 @dataclass(frozen=True)
+class AccountConfig:
+    """One customer account (``[accounts.KEY]``): whose mail is filed into its folder."""
+
+    key: str  # the table's key: stable when the account is renamed
+    name: str  # the folder's name under the accounts root
+    domains: tuple[str, ...] = ()  # lower-cased; subdomains match too
+    addresses: tuple[str, ...] = ()  # lower-cased exact addresses (e.g. a customer's gmail)
+    owner: str | None = None  # the colleague who looks after the account
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    """Filing into shared per-account folders (``[accounts]``)."""
+
+    #: Where account folders live, "/"-separated; None: the server's public namespace prefix
+    #: + "Accounts" (from NAMESPACE), else a private "Accounts".
+    root: str | None = None
+    accounts: tuple[AccountConfig, ...] = ()
+    #: The accounts model: None for the one ``commsproxy train`` wrote (if any), "none" for rules
+    #: only, else a path.
+    model: str | None = None
+    #: The team's own mail domains: mail between colleagues is internal, not a customer's.
+    internal_domains: tuple[str, ...] = ()
+    #: Who gets rights on a new account folder (IMAP ACL identifiers), and which rights.
+    share_with: tuple[str, ...] = ()
+    share_rights: str = "lrwstipekx"
+    #: Seconds between looks at the account folders for colleagues' replies.
+    team_scan: float = 10.0
+
+    def account(self, key_or_name: str) -> AccountConfig | None:
+        wanted = key_or_name.casefold()
+        for account in self.accounts:
+            if wanted in (account.key.casefold(), account.name.casefold()):
+                return account
+        return None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole config file.
 
@@ -219,8 +256,7 @@ class Config:
     logins: tuple[LoginConfig, ...] = ()
     triage: TriageConfig = field(default_factory=TriageConfig)
     batches: tuple[BatchConfig, ...] = field(default_factory=default_batches)
-    # Tables read by other parts of the program, as parsed.
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
@@ -326,7 +362,6 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
 
 
 _TABLES = ("proxy", "login", "triage", "batch", "accounts")
-_OTHER_TABLES = ("accounts",)
 
 
 def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
@@ -349,13 +384,16 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
     batch_tables = data.get("batch")
     if batch_tables is not None and not isinstance(batch_tables, list):
         raise loader.error("", "batch", "expected one or more [[batch]] tables (two brackets)")
+    accounts_table = data.get("accounts", {})
+    if not isinstance(accounts_table, dict):
+        raise loader.error("", "accounts", "expected a table: [accounts]")
     return Config(
         path=loader.path,
         proxy=_parse_proxy(_Reader(loader, proxy_table, "proxy", 0)),
         logins=tuple(_parse_login(_Reader(loader, t, "login", i)) for i, t in enumerate(logins)),
         triage=_parse_triage(_Reader(loader, triage_table, "triage", 0)),
         batches=default_batches() if batch_tables is None else _parse_batches(loader, batch_tables),
-        extra={key: data[key] for key in _OTHER_TABLES if key in data},
+        accounts=_parse_accounts(loader, accounts_table),
     )
 
 
@@ -593,4 +631,116 @@ def _mailbox_problem(mailbox: str) -> str | None:
         return 'held mail cannot stay in INBOX or a mailbox under it; choose one such as "Later"'
     if "*" in mailbox or "%" in mailbox:
         return 'expected no "*" or "%" (they are IMAP wildcards)'
+    return None
+
+
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+_ADDRESS = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
+_ACCOUNT_SETTINGS = (
+    "root",
+    "model",
+    "internal_domains",
+    "share_with",
+    "share_rights",
+    "team_scan",
+)
+
+
+def _parse_accounts(loader: _Loader, table: Mapping[str, Any]) -> AccountsConfig:
+    """``[accounts]``: settings, and one sub-table per account (any key holding a table)."""
+    settings = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    r = _Reader(loader, settings, "accounts", 0)
+    root = r.get("root", str, 'a folder path such as "Public/Accounts"')
+    if root is not None:
+        root = root.strip().strip("/")
+        problem = _folder_problem(root)
+        if problem:
+            raise r.fail("root", f"{table['root']!r}: {problem}")
+    model = r.get("model", str, 'a path to a model file written by `commsproxy train`, or "none"')
+    if model is not None and model.strip().lower() not in ("none", "auto"):
+        model = str(_path(model))
+    elif model is not None:
+        model = None if model.strip().lower() == "auto" else "none"
+    domains = _list_of(r, "internal_domains", _DOMAIN, 'domains such as ["example.com"]')
+    share = r.get("share_with", list, 'IMAP user names such as ["alice", "bob"]') or []
+    if not all(isinstance(who, str) and who.strip() for who in share):
+        raise r.fail("share_with", f'expected user names such as ["alice", "bob"], got {share!r}')
+    rights = r.get("share_rights", str, 'IMAP ACL rights such as "lrwstipekx"')
+    if rights is not None and not re.fullmatch(r"[lrswipkxteacd]+", rights):
+        raise r.fail("share_rights", f'{rights!r}: expected RFC 4314 rights such as "lrswipte"')
+    scan = r.get("team_scan", (int, float), "a number of seconds")
+    if scan is not None and not 1 <= scan <= 3600:
+        raise r.fail("team_scan", f"expected seconds from 1 to 3600, got {scan}")
+    r.check_unknown()
+    accounts: list[AccountConfig] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            accounts.append(_parse_account(_Reader(loader, value, f"accounts.{key}", 0), key))
+    _check_accounts(loader, accounts)
+    defaults = AccountsConfig()
+    return AccountsConfig(
+        root=root,
+        accounts=tuple(accounts),
+        model=model,
+        internal_domains=domains,
+        share_with=tuple(who.strip() for who in share),
+        share_rights=rights or defaults.share_rights,
+        team_scan=defaults.team_scan if scan is None else float(scan),
+    )
+
+
+def _parse_account(r: _Reader, key: str) -> AccountConfig:
+    name = r.get("name", str, 'the folder name, such as "Acme Corp"')
+    name = (name if name is not None else key).strip()
+    problem = _folder_problem(name) or ("/" in name and 'expected no "/" in an account name')
+    if problem:
+        raise r.fail("name", f"{name!r}: {problem}")
+    owner = r.get("owner", str, 'a colleague such as "alice@example.com"')
+    account = AccountConfig(
+        key=key,
+        name=name,
+        domains=_list_of(r, "domains", _DOMAIN, 'domains such as ["acme.com"]'),
+        addresses=_list_of(r, "addresses", _ADDRESS, 'addresses such as ["ceo@gmail.com"]'),
+        owner=owner.strip() if owner else None,
+    )
+    r.check_unknown()
+    return account
+
+
+def _list_of(r: _Reader, key: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:
+    values: list[str] = []
+    for value in r.get(key, list, example) or []:
+        text = value.strip().lower().removeprefix("@") if isinstance(value, str) else ""
+        if not pattern.match(text):
+            raise r.fail(key, f"{value!r}: expected {example}")
+        if text not in values:
+            values.append(text)
+    return tuple(values)
+
+
+def _check_accounts(loader: _Loader, accounts: list[AccountConfig]) -> None:
+    """One domain or address, one account: otherwise which folder gets the mail is a guess."""
+    owners: dict[str, AccountConfig] = {}
+    names: dict[str, AccountConfig] = {}
+    for account in accounts:
+        table = f"accounts.{account.key}"
+        other = names.setdefault(account.name.casefold(), account)
+        if other is not account:
+            raise loader.error(table, "name", f"{account.name!r}: [accounts.{other.key}] too")
+        for key, values in (("domains", account.domains), ("addresses", account.addresses)):
+            for value in values:
+                other = owners.setdefault(value, account)
+                if other is not account:
+                    raise loader.error(
+                        table, key, f"{value!r} belongs to [accounts.{other.key}] already"
+                    )
+
+
+def _folder_problem(path: str) -> str | None:
+    if not path or any(not part.strip() for part in path.split("/")):
+        return "expected a folder name (no empty parts)"
+    if "*" in path or "%" in path:
+        return 'expected no "*" or "%" (they are IMAP wildcards)'
+    if path.split("/")[0].upper() == "INBOX":
+        return "account folders cannot live under INBOX"
     return None

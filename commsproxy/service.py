@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +28,10 @@ from .endpoints import (
 from .proxy.imap.gating import GateHooks
 from .proxy.imap.listener import ImapListener, ImapListenerSettings
 from .proxy.imap.relay import RelayLimits
+from .proxy.smtp.handler import SentMessage
 from .proxy.smtp.listener import SmtpListener, SmtpListenerSettings
 from .triage.decide import ModelDecider
+from .triage.filing import AccountGuesser
 from .triage.hub import LoginRoute, TriageHub
 
 __all__ = ["Plan", "RunOptions", "Running", "TriagePlan", "TriageStartError", "plan", "serve"]
@@ -210,7 +212,14 @@ async def serve(
         else None
     )
     imap = ImapListener(the_plan.imap, hooks=hooks)
-    smtp = SmtpListener(the_plan.smtp) if the_plan.smtp else None
+    on_sent = None
+    if hub is not None:
+        the_hub = hub
+
+        async def on_sent(sent: SentMessage) -> None:
+            await the_hub.file_sent(sent.user, sent.rcpt_tos, sent.content)
+
+    smtp = SmtpListener(the_plan.smtp, on_sent=on_sent) if the_plan.smtp else None
     triage_task = asyncio.create_task(hub.run(stop)) if hub is not None else None
     try:
         await imap.start()
@@ -241,6 +250,8 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
     """The store, the model and one engine per login; raises TriageStartError saying why not."""
     from .triage.decide import RuleDecider
     from .triage.engine import Engine, EngineSettings
+    from .triage.filer import FilingSetup
+    from .triage.filing import AccountRules
     from .triage.runlock import RunLock, RunLockError
     from .triage.store import StateStore, StoreError
 
@@ -252,9 +263,19 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
         lock.release()
         raise TriageStartError(str(err)) from None
     config = triage.config
-    decider = RuleDecider(config.triage.vip, _load_model(config, triage))
+    try:
+        decider = RuleDecider(config.triage.vip, _load_model(config, triage))
+        guesser = _load_accounts_model(config)
+    except TriageStartError:
+        store.close()
+        lock.release()
+        raise
     hub = TriageHub(store, lock)
     for route, endpoint in triage.routes:
+        own = _own_addresses(route.username, config.accounts.internal_domains)
+        filing = None
+        if config.accounts.accounts or guesser is not None:
+            filing = FilingSetup(config.accounts, AccountRules(config.accounts, own), guesser)
         settings = EngineSettings(
             login=route.key,
             endpoint=endpoint,
@@ -262,6 +283,8 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
             triage=config.triage,
             batches=config.batches,
             dry_run=triage.dry_run,
+            filing=filing,
+            own_addresses=own,
         )
         hub.add(route, Engine(settings, decider, store, hub.credentials_for(route.key)))
     mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
@@ -283,6 +306,34 @@ def _load_model(config: Config, triage: TriagePlan) -> ModelDecider:
         r.username.lower() for r, _ in triage.routes if r.username and "@" in r.username
     )
     return ModelDecider(Classifier(LoadedModel(pipeline, info.threshold)), users)
+
+
+def _own_addresses(username: str | None, domains: Sequence[str]) -> tuple[str, ...]:
+    """The login's addresses: its user name, or that name at each of the team's domains."""
+    if not username:
+        return ()
+    name = username.lower()
+    return (name,) if "@" in name else tuple(f"{name}@{domain}" for domain in domains)
+
+
+def _load_accounts_model(config: Config) -> AccountGuesser | None:
+    """The accounts model: configured, else the one `commsproxy train` wrote, else none."""
+    from .classifier.predict import Classifier, LoadedModel
+    from .models.store import ModelError, load_model, user_model_path
+    from .triage.filing import ModelGuesser
+
+    spec = config.accounts.model
+    if spec == "none":
+        return None
+    path = Path(spec) if spec is not None else user_model_path("accounts")
+    if spec is None and not path.exists():
+        return None
+    try:
+        pipeline, info = load_model(path, expected_task="accounts")
+    except ModelError as err:
+        raise TriageStartError(f"[accounts] model: {err}") from None
+    log.info("accounts model: %s", path)
+    return ModelGuesser(Classifier(accounts=LoadedModel(pipeline, info.threshold)))
 
 
 class TriageStartError(RuntimeError):

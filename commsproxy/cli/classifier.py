@@ -194,7 +194,7 @@ def _train_from_login(
     login = config.logins[0]
     if not login.username:
         raise click.UsageError(f"{config.path}: [[login]] username: needed to read your mail")
-    accounts_root = str(config.extra.get("accounts", {}).get("root", "Public/Accounts"))
+    accounts_root = config.accounts.root or "Public/Accounts"
     try:
         password = (
             run_password_command(login.password_command)

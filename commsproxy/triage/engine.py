@@ -32,11 +32,14 @@ from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, TriageConfig
 from ..endpoints import Endpoint
 from .decide import BULK, NORMAL, URGENT, Decider
+from .filer import FILED, Filer, FilingSetup
+from .filing import resolve_incoming
 from .imapdata import Fetched, MailboxInfo
 from .release import Releaser
 from .scheduler import due_release
 from .store import Correction, StateStore
 from .store import Decision as StoredDecision
+from .teamhint import TeamWatch
 from .upstream import LoginRefused, Upstream, UpstreamImapError, connect
 
 __all__ = ["KEYWORDS", "Engine", "EngineSettings"]
@@ -76,6 +79,8 @@ class EngineSettings:
     triage: TriageConfig
     batches: tuple[BatchConfig, ...]
     dry_run: bool = False
+    filing: FilingSetup | None = None  # None: no [accounts] to file into
+    own_addresses: tuple[str, ...] = ()  # this login's own addresses (for the team hint)
     clock: Clock = field(default=_now)
     connect_timeout: float = 30.0
 
@@ -104,6 +109,8 @@ class Engine:
         self._passes = 0  # completed triage passes, for catch_up
         self._pass_done = asyncio.Condition()
         self._releaser: Releaser | None = None
+        self._filer: Filer | None = None
+        self._team: TeamWatch | None = None
         self._ready = asyncio.Event()
         # INBOX after the last pass: (messages, of which triaged) — triaged ones come first,
         # in UID order, so the gate may show a client that many and no more.
@@ -188,6 +195,7 @@ class Engine:
         try:
             watcher = await self._connect(credentials)
             await self._prepare(worker)
+            await self._start_filing(worker)
             releaser = self._releaser = self._make_releaser(worker)
             await releaser.resume_unfinished(self.settings.batches)
             # Due releases first: on a first start (no release on record) this must not
@@ -210,7 +218,7 @@ class Engine:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._releaser = None
+            self._releaser = self._filer = self._team = None
             await worker.logout()
             if watcher is not None:
                 await watcher.logout()
@@ -222,6 +230,24 @@ class Engine:
             self.hold_names[batch.name] = name
             if not self.settings.dry_run:
                 await worker.ensure_mailbox(name)
+
+    async def _start_filing(self, worker: Upstream) -> None:
+        setup = self.settings.filing
+        if setup is None:
+            return
+        filer = self._filer = Filer(
+            worker, self.store, self.settings.login, setup, self.settings.clock
+        )
+        await filer.prepare()
+        self._team = TeamWatch(
+            worker, self.store, self.settings.login, filer, setup, self.settings.own_addresses,
+            [*self.hold_names.values()],
+        )  # fmt: skip
+        log.info("%s: filing into %s", self, filer.root)
+
+    def wake(self) -> None:
+        """New work outside INBOX (mail to file from the SMTP side)."""
+        self._wake.set()
 
     def _make_releaser(self, worker: Upstream) -> Releaser:
         return Releaser(
@@ -252,6 +278,15 @@ class Engine:
             self._wake.clear()
             await self._triage_pass(worker)
             await self._release_due(releaser)
+            await self._filing_work()
+
+    async def _filing_work(self) -> None:
+        if self._filer is None or self.settings.dry_run:
+            return
+        async with self._lock:
+            await self._filer.drain()
+            if self._team is not None:
+                await self._team.maybe_scan()
 
     # -- triage -------------------------------------------------------------------------------
 
@@ -307,10 +342,15 @@ class Engine:
             prefix = s.triage.body_prefix
             items = f"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{prefix}>)"
             fetched = await worker.fetch(fresh, items)
-            holds, labels = self._decide(fetched, uidvalidity)
+            mails = [_mail(f) for f in fetched]
+            holds, labels = self._decide(fetched, mails, uidvalidity)
             for mailbox, held in holds.items():
                 pending.setdefault(mailbox, []).extend(held)
+            # Filing copies before tagging, so the team's copy carries none of our keywords.
+            filed = await self._file([f.uid for f in fetched], mails)
             await self._tag(worker, labels)
+            if filed:
+                await worker.add_flags(filed, (FILED,))
         if s.dry_run:
             return
         for mailbox, held in pending.items():
@@ -319,13 +359,12 @@ class Engine:
             log.info("%s: held %d message(s) in %s", self, len(held), mailbox)
 
     def _decide(
-        self, fetched: Sequence[Fetched], uidvalidity: int
+        self, fetched: Sequence[Fetched], mails: Sequence[Mail], uidvalidity: int
     ) -> tuple[dict[str, list[int]], dict[int, str]]:
         """Classify, and write the decisions to the store before anything changes upstream.
 
         Returns the UIDs to hold per mailbox and each UID's label."""
         s = self.settings
-        mails = [_mail(f) for f in fetched]
         decisions = self.decider.decide(mails)
         now = s.clock()
         records: list[StoredDecision] = []
@@ -363,6 +402,24 @@ class Engine:
             log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
         self.store.record_decisions(records)
         return holds, labels
+
+    async def _file(self, uids: Sequence[int], mails: Sequence[Mail]) -> set[int]:
+        """Copy each message that belongs to a customer account into its folder."""
+        setup = self.settings.filing
+        if setup is None or self._filer is None:
+            return set()
+        filings = resolve_incoming(mails, setup.rules, setup.guesser)
+        items = [
+            (uid, mail.message_id, filing)
+            for uid, mail, filing in zip(uids, mails, filings, strict=True)
+            if filing is not None
+        ]
+        if self.settings.dry_run:
+            for uid, _, filing in items:
+                log.info("%s: uid %d (dry run: would file in %s: %s)", self, uid,
+                         filing.account, filing.reason)  # fmt: skip
+            return set()
+        return await self._filer.file_incoming(items) if items else set()
 
     async def _tag(self, worker: Upstream, labels: dict[int, str]) -> None:
         by_label: dict[str, list[int]] = {}

@@ -16,8 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from ..classifier.mail import MailParseError, parse_mail
 from ..credentials import CredentialError, run_password_command
 from .engine import Engine
+from .filer import SENT
+from .filing import resolve_outgoing
 from .runlock import RunLock
 from .store import StateStore
 
@@ -81,6 +84,33 @@ class TriageHub:
             return
         self._passwords[login] = (route.username or user, password)
         self._password_seen.set()
+
+    # -- sent mail (the SMTP side) -------------------------------------------------------------
+
+    async def file_sent(self, user: str | None, recipients: Sequence[str], content: bytes) -> None:
+        """Queue a message the upstream accepted for its account folder; the engine appends it.
+
+        Queued in the store first, so a failing or slow server never delays sending, and a
+        restart does not lose the filing.
+        """
+        key = self.login_for(user or "")
+        engine = self.engines.get(key) if key is not None else None
+        setup = engine.settings.filing if engine is not None else None
+        if engine is None or setup is None or engine.settings.dry_run:
+            return
+        try:
+            mail = parse_mail(content)
+        except MailParseError as err:
+            log.warning("filing[%s]: a sent message cannot be read (%s): not filed", key, err)
+            return
+        filing = resolve_outgoing(mail, recipients, setup.rules, setup.guesser)
+        if filing is None:
+            return
+        self.store.queue_filing(
+            engine.settings.login, filing.account, mail.message_id, content, f"\\Seen {SENT}",
+            "outgoing", filing.reason, datetime.now(UTC),
+        )  # fmt: skip
+        engine.wake()
 
     # -- credentials for the engines ----------------------------------------------------------
 

@@ -18,10 +18,14 @@ __all__ = [
     "Fetched",
     "ListedMailbox",
     "MailboxInfo",
+    "parse_appenduid",
+    "parse_copyuid",
     "parse_fetch",
     "parse_list",
+    "parse_namespace",
     "parse_search",
     "parse_select",
+    "parse_status",
     "parse_status_messages",
     "quote_mailbox",
     "quote_string",
@@ -31,6 +35,9 @@ __all__ = [
 _FETCH_START = re.compile(rb"^\d+ FETCH \(")
 _CODE_NUMBER = re.compile(rb"\[(UIDVALIDITY|UIDNEXT) (\d+)\]", re.IGNORECASE)
 _EXISTS = re.compile(rb"^(\d+) EXISTS", re.IGNORECASE)
+_COPYUID = re.compile(rb"\[COPYUID \d+ ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
+_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
+_STATUS_ITEM = re.compile(rb"\b(MESSAGES|UIDNEXT|UIDVALIDITY|UNSEEN|RECENT) (\d+)", re.IGNORECASE)
 _MESSAGES = re.compile(rb"\([^()]*\bMESSAGES (\d+)[^()]*\)\s*$", re.IGNORECASE)
 
 
@@ -240,3 +247,67 @@ def _list_item(line: bytes) -> list[ListedMailbox]:
             attributes=frozenset(str(a).lower() for a in attributes if isinstance(a, str)),
         )
     ]
+
+
+def _expand(uids: bytes) -> list[int]:
+    out: list[int] = []
+    for part in uids.split(b","):
+        low, _, high = part.partition(b":")
+        first, last = int(low), int(high or low)
+        step = 1 if last >= first else -1  # RFC 4315 allows 5:3
+        out.extend(range(first, last + step, step))
+    return out
+
+
+def parse_copyuid(lines: Sequence[bytes | bytearray]) -> dict[int, int]:
+    """Source UID -> new UID from a ``[COPYUID v src dst]`` response code (UIDPLUS)."""
+    for line in reversed(lines):
+        match = _COPYUID.search(bytes(line))
+        if match:
+            return dict(zip(_expand(match.group(1)), _expand(match.group(2)), strict=False))
+    return {}
+
+
+def parse_appenduid(lines: Sequence[bytes | bytearray]) -> int | None:
+    """The new UID from an ``[APPENDUID v uid]`` response code (UIDPLUS), or None."""
+    for line in reversed(lines):
+        match = _APPENDUID.search(bytes(line))
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def parse_status(lines: Sequence[bytes | bytearray]) -> dict[str, int]:
+    """``STATUS name (MESSAGES 3 UIDNEXT 9)`` → ``{"MESSAGES": 3, "UIDNEXT": 9}``."""
+    for line in lines[:-1]:
+        if isinstance(line, bytes) and b"(" in line:
+            items = line[line.rindex(b"(") :]
+            found = {k.decode().upper(): int(v) for k, v in _STATUS_ITEM.findall(items)}
+            if found:
+                return found
+    return {}
+
+
+def parse_namespace(lines: Sequence[bytes | bytearray]) -> tuple[str | None, str | None]:
+    """The first public namespace's (prefix, delimiter) from a NAMESPACE response, or Nones.
+
+    ``NAMESPACE (("" "/")) NIL (("Public/" "/"))``: personal, other users', shared.
+    """
+    for line in lines:
+        if not isinstance(line, bytes):
+            continue
+        text = line[10:] if line[:10].upper() == b"NAMESPACE " else line
+        if not text.startswith((b"(", b"NIL")):
+            continue
+        tokens = tokenize(text)
+        if len(tokens) < 3 or not isinstance(tokens[2], tuple) or not tokens[2]:
+            return None, None
+        first = tokens[2][0]
+        if not isinstance(first, tuple) or len(first) < 2:
+            return None, None
+        prefix, delimiter = first[0], first[1]
+        return (
+            decode_mailbox(prefix) if isinstance(prefix, bytes) else None,
+            delimiter.decode() if isinstance(delimiter, bytes) else None,
+        )
+    return None, None

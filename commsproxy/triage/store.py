@@ -21,7 +21,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-__all__ = ["Correction", "Decision", "Release", "ReleaseRequest", "StateStore", "StoreError"]
+__all__ = [
+    "Correction",
+    "Decision",
+    "Filed",
+    "QueuedFiling",
+    "Release",
+    "ReleaseRequest",
+    "StateStore",
+    "StoreError",
+]
 
 FILENAME = "state.sqlite3"
 
@@ -54,10 +63,30 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             id INTEGER PRIMARY KEY, login TEXT, batch TEXT,
             requested TEXT NOT NULL, completed TEXT)""",
     ),
+    (
+        # Filings still to do (an APPEND the server refused or could not take yet), with the
+        # message itself: it was sent already and must reach the account folder in the end.
+        """CREATE TABLE filing_queue (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, account TEXT NOT NULL,
+            message_id TEXT, content BLOB NOT NULL, flags TEXT NOT NULL,
+            direction TEXT NOT NULL, reason TEXT NOT NULL, created TEXT NOT NULL,
+            attempts INTEGER NOT NULL, next_try TEXT NOT NULL, last_error TEXT)""",
+        """CREATE TABLE filings (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, message_id TEXT,
+            account TEXT NOT NULL, direction TEXT NOT NULL, outcome TEXT NOT NULL,
+            reason TEXT NOT NULL, filed_at TEXT NOT NULL)""",
+        "CREATE INDEX filings_message_id ON filings (message_id)",
+        """CREATE TABLE account_folders (
+            login TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,
+            PRIMARY KEY (login, key))""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
-_TIMES = frozenset({"decided_at", "at", "scheduled", "started", "finished", "requested"})
+_TIMES = frozenset(
+    {"decided_at", "at", "scheduled", "started", "finished", "requested", "created", "next_try"}
+    | {"filed_at"}
+)
 
 
 class StoreError(Exception):
@@ -120,7 +149,38 @@ class ReleaseRequest:
     requested: datetime
 
 
-_R = TypeVar("_R", Decision, Correction, Release, ReleaseRequest)
+@dataclass(frozen=True, slots=True)
+class Filed:
+    """A message put into (or found already in) an account folder."""
+
+    login: str
+    message_id: str | None
+    account: str
+    direction: str  # incoming or outgoing
+    outcome: str  # copied, appended, present (a colleague's copy was there), failed
+    reason: str
+    filed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedFiling:
+    """A filing waiting for its (next) attempt."""
+
+    id: int
+    login: str
+    account: str
+    message_id: str | None
+    content: bytes
+    flags: str  # IMAP flags for the APPEND, space-separated
+    direction: str
+    reason: str
+    created: datetime
+    attempts: int
+    next_try: datetime
+    last_error: str | None
+
+
+_R = TypeVar("_R", Decision, Correction, Release, ReleaseRequest, Filed, QueuedFiling)
 _Args = tuple[object, ...] | dict[str, object]
 
 
@@ -290,6 +350,78 @@ class StateStore:
         sql = "UPDATE release_requests SET completed = COALESCE(completed, ?) WHERE id = ?"
         self._update(sql, (_text(at), request_id), f"release request {request_id}")
 
+    # -- filing ---------------------------------------------------------------------------------
+
+    def record_filings(self, filings: Iterable[Filed]) -> None:
+        rows = [_columns(filed) for filed in filings]
+        if rows:
+            with self._write() as db:
+                db.executemany(
+                    "INSERT INTO filings (login, message_id, account, direction, outcome, reason,"
+                    " filed_at) VALUES (:login, :message_id, :account, :direction, :outcome,"
+                    " :reason, :filed_at)",
+                    rows,
+                )
+
+    def filings_for_message_id(self, message_id: str) -> list[Filed]:
+        sql = "SELECT * FROM filings WHERE message_id = ? ORDER BY filed_at DESC, id DESC"
+        return self._records(Filed, sql, (_message_id(message_id),))
+
+    def queue_filing(
+        self,
+        login: str,
+        account: str,
+        message_id: str | None,
+        content: bytes,
+        flags: str,
+        direction: str,
+        reason: str,
+        at: datetime,
+    ) -> int:
+        return self._insert(
+            "INSERT INTO filing_queue (login, account, message_id, content, flags, direction,"
+            " reason, created, attempts, next_try) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            (login, account, _message_id(message_id), content, flags, direction, reason,
+             _text(at), _text(at)),
+        )  # fmt: skip
+
+    def due_filings(self, login: str, now: datetime, limit: int = 50) -> list[QueuedFiling]:
+        sql = (
+            "SELECT * FROM filing_queue WHERE login = ? AND next_try <= ?"
+            " ORDER BY next_try, id LIMIT ?"
+        )
+        return self._records(QueuedFiling, sql, (login, _text(now), limit))
+
+    def queued_filings(self, login: str | None = None) -> list[QueuedFiling]:
+        sql = "SELECT * FROM filing_queue WHERE (?1 IS NULL OR login = ?1) ORDER BY id"
+        return self._records(QueuedFiling, sql, (login,))
+
+    def filing_failed(self, filing_id: int, error: str, next_try: datetime) -> None:
+        sql = (
+            "UPDATE filing_queue SET attempts = attempts + 1, last_error = ?, next_try = ?"
+            " WHERE id = ?"
+        )
+        self._update(sql, (error, _text(next_try), filing_id), f"queued filing {filing_id}")
+
+    def filing_done(self, filing_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM filing_queue WHERE id = ?", (filing_id,))
+
+    def account_folder(self, login: str, key: str) -> str | None:
+        """The folder name this login last used for account ``key`` (to notice renames)."""
+        rows = self._read(
+            "SELECT name FROM account_folders WHERE login = ? AND key = ?", (login, key)
+        )
+        return str(rows[0][0]) if rows else None
+
+    def set_account_folder(self, login: str, key: str, name: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO account_folders VALUES (?, ?, ?) ON CONFLICT (login, key)"
+                " DO UPDATE SET name = excluded.name",
+                (login, key, name),
+            )
+
     def _migrate(self) -> None:
         """Bring an older file up to date; refuse a file from a newer commsproxy."""
         if self._read("PRAGMA user_version")[0][0] == SCHEMA_VERSION:
@@ -394,7 +526,7 @@ def _field(name: str, value: Any) -> Any:
     return bool(value) if name == "held" else value
 
 
-def _columns(record: Decision | Correction) -> dict[str, object]:
+def _columns(record: Decision | Correction | Filed) -> dict[str, object]:
     values = {field.name: getattr(record, field.name) for field in fields(record)}
     values["message_id"] = _message_id(record.message_id)
     return {name: _text(v) if isinstance(v, datetime) else v for name, v in values.items()}

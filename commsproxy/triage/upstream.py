@@ -25,17 +25,21 @@ from .imapdata import (
     Fetched,
     ListedMailbox,
     MailboxInfo,
+    parse_appenduid,
+    parse_copyuid,
     parse_fetch,
     parse_list,
+    parse_namespace,
     parse_search,
     parse_select,
+    parse_status,
     parse_status_messages,
     quote_mailbox,
     quote_string,
     uid_set,
 )
 
-__all__ = ["LoginRefused", "Upstream", "UpstreamImapError", "connect"]
+__all__ = ["CommandRefused", "LoginRefused", "Upstream", "UpstreamImapError", "connect"]
 
 log = logging.getLogger("commsproxy.triage")
 
@@ -49,6 +53,10 @@ class UpstreamImapError(Exception):
 
 class LoginRefused(UpstreamImapError):
     """The server said no to the user name and password."""
+
+
+class CommandRefused(UpstreamImapError):
+    """The server answered NO or BAD: the link is fine, this one command was refused."""
 
 
 async def connect(
@@ -166,7 +174,7 @@ class Upstream:
         if response.result != "OK":
             last = response.lines[-1] if response.lines else b""
             text = bytes(last).decode(errors="replace")
-            raise UpstreamImapError(f"{self.name}: {what}: {response.result} {text}")
+            raise CommandRefused(f"{self.name}: {what}: {response.result} {text}")
         return response
 
     async def _simple(self, name: str, *args: str) -> Any:
@@ -200,7 +208,7 @@ class Upstream:
         if response.result != "OK":
             text = b" ".join(bytes(line) for line in response.lines)
             if b"ALREADYEXISTS" not in text.upper() and not await self.list_mailboxes(name):
-                raise UpstreamImapError(f"{self.name}: cannot create {name}: {text.decode()}")
+                raise CommandRefused(f"{self.name}: cannot create {name}: {text.decode()}")
         else:
             log.info("%s: created mailbox %s", self.name, name)
         await self._call(f"SUBSCRIBE {name}", self._client.subscribe(quote_mailbox(name)))
@@ -209,6 +217,31 @@ class Upstream:
         response = await self._ok(f"SELECT {name}", self._client.select(quote_mailbox(name)))
         self.selected = name
         return parse_select(response.lines)
+
+    async def examine(self, name: str) -> MailboxInfo:
+        """Select read-only: looking into a shared folder must not change its state."""
+        response = await self._ok(f"EXAMINE {name}", self._client.examine(quote_mailbox(name)))
+        self.selected = name
+        return parse_select(response.lines)
+
+    async def status(
+        self, name: str, items: str = "(MESSAGES UIDNEXT UIDVALIDITY)"
+    ) -> dict[str, int]:
+        response = await self._simple("STATUS", quote_mailbox(name), items)
+        return parse_status(response.lines)
+
+    async def public_prefix(self) -> str | None:
+        """The server's public namespace prefix (e.g. ``Public/``) from NAMESPACE, or None."""
+        if not self.has("NAMESPACE"):
+            return None
+        response = await self._ok("NAMESPACE", self._client.namespace())
+        return parse_namespace(response.lines)[0]
+
+    async def rename(self, old: str, new: str) -> None:
+        await self._simple("RENAME", quote_mailbox(old), quote_mailbox(new))
+
+    async def set_acl(self, mailbox: str, identifier: str, rights: str) -> None:
+        await self._simple("SETACL", quote_mailbox(mailbox), quote_string(identifier), rights)
 
     async def message_count(self, name: str) -> int | None:
         response = await self._simple("STATUS", quote_mailbox(name), "(MESSAGES)")
@@ -264,6 +297,17 @@ class Upstream:
         await self.add_flags(uid_list, ["\\Deleted"])
         await self.expunge_uids(uid_list)
 
+    async def copy(self, uids: Iterable[int], mailbox: str) -> dict[int, int]:
+        """``UID COPY`` in chunks; source UID -> new UID where the server says (UIDPLUS)."""
+        ordered, dest, copied = sorted(uids), quote_mailbox(mailbox), {}
+        for start in range(0, len(ordered), _CHUNK):
+            target = uid_set(ordered[start : start + _CHUNK])
+            response = await self._ok(
+                f"UID COPY {target} {mailbox}", self._client.uid("copy", target, dest)
+            )
+            copied.update(parse_copyuid(response.lines))
+        return copied
+
     async def expunge_uids(self, uids: Iterable[int]) -> None:
         """``UID EXPUNGE`` of exactly these messages (UIDPLUS); never a plain EXPUNGE."""
         self._need_uidplus()
@@ -280,14 +324,17 @@ class Upstream:
 
     async def append(
         self, mailbox: str, message: bytes, flags: Iterable[str], date: datetime | None = None
-    ) -> None:
-        await self._ok(
+    ) -> int | None:
+        """APPEND; the new message's UID when the server says (UIDPLUS ``APPENDUID``)."""
+        flag_list = " ".join(flags) or None  # aioimaplib cannot send an empty flag list
+        response = await self._ok(
             f"APPEND {mailbox}",
             self._client.append(
-                message, mailbox=quote_mailbox(mailbox), flags=" ".join(flags), date=date
+                message, mailbox=quote_mailbox(mailbox), flags=flag_list, date=date
             ),
             limit=self.timeout * 4,
         )
+        return parse_appenduid(response.lines)
 
     async def noop(self) -> None:
         await self._ok("NOOP", self._client.noop())

@@ -38,6 +38,9 @@ _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/l
 _LOG_TAIL_LINES = 40
 
 
+READ_ONLY = "Public/ReadOnly"  # public folders below this take no new mail (global ACL)
+
+
 class DovecotError(RuntimeError):
     """The private Dovecot could not be set up, started or driven."""
 
@@ -304,8 +307,10 @@ class Dovecot:
             self._chown_to_mail(path)
         (self.root / "global-acl").write_text(
             # Patterns match the virtual name, prefix included; "Public" itself needs the
-            # rights too, or nobody can create top-level public folders.
-            "Public anyone lrwstipekxa\nPublic/* anyone lrwstipekxa\n"
+            # rights too, or nobody can create top-level public folders. Folders under
+            # Public/ReadOnly can be created and read but not written: a team folder the
+            # user lacks rights on.
+            f"Public anyone lrwstipekxa\nPublic/* anyone lrwstipekxa\n{READ_ONLY}/* -anyone iwte\n"
         )
         with self._users_lock:
             for name in PREMADE_USERS:

@@ -10,6 +10,7 @@ from commsproxy.config import (
     DEFAULT_IMAP,
     DEFAULT_IMAPS,
     DEFAULT_SMTP,
+    AccountConfig,
     Config,
     ConfigError,
     ProxyConfig,
@@ -70,8 +71,8 @@ enabled = true
 name = "newsletters"
 mailbox = "Newsletters"
 
-[accounts]
-work = "me@example.com"
+[accounts.work]
+addresses = ["Me@Example.com"]
 """
     path = write(tmp_path, text)
     config = load_config(path, required=True)
@@ -99,7 +100,9 @@ work = "me@example.com"
     assert second.upstream_imap.security is Security.PLAIN
     assert second.allow_insecure is True
     assert second.upstream_smtp is None
-    assert config.extra == {"accounts": {"work": "me@example.com"}}
+    assert config.accounts.accounts == (
+        AccountConfig("work", "work", addresses=("me@example.com",)),
+    )
     assert config.triage.enabled
     assert [(b.name, b.mailbox) for b in config.batches] == [("newsletters", "Newsletters")]
 

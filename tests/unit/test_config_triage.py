@@ -83,7 +83,7 @@ def test_defaults_with_a_config_without_triage_or_batches(tmp_path: Path) -> Non
     config = load_config(write(tmp_path, text), required=True)
     assert config.triage == TriageConfig()
     assert_default_batches(config.batches)
-    assert config.extra == {"accounts": {"root": "Shared"}}
+    assert config.accounts.root == "Shared"
 
 
 def test_empty_triage_table_gives_defaults(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_full_triage_and_two_batches(tmp_path: Path, monkeypatch: pytest.MonkeyP
             (time(8, 30), time(12, 30), time(16, 30)), WORKDAYS, ZoneInfo("America/New_York")
         ),
     )
-    assert config.extra == {"accounts": {"root": "Public/Accounts"}}
+    assert config.accounts.root == "Public/Accounts"
 
 
 def test_configured_batches_replace_the_defaults(tmp_path: Path) -> None:

@@ -1,0 +1,273 @@
+"""Putting mail into the shared account folders: once per message, whoever files it first.
+
+Received mail is copied (``UID COPY``) during triage, before the engine tags or holds it, so the
+team's copy carries none of this user's keywords. Sent mail and filings that failed wait in the
+store's queue and are appended (``\\Seen $Sent`` for sent mail) with retries.
+
+"Once" across a team: before copying, the folder is searched for the Message-ID. Two colleagues'
+proxies can still both miss each other's copy and copy at the same instant; so after copying,
+each looks again, and the copy with the lowest UID is the one that stays: a proxy whose own new
+copy is not the lowest removes exactly that copy (``UID EXPUNGE`` of its UID). UIDs only grow, so
+the later copier always sees the earlier copy and exactly one remains. This is the one removal
+commsproxy ever does outside a move, and only of a duplicate it made itself a moment before.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..config import AccountsConfig
+from .filing import AccountGuesser, AccountRules, Filing
+from .imapdata import quote_string
+from .store import Filed, QueuedFiling, StateStore
+from .upstream import CommandRefused, Upstream
+
+__all__ = ["FILED", "SENT", "Filer", "FilingSetup", "message_id_of", "search_message_ids"]
+
+log = logging.getLogger("commsproxy.filing")
+
+INBOX = "INBOX"
+FILED, SENT = "$Filed", "$Sent"
+_SEARCH_CHUNK = 50  # Message-IDs per SEARCH (nested ORs)
+_MAX_QUEUED = 25 << 20  # a received message larger than this is not queued for a retry
+_RETRY = (60, 300, 1800, 3600, 6 * 3600)  # seconds before the next attempt
+_MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
+def message_id_of(header: bytes) -> str | None:
+    match = _MESSAGE_ID.search(header)
+    return match.group(1).decode("ascii", "replace") if match else None
+
+
+async def search_message_ids(up: Upstream, message_ids: Iterable[str]) -> list[int]:
+    """UIDs in the selected mailbox whose Message-ID header contains one of these."""
+    wanted = sorted(set(message_ids))
+    uids: set[int] = set()
+    for start in range(0, len(wanted), _SEARCH_CHUNK):
+        keys = [
+            f"HEADER Message-ID {quote_string(mid)}"
+            for mid in wanted[start : start + _SEARCH_CHUNK]
+        ]
+        uids.update(await up.search("OR " * (len(keys) - 1) + " ".join(keys)))
+    return sorted(uids)
+
+
+@dataclass(frozen=True)
+class FilingSetup:
+    """What a login's filing needs besides a connection; shared by the engine and the SMTP side."""
+
+    config: AccountsConfig
+    rules: AccountRules
+    guesser: AccountGuesser | None = None
+
+
+class Filer:
+    """Filing on one upstream connection (the engine's worker, which has INBOX selected)."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        store: StateStore,
+        login: str,
+        setup: FilingSetup,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.up = upstream
+        self.store = store
+        self.login = login
+        self.setup = setup
+        self.clock = clock
+        self.root = ""  # the accounts root in the server's syntax, set by prepare()
+        self._delimiter = "/"
+        self._known: set[str] = set()  # folders seen to exist
+
+    def __str__(self) -> str:
+        return f"filing[{self.login}]"
+
+    async def prepare(self) -> None:
+        """Find the accounts root and carry out renames of configured accounts."""
+        self._delimiter = await self.up.delimiter()
+        root = self.setup.config.root
+        if root is None:
+            public = await self.up.public_prefix()
+            root = (public or "") + "Accounts"
+        self.root = await self.up.server_name(root.strip("/"))
+        for account in self.setup.config.accounts:
+            before = self.store.account_folder(self.login, account.key)
+            if before is not None and before != account.name:
+                await self._rename(before, account.name)
+            self.store.set_account_folder(self.login, account.key, account.name)
+
+    def folder(self, account: str) -> str:
+        return f"{self.root}{self._delimiter}{account}"
+
+    async def _rename(self, old: str, new: str) -> None:
+        source, target = self.folder(old), self.folder(new)
+        if not await self.up.list_mailboxes(source) or await self.up.list_mailboxes(target):
+            return  # a colleague's proxy renamed it already, or it never existed
+        try:
+            await self.up.rename(source, target)
+            log.info("%s: renamed account folder %s to %s", self, source, target)
+        except CommandRefused as err:
+            log.error("%s: cannot rename %s to %s: %s", self, source, target, err)
+
+    async def _ensure(self, folder: str) -> None:
+        if folder in self._known:
+            return
+        if not await self.up.list_mailboxes(folder):
+            await self.up.ensure_mailbox(folder)
+            await self._share(folder)
+        self._known.add(folder)
+
+    async def _share(self, folder: str) -> None:
+        config = self.setup.config
+        if not config.share_with or not self.up.has("ACL"):
+            return
+        for who in config.share_with:
+            try:
+                await self.up.set_acl(folder, who, config.share_rights)
+            except CommandRefused as err:
+                log.warning("%s: cannot give %s rights on %s: %s", self, who, folder, err)
+
+    # -- received mail ------------------------------------------------------------------------
+
+    async def file_incoming(
+        self, items: Sequence[tuple[int, str | None, Filing]], direction: str = "incoming"
+    ) -> set[int]:
+        """Copy INBOX messages ``(uid, message_id, filing)`` to their folders.
+
+        Returns the UIDs now in their folder (copied, or a colleague's copy found), which get
+        ``$Filed``. Leaves INBOX selected. A refusal is logged and queued for a retry.
+        """
+        by_account: dict[str, list[tuple[int, str | None, Filing]]] = {}
+        for item in items:
+            by_account.setdefault(item[2].account, []).append(item)
+        done: set[int] = set()
+        records: list[Filed] = []
+        try:
+            for account, group in by_account.items():
+                folder = self.folder(account)
+                try:
+                    done |= await self._copy_group(folder, group, records)
+                except CommandRefused as err:
+                    log.error(
+                        "%s: cannot file %d message(s) into %s: %s (the mail itself is fine; "
+                        "filing is retried later)", self, len(group), folder, err,
+                    )  # fmt: skip
+                    await self.up.select(INBOX)
+                    await self._queue_failed(group, str(err))
+        finally:
+            if self.up.selected != INBOX:
+                await self.up.select(INBOX)
+            self.store.record_filings(records)
+        return done
+
+    async def _copy_group(
+        self, folder: str, group: list[tuple[int, str | None, Filing]], records: list[Filed]
+    ) -> set[int]:
+        await self._ensure(folder)
+        present = await self._present(folder, [mid for _, mid, _ in group if mid])
+        todo = [uid for uid, mid, _ in group if mid is None or mid not in present]
+        await self.up.select(INBOX)
+        copied = await self.up.copy(todo, folder) if todo else {}
+        ids = {uid: mid for uid, mid, _ in group if mid}
+        await self._settle(folder, {ids[uid]: new for uid, new in copied.items() if uid in ids})
+        now = self.clock()
+        for uid, mid, filing in group:
+            outcome = "copied" if uid in todo else "present"
+            records.append(Filed(self.login, mid, filing.account, "incoming", outcome,
+                                 filing.reason, now))  # fmt: skip
+            log.info("%s: uid %d %s %s (%s)", self, uid, outcome, folder, filing.reason)
+        return {uid for uid, _, _ in group}
+
+    async def _queue_failed(self, group: list[tuple[int, str | None, Filing]], error: str) -> None:
+        """Keep the message for a later APPEND; the INBOX copy may be held or moved by then."""
+        fetched = await self.up.fetch([uid for uid, _, _ in group], "(UID RFC822.SIZE BODY.PEEK[])")
+        by_uid = {f.uid: f for f in fetched}
+        now = self.clock()
+        for uid, mid, filing in group:
+            message = by_uid.get(uid)
+            if message is None or len(message.text) > _MAX_QUEUED:
+                continue
+            row = self.store.queue_filing(
+                self.login, filing.account, mid, message.text, "", "incoming", filing.reason, now
+            )
+            self.store.filing_failed(row, error, now + timedelta(seconds=_RETRY[0]))
+
+    # -- the queue: sent mail and retries -----------------------------------------------------
+
+    async def drain(self) -> None:
+        """Append what is due in the queue; on refusal, try again later (backing off)."""
+        due = self.store.due_filings(self.login, self.clock())
+        try:
+            for queued in due:
+                await self._append_one(queued)
+        finally:
+            if due and self.up.selected != INBOX:
+                await self.up.select(INBOX)
+
+    async def _append_one(self, queued: QueuedFiling) -> None:
+        folder = self.folder(queued.account)
+        try:
+            await self._ensure(folder)
+            present = queued.message_id and await self._present(folder, [queued.message_id])
+            outcome = "present"
+            if not present:
+                flags = queued.flags.split()
+                uid = await self.up.append(folder, queued.content, flags, self.clock())
+                if queued.message_id and uid is not None:
+                    await self._settle(folder, {queued.message_id: uid})
+                outcome = "appended"
+        except CommandRefused as err:
+            delay = _RETRY[min(queued.attempts, len(_RETRY) - 1)]
+            log.error(
+                "%s: cannot file %s into %s: %s; trying again in %d min (the message was "
+                "sent and is fine)", self, queued.message_id or "a message", folder, err,
+                delay // 60,
+            )  # fmt: skip
+            self.store.filing_failed(queued.id, str(err), self.clock() + timedelta(seconds=delay))
+            return
+        self.store.record_filings(
+            [Filed(self.login, queued.message_id, queued.account, queued.direction, outcome,
+                   queued.reason, self.clock())]
+        )  # fmt: skip
+        self.store.filing_done(queued.id)
+        log.info("%s: %s %s %s (%s)", self, queued.message_id, outcome, folder, queued.reason)
+
+    # -- once per folder ----------------------------------------------------------------------
+
+    async def _present(self, folder: str, message_ids: Iterable[str]) -> dict[str, list[int]]:
+        """Which of these Message-IDs the folder has, with their UIDs (ascending)."""
+        wanted = set(message_ids)
+        found: dict[str, list[int]] = {}
+        if not wanted:
+            return found
+        await self.up.examine(folder)
+        uids = await search_message_ids(self.up, wanted)
+        # SEARCH HEADER matches substrings: read each candidate's own Message-ID.
+        for fetched in await self.up.fetch(uids, "(UID BODY.PEEK[HEADER])") if uids else []:
+            mid = message_id_of(fetched.header)
+            if mid in wanted:
+                found.setdefault(mid, []).append(fetched.uid)
+        return {mid: sorted(uids) for mid, uids in found.items()}
+
+    async def _settle(self, folder: str, mine: dict[str, int]) -> None:
+        """Remove our own new copies that lost the race to an earlier copy (lower UID)."""
+        if not mine:
+            return
+        present = await self._present(folder, mine)
+        losers = sorted(
+            uid for mid, uid in mine.items() if present.get(mid) and present[mid][0] < uid
+        )
+        if not losers:
+            return
+        await self.up.select(folder)
+        await self.up.add_flags(losers, ["\\Deleted"])
+        await self.up.expunge_uids(losers)
+        log.info(
+            "%s: %d message(s) were filed by a colleague first: kept theirs", self, len(losers)
+        )
