@@ -353,11 +353,17 @@ def load_config(path: Path | None = None, *, required: bool = False) -> Config:
         return Config()
     try:
         text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(path, "", f"cannot read: {err}") from None
+    return parse_config_text(path, text)
+
+
+def parse_config_text(path: Path, text: str) -> Config:
+    """The config in ``text`` (errors name ``path``): also checks an edit before it is saved."""
+    try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(path, "", f"not valid TOML: {err}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(path, "", f"cannot read: {err}") from None
     return _parse(_Loader(path, text), data)
 
 

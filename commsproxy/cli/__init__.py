@@ -1,5 +1,6 @@
 """The ``commsproxy`` command: parse options, call the library, print. No logic of its own."""
 
+from . import accounts as _accounts  # noqa: F401  (registers accounts list, add)
 from . import classifier as _classifier  # noqa: F401  (registers train, classify)
 from . import proxy as _proxy  # noqa: F401  (registers run, init)
 from . import triage as _triage  # noqa: F401  (registers status, release, explain)

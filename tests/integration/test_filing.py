@@ -8,8 +8,11 @@ config and state; all three configs name the same customer account. The team's o
 
 from __future__ import annotations
 
+import json
 import shlex
 import smtplib
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -288,3 +291,22 @@ def test_a_folder_without_insert_rights_is_logged_and_mail_is_kept(
     assert census(dovecot, member.user, HOLD)[mid] == 1  # delivered and triaged as usual
     assert "$Filed" not in member.flags(mid)
     assert folder_ids(dovecot, member.user, folder)[mid] == 0
+
+
+def test_accounts_list_shows_folders_and_counts(dovecot: Dovecot, team: list[Member]) -> None:
+    alice = team[0]
+    mid = _id()
+    deliver_to(dovecot, [alice.user], customer_mail(mid, team))
+    assert wait_until(lambda: "$Filed" in alice.flags(mid), 20)
+    result = subprocess.run(
+        [sys.executable, "-m", "commsproxy", "accounts", "list", "--json",
+         "--config", str(alice.config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert listed["root"] == "Public/Accounts"
+    row = next(r for r in listed["accounts"] if r["key"] == "acme")
+    assert row["folder"] == _folder(alice)
+    assert row["messages"] == sum(folder_ids(dovecot, alice.user, _folder(alice)).values())
+    assert row["domains"] == ["acme.example"]
