@@ -200,6 +200,17 @@ def _login_status(
         if store
         else [],
         "corrections": len(store.corrections(login)) if store else 0,
+        "filing_queue": [
+            {
+                "account": q.account,
+                "message_id": q.message_id,
+                "direction": q.direction,
+                "attempts": q.attempts,
+                "next_try": _iso(q.next_try),
+                "last_error": q.last_error,
+            }
+            for q in (store.queued_filings(login) if store else [])
+        ],
     }
 
 
@@ -278,6 +289,12 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
         for entry in login["recent"]:
             yield f"    {_decision_line(entry, zone)}"
         yield f"  corrections recorded: {login['corrections']}"
+        for queued in login["filing_queue"]:
+            error = f"; last error: {queued['last_error']}" if queued["last_error"] else ""
+            yield (
+                f"  waiting to be filed: {queued['message_id'] or '(no Message-ID)'} in "
+                f"{queued['account']} ({queued['attempts']} attempts{error})"
+            )
 
 
 def _decision_line(entry: dict[str, Any], zone: tzinfo) -> str:
@@ -494,6 +511,7 @@ def explain(
             if store
             else []
         )
+        filings = store.filings_for_message_id(bare) if store else []
     mailboxes = {batch.name: batch.mailbox for batch in config.batches}
     if as_json:
         result = {
@@ -503,9 +521,20 @@ def explain(
                 for d in decisions
             ],
             "corrections": [_correction_json(c) for c in corrections],
+            "filings": [
+                {
+                    "login": f.login,
+                    "at": _iso(f.filed_at),
+                    "account": f.account,
+                    "direction": f.direction,
+                    "outcome": f.outcome,
+                    "reason": f.reason,
+                }
+                for f in filings
+            ],
         }
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
-    if not decisions:
+    if not decisions and not filings:
         raise click.ClickException(
             f"no decision recorded for <{bare}>; it may predate commsproxy or the state file "
             "was reset"
@@ -535,4 +564,10 @@ def explain(
         click.echo(
             f"  corrected {_show(correction.at, zone)} by {correction.kind}: "
             f"{correction.label}{was}"
+        )
+    for filed in filings:
+        how = {"present": "already there (a colleague filed it)"}.get(filed.outcome, filed.outcome)
+        click.echo(
+            f"  {filed.direction} mail filed {_show(filed.filed_at, zone)} for {filed.login}: "
+            f"{filed.account}, {how}; why: {filed.reason}"
         )

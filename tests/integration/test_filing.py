@@ -96,6 +96,12 @@ vip = ["boss@acme.example"]
                     return set(record.get("flags", "").split())
         return set()
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "commsproxy", *args, "--config", str(self.config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
     def send(self, message: bytes, recipients: list[str]) -> None:
         assert self.proxy is not None
         with smtplib.SMTP("127.0.0.1", self.proxy.smtp_port, timeout=30) as smtp:
@@ -169,8 +175,14 @@ def test_a_customer_message_cc_to_three_colleagues_is_filed_once(
     deliver_to(dovecot, [m.user for m in team], customer_mail(mid, team))
     assert wait_until(lambda: all("$Filed" in m.flags(mid) for m in team), 20)
     assert folder_ids(dovecot, team[0].user, _folder(team[0]))[mid] == 1
+    outcomes = []
     for member in team:  # each colleague still has their own copy, triaged as usual
         assert census(dovecot, member.user, HOLD)[mid] == 1
+        explained = json.loads(member.cli("explain", mid, "--json").stdout)
+        outcomes += [(f["account"], f["outcome"]) for f in explained["filings"]]
+    assert len(outcomes) == 3  # one filing on record per colleague, all to the same account
+    assert {a for a, _ in outcomes} == {team[0].account}
+    assert {o for _, o in outcomes} <= {"copied", "present"}
 
 
 def test_mail_from_unknown_free_mail_and_internal_mail_is_not_filed(
@@ -298,11 +310,7 @@ def test_accounts_list_shows_folders_and_counts(dovecot: Dovecot, team: list[Mem
     mid = _id()
     deliver_to(dovecot, [alice.user], customer_mail(mid, team))
     assert wait_until(lambda: "$Filed" in alice.flags(mid), 20)
-    result = subprocess.run(
-        [sys.executable, "-m", "commsproxy", "accounts", "list", "--json",
-         "--config", str(alice.config)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    result = alice.cli("accounts", "list", "--json")
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     assert listed["root"] == "Public/Accounts"
