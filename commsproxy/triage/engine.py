@@ -239,6 +239,8 @@ class Engine:
             worker, self.store, self.settings.login, setup, self.settings.clock
         )
         await filer.prepare()
+        if not self.settings.dry_run:
+            await filer.drain(everything=True)  # whatever made them fail may be fixed now
         self._team = TeamWatch(
             worker, self.store, self.settings.login, filer, setup, self.settings.own_addresses,
             [*self.hold_names.values()],

@@ -200,9 +200,11 @@ class Filer:
 
     # -- the queue: sent mail and retries -----------------------------------------------------
 
-    async def drain(self) -> None:
-        """Append what is due in the queue; on refusal, try again later (backing off)."""
-        due = self.store.due_filings(self.login, self.clock())
+    async def drain(self, *, everything: bool = False) -> None:
+        """Append what is due in the queue (``everything``: all of it, as after a restart,
+        when the cause may be fixed); on refusal, try again later, backing off."""
+        now = self.clock()
+        due = self.store.due_filings(self.login, now + timedelta(days=3650) if everything else now)
         try:
             for queued in due:
                 await self._append_one(queued)
