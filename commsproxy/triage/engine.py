@@ -31,6 +31,7 @@ from typing import Protocol
 from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, TriageConfig
 from ..endpoints import Endpoint
+from .corrections import CorrectionWatch
 from .decide import BULK, NORMAL, URGENT, Decider
 from .filer import FILED, Filer, FilingSetup
 from .filing import resolve_incoming
@@ -111,6 +112,7 @@ class Engine:
         self._releaser: Releaser | None = None
         self._filer: Filer | None = None
         self._team: TeamWatch | None = None
+        self._corrections: CorrectionWatch | None = None
         self._ready = asyncio.Event()
         # INBOX after the last pass: (messages, of which triaged) — triaged ones come first,
         # in UID order, so the gate may show a client that many and no more.
@@ -196,6 +198,10 @@ class Engine:
             watcher = await self._connect(credentials)
             await self._prepare(worker)
             await self._start_filing(worker)
+            self._corrections = CorrectionWatch(
+                worker, self.store, self.settings.login, self.hold_names, self.settings.batches,
+                self.settings.clock,
+            )  # fmt: skip
             releaser = self._releaser = self._make_releaser(worker)
             await releaser.resume_unfinished(self.settings.batches)
             # Due releases first: on a first start (no release on record) this must not
@@ -218,7 +224,7 @@ class Engine:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._releaser = self._filer = self._team = None
+            self._releaser = self._filer = self._team = self._corrections = None
             await worker.logout()
             if watcher is not None:
                 await watcher.logout()
@@ -280,15 +286,13 @@ class Engine:
             self._wake.clear()
             await self._triage_pass(worker)
             await self._release_due(releaser)
-            await self._filing_work()
-
-    async def _filing_work(self) -> None:
-        if self._filer is None or self.settings.dry_run:
-            return
-        async with self._lock:
-            await self._filer.drain()
-            if self._team is not None:
-                await self._team.maybe_scan()
+            async with self._lock:
+                if self._corrections is not None:
+                    await self._corrections.maybe_scan()
+                if self._filer is not None and not self.settings.dry_run:
+                    await self._filer.drain()
+                if self._team is not None and not self.settings.dry_run:
+                    await self._team.maybe_scan()
 
     # -- triage -------------------------------------------------------------------------------
 

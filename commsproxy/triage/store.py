@@ -325,6 +325,10 @@ class StateStore:
             _columns(correction),
         )
 
+    def has_correction(self, login: str, message_id: str, kind: str) -> bool:
+        sql = "SELECT 1 FROM corrections WHERE login = ? AND message_id = ? AND kind = ? LIMIT 1"
+        return bool(self._read(sql, (login, _message_id(message_id), kind)))
+
     def corrections(self, login: str | None = None) -> list[Correction]:
         sql = "SELECT * FROM corrections WHERE (?1 IS NULL OR login = ?1) ORDER BY at, id"
         return self._records(Correction, sql, (login,))

@@ -426,6 +426,39 @@ def test_message_without_id_and_30_mb_message(account: Account) -> None:
     assert not re.search(r"Traceback| ERROR | WARNING ", log), log
 
 
+def test_demoting_and_flagging_are_recorded_as_corrections(account: Account) -> None:
+    """Urgent mail dragged into Later, and held mail flagged: both teach the next train."""
+    proxy = account.start()
+    urgent, held = _id(), _id()
+    account.deliver(vip_mail(urgent))
+    account.deliver(thread_reply(held))
+    wait_decided(proxy, 2)
+    held_in = wait_in(account, held, HELD)
+    assert account.where(urgent) == "INBOX"
+
+    conn = account.imap()
+    conn.select("INBOX")
+    typ, data = conn.uid("MOVE", uid_of(conn, urgent), "Later")
+    assert typ == "OK", data
+    conn.select(f'"{held_in}"')
+    typ, data = conn.uid("STORE", uid_of(conn, held), "+FLAGS", "(\\Flagged)")
+    assert typ == "OK", data
+    conn.logout()
+
+    def recorded() -> list[tuple[str | None, str, str, str | None]]:
+        with StateStore.open(account.state_dir) as store:
+            found = store.corrections(account.user)
+        return sorted((c.message_id, c.kind, c.label, c.previous) for c in found)
+
+    expected = sorted(
+        [(urgent.strip("<>"), "demote", "normal", "urgent"),
+         (held.strip("<>"), "flag", "urgent", "normal" if held_in == "Later" else "bulk")]
+    )  # fmt: skip
+    assert wait_until(lambda: recorded() == expected, 30), recorded()
+    assert "$Later" in account.flags(urgent)  # recorded once; a drag back reads as a rescue
+    assert account.where(urgent) == "Later"  # the user's move stands
+
+
 def test_rescued_message_stays_in_inbox(account: Account) -> None:
     proxy = account.start()
     reply = _id()
