@@ -48,7 +48,7 @@ __all__ = ["KEYWORDS", "Engine", "EngineSettings"]
 log = logging.getLogger("commsproxy.triage")
 
 INBOX = "INBOX"
-TRIAGED, RELEASED = "$Triaged", "$Released"
+TRIAGED, RELEASED, NOT_HELD = "$Triaged", "$Released", "$NotHeld"
 KEYWORDS = {URGENT: ("$Urgent", "$label1"), NORMAL: ("$Later",), BULK: ("$Bulk",)}
 HOLD_KEYWORDS = {"$Later": NORMAL, "$Bulk": BULK}
 _CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
@@ -335,7 +335,7 @@ class Engine:
             if TRIAGED not in fl or RELEASED in fl:
                 continue
             held_as = next((HOLD_KEYWORDS[k] for k in fl if k in HOLD_KEYWORDS), None)
-            if held_as is None:
+            if held_as is None or NOT_HELD in fl:
                 continue
             known = self.store.decision_for_uid(s.login, INBOX, uidvalidity, uid)
             if known is not None and known.held and known.batch in self.hold_names:
@@ -355,6 +355,12 @@ class Engine:
             # Filing copies before tagging, so the team's copy carries none of our keywords.
             filed = await self._file([f.uid for f in fetched], mails)
             await self._tag(worker, labels)
+            # Would be held but was not (read already, or a dry run): say so on the server, so
+            # that without the store it is not mistaken for mail the user brought back.
+            held_now = {uid for uids in holds.values() for uid in uids}
+            kept = [u for u, label in labels.items() if label != URGENT and u not in held_now]
+            if kept:
+                await worker.add_flags(kept, (NOT_HELD,))
             if filed:
                 await worker.add_flags(filed, (FILED,))
         if s.dry_run:

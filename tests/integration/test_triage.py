@@ -260,6 +260,17 @@ def test_dry_run_tags_without_moving(account: Account) -> None:
         proxy.log_text()
     )
     assert "held 1 message" not in proxy.log_text()
+    assert "$NotHeld" in account.flags(news)
+
+    # A real run after the state store is lost: the newsletter the dry run tagged is neither
+    # triaged again nor mistaken for mail the user brought back from a hold mailbox.
+    (account.state_dir / FILENAME).unlink()
+    real = account.start()
+    later = _id()
+    account.deliver(vip_mail(later))
+    assert wait_until(lambda: "$Triaged" in account.flags(later), 20)
+    assert "came back from a hold mailbox" not in real.log_text()
+    assert account.where(news) == "INBOX"
 
 
 def test_release_now_while_running(account: Account) -> None:
