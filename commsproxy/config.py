@@ -329,7 +329,8 @@ class _Loader:
         for number, text in enumerate(self.lines, 1):
             match = header.match(text)
             if match is not None:
-                current = match.group(1)
+                # [accounts."acme.com"] is the table accounts.acme.com
+                current = re.sub(r"\s*\.\s*", ".", match.group(1).replace('"', ""))
                 if current == table:
                     seen += 1
                     if not key and seen == index:
@@ -663,6 +664,10 @@ def _parse_accounts(loader: _Loader, table: Mapping[str, Any]) -> AccountsConfig
         if problem:
             raise r.fail("root", f"{table['root']!r}: {problem}")
     model = r.get("model", str, 'a path to a model file written by `commsproxy train`, or "none"')
+    if model is not None and not model.strip():
+        raise r.fail(
+            "model", 'expected a path to a model file written by `commsproxy train`, or "none"'
+        )
     if model is not None and model.strip().lower() not in ("none", "auto"):
         model = str(_path(model))
     elif model is not None:

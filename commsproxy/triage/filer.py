@@ -35,12 +35,18 @@ FILED, SENT = "$Filed", "$Sent"
 _SEARCH_CHUNK = 50  # Message-IDs per SEARCH (nested ORs)
 _MAX_QUEUED = 25 << 20  # a received message larger than this is not queued for a retry
 _RETRY = (60, 300, 1800, 3600, 6 * 3600)  # seconds before the next attempt
-_MESSAGE_ID = re.compile(rb"^message-id:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+_MESSAGE_ID = re.compile(
+    rb"^message-id:[ \t]*(?:\r?\n[ \t]+)?(?:<([^>\r\n]*)>|([^\s<>]+))",  # may be folded
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def message_id_of(header: bytes) -> str | None:
+    """The Message-ID as ``<id>``, also when the header lacks the brackets (as parse_mail)."""
     match = _MESSAGE_ID.search(header)
-    return match.group(1).decode("ascii", "replace") if match else None
+    if match is None:
+        return None
+    return "<" + (match.group(1) or match.group(2)).decode("ascii", "replace").strip() + ">"
 
 
 async def search_message_ids(up: Upstream, message_ids: Iterable[str]) -> list[int]:
@@ -48,10 +54,10 @@ async def search_message_ids(up: Upstream, message_ids: Iterable[str]) -> list[i
     wanted = sorted(set(message_ids))
     uids: set[int] = set()
     for start in range(0, len(wanted), _SEARCH_CHUNK):
-        keys = [
-            f"HEADER Message-ID {quote_string(mid)}"
-            for mid in wanted[start : start + _SEARCH_CHUNK]
-        ]
+        # Without the brackets: SEARCH HEADER matches substrings, so a header written without
+        # them matches too; callers compare the exact Message-ID afterwards.
+        chunk = wanted[start : start + _SEARCH_CHUNK]
+        keys = [f"HEADER Message-ID {quote_string(mid.strip('<>'))}" for mid in chunk]
         uids.update(await up.search("OR " * (len(keys) - 1) + " ".join(keys)))
     return sorted(uids)
 

@@ -253,9 +253,8 @@ def _expand(uids: bytes) -> list[int]:
     out: list[int] = []
     for part in uids.split(b","):
         low, _, high = part.partition(b":")
-        first, last = int(low), int(high or low)
-        step = 1 if last >= first else -1  # RFC 4315 allows 5:3
-        out.extend(range(first, last + step, step))
+        first, last = sorted((int(low), int(high or low)))  # 5:3 is the same set as 3:5
+        out.extend(range(first, last + 1))
     return out
 
 
