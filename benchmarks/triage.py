@@ -57,6 +57,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,9 @@ DEFAULT_JSON = REPO / "benchmarks" / "results" / "triage.json"
 HOST = "127.0.0.1"
 VIP = "Boss <boss@example.com>"
 HOLD_MAILBOXES = ("Later", "Later/Bulk")
-SECTIONS = ("latency", "backlog", "release")
-FULL = {"latency": 500, "backlog": 10_000, "release": 5_000}
-QUICK = {"latency": 50, "backlog": 500, "release": 200}
+SECTIONS = ("latency", "backlog", "release", "filing")
+FULL = {"latency": 500, "backlog": 10_000, "release": 5_000, "filing": 2_000}
+QUICK = {"latency": 50, "backlog": 500, "release": 200, "filing": 200}
 WARM_UP = 5  # latency deliveries before the measured ones (first-use costs)
 POLL = 0.005  # seconds between NOOPs of the latency probe
 
@@ -123,9 +124,12 @@ _MESSAGE_ID = re.compile(rb"^message-id:", re.IGNORECASE)
 _FROM = re.compile(rb"^from:", re.IGNORECASE)
 
 
-def make_message(base: bytes, tag: str, index: int, *, vip: bool = False) -> bytes:
+def make_message(
+    base: bytes, tag: str, index: int, *, vip: bool = False, sender: str | None = None
+) -> bytes:
     """``base`` with CRLF line ends, no mbox ``From `` line, a unique Message-ID and, for a VIP
-    message, the VIP as its sender."""
+    message, the VIP as its sender (else ``sender`` if given)."""
+    sender = VIP if vip else sender
     head, sep, body = base.replace(b"\r\n", b"\n").partition(b"\n\n")
     lines = head.split(b"\n")
     if lines and lines[0].startswith(b"From "):
@@ -137,12 +141,12 @@ def make_message(base: bytes, tag: str, index: int, *, vip: bool = False) -> byt
             if not dropping:
                 kept.append(line)
             continue
-        dropping = bool(_MESSAGE_ID.match(line) or (vip and _FROM.match(line)))
+        dropping = bool(_MESSAGE_ID.match(line) or (sender and _FROM.match(line)))
         if not dropping:
             kept.append(line)
     added = [f"Message-ID: <bench-{tag}-{index}@commsproxy.bench>".encode()]
-    if vip:
-        added.append(f"From: {VIP}".encode())
+    if sender:
+        added.append(f"From: {sender}".encode())
     text = b"\n".join(added + kept) + b"\n\n" + (body if sep else b"")
     return text.replace(b"\n", b"\r\n")
 
@@ -477,15 +481,31 @@ def measure_backlog(
     work: Path,
     profile_dir: Path | None,
     say: Say,
+    *,
+    accounts: int = 0,
 ) -> dict[str, Any]:
+    """Triage of a full INBOX at start; with ``accounts``, every message is from one of that
+    many customer accounts and is filed too."""
     from tests.testbed.proxy import ProxyProcess
     from tests.testbed.triage import write_triage_config
 
     user, password = dovecot.new_user()
     vip = [vip_every > 0 and i % vip_every == 0 for i in range(count)]
-    messages = [make_message(pool[i % len(pool)], "bl", i, vip=v) for i, v in enumerate(vip)]
+    messages = [
+        make_message(pool[i % len(pool)], "bl", i, vip=v,
+                     sender=f"client{i}@customer{i % accounts}.example" if accounts else None)
+        for i, v in enumerate(vip)
+    ]  # fmt: skip
     urgent = sum(vip)
-    config = write_triage_config(dovecot, user, password, work / "backlog")
+    root = f"Public/Bench{uuid.uuid4().hex[:8]}"
+    tables = "".join(
+        f'[accounts.c{k}]\nname = "Customer {k}"\ndomains = ["customer{k}.example"]\n'
+        for k in range(accounts)
+    )
+    config = write_triage_config(
+        dovecot, user, password, work / f"backlog-{accounts}",
+        tables=f'[accounts]\nroot = "{root}"\n{tables}' if accounts else "",
+    )  # fmt: skip
     # A first start with an empty store counts the latest scheduled release as missed and would
     # release the backlog it just held; one start on the empty INBOX records that release.
     first = ProxyProcess(["--config", str(config)]).start(timeout=60)
@@ -535,6 +555,9 @@ def measure_backlog(
     released = [line for line in proxy.lines() if re.search(r"released [1-9]", line)]
     if released:
         raise RuntimeError(f"backlog: commsproxy released held mail: {released}")
+    filed = sum(dovecot.message_count(user, f"{root}/Customer {k}") for k in range(accounts))
+    if filed != (count - urgent if accounts else 0):
+        raise RuntimeError(f"backlog: {filed} filed of {count - urgent} customer messages")
     busy = cpu_done - cpu_ready
     return {
         "user": user,
@@ -554,6 +577,8 @@ def measure_backlog(
         "proxy_cpu_system_seconds": busy.system,
         "proxy_cpu_share": busy.total / (done - ready),
         "inbox_polls": polls,
+        "accounts": accounts,
+        "filed": filed,
         "profile": profile,
     }
 
@@ -658,6 +683,23 @@ def measure_release(
 # -- reporting --------------------------------------------------------------------------------
 
 
+def measure_filing(
+    dovecot: Dovecot, pool: list[bytes], count: int, fill: str, work: Path, say: Say
+) -> dict[str, Any]:
+    """The same customer backlog triaged without and with filing into 5 account folders."""
+    say(f"filing: {count} customer messages, first without [accounts] (the baseline) ...")
+    plain = measure_backlog(dovecot, pool, count, 0, fill, work, None, say, accounts=0)
+    say("filing: the same with [accounts] (5 accounts) ...")
+    filed = measure_backlog(dovecot, pool, count, 0, fill, work, None, say, accounts=5)
+    return {
+        "messages": count,
+        "baseline_msgs_per_s": plain["msgs_per_s_from_ready"],
+        "filing_msgs_per_s": filed["msgs_per_s_from_ready"],
+        "filed": filed["filed"],
+        "ratio": filed["msgs_per_s_from_ready"] / plain["msgs_per_s_from_ready"],
+    }
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -717,6 +759,13 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
              f"{rel['seconds_until_exit']:.1f} s = {rel['msgs_per_s_until_exit']:.0f} msg/s",
              ""),
         ]  # fmt: skip
+    if fil := report.get("filing"):
+        rows += [
+            (f"filing: {fil['messages']} customer messages, triage only (baseline)",
+             f"{fil['baseline_msgs_per_s']:.0f} msg/s", ""),
+            (f"filing: triage + filing into 5 account folders ({fil['filed']} filed)",
+             f"{fil['filing_msgs_per_s']:.0f} msg/s = {fil['ratio']:.2f}x baseline", ""),
+        ]  # fmt: skip
     for name in sorted(failed, key=SECTIONS.index):
         rows.append((f"{name}: FAILED", errors[name], ""))
         verdicts.append((f"{name} ran ({errors[name]})", False))
@@ -740,6 +789,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=int, help="messages delivered one by one (500)")
     parser.add_argument("--backlog", type=int, help="messages in INBOX before start (10000)")
     parser.add_argument("--release", type=int, help="held messages released (5000)")
+    parser.add_argument("--filing", type=int, help="customer messages triaged and filed (2000)")
     parser.add_argument("--quick", action="store_true", help="small sizes: 50 / 500 / 200")
     parser.add_argument("--baseline", type=int, help="deliveries without proxy (latency, 100)")
     parser.add_argument("--interval", type=float, default=0.05, help="s between deliveries")
@@ -838,6 +888,7 @@ def run_benchmark(args: argparse.Namespace, sections: list[str], say: Say) -> di
                 say,
             ),
             "release": lambda: measure_release(dovecot, pool, args.release, work, say),
+            "filing": lambda: measure_filing(dovecot, pool, args.filing, args.fill, work, say),
         }
         for name in SECTIONS:
             if name in sections and getattr(args, name) > 0:

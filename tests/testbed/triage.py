@@ -31,6 +31,7 @@ def write_triage_config(
     extra: str = "",
     batches: str | None = None,
     upstream: str | None = None,
+    tables: str = "",
 ) -> Path:
     """A config for ``user`` with VIP ``boss@example.com``; default batches unless given.
 
@@ -55,6 +56,7 @@ vip = ["boss@example.com", "*@vip.example"]
 gate_timeout = 5
 {extra}
 {batches or ""}
+{tables}
 """,
         encoding="utf-8",
     )
