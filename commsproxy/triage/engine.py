@@ -174,6 +174,10 @@ class Engine:
                 failures += 1
                 log.warning("%s: %s; reconnecting in %g s", self, err, delay)
                 await self._sleep(stop, delay)
+            except Exception:
+                # A bug must not silently end triage for this login: say so, start over.
+                log.exception("%s: unexpected error; starting over in %g s", self, _BACKOFF[-1])
+                await self._sleep(stop, _BACKOFF[-1])
             finally:
                 self._ready.clear()
 

@@ -241,7 +241,10 @@ class Upstream:
         await self._simple("RENAME", quote_mailbox(old), quote_mailbox(new))
 
     async def set_acl(self, mailbox: str, identifier: str, rights: str) -> None:
-        await self._simple("SETACL", quote_mailbox(mailbox), quote_string(identifier), rights)
+        protocol = self._client.protocol  # aioimaplib has no SETACL method: send it as is
+        args = (quote_mailbox(mailbox), quote_string(identifier), rights)
+        command = aioimaplib.Command("SETACL", protocol.new_tag(), *args, loop=protocol.loop)
+        await self._ok(f"SETACL {mailbox} {identifier}", protocol.execute(command))
 
     async def message_count(self, name: str) -> int | None:
         response = await self._simple("STATUS", quote_mailbox(name), "(MESSAGES)")

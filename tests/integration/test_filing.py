@@ -155,6 +155,9 @@ def team(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         Member(dovecot, base / name, account, accounts_table(account))
         for name in ("alice", "bob", "carol")
     ]
+    team_users = ", ".join(f'"{m.user}"' for m in members)
+    for member in members:  # new account folders are shared with the team by ACL
+        member.write_config(accounts_table(account, extra=f"share_with = [{team_users}]"))
     try:
         for member in members:
             member.start()
@@ -318,3 +321,13 @@ def test_accounts_list_shows_folders_and_counts(dovecot: Dovecot, team: list[Mem
     assert row["folder"] == _folder(alice)
     assert row["messages"] == sum(folder_ids(dovecot, alice.user, _folder(alice)).values())
     assert row["domains"] == ["acme.example"]
+
+
+def test_a_new_account_folder_is_shared_with_the_team(dovecot: Dovecot, team: list[Member]) -> None:
+    mid = _id()
+    deliver_to(dovecot, [team[0].user], customer_mail(mid, team))
+    assert wait_until(lambda: "$Filed" in team[0].flags(mid), 20)
+    acl = dovecot.doveadm("acl", "get", "-u", team[0].user, _folder(team[0]))
+    rights = {line.split()[0]: set(line.split()[1:]) for line in acl.splitlines()[1:] if line}
+    for member in team:  # share_rights "lrwstipekx", as doveadm names them
+        assert {"lookup", "read", "insert", "write", "write-seen"} <= rights[f"user={member.user}"]
