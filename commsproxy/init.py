@@ -63,6 +63,17 @@ smtp = "{smtp}"
 # release = ["08:30", "12:30", "16:30"]
 # days = "mon-fri"
 # timezone = "Europe/Amsterdam"  # default: this machine's time zone
+
+# Customer accounts: mail from or to a customer is filed once into a shared folder per
+# account (ROOT/NAME), whoever on the team received or sent it.  Add one with
+# `commsproxy accounts add "Acme Corp" --domain acme.com`.
+# [accounts]
+# root = "Public/Accounts"  # default: the server's public namespace + "Accounts"
+# internal_domains = ["example.com"]  # your team's own domains: mail between you is internal
+# share_with = ["alice", "bob"]  # on servers with ACL: who gets rights on a new folder
+# [accounts.acme]
+# name = "Acme Corp"
+# domains = ["acme.com"]  # subdomains too; free-mail customers go in addresses = [...]
 """
 
 

@@ -150,7 +150,7 @@ def test_triage_and_batch_examples_load(tmp_path: Path, monkeypatch: pytest.Monk
     assert config.batches == default_batches()
     text = path.read_text(encoding="utf-8")
     head, triage = text.split("[triage]\n")
-    example = re.compile(r"^# (\[\[batch\]\]|[a-z_]+ = )", re.MULTILINE)
+    example = re.compile(r"^# (\[\[batch\]\]|\[accounts[.a-z]*\]|[a-z_]+ = )", re.MULTILINE)
     path.write_text(head + "[triage]\n" + example.sub(r"\1", triage), encoding="utf-8")
     config = load_config(path, required=True)
     assert config.triage.vip == ("boss@example.com", "*@family.example")
@@ -164,3 +164,8 @@ def test_triage_and_batch_examples_load(tmp_path: Path, monkeypatch: pytest.Monk
         later.schedule.days,
     )
     assert str(batch.schedule.zone) == "Europe/Amsterdam"
+    assert config.accounts.root == "Public/Accounts"
+    assert config.accounts.internal_domains == ("example.com",)
+    assert [(a.key, a.name, a.domains) for a in config.accounts.accounts] == [
+        ("acme", "Acme Corp", ("acme.com",))
+    ]
