@@ -6,10 +6,10 @@ store's queue and are appended (``\\Seen $Sent`` for sent mail) with retries.
 
 "Once" across a team: before copying, the folder is searched for the Message-ID. Two colleagues'
 proxies can still both miss each other's copy and copy at the same instant; so after copying,
-each looks again, and the copy with the lowest UID is the one that stays: a proxy whose own new
-copy is not the lowest removes exactly that copy (``UID EXPUNGE`` of its UID). UIDs only grow, so
-the later copier always sees the earlier copy and exactly one remains. This is the one removal
-commsproxy ever does outside a move, and only of a duplicate it made itself a moment before.
+each looks again and keeps the copy with the lowest UID, removing the others (``UID EXPUNGE``
+of exactly those UIDs). Every proxy picks the same copy, so they never disagree, and a race cut
+short by a crash is repaired the next time the message is filed. This is the one removal
+commsproxy does outside a move: of a second copy of a message that stays in the folder.
 """
 
 from __future__ import annotations
@@ -177,11 +177,12 @@ class Filer:
     ) -> set[int]:
         await self._ensure(folder)
         present = await self._present(folder, [mid for _, mid, _ in group if mid])
+        await self._keep_one(folder, present)  # repairs a race a crash cut short
         todo = [uid for uid, mid, _ in group if mid is None or mid not in present]
         await self.up.select(INBOX)
         copied = await self.up.copy(todo, folder) if todo else {}
         ids = {uid: mid for uid, mid, _ in group if mid}
-        await self._settle(folder, {ids[uid]: new for uid, new in copied.items() if uid in ids})
+        await self._settle(folder, [ids[uid] for uid in copied if uid in ids])
         now = self.clock()
         for uid, mid, filing in group:
             outcome = "copied" if uid in todo else "present"
@@ -228,7 +229,7 @@ class Filer:
                 flags = queued.flags.split()
                 uid = await self.up.append(folder, queued.content, flags, self.clock())
                 if queued.message_id and uid is not None:
-                    await self._settle(folder, {queued.message_id: uid})
+                    await self._settle(folder, [queued.message_id])
                 outcome = "appended"
         except CommandRefused as err:
             delay = _RETRY[min(queued.attempts, len(_RETRY) - 1)]
@@ -263,19 +264,18 @@ class Filer:
                 found.setdefault(mid, []).append(fetched.uid)
         return {mid: sorted(uids) for mid, uids in found.items()}
 
-    async def _settle(self, folder: str, mine: dict[str, int]) -> None:
-        """Remove our own new copies that lost the race to an earlier copy (lower UID)."""
-        if not mine:
-            return
-        present = await self._present(folder, mine)
-        losers = sorted(
-            uid for mid, uid in mine.items() if present.get(mid) and present[mid][0] < uid
-        )
-        if not losers:
+    async def _settle(self, folder: str, message_ids: list[str]) -> None:
+        """After copying: if a colleague's copy got there too, keep only the earliest."""
+        if message_ids:
+            await self._keep_one(folder, await self._present(folder, message_ids))
+
+    async def _keep_one(self, folder: str, present: dict[str, list[int]]) -> None:
+        """One copy per Message-ID: the lowest UID stays. Every proxy picks the same one, and
+        removing a copy another proxy removed already is a no-op, so they never disagree."""
+        extra = sorted(uid for uids in present.values() for uid in uids[1:])
+        if not extra:
             return
         await self.up.select(folder)
-        await self.up.add_flags(losers, ["\\Deleted"])
-        await self.up.expunge_uids(losers)
-        log.info(
-            "%s: %d message(s) were filed by a colleague first: kept theirs", self, len(losers)
-        )
+        await self.up.add_flags(extra, ["\\Deleted"])
+        await self.up.expunge_uids(extra)
+        log.info("%s: %d copies filed twice at once removed from %s", self, len(extra), folder)
