@@ -77,7 +77,7 @@ smtp = "{smtp}"
 """
 
 
-def _toml(value: str) -> str:
+def toml_string(value: str) -> str:
     """A TOML basic string: JSON's string escapes are a subset TOML accepts."""
     return json.dumps(value)
 
@@ -107,15 +107,15 @@ def write_initial_config(
         cert_path, key_path = path.parent / "localhost.pem", path.parent / "localhost-key.pem"
         write_self_signed(cert_path, key_path)
     text = _TEMPLATE.format(
-        upstream=_toml(upstream or "imaps://imap.example.com:993"),
-        smtp_upstream=_toml(smtp_upstream or "smtp+starttls://smtp.example.com:587"),
+        upstream=toml_string(upstream or "imaps://imap.example.com:993"),
+        smtp_upstream=toml_string(smtp_upstream or "smtp+starttls://smtp.example.com:587"),
         smtp_comment="" if smtp_upstream else "# ",
-        username=_toml(username or "me@example.com"),
+        username=toml_string(username or "me@example.com"),
         user_comment="" if username else "# ",
         imap="127.0.0.1:1143",
         smtp="127.0.0.1:1587",
-        cert=_toml(str(cert_path or "/path/to/localhost.pem")),
-        key=_toml(str(key_path or "/path/to/localhost-key.pem")),
+        cert=toml_string(str(cert_path or "/path/to/localhost.pem")),
+        key=toml_string(str(key_path or "/path/to/localhost-key.pem")),
         tls_comment="" if cert else "# ",
     )
     path.parent.mkdir(parents=True, exist_ok=True)

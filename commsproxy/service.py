@@ -275,7 +275,7 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
         own = _own_addresses(route.username, config.accounts.internal_domains)
         filing = None
         if config.accounts.accounts or guesser is not None:
-            filing = FilingSetup(config.accounts, AccountRules(config.accounts, own), guesser)
+            filing = FilingSetup(AccountRules(config.accounts, own), guesser)
         settings = EngineSettings(
             login=route.key,
             endpoint=endpoint,

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..config import ConfigError, default_config_path, load_config, parse_config_text
+from ..init import toml_string
 from ..triage.accountlist import AccountsListError, list_accounts
 from .common import config_option, main
 
@@ -115,10 +116,6 @@ def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "account"
 
 
-def _toml(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-
-
 def add_account_text(
     text: str,
     key: str,
@@ -128,13 +125,13 @@ def add_account_text(
     owner: str | None,
 ) -> str:
     """The config text with one ``[accounts.KEY]`` table appended; comments kept as they are."""
-    lines = [f"[accounts.{_toml(key) if not re.fullmatch(r'[A-Za-z0-9_-]+', key) else key}]"]
-    lines.append(f"name = {_toml(name)}")
+    lines = [f"[accounts.{toml_string(key) if not re.fullmatch(r'[A-Za-z0-9_-]+', key) else key}]"]
+    lines.append(f"name = {toml_string(name)}")
     if domains:
-        lines.append(f"domains = [{', '.join(_toml(d) for d in domains)}]")
+        lines.append(f"domains = [{', '.join(toml_string(d) for d in domains)}]")
     if addresses:
-        lines.append(f"addresses = [{', '.join(_toml(a) for a in addresses)}]")
+        lines.append(f"addresses = [{', '.join(toml_string(a) for a in addresses)}]")
     if owner:
-        lines.append(f"owner = {_toml(owner)}")
+        lines.append(f"owner = {toml_string(owner)}")
     head = text.rstrip("\n")
     return (head + "\n\n" if head else "") + "\n".join(lines) + "\n"

@@ -34,6 +34,7 @@ async def list_accounts(config: Config) -> tuple[str, list[AccountRow]]:
     """The accounts root on the server and one row per account, configured ones first."""
     from ..credentials import run_password_command
     from ..endpoints import client_tls_context
+    from .filer import accounts_root
     from .upstream import UpstreamImapError, connect
 
     login = next((e for e in config.logins if e.username and e.password_command), None)
@@ -50,10 +51,7 @@ async def list_accounts(config: Config) -> tuple[str, list[AccountRow]]:
     except UpstreamImapError as err:
         raise AccountsListError(str(err)) from None
     try:
-        root = config.accounts.root
-        if root is None:
-            root = ((await up.public_prefix()) or "") + "Accounts"
-        root = await up.server_name(root.strip("/"))
+        root = await accounts_root(up, config.accounts.root)
         delimiter = await up.delimiter()
         prefix = root + delimiter
         counts: dict[str, int | None] = {}

@@ -251,10 +251,7 @@ class Engine:
         await filer.prepare()
         if not self.settings.dry_run:
             await filer.drain(everything=True)  # whatever made them fail may be fixed now
-        self._team = TeamWatch(
-            worker, self.store, self.settings.login, filer, setup, self.settings.own_addresses,
-            [*self.hold_names.values()],
-        )  # fmt: skip
+        self._team = TeamWatch(filer, self.settings.own_addresses, [*self.hold_names.values()])
         log.info("%s: filing into %s", self, filer.root)
 
     def wake(self) -> None:

@@ -26,7 +26,15 @@ from .imapdata import quote_string
 from .store import Filed, QueuedFiling, StateStore
 from .upstream import CommandRefused, Upstream
 
-__all__ = ["FILED", "SENT", "Filer", "FilingSetup", "message_id_of", "search_message_ids"]
+__all__ = [
+    "FILED",
+    "SENT",
+    "Filer",
+    "FilingSetup",
+    "accounts_root",
+    "message_id_of",
+    "search_message_ids",
+]
 
 log = logging.getLogger("commsproxy.filing")
 
@@ -62,13 +70,24 @@ async def search_message_ids(up: Upstream, message_ids: Iterable[str]) -> list[i
     return sorted(uids)
 
 
+async def accounts_root(up: Upstream, configured: str | None) -> str:
+    """The accounts root in the server's syntax: configured, else the public namespace's
+    prefix + ``Accounts``, else a private ``Accounts``."""
+    if configured is None:
+        configured = ((await up.public_prefix()) or "") + "Accounts"
+    return await up.server_name(configured.strip("/"))
+
+
 @dataclass(frozen=True)
 class FilingSetup:
     """What a login's filing needs besides a connection; shared by the engine and the SMTP side."""
 
-    config: AccountsConfig
     rules: AccountRules
     guesser: AccountGuesser | None = None
+
+    @property
+    def config(self) -> AccountsConfig:
+        return self.rules.config
 
 
 class Filer:
@@ -97,11 +116,7 @@ class Filer:
     async def prepare(self) -> None:
         """Find the accounts root and carry out renames of configured accounts."""
         self._delimiter = await self.up.delimiter()
-        root = self.setup.config.root
-        if root is None:
-            public = await self.up.public_prefix()
-            root = (public or "") + "Accounts"
-        self.root = await self.up.server_name(root.strip("/"))
+        self.root = await accounts_root(self.up, self.setup.config.root)
         for account in self.setup.config.accounts:
             before = self.store.account_folder(self.login, account.key)
             if before is not None and before != account.name:
@@ -124,8 +139,7 @@ class Filer:
     async def _ensure(self, folder: str) -> None:
         if folder in self._known:
             return
-        if not await self.up.list_mailboxes(folder):
-            await self.up.ensure_mailbox(folder)
+        if await self.up.ensure_mailbox(folder):
             await self._share(folder)
         self._known.add(folder)
 

@@ -38,7 +38,6 @@ _EXISTS = re.compile(rb"^(\d+) EXISTS", re.IGNORECASE)
 _COPYUID = re.compile(rb"\[COPYUID \d+ ([\d:,]+) ([\d:,]+)\]", re.IGNORECASE)
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]", re.IGNORECASE)
 _STATUS_ITEM = re.compile(rb"\b(MESSAGES|UIDNEXT|UIDVALIDITY|UNSEEN|RECENT) (\d+)", re.IGNORECASE)
-_MESSAGES = re.compile(rb"\([^()]*\bMESSAGES (\d+)[^()]*\)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,12 +203,7 @@ def parse_select(lines: Sequence[bytes | bytearray]) -> MailboxInfo:
 
 
 def parse_status_messages(lines: Sequence[bytes | bytearray]) -> int | None:
-    for line in lines[:-1]:
-        if isinstance(line, bytes):
-            match = _MESSAGES.search(line)
-            if match:
-                return int(match.group(1))
-    return None
+    return parse_status(lines).get("MESSAGES")
 
 
 def parse_list(lines: Sequence[bytes | bytearray]) -> list[ListedMailbox]:

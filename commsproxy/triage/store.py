@@ -157,7 +157,7 @@ class Filed:
     message_id: str | None
     account: str
     direction: str  # incoming or outgoing
-    outcome: str  # copied, appended, present (a colleague's copy was there), failed
+    outcome: str  # copied, appended, present (a colleague's copy was there)
     reason: str
     filed_at: datetime
 

@@ -13,9 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from ..classifier.mail import MailParseError, parse_mail
-from .filer import SENT, Filer, FilingSetup, search_message_ids
-from .store import StateStore
-from .upstream import Upstream
+from .filer import SENT, Filer, search_message_ids
 
 __all__ = ["ANSWERED", "TeamWatch"]
 
@@ -26,18 +24,18 @@ ANSWERED = "$Answered-By-Team"
 
 
 class TeamWatch:
+    """Runs on the filer's connection, with its store and rules."""
+
     def __init__(
-        self,
-        upstream: Upstream,
-        store: StateStore,
-        login: str,
-        filer: Filer,
-        setup: FilingSetup,
-        own_addresses: Sequence[str],
-        hold_mailboxes: Sequence[str],
+        self, filer: Filer, own_addresses: Sequence[str], hold_mailboxes: Sequence[str]
     ) -> None:
-        self.up, self.store, self.login, self.filer = upstream, store, login, filer
-        self.setup = setup
+        self.filer = filer
+        self.up, self.store, self.login, self.setup = (
+            filer.up,
+            filer.store,
+            filer.login,
+            filer.setup,
+        )
         self.own = frozenset(a.lower() for a in own_addresses)
         self.mailboxes = (INBOX, *hold_mailboxes)
         self._next = 0.0

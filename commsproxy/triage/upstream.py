@@ -33,7 +33,6 @@ from .imapdata import (
     parse_search,
     parse_select,
     parse_status,
-    parse_status_messages,
     quote_mailbox,
     quote_string,
     uid_set,
@@ -200,10 +199,12 @@ class Upstream:
         """A configured mailbox path (``Later/Bulk``) in the server's own hierarchy syntax."""
         return path.replace("/", await self.delimiter())
 
-    async def ensure_mailbox(self, name: str) -> None:
-        """Create ``name`` (and its parents) unless it exists; subscribe so clients show it."""
+    async def ensure_mailbox(self, name: str) -> bool:
+        """Create ``name`` (and its parents) unless it exists; subscribe so clients show it.
+
+        True when it was missing at first look (created here, or by someone at the same time)."""
         if await self.list_mailboxes(name):
-            return
+            return False
         response = await self._call(f"CREATE {name}", self._client.create(quote_mailbox(name)))
         if response.result != "OK":
             text = b" ".join(bytes(line) for line in response.lines)
@@ -212,6 +213,7 @@ class Upstream:
         else:
             log.info("%s: created mailbox %s", self.name, name)
         await self._call(f"SUBSCRIBE {name}", self._client.subscribe(quote_mailbox(name)))
+        return True
 
     async def select(self, name: str) -> MailboxInfo:
         response = await self._ok(f"SELECT {name}", self._client.select(quote_mailbox(name)))
@@ -245,10 +247,6 @@ class Upstream:
         args = (quote_mailbox(mailbox), quote_string(identifier), rights)
         command = aioimaplib.Command("SETACL", protocol.new_tag(), *args, loop=protocol.loop)
         await self._ok(f"SETACL {mailbox} {identifier}", protocol.execute(command))
-
-    async def message_count(self, name: str) -> int | None:
-        response = await self._simple("STATUS", quote_mailbox(name), "(MESSAGES)")
-        return parse_status_messages(response.lines)
 
     # -- messages in the selected mailbox -------------------------------------------------------
 
