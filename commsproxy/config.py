@@ -397,7 +397,9 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
     return Config(
         path=loader.path,
         proxy=_parse_proxy(_Reader(loader, proxy_table, "proxy", 0)),
-        logins=tuple(_parse_login(_Reader(loader, t, "login", i)) for i, t in enumerate(logins)),
+        logins=_check_logins(
+            loader, [_parse_login(_Reader(loader, t, "login", i)) for i, t in enumerate(logins)]
+        ),
         triage=_parse_triage(_Reader(loader, triage_table, "triage", 0)),
         batches=default_batches() if batch_tables is None else _parse_batches(loader, batch_tables),
         accounts=_parse_accounts(loader, accounts_table),
@@ -483,6 +485,27 @@ def _parse_login(r: _Reader) -> LoginConfig:
     if cafile is not None and not cafile.is_file():
         raise r.fail("cafile", f"no such file: {cafile}")
     return login
+
+
+def _check_logins(loader: _Loader, logins: list[LoginConfig]) -> tuple[LoginConfig, ...]:
+    """With several logins a client is routed by its user name, so each needs its own."""
+    if len(logins) < 2:
+        return tuple(logins)
+    seen: dict[str, int] = {}
+    for index, login in enumerate(logins):
+        if not login.username:
+            raise loader.error(
+                "login", "username", "missing: with several [[login]], each needs a username "
+                "(clients are routed to a login by the user name they log in with)", index,
+            )  # fmt: skip
+        name = login.username.strip().lower()
+        if name in seen:
+            raise loader.error(
+                "login", "username", f"{login.username!r} is already the username of "
+                f"[[login]] number {seen[name] + 1}", index,
+            )  # fmt: skip
+        seen[name] = index
+    return tuple(logins)
 
 
 _VIP = re.compile(r"^(\*|[^\s@*]+)@[^\s@*.]+(\.[^\s@*.]+)*$")

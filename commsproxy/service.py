@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, LoginConfig
 from .endpoints import (
     Endpoint,
     EndpointError,
@@ -28,6 +28,7 @@ from .endpoints import (
 from .proxy.imap.gating import GateHooks
 from .proxy.imap.listener import ImapListener, ImapListenerSettings
 from .proxy.imap.relay import RelayLimits
+from .proxy.routing import LoginRoutes, UpstreamServer
 from .proxy.smtp.handler import SentMessage
 from .proxy.smtp.listener import SmtpListener, SmtpListenerSettings
 from .triage.decide import ModelDecider
@@ -63,8 +64,7 @@ class TriagePlan:
 
     config: Config
     state_dir: Path
-    routes: tuple[tuple[LoginRoute, Endpoint], ...]
-    upstream_tls: ssl.SSLContext
+    routes: tuple[tuple[LoginRoute, UpstreamServer], ...]
     dry_run: bool
 
 
@@ -105,39 +105,66 @@ def _listen(value: str | None, flag: str, default: ListenAddress) -> ListenAddre
         raise _flag(flag, str(err)) from None
 
 
+def _tls_for(cafile: Path | None, from_flag: bool, config: Config) -> ssl.SSLContext:
+    try:
+        return client_tls_context(cafile)
+    except (OSError, ssl.SSLError) as err:
+        where = "--cafile" if from_flag else "[[login]] cafile"
+        raise ConfigError(
+            None if from_flag else config.path, where, f"cannot load {cafile}: {err}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class _LoginServers:
+    username: str | None
+    password_command: str | None
+    imap: UpstreamServer
+    smtp: UpstreamServer | None
+
+
+def _servers(config: Config, options: RunOptions) -> list[_LoginServers]:
+    """Each login's IMAP and SMTP server, the command line's overrides applied."""
+    entries: list[LoginConfig | None] = list(config.logins) or [None]
+    servers = []
+    for login in entries:
+        insecure = options.allow_insecure or bool(login and login.allow_insecure)
+        cafile = options.cafile or (login.cafile if login else None)
+        tls = _tls_for(cafile, options.cafile is not None, config)
+        if options.upstream is not None:
+            imap = _endpoint(options.upstream, "imap", "--upstream", insecure)
+        elif login is not None:
+            imap = login.upstream_imap
+        else:
+            raise _flag(
+                "--upstream",
+                "no upstream IMAP server: pass --upstream URL "
+                "(e.g. imaps://imap.example.com) or configure [[login]] upstream_imap",
+            )
+        smtp = login.upstream_smtp if login else None
+        if options.smtp_upstream is not None:
+            smtp = _endpoint(options.smtp_upstream, "smtp", "--smtp-upstream", insecure)
+        servers.append(
+            _LoginServers(
+                login.username if login else None,
+                login.password_command if login else None,
+                UpstreamServer(imap, tls),
+                UpstreamServer(smtp, tls) if smtp else None,
+            )
+        )
+    return servers
+
+
 def plan(config: Config, options: RunOptions) -> Plan:
     """Merge the config with the command line; raises ConfigError naming the key or flag."""
-    login = config.logins[0] if config.logins else None
-    if len({str(entry.upstream_imap) for entry in config.logins}) > 1:
-        raise ConfigError(
-            config.path,
-            "[[login]] upstream_imap",
-            "several upstream servers are configured; "
-            "this version relays every client to one upstream server",
-        )
-    insecure = options.allow_insecure or bool(login and login.allow_insecure)
-    if options.upstream is not None:
-        imap_upstream = _endpoint(options.upstream, "imap", "--upstream", insecure)
-    elif login is not None:
-        imap_upstream = login.upstream_imap
-    else:
-        raise _flag(
-            "--upstream",
-            "no upstream IMAP server: pass --upstream URL "
-            "(e.g. imaps://imap.example.com) or configure [[login]] upstream_imap",
-        )
-    smtp_upstream = login.upstream_smtp if login else None
-    if options.smtp_upstream is not None:
-        smtp_upstream = _endpoint(options.smtp_upstream, "smtp", "--smtp-upstream", insecure)
-
-    cafile = options.cafile or (login.cafile if login else None)
-    try:
-        upstream_tls = client_tls_context(cafile)
-    except (OSError, ssl.SSLError) as err:
-        where = "--cafile" if options.cafile else "[[login]] cafile"
-        raise ConfigError(
-            None if options.cafile else config.path, where, f"cannot load {cafile}: {err}"
-        ) from None
+    servers = _servers(config, options)
+    first_imap = servers[0].imap
+    first_smtp = next((entry.smtp for entry in servers if entry.smtp is not None), None)
+    imap_routes = smtp_routes = None
+    if len(servers) > 1:  # config.py made sure each has its own username
+        imap_routes = LoginRoutes.of({str(e.username): e.imap for e in servers})
+        smtp_routes = LoginRoutes.of({str(e.username): e.smtp for e in servers if e.smtp})
+    upstream_tls = first_imap.tls
 
     proxy = config.proxy
     cert = options.tls_cert or proxy.tls_cert
@@ -157,37 +184,35 @@ def plan(config: Config, options: RunOptions) -> Plan:
         raise _flag("--tls-key", "needs --tls-cert as well")
 
     imap = ImapListenerSettings(
-        upstream=imap_upstream,
+        upstream=first_imap.endpoint,
         upstream_tls=upstream_tls,
         listen=_listen(options.listen, "--listen", proxy.imap),
         tls_listen=_listen(options.tls_listen, "--tls-listen", proxy.imaps) if local_tls else None,
         local_tls=local_tls,
         limits=RelayLimits(max_literal=proxy.max_literal),
         max_connections=proxy.max_connections,
+        routes=imap_routes,
     )
     smtp = None
-    if smtp_upstream is not None:
+    if first_smtp is not None:
         smtp = SmtpListenerSettings(
-            upstream=smtp_upstream,
-            upstream_tls=upstream_tls,
+            upstream=first_smtp.endpoint,
+            upstream_tls=first_smtp.tls,
             listen=_listen(options.smtp_listen, "--smtp-listen", proxy.smtp),
             local_tls=local_tls,
             size_limit=proxy.max_message_size,
+            routes=smtp_routes,
         )
     triage = None
     if config.triage.enabled and not options.no_triage:
         routes = tuple(
-            (
-                LoginRoute(entry.username or "default", entry.username, entry.password_command),
-                entry.upstream_imap,
-            )
-            for entry in config.logins
-        ) or ((LoginRoute("default", None, None), imap_upstream),)
+            (LoginRoute(e.username or "default", e.username, e.password_command), e.imap)
+            for e in servers
+        )
         triage = TriagePlan(
             config=config,
             state_dir=options.state_dir or proxy.state_dir,
             routes=routes,
-            upstream_tls=upstream_tls,
             dry_run=options.dry_run,
         )
     return Plan(imap, smtp, triage)
@@ -271,15 +296,15 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
         lock.release()
         raise
     hub = TriageHub(store, lock)
-    for route, endpoint in triage.routes:
+    for route, server in triage.routes:
         own = _own_addresses(route.username, config.accounts.internal_domains)
         filing = None
         if config.accounts.accounts or guesser is not None:
             filing = FilingSetup(AccountRules(config.accounts, own), guesser)
         settings = EngineSettings(
             login=route.key,
-            endpoint=endpoint,
-            tls=triage.upstream_tls,
+            endpoint=server.endpoint,
+            tls=server.tls,
             triage=config.triage,
             batches=config.batches,
             dry_run=triage.dry_run,

@@ -2,9 +2,9 @@
 
 The gate asks the hub, by client user name, which engine a session belongs to. A client LOGIN
 whose user name matches a ``[[login]]`` goes to that login; with exactly one login every client
-goes to it; with several, an unknown user name is refused. Passwords come from the login's
-``password_command`` or, failing that, from the client's own LOGIN through the proxy, kept in
-memory only and never written anywhere.
+goes to it (with several, the relay has already refused an unknown user name). Passwords come
+from the login's ``password_command`` or, failing that, from the client's own LOGIN through the
+proxy, kept in memory only and never written anywhere.
 """
 
 from __future__ import annotations
@@ -66,9 +66,6 @@ class TriageHub:
         if len(self.routes) == 1:
             return next(iter(self.routes))
         return None
-
-    def refuses(self, user: str) -> bool:
-        return len(self.routes) > 1 and self.login_for(user) is None
 
     async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
         engine = self.engines.get(login)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,7 @@ cafile = "{cert}"
 
 [[login]]
 upstream_imap = "imap://mail.internal:1143"
+username = "ops"
 allow_insecure = true
 
 [triage]
@@ -405,3 +408,31 @@ def test_missing_upstream_imap_error_points_at_its_login_table(tmp_path: Path) -
     with pytest.raises(ConfigError, match="upstream_imap: missing") as info:
         load_config(path)
     assert info.value.line == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        (
+            '[[login]]\nupstream_imap = "imaps://a.example.com"\nusername = "a"\n\n'
+            '[[login]]\nupstream_imap = "imaps://b.example.com"\n',
+            "each needs a username",
+            5,
+        ),
+        (
+            '[[login]]\nupstream_imap = "imaps://a.example.com"\nusername = "Me"\n\n'
+            '[[login]]\nupstream_imap = "imaps://b.example.com"\nusername = "me"\n',
+            "'me' is already the username of [[login]] number 1",
+            7,
+        ),
+    ],
+    ids=["several logins, one without username", "the same username twice"],
+)
+def test_several_logins_need_their_own_usernames(
+    tmp_path: Path, text: str, message: str, line: int
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        load_config(path)
+    assert info.value.line == line
+    assert "[login] username" in str(info.value)

@@ -36,9 +36,6 @@ class TriageBackend(Protocol):
     def login_for(self, user: str) -> str | None:
         """The triaged login a client user name belongs to, if any."""
 
-    def refuses(self, user: str) -> bool:
-        """True when ``user`` matches no configured login and no default applies."""
-
     async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
         """Triage what arrived; INBOX's (messages, triaged messages), or None on timeout."""
 
@@ -93,12 +90,6 @@ class GateHooks:
     # -- hooks --------------------------------------------------------------------------------
 
     async def before_command(self, session: Session, command: Command) -> bytes | None:
-        if command.name == "LOGIN" and command.login_user is not None:
-            if self.backend.refuses(command.login_user):
-                log.info("%s: LOGIN for %s matches no [[login]]", session, command.login_user)
-                text = "NO [AUTHENTICATIONFAILED] commsproxy: no [[login]] for this user"
-                return f"{command.tag} {text}\r\n".encode()
-            return None
         if command.name not in _CATCH_UP_COMMANDS:
             return None
         login = self._login(session)

@@ -13,6 +13,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from ...endpoints import Endpoint, ListenAddress
+from ..routing import LoginRoutes, describe
 from .relay import RelayHooks, RelayLimits, Session
 
 __all__ = ["ImapListener", "ImapListenerSettings"]
@@ -29,6 +30,7 @@ class ImapListenerSettings:
     local_tls: ssl.SSLContext | None = None  # enables STARTTLS on ``listen``
     limits: RelayLimits = field(default_factory=RelayLimits)
     max_connections: int = 1000
+    routes: LoginRoutes | None = None  # several logins: the user name picks the server
 
 
 class ImapListener:
@@ -53,7 +55,8 @@ class ImapListener:
             bound = ListenAddress(host, port)
             self.addresses.append(bound)
             kind = "implicit TLS" if tls else ("STARTTLS" if s.local_tls else "plain")
-            log.info("IMAP listening on %s (%s) -> upstream %s", bound, kind, s.upstream)
+            where = describe(s.upstream, s.routes)
+            log.info("IMAP listening on %s (%s) -> upstream %s", bound, kind, where)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.sessions) >= self.settings.max_connections:
@@ -69,6 +72,7 @@ class ImapListener:
             local_tls=self.settings.local_tls,
             limits=self.settings.limits,
             hooks=self.hooks,
+            routes=self.settings.routes,
         )
         self.sessions.add(session)
         try:

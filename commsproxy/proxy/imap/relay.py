@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ...endpoints import Endpoint, Security
-from .capability import rewrite_capabilities, strip_capability_code
+from ...endpoints import Endpoint
+from ..routing import LoginRoutes
+from .capability import rewrite_capabilities
 from .codec import (
     NEED_DATA,
     Framer,
@@ -48,8 +49,10 @@ from .parse import (
     parse_response,
     sasl_plain_credentials,
 )
+from .prelogin import Local, PreLogin, Reply, Route
+from .upstream_link import UpstreamError, open_upstream
 
-__all__ = ["RelayHooks", "RelayLimits", "Session", "UpstreamError", "open_upstream"]
+__all__ = ["RelayHooks", "RelayLimits", "Session"]
 
 log = logging.getLogger("commsproxy.imap")
 
@@ -67,10 +70,7 @@ class RelayLimits:
     max_response_line: int = 16 << 20
     max_paused_bytes: int = 32 << 20
     connect_timeout: float = 20.0
-
-
-class UpstreamError(Exception):
-    """The upstream server could not be reached or secured; the message says why, in one line."""
+    login_timeout: float = 60.0  # a routed login: connect, log in, answer (servers delay NO)
 
 
 class RelayHooks(Protocol):
@@ -113,53 +113,6 @@ class SessionState:
     bytes_to_client: int = 0
 
 
-async def open_upstream(
-    endpoint: Endpoint, context: ssl.SSLContext, connect_timeout: float
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes | None]:
-    """Connect to the upstream IMAP server.
-
-    Returns the streams and, for STARTTLS, the greeting already read (the caller forwards it
-    without its stale capability list); raises UpstreamError with a one-line reason.
-    """
-    where = f"upstream {endpoint}"
-    tls = context if endpoint.security is Security.IMPLICIT_TLS else None
-    try:
-        async with asyncio.timeout(connect_timeout):
-            reader, writer = await asyncio.open_connection(
-                endpoint.host,
-                endpoint.port,
-                ssl=tls,
-                server_hostname=endpoint.host if tls else None,
-                limit=_READ_SIZE,
-            )
-            if endpoint.security is not Security.STARTTLS:
-                return reader, writer, None
-            greeting = await reader.readline()
-            if not greeting.startswith(b"* OK"):
-                writer.close()
-                raise UpstreamError(f"{where} did not greet with OK: {greeting[:80]!r}")
-            writer.write(b"cp0 STARTTLS\r\n")
-            while True:
-                line = await reader.readline()
-                if not line:
-                    raise UpstreamError(f"{where} closed the connection during STARTTLS")
-                if line.startswith(b"cp0 "):
-                    break
-            if not line.startswith(b"cp0 OK"):
-                writer.close()
-                raise UpstreamError(f"{where} refused STARTTLS: {line.strip()[:120]!r}")
-            await writer.start_tls(context, server_hostname=endpoint.host)
-            return reader, writer, strip_capability_code(greeting)
-    except TimeoutError:
-        raise UpstreamError(f"{where}: no answer within {connect_timeout:g} s") from None
-    except ssl.SSLCertVerificationError as err:
-        raise UpstreamError(f"{where}: TLS certificate not trusted: {err.verify_message}") from None
-    except ssl.SSLError as err:
-        raise UpstreamError(f"{where}: TLS failed: {err.reason or err}") from None
-    except OSError as err:
-        raise UpstreamError(f"{where} unreachable: {err.strerror or err}") from None
-
-
 class _SessionOver(Exception):
     """Raised inside a pump when the session has been closed and the pump should stop."""
 
@@ -177,6 +130,7 @@ class Session:
         local_tls: ssl.SSLContext | None,
         limits: RelayLimits,
         hooks: RelayHooks | None = None,
+        routes: LoginRoutes | None = None,
     ) -> None:
         self.id = next(_session_ids)
         self.state = SessionState()
@@ -186,6 +140,7 @@ class Session:
         self._client_writer = client_writer
         self._upstream = upstream
         self._upstream_tls = upstream_tls
+        self._routes = routes  # given: connect only once LOGIN says to which server
         self._local_tls = local_tls
         self.client_tls = client_writer.get_extra_info("sslcontext") is not None
         peer = client_writer.get_extra_info("peername")
@@ -224,23 +179,13 @@ class Session:
     async def run(self) -> None:
         """Relay until either side closes; never raises for a peer's misbehaviour."""
         log.info("%s: client %s connected", self, self.peer)
-        try:
-            reader, writer, greeting = await open_upstream(
-                self._upstream, self._upstream_tls, self.limits.connect_timeout
-            )
-        except UpstreamError as err:
-            log.error("%s: %s", self, err)
-            await self._bye_and_close(f"[UNAVAILABLE] commsproxy: {err}")
-            return
-        self._upstream_writer = writer
-        if self._closing:  # shut down while we were connecting
+        if self._routes is not None:
+            reader = await self._login_phase()
+        else:
+            reader = await self._connect_now()
+        if reader is None or self._closing:  # refused, gone, or shut down meanwhile
             await self._close_all()
             return
-        log.info(
-            "%s: upstream %s connected (%s)", self, self._upstream, self._upstream.security.value
-        )
-        if greeting is not None:
-            self._client_writer.write(greeting)
         self._tasks = [
             asyncio.create_task(self._client_pump(), name=f"{self}-client"),
             asyncio.create_task(self._upstream_pump(reader), name=f"{self}-upstream"),
@@ -260,6 +205,141 @@ class Session:
             self.state.bytes_from_client,
             self.state.bytes_to_client,
         )
+
+    async def _connect_now(self) -> asyncio.StreamReader | None:
+        """One upstream for every client: connect at once and let it greet the client."""
+        try:
+            reader, writer, greeting = await open_upstream(
+                self._upstream, self._upstream_tls, self.limits.connect_timeout
+            )
+        except UpstreamError as err:
+            log.error("%s: %s", self, err)
+            await self._bye_and_close(f"[UNAVAILABLE] commsproxy: {err}")
+            return None
+        self._upstream_writer = writer
+        log.info(
+            "%s: upstream %s connected (%s)", self, self._upstream, self._upstream.security.value
+        )
+        if greeting is not None:
+            self._client_writer.write(greeting)
+        return reader
+
+    # -- before LOGIN, when the user name picks the server ------------------------------------
+
+    async def _login_phase(self) -> asyncio.StreamReader | None:
+        """Answer the client (prelogin.py) until a login succeeds on the user's own server."""
+        phase = PreLogin(offer_starttls=self._local_tls is not None and not self.client_tls)
+        self._write_client_now(phase.greeting())
+        framer, eof = self._client_framer, False
+        while not self._closing:
+            try:
+                event = framer.next_event()
+            except LiteralTooLarge as err:
+                if not await self._refuse_literal(err):
+                    return None
+                continue
+            except FramingError as err:
+                await self._client_broke(err)
+                return None
+            if event is NEED_DATA:
+                if eof:
+                    return None
+                data = await self._client_reader.read(_READ_SIZE)
+                self.state.bytes_from_client += len(data)
+                framer.receive_data(data)
+                eof = not data
+                continue
+            action: Reply | Local | Route | None = None
+            if isinstance(event, Line):
+                action = phase.line(event)
+            elif isinstance(event, MessageEnd):
+                self.state.commands += 1
+                action = phase.message(event.head, event.truncated)
+            if isinstance(action, Reply):
+                await self._write_client([action.data])
+                if action.cancel_literal:
+                    framer.cancel_literal()
+                if action.close:  # the reply said BYE
+                    await self._discard_client_input()
+                    return None
+            elif isinstance(action, Local):
+                await _LOCAL_COMMANDS[action.command.name](self, action.command)
+                phase.offer_starttls = self._local_tls is not None and not self.client_tls
+            elif isinstance(action, Route):
+                reader = await self._routed_login(action)
+                if reader is not None:
+                    return reader
+        return None
+
+    async def _routed_login(self, route: Route) -> asyncio.StreamReader | None:
+        """Connect to ``route.user``'s server and log in there; the client gets its answer.
+
+        Returns the upstream reader once logged in; on a refusal or an unreachable server the
+        client is told and stays in the login phase, free to try again.
+        """
+        assert self._routes is not None
+        server = self._routes.server_for(route.user)
+        if server is None:
+            log.info("%s: LOGIN for %s matches no [[login]]", self, route.user)
+            text = "NO [AUTHENTICATIONFAILED] commsproxy: no [[login]] for this user"
+            await self._write_client([f"{route.tag} {text}\r\n".encode()])
+            return None
+        self._upstream, self._upstream_tls = server.endpoint, server.tls
+        self.state.in_flight[route.tag] = Command(route.tag, "LOGIN", ())
+        self._pending_user[route.tag], self._pending_secret[route.tag] = route.user, route.password
+        reader = None
+        try:
+            async with asyncio.timeout(self.limits.login_timeout):
+                reader, writer, _ = await open_upstream(
+                    server.endpoint, server.tls, self.limits.connect_timeout, read_greeting=True
+                )
+                self._upstream_writer = writer
+                await self._send_login(reader, writer, route.upstream)
+                await self._await_answer(reader, route.tag)
+        except (UpstreamError, TimeoutError, OSError, ssl.SSLError) as err:
+            why = str(err) or f"upstream {server.endpoint}: no answer to LOGIN in time"
+            log.error("%s: %s", self, why)
+            self._forget(route.tag)
+            answer = f"{route.tag} NO [UNAVAILABLE] commsproxy: {why}\r\n"
+            await self._write_client([answer.encode()])
+        if reader is not None and self.state.user is not None:
+            log.info("%s: upstream %s (%s)", self, server.endpoint, server.endpoint.security.value)
+            return reader
+        # Refused: the next attempt may name another user, so this connection goes.
+        if self._upstream_writer is not None:
+            self._upstream_writer.close()
+            self._upstream_writer = None
+        self._upstream_framer = Framer(max_line=self.limits.max_response_line, max_head=0)
+        return None
+
+    async def _send_login(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pieces: tuple[bytes, ...]
+    ) -> None:
+        """Send the login, waiting for ``+`` between pieces (a synchronizing literal follows)."""
+        for piece in pieces[:-1]:
+            writer.write(piece)
+            line = await reader.readline()
+            if not line.startswith(b"+"):
+                self._upstream_framer.receive_data(line or b"")  # the answer, read as such
+                return
+        writer.write(pieces[-1])
+
+    async def _await_answer(self, reader: asyncio.StreamReader, tag: str) -> None:
+        """Forward upstream responses to the client until ``tag`` completes."""
+        framer = self._upstream_framer
+        while tag in self.state.in_flight:
+            out: list[bytes] = []
+            while tag in self.state.in_flight and (event := framer.next_event()) is not NEED_DATA:
+                if isinstance(event, Line):
+                    out.append(self._upstream_line(event) if event.first else event.data)
+                elif isinstance(event, LiteralData):
+                    out.append(event.data)
+            await self._write_client(out)
+            if tag in self.state.in_flight:
+                data = await reader.read(_READ_SIZE)
+                if not data:
+                    raise UpstreamError(f"upstream {self._upstream} closed the connection")
+                framer.receive_data(data)
 
     async def shutdown(self, reason: str = "commsproxy is shutting down") -> None:
         """Close politely: a BYE to the client (when between responses), LOGOUT upstream."""
@@ -359,10 +439,9 @@ class Session:
         framer = self._client_framer
         assert self._upstream_writer is not None
         upstream = self._upstream_writer
+        eof = False
         while True:
-            data = await self._client_reader.read(_READ_SIZE)
-            self.state.bytes_from_client += len(data)
-            framer.receive_data(data)
+            # Events first: the login phase may have left pipelined commands in the framer.
             out: list[bytes] = []
             try:
                 while (event := framer.next_event()) is not NEED_DATA:
@@ -386,9 +465,13 @@ class Session:
             if out:
                 upstream.writelines(out)
                 await upstream.drain()
-            if not data:
+            if eof:
                 log.info("%s: client closed the connection", self)
                 return
+            data = await self._client_reader.read(_READ_SIZE)
+            self.state.bytes_from_client += len(data)
+            framer.receive_data(data)
+            eof = not data
 
     async def _client_message(self, line: Line) -> bool:
         """The first line of a client message: True to forward it, False if handled here."""
@@ -507,10 +590,9 @@ class Session:
 
     async def _upstream_pump(self, reader: asyncio.StreamReader) -> None:
         framer = self._upstream_framer
+        eof = False
         while True:
-            data = await reader.read(_READ_SIZE)
-            framer.receive_data(data)
-            out: list[bytes] = []
+            out: list[bytes] = []  # events first: the login's answer may have brought more
             try:
                 # The hottest loop of the proxy (every byte of every FETCH): kept lean.
                 while (event := framer.next_event()) is not NEED_DATA:
@@ -528,11 +610,14 @@ class Session:
                 return
             if out:
                 await self._write_client(out)
-            if not data:
+            if eof:
                 if not self._closing and not self._upstream_said_bye:
                     log.warning("%s: upstream %s closed the connection", self, self._upstream)
                     self._write_client_now(_UPSTREAM_GONE)
                 return
+            data = await reader.read(_READ_SIZE)
+            framer.receive_data(data)
+            eof = not data
 
     def _upstream_line(self, line: Line) -> bytes:
         try:

@@ -23,6 +23,7 @@ import aiosmtplib
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from ...endpoints import Endpoint, Security
+from ..routing import LoginRoutes, UpstreamServer
 
 __all__ = ["RelayHandler", "RelaySMTP", "SentMessage"]
 
@@ -39,6 +40,14 @@ class SentMessage:
         self.mail_from: str = envelope.mail_from or ""
         self.rcpt_tos: list[str] = list(envelope.rcpt_tos)
         self.content: bytes = bytes(envelope.original_content or b"")
+
+
+class _NoRoute(Exception):
+    """With several logins, this session has no upstream to go to; ``reply`` says why."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 def _reply(err: aiosmtplib.SMTPResponseException) -> str:
@@ -80,12 +89,28 @@ class RelayHandler:
         *,
         timeout: float = 60.0,
         on_sent: SentHook | None = None,
+        routes: LoginRoutes | None = None,
     ) -> None:
         self.upstream = upstream
         self.tls_context = tls_context
         self.timeout = timeout
         self.on_sent = on_sent
+        self.routes = routes  # several logins: the AUTH user name picks the server
         self._links: dict[int, aiosmtplib.SMTP] = {}
+        self._servers: dict[int, Endpoint] = {}  # the server each session went to, for logs
+
+    def _server_for(self, credentials: LoginPassword | None) -> UpstreamServer:
+        if self.routes is None:
+            return UpstreamServer(self.upstream, self.tls_context)
+        if credentials is None:
+            raise _NoRoute("530 5.7.0 commsproxy: authenticate first (each login has its server)")
+        server = self.routes.server_for(credentials.login.decode(errors="replace"))
+        if server is None:
+            raise _NoRoute("535 5.7.8 commsproxy: no [[login]] with an SMTP server for this user")
+        return server
+
+    def _where(self, session: Session) -> Endpoint:
+        return self._servers.get(id(session), self.upstream)
 
     # -- the upstream link --------------------------------------------------------------------
 
@@ -95,18 +120,20 @@ class RelayHandler:
         link = self._links.get(id(session))
         if link is not None and link.is_connected:
             return link
+        if credentials is None and isinstance(session.auth_data, LoginPassword):
+            credentials = session.auth_data
+        server = self._server_for(credentials)
+        where = self._servers[id(session)] = server.endpoint
         link = aiosmtplib.SMTP(
-            hostname=self.upstream.host,
-            port=self.upstream.port,
-            use_tls=self.upstream.security is Security.IMPLICIT_TLS,
-            start_tls=self.upstream.security is Security.STARTTLS,
-            tls_context=self.tls_context,
+            hostname=where.host,
+            port=where.port,
+            use_tls=where.security is Security.IMPLICIT_TLS,
+            start_tls=where.security is Security.STARTTLS,
+            tls_context=server.tls,
             timeout=self.timeout,
             local_hostname="localhost",
         )
         await link.connect()
-        if credentials is None and isinstance(session.auth_data, LoginPassword):
-            credentials = session.auth_data
         if credentials is not None:
             try:
                 await _login_once(link, credentials)
@@ -117,6 +144,7 @@ class RelayHandler:
         return link
 
     async def close_session(self, session: Session) -> None:
+        self._servers.pop(id(session), None)
         link = self._links.pop(id(session), None)
         if link is None or not link.is_connected:
             return
@@ -132,12 +160,15 @@ class RelayHandler:
         try:
             link = await self._connect(session)
             await step(link)
+        except _NoRoute as err:
+            return err.reply
         except aiosmtplib.SMTPResponseException as err:
             return _reply(err)
         except (aiosmtplib.SMTPException, OSError) as err:
-            log.error("smtp: upstream %s failed: %s", self.upstream, err)
+            where = self._where(session)
+            log.error("smtp: upstream %s failed: %s", where, err)
             await self.close_session(session)
-            return f"451 4.4.1 upstream {self.upstream} unavailable: {err}"
+            return f"451 4.4.1 upstream {where} unavailable: {err}"
         return None
 
     # -- aiosmtpd hooks -----------------------------------------------------------------------
@@ -157,12 +188,16 @@ class RelayHandler:
         user = decoded.auth_data.login.decode(errors="replace")
         try:
             await self._connect(session, decoded.auth_data)
+        except _NoRoute as err:
+            log.info("smtp: AUTH for %s matches no [[login]] with an SMTP server", user)
+            return AuthResult(success=False, handled=False, message=err.reply)
         except aiosmtplib.SMTPResponseException as err:
             log.info("smtp: upstream refused AUTH for %s: %s", user, err.code)
             return AuthResult(success=False, handled=False, message=_reply(err))
         except (aiosmtplib.SMTPException, OSError) as err:
-            log.error("smtp: upstream %s failed during AUTH: %s", self.upstream, err)
-            message = f"454 4.7.0 upstream {self.upstream} unavailable: {err}"
+            where = self._where(session)
+            log.error("smtp: upstream %s failed during AUTH: %s", where, err)
+            message = f"454 4.7.0 upstream {where} unavailable: {err}"
             return AuthResult(success=False, handled=False, message=message)
         log.info("smtp: %s authenticated", user)
         return AuthResult(success=True, auth_data=decoded.auth_data)

@@ -8,6 +8,7 @@ import ssl
 from dataclasses import dataclass
 
 from ...endpoints import Endpoint, ListenAddress, is_loopback
+from ..routing import LoginRoutes, describe
 from .handler import RelayHandler, RelaySMTP, SentHook
 
 __all__ = ["SmtpListener", "SmtpListenerSettings"]
@@ -26,12 +27,15 @@ class SmtpListenerSettings:
     listen: ListenAddress
     local_tls: ssl.SSLContext | None = None  # enables STARTTLS
     size_limit: int = 50 << 20
+    routes: LoginRoutes | None = None  # several logins: the AUTH user name picks the server
 
 
 class SmtpListener:
     def __init__(self, settings: SmtpListenerSettings, on_sent: SentHook | None = None) -> None:
         self.settings = settings
-        self.handler = RelayHandler(settings.upstream, settings.upstream_tls, on_sent=on_sent)
+        self.handler = RelayHandler(
+            settings.upstream, settings.upstream_tls, on_sent=on_sent, routes=settings.routes
+        )
         self._server: asyncio.Server | None = None
         self.address: ListenAddress | None = None
 
@@ -58,7 +62,12 @@ class SmtpListener:
         host, port = self._server.sockets[0].getsockname()[:2]
         self.address = ListenAddress(host, port)
         kind = "STARTTLS" if s.local_tls else "plain"
-        log.info("SMTP listening on %s (%s) -> upstream %s", self.address, kind, s.upstream)
+        log.info(
+            "SMTP listening on %s (%s) -> upstream %s",
+            self.address,
+            kind,
+            describe(s.upstream, s.routes),
+        )
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting; transactions in progress get ``grace`` seconds to finish."""
