@@ -8,11 +8,14 @@ appended to INBOX with a fresh arrival date and the original is then expunged by
 first looks for the appended copy, so an interruption between the two steps makes no duplicate.
 
 A digest message (one per release, when there is something to say) lists the batch by account
-and sender with each message's reason, so the user sees why mail waited.
+and sender with each message's reason, so the user sees why mail waited. It is appended before
+the mail moves, under a Message-ID made from the release, so that a redo after a cut (the mail
+may have moved already) neither loses the digest nor writes it twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -62,7 +65,8 @@ class Releaser:
                 self.store.finish_release(release.id, 0, self.clock())
                 continue
             log.info("triage[%s]: finishing the interrupted release of %s", self.login, batch.name)
-            moved = await self._move_back(batch, redo=True)
+            digest_id = self._digest_id(batch, release.id, release.started)
+            moved = await self._move_back(batch, digest_id, redo=True)
             self.store.finish_release(release.id, moved, self.clock())
 
     async def release(self, batch: BatchConfig, *, scheduled: datetime | None) -> int:
@@ -70,7 +74,8 @@ class Releaser:
         self.batches[batch.name] = batch
         started = self.clock()
         release_id = self.store.start_release(self.login, batch.name, scheduled, started)
-        moved = await self._move_back(batch, redo=False)
+        digest_id = self._digest_id(batch, release_id, started)
+        moved = await self._move_back(batch, digest_id, redo=False)
         self.store.finish_release(release_id, moved, self.clock())
         when = "manual" if scheduled is None else f"scheduled {scheduled.isoformat()}"
         log.info(
@@ -78,7 +83,12 @@ class Releaser:
         )
         return moved
 
-    async def _move_back(self, batch: BatchConfig, *, redo: bool) -> int:
+    def _digest_id(self, batch: BatchConfig, release_id: int, started: datetime) -> str:
+        """The digest's Message-ID: the same for a release and its redo, new for each release."""
+        key = f"{self.login}\0{batch.name}\0{release_id}\0{started.isoformat()}"
+        return f"<digest-{hashlib.sha256(key.encode()).hexdigest()[:24]}@commsproxy.localhost>"
+
+    async def _move_back(self, batch: BatchConfig, digest_id: str, *, redo: bool) -> int:
         mailbox = self.hold_names[batch.name]
         if not await self.worker.list_mailboxes(mailbox):
             return 0  # never created (a dry run, or no run yet): nothing is held there
@@ -92,17 +102,21 @@ class Releaser:
         if not uids:
             return 0
         digest = self.triage.digest if batch.digest is None else batch.digest
-        headers: list[Fetched] = []
-        if digest:
+        if digest and not (redo and await self._in_inbox(digest_id, mailbox)):
             headers = await self.worker.fetch(uids, "(UID BODY.PEEK[HEADER])")
+            await self._append_digest(batch, headers, digest_id)
         await self.worker.add_flags(uids, [RELEASED])
         if batch.reappend:
             await self._reappend(uids, mailbox, redo=redo)
         else:
             await self.worker.move(uids, INBOX)
-        if digest and headers:
-            await self._append_digest(batch, headers)
         return len(uids)
+
+    async def _in_inbox(self, message_id: str, mailbox: str) -> bool:
+        await self.worker.select(INBOX)
+        found = await self.worker.search(f"HEADER Message-ID {quote_string(message_id)}")
+        await self.worker.select(mailbox)
+        return bool(found)
 
     async def _reappend(self, uids: list[int], mailbox: str, *, redo: bool) -> None:
         """Append fresh copies (new arrival date), then expunge exactly the originals."""
@@ -139,7 +153,9 @@ class Releaser:
         await self.worker.select(mailbox)
         return found
 
-    async def _append_digest(self, batch: BatchConfig, headers: Sequence[Fetched]) -> None:
+    async def _append_digest(
+        self, batch: BatchConfig, headers: Sequence[Fetched], message_id: str
+    ) -> None:
         entries: list[tuple[str, str, str, str]] = []
         for fetched in headers:
             try:
@@ -154,12 +170,16 @@ class Releaser:
             reason = decision.reason if decision else "moved here by hand"
             account = "-"
             entries.append((account, mail.sender or "(no sender)", mail.subject, reason))
-        message = digest_message(self.login, batch.name, entries, self.clock())
+        message = digest_message(self.login, batch.name, entries, self.clock(), message_id)
         await self.worker.append(INBOX, message, _DIGEST_KEYWORDS, self.clock())
 
 
 def digest_message(
-    login: str, batch: str, entries: Sequence[tuple[str, str, str, str]], now: datetime
+    login: str,
+    batch: str,
+    entries: Sequence[tuple[str, str, str, str]],
+    now: datetime,
+    message_id: str | None = None,
 ) -> bytes:
     """A plain-text digest: ``entries`` are (account, sender, subject, reason)."""
     count = len(entries)
@@ -186,7 +206,7 @@ def digest_message(
         f"To: {login}",
         f"Subject: commsproxy: {count} held message{'s' if count != 1 else ''} released ({batch})",
         f"Date: {format_datetime(now.astimezone(UTC))}",
-        f"Message-ID: <digest-{uuid.uuid4().hex}@commsproxy.localhost>",
+        f"Message-ID: {message_id or f'<digest-{uuid.uuid4().hex}@commsproxy.localhost>'}",
         "MIME-Version: 1.0",
         "Content-Type: text/plain; charset=utf-8",
         "Content-Transfer-Encoding: 8bit",

@@ -188,9 +188,7 @@ def test_cafile_is_loaded(pem: tuple[Path, Path]) -> None:
     assert with_ca.cert_store_stats()["x509"] == without.cert_store_stats()["x509"] + 1
 
 
-def test_several_logins_with_different_upstreams(
-    tmp_path: Path, pem: tuple[Path, Path]
-) -> None:
+def test_several_logins_with_different_upstreams(tmp_path: Path, pem: tuple[Path, Path]) -> None:
     cert, _ = pem
     text = (
         '[[login]]\nupstream_imap = "imaps://a.example.com"\nusername = "Me@A.example"\n'
@@ -202,11 +200,13 @@ def test_several_logins_with_different_upstreams(
     routes = the_plan.imap.routes
     assert routes is not None
     a, b = routes.server_for(" me@a.EXAMPLE "), routes.server_for("me@b.example")
-    assert a is not None and b is not None
+    assert a is not None
+    assert b is not None
     assert (str(a.endpoint), str(b.endpoint)) == ("a.example.com:993", "b.example.com:1993")
     assert b.tls.cert_store_stats()["x509"] == a.tls.cert_store_stats()["x509"] + 1
     assert routes.server_for("someone@else.example") is None
-    assert the_plan.smtp is not None and the_plan.smtp.routes is not None
+    assert the_plan.smtp is not None
+    assert the_plan.smtp.routes is not None
     smtp = the_plan.smtp.routes
     assert str(smtp.servers["me@a.example"].endpoint) == "smtp.a.example.com:465"
     assert smtp.server_for("me@b.example") is None  # that login has no SMTP server
@@ -218,7 +218,8 @@ def test_several_logins_with_different_upstreams(
 def test_one_login_connects_before_login(tmp_path: Path) -> None:
     the_plan = plan(config_from(tmp_path, FULL), RunOptions())
     assert the_plan.imap.routes is None
-    assert the_plan.smtp is not None and the_plan.smtp.routes is None
+    assert the_plan.smtp is not None
+    assert the_plan.smtp.routes is None
 
 
 def test_several_logins_with_the_same_upstream(tmp_path: Path) -> None:
