@@ -20,7 +20,8 @@ from .common import config_option, main, setup_logging
     "--upstream",
     metavar="URL",
     help="Upstream IMAP server: imaps://HOST[:PORT], "
-    "imap+starttls://HOST[:PORT] or imap://HOST[:PORT] (plain: loopback only).",
+    "imap+starttls://HOST[:PORT] or imap://HOST[:PORT] (plain: loopback only). "
+    "Replaces the server of every [[login]] in the config.",
 )
 @click.option(
     "--smtp-upstream",
@@ -88,9 +89,10 @@ def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) ->
 
     New mail is triaged as it arrives: urgent mail stays in INBOX, the rest waits in the
     batches' hold mailboxes (Later, Later/Bulk) until their release times. Works without a
-    config file: --upstream is enough. Options override the config. Passwords are never
-    logged or stored: triage uses the login's password_command, else the password your mail
-    client logs in with, kept in memory.
+    config file: --upstream is enough. Options override the config. With several [[login]]
+    (on one server or several), each client goes to the login its user name names. Passwords
+    are never logged or stored: triage uses the login's password_command, else the password
+    your mail client logs in with, kept in memory.
 
     \b
     Example:
