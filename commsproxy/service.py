@@ -127,10 +127,13 @@ def _servers(config: Config, options: RunOptions) -> list[_LoginServers]:
     """Each login's IMAP and SMTP server, the command line's overrides applied."""
     entries: list[LoginConfig | None] = list(config.logins) or [None]
     servers = []
+    contexts: dict[Path | None, ssl.SSLContext] = {}  # one per CA file: loading one takes time
     for login in entries:
         insecure = options.allow_insecure or bool(login and login.allow_insecure)
         cafile = options.cafile or (login.cafile if login else None)
-        tls = _tls_for(cafile, options.cafile is not None, config)
+        if cafile not in contexts:
+            contexts[cafile] = _tls_for(cafile, options.cafile is not None, config)
+        tls = contexts[cafile]
         if options.upstream is not None:
             imap = _endpoint(options.upstream, "imap", "--upstream", insecure)
         elif login is not None:

@@ -102,9 +102,11 @@ class Releaser:
         if not uids:
             return 0
         digest = self.triage.digest if batch.digest is None else batch.digest
-        if digest and not (redo and await self._in_inbox(digest_id, mailbox)):
-            headers = await self.worker.fetch(uids, "(UID BODY.PEEK[HEADER])")
-            await self._append_digest(batch, headers, digest_id)
+        if digest:
+            by_id = f"HEADER Message-ID {quote_string(digest_id)}"
+            if not (redo and (await self._in_inbox([by_id], mailbox))[0]):
+                headers = await self.worker.fetch(uids, "(UID BODY.PEEK[HEADER])")
+                await self._append_digest(batch, headers, digest_id)
         await self.worker.add_flags(uids, [RELEASED])
         if batch.reappend:
             await self._reappend(uids, mailbox, redo=redo)
@@ -112,11 +114,12 @@ class Releaser:
             await self.worker.move(uids, INBOX)
         return len(uids)
 
-    async def _in_inbox(self, message_id: str, mailbox: str) -> bool:
+    async def _in_inbox(self, criteria: Sequence[str], mailbox: str) -> list[bool]:
+        """Whether INBOX holds a match for each SEARCH criterion; ``mailbox`` selected after."""
         await self.worker.select(INBOX)
-        found = await self.worker.search(f"HEADER Message-ID {quote_string(message_id)}")
+        found = [bool(await self.worker.search(criterion)) for criterion in criteria]
         await self.worker.select(mailbox)
-        return bool(found)
+        return found
 
     async def _reappend(self, uids: list[int], mailbox: str, *, redo: bool) -> None:
         """Append fresh copies (new arrival date), then expunge exactly the originals."""
@@ -143,15 +146,9 @@ class Releaser:
                 mid = None
             if mid:
                 ids[mid] = message.uid
-        found: set[int] = set()
-        await self.worker.select(INBOX)
-        for mid, uid in ids.items():
-            if await self.worker.search(
-                f"KEYWORD {RELEASED} HEADER Message-ID {quote_string(mid)}"
-            ):
-                found.add(uid)
-        await self.worker.select(mailbox)
-        return found
+        criteria = [f"KEYWORD {RELEASED} HEADER Message-ID {quote_string(mid)}" for mid in ids]
+        present = await self._in_inbox(criteria, mailbox)
+        return {uid for uid, there in zip(ids.values(), present, strict=True) if there}
 
     async def _append_digest(
         self, batch: BatchConfig, headers: Sequence[Fetched], message_id: str

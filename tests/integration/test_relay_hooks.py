@@ -33,9 +33,8 @@ class Recorder:
         self.sessions: list[Session] = []
         self.logins: list[tuple[str, str]] = []
 
-    async def before_command(self, session: Session, command: Command) -> bytes | None:
+    async def before_command(self, session: Session, command: Command) -> None:
         self.commands.append((command.name, command.mailbox, session.state.selected))
-        return None
 
     def on_login(self, session: Session, user: str, password: str) -> None:
         self.logins.append((user, password))

@@ -89,23 +89,22 @@ class GateHooks:
 
     # -- hooks --------------------------------------------------------------------------------
 
-    async def before_command(self, session: Session, command: Command) -> bytes | None:
+    async def before_command(self, session: Session, command: Command) -> None:
         if command.name not in _CATCH_UP_COMMANDS:
-            return None
+            return
         login = self._login(session)
         if login is None:
-            return None
+            return
         gate = self._gate(session)
         if command.name in ("SELECT", "EXAMINE"):
             gate.view = InboxView() if _is_inbox(command.mailbox) else None
         elif command.name == "STATUS":
             if not _is_inbox(command.mailbox):
-                return None
+                return
         elif gate.view is None:
-            return None
+            return
         if await self.backend.catch_up(login, self.timeout) is None:
             log.warning("%s: triage did not catch up within %g s; going on", session, self.timeout)
-        return None
 
     def on_login(self, session: Session, user: str, password: str) -> None:
         login = self.backend.login_for(user)

@@ -22,7 +22,6 @@ __all__ = ["CAPABILITIES", "Local", "PreLogin", "Reply", "Route", "login_segment
 
 CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR ID AUTH=PLAIN"
 MAX_LITERAL = 8192  # a user name or password; anything larger before login is refused
-_LOCAL = frozenset({"STARTTLS", "COMPRESS"})  # about this hop: the relay answers them
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class Reply:
 
 @dataclass(frozen=True)
 class Local:
-    """A command the relay itself answers in any state (STARTTLS, COMPRESS)."""
+    """A command the relay itself answers in any state (one of ``PreLogin``'s ``local``)."""
 
     command: Command
 
@@ -63,8 +62,9 @@ def _tagged(tag: str, text: str) -> Reply:
 class PreLogin:
     """One client's not-authenticated state."""
 
-    def __init__(self, *, offer_starttls: bool) -> None:
+    def __init__(self, *, offer_starttls: bool, local: frozenset[str] = frozenset()) -> None:
         self.offer_starttls = offer_starttls  # set to False once the client link is TLS
+        self._local = local  # commands about this hop (STARTTLS...) that the relay answers
         self._tag: str | None = None  # of the message being received
         self._sasl_tag: str | None = None  # AUTHENTICATE PLAIN waiting for its response line
 
@@ -100,7 +100,7 @@ class PreLogin:
         except ParseError:
             return Reply(b"* BAD commsproxy: that is not an IMAP command\r\n")
         tag, name = command.tag, command.name
-        if name in _LOCAL:
+        if name in self._local:
             return Local(command)
         if name == "CAPABILITY":
             caps = f"* CAPABILITY {self.capabilities()}\r\n"

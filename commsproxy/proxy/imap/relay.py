@@ -76,11 +76,8 @@ class RelayLimits:
 class RelayHooks(Protocol):
     """What a later layer (the triage gate) can plug into every session."""
 
-    async def before_command(self, session: Session, command: Command) -> bytes | None:
-        """Called before a client command is forwarded; may wait, e.g. for triage to catch up.
-
-        Returning bytes answers the command locally (e.g. a refused LOGIN) instead.
-        """
+    async def before_command(self, session: Session, command: Command) -> None:
+        """Called before a client command is forwarded; may wait, e.g. for triage to catch up."""
 
     def on_response(self, session: Session, response: Response) -> None:
         """Called on the first line of each upstream response, before it is forwarded."""
@@ -90,7 +87,7 @@ class RelayHooks(Protocol):
 
 
 class NoHooks:
-    async def before_command(self, session: Session, command: Command) -> bytes | None:
+    async def before_command(self, session: Session, command: Command) -> None:
         return None
 
     def on_response(self, session: Session, response: Response) -> None:
@@ -228,7 +225,10 @@ class Session:
 
     async def _login_phase(self) -> asyncio.StreamReader | None:
         """Answer the client (prelogin.py) until a login succeeds on the user's own server."""
-        phase = PreLogin(offer_starttls=self._local_tls is not None and not self.client_tls)
+        phase = PreLogin(
+            offer_starttls=self._local_tls is not None and not self.client_tls,
+            local=frozenset(_LOCAL_COMMANDS),
+        )
         self._write_client_now(phase.greeting())
         framer, eof = self._client_framer, False
         while not self._closing:
@@ -284,7 +284,7 @@ class Session:
             text = "NO [AUTHENTICATIONFAILED] commsproxy: no [[login]] for this user"
             await self._write_client([f"{route.tag} {text}\r\n".encode()])
             return None
-        self._upstream, self._upstream_tls = server.endpoint, server.tls
+        self._upstream = server.endpoint  # for the logs from here on
         self.state.in_flight[route.tag] = Command(route.tag, "LOGIN", ())
         self._pending_user[route.tag], self._pending_secret[route.tag] = route.user, route.password
         reader = None
@@ -508,12 +508,7 @@ class Session:
                     self._note_sasl_user(command.tag, arg.encode() if isinstance(arg, str) else arg)
         elif command.name == "LOGIN" and command.login_user:
             self._note_login(command.tag, command)
-        answer = await self.hooks.before_command(self, command)
-        if answer is not None and line.literal is None:
-            self._forget(command.tag)
-            self._current_tag = None
-            await self._write_client([answer])
-            return False
+        await self.hooks.before_command(self, command)
         return True
 
     def _note_login(self, tag: str, command: Command) -> None:
