@@ -106,12 +106,14 @@ def urgency_pipeline(seed: int = 0, *, calibrate: bool = True) -> Pipeline:
 
 def accounts_pipeline(seed: int = 0) -> Pipeline:
     # Measured on the Enron foldering users (benchmarks/accuracy.py): the whole body, numbers
-    # as words (deal and invoice numbers name accounts), raw term counts, and sender and
-    # recipient signals at a fifth of the words' weight.
+    # as words (deal and invoice numbers name accounts), log term counts, and sender and
+    # recipient signals at a fifth of the words' weight. Classes weighted by inverse size: a
+    # one-vs-rest SVM otherwise leans to the big folders, and a small account's few messages
+    # are the ones a team most needs filed right (+2.9 points on average, every user gains).
     features = _features(
-        text_view=full_text_of, tokens=ANY_WORD_PATTERN, sublinear=False, meta_weight=0.2
+        text_view=full_text_of, tokens=ANY_WORD_PATTERN, sublinear=True, meta_weight=0.2
     )
-    model = LinearSVC(C=0.5, random_state=seed, max_iter=5000)
+    model = LinearSVC(C=0.5, class_weight="balanced", random_state=seed, max_iter=5000)
     return Pipeline([("features", features), ("model", model)])
 
 
