@@ -448,21 +448,17 @@ def run_foldering(root: Path, workers: int, say: Say) -> Outcome:
 
 @dataclass
 class Mailbox:
-    """One user's labelled received mail, in date order, as samples, split by time."""
+    """One user's labelled received mail, in date order, as samples, split by time.
+
+    The newest 20% of the messages really in the mailbox are the test; training gets everything
+    dated before the first of them, including messages rebuilt from the quotes in replies
+    (which are never tested on: a model is judged on mail as it arrives).
+    """
 
     user: str
-    samples: list[Sample]
-    labels: list[str]
-    cut: int  # samples[:cut] are the older part
+    train: tuple[list[Sample], list[str]]
+    test: tuple[list[Sample], list[str]]
     report: dict[str, Any]
-
-    @property
-    def train(self) -> tuple[list[Sample], list[str]]:
-        return self.samples[: self.cut], self.labels[: self.cut]
-
-    @property
-    def test(self) -> tuple[list[Sample], list[str]]:
-        return self.samples[self.cut :], self.labels[self.cut :]
 
 
 def read_mailbox(root: Path, user: str) -> Mailbox:
@@ -474,12 +470,16 @@ def read_mailbox(root: Path, user: str) -> Mailbox:
 
     # Reply events of the whole mailbox are fine: stats() counts only those before each date.
     result, samples, labels = labelled_samples(mails, is_sent)
-    cut = round(len(labels) * (1 - TEST_SHARE))
+    rebuilt = [entry.rebuilt for entry in result.labelled if entry.mail.date is not None]
+    real = [i for i, flag in enumerate(rebuilt) if not flag]
+    tested = real[round(len(real) * (1 - TEST_SHARE)) :]
+    first = tested[0] if tested else len(samples)
+    train = samples[:first], labels[:first]
+    test = [samples[i] for i in tested], [labels[i] for i in tested]
     return Mailbox(
         user,
-        samples,
-        labels,
-        cut,
+        train,
+        test,
         {
             "files_read": stats.read,
             "unreadable": stats.skipped,
@@ -489,13 +489,18 @@ def read_mailbox(root: Path, user: str) -> Mailbox:
             "duplicates_dropped": result.duplicates,
             "undated_left_out": result.undated,
             "counts": dict(result.counts),
+            "rebuilt_from_quotes": result.rebuilt,
+            "rebuilt_urgent": sum(
+                1 for entry in result.labelled if entry.rebuilt and entry.label == URGENT
+            ),
             "replies_found": dict(result.matches),
             "forwards": result.forwards,
             "user_addresses": sorted(result.user_addresses),
-            "train": cut,
-            "test": len(labels) - cut,
-            "train_urgent": labels[:cut].count(URGENT),
-            "test_urgent": labels[cut:].count(URGENT),
+            "train": first,
+            "train_rebuilt": sum(rebuilt[:first]),
+            "test": len(tested),
+            "train_urgent": train[1].count(URGENT),
+            "test_urgent": test[1].count(URGENT),
         },
     )
 

@@ -42,11 +42,12 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from commsproxy.classifier.mail import Mail
+from commsproxy.classifier.quotes import QuotedHeader, quoted_original, same_person
+from commsproxy.classifier.rebuild import rebuild_originals
 
 __all__ = [
     "DEFAULT_REPLY_WINDOW",
@@ -94,9 +95,6 @@ CLOCK_SKEW = timedelta(minutes=10)
 QUOTE_LOCAL_TOLERANCE = timedelta(hours=14, minutes=5)
 QUOTE_ZONED_TOLERANCE = timedelta(minutes=5)
 
-# The top-most quoted block sits right under the reply text; no need to scan a long body.
-QUOTE_SCAN_CHARS = 10_000
-
 # User address inference: the most common From addresses of sent mail covering this share of it,
 # plus any address with at least USER_ADDRESS_MIN_SHARE of it (an alias, an assistant sending
 # on the user's behalf) seen at least USER_ADDRESS_MIN_COUNT times.
@@ -129,6 +127,7 @@ class LabelledMail(NamedTuple):
     mail: Mail
     label: Label
     reason: str  # in words, for --explain: "you replied after 35 min", "has List-Unsubscribe"
+    rebuilt: bool = False  # made from the quote in a reply; the message itself is not here
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +160,10 @@ class ReplyMatching:
     # have their own Message-IDs, and a reply or an override may name any of them.
     ids: dict[str, int] = field(default_factory=dict)
     replies: dict[int, Reply] = field(default_factory=dict)  # index into received -> first reply
+    # Replies whose quoted original is not in the mailbox (rebuild.py makes it from the quote),
+    # and, from those whose original is, how far the quoted local time was from its Date.
+    unmatched_quotes: list[tuple[Mail, QuotedHeader]] = field(default_factory=list)
+    quote_offsets: Counter[timedelta] = field(default_factory=Counter)
 
     @property
     def matches(self) -> dict[MatchMethod, int]:
@@ -193,6 +196,7 @@ class LabelResult:
     sent: int  # distinct sent messages
     user_addresses: frozenset[str]
     reply_events: list[ReplyEvent]  # every matched first reply, in reply order
+    rebuilt: int = 0  # of labelled, how many were rebuilt from quotes in replies
 
     def summary(self) -> str:
         """One paragraph for the train report."""
@@ -201,7 +205,9 @@ class LabelResult:
         return (
             f"{self.received} received, {self.sent} sent ({self.duplicates} duplicate copies "
             f"dropped, {self.undated} undated left out): {counts}; replies found: {matches} "
-            f"({self.forwards} of them forwards); {self.overridden} labels from overrides"
+            f"({self.forwards} of them forwards); {self.rebuilt} more received messages rebuilt "
+            f"from the quotes in your replies (counted above); {self.overridden} labels from "
+            "overrides"
         )
 
 
@@ -312,245 +318,6 @@ def bulk_reason(mail: Mail, *, max_recipients: int = MAX_RECIPIENTS) -> str | No
     return None
 
 
-# --- quoted original blocks ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class QuotedHeader:
-    """The header of the top-most quoted original inside a reply or forward."""
-
-    sender: str  # address if the block shows one, else ""
-    name: str  # display name if the block shows one ("Janet R Dietrich", "Lay, Kenneth")
-    subject: str  # as quoted, not normalised ("" if the block has none)
-    sent: datetime | None  # aware (UTC) if the block gave a zone, else naive local time
-    forwarded: bool  # a forward marker precedes the block
-
-
-_BLOCK_START = re.compile(
-    r"^[ \t>]*(?:"
-    r"(?P<separator>-{2,}[ \t]*(?:Original Message|Forwarded message|Urspr\w+ngliche Nachricht"
-    r"|Message d'origine)[ \t]*-{2,}|Begin forwarded message:)"
-    r"|(?P<outlook>From:[^\n]*\n(?:[ \t>]*\n)?[ \t>]*(?:Sent|Date):)"
-    r")"
-    r"|(?P<stamp>(?<![\d/])\d{1,2}/\d{1,2}/\d{2,4}[ \t]+\d{1,2}:\d{2}(?::\d{2})?"
-    r"(?:[ \t]*[AaPp][Mm])?)",
-    re.MULTILINE | re.IGNORECASE,
-)
-_HEADER_LINE = re.compile(r"^[ \t>]*(From|Sent|Date|To|Cc|Subject)[ \t]*:[ \t]*(.*)$", re.I)
-_TO_LINE = re.compile(r"^[ \t>]*To[ \t]*:", re.IGNORECASE)
-_LOTUS_HEADER = re.compile(r"^[ \t>]*(?:To|cc|bcc)[ \t]*:", re.IGNORECASE)
-_SUBJECT_LINE = re.compile(r"^[ \t>]*Subject[ \t]*:[ \t]*(.*)$", re.IGNORECASE)
-_FORWARD_MARK = re.compile(r"forwarded by|forwarded message|begin forwarded", re.IGNORECASE)
-_ADDRESS = re.compile(r"[\w.+'=-]+@[\w-]+(?:\.[\w-]+)+")
-_ANGLE_OR_MAILTO = re.compile(r"\[mailto:[^\]]*\]|<[^>]*>")
-# How far below a Lotus time stamp the "To:" line and the "Subject:" line may be.
-_LOTUS_TO_LINES = 6
-_LOTUS_HEADER_LINES = 80  # To: lists of fifty people wrap over many lines
-_OUTLOOK_HEADER_LINES = 14
-
-# Quoted send times, read with regexes: strptime is slow and depends on the locale.
-_TIME = r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?(?:\s*(?P<ampm>[ap])\.?m\b\.?)?"
-_NUMERIC_DATE = re.compile(  # Lotus "01/15/2001 10:31 AM", "12/30/99 09:18 AM", "15.01.2001 10:31"
-    r"(?<!\d)(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})[/.](?P<year>\d{4}|\d{2}),?\s+" + _TIME,
-    re.IGNORECASE,
-)
-_MONTH_FIRST = re.compile(  # Outlook "Tuesday, September 12, 2000 1:32 AM"
-    r"\b(?P<month>[a-z]{3,9})\.?\s+(?P<day>\d{1,2}),?\s+(?P<year>\d{4}),?\s+(?:at\s+)?" + _TIME,
-    re.IGNORECASE,
-)
-_DAY_FIRST = re.compile(  # "12 September 2000 09:32", "Tue, 12 Sep 2000 01:32:00"
-    r"(?<!\d)(?P<day>\d{1,2})\.?\s+(?P<month>[a-z]{3,9})\.?,?\s+(?P<year>\d{4}),?\s+(?:at\s+)?"
-    + _TIME,
-    re.IGNORECASE,
-)
-_ZONE = re.compile(r"(?:[+-]\d{4}|\b(?:GMT|UTC|UT|[ECMP][SD]T))\s*(?:\([^)]*\))?\s*$")
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-    )
-}
-
-
-def _local_time(match: re.Match[str], year: int, month: int, day: int) -> datetime | None:
-    hour, minute = int(match.group("hour")), int(match.group("minute"))
-    second = int(match.group("second") or 0)
-    ampm = (match.group("ampm") or "").lower()
-    if ampm and 1 <= hour <= 12:
-        hour = hour % 12 + (12 if ampm == "p" else 0)
-    if year < 100:
-        year += 2000 if year < 70 else 1900
-    try:
-        return datetime(year, month, day, hour, minute, second)  # local time, zone unknown
-    except ValueError:
-        return None
-
-
-def _parse_quoted_date(text: str) -> datetime | None:
-    """A quoted send time: aware (UTC) if it names its zone, else naive local time."""
-    text = " ".join(text.split())
-    if not text:
-        return None
-    if _ZONE.search(text) and not re.search(r"\d\s*[ap]\.?m\b", text, re.IGNORECASE):
-        # RFC 5322 with a zone (email.utils ignores AM/PM, hence not with one).
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return parsed.astimezone(UTC)
-    match = _NUMERIC_DATE.search(text)
-    if match is not None:
-        a, b, year = int(match.group("a")), int(match.group("b")), int(match.group("year"))
-        # US month/day with slashes (Lotus, Outlook in en-US), day.month with dots.
-        month, day = (a, b) if match.group("sep") == "/" else (b, a)
-        if month > 12:
-            month, day = day, month
-        return _local_time(match, year, month, day)
-    for pattern in (_MONTH_FIRST, _DAY_FIRST):
-        match = pattern.search(text)
-        if match is not None:
-            named = _MONTHS.get(match.group("month")[:3].lower())
-            if named is not None:
-                return _local_time(match, int(match.group("year")), named, int(match.group("day")))
-    return None
-
-
-def _split_person(value: str) -> tuple[str, str]:
-    """``'"Brown, Charles" <cb@x.com>'`` -> (``"cb@x.com"``, ``"Brown, Charles"``)."""
-    found = _ADDRESS.search(value)
-    address = found.group(0).lower() if found else ""
-    name = _ANGLE_OR_MAILTO.sub(" ", value)
-    name = name.replace('"', " ").replace("'", " ").strip(" \t,;")
-    if _ADDRESS.fullmatch(name.strip()):
-        name = ""
-    return address, " ".join(name.split())
-
-
-def _lines_from(text: str, start: int, count: int) -> list[str]:
-    # A bounded slice: a body full of time stamps must not copy its whole rest for each one.
-    return text[start : start + count * 100].split("\n", count)[:count]
-
-
-def _outlook_block(text: str, start: int) -> QuotedHeader | None:
-    fields: dict[str, str] = {}
-    for line in _lines_from(text, start, _OUTLOOK_HEADER_LINES):
-        match = _HEADER_LINE.match(line)
-        if match is None:
-            continue
-        name = match.group(1).lower()
-        fields.setdefault("sent" if name == "date" else name, match.group(2).strip())
-        if name == "subject":
-            break
-    if "from" not in fields:
-        return None
-    address, person = _split_person(fields["from"])
-    return QuotedHeader(
-        address,
-        person,
-        fields.get("subject", ""),
-        _parse_quoted_date(fields.get("sent", "")),
-        False,
-    )
-
-
-def _name_like(line: str) -> str:
-    """``line`` if it can be a Notes sender name ("Louis Soldano", "Brett R Wiggs@ENRON")."""
-    line = line.strip(" \t>")
-    if not line or len(line) > 80 or len(line.split()) > 6 or ":" in line or "--" in line:
-        return ""
-    if _BLOCK_START.search(line) or _FORWARD_MARK.search(line):
-        return ""
-    return line
-
-
-def _lotus_block(text: str, stamp: re.Match[str]) -> QuotedHeader | None:
-    line_start = text.rfind("\n", 0, stamp.start()) + 1
-    line_end = text.find("\n", stamp.end())
-    line_end = len(text) if line_end < 0 else line_end
-    if _FORWARD_MARK.search(text, line_start, line_end):
-        return None  # "Forwarded by X on <stamp>": the forwarder, not the original's sender
-    following = _lines_from(text, line_end + 1, _LOTUS_HEADER_LINES)
-    to_at = next(
-        (i for i, line in enumerate(following[:_LOTUS_TO_LINES]) if _TO_LINE.match(line)), None
-    )
-    if to_at is None:
-        return None
-    # To: and cc: wrap over many lines; Subject: may follow a blank line. Body text after a
-    # blank line ends the header.
-    subject = ""
-    blank = False
-    for line in following[to_at + 1 :]:
-        match = _SUBJECT_LINE.match(line)
-        if match:
-            subject = match.group(1).strip()
-            break
-        if not line.strip():
-            blank = True
-        elif blank and not _LOTUS_HEADER.match(line):
-            break
-    # The sender is before the stamp on its line ("From: Ben F Jacoby   08/30/2000 09:48 PM",
-    # '"Brown, Charles" <cb@x.com> on 09/12/2000 ...'), else between the stamp and To: (Notes
-    # tables rendered as text repeat it there), else alone on the line above.
-    who = text[line_start : stamp.start()].strip(" \t>")
-    who = re.sub(r"^From:\s*|\s+on$", "", who, flags=re.IGNORECASE).strip()
-    if not who:
-        who = next(filter(None, map(_name_like, following[:to_at])), "")
-    if not who:
-        above = text[max(0, line_start - 200) : line_start].rstrip("\n").rsplit("\n", 1)[-1]
-        who = _name_like(above)
-    address, person = _split_person(who)
-    if not address and "/" in person:
-        person = person.split("/", 1)[0]  # Notes hierarchy: "David W Delainey/HOU/ECT@ECT"
-    return QuotedHeader(address, person, subject, _parse_quoted_date(stamp.group("stamp")), False)
-
-
-def quoted_original(body: str) -> QuotedHeader | None:
-    """The header of the top-most quoted message in ``body`` (Outlook or Lotus Notes style)."""
-    text = body[:QUOTE_SCAN_CHARS].replace("\r\n", "\n")
-    for match in _BLOCK_START.finditer(text):
-        if match.group("stamp") is not None:
-            block = _lotus_block(text, match)
-        else:
-            block = _outlook_block(text, match.start())
-        if block is not None:
-            before = text[max(0, match.start() - 300) : match.end()]
-            forwarded = bool(_FORWARD_MARK.search(before))
-            if forwarded:
-                block = QuotedHeader(block.sender, block.name, block.subject, block.sent, True)
-            return block
-    return None
-
-
-@lru_cache(maxsize=65536)
-def _person_tokens(name: str) -> tuple[str, ...]:
-    """Name words, first to last, without initials: "Lay, Kenneth L." -> ("kenneth", "lay")."""
-    if "@" in name:
-        name = name.split("@", 1)[0]
-    if "," in name:
-        last, _, first = name.partition(",")
-        name = f"{first} {last}"
-    return tuple(word for word in re.split(r"[^a-z]+", name.lower()) if len(word) > 1)
-
-
-def _same_person(quoted: QuotedHeader, mail: Mail) -> bool:
-    if quoted.sender and quoted.sender == mail.sender:
-        return True
-    wanted = _person_tokens(quoted.name or quoted.sender)
-    if not wanted:
-        return False
-    have = set(_person_tokens(mail.sender_name)) | set(_person_tokens(mail.sender))
-    first, last = wanted[0], wanted[-1]
-    if first == last:
-        return first in have
-    if last not in have:
-        return False
-    # "Dave Delainey" is david.delainey (same initial); "Love, Phillip M." is m..love@ (the
-    # address names no first name at all).
-    others = [word for word in have if word != last]
-    return not others or first in have or any(word[0] == first[0] for word in others)
-
-
 # --- matching ------------------------------------------------------------------------------------
 
 
@@ -612,7 +379,7 @@ class _ReceivedIndex:
             # The latest from that sender before the reply (a bounded look back: a subject
             # like "Daily report" can have thousands of messages).
             for i in range(end - 1, max(-1, end - 1 - _MAX_CANDIDATES), -1):
-                if _same_person(quoted, self.received[indices[i]]):
+                if same_person(quoted, self.received[indices[i]]):
                     return indices[i]
             return None
         if quoted.sent.tzinfo is not None:
@@ -624,7 +391,7 @@ class _ReceivedIndex:
         best: tuple[timedelta, int] | None = None
         for i in range(low, high):
             gap = abs(dates[i] - target)
-            if (best is None or gap < best[0]) and _same_person(quoted, self.received[indices[i]]):
+            if (best is None or gap < best[0]) and same_person(quoted, self.received[indices[i]]):
                 best = (gap, indices[i])
         return best[1] if best else None
 
@@ -676,6 +443,11 @@ def _split_mailbox(
     return ReplyMatching(received, sent, users, duplicates, ids)
 
 
+def _to_quarter_hour(delta: timedelta) -> timedelta:
+    # Zone offsets are whole quarter hours; the rest is the minutes the reply took to arrive.
+    return timedelta(minutes=15 * round(delta.total_seconds() / 900))
+
+
 def match_replies(
     mails: Iterable[Mail],
     *,
@@ -722,6 +494,12 @@ def match_replies(
             at = index.quoted(quoted, quoted_subject, sent.date)
             if at is not None:
                 offer(at, sent, "quote", quoted.forwarded or kind == "forward")
+                original = matching.received[at].date
+                if quoted.sent is not None and quoted.sent.tzinfo is None and original:
+                    offset = quoted.sent - original.replace(tzinfo=None)
+                    matching.quote_offsets[_to_quarter_hour(offset)] += 1
+            elif not quoted.forwarded and kind != "forward":
+                matching.unmatched_quotes.append((sent, quoted))
         elif kind == "reply" and subject:
             # Answering several senders of the thread at once: the latest message is the one.
             candidates = (index.latest(subject, to, sent.date) for to in set(sent.recipients))
@@ -751,6 +529,21 @@ def _reply_words(reply: Reply) -> str:
     return f"you {verb} after {format_duration(reply.latency)}"
 
 
+def _decide(
+    mail: Mail, reply: Reply | None, reply_window: timedelta, max_recipients: int
+) -> tuple[Label, str]:
+    bulk = bulk_reason(mail, max_recipients=max_recipients)
+    fast = reply is not None and reply.latency <= reply_window
+    if reply is not None and fast and (bulk is None or not reply.forwarded):
+        reason = _reply_words(reply)
+        return "urgent", f"{reason} ({bulk})" if bulk else reason
+    if bulk is not None:
+        return "bulk", bulk
+    if reply is not None:
+        return "normal", _reply_words(reply)
+    return "normal", "no reply found"
+
+
 def derive_labels(
     mails: Iterable[Mail],
     *,
@@ -759,6 +552,7 @@ def derive_labels(
     overrides: Mapping[str, Label | Override] | None = None,
     user_addresses: Collection[str] | None = None,
     max_recipients: int = MAX_RECIPIENTS,
+    rebuild: bool = True,
 ) -> LabelResult:
     """Label every received message ``urgent``, ``normal`` or ``bulk`` from the user's behaviour.
 
@@ -773,6 +567,8 @@ def derive_labels(
       mattered more than any header can say. A forward does not beat them.
     * bulk = :func:`bulk_reason` found a list header, a machine sender or more than
       ``max_recipients`` recipients.
+    * With ``rebuild``, replies whose original is not in the mailbox add that original, made
+      from the quote (rebuild.py), labelled the same way and marked ``rebuilt``.
     * Undated messages are left out (counted in ``undated``) unless overridden: without a time
       a reply cannot be measured (the label would be biased to normal), the message cannot be
       placed in a time-ordered split, and its social history has no "before". Overridden undated
@@ -799,18 +595,17 @@ def derive_labels(
         if mail.date is None:
             undated += 1
             continue
-        reply = matching.replies.get(at)
-        bulk = bulk_reason(mail, max_recipients=max_recipients)
-        fast = reply is not None and reply.latency <= reply_window
-        if reply is not None and fast and (bulk is None or not reply.forwarded):
-            reason = _reply_words(reply)
-            labelled.append(LabelledMail(mail, "urgent", f"{reason} ({bulk})" if bulk else reason))
-        elif bulk is not None:
-            labelled.append(LabelledMail(mail, "bulk", bulk))
-        elif reply is not None:
-            labelled.append(LabelledMail(mail, "normal", _reply_words(reply)))
-        else:
-            labelled.append(LabelledMail(mail, "normal", "no reply found"))
+        label, reason = _decide(mail, matching.replies.get(at), reply_window, max_recipients)
+        labelled.append(LabelledMail(mail, label, reason))
+    events = matching.reply_events
+    rebuilt = rebuild_originals(matching) if rebuild else []
+    for item in rebuilt:
+        reply = Reply(item.reply, "quote", False, item.latency)
+        label, reason = _decide(item.mail, reply, reply_window, max_recipients)
+        labelled.append(LabelledMail(item.mail, label, f"rebuilt from your reply: {reason}", True))
+        if item.mail.sender and item.mail.date is not None and item.reply.date is not None:
+            events.append(ReplyEvent(item.mail.sender, item.mail.date, item.reply.date))
+    events.sort(key=lambda event: event.replied)
     epoch = datetime.min.replace(tzinfo=UTC)
     labelled.sort(key=lambda item: (item.mail.date is not None, item.mail.date or epoch))
     counts = Counter(item.label for item in labelled)
@@ -825,5 +620,6 @@ def derive_labels(
         received=len(matching.received),
         sent=len(matching.sent),
         user_addresses=matching.user_addresses,
-        reply_events=matching.reply_events,
+        reply_events=events,
+        rebuilt=len(rebuilt),
     )

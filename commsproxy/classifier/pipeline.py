@@ -90,18 +90,23 @@ MIN_CALIBRATION_EXAMPLES = 50
 
 
 def urgency_pipeline(seed: int = 0, *, calibrate: bool = True) -> Pipeline:
+    # Measured on the Enron mailboxes (benchmarks/accuracy.py), as the share of other mail held
+    # while 95% of urgent mail is delivered: strong regularisation (a few hundred urgent
+    # examples do not support sharp weights) and the named signals at half the words' weight
+    # hold 53%, against 32% for a lightly regularised model at equal weights.
     model = SGDClassifier(
         loss="log_loss",
-        alpha=2e-5,
+        alpha=3e-3,
         class_weight="balanced",  # urgent mail is rare; missing it costs most
         max_iter=1000,
         tol=1e-3,
         random_state=seed,
     )
+    features = _features(meta_weight=0.5)
     if not calibrate:
-        return Pipeline([("features", _features()), ("model", model)])
+        return Pipeline([("features", features), ("model", model)])
     calibrated = CalibratedClassifierCV(model, method="sigmoid", cv=3, ensemble=False)
-    return Pipeline([("features", _features()), ("model", calibrated)])
+    return Pipeline([("features", features), ("model", calibrated)])
 
 
 def accounts_pipeline(seed: int = 0) -> Pipeline:

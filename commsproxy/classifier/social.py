@@ -127,7 +127,7 @@ class SocialHistory:
     @classmethod
     def from_result(cls, result: LabelResult) -> SocialHistory:
         """From :func:`~commsproxy.classifier.labels.derive_labels`' output (no second match)."""
-        received = [(m.sender, m.date) for m, _, _ in result.labelled if m.date is not None]
+        received = [(i.mail.sender, i.mail.date) for i in result.labelled if i.mail.date]
         return cls(result.reply_events, received)
 
     @classmethod

@@ -177,12 +177,19 @@ def train_urgency(
     y = np.asarray(labels)
     calibrate = min(counts.values()) >= MIN_CALIBRATION_EXAMPLES
     validation = "time-ordered: trained on older mail, tested on the newest"
-    if np.sum(y[cut:] == URGENT) >= MIN_VALIDATION_URGENT or counts[URGENT] < 3:
+    newest_urgent = int(np.sum(y[cut:] == URGENT))
+    # Time order when the newest mail can tune the threshold, or when nothing else could
+    # (fewer urgent messages in all the mail than a threshold needs, but some in the newest).
+    if (
+        newest_urgent >= MIN_THRESHOLD_URGENT
+        or counts[URGENT] < 3
+        or (newest_urgent >= MIN_VALIDATION_URGENT and counts[URGENT] < MIN_THRESHOLD_URGENT)
+    ):
         probe = urgency_pipeline(seed, calibrate=calibrate).fit(list(samples[:cut]), y[:cut])
         proba, classes = decision_scores(probe, list(samples[cut:]))
         truth = y[cut:]
     else:
-        # The newest mail holds (almost) no urgent messages to measure recall on, so the
+        # The newest mail holds too few urgent messages to measure recall on, so the
         # threshold comes from out-of-fold predictions over all the mail instead.
         validation = "3-fold cross-validation (too few urgent messages in the newest mail)"
         folds = StratifiedKFold(3, shuffle=True, random_state=seed)

@@ -183,7 +183,7 @@ def result() -> LabelResult:
 
 
 def by_subject(result: LabelResult) -> dict[str, tuple[str, str]]:
-    return {m.subject: (label, reason) for m, label, reason in result.labelled}
+    return {m.subject: (label, reason) for m, label, reason, _ in result.labelled}
 
 
 def test_reply_by_in_reply_to_within_window_is_urgent(result: LabelResult) -> None:
@@ -230,9 +230,9 @@ def test_counts_matches_and_duplicates(result: LabelResult) -> None:
 
 
 def test_labelled_in_date_order_and_user_excluded(result: LabelResult) -> None:
-    dates = [m.date for m, _, _ in result.labelled]
+    dates = [m.date for m, *_ in result.labelled]
     assert dates == sorted(dates)  # type: ignore[type-var]
-    assert all(m.sender != ME for m, _, _ in result.labelled)
+    assert all(m.sender != ME for m, *_ in result.labelled)
     assert result.user_addresses == {ME}
 
 
@@ -329,7 +329,7 @@ def test_subject_match_picks_the_latest_message_before_the_reply() -> None:
         sent("Re: Plan", at(130), ["bob@partner.com"]),
     ]
     result = derive_labels(mails, is_sent=is_sent)
-    assert [label for _, label, _ in result.labelled] == ["normal", "urgent", "normal"]
+    assert [label for _, label, *_ in result.labelled] == ["normal", "urgent", "normal"]
 
 
 def test_quote_with_a_different_time_names_another_message() -> None:
@@ -350,7 +350,7 @@ def test_undated_messages_are_left_out_unless_overridden() -> None:
     ]
     result = derive_labels(mails, is_sent=is_sent, overrides={"<u2@x>": "urgent"})
     assert result.undated == 1
-    assert [m.subject for m, _, _ in result.labelled] == ["No date either", "Dated"]
+    assert [m.subject for m, *_ in result.labelled] == ["No date either", "Dated"]
 
 
 def test_given_user_addresses_are_used() -> None:
@@ -359,7 +359,7 @@ def test_given_user_addresses_are_used() -> None:
         mail("boss@work.example", "Status?", at(0)),
     ]
     result = derive_labels(mails, is_sent=is_sent, user_addresses=["Me@Work.example"])
-    assert [m.sender for m, _, _ in result.labelled] == ["boss@work.example"]
+    assert [m.sender for m, *_ in result.labelled] == ["boss@work.example"]
 
 
 def test_infer_user_addresses() -> None:

@@ -1,0 +1,60 @@
+"""How train_urgency measures its threshold: on the newest mail when it holds enough urgent
+messages, else on out-of-fold predictions over all the mail, never by giving up early."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from commsproxy.classifier.features import Sample
+from commsproxy.classifier.mail import Mail
+from commsproxy.classifier.train import train_urgency
+
+T0 = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
+
+
+def sample(n: int, urgent: bool) -> Sample:
+    subject, sender = (
+        ("Outage at the plant, call me", "boss@acme.com")
+        if urgent
+        else (
+            f"Weekly digest {n}",
+            f"news{n % 7}@letters.example",
+        )
+    )
+    return Sample(
+        Mail(
+            message_id=f"<{n}@x>",
+            in_reply_to=(),
+            references=(),
+            date=T0 + timedelta(hours=n),
+            sender=sender,
+            sender_name="",
+            to=("me@acme.com",),
+            cc=(),
+            subject=subject,
+            body=f"{subject}. Message {n}.",
+        )
+    )
+
+
+def build(urgent_at: set[int], n: int = 300) -> tuple[list[Sample], list[str]]:
+    samples = [sample(i, i in urgent_at) for i in range(n)]
+    return samples, ["urgent" if i in urgent_at else "normal" for i in range(n)]
+
+
+def test_few_urgent_in_the_newest_mail_tunes_the_threshold_by_cross_validation() -> None:
+    # 40 urgent messages, 8 of them in the newest 20%: too few to tune on, enough in all.
+    samples, labels = build({*range(0, 224, 7), *range(245, 300, 7)})
+    _, report = train_urgency(samples, labels)
+    assert report.validation.startswith("3-fold cross-validation")
+    assert report.threshold is not None
+    assert report.urgent_delivered >= 0.95
+    assert report.held > 0.5
+
+
+def test_enough_urgent_in_the_newest_mail_validates_in_time_order() -> None:
+    samples, labels = build(set(range(0, 300, 3)))
+    _, report = train_urgency(samples, labels)
+    assert report.validation.startswith("time-ordered")
+    assert report.threshold is not None
+    assert report.urgent_delivered >= 0.95
