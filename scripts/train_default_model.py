@@ -4,7 +4,8 @@ The model that works before a user has trained their own is trained on:
 
 - four complete Enron mailboxes (enron-full-mailboxes: inbox *and* sent folders), labelled the
   way ``commsproxy train`` labels a user's mail: replied to within 4 hours = urgent, list and
-  machine mail = bulk, the rest normal; each person with their own social history;
+  machine mail = bulk, the rest normal, with the originals that only survive as quotes in
+  replies rebuilt from them; each person with their own social history;
 - the SpamAssassin public corpus: spam is bulk (it must never be urgent), ham is labelled by its
   list headers (bulk) or normal.
 
