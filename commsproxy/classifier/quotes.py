@@ -27,6 +27,7 @@ __all__ = [
     "person_tokens",
     "quoted_original",
     "same_person",
+    "split_person",
 ]
 
 # The top-most quoted block sits right under the reply text; no need to scan a long body.
@@ -140,7 +141,7 @@ def _parse_quoted_date(text: str) -> datetime | None:
     return None
 
 
-def _split_person(value: str) -> tuple[str, str]:
+def split_person(value: str) -> tuple[str, str]:
     """``'"Brown, Charles" <cb@x.com>'`` -> (``"cb@x.com"``, ``"Brown, Charles"``)."""
     found = _ADDRESS.search(value)
     address = found.group(0).lower() if found else ""
@@ -209,7 +210,7 @@ def _outlook_block(text: str, start: int) -> QuotedHeader | None:
             break
     if "from" not in fields:
         return None
-    address, person = _split_person(fields["from"])
+    address, person = split_person(fields["from"])
     return QuotedHeader(
         address,
         person,
@@ -270,7 +271,7 @@ def _lotus_block(text: str, stamp: re.Match[str]) -> QuotedHeader | None:
     if not who:
         above = text[max(0, line_start - 200) : line_start].rstrip("\n").rsplit("\n", 1)[-1]
         who = _name_like(above)
-    address, person = _split_person(who)
+    address, person = split_person(who)
     if not address and "/" in person:
         person = person.split("/", 1)[0]  # Notes hierarchy: "David W Delainey/HOU/ECT@ECT"
     body_start = line_end + 1 + sum(len(line) + 1 for line in following[:header_end])

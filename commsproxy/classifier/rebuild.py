@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .mail import Mail
-from .quotes import QuotedHeader, names_match, person_tokens
+from .quotes import QuotedHeader, names_match, person_tokens, split_person
 
 if TYPE_CHECKING:  # labels.py calls this module; it needs only the matching's data here
     from .labels import ReplyMatching
@@ -40,6 +40,8 @@ CLOCK_SKEW = timedelta(minutes=10)
 # A rebuilt message has no header block; real mail carries about this many header bytes, and
 # size is a feature, so rebuilt mail is sized as if it had them.
 HEADER_BYTES = 1500
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ class _Directory:
 
     def resolve(self, person: str) -> str:
         """``"Hayslett, Rod"`` -> the most used known address of that person, or ``""``."""
-        address, name = _split(person)
+        address, name = split_person(person)
         if address:
             return address
         words = person_tokens(name)
@@ -71,15 +73,6 @@ class _Directory:
             return ""
         candidates = [a for a in self.by_word.get(words[-1], ()) if names_match(name, "", a)]
         return max(candidates, key=lambda a: (self.seen[a], a), default="")
-
-
-def _split(person: str) -> tuple[str, str]:
-    """A quoted person as (address, name): ``"Rod <r@x.com>"``, ``"r@x.com"`` or a name."""
-    for part in person.replace("<", " ").replace(">", " ").replace("[mailto:", " ").split():
-        part = part.strip("[]()\"',;").lower()
-        if "@" in part and "." in part.rpartition("@")[2]:
-            return part, person
-    return "", person
 
 
 def _zone(matching: ReplyMatching) -> timedelta | None:
@@ -130,9 +123,6 @@ def rebuild_originals(matching: ReplyMatching) -> list[Rebuilt]:
         mail = _rebuilt_mail(quoted, sender, sent, reply, directory)
         rebuilt.append(Rebuilt(mail, reply, max(latency, timedelta(0))))
     return rebuilt
-
-
-_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 def _rebuilt_mail(
