@@ -474,7 +474,7 @@ def read_mailbox(root: Path, user: str) -> Mailbox:
 
     # Reply events of the whole mailbox are fine: stats() counts only those before each date.
     result, samples, labels = labelled_samples(mails, is_sent)
-    rebuilt = [entry.rebuilt for entry in result.labelled if entry.mail.date is not None]
+    rebuilt = [sample.rebuilt for sample in samples]
     real = [i for i, flag in enumerate(rebuilt) if not flag]
     tested = real[round(len(real) * (1 - TEST_SHARE)) :]
     first = tested[0] if tested else len(samples)

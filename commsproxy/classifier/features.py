@@ -65,6 +65,9 @@ class Context:
 class Sample:
     mail: Mail
     context: Context = field(default_factory=Context)
+    # Made from the quote in a reply, not mail as it arrived: trained on, but never used to
+    # set a threshold (it has no headers, so live mail scores differently).
+    rebuilt: bool = False
 
 
 def text_of(samples: Iterable[Sample]) -> list[str]:

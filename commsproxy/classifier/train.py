@@ -187,32 +187,40 @@ def train_urgency(
     cut = _split(len(samples))
     y = np.asarray(labels)
     calibrate = min(counts.values()) >= MIN_CALIBRATION_EXAMPLES
+    # Thresholds are measured on mail as it arrived; rebuilt messages only teach, unless
+    # without them there are too few urgent messages to measure on at all.
+    real = np.asarray([not sample.rebuilt for sample in samples])
+    if np.sum((y == URGENT) & real) < MIN_THRESHOLD_URGENT:
+        real[:] = True
+    real_urgent = (y == URGENT) & real
     validation = "time-ordered: trained on older mail, tested on the newest"
-    newest_urgent = int(np.sum(y[cut:] == URGENT))
+    newest_urgent = int(real_urgent[cut:].sum())
     # Time order when the newest mail can tune the threshold, or when nothing else could
     # (fewer urgent messages in all the mail than a threshold needs, but some in the newest).
     if (
         newest_urgent >= MIN_THRESHOLD_URGENT
         or counts[URGENT] < 3
-        or (newest_urgent >= MIN_VALIDATION_URGENT and counts[URGENT] < MIN_THRESHOLD_URGENT)
+        or (newest_urgent >= MIN_VALIDATION_URGENT and real_urgent.sum() < MIN_THRESHOLD_URGENT)
     ):
         probe = urgency_pipeline(seed, calibrate=calibrate).fit(list(samples[:cut]), y[:cut])
-        proba, classes = decision_scores(probe, list(samples[cut:]))
-        truth = y[cut:]
+        measured = cut + np.flatnonzero(real[cut:])
+        proba, classes = decision_scores(probe, [samples[int(i)] for i in measured])
     else:
         # The newest mail holds too few urgent messages to measure recall on, so the
         # threshold comes from out-of-fold predictions over all the mail instead.
         validation = "3-fold cross-validation (too few urgent messages in the newest mail)"
         folds = StratifiedKFold(3, shuffle=True, random_state=seed)
+        measured = np.flatnonzero(real)
         proba = cross_val_predict(
             urgency_pipeline(seed, calibrate=calibrate),
             list(samples),
             y,
             cv=folds,
             method="predict_proba",
-        )
+        )[measured]
         classes = sorted(counts)
-        truth, cut = y, 0
+        cut = 0
+    truth = y[measured]
     urgent_truth = truth == URGENT
     threshold: float | None = None
     if URGENT in classes and urgent_truth.sum() >= MIN_THRESHOLD_URGENT:
@@ -237,7 +245,7 @@ def train_urgency(
     held = float(np.mean(predicted != URGENT))
     final = urgency_pipeline(seed, calibrate=calibrate).fit(list(samples), y)
     if threshold is not None:
-        threshold = _transfer_threshold(final, samples, _validation_slice(cut, len(samples)), held)
+        threshold = _transfer_threshold(final, [samples[int(i)] for i in measured], held)
     report = UrgencyReport(
         counts=dict(counts),
         validation=validation,
@@ -252,14 +260,7 @@ def train_urgency(
     return final, report
 
 
-def _validation_slice(cut: int, n: int) -> slice:
-    """The validation samples: the newest part, or all of them after cross-validation."""
-    return slice(cut, n) if cut else slice(0, n)
-
-
-def _transfer_threshold(
-    final: Pipeline, samples: Sequence[Sample], validation: slice, held: float
-) -> float:
+def _transfer_threshold(final: Pipeline, validation: list[Sample], held: float) -> float:
     """The final model's cut that holds the same share of the validation mail.
 
     The threshold was measured on a model fitted without the validation mail; the final
@@ -267,7 +268,7 @@ def _transfer_threshold(
     messages is rough). What carries over is the decision: the share of mail delivered at
     once. So the final cut is the quantile of the final model's scores at that share.
     """
-    proba, classes = decision_scores(final, list(samples[validation]))
+    proba, classes = decision_scores(final, validation)
     scores = proba[:, classes.index(URGENT)]
     if held <= 0.0:
         return float(scores.min())

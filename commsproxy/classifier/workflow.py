@@ -9,7 +9,7 @@ the stream of messages (the CLI's progress bar).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,10 @@ def labelled_samples(
     result = derive_labels(mails, is_sent=is_sent, overrides=overrides)
     history = PersonHistory.from_labels(result, mails, is_sent)
     dated = [entry for entry in result.labelled if entry.mail.date is not None]
-    samples = history.samples(entry.mail for entry in dated)
+    samples = [
+        replace(sample, rebuilt=True) if entry.rebuilt else sample
+        for sample, entry in zip(history.samples(e.mail for e in dated), dated, strict=True)
+    ]
     return result, samples, [entry.label for entry in dated]
 
 

@@ -15,6 +15,7 @@ from commsproxy.classifier.labels import LabelResult, derive_labels
 from commsproxy.classifier.mail import Mail
 from commsproxy.classifier.quotes import quoted_original
 from commsproxy.classifier.social import SocialHistory
+from commsproxy.classifier.workflow import labelled_samples
 
 from .test_labels import ME, at, is_sent, mail, sent
 
@@ -162,3 +163,10 @@ def test_rebuilding_can_be_turned_off() -> None:
     plain = derive_labels(mailbox(), is_sent=is_sent, user_addresses=[ME], rebuild=False)
     assert plain.rebuilt == 0
     assert not any(item.rebuilt for item in plain.labelled)
+
+
+def test_training_samples_say_which_messages_were_rebuilt() -> None:
+    _, samples, _ = labelled_samples(mailbox(), is_sent)
+    flagged = {s.mail.subject for s in samples if s.rebuilt}
+    assert "Invoice 42" in flagged
+    assert not any(s.rebuilt for s in samples if s.mail.message_id is not None)

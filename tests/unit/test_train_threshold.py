@@ -3,6 +3,7 @@ messages, else on out-of-fold predictions over all the mail, never by giving up 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from commsproxy.classifier.features import Sample
@@ -56,5 +57,28 @@ def test_enough_urgent_in_the_newest_mail_validates_in_time_order() -> None:
     samples, labels = build(set(range(0, 300, 3)))
     _, report = train_urgency(samples, labels)
     assert report.validation.startswith("time-ordered")
+    assert report.threshold is not None
+    assert report.urgent_delivered >= 0.95
+
+
+def test_messages_rebuilt_from_quotes_train_but_do_not_set_the_threshold() -> None:
+    # Every other message urgent; six urgent ones among the newest 60 were rebuilt, which
+    # leaves 24 real urgent messages there to measure on.
+    samples, labels = build(set(range(0, 300, 2)))
+    rebuilt = set(range(0, 300, 10))
+    samples = [replace(s, rebuilt=i in rebuilt) for i, s in enumerate(samples)]
+    _, report = train_urgency(samples, labels)
+    assert report.validation.startswith("time-ordered")
+    assert report.validated_on == 54
+    assert report.threshold is not None
+
+
+def test_rebuilt_messages_are_measured_when_real_urgent_mail_is_too_scarce() -> None:
+    # 40 urgent messages, every one rebuilt: without them nothing could be measured.
+    urgent = {*range(0, 224, 7), *range(245, 300, 7)}
+    samples, labels = build(urgent)
+    samples = [replace(s, rebuilt=i in urgent) for i, s in enumerate(samples)]
+    _, report = train_urgency(samples, labels)
+    assert report.validated_on == 300
     assert report.threshold is not None
     assert report.urgent_delivered >= 0.95
