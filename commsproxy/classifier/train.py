@@ -15,7 +15,6 @@ fits run side by side when there are two CPUs).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections import Counter
@@ -113,21 +112,17 @@ class AccountsReport:
 
 
 def choose_recall_threshold(p_positive: np.ndarray, positive: np.ndarray, target: float) -> float:
-    """A cut that delivers ``target`` of new positives, keeping as many negatives below it.
+    """A cut with recall(p >= t) >= target that keeps as many negatives below it as possible.
 
-    The cut is the k-th lowest positive score with k = floor((n + 1) * (1 - target)): a new
-    positive ranks anywhere among the n validation ones with equal chance, so it falls below
-    that score with probability at most k / (n + 1). The plain empirical quantile keeps
-    ceil(target * n) of the n and so falls short on a few dozen examples (at n = 28 it
-    delivers 93% of new positives, not 95%). The cut is placed halfway down to the next lower
-    score of a negative, so new mail scoring a little under the validation positives is not
-    lost to a cut fitted exactly to them. 0.0 without positives.
+    The highest such cut is the score of the last positive it must keep; the cut is placed
+    halfway down to the next lower score of a negative, so new mail scoring a little under the
+    validation positives is not lost to a cut fitted exactly to them. 0.0 without positives.
     """
-    scores = np.sort(p_positive[positive])
+    scores = np.sort(p_positive[positive])[::-1]
     if scores.size == 0:
         return 0.0
-    k = max(1, math.floor((scores.size + 1) * (1 - target) + 1e-9))
-    highest = float(scores[k - 1])
+    needed = int(np.ceil(target * scores.size))
+    highest = float(scores[max(needed, 1) - 1])
     below = p_positive[~positive & (p_positive < highest)]
     floor = float(below.max()) if below.size else 0.0
     return (highest + floor) / 2
