@@ -8,22 +8,7 @@ import pytest
 
 from commsproxy.config import AccountConfig, AccountsConfig, ConfigError, load_config
 
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def line_of(text: str, needle: str, occurrence: int = 1) -> int:
-    """The 1-based number of the line holding the ``occurrence``-th ``needle``."""
-    seen = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            seen += 1
-            if seen == occurrence:
-                return number
-    raise AssertionError(f"{needle!r} not in the text")
+from .config_files import assert_config_error, line_of, write
 
 
 def load_accounts(tmp_path: Path, text: str) -> AccountsConfig:
@@ -559,14 +544,7 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
 def test_error_names_file_line_table_key_and_expectation(
     tmp_path: Path, text: str, where: tuple[str, int], label: str, expectation: str
 ) -> None:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path, required=True)
-    line = line_of(text, *where)
-    assert info.value.line == line
-    assert info.value.path == path
-    assert str(info.value).startswith(f"{path}:{line}: {label}: ")
-    assert expectation in str(info.value)
+    assert_config_error(tmp_path, text, where, label, expectation, required=True)
 
 
 def test_error_reads_as_documented(tmp_path: Path) -> None:

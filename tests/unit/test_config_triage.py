@@ -20,6 +20,8 @@ from commsproxy.config import (
 )
 from commsproxy.triage.scheduler import Schedule
 
+from .config_files import assert_config_error, write
+
 WORKDAYS = frozenset(range(5))
 
 
@@ -27,23 +29,6 @@ WORKDAYS = frozenset(range(5))
 def _zone(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fixed local zone, so defaults do not depend on the machine running the tests."""
     monkeypatch.setenv("TZ", "America/New_York")
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def line_of(text: str, needle: str, occurrence: int = 1) -> int:
-    """The 1-based number of the line holding the ``occurrence``-th ``needle``."""
-    seen = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        if needle in line:
-            seen += 1
-            if seen == occurrence:
-                return number
-    raise AssertionError(f"{needle!r} not in the text")
 
 
 def assert_default_batches(batches: tuple[BatchConfig, ...]) -> None:
@@ -665,14 +650,7 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
 def test_error_names_file_line_table_key_and_expectation(
     tmp_path: Path, text: str, where: tuple[str, int], label: str, expectation: str
 ) -> None:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    line = line_of(text, *where)
-    assert info.value.line == line
-    assert info.value.path == path
-    assert str(info.value).startswith(f"{path}:{line}: {label}: ")
-    assert expectation in str(info.value)
+    assert_config_error(tmp_path, text, where, label, expectation)
 
 
 def test_timezone_error_reads_as_documented(tmp_path: Path) -> None:
