@@ -37,6 +37,20 @@ def _fill(conn: imaplib.IMAP4, accounts_root: str) -> None:
             conn.append(folder, None, None, render(headers, f"The {account} order {i}."))
 
 
+def _config(
+    tmp_path: Path, dovecot: Dovecot, user: str, password: str, accounts_root: str, head: str = ""
+) -> Path:
+    """A config for the login with its password behind password_command, never in the file."""
+    (tmp_path / "pw").write_text(password + "\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        head + f'[[login]]\nupstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"\n'
+        f'username = "{user}"\npassword_command = "cat {tmp_path / "pw"}"\n'
+        f'[accounts]\nroot = "{accounts_root}"\n'
+    )
+    return config
+
+
 def test_train_from_configured_login(
     dovecot: Dovecot, imap_user: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -46,13 +60,7 @@ def test_train_from_configured_login(
     with imaplib.IMAP4(dovecot.host, dovecot.imap_port) as conn:
         conn.login(user, password)
         _fill(conn, accounts_root)
-    (tmp_path / "pw").write_text(password + "\n")
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[[login]]\nupstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"\n'
-        f'username = "{user}"\npassword_command = "cat {tmp_path / "pw"}"\n'
-        f'[accounts]\nroot = "{accounts_root}"\n'
-    )
+    config = _config(tmp_path, dovecot, user, password, accounts_root)
     result = CliRunner().invoke(main, ["train", "--config", str(config), "-q"])
     assert result.exit_code == 0, result.output
     assert "20 urgent, 20 normal, 20 bulk" in result.output
@@ -94,13 +102,8 @@ def test_train_uses_triage_corrections(
                     at=datetime.now(UTC),
                 )
             )
-    (tmp_path / "pw").write_text(password + "\n")
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[proxy]\nstate_dir = "{state}"\n'
-        f'[[login]]\nupstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"\n'
-        f'username = "{user}"\npassword_command = "cat {tmp_path / "pw"}"\n'
-        f'[accounts]\nroot = "{accounts_root}"\n'
+    config = _config(
+        tmp_path, dovecot, user, password, accounts_root, f'[proxy]\nstate_dir = "{state}"\n'
     )
     result = CliRunner().invoke(main, ["train", "--config", str(config), "-q"])
     assert result.exit_code == 0, result.output
