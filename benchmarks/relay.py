@@ -820,6 +820,23 @@ def table(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def environment() -> dict[str, Any]:
+    """The machine and code a benchmark ran on, for its JSON report."""
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "load_average_at_start": os.getloadavg(),
+        "commsproxy_commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Relay benchmark: direct vs raw asyncio relay vs commsproxy."
@@ -887,20 +904,7 @@ def run_benchmark(
     corpus = load_corpus(args.corpus, args.messages)
     report: dict[str, Any] = {
         "settings": {k: v for k, v in vars(args).items() if k not in ("raw_relay", "json")},
-        "environment": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "machine": platform.machine(),
-            "load_average_at_start": os.getloadavg(),
-            "nofile_limit": list(nofile),
-            "commsproxy_commit": subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.strip(),
-        },
+        "environment": environment() | {"nofile_limit": list(nofile)},
         "corpus": {
             "file": str(args.corpus),
             "messages": len(corpus),

@@ -44,7 +44,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import queue
 import re
 import shutil
@@ -63,7 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relay import cpu_of, fill_inbox, top_functions
+from relay import cpu_of, environment, fill_inbox, top_functions
 
 if TYPE_CHECKING:
     from tests.testbed.dovecot import Dovecot
@@ -853,19 +852,7 @@ def run_benchmark(args: argparse.Namespace, sections: list[str], say: Say) -> di
     report: dict[str, Any] = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "source": source,
-        "environment": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "machine": platform.machine(),
-            "load_average_at_start": os.getloadavg(),
-            "commsproxy_commit": subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],
-                cwd=REPO,
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.strip(),
-        },
+        "environment": environment(),
     }
     with Dovecot() as dovecot, tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
