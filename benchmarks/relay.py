@@ -244,6 +244,12 @@ def start_commsproxy(upstream_port: int, config_home: Path) -> Server:
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "COMMSPROXY_CONFIG"}
     env["XDG_CONFIG_HOME"] = str(config_home)  # no user config file can leak in
+    # The relay alone: triage would move the benchmark's INBOX into hold mailboxes while it is
+    # fetched (benchmarks/triage.py measures triage), and its state stays out of the user's.
+    config = config_home / "commsproxy" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    state = config_home / "state"
+    config.write_text(f'[proxy]\nstate_dir = "{state}"\n[triage]\nenabled = false\n')
     return Server("commsproxy", argv, port, env)
 
 
