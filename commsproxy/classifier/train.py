@@ -112,20 +112,23 @@ class AccountsReport:
 
 
 def choose_recall_threshold(p_positive: np.ndarray, positive: np.ndarray, target: float) -> float:
-    """A cut with recall(p >= t) >= target that keeps as many negatives below it as possible.
+    """A cut that new positives reach with probability `target`, as measured on `positive`.
 
-    The highest such cut is the score of the last positive it must keep; the cut is placed
-    halfway down to the next lower score of a negative, so new mail scoring a little under the
-    validation positives is not lost to a cut fitted exactly to them. 0.0 without positives.
+    A new positive's score is equally likely to fall in any of the n+1 gaps between the n
+    validation scores, so the cut at the r-th lowest score, r = (n+1)(1-target), misses a
+    share r/(n+1) = 1-target of new positives; a fractional r is interpolated between its
+    neighbours. The plain empirical quantile (recall >= target on validation itself) misses
+    more on new mail: at 28 urgent messages it delivers 93%, not 95%. Below one gap (fewer
+    than 1/(1-target) positives), the lowest score is the cut. 0.0 without positives.
     """
-    scores = np.sort(p_positive[positive])[::-1]
+    scores = np.sort(p_positive[positive])
     if scores.size == 0:
         return 0.0
-    needed = int(np.ceil(target * scores.size))
-    highest = float(scores[max(needed, 1) - 1])
-    below = p_positive[~positive & (p_positive < highest)]
-    floor = float(below.max()) if below.size else 0.0
-    return (highest + floor) / 2
+    rank = max(1.0, (scores.size + 1) * (1 - target))
+    low = min(int(rank), scores.size)
+    high = min(low + 1, scores.size)
+    fraction = rank - int(rank)
+    return float(scores[low - 1] + fraction * (scores[high - 1] - scores[low - 1]))
 
 
 def choose_precision_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:

@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pytest
+
 from commsproxy.classifier.features import Sample
 from commsproxy.classifier.mail import Mail
-from commsproxy.classifier.train import train_urgency
+from commsproxy.classifier.train import choose_recall_threshold, train_urgency
 
 T0 = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -82,3 +85,16 @@ def test_rebuilt_messages_are_measured_when_real_urgent_mail_is_too_scarce() -> 
     assert report.validated_on == 300
     assert report.threshold is not None
     assert report.urgent_delivered >= 0.95
+
+
+def test_recall_cut_leaves_the_target_share_of_gaps_below_it() -> None:
+    # 39 urgent scores 0.01..0.39: (39+1) * 5% = 2 gaps, so the cut is the 2nd lowest.
+    urgent = np.arange(1, 40) / 100
+    scores = np.concatenate([urgent, np.full(100, 0.005)])
+    positive = np.arange(scores.size) < urgent.size
+    assert choose_recall_threshold(scores, positive, 0.95) == pytest.approx(0.02)
+    # 28 scores: 29 * 5% = 1.45 gaps, interpolated 45% of the way from the lowest to the next.
+    assert choose_recall_threshold(urgent[:28], np.ones(28, bool), 0.95) == pytest.approx(0.0145)
+    # Too few to leave a whole gap: the lowest score; none at all: 0.0.
+    assert choose_recall_threshold(urgent[:5], np.ones(5, bool), 0.95) == pytest.approx(0.01)
+    assert choose_recall_threshold(scores, np.zeros(scores.size, bool), 0.95) == 0.0
