@@ -128,6 +128,10 @@ TARGET_TRAIN_SECONDS = 30.0
 
 URGENT = "urgent"
 TEST_SHARE = 0.2  # newest share of each user's labelled mail held out in the urgency section
+# Rolling time-ordered splits: train on everything before each tenth of the newest half of the
+# real mail, test on that tenth; every real message of the newest half is tested once, by a
+# model that saw only older mail. Three times the urgent test messages of the 80/20 split.
+ROLLING_TENTHS = (5, 6, 7, 8, 9)
 MIN_URGENT_TRAIN = 5  # fewer urgent messages in a user's older 80%: no model of their own
 SPAM_GROUPS = ("spam", "spam_2")
 CHUNK = 500  # messages per model call when classifying, as classify_paths batches them
@@ -329,17 +333,17 @@ def run_foldering(root: Path, workers: int, say: Say) -> Outcome:
     for user in users:
         data, undated, unreadable = foldering_user(str(root), user)
         folders = len({label for label, _ in data})
-        folds = [k for k in range(1, len(data)) if (k + 1) * FOLD <= len(data)]
+        ks = [k for k in range(1, len(data)) if (k + 1) * FOLD <= len(data)]
         info[user] = {
             "messages": len(data) + undated,
             "dated": len(data),
             "undated_dropped": undated,
             "unreadable": unreadable,
             "folders": folders,
-            "folds": len(folds),
+            "folds": len(ks),
         }
         # One-vs-rest SVMs cost about training size x folders: biggest first, to balance.
-        tasks += [(k * FOLD * folders, user, k) for k in folds]
+        tasks += [(k * FOLD * folders, user, k) for k in ks]
     tasks.sort(reverse=True)
     say(
         f"foldering: {len(tasks)} folds over {len(users)} users and {len(users)} filing "
@@ -463,6 +467,18 @@ class Mailbox:
     train: tuple[list[Sample], list[str]]
     test: tuple[list[Sample], list[str]]
     report: dict[str, Any]
+    samples: list[Sample]
+    labels: list[str]
+
+    def rolling_split(
+        self, tenth: int
+    ) -> tuple[list[tuple[Sample, str]], list[tuple[Sample, str]]]:
+        """Everything before the real mail's tenth `tenth` (0-based), and that tenth."""
+        real = [i for i, sample in enumerate(self.samples) if not sample.rebuilt]
+        tested = real[len(real) * tenth // 10 : len(real) * (tenth + 1) // 10]
+        first = tested[0] if tested else len(self.samples)
+        pairs = list(zip(self.samples, self.labels, strict=True))
+        return pairs[:first], [pairs[i] for i in tested]
 
 
 def read_mailbox(root: Path, user: str) -> Mailbox:
@@ -506,6 +522,8 @@ def read_mailbox(root: Path, user: str) -> Mailbox:
             "train_urgent": train[1].count(URGENT),
             "test_urgent": test[1].count(URGENT),
         },
+        samples,
+        labels,
     )
 
 
@@ -559,6 +577,55 @@ def _fit_urgency(samples: list[Sample], labels: list[str]) -> tuple[Pipeline, di
     }
 
 
+def _by_date(pairs: list[tuple[Sample, str]]) -> list[tuple[Sample, str]]:
+    return sorted(pairs, key=lambda pair: pair[0].mail.date or datetime.min.replace(tzinfo=UTC))
+
+
+def rolling_urgency(boxes: Sequence[Mailbox]) -> dict[str, Any]:
+    """The pooled model retrained at each rolling split; counts summed over the splits."""
+    splits = []
+    for tenth in ROLLING_TENTHS:
+        train: list[tuple[Sample, str]] = []
+        test: list[tuple[Sample, str]] = []
+        for box in boxes:
+            older, tested = box.rolling_split(tenth)
+            train += older
+            test += tested
+        train = _by_date(train)
+        row: dict[str, Any] = {"tested": f"{tenth * 10}-{tenth * 10 + 10}%"}
+        try:
+            pipeline, fitted = _fit_urgency([s for s, _ in train], [y for _, y in train])
+        except TrainingError as err:
+            splits.append(row | {"skipped": str(err)})
+            continue
+        result = evaluate_urgency(
+            pipeline, fitted["threshold"], [s for s, _ in test], [y for _, y in test]
+        )
+        urgent, others = result["urgent"], result["messages"] - result["urgent"]
+        splits.append(
+            row
+            | {
+                "trained_on": len(train),
+                "threshold": fitted["threshold"],
+                "messages": result["messages"],
+                "urgent": urgent,
+                "urgent_delivered_count": round((result["urgent_delivered"] or 0.0) * urgent),
+                "other_held_count": round((result["other_held"] or 0.0) * others),
+            }
+        )
+    done = [row for row in splits if "skipped" not in row]
+    urgent = sum(row["urgent"] for row in done)
+    others = sum(row["messages"] - row["urgent"] for row in done)
+    return {
+        "splits": splits,
+        "urgent": urgent,
+        "urgent_delivered": sum(r["urgent_delivered_count"] for r in done) / urgent
+        if urgent
+        else None,
+        "other_held": sum(r["other_held_count"] for r in done) / others if others else None,
+    }
+
+
 def run_urgency(root: Path, say: Say) -> tuple[Outcome, LoadedModel | None]:
     """Per-user and pooled urgency; returns the pooled model (for the spam section)."""
     started = time.perf_counter()
@@ -588,10 +655,7 @@ def run_urgency(root: Path, say: Say) -> tuple[Outcome, LoadedModel | None]:
 
     # Pooled: one model on every user's older part (date order across users), judged on every
     # user's newer part; each sample keeps the social history of its own mailbox.
-    train = sorted(
-        ((s, y) for box in boxes for s, y in zip(*box.train, strict=True)),
-        key=lambda pair: pair[0].mail.date or datetime.min.replace(tzinfo=UTC),
-    )
+    train = _by_date([(s, y) for box in boxes for s, y in zip(*box.train, strict=True)])
     pooled: dict[str, Any]
     model: LoadedModel | None = None
     try:
@@ -611,10 +675,16 @@ def run_urgency(root: Path, say: Say) -> tuple[Outcome, LoadedModel | None]:
             [s for s, _ in every_test],
             [y for _, y in every_test],
         )
+    rolling = rolling_urgency(boxes)
     seconds = time.perf_counter() - started
 
     out = Outcome()
-    out.report = {"users": users, "pooled": pooled, "seconds": round(seconds, 1)}
+    out.report = {
+        "users": users,
+        "pooled": pooled,
+        "rolling": rolling,
+        "seconds": round(seconds, 1),
+    }
     head = (
         f"{'user':<10} | {'received':>8} | {'rebuilt':>7} | {'urgent':>6} | {'normal':>6} | "
         f"{'bulk':>5} | "
@@ -669,20 +739,43 @@ def run_urgency(root: Path, say: Say) -> tuple[Outcome, LoadedModel | None]:
         "both; urgent now = share of urgent test mail at or above the threshold (delivered at "
         "once); other held = share of normal+bulk below it; own = the user's own model"
     )
-    delivered = pooled.get("urgent_delivered")
-    held = pooled.get("other_held")
+    out.lines += rolling_lines(rolling)
+    for name, result in (("pooled", pooled), ("pooled, rolling splits", rolling)):
+        out.verdicts.append(urgency_verdict(name, result))
+    return out, model
+
+
+def rolling_lines(rolling: dict[str, Any]) -> list[str]:
+    cells = []
+    for row in rolling["splits"]:
+        if "skipped" in row:
+            cells.append(f"{row['tested']}: {row['skipped']}")
+        else:
+            cells.append(
+                f"{row['tested']}: {row['urgent_delivered_count']}/{row['urgent']} urgent now, "
+                f"{row['other_held_count']}/{row['messages'] - row['urgent']} other held "
+                f"(thr {_thr(row['threshold'])})"
+            )
+    return [
+        "rolling splits of the newest half of the real mail (pooled model retrained on "
+        "everything older than each tenth): " + "; ".join(cells),
+        f"rolling, all splits: urgent now {_pct(rolling['urgent_delivered'])} of "
+        f"{rolling['urgent']}, other held {_pct(rolling['other_held'], 0)}",
+    ]
+
+
+def urgency_verdict(name: str, result: dict[str, Any]) -> tuple[str, bool]:
+    delivered = result.get("urgent_delivered")
+    held = result.get("other_held")
     # Delivering everything at once meets any recall target and triages nothing: not a pass.
     vacuous = held is not None and held == 0.0
-    out.verdicts.append(
-        (
-            f"urgency (pooled): >= {TARGET_URGENT_DELIVERED:.0%} of urgent mail delivered at "
-            f"once ({_pct(delivered, 0)} of {pooled.get('urgent', 0)} urgent test messages), "
-            f"holding other mail ({_pct(held, 0)} held"
-            + ("; the threshold is below every score: nothing is triaged)" if vacuous else ")"),
-            delivered is not None and delivered >= TARGET_URGENT_DELIVERED and not vacuous,
-        )
+    return (
+        f"urgency ({name}): >= {TARGET_URGENT_DELIVERED:.0%} of urgent mail delivered at "
+        f"once ({_pct(delivered)} of {result.get('urgent', 0)} urgent test messages), "
+        f"holding other mail ({_pct(held, 0)} held"
+        + ("; the threshold is below every score: nothing is triaged)" if vacuous else ")"),
+        delivered is not None and delivered >= TARGET_URGENT_DELIVERED and not vacuous,
     )
-    return out, model
 
 
 # -- 3. spam ----------------------------------------------------------------------------------
@@ -693,7 +786,7 @@ def urgency_model(pooled: LoadedModel | None) -> tuple[LoadedModel | None, str]:
     if bundled_model_path("urgency").exists():
         pipeline, info = load_bundled("urgency")
         return (
-            LoadedModel(pipeline, info.threshold),  # type: ignore[arg-type]
+            LoadedModel(pipeline, info.threshold),
             f"bundled default {info.path.name} (trained {info.created:%Y-%m-%d})",
         )
     return pooled, "pooled model of section 2 (no bundled default model in commsproxy/models/)"
