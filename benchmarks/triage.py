@@ -843,7 +843,8 @@ def run_benchmark(args: argparse.Namespace, sections: list[str], say: Say) -> di
     if args.synthetic or not args.corpus.is_file():
         if not args.synthetic:
             say(f"{args.corpus} is missing: generated messages instead")
-        pool, source = synthetic_messages(), {"kind": "synthetic"}
+        pool = synthetic_messages()
+        source: dict[str, Any] = {"kind": "synthetic"}
     else:
         say(f"loading {args.corpus} ...")
         pool = load_corpus(args.corpus)
