@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from commsproxy.classifier.mail import parse_mail
 from commsproxy.classifier.predict import Classifier, LoadedModel
 from commsproxy.config import BatchConfig, TriageConfig
 from commsproxy.endpoints import parse_endpoint
@@ -56,7 +57,7 @@ DST_BATCH = (BatchConfig("later", "Later", (NORMAL, BULK), AMSTERDAM),)
 
 
 def mixed_mail(n: int) -> tuple[str, bytes]:
-    """Every third from the VIP (urgent), a newsletter (bulk) or a reply in a thread (normal)."""
+    """Every third from the VIP (urgent), a newsletter (bulk) or a colleague's note (normal)."""
     mid = f"<fault-{n}-{uuid.uuid4().hex[:8]}@test.example>"
     headers = {"To": ME, "Message-ID": mid, "Date": "Mon, 1 Jun 2026 07:00:00 +0000"}
     if n % 3 == 0:
@@ -69,11 +70,17 @@ def mixed_mail(n: int) -> tuple[str, bytes]:
             "List-Unsubscribe": "<mailto:leave@news.example.org>", "Precedence": "bulk",
         }  # fmt: skip
         return mid, render(headers, "This week: articles and events. Unsubscribe at any time.")
+    # A status note to a few colleagues, you in cc: what the bundled model holds with a margin
+    # (a reply to you in a thread scores close to its urgent cut).
     headers |= {
-        "From": "Anna Smith <anna@example.org>", "Subject": f"Re: notes {n}",
-        "In-Reply-To": "<earlier@example.org>", "References": "<earlier@example.org>",
+        "From": "Anna Smith <anna@example.org>", "Subject": f"Weekly status report {n}",
+        "To": "a@example.org, b@example.org, c@example.org", "Cc": ME,
     }  # fmt: skip
-    return mid, render(headers, "Thanks, I read your notes. Let's discuss the plan tomorrow.")
+    return mid, render(
+        headers,
+        "Status this week: the migration is on schedule, testing continues, next review in "
+        "two weeks.",
+    )
 
 
 def newsletter() -> tuple[str, bytes]:
@@ -111,7 +118,12 @@ def decider() -> Decider:
     """The production decider: VIP rules, then the bundled model (not the user's own)."""
     pipeline, info = load_bundled("urgency")
     model = ModelDecider(Classifier(LoadedModel(pipeline, info.threshold)), frozenset({ME}))
-    return RuleDecider(VIP, model)
+    made = RuleDecider(VIP, model)
+    # The tests below need both hold mailboxes to take mail; say so plainly if a rebuilt
+    # bundled model stops holding this test's mail as expected.
+    decided = made.decide([parse_mail(mixed_mail(n)[1]) for n in range(3)])
+    assert [d.label for d in decided] == [URGENT, BULK, NORMAL], decided
+    return made
 
 
 class Setup:
