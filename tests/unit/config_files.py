@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +46,12 @@ def assert_config_error(
     assert info.value.path == path
     assert str(info.value).startswith(f"{path}:{line}: {label}: ")
     assert expectation in str(info.value)
+
+
+def error_cases(cases: Sequence[tuple[Any, ...]]) -> pytest.MarkDecorator:
+    """Parametrize a test over ``(id, text, where, label, expectation)`` cases."""
+    return pytest.mark.parametrize(
+        ("text", "where", "label", "expectation"),
+        [case[1:] for case in cases],
+        ids=[case[0] for case in cases],
+    )

@@ -8,7 +8,7 @@ import pytest
 
 from commsproxy.config import AccountConfig, AccountsConfig, ConfigError, load_config
 
-from .config_files import assert_config_error, line_of, write
+from .config_files import assert_config_error, error_cases, line_of, write
 
 
 def load_accounts(tmp_path: Path, text: str) -> AccountsConfig:
@@ -536,11 +536,7 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "where", "label", "expectation"),
-    [case[1:] for case in ERRORS],
-    ids=[case[0] for case in ERRORS],
-)
+@error_cases(ERRORS)
 def test_error_names_file_line_table_key_and_expectation(
     tmp_path: Path, text: str, where: tuple[str, int], label: str, expectation: str
 ) -> None:

@@ -20,7 +20,7 @@ from commsproxy.config import (
 )
 from commsproxy.triage.scheduler import Schedule
 
-from .config_files import assert_config_error, write
+from .config_files import assert_config_error, error_cases, write
 
 WORKDAYS = frozenset(range(5))
 
@@ -642,11 +642,7 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "where", "label", "expectation"),
-    [case[1:] for case in ERRORS],
-    ids=[case[0] for case in ERRORS],
-)
+@error_cases(ERRORS)
 def test_error_names_file_line_table_key_and_expectation(
     tmp_path: Path, text: str, where: tuple[str, int], label: str, expectation: str
 ) -> None:
