@@ -292,7 +292,7 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
         raise TriageStartError(str(err)) from None
     config = triage.config
     try:
-        decider = RuleDecider(config.triage.vip, _load_model(config, triage))
+        decider_for = _load_model(config, triage)
         guesser = _load_accounts_model(config)
     except TriageStartError:
         store.close()
@@ -314,14 +314,20 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
             filing=filing,
             own_addresses=own,
         )
+        decider = RuleDecider(config.triage.vip, decider_for(route.username))
         hub.add(route, Engine(settings, decider, store, hub.credentials_for(route.key)))
     mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
     log.info("triage on for %s%s", ", ".join(r.key for r, _ in triage.routes), mode)
     return hub
 
 
-def _load_model(config: Config, triage: TriagePlan) -> ModelDecider:
-    """The urgency model from the config (or the default); its checks failing stops the start."""
+def _load_model(config: Config, triage: TriagePlan) -> Callable[[str | None], ModelDecider]:
+    """The urgency model from the config (or the default); its checks failing stops the start.
+
+    Returns the decider for a login: the model with the contacts training saved beside it
+    when they were read from that login (or from files), else the model alone.
+    """
+    from .classifier.contacts import Contacts, ContactsError, contacts_path
     from .classifier.predict import Classifier, LoadedModel
     from .models.store import ModelError, resolve_model
 
@@ -333,7 +339,23 @@ def _load_model(config: Config, triage: TriagePlan) -> ModelDecider:
     users = frozenset(
         r.username.lower() for r, _ in triage.routes if r.username and "@" in r.username
     )
-    return ModelDecider(Classifier(LoadedModel(pipeline, info.threshold)), users)
+    classifier = Classifier(LoadedModel(pipeline, info.threshold))
+    contacts: Contacts | None = None
+    path = contacts_path(info.path)
+    if path.exists():
+        try:
+            contacts = Contacts.load(path)
+        except ContactsError as err:
+            # The model still works without them; every sender then looks new.
+            log.warning("%s; triage goes on without your history with senders", err)
+        else:
+            log.info("contacts: %d senders (%s)", len(contacts.senders), path)
+
+    def decider_for(username: str | None) -> ModelDecider:
+        mine = contacts is not None and contacts.login in (None, username)
+        return ModelDecider(classifier, users, contacts if mine else None)
+
+    return decider_for
 
 
 def _own_addresses(username: str | None, domains: Sequence[str]) -> tuple[str, ...]:

@@ -79,6 +79,11 @@ class _Timeline:
             self.medians.append(median)
         self.latencies = []
 
+    def total(self) -> SenderStats:
+        """Everything the timeline holds (the history as of its newest event)."""
+        median = self.medians[-1] if self.medians else None
+        return SenderStats(len(self.received), len(self.replied), median, None)
+
     def stats(self, before: datetime) -> SenderStats:
         received = bisect_left(self.received, before)
         replied = bisect_left(self.replied, before)
@@ -152,6 +157,13 @@ class SocialHistory:
         """The same for everyone at ``domain`` (an address is accepted too)."""
         timeline = self._domains.get(domain_of(domain) if "@" in domain else domain.lower())
         return timeline.stats(_aware(before)) if timeline is not None else NO_HISTORY
+
+    def totals(self) -> tuple[dict[str, SenderStats], dict[str, SenderStats]]:
+        """Per sender and per domain, the whole history (for live mail, newer than all of it)."""
+        return (
+            {sender: t.total() for sender, t in self._senders.items()},
+            {domain: t.total() for domain, t in self._domains.items()},
+        )
 
     def __len__(self) -> int:
         """How many senders the history knows."""

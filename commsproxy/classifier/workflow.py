@@ -22,6 +22,7 @@ from ..models.store import (
     save_model,
     user_model_path,
 )
+from .contacts import Contacts, contacts_path
 from .dataset import ReadStats, iter_labelled_folders, iter_mailbox
 from .features import Context, Sample
 from .imap_source import read_imap
@@ -130,8 +131,13 @@ def train_urgency_from_mail(
     seed: int = 0,
     read: ReadStats | None = None,
     sources: Sequence[str] = (),
+    login: str | None = None,
 ) -> UrgencyTraining:
-    """Label ``mails`` from the user's replies, train, validate, save to ``out``."""
+    """Label ``mails`` from the user's replies, train, validate, save to ``out``.
+
+    Beside the model goes the user's history with each sender as of the newest mail
+    (contacts.py), which gives live triage the social features the model was trained with.
+    """
     result, samples, labels = labelled_samples(mails, is_sent, overrides=overrides)
     pipeline, report = train_urgency(samples, labels, recall_target=recall_target, seed=seed)
     info = save_model(
@@ -149,6 +155,10 @@ def train_urgency_from_mail(
         },
         metrics=_urgency_metrics(report),
         threshold=report.threshold,
+    )
+    person = PersonHistory.from_labels(result, mails, is_sent)
+    Contacts.from_history(person.social, person.user_addresses, person.sent_ids, login=login).save(
+        contacts_path(info.path)
     )
     return UrgencyTraining(info, report, result, read or ReadStats(read=len(mails)))
 
@@ -356,6 +366,7 @@ def train_from_imap(
         seed=seed,
         read=stats,
         sources=[f"{endpoint.url} ({login.username})"],
+        login=login.username,
     )
     prefix = accounts_root.rstrip("/") + "/"
     pairs = [(m.folder[len(prefix) :].split("/", 1)[0], m) for m in read([prefix + "*"])]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..classifier.mail import Mail
+
+if TYPE_CHECKING:
+    from ..classifier.contacts import Contacts
 
 __all__ = ["Decider", "Decision", "ModelDecider", "RuleDecider", "vip_match"]
 
@@ -90,17 +93,31 @@ def _reason(label: str, score: float | None, reasons: Sequence[str]) -> str:
 
 
 class ModelDecider:
-    """Adapts a loaded urgency model (classifier.predict.Classifier) to ``Model``."""
+    """Adapts a loaded urgency model (classifier.predict.Classifier) to ``Model``.
 
-    def __init__(self, classifier: object, user_addresses: frozenset[str]) -> None:
+    ``contacts`` (saved by training beside the model) gives each message the user's history
+    with its sender, as the model saw it in training; without them every sender looks new.
+    """
+
+    def __init__(
+        self,
+        classifier: object,
+        user_addresses: frozenset[str],
+        contacts: Contacts | None = None,
+    ) -> None:
         self._classifier = classifier
         self._user = user_addresses
+        self._contacts = contacts
 
     def label(self, mails: Sequence[Mail]) -> list[tuple[str, float | None, list[str]]]:
         # Imported here so that triage stays free of scikit-learn until a model is used.
         from ..classifier.features import Context, Sample
 
-        context = Context(user_addresses=self._user)
-        samples = [Sample(mail, context) for mail in mails]
+        contacts = self._contacts
+        if contacts is None:
+            context = Context(user_addresses=self._user)
+            samples = [Sample(mail, context) for mail in mails]
+        else:
+            samples = [Sample(mail, contacts.context(mail, self._user)) for mail in mails]
         verdicts = self._classifier.classify(samples, explain=True)  # type: ignore[attr-defined]
         return [(v.label or NORMAL, v.p_urgent, list(v.reasons or [])) for v in verdicts]

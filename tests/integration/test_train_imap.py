@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from commsproxy.classifier.contacts import Contacts
 from commsproxy.cli import main
 from commsproxy.models.store import load_model
 from commsproxy.triage.store import Correction, StateStore
@@ -71,6 +72,14 @@ def test_train_from_configured_login(
     _, accounts = load_model(data / "accounts.joblib", expected_task="accounts")
     assert urgency.training["counts"] == {"urgent": 20, "normal": 20, "bulk": 20}
     assert set(accounts.labels) == {"Acme", "Globex"}
+    # Beside the model, the history live triage gives each sender: the boss was answered
+    # every time, in 20 minutes; the newsletter never.
+    contacts = Contacts.load(data / "urgency.contacts.json")
+    assert contacts.login == user
+    boss = contacts.senders["boss@acme.example"]
+    assert (boss.received, boss.replied, boss.median_reply_minutes) == (20, 20, 20.0)
+    assert contacts.senders["news@lists.example.org"].replied == 0
+    assert f"r0@{accounts_root}" in contacts.sent_ids
     with imaplib.IMAP4(dovecot.host, dovecot.imap_port) as conn:
         conn.login(user, password)
         conn.select("INBOX", readonly=True)
