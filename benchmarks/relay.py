@@ -256,10 +256,11 @@ def start_commsproxy(upstream_port: int, config_home: Path) -> Server:
 # -- loading the corpus -----------------------------------------------------------------------
 
 
-def load_corpus(path: Path, count: int) -> list[bytes]:
-    """``count`` messages spread evenly over the whole corpus (every group), in name order."""
+def load_corpus(path: Path, count: int | None = None) -> list[bytes]:
+    """``count`` messages (default all) spread evenly over the whole corpus, in name order."""
     with tarfile.open(path) as tar:
         members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
+        count = len(members) if count is None else count
         if count > len(members):
             raise SystemExit(f"--messages {count}: the corpus has only {len(members)} messages")
         picked = [members[i * len(members) // count] for i in range(count)]

@@ -52,7 +52,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -62,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relay import cpu_of, environment, fill_inbox, top_functions
+from relay import cpu_of, environment, fill_inbox, load_corpus, top_functions
 
 if TYPE_CHECKING:
     from tests.testbed.dovecot import Dovecot
@@ -86,18 +85,6 @@ Say = Callable[[str], None]
 
 
 # -- messages ---------------------------------------------------------------------------------
-
-
-def load_corpus(path: Path) -> list[bytes]:
-    """Every message of the corpus tarball, in name order."""
-    with tarfile.open(path) as tar:
-        members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
-        out = []
-        for member in members:
-            handle = tar.extractfile(member)
-            assert handle is not None
-            out.append(handle.read())
-        return out
 
 
 def synthetic_messages(count: int = 400) -> list[bytes]:
