@@ -52,15 +52,24 @@ def _config(
     return config
 
 
-def test_train_from_configured_login(
+@pytest.fixture
+def mailbox(
     dovecot: Dovecot, imap_user: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[str, str, str]:
+    """A user with 60 everyday messages (and replies in Sent) and two account folders."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     accounts_root = f"Public/T{uuid.uuid4().hex[:8]}"
     user, password = imap_user
     with imaplib.IMAP4(dovecot.host, dovecot.imap_port) as conn:
         conn.login(user, password)
         _fill(conn, accounts_root)
+    return user, password, accounts_root
+
+
+def test_train_from_configured_login(
+    dovecot: Dovecot, mailbox: tuple[str, str, str], tmp_path: Path
+) -> None:
+    user, password, accounts_root = mailbox
     config = _config(tmp_path, dovecot, user, password, accounts_root)
     result = CliRunner().invoke(main, ["train", "--config", str(config), "-q"])
     assert result.exit_code == 0, result.output
@@ -87,15 +96,10 @@ def test_train_from_configured_login(
 
 
 def test_train_uses_triage_corrections(
-    dovecot: Dovecot, imap_user: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dovecot: Dovecot, mailbox: tuple[str, str, str], tmp_path: Path
 ) -> None:
     """Messages the user rescued from a hold mailbox train as urgent, whatever was derived."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    accounts_root = f"Public/T{uuid.uuid4().hex[:8]}"
-    user, password = imap_user
-    with imaplib.IMAP4(dovecot.host, dovecot.imap_port) as conn:
-        conn.login(user, password)
-        _fill(conn, accounts_root)
+    user, password, accounts_root = mailbox
     state = tmp_path / "state"
     with StateStore.open(state) as store:
         for i in (1, 4):  # two of the newsletters
