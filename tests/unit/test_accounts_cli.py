@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from commsproxy.config import load_config, parse_config_text
 from commsproxy.service import _load_accounts_model
 from commsproxy.triage.filing import AccountRules, resolve_incoming
 from tests.mailfactory import START, render
+
+from .test_classifier_cli import train_three_accounts
 
 
 def test_add_writes_a_table_that_loads(tmp_path: Path) -> None:
@@ -60,23 +61,7 @@ def test_add_needs_a_rule(tmp_path: Path) -> None:
 
 @pytest.fixture
 def accounts_model(tmp_path: Path) -> Path:
-    for i in range(60):
-        account = ("acme", "globex", "initech")[i % 3]
-        path = tmp_path / "accounts" / account / f"{i}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(render(
-            {"From": f"someone@{account}.example", "To": "me@corp.example",
-             "Subject": f"{account} order {i}", "Message-ID": f"<a{i}@x>",
-             "Date": format_datetime(START + timedelta(hours=i))},
-            f"About the {account} order and its {account} delivery.",
-        ))  # fmt: skip
-    out = tmp_path / "accounts.joblib"
-    result = CliRunner().invoke(
-        main, ["train", "--task", "accounts", "--folders", str(tmp_path / "accounts"),
-               "--out", str(out), "-q"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return out
+    return train_three_accounts(tmp_path)[0]
 
 
 def test_the_accounts_model_files_what_the_rules_leave(

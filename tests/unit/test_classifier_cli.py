@@ -122,7 +122,8 @@ def test_tampered_model_is_refused_by_classify(model: Path, mailbox: Path, tmp_p
     assert "does not match the checksum" in result.output
 
 
-def test_train_accounts_from_folders(tmp_path: Path) -> None:
+def train_three_accounts(tmp_path: Path) -> tuple[Path, str]:
+    """``train --task accounts`` on 60 orders of acme, globex and initech: the model, output."""
     for i in range(60):
         account = ("acme", "globex", "initech")[i % 3]
         _write(
@@ -138,7 +139,12 @@ def test_train_accounts_from_folders(tmp_path: Path) -> None:
                "--out", str(out), "-q"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "3 accounts" in result.output
+    return out, result.output
+
+
+def test_train_accounts_from_folders(tmp_path: Path) -> None:
+    out, output = train_three_accounts(tmp_path)
+    assert "3 accounts" in output
     sample = tmp_path / "new.eml"
     _write(
         sample,
