@@ -14,14 +14,13 @@ correspondents, so it is written owner-only, next to the model in the user's dat
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..models.store import write_atomically
 from .features import Context
 from .labels import normalise_id
 from .mail import Mail
@@ -93,15 +92,7 @@ class Contacts:
             "domains": _rows(self.domains),
             "sent_ids": sorted(self.sent_ids),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(document, f, separators=(",", ":"))
-            os.replace(name, path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        write_atomically(path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
 
     @classmethod
     def load(cls, path: Path) -> Contacts:

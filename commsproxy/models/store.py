@@ -70,6 +70,7 @@ __all__ = [
     "save_model",
     "sidecar_path",
     "user_model_path",
+    "write_atomically",
 ]
 
 #: Version of the on-disk layout (the sidecar's fields and what they mean).
@@ -228,6 +229,19 @@ def _temp_file(target: Path) -> Iterator[tuple[Path, io.BufferedWriter]]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` whole or not at all (owner-only, durable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _temp_file(path) as (tmp, f):
+        f.write(data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
