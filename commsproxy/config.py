@@ -174,6 +174,13 @@ class TriageConfig:
     hold_seen: bool = False
     #: Append one digest message to INBOX per release, so a batch is seen as one arrival.
     digest: bool = True
+    #: At a login's first start, read the user's history with senders from the server for at
+    #: most this long (seconds) before triage begins; 0: no live history (training's, or none).
+    history_seconds: float = 60.0
+    #: ... and at most this many messages' headers, newest first.
+    history_messages: int = 10_000
+    #: Seconds between looks (STATUS UIDNEXT) at Sent for mail sent from other devices.
+    history_sent_check: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -536,6 +543,11 @@ def _parse_triage(r: _Reader) -> TriageConfig:
     prefix = r.convert("body_prefix", (int, str), 'a size such as "64K"', parse_size)
     if prefix is not None and not 1 << 10 <= prefix <= 16 << 20:
         raise r.fail("body_prefix", f'expected a size from "1K" to "16M", got {prefix}')
+    history_seconds = _number(r, "history_seconds", "seconds", 0, 3600)
+    history_messages = r.get("history_messages", int, "a whole number of messages")
+    if history_messages is not None and not 1 <= history_messages <= 1_000_000:
+        raise r.fail("history_messages", f"expected 1 to 1000000 messages, got {history_messages}")
+    sent_check = _number(r, "history_sent_check", "seconds", 1, 3600)
     config = TriageConfig(
         enabled=_flag(r, "enabled", defaults.enabled),
         vip=tuple(vips),
@@ -544,9 +556,22 @@ def _parse_triage(r: _Reader) -> TriageConfig:
         body_prefix=defaults.body_prefix if prefix is None else prefix,
         hold_seen=_flag(r, "hold_seen", defaults.hold_seen),
         digest=_flag(r, "digest", defaults.digest),
+        history_seconds=defaults.history_seconds if history_seconds is None else history_seconds,
+        history_messages=history_messages or defaults.history_messages,
+        history_sent_check=defaults.history_sent_check if sent_check is None else sent_check,
     )
     r.check_unknown()
     return config
+
+
+def _number(r: _Reader, key: str, unit: str, low: float, high: float) -> float | None:
+    """A number of ``unit`` from ``low`` to ``high``, inclusive; None when not given."""
+    value = r.get(key, (int, float), f"a number of {unit}")
+    if value is None:
+        return None
+    if not low <= value <= high:  # also refuses nan
+        raise r.fail(key, f"expected {unit} from {low:g} to {high:g}, got {value}")
+    return float(value)
 
 
 def _flag(r: _Reader, key: str, default: bool) -> bool:

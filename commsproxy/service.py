@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config, ConfigError, LoginConfig
 from .endpoints import (
@@ -34,6 +35,10 @@ from .proxy.smtp.listener import SmtpListener, SmtpListenerSettings
 from .triage.decide import ModelDecider
 from .triage.filing import AccountGuesser
 from .triage.hub import LoginRoute, TriageHub
+
+if TYPE_CHECKING:
+    from .triage.history_keeper import HistoryKeeper
+    from .triage.store import StateStore
 
 __all__ = ["Plan", "RunOptions", "Running", "TriagePlan", "TriageStartError", "plan", "serve"]
 
@@ -314,8 +319,11 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
             filing=filing,
             own_addresses=own,
         )
-        decider = RuleDecider(config.triage.vip, decider_for(route.username))
-        hub.add(route, Engine(settings, decider, store, hub.credentials_for(route.key)))
+        model = decider_for(route.username)
+        history = _live_history(config, route, model, store)
+        decider = RuleDecider(config.triage.vip, model)
+        credentials = hub.credentials_for(route.key)
+        hub.add(route, Engine(settings, decider, store, credentials, history))
     mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
     log.info("triage on for %s%s", ", ".join(r.key for r, _ in triage.routes), mode)
     return hub
@@ -356,6 +364,31 @@ def _load_model(config: Config, triage: TriagePlan) -> Callable[[str | None], Mo
         return ModelDecider(classifier, users, contacts if mine else None)
 
     return decider_for
+
+
+def _live_history(
+    config: Config,
+    route: LoginRoute,
+    model: ModelDecider,
+    store: StateStore,
+) -> HistoryKeeper | None:
+    """The login's history with senders read from its server and kept current, or None.
+
+    The contacts training saved for this login (``model.history``) serve until the live
+    history is known, then the live one alone: it is read from the same server, is newer and
+    keeps up with the mail, while the saved totals cannot be updated (medians do not merge).
+    """
+    from .triage.history import LiveHistory
+    from .triage.history_keeper import HistoryKeeper
+
+    if config.triage.history_seconds <= 0:
+        return None
+    address = route.username if route.username and "@" in route.username else None
+    # The user's addresses: the login's name when it is one, then the From of their sent mail.
+    own = [address] if address else []
+    live = LiveHistory(own, accounts=config.accounts, fallback=model.history)
+    model.history = live
+    return HistoryKeeper(live, store, route.key, config.triage, address=address)
 
 
 def _own_addresses(username: str | None, domains: Sequence[str]) -> tuple[str, ...]:

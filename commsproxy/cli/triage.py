@@ -25,7 +25,15 @@ import platformdirs
 from ..config import LABELS, BatchConfig, Config, ConfigError, load_config, local_zone
 from ..triage.runlock import running_pid
 from ..triage.scheduler import next_release
-from ..triage.store import FILENAME, Correction, Decision, Release, StateStore, StoreError
+from ..triage.store import (
+    FILENAME,
+    Correction,
+    Decision,
+    HistoryRecord,
+    Release,
+    StateStore,
+    StoreError,
+)
 from .common import config_option, main
 
 __all__ = ["DIRECT_RELEASE", "DirectRelease", "direct_release"]
@@ -173,6 +181,37 @@ def _correction_json(correction: Correction) -> dict[str, Any]:
     }
 
 
+def _history_json(record: HistoryRecord | None) -> dict[str, Any] | None:
+    """How the history with senders was read and how big it is: counts, never names."""
+    if record is None:
+        return None
+    return {
+        "state": record.state,
+        "started": _iso(record.started),
+        "finished": _iso(record.finished),
+        "messages": record.messages,
+        "folders": record.folders,
+        "stopped": record.stopped,
+        "senders": record.senders,
+        "updated": _iso(record.updated),
+    }
+
+
+def _history_line(history: dict[str, Any] | None, zone: tzinfo) -> str:
+    if history is None:
+        return "history with senders: not read yet (read at the first start of `run`)"
+    read = f"{history['messages']} headers from {history['folders']} folder(s)"
+    if history["state"] == "reading":
+        return f"history with senders: reading, {read} so far"
+    stopped = {"time": " (stopped at history_seconds)", "count": " (stopped at history_messages)"}
+    when = _show(datetime.fromisoformat(history["finished"]), zone) if history["finished"] else ""
+    return (
+        f"history with senders: {history['senders']} senders; {read} at the first start"
+        f"{stopped.get(history['stopped'] or '', '')}{', ' + when if when else ''}; "
+        f"updated {_show(datetime.fromisoformat(history['updated']), zone)}"
+    )
+
+
 def _login_status(
     config: Config, store: StateStore | None, login: str, now: datetime
 ) -> dict[str, Any]:
@@ -200,6 +239,7 @@ def _login_status(
         if store
         else [],
         "corrections": len(store.corrections(login)) if store else 0,
+        "history": _history_json(store.history_status(login) if store else None),
         "filing_queue": [
             {
                 "account": q.account,
@@ -222,8 +262,9 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     """Show whether `commsproxy run` is running, the batches and what triage did lately.
 
     Per login: each batch with its next and last release, the decisions of the last 24 hours
-    by label, the last few decisions and why, and how many corrections (mail you moved out of
-    a hold mailbox, or into one) were recorded for training.
+    by label, the last few decisions and why, how many corrections (mail you moved out of
+    a hold mailbox, or into one) were recorded for training, and how the history with your
+    senders was read from the server (counts only).
 
     \b
     Example:
@@ -289,6 +330,7 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
         for entry in login["recent"]:
             yield f"    {_decision_line(entry, zone)}"
         yield f"  corrections recorded: {login['corrections']}"
+        yield f"  {_history_line(login['history'], zone)}"
         for queued in login["filing_queue"]:
             error = f"; last error: {queued['last_error']}" if queued["last_error"] else ""
             yield (

@@ -35,6 +35,7 @@ from .corrections import CorrectionWatch
 from .decide import BULK, NORMAL, URGENT, Decider
 from .filer import FILED, Filer, FilingSetup
 from .filing import resolve_incoming
+from .history_keeper import HistoryKeeper
 from .imapdata import Fetched, MailboxInfo
 from .release import Releaser
 from .scheduler import due_release
@@ -99,11 +100,13 @@ class Engine:
         decider: Decider,
         store: StateStore,
         credentials: Credentials,
+        history: HistoryKeeper | None = None,
     ) -> None:
         self.settings = settings
         self.decider = decider
         self.store = store
         self._credentials = credentials
+        self.history = history  # the user's history with senders, kept current (or None)
         self.recent_held: deque[int] = deque(maxlen=10_000)  # INBOX UIDs moved, for the gate
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -202,6 +205,7 @@ class Engine:
             watcher = await self._connect(credentials)
             await self._prepare(worker)
             await self._start_filing(worker)
+            await self._start_history(worker)
             self._corrections = CorrectionWatch(
                 worker, self.store, self.settings.login, self.hold_names, self.settings.batches,
                 self.settings.clock,
@@ -229,6 +233,8 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._releaser = self._filer = self._team = self._corrections = None
+            if self.history is not None:
+                self.history.save(force=True)
             await worker.logout()
             if watcher is not None:
                 await watcher.logout()
@@ -253,6 +259,29 @@ class Engine:
             await filer.drain(everything=True)  # whatever made them fail may be fixed now
         self._team = TeamWatch(filer, self.settings.own_addresses, [*self.hold_names.values()])
         log.info("%s: filing into %s", self, filer.root)
+
+    async def _start_history(self, worker: Upstream) -> None:
+        """Before the first pass: load the history, or read it (bounded) at a first start.
+
+        Triage waits for that read -- at most ``[triage] history_seconds``, once per login --
+        so that a full INBOX at the first start is scored with the history, not cold.
+        """
+        if self.history is None:
+            return
+        leave_out = [*self.hold_names.values(), *([self._filer.root] if self._filer else [])]
+        try:
+            await self.history.start(worker, leave_out)
+        except UpstreamImapError:
+            raise
+        except Exception:
+            # A bug here must not stop triage: the mail is then scored without the history.
+            log.exception("%s: reading the history with senders failed; going on without", self)
+
+    def sent(self, mail: Mail) -> None:
+        """The user sent ``mail`` through the SMTP side: it may answer mail they received."""
+        if self.history is not None:
+            self.history.sent(mail)
+            self._wake.set()  # saved by the next step
 
     def wake(self) -> None:
         """New work outside INBOX (mail to file from the SMTP side)."""
@@ -288,6 +317,9 @@ class Engine:
             await self._triage_pass(worker)
             await self._release_due(releaser)
             async with self._lock:
+                if self.history is not None:
+                    await self.history.look_at_sent(worker)
+                    self.history.save()
                 if self._corrections is not None:
                     await self._corrections.maybe_scan()
                 if self._filer is not None and not self.settings.dry_run:
@@ -414,6 +446,8 @@ class Engine:
                 where = f" (dry run: would be held in {batch.mailbox})"
             log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
         self.store.record_decisions(records)
+        if self.history is not None:
+            self.history.received(mails)  # after deciding: a message is not its own history
         return holds, labels
 
     async def _file(self, uids: Sequence[int], mails: Sequence[Mail]) -> set[int]:

@@ -85,20 +85,28 @@ class TriageHub:
     # -- sent mail (the SMTP side) -------------------------------------------------------------
 
     async def file_sent(self, user: str | None, recipients: Sequence[str], content: bytes) -> None:
-        """Queue a message the upstream accepted for its account folder; the engine appends it.
+        """A message the upstream accepted: into the sender's history, and queued for its
+        account folder (the engine appends it).
 
         Queued in the store first, so a failing or slow server never delays sending, and a
         restart does not lose the filing.
         """
         key = self.login_for(user or "")
         engine = self.engines.get(key) if key is not None else None
-        setup = engine.settings.filing if engine is not None else None
-        if engine is None or setup is None or engine.settings.dry_run:
+        if engine is None:
+            return
+        setup = engine.settings.filing
+        filed = setup is not None and not engine.settings.dry_run
+        if engine.history is None and not filed:
             return
         try:
             mail = parse_mail(content)
         except MailParseError as err:
-            log.warning("filing[%s]: a sent message cannot be read (%s): not filed", key, err)
+            what = "not filed" if filed else "not in the history"
+            log.warning("triage[%s]: a sent message cannot be read (%s): %s", key, err, what)
+            return
+        engine.sent(mail)
+        if setup is None or not filed:
             return
         filing = resolve_outgoing(mail, recipients, setup.rules, setup.guesser)
         if filing is None:

@@ -21,6 +21,7 @@ __all__ = [
     "parse_appenduid",
     "parse_copyuid",
     "parse_fetch",
+    "parse_foreign_namespaces",
     "parse_list",
     "parse_namespace",
     "parse_search",
@@ -150,6 +151,11 @@ def parse_fetch(lines: Sequence[bytes | bytearray]) -> list[Fetched]:
             name = key.upper()
             if "[" in name and not name.endswith("]"):
                 name += "]"  # the tokenizer ends an atom at "]": BODY[HEADER] reads as BODY[HEADER
+            if name.startswith("BODY[HEADER.FIELDS") and i < len(items):
+                # BODY[HEADER.FIELDS (FROM TO)]: the field list comes as its own token
+                if isinstance(items[i], tuple):
+                    i += 1
+                name = "BODY[HEADER]"
             nxt = items[i] if i < len(items) else None
             if isinstance(nxt, Atom) and nxt.startswith("<"):  # a partial fetch's <origin>
                 i += 1
@@ -279,6 +285,29 @@ def parse_status(lines: Sequence[bytes | bytearray]) -> dict[str, int]:
             if found:
                 return found
     return {}
+
+
+def parse_foreign_namespaces(lines: Sequence[bytes | bytearray]) -> tuple[str, ...]:
+    """Prefixes of the other users' and the shared namespaces in a NAMESPACE response.
+
+    ``NAMESPACE (("" "/")) (("Shared/" "/")) (("Public/" "/"))`` -> ``("Shared/", "Public/")``:
+    mail there is someone else's, not the user's own.
+    """
+    for line in lines:
+        if not isinstance(line, bytes):
+            continue
+        text = line[10:] if line[:10].upper() == b"NAMESPACE " else line
+        if not text.startswith((b"(", b"NIL")):
+            continue
+        prefixes: list[str] = []
+        for group in tokenize(text)[1:3]:
+            for namespace in group if isinstance(group, tuple) else ():
+                if isinstance(namespace, tuple) and namespace and isinstance(namespace[0], bytes):
+                    prefix = decode_mailbox(namespace[0])
+                    if prefix:
+                        prefixes.append(prefix)
+        return tuple(prefixes)
+    return ()
 
 
 def parse_namespace(lines: Sequence[bytes | bytearray]) -> tuple[str | None, str | None]:

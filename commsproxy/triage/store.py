@@ -25,6 +25,7 @@ __all__ = [
     "Correction",
     "Decision",
     "Filed",
+    "HistoryRecord",
     "QueuedFiling",
     "Release",
     "ReleaseRequest",
@@ -80,12 +81,21 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             login TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,
             PRIMARY KEY (login, key))""",
     ),
+    (
+        # The user's history with senders (triage/history.py) as JSON, how its first read
+        # went, and how far Sent was read: saved together, so a restart catches up from there.
+        """CREATE TABLE histories (
+            login TEXT PRIMARY KEY, state TEXT NOT NULL, started TEXT, finished TEXT,
+            messages INTEGER NOT NULL, folders INTEGER NOT NULL, stopped TEXT,
+            senders INTEGER NOT NULL, sent_mailbox TEXT, sent_uidvalidity INTEGER,
+            sent_uid INTEGER, updated TEXT NOT NULL, document TEXT)""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 _TIMES = frozenset(
     {"decided_at", "at", "scheduled", "started", "finished", "requested", "created", "next_try"}
-    | {"filed_at"}
+    | {"filed_at", "updated"}
 )
 
 
@@ -180,7 +190,33 @@ class QueuedFiling:
     last_error: str | None
 
 
-_R = TypeVar("_R", Decision, Correction, Release, ReleaseRequest, Filed, QueuedFiling)
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """A login's history with senders: how its first read went, how far Sent was read.
+
+    ``state`` is "reading" during the first read and "ready" once the history is known.
+    ``document`` is the history itself (JSON, names the correspondents); None while reading
+    and in what :meth:`StateStore.history_status` returns.
+    """
+
+    login: str
+    state: str
+    started: datetime | None
+    finished: datetime | None
+    messages: int  # headers read at the first start
+    folders: int  # folders looked into
+    stopped: str | None  # "time" or "count" when the first read stopped before the end
+    senders: int
+    sent_mailbox: str | None
+    sent_uidvalidity: int | None
+    sent_uid: int | None  # the highest UID in Sent the history has seen
+    updated: datetime
+    document: str | None = None
+
+
+_R = TypeVar(
+    "_R", Decision, Correction, Release, ReleaseRequest, Filed, QueuedFiling, HistoryRecord
+)
 _Args = tuple[object, ...] | dict[str, object]
 
 
@@ -426,6 +462,32 @@ class StateStore:
                 (login, key, name),
             )
 
+    def save_history(self, record: HistoryRecord) -> None:
+        """Replace the login's history record (with its document, when it has one)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO histories (login, state, started, finished, messages,"
+                " folders, stopped, senders, sent_mailbox, sent_uidvalidity, sent_uid, updated,"
+                " document) VALUES (:login, :state, :started, :finished, :messages, :folders,"
+                " :stopped, :senders, :sent_mailbox, :sent_uidvalidity, :sent_uid, :updated,"
+                " :document)",
+                _columns(record),
+            )
+
+    def history(self, login: str) -> HistoryRecord | None:
+        """The login's history record, document included."""
+        sql = "SELECT * FROM histories WHERE login = ?"
+        return _first(self._records(HistoryRecord, sql, (login,)))
+
+    def history_status(self, login: str) -> HistoryRecord | None:
+        """The same without the document: for ``status``, which never shows its contents."""
+        sql = (
+            "SELECT login, state, started, finished, messages, folders, stopped, senders,"
+            " sent_mailbox, sent_uidvalidity, sent_uid, updated, NULL AS document"
+            " FROM histories WHERE login = ?"
+        )
+        return _first(self._records(HistoryRecord, sql, (login,)))
+
     def _migrate(self) -> None:
         """Bring an older file up to date; refuse a file from a newer commsproxy."""
         if self._read("PRAGMA user_version")[0][0] == SCHEMA_VERSION:
@@ -530,9 +592,10 @@ def _field(name: str, value: Any) -> Any:
     return bool(value) if name == "held" else value
 
 
-def _columns(record: Decision | Correction | Filed) -> dict[str, object]:
+def _columns(record: Decision | Correction | Filed | HistoryRecord) -> dict[str, object]:
     values = {field.name: getattr(record, field.name) for field in fields(record)}
-    values["message_id"] = _message_id(record.message_id)
+    if not isinstance(record, HistoryRecord):
+        values["message_id"] = _message_id(record.message_id)
     return {name: _text(v) if isinstance(v, datetime) else v for name, v in values.items()}
 
 

@@ -28,6 +28,7 @@ from .imapdata import (
     parse_appenduid,
     parse_copyuid,
     parse_fetch,
+    parse_foreign_namespaces,
     parse_list,
     parse_namespace,
     parse_search,
@@ -183,8 +184,14 @@ class Upstream:
 
     # -- mailboxes ------------------------------------------------------------------------------
 
-    async def list_mailboxes(self, pattern: str = "*") -> list[ListedMailbox]:
-        response = await self._simple("LIST", '""', quote_string(pattern))
+    async def list_mailboxes(
+        self, pattern: str = "*", *, special_use: bool = False
+    ) -> list[ListedMailbox]:
+        """LIST; ``special_use`` asks for ``\\Sent``, ``\\Trash``... where the server has them."""
+        args = ['""', quote_string(pattern)]
+        if special_use and (self.has("SPECIAL-USE") or self.has("LIST-EXTENDED")):
+            args += ["RETURN", "(SPECIAL-USE)"]
+        response = await self._simple("LIST", *args)
         return parse_list(response.lines)
 
     async def delimiter(self) -> str:
@@ -223,6 +230,9 @@ class Upstream:
     async def examine(self, name: str) -> MailboxInfo:
         """Select read-only: looking into a shared folder must not change its state."""
         response = await self._ok(f"EXAMINE {name}", self._client.examine(quote_mailbox(name)))
+        # aioimaplib sends EXAMINE as a plain command and stays in the state it was in, so a
+        # SEARCH or FETCH after a first EXAMINE would be refused there, never sent.
+        self._client.protocol.state = aioimaplib.SELECTED
         self.selected = name
         return parse_select(response.lines)
 
@@ -238,6 +248,13 @@ class Upstream:
             return None
         response = await self._ok("NAMESPACE", self._client.namespace())
         return parse_namespace(response.lines)[0]
+
+    async def foreign_namespaces(self) -> tuple[str, ...]:
+        """Prefixes of other users' and shared folders (``Shared/``, ``Public/``)."""
+        if not self.has("NAMESPACE"):
+            return ()
+        response = await self._ok("NAMESPACE", self._client.namespace())
+        return parse_foreign_namespaces(response.lines)
 
     async def rename(self, old: str, new: str) -> None:
         await self._simple("RENAME", quote_mailbox(old), quote_mailbox(new))
@@ -269,6 +286,10 @@ class Upstream:
             )
             out.extend(parse_fetch(response.lines))
         return out
+
+    async def fetch_headers(self, uids: Sequence[int], fields: Sequence[str]) -> list[Fetched]:
+        """Only these header fields, in ``Fetched.header``; BODY.PEEK: nothing is marked read."""
+        return await self.fetch(uids, f"(UID BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})])")
 
     async def add_flags(self, uids: Iterable[int], flags: Iterable[str]) -> None:
         flag_list = "(" + " ".join(flags) + ")"

@@ -256,8 +256,43 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
         "[triage]\nenabled = true\nvips = []\n",
         ("vips", 1),
         "[triage] vips",
-        "unknown key (known keys here: body_prefix, digest, enabled, gate_timeout, hold_seen, "
-        "model, vip)",
+        "unknown key (known keys here: body_prefix, digest, enabled, gate_timeout, "
+        "history_messages, history_seconds, history_sent_check, hold_seen, model, vip)",
+    ),
+    (
+        "history_seconds negative",
+        "[triage]\nhistory_seconds = -1\n",
+        ("history_seconds", 1),
+        "[triage] history_seconds",
+        "expected seconds from 0 to 3600, got -1",
+    ),
+    (
+        "history_seconds text",
+        '[triage]\nhistory_seconds = "1m"\n',
+        ("history_seconds", 1),
+        "[triage] history_seconds",
+        "expected a number of seconds, got '1m'",
+    ),
+    (
+        "history_messages zero",
+        "[triage]\ngate_timeout = 5\nhistory_messages = 0\n",
+        ("history_messages", 1),
+        "[triage] history_messages",
+        "expected 1 to 1000000 messages, got 0",
+    ),
+    (
+        "history_messages fraction",
+        "[triage]\nhistory_messages = 2.5\n",
+        ("history_messages", 1),
+        "[triage] history_messages",
+        "expected a whole number of messages, got 2.5",
+    ),
+    (
+        "history_sent_check nan",
+        "[triage]\nhistory_sent_check = nan\n",
+        ("history_sent_check", 1),
+        "[triage] history_sent_check",
+        "expected seconds from 1 to 3600, got nan",
     ),
     (
         "enabled",
@@ -656,4 +691,16 @@ def test_timezone_error_reads_as_documented(tmp_path: Path) -> None:
         load_config(path)
     assert str(info.value) == (
         f"{path}:6: [batch] timezone: 'Mars/Olympus': expected a time zone such as Europe/Amsterdam"
+    )
+
+
+def test_history_keys(tmp_path: Path) -> None:
+    """Bounds of the first read of the history with senders, and how often Sent is looked at."""
+    assert (TriageConfig().history_seconds, TriageConfig().history_messages) == (60.0, 10_000)
+    text = "[triage]\nhistory_seconds = 0\nhistory_messages = 500\nhistory_sent_check = 2.5\n"
+    triage = load_config(write(tmp_path, text)).triage
+    assert (triage.history_seconds, triage.history_messages, triage.history_sent_check) == (
+        0.0,
+        500,
+        2.5,
     )
