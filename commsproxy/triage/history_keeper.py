@@ -110,7 +110,7 @@ class HistoryKeeper:
             self, folders.sent or "no Sent folder", len(folders.others),
             t.history_seconds, t.history_messages,
         )  # fmt: skip
-        begun = self._monotonic()
+        begun = self._last_look = self._monotonic()  # Sent's cursor is as of now
         mails, progress = await read_history(
             up,
             folders,

@@ -17,7 +17,13 @@ from commsproxy.cli import main
 from commsproxy.cli import triage as triage_cli
 from commsproxy.config import Config, load_config
 from commsproxy.triage.runlock import RunLock
-from commsproxy.triage.store import FILENAME, Correction, Decision, StateStore
+from commsproxy.triage.store import (
+    FILENAME,
+    Correction,
+    Decision,
+    HistoryRecord,
+    StateStore,
+)
 
 LOGIN = "me@example.com"
 RELEASE_MODULE = "commsproxy.triage.release"
@@ -482,3 +488,74 @@ def test_release_direct_failure_stays_queued(
     assert result.exit_code == 1
     assert "release failed: connection refused" in result.output
     assert len(pending(state)) == 1
+
+
+# --- status: the history with senders -----------------------------------------------------
+
+STARTED = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+
+
+def record(state: str, *, stopped: str | None = None) -> HistoryRecord:
+    return HistoryRecord(
+        login=LOGIN,
+        state=state,
+        started=STARTED,
+        finished=STARTED + timedelta(seconds=60) if state == "ready" else None,
+        messages=4200,
+        folders=7,
+        stopped=stopped,
+        senders=312,
+        sent_mailbox="Sent",
+        sent_uidvalidity=7,
+        sent_uid=900,
+        updated=STARTED + timedelta(hours=2),
+        document=json.dumps({"senders": {"ann@acme.example": [3, 2, [10.0]]}}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("saved", "line"),
+    [
+        (None, "history with senders: not read yet (read at the first start of `run`)"),
+        (record("reading"), "history with senders: reading, 4200 headers from 7 folder(s) so far"),
+        (
+            record("ready", stopped="time"),
+            "history with senders: 312 senders; 4200 headers from 7 folder(s) at the first start"
+            " (stopped at history_seconds), 2026-05-04 09:01",
+        ),
+    ],
+)
+def test_status_says_how_the_history_was_read(
+    config_file: Path,
+    state: Path,
+    saved: HistoryRecord | None,
+    line: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    with StateStore.open(state) as store:
+        if saved is not None:
+            store.save_history(saved)
+    result = invoke(config_file, "status")
+    assert result.exit_code == 0, result.output
+    assert line in result.output
+    assert "ann@acme.example" not in result.output
+
+
+def test_status_json_has_the_history_counts(config_file: Path, state: Path) -> None:
+    with StateStore.open(state) as store:
+        store.save_history(record("ready"))
+    result = invoke(config_file, "status", "--json")
+    assert result.exit_code == 0, result.output
+    [login] = json.loads(result.output)["logins"]
+    assert login["history"] == {
+        "state": "ready",
+        "started": "2026-05-04T09:00:00+00:00",
+        "finished": "2026-05-04T09:01:00+00:00",
+        "messages": 4200,
+        "folders": 7,
+        "stopped": None,
+        "senders": 312,
+        "updated": "2026-05-04T11:00:00+00:00",
+    }
+    assert "ann@acme.example" not in result.output
