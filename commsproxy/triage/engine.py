@@ -2,6 +2,8 @@
 
 The engine keeps two upstream connections of its own: a watcher that IDLEs on INBOX (restarted
 before the 29-minute limit) and only says "something changed", and a worker that does the work.
+Before its first pass the worker loads (or, at a login's first start, reads within bounds) the
+user's history with senders (history_keeper.py), which every decision then uses and updates.
 Every change on the server follows one order, so that a crash at any point is repaired by the
 next start without losing or duplicating mail:
 
