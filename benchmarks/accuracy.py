@@ -85,11 +85,11 @@ from commsproxy.classifier.dataset import (
 from commsproxy.classifier.features import Sample
 from commsproxy.classifier.mail import Mail, parse_mail
 from commsproxy.classifier.pipeline import accounts_pipeline, decision_scores
+from commsproxy.classifier.policy import Thresholds
 from commsproxy.classifier.predict import Classifier, LoadedModel
 from commsproxy.classifier.train import (
     AccountsReport,
     TrainingError,
-    apply_threshold,
     train_accounts,
     train_urgency,
     usable_cpus,
@@ -533,14 +533,15 @@ def _thr(threshold: float | None) -> str:
 
 
 def evaluate_urgency(
-    pipeline: Pipeline, threshold: float | None, samples: list[Sample], labels: list[str]
+    pipeline: Pipeline, thresholds: Thresholds, samples: list[Sample], labels: list[str]
 ) -> dict[str, Any]:
-    """The model at its threshold on held-out mail: who is delivered at once, who is held."""
+    """The model at its cuts on held-out mail: who is delivered at once, who is held."""
     if not samples:
         return {"messages": 0}
     proba, classes = decision_scores(pipeline, samples)
     p_urgent = proba[:, classes.index(URGENT)] if URGENT in classes else np.zeros(len(samples))
-    predicted = np.asarray(apply_threshold(proba, classes, threshold))
+    verdicts = Classifier(LoadedModel(pipeline, thresholds.urgent, thresholds)).classify(samples)
+    predicted = np.asarray([v.label for v in verdicts])
     truth = np.asarray(labels)
     urgent = truth == URGENT
     now = predicted == URGENT  # with or without a tuned threshold, as classify decides
@@ -566,12 +567,13 @@ def _fit_urgency(samples: list[Sample], labels: list[str]) -> tuple[Pipeline, di
         pipeline, report = train_urgency(samples, labels)
     return pipeline, {
         "threshold": report.threshold,
+        "thresholds": report.thresholds,
         "counts": report.counts,
         "threshold_chosen_by": getattr(report, "validation", "time-ordered split"),
         "inner_trained_on": report.trained_on,
         "inner_validated_on": report.validated_on,
-        "inner_urgent_delivered": report.urgent_delivered,
-        "inner_held": report.held,
+        "inner_urgent_delivered": report.warm.delivered,
+        "inner_held": report.warm.held,
         "seconds": round(report.seconds, 2),
         "warnings": dict(caught),
     }
@@ -599,7 +601,7 @@ def rolling_urgency(boxes: Sequence[Mailbox]) -> dict[str, Any]:
             splits.append(row | {"skipped": str(err)})
             continue
         result = evaluate_urgency(
-            pipeline, fitted["threshold"], [s for s, _ in test], [y for _, y in test]
+            pipeline, fitted["thresholds"], [s for s, _ in test], [y for _, y in test]
         )
         urgent, others = result["urgent"], result["messages"] - result["urgent"]
         splits.append(
@@ -649,7 +651,7 @@ def run_urgency(root: Path, say: Say) -> tuple[Outcome, LoadedModel | None]:
                 row["own_model"] = {"skipped": str(err)}
             else:
                 row["own_model"] = fitted | evaluate_urgency(
-                    pipeline, fitted["threshold"], *box.test
+                    pipeline, fitted["thresholds"], *box.test
                 )
         users[box.user] = row
 
@@ -663,15 +665,15 @@ def run_urgency(root: Path, say: Say) -> tuple[Outcome, LoadedModel | None]:
     except TrainingError as err:
         pooled = {"skipped": str(err)}
     else:
-        model = LoadedModel(pipeline, pooled["threshold"])
+        model = LoadedModel(pipeline, pooled["threshold"], pooled["thresholds"])
         for box in boxes:
             users[box.user]["pooled_model"] = evaluate_urgency(
-                pipeline, pooled["threshold"], *box.test
+                pipeline, pooled["thresholds"], *box.test
             )
         every_test = [pair for box in boxes for pair in zip(*box.test, strict=True)]
         pooled |= evaluate_urgency(
             pipeline,
-            pooled["threshold"],
+            pooled["thresholds"],
             [s for s, _ in every_test],
             [y for _, y in every_test],
         )
@@ -786,7 +788,7 @@ def urgency_model(pooled: LoadedModel | None) -> tuple[LoadedModel | None, str]:
     if bundled_model_path("urgency").exists():
         pipeline, info = load_bundled("urgency")
         return (
-            LoadedModel(pipeline, info.threshold),
+            LoadedModel.from_info(pipeline, info),
             f"bundled default {info.path.name} (trained {info.created:%Y-%m-%d})",
         )
     return pooled, "pooled model of section 2 (no bundled default model in commsproxy/models/)"

@@ -347,7 +347,7 @@ def _load_model(config: Config, triage: TriagePlan) -> Callable[[str | None], Mo
     users = frozenset(
         r.username.lower() for r, _ in triage.routes if r.username and "@" in r.username
     )
-    classifier = Classifier(LoadedModel(pipeline, info.threshold))
+    classifier = Classifier(LoadedModel.from_info(pipeline, info))
     contacts: Contacts | None = None
     path = contacts_path(info.path)
     if path.exists():
@@ -416,7 +416,7 @@ def _load_accounts_model(config: Config) -> AccountGuesser | None:
     except ModelError as err:
         raise TriageStartError(f"[accounts] model: {err}") from None
     log.info("accounts model: %s", path)
-    return ModelGuesser(Classifier(accounts=LoadedModel(pipeline, info.threshold)))
+    return ModelGuesser(Classifier(accounts=LoadedModel.from_info(pipeline, info)))
 
 
 class TriageStartError(RuntimeError):

@@ -11,10 +11,11 @@ names of meta features are also what ``explain`` shows, so they read as words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .cues import urgency_cues
 from .mail import Mail
 
 __all__ = [
@@ -59,6 +60,12 @@ class Context:
     sender: SenderHistory | None = None
     domain: SenderHistory | None = None
     replies_to_user: bool = False  # In-Reply-To/References name a message the user sent
+    # False when nothing is known of the user's past (a first start before the history is
+    # read, a corpus): then no history feature at all, rather than "new sender" for everyone.
+    history_known: bool = True
+    # Who the sender is to the user, from the config: "colleague" (own or internal domain),
+    # "customer" (an [accounts] domain or address), or None.
+    relation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +137,8 @@ def meta_features(sample: Sample) -> dict[str, float]:
     auto = headers.get("auto-submitted", "").strip().lower()
     if auto and auto != "no":
         out["auto-submitted"] = 1.0
-    if _high_priority(headers):
-        out["marked high priority"] = 1.0
+    for cue in urgency_cues(mail):
+        out[cue] = 1.0
     if _REPLY_PREFIX.match(mail.subject):
         out["a reply"] = 1.0
     elif _FORWARD_PREFIX.match(mail.subject):
@@ -145,16 +152,10 @@ def meta_features(sample: Sample) -> dict[str, float]:
         out["has attachments"] = 1.0
     if "text/html" in headers.get("content-type", "").lower():
         out["html only"] = 1.0
-    _history(out, "sender", context.sender)
-    _history(out, "domain", context.domain)
+    if context.history_known:
+        _history(out, "sender", context.sender)
+        _history(out, "domain", context.domain)
     return out
-
-
-def _high_priority(headers: Mapping[str, str]) -> bool:
-    importance = headers.get("importance", "").strip().lower()
-    priority = headers.get("x-priority", "").strip()
-    ms = headers.get("x-msmail-priority", "").strip().lower()
-    return importance == "high" or priority[:1] in ("1", "2") or ms == "high"
 
 
 def _history(out: dict[str, float], who: str, history: SenderHistory | None) -> None:

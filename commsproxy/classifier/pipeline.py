@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
@@ -29,7 +30,9 @@ from .features import full_text_of, meta_of, text_of
 __all__ = [
     "META_FEATURES",
     "TEXT_FEATURES",
+    "Blend",
     "accounts_pipeline",
+    "blend_pipeline",
     "decision_scores",
     "linear_parts",
     "urgency_pipeline",
@@ -120,6 +123,44 @@ def accounts_pipeline(seed: int = 0) -> Pipeline:
     )
     model = LinearSVC(C=0.5, class_weight="balanced", random_state=seed, max_iter=5000)
     return Pipeline([("features", features), ("model", model)])
+
+
+class Blend(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Fitted urgency pipelines whose probabilities are averaged with fixed weights.
+
+    What ``train`` saves when the bundled model still knows something the user's own mail
+    cannot teach (bulk and spam, the first days of a new sender): the user's model and the
+    bundled one, weighted as measured on the user's newest mail. Both parts are whole
+    Pipelines over the same features, so their explanations add up the same way.
+    """
+
+    def __init__(self, parts: list[tuple[str, Pipeline, float]]) -> None:
+        self.parts = parts
+
+    def fit(self, samples: Any, labels: Any = None) -> Blend:
+        """The parts are fitted already; this only checks they agree on the classes."""
+        classes = [list(pipeline.classes_) for _, pipeline, _ in self.parts]
+        if any(c != classes[0] for c in classes):
+            raise ValueError(f"blended models disagree on their classes: {classes}")
+        self.classes_ = np.asarray(classes[0])
+        return self
+
+    def predict_proba(self, samples: Any) -> np.ndarray:
+        total = sum(weight for _, _, weight in self.parts)
+        proba = sum(
+            weight * np.asarray(pipeline.predict_proba(samples))
+            for _, pipeline, weight in self.parts
+            if weight > 0
+        )
+        return np.asarray(proba) / total
+
+    def predict(self, samples: Any) -> np.ndarray:
+        return np.asarray(self.classes_[self.predict_proba(samples).argmax(axis=1)])
+
+
+def blend_pipeline(parts: list[tuple[str, Pipeline, float]]) -> Pipeline:
+    """A Pipeline around a :class:`Blend`, so it is saved and scored like any other model."""
+    return Pipeline([("model", Blend(parts).fit(None))])
 
 
 def decision_scores(pipeline: Pipeline, samples: Any) -> tuple[np.ndarray, list[str]]:

@@ -1,41 +1,58 @@
 """Classifying messages with the trained models, and saying why in words.
 
-A verdict carries the urgency label and p(urgent) (with the threshold chosen at training), the
-customer account when the accounts model is confident enough, and on request the reasons: the
-user's history with the sender, the named signals that pushed towards the verdict, and the
-words that did. Explanations come straight from the linear model: each feature's weight for the
-chosen class times its value in this message.
+A verdict carries the urgency label (policy.py: the model's scores, the message's own cues,
+bulk evidence), p(urgent) with the cut it was held to, the customer account when the accounts
+model is confident enough, and on request the reasons (wording.py). Explanations come straight
+from the linear model: each feature's weight towards urgent, against the other labels, times
+its value in this message; a blend adds up its parts' by their weights.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 from sklearn.pipeline import Pipeline
 
-from .features import Sample, SenderHistory, meta_features
-from .pipeline import TEXT_FEATURES, decision_scores, linear_parts
-from .train import URGENT, apply_threshold
+from .features import Sample, meta_features
+from .pipeline import TEXT_FEATURES, Blend, decision_scores, linear_parts
+from .policy import URGENT, Thresholds, judge
+from .wording import Reasons, score_words
 
-__all__ = ["Classifier", "Verdict"]
-
-TOP_REASONS = 4
+__all__ = ["Classifier", "LoadedModel", "Verdict"]
 
 
 @dataclass
 class Verdict:
     label: str | None = None
     p_urgent: float | None = None
+    threshold: float | None = None  # the urgent cut this message was held to
     account: str | None = None
     account_score: float | None = None
     reasons: list[str] | None = None
+
+    def score_words(self) -> str:
+        """ "0.04, urgent from 0.03": the score with the cut it was held to."""
+        return score_words(self.p_urgent, self.threshold)
 
 
 @dataclass
 class LoadedModel:
     pipeline: Pipeline
     threshold: float | None
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def __post_init__(self) -> None:
+        if self.thresholds == Thresholds():
+            self.thresholds = Thresholds.from_mapping({}, self.threshold)
+
+    @classmethod
+    def from_info(cls, pipeline: Any, info: Any) -> LoadedModel:
+        """From the model store's (pipeline, ModelInfo)."""
+        thresholds = Thresholds.from_mapping(info.thresholds, info.threshold)
+        return cls(pipeline, info.threshold, thresholds)
 
 
 class Classifier:
@@ -49,13 +66,16 @@ class Classifier:
         verdicts = [Verdict(reasons=[] if explain else None) for _ in samples]
         if not samples:
             return verdicts
+        rules: list[str] = [""] * len(samples)
         if self.urgency is not None:
             proba, classes = decision_scores(self.urgency.pipeline, list(samples))
-            labels = apply_threshold(proba, classes, self.urgency.threshold)
-            urgent = classes.index(URGENT) if URGENT in classes else None
-            for i, verdict in enumerate(verdicts):
-                verdict.label = labels[i]
-                verdict.p_urgent = None if urgent is None else round(float(proba[i, urgent]), 4)
+            for i, (sample, verdict) in enumerate(zip(samples, verdicts, strict=True)):
+                p = {c: float(proba[i, j]) for j, c in enumerate(classes)}
+                judged = judge(sample, p, self.urgency.thresholds)
+                verdict.label = judged.label
+                verdict.threshold = judged.threshold
+                verdict.p_urgent = round(p[URGENT], 4) if URGENT in p else None
+                rules[i] = judged.rule
         if self.accounts is not None:
             scores, names = decision_scores(self.accounts.pipeline, list(samples))
             best = scores.argmax(axis=1)
@@ -65,78 +85,70 @@ class Classifier:
                 verdict.account_score = round(score, 4)
                 verdict.account = names[best[i]] if score >= threshold else None
         if explain:
-            for sample, verdict in zip(samples, verdicts, strict=True):
-                verdict.reasons = self._reasons(sample, verdict)
+            for sample, verdict, rule in zip(samples, verdicts, rules, strict=True):
+                verdict.reasons = self._reasons(sample, verdict, rule)
         return verdicts
 
-    def _reasons(self, sample: Sample, verdict: Verdict) -> list[str]:
-        reasons = _history_reasons(sample)
+    def _reasons(self, sample: Sample, verdict: Verdict, rule: str) -> list[str]:
+        reasons = Reasons(sample, verdict.label or "normal")
+        if rule:
+            reasons.rule(rule)
         if self.urgency is not None and verdict.label is not None:
-            reasons += _model_reasons(self.urgency.pipeline, sample, verdict.label)
+            reasons.add_contributions(urgency_contributions(self.urgency.pipeline, sample))
+        out = reasons.phrases()
         if self.accounts is not None and verdict.account is not None:
-            words = _model_reasons(self.accounts.pipeline, sample, verdict.account, words_only=True)
-            reasons += [f"account {verdict.account}: {w}" for w in words]
-        return reasons
+            words = account_words(self.accounts.pipeline, sample, verdict.account)
+            if words:
+                out.append(f"account {verdict.account}: words " + ", ".join(words))
+        return out
 
 
-def _history_reasons(sample: Sample) -> list[str]:
-    out = []
-    context = sample.context
-    for who, history in (("this sender", context.sender), ("this domain", context.domain)):
-        phrase = _history_phrase(who, history)
-        if phrase:
-            out.append(phrase)
-            break  # the sender's own history says more than the domain's
-    if context.replies_to_user:
-        out.append("a reply to a message you sent")
-    return out
-
-
-def _history_phrase(who: str, history: SenderHistory | None) -> str | None:
-    if history is None or history.received == 0:
-        return None
-    if history.replied == 0:
-        return f"you never replied to {who} ({history.received} messages before)"
-    phrase = f"you replied to {who} {history.replied} times"
-    if history.median_reply_minutes is not None:
-        phrase += f", median {_duration(history.median_reply_minutes)}"
-    return phrase
-
-
-def _duration(minutes: float) -> str:
-    if minutes < 90:
-        return f"{minutes:.0f} min"
-    if minutes < 48 * 60:
-        return f"{minutes / 60:.0f} h"
-    return f"{minutes / 1440:.0f} days"
-
-
-def _model_reasons(
-    pipeline: Pipeline, sample: Sample, label: str, *, words_only: bool = False
-) -> list[str]:
-    """The features that pushed hardest towards ``label`` in this message, in words."""
+def urgency_contributions(pipeline: Pipeline, sample: Sample) -> dict[str, float]:
+    """Feature name (a word, or a named signal) -> its push towards urgent (+) or not (-)."""
+    model = pipeline.named_steps["model"]
+    if isinstance(model, Blend):
+        total: dict[str, float] = {}
+        weights = sum(weight for _, _, weight in model.parts)
+        for _, part, weight in model.parts:
+            for name, value in urgency_contributions(part, sample).items():
+                total[name] = total.get(name, 0.0) + value * weight / weights
+        return total
     coef, _, classes = linear_parts(pipeline)
-    if label not in classes:
+    if URGENT not in classes:
+        return {}
+    urgent = classes.index(URGENT)
+    others = [i for i in range(len(classes)) if i != urgent]
+    # Towards urgent and away from the likelier of the rest, on average over them.
+    direction = coef[urgent] - coef[others].mean(axis=0)
+    return _named(pipeline, sample, direction)
+
+
+def account_words(pipeline: Pipeline, sample: Sample, account: str) -> list[str]:
+    """The words that pushed hardest towards ``account`` in this message."""
+    coef, _, classes = linear_parts(pipeline)
+    if account not in classes:
         return []
-    weights = coef[classes.index(label)]
+    named = _named(pipeline, sample, coef[classes.index(account)])
+    ranked = sorted((v, k) for k, v in named.items() if v > 0 and k.startswith("word:"))
+    return [k[5:] for _, k in reversed(ranked)][:4]
+
+
+def _named(pipeline: Pipeline, sample: Sample, weights: np.ndarray) -> dict[str, float]:
+    """Each active feature of ``sample`` by name ("word:x" or the signal) -> weight x value."""
     features = pipeline.named_steps["features"]
     row = features.transform([sample]).tocsr()
     contribution = row.data * weights[row.indices]
-    positive = {int(i): float(c) for i, c in zip(row.indices, contribution, strict=True) if c > 0}
-    if not positive:
-        return []
-    names = _feature_names(features, sample, set(positive))
-    ranked = sorted(positive, key=positive.__getitem__, reverse=True)
-    words = [names[i] for i in ranked if i < TEXT_FEATURES and i in names][:TOP_REASONS]
-    signals = [names[i] for i in ranked if i >= TEXT_FEATURES and i in names]
-    out = [] if words_only else [_signal_phrase(s) for s in signals[:TOP_REASONS]]
-    if words:
-        out.append("words: " + ", ".join(words))
+    values = {int(i): float(c) for i, c in zip(row.indices, contribution, strict=True) if c}
+    names = _feature_names(features, sample, set(values))
+    out: dict[str, float] = {}
+    for index, value in values.items():
+        if index in names:
+            out[names[index]] = out.get(names[index], 0.0) + value
     return out
 
 
 def _feature_names(features: object, sample: Sample, wanted: set[int]) -> dict[int, str]:
-    """Column index → the word or signal name, for the columns of this message we need."""
+    """Column index -> "word:token" or the signal name, for the columns of this message."""
     text_steps = features.transformer_list[0][1]  # type: ignore[attr-defined]
     meta_steps = features.transformer_list[1][1]  # type: ignore[attr-defined]
     vectorizer = text_steps.named_steps["hash"]
@@ -149,7 +161,7 @@ def _feature_names(features: object, sample: Sample, wanted: set[int]) -> dict[i
         matrix = vectorizer.transform(tokens).tocsr()
         for token, index in zip(tokens, _first_columns(matrix), strict=True):
             if index in wanted:
-                names[index] = token
+                names[index] = "word:" + token
     signals = sorted(meta_features(sample))
     if signals:
         matrix = meta_steps.named_steps["hash"].transform([{s: 1.0} for s in signals]).tocsr()
@@ -165,11 +177,3 @@ def _first_columns(matrix: object) -> list[int]:
     return [
         int(indices[indptr[i]]) if indptr[i + 1] > indptr[i] else -1 for i in range(len(indptr) - 1)
     ]
-
-
-def _signal_phrase(signal: str) -> str:
-    """Meta feature names are already words; binned ones get their bin spelled out."""
-    name, _, value = signal.partition("~")
-    if not value:
-        return signal.replace("=", ": ", 1)
-    return f"{name} (level {value})"

@@ -24,6 +24,7 @@ __all__ = [
     "QUOTE_BODY_CHARS",
     "QuotedHeader",
     "names_match",
+    "own_text",
     "person_tokens",
     "quoted_original",
     "same_person",
@@ -303,6 +304,19 @@ def quoted_original(body: str) -> QuotedHeader | None:
 
 
 @lru_cache(maxsize=65536)
+def own_text(body: str, limit: int = QUOTE_SCAN_CHARS) -> str:
+    """What the writer wrote: the body above the first quoted block, without ``>`` lines.
+
+    Urgent words in a quote belong to an older message; read as this one's, every reply in
+    an urgent thread would look urgent.
+    """
+    text = body[:limit]
+    match = _BLOCK_START.search(text)
+    if match is not None:
+        text = text[: match.start()]
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+
+
 def person_tokens(name: str) -> tuple[str, ...]:
     """Name words, first to last, without initials: "Lay, Kenneth L." -> ("kenneth", "lay")."""
     # "Drew Fossum/ET&S/Enron@ENRON" (a Notes hierarchy), "drew.fossum@enron.com".

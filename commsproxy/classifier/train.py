@@ -2,15 +2,19 @@
 
 Validation always trains on the older part of the mail and tests on the newer part, as the model
 will be used: a random split would let next month's thread teach this month's verdict. The
-thresholds are chosen there:
+thresholds are chosen there (cuts.py):
 
-- urgency: the highest probability cut that still delivers ``recall_target`` of urgent mail at
-  once (hiding an urgent message costs far more than showing a newsletter early);
+- urgency: the highest p(urgent) cut that still delivers ``recall_target`` of urgent mail at
+  once, under a hold constraint; one cut with the user's history, one without it (a first
+  start), and a p(bulk) cut for bulk on the model's word alone (policy.py uses all three);
 - accounts: the lowest confidence at which ``precision_target`` of the filings are right
   (filing into the wrong customer's folder is worse than not filing).
 
-Then the model is fitted again on all the mail, and the threshold kept (for accounts, the two
-fits run side by side when there are two CPUs).
+Training never makes triage worse than the prior it is given (the bundled model): the user's
+model, blends of it with the prior, and the prior itself are measured on the same newest mail,
+and the best that meets both the recall target and the hold constraint is kept. Then the model
+is fitted again on all the mail, and the decision carried over (for accounts, the two fits run
+side by side when there are two CPUs).
 """
 
 from __future__ import annotations
@@ -18,43 +22,51 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from .cuts import UrgentCut, choose_precision_threshold, choose_urgent_cut, outcome
 from .features import Sample
 from .pipeline import (
     MIN_CALIBRATION_EXAMPLES,
     accounts_pipeline,
+    blend_pipeline,
     decision_scores,
     urgency_pipeline,
 )
+from .policy import BULK, URGENT, Thresholds, judge, rule_delivers
 
 __all__ = [
     "AccountsReport",
+    "Prior",
     "TrainingError",
     "UrgencyReport",
-    "apply_threshold",
-    "choose_precision_threshold",
-    "choose_recall_threshold",
+    "cold",
     "train_accounts",
     "train_urgency",
     "usable_cpus",
 ]
 
-URGENT = "urgent"
 VALIDATION_SHARE = 0.2
 # Fewer urgent messages than this in the newest mail: validate by cross-validation instead.
 MIN_VALIDATION_URGENT = 5
 # Fewer urgent validation messages than this cannot tune a recall threshold (95% of six is
-# not a measurement); the likeliest label decides instead.
+# not a measurement): with a prior, the prior is kept as it is.
 MIN_THRESHOLD_URGENT = 20
-# A tuned cut must hold at least this share of the other validation mail to be used.
-MIN_HELD_SHARE = 0.1
+# The hold constraint: a cut must hold at least this share of the other mail to be triage.
+MIN_HELD_SHARE = 0.5
+# Bulk on the model's word alone only where this share of its bulk calls were right.
+BULK_PRECISION = 0.97
+# Share of the training mail shown without any history, as a first start sees all mail, so
+# the model learns to judge a message on its own and cannot learn "stranger => bulk".
+COLD_SHARE = 0.3
+# Weights of the user's own model against the prior that are tried, the user's first.
+BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 
 class TrainingError(ValueError):
@@ -68,28 +80,55 @@ class ClassMetrics:
     support: int
 
 
+@dataclass(frozen=True)
+class Prior:
+    """A fitted model to blend with or fall back on (the bundled one), and its cuts."""
+
+    pipeline: Pipeline
+    thresholds: Thresholds
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a model at its cuts does to the newest mail, as the user will see it."""
+
+    delivered: float  # share of urgent mail delivered at once
+    held: float  # share of the other mail held
+
+    def words(self) -> str:
+        return (
+            f"delivers {self.delivered:.0%} of urgent mail at once and holds {self.held:.0%} "
+            "of the rest"
+        )
+
+
 @dataclass
 class UrgencyReport:
     counts: dict[str, int]
-    validation: str  # how the threshold and the metrics were measured
+    validation: str  # how the thresholds and the metrics were measured
     trained_on: int
     validated_on: int
-    threshold: float | None  # None: the likeliest label decides (too few urgent to tune one)
-    urgent_delivered: float  # share of urgent validation mail delivered at once
-    held: float  # share of all validation mail below it (waits for a batch)
+    thresholds: Thresholds
+    warm: Outcome  # on the newest mail, with the user's history with senders
+    cold: Outcome  # the same mail with nothing known of the user's past
+    urgent_validated: int = 0
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+    prior: Outcome | None = None  # the prior at its own cuts on the same mail
+    choice: str = "a model of your own mail"  # what is saved, in words
+    notes: list[str] = field(default_factory=list)  # what fell short, and what was done
     seconds: float = 0.0
 
+    @property
+    def threshold(self) -> float | None:
+        return self.thresholds.urgent
+
     def summary(self) -> str:
-        rule = (
-            f"threshold {self.threshold:.3f}"
-            if self.threshold is not None
-            else "too few urgent examples to tune a threshold for; urgent when likeliest"
-        )
-        return (
-            f"would hold {self.held:.0%} of mail; {self.urgent_delivered:.0%} of urgent mail "
-            f"delivered at once ({rule})"
-        )
+        cut = self.thresholds.urgent
+        rule = f"urgent from {cut:.3f}" if cut is not None else "urgent when likeliest"
+        text = f"on your newest mail: {self.choice} {self.warm.words()} ({rule})"
+        if self.prior is not None:
+            text += f"; the bundled model alone {self.prior.words()}"
+        return text
 
 
 @dataclass
@@ -111,56 +150,6 @@ class AccountsReport:
         )
 
 
-def choose_recall_threshold(p_positive: np.ndarray, positive: np.ndarray, target: float) -> float:
-    """A cut that new positives reach with probability `target`, as measured on `positive`.
-
-    A new positive's score is equally likely to fall in any of the n+1 gaps between the n
-    validation scores, so the cut at the r-th lowest score, r = (n+1)(1-target), misses a
-    share r/(n+1) = 1-target of new positives; a fractional r is interpolated between its
-    neighbours. The plain empirical quantile (recall >= target on validation itself) misses
-    more on new mail: at 28 urgent messages it delivers 93%, not 95%. Below one gap (fewer
-    than 1/(1-target) positives), the lowest score is the cut. 0.0 without positives.
-    """
-    scores = np.sort(p_positive[positive])
-    if scores.size == 0:
-        return 0.0
-    rank = max(1.0, (scores.size + 1) * (1 - target))
-    low = min(int(rank), scores.size)
-    high = min(low + 1, scores.size)
-    fraction = rank - int(rank)
-    return float(scores[low - 1] + fraction * (scores[high - 1] - scores[low - 1]))
-
-
-def choose_precision_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:
-    """The lowest cut t with precision(confidence >= t) >= target (1.0+ when none reaches it)."""
-    order = np.argsort(-confidence, kind="stable")
-    hits = np.cumsum(correct[order])
-    precision = hits / np.arange(1, order.size + 1)
-    good = np.nonzero(precision >= target)[0]
-    if good.size == 0:
-        return float("inf")
-    return float(confidence[order][good[-1]])
-
-
-def apply_threshold(
-    proba: np.ndarray, classes: Sequence[str], threshold: float | None
-) -> list[str]:
-    """Urgent when p(urgent) reaches the threshold; otherwise the likelier of the others.
-
-    Without a threshold (too few urgent examples to tune one) the likeliest label wins.
-    """
-    urgent = list(classes).index(URGENT) if URGENT in classes else -1
-    if threshold is None:
-        return [classes[i] for i in proba.argmax(axis=1)]
-    others = proba.copy()
-    if urgent >= 0:
-        others[:, urgent] = -1.0
-    best = [classes[i] for i in others.argmax(axis=1)]
-    if urgent < 0:
-        return best
-    return [URGENT if p >= threshold else b for p, b in zip(proba[:, urgent], best, strict=True)]
-
-
 def usable_cpus() -> int:
     """How many CPUs this process may run on (its affinity where the system has one)."""
     if hasattr(os, "sched_getaffinity"):
@@ -172,14 +161,232 @@ def _split(n: int) -> int:
     return max(1, min(n - 1, round(n * (1 - VALIDATION_SHARE))))
 
 
+def cold(sample: Sample) -> Sample:
+    """The sample as a first start sees it: nothing known of the user's past."""
+    context = replace(
+        sample.context, sender=None, domain=None, replies_to_user=False, history_known=False
+    )
+    return replace(sample, context=context)
+
+
+def _with_cold_share(samples: Sequence[Sample], seed: int) -> list[Sample]:
+    """A seeded ``COLD_SHARE`` of the samples with their history taken away."""
+    chosen = np.random.default_rng(seed).random(len(samples)) < COLD_SHARE
+    return [cold(s) if pick else s for s, pick in zip(samples, chosen, strict=True)]
+
+
+@dataclass
+class _Scores:
+    """Validation probabilities of one candidate, with and without history."""
+
+    warm: np.ndarray
+    cold: np.ndarray
+    classes: list[str]
+
+    def column(self, label: str, mode: str) -> np.ndarray:
+        proba = self.warm if mode == "warm" else self.cold
+        return (
+            proba[:, self.classes.index(label)] if label in self.classes else np.zeros(len(proba))
+        )
+
+    def mixed(self, other: _Scores, weight: float) -> _Scores:
+        return _Scores(
+            weight * self.warm + (1 - weight) * other.warm,
+            weight * self.cold + (1 - weight) * other.cold,
+            self.classes,
+        )
+
+
+@dataclass
+class _Candidate:
+    name: str
+    weight: float  # of the user's own model; 0.0 is the prior alone
+    thresholds: Thresholds
+    warm: UrgentCut
+    cold: UrgentCut
+    tuned: bool = True  # thresholds chosen on this mail (False: the prior's own)
+
+
+def _score(pipeline: Pipeline, samples: Sequence[Sample]) -> _Scores:
+    warm, classes = decision_scores(pipeline, list(samples))
+    cold_proba, _ = decision_scores(pipeline, [cold(s) for s in samples])
+    return _Scores(np.asarray(warm), np.asarray(cold_proba), classes)
+
+
+class _Judge:
+    """The validation mail, its truth, and which messages the rules deliver anyway."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        truth: np.ndarray,
+        recall_target: float,
+        max_held: Mapping[str, float],
+    ):
+        self.max_held = max_held
+        self.samples = list(samples)
+        self.truth = truth
+        self.urgent = truth == URGENT
+        self.recall_target = recall_target
+        self._forced: dict[tuple[int, str, float | None], np.ndarray] = {}
+
+    def forced(self, scores: _Scores, mode: str) -> np.ndarray:
+        """Messages the rules deliver whatever their p(urgent) (cues without bulk evidence)."""
+        p_bulk = scores.column(BULK, mode)
+        view = self.samples if mode == "warm" else [cold(s) for s in self.samples]
+        return np.asarray(
+            [rule_delivers(s, float(b)) for s, b in zip(view, p_bulk, strict=True)], dtype=bool
+        )
+
+    def tune(self, name: str, weight: float, scores: _Scores) -> _Candidate:
+        both = np.concatenate([scores.column(BULK, "warm"), scores.column(BULK, "cold")])
+        truth = np.concatenate([self.truth, self.truth]) == BULK
+        bulk = choose_precision_threshold(both, truth, BULK_PRECISION) if truth.any() else None
+        bulk_cut = None if bulk is None or not np.isfinite(bulk) else bulk
+        cuts = {}
+        for mode in ("warm", "cold"):
+            cuts[mode] = choose_urgent_cut(
+                scores.column(URGENT, mode),
+                self.urgent,
+                self.forced(scores, mode),
+                recall_target=self.recall_target,
+                min_held=MIN_HELD_SHARE,
+                max_held=self.max_held.get(mode),
+            )
+        thresholds = Thresholds(cuts["warm"].threshold, cuts["cold"].threshold, bulk_cut)
+        return _Candidate(name, weight, thresholds, cuts["warm"], cuts["cold"])
+
+    def as_is(self, name: str, scores: _Scores, thresholds: Thresholds) -> _Candidate:
+        """A model at cuts chosen elsewhere (the prior's own), measured on this mail."""
+        cuts = {}
+        for mode, cut in (("warm", thresholds.urgent), ("cold", thresholds.urgent_cold)):
+            at = 0.0 if cut is None else cut
+            forced = self.forced(scores, mode)
+            delivered, held = outcome(scores.column(URGENT, mode), self.urgent, forced, at)
+            cuts[mode] = UrgentCut(
+                at, delivered, held, held >= MIN_HELD_SHARE, int(self.urgent.sum())
+            )
+        return _Candidate(name, 0.0, thresholds, cuts["warm"], cuts["cold"], tuned=False)
+
+    def labels(self, scores: _Scores, thresholds: Thresholds) -> np.ndarray:
+        """The labels policy.py gives the validation mail (with history)."""
+        out = []
+        for i, sample in enumerate(self.samples):
+            p = {c: float(scores.warm[i, j]) for j, c in enumerate(scores.classes)}
+            out.append(judge(sample, p, thresholds).label)
+        return np.asarray(out)
+
+
+def _validation_scores(
+    samples: Sequence[Sample], y: np.ndarray, seed: int, calibrate: bool, validate_from: int | None
+) -> tuple[np.ndarray, _Scores, int, str]:
+    """Which samples validate (indices), the user's model's scores on them, and how."""
+    counts = Counter(y.tolist())
+    cut = _split(len(samples)) if validate_from is None else validate_from
+    # Thresholds are measured on mail as it arrived; rebuilt messages only teach, unless
+    # without them there are too few urgent messages to measure on at all.
+    real = np.asarray([not sample.rebuilt for sample in samples])
+    if np.sum((y == URGENT) & real) < MIN_THRESHOLD_URGENT:
+        real[:] = True
+    real_urgent = (y == URGENT) & real
+    newest_urgent = int(real_urgent[cut:].sum())
+    train = _with_cold_share(samples, seed)
+    # Time order when the newest mail can tune the threshold, or when nothing else could.
+    if (
+        validate_from is not None
+        or newest_urgent >= MIN_THRESHOLD_URGENT
+        or counts[URGENT] < 3
+        or (newest_urgent >= MIN_VALIDATION_URGENT and real_urgent.sum() < MIN_THRESHOLD_URGENT)
+    ):
+        probe = urgency_pipeline(seed, calibrate=calibrate).fit(train[:cut], y[:cut])
+        measured = cut + np.flatnonzero(real[cut:])
+        scores = _score(probe, [samples[int(i)] for i in measured])
+        return measured, scores, cut, "time-ordered: trained on older mail, tested on the newest"
+    # Too few urgent messages in the newest mail: out-of-fold predictions over all the mail,
+    # each fold's model scoring its held-out mail with and without history.
+    folds = StratifiedKFold(3, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    classes = sorted(counts)
+    warm = np.zeros((len(samples), len(classes)))
+    cold_proba = np.zeros_like(warm)
+    for fit_on, tested in folds:
+        model = urgency_pipeline(seed, calibrate=calibrate)
+        model.fit([train[int(i)] for i in fit_on], y[fit_on])
+        fold = _score(model, [samples[int(i)] for i in tested])
+        for j, label in enumerate(fold.classes):
+            warm[tested, classes.index(label)] = fold.warm[:, j]
+            cold_proba[tested, classes.index(label)] = fold.cold[:, j]
+    measured = np.flatnonzero(real)
+    how = "3-fold cross-validation (too few urgent messages in the newest mail)"
+    return measured, _Scores(warm[measured], cold_proba[measured], classes), 0, how
+
+
+def _best(candidates: Sequence[_Candidate], recall_target: float) -> _Candidate | None:
+    """The candidate holding most of the other mail among those meeting both targets."""
+    good = [
+        c
+        for c in candidates
+        if c.warm.held >= MIN_HELD_SHARE
+        and c.warm.delivered >= recall_target - 1.0 / max(1, c.warm.urgent)
+    ]
+    return max(good, key=lambda c: c.warm.held) if good else None
+
+
+def _choice_words(chosen: _Candidate) -> str:
+    if not chosen.tuned:
+        return "the bundled model as it is"
+    if chosen.weight == 1.0:
+        return "a model of your own mail"
+    if chosen.weight == 0.0:
+        return "the bundled model, with cuts measured on your mail,"
+    return f"your model blended {chosen.weight:.0%} with the bundled model"
+
+
+def _transfer(thresholds: Thresholds, probe: _Scores, final: _Scores) -> Thresholds:
+    """The final model's cuts that decide as the probe's did on the validation mail.
+
+    The cuts were measured on a model fitted without the validation mail; the final model,
+    fitted on everything, scores on another scale (calibration on a few dozen urgent
+    messages is rough). What carries over is the decision: the share of the validation mail
+    below each cut. So each final cut is the quantile of the final model's scores there.
+    """
+
+    def moved(cut: float | None, label: str, mode: str) -> float | None:
+        if cut is None:
+            return None
+        share = float(np.mean(probe.column(label, mode) < cut))
+        scores = final.column(label, mode)
+        if share <= 0.0:
+            return float(scores.min())
+        if share >= 1.0:
+            return float(np.nextafter(scores.max(), np.inf))
+        return float(np.quantile(scores, share, method="higher"))
+
+    return Thresholds(
+        moved(thresholds.urgent, URGENT, "warm"),
+        moved(thresholds.urgent_cold, URGENT, "cold"),
+        moved(thresholds.bulk, BULK, "warm"),
+    )
+
+
 def train_urgency(
     samples: Sequence[Sample],
     labels: Sequence[str],
     *,
     recall_target: float = 0.95,
     seed: int = 0,
+    prior: Prior | None = None,
+    validate_from: int | None = None,
+    max_held: Mapping[str, float] | None = None,
 ) -> tuple[Pipeline, UrgencyReport]:
-    """Fit the urgency model on samples in date order (oldest first)."""
+    """Fit the urgency model on samples in date order (oldest first).
+
+    With a ``prior`` (the bundled model), what is returned is never worse than the prior on
+    the user's newest mail: the user's model, blends, or the prior itself (module doc).
+    ``validate_from`` sets where the validation mail starts (default: the newest 20%).
+    ``max_held`` ("warm", "cold": share) lowers a cut that would hold more than that share
+    of the other validation mail, trading hold for recall where mail will differ from the
+    validation mail (the bundled model on a stranger's mailbox).
+    """
     started = time.perf_counter()
     counts = Counter(labels)
     if len(samples) < 20 or len(counts) < 2:
@@ -187,95 +394,95 @@ def train_urgency(
             f"need at least 20 messages of at least two kinds to train; got {len(samples)} "
             f"({', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'})"
         )
-    cut = _split(len(samples))
     y = np.asarray(labels)
     calibrate = min(counts.values()) >= MIN_CALIBRATION_EXAMPLES
-    # Thresholds are measured on mail as it arrived; rebuilt messages only teach, unless
-    # without them there are too few urgent messages to measure on at all.
-    real = np.asarray([not sample.rebuilt for sample in samples])
-    if np.sum((y == URGENT) & real) < MIN_THRESHOLD_URGENT:
-        real[:] = True
-    real_urgent = (y == URGENT) & real
-    validation = "time-ordered: trained on older mail, tested on the newest"
-    newest_urgent = int(real_urgent[cut:].sum())
-    # Time order when the newest mail can tune the threshold, or when nothing else could
-    # (fewer urgent messages in all the mail than a threshold needs, but some in the newest).
-    if (
-        newest_urgent >= MIN_THRESHOLD_URGENT
-        or counts[URGENT] < 3
-        or (newest_urgent >= MIN_VALIDATION_URGENT and real_urgent.sum() < MIN_THRESHOLD_URGENT)
-    ):
-        probe = urgency_pipeline(seed, calibrate=calibrate).fit(list(samples[:cut]), y[:cut])
-        measured = cut + np.flatnonzero(real[cut:])
-        proba, classes = decision_scores(probe, [samples[int(i)] for i in measured])
+    measured, mine, trained_on, validation = _validation_scores(
+        samples, y, seed, calibrate, validate_from
+    )
+    judge_ = _Judge([samples[int(i)] for i in measured], y[measured], recall_target, max_held or {})
+    n_urgent = int(judge_.urgent.sum())
+    notes: list[str] = []
+    candidates: list[_Candidate] = []
+    prior_scores = as_is = None
+    if prior is not None:
+        prior_scores = _score(prior.pipeline, judge_.samples)
+        as_is = judge_.as_is("bundled", prior_scores, prior.thresholds)
+    if prior is None or n_urgent >= MIN_THRESHOLD_URGENT:
+        for weight in BLEND_WEIGHTS if prior_scores is not None else (1.0,):
+            if prior_scores is None or weight == 1.0:
+                scores = mine
+            elif mine.classes != prior_scores.classes:
+                continue  # a blend needs the same labels on both sides
+            else:
+                scores = mine.mixed(prior_scores, weight)
+            candidates.append(judge_.tune(f"w={weight}", weight, scores))
     else:
-        # The newest mail holds too few urgent messages to measure recall on, so the
-        # threshold comes from out-of-fold predictions over all the mail instead.
-        validation = "3-fold cross-validation (too few urgent messages in the newest mail)"
-        folds = StratifiedKFold(3, shuffle=True, random_state=seed)
-        measured = np.flatnonzero(real)
-        proba = cross_val_predict(
-            urgency_pipeline(seed, calibrate=calibrate),
-            list(samples),
-            y,
-            cv=folds,
-            method="predict_proba",
-        )[measured]
-        classes = sorted(counts)
-        cut = 0
-    truth = y[measured]
-    urgent_truth = truth == URGENT
-    threshold: float | None = None
-    if URGENT in classes and urgent_truth.sum() >= MIN_THRESHOLD_URGENT:
-        p_urgent = proba[:, classes.index(URGENT)]
-        threshold = choose_recall_threshold(p_urgent, urgent_truth, recall_target)
-        if np.mean(p_urgent[~urgent_truth] < threshold) < MIN_HELD_SHARE:
-            # A cut that holds (almost) nothing is no triage at all: the model cannot tell
-            # urgent mail apart at that recall, so the likeliest label decides instead.
-            threshold = None
-    predicted = np.asarray(apply_threshold(proba, classes, threshold))
+        notes.append(
+            f"your newest mail holds only {n_urgent} urgent messages (messages you answered "
+            f"within 4 hours); at least {MIN_THRESHOLD_URGENT} are needed to measure a model "
+            "of your own against the bundled one"
+        )
+    chosen = _best([*candidates, *([as_is] if as_is is not None else [])], recall_target)
+    if chosen is None:
+        if as_is is not None:
+            chosen = as_is
+            if candidates:
+                notes.append(
+                    f"no model of your mail delivers {recall_target:.0%} of urgent mail at once "
+                    f"while holding at least {MIN_HELD_SHARE:.0%} of the rest"
+                )
+        else:
+            chosen = candidates[0]
+            notes.append(
+                f"to hold at least {MIN_HELD_SHARE:.0%} of the other mail, the cut delivers "
+                f"{chosen.warm.delivered:.0%} of urgent mail at once, short of "
+                f"{recall_target:.0%}: there is too little to tell urgent mail apart by"
+            )
+    if notes and not chosen.tuned:
+        notes.append("keeping the bundled model, with your history with senders")
+    chosen_scores = mine
+    if prior_scores is not None and chosen.weight < 1.0:
+        chosen_scores = mine.mixed(prior_scores, chosen.weight) if chosen.weight else prior_scores
+    predicted = judge_.labels(chosen_scores, chosen.thresholds)
     per_class = {}
     for label in sorted(counts):
-        chosen = predicted == label
-        actual = truth == label
-        hits = int(np.sum(chosen & actual))
+        said = predicted == label
+        actual = judge_.truth == label
+        hits = int(np.sum(said & actual))
         per_class[label] = ClassMetrics(
-            precision=hits / max(1, int(chosen.sum())),
+            precision=hits / max(1, int(said.sum())),
             recall=hits / max(1, int(actual.sum())),
             support=int(actual.sum()),
         )
-    delivered = float(np.mean(predicted[urgent_truth] == URGENT)) if urgent_truth.any() else 1.0
-    held = float(np.mean(predicted != URGENT))
-    final = urgency_pipeline(seed, calibrate=calibrate).fit(list(samples), y)
-    if threshold is not None:
-        threshold = _transfer_threshold(final, [samples[int(i)] for i in measured], held)
+    thresholds = chosen.thresholds
+    if chosen.weight == 0.0:
+        assert prior is not None
+        final = prior.pipeline
+    else:
+        own = urgency_pipeline(seed, calibrate=calibrate).fit(_with_cold_share(samples, seed), y)
+        final = own
+        if chosen.weight < 1.0:
+            assert prior is not None
+            final = blend_pipeline(
+                [("yours", own, chosen.weight), ("bundled", prior.pipeline, 1 - chosen.weight)]
+            )
+        thresholds = _transfer(thresholds, chosen_scores, _score(final, judge_.samples))
     report = UrgencyReport(
         counts=dict(counts),
         validation=validation,
-        trained_on=cut,
-        validated_on=len(truth),
-        threshold=threshold,
-        urgent_delivered=delivered,
-        held=held,
+        trained_on=trained_on,
+        validated_on=len(measured),
+        thresholds=thresholds,
+        warm=Outcome(chosen.warm.delivered, chosen.warm.held),
+        cold=Outcome(chosen.cold.delivered, chosen.cold.held),
+        urgent_validated=n_urgent,
         per_class=per_class,
+        prior=None if as_is is None else Outcome(as_is.warm.delivered, as_is.warm.held),
+        choice=_choice_words(chosen),
+        notes=notes,
         seconds=time.perf_counter() - started,
     )
     return final, report
-
-
-def _transfer_threshold(final: Pipeline, validation: list[Sample], held: float) -> float:
-    """The final model's cut that holds the same share of the validation mail.
-
-    The threshold was measured on a model fitted without the validation mail; the final
-    model, fitted on everything, scores on another scale (calibration on a few dozen urgent
-    messages is rough). What carries over is the decision: the share of mail delivered at
-    once. So the final cut is the quantile of the final model's scores at that share.
-    """
-    proba, classes = decision_scores(final, validation)
-    scores = proba[:, classes.index(URGENT)]
-    if held <= 0.0:
-        return float(scores.min())
-    return float(np.quantile(scores, held, method="higher"))
 
 
 def train_accounts(

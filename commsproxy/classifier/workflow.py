@@ -16,8 +16,10 @@ from typing import Any
 
 from ..config import LoginConfig
 from ..models.store import (
+    ModelError,
     ModelInfo,
     ModelNotFoundError,
+    load_bundled,
     resolve_model,
     save_model,
     user_model_path,
@@ -28,9 +30,10 @@ from .features import Context, Sample
 from .imap_source import read_imap
 from .labels import LABELS, Label, LabelResult, Override, derive_labels, normalise_id
 from .mail import Mail
+from .policy import Thresholds
 from .predict import Classifier, LoadedModel, Verdict
 from .social import SocialHistory
-from .train import AccountsReport, UrgencyReport, train_accounts, train_urgency
+from .train import AccountsReport, Prior, UrgencyReport, cold, train_accounts, train_urgency
 
 __all__ = [
     "NO_HISTORY",
@@ -83,7 +86,12 @@ class PersonHistory:
         return cls(SocialHistory.from_result(result), result.user_addresses, sent)
 
     def samples(self, mails: Iterable[Mail]) -> list[Sample]:
-        """Samples whose social context is the history strictly before each message's date."""
+        """Samples whose social context is the history strictly before each message's date.
+
+        Without any history (``NO_HISTORY``) the samples are cold: nothing known of the past.
+        """
+        if self is NO_HISTORY:
+            return [cold(Sample(mail)) for mail in mails]
         samples = []
         for mail in mails:
             sender = domain = None
@@ -139,7 +147,9 @@ def train_urgency_from_mail(
     (contacts.py), which gives live triage the social features the model was trained with.
     """
     result, samples, labels = labelled_samples(mails, is_sent, overrides=overrides)
-    pipeline, report = train_urgency(samples, labels, recall_target=recall_target, seed=seed)
+    pipeline, report = train_urgency(
+        samples, labels, recall_target=recall_target, seed=seed, prior=bundled_prior()
+    )
     info = save_model(
         pipeline,
         out,
@@ -153,8 +163,9 @@ def train_urgency_from_mail(
             "user_addresses": sorted(result.user_addresses),
             "labels": result.summary(),
         },
-        metrics=_urgency_metrics(report),
+        metrics=urgency_metrics(report),
         threshold=report.threshold,
+        thresholds=report.thresholds.as_dict(),
     )
     person = PersonHistory.from_labels(result, mails, is_sent)
     Contacts.from_history(person.social, person.user_addresses, person.sent_ids, login=login).save(
@@ -163,11 +174,27 @@ def train_urgency_from_mail(
     return UrgencyTraining(info, report, result, read or ReadStats(read=len(mails)))
 
 
-def _urgency_metrics(report: UrgencyReport) -> dict[str, Any]:
+def bundled_prior() -> Prior | None:
+    """The bundled model as the prior a user's training must not fall below."""
+    try:
+        pipeline, info = load_bundled("urgency")
+    except ModelError:
+        return None  # a package built without it: the user's own mail alone
+    return Prior(pipeline, Thresholds.from_mapping(info.thresholds, info.threshold))
+
+
+def urgency_metrics(report: UrgencyReport) -> dict[str, Any]:
+    """The validation figures a model's sidecar keeps."""
     return {
         "validated_on": report.validated_on,
-        "urgent_delivered": report.urgent_delivered,
-        "held": report.held,
+        "urgent_validated": report.urgent_validated,
+        "urgent_delivered": report.warm.delivered,
+        "other_held": report.warm.held,
+        "cold_urgent_delivered": report.cold.delivered,
+        "cold_other_held": report.cold.held,
+        "bundled": None if report.prior is None else vars(report.prior),
+        "choice": report.choice,
+        "notes": report.notes,
         "per_class": {
             label: {"precision": m.precision, "recall": m.recall, "support": m.support}
             for label, m in report.per_class.items()
@@ -286,7 +313,7 @@ def _load(spec: str | Path | None, task: str, *, required: bool) -> LoadedModel 
         if required:
             raise
         return None
-    return LoadedModel(pipeline, info.threshold)
+    return LoadedModel.from_info(pipeline, info)
 
 
 def classify_paths(

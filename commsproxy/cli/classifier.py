@@ -236,6 +236,10 @@ def _report(result: UrgencyTraining | AccountsTraining) -> str:
                 f"({m.support:,} messages)"
             )
         lines.append(report.summary())
+        lines.append(
+            f"with nothing known of your past (a new sender's view): {report.cold.words()}"
+        )
+        lines += [f"note: {note}" for note in report.notes]
     else:
         lines.append(
             f"{len(result.report.counts)} accounts; validation on the newest "
@@ -293,13 +297,14 @@ def classify(
                 "path": mail.path,
                 "label": verdict.label,
                 "p_urgent": verdict.p_urgent,
+                "urgent_from": verdict.threshold,
                 "account": verdict.account,
                 "account_score": verdict.account_score,
                 "reasons": verdict.reasons,
             }
             click.echo(json.dumps(record, ensure_ascii=False))
             continue
-        line = f"{verdict.label or '-':<7} {verdict.p_urgent or 0:5.2f}  {mail.path}"
+        line = f"{verdict.label or '-':<7} {verdict.score_words():<22}  {mail.path}"
         if verdict.account:
             line += f"  [{verdict.account}]"
         click.echo(line)

@@ -40,7 +40,7 @@ import os
 import platform
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,8 @@ class ModelInfo:
     threshold: float | None
     sha256: str
     bundled: bool = False
+    # Further named cuts (urgency: "urgent", "urgent_cold", "bulk"); absent in older sidecars.
+    thresholds: Mapping[str, float] = field(default_factory=dict)
 
     def sidecar(self) -> dict[str, Any]:
         """The sidecar's content, as written to ``NAME.json``."""
@@ -148,6 +150,7 @@ class ModelInfo:
             "training": dict(self.training),
             "metrics": dict(self.metrics),
             "threshold": self.threshold,
+            "thresholds": dict(self.thresholds),
             "sha256": self.sha256,
         }
 
@@ -275,6 +278,7 @@ def save_model(
     training: Mapping[str, Any],
     metrics: Mapping[str, Any],
     threshold: float | None = None,
+    thresholds: Mapping[str, float] | None = None,
 ) -> ModelInfo:
     """Save *model* to ``path`` (``.joblib`` added if missing) and its sidecar next to it.
 
@@ -291,6 +295,9 @@ def save_model(
         threshold = float(threshold)
         if not math.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, not {threshold}")
+    named = {str(k): float(v) for k, v in (thresholds or {}).items()}
+    if not all(math.isfinite(v) for v in named.values()):
+        raise ValueError(f"thresholds must be finite numbers, not {named}")
     training_plain = _plain("training", training)
     metrics_plain = _plain("metrics", metrics)
 
@@ -315,6 +322,7 @@ def save_model(
                 training=training_plain,
                 metrics=metrics_plain,
                 threshold=threshold,
+                thresholds=named,
                 sha256=_sha256_file(tmp_model),
             )
             with _temp_file(side_path) as (tmp_side, f):
@@ -398,6 +406,11 @@ def _read_sidecar(model_path: Path, bundled: bool) -> ModelInfo:
         isinstance(threshold, bool) or not isinstance(threshold, int | float)
     ):
         raise bad("threshold", "a number or null")
+    thresholds = data.get("thresholds", {})
+    if not isinstance(thresholds, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in thresholds.values()
+    ):
+        raise bad("thresholds", "a JSON object of numbers")
     sha256 = text_field("sha256").lower()
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise bad("sha256", "a hex sha256 digest")
@@ -420,6 +433,7 @@ def _read_sidecar(model_path: Path, bundled: bool) -> ModelInfo:
         training=mapping_field("training"),
         metrics=mapping_field("metrics"),
         threshold=None if threshold is None else float(threshold),
+        thresholds={str(k): float(v) for k, v in thresholds.items()},
         sha256=sha256,
         bundled=bundled,
     )

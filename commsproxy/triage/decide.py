@@ -15,9 +15,17 @@ from typing import TYPE_CHECKING, Protocol
 from ..classifier.mail import Mail
 
 if TYPE_CHECKING:
-    from ..classifier.contacts import Contacts
+    from ..classifier.features import Context
 
-__all__ = ["Decider", "Decision", "ModelDecider", "RuleDecider", "vip_match"]
+__all__ = [
+    "Decider",
+    "Decision",
+    "HistoryView",
+    "ModelDecider",
+    "RuleDecider",
+    "reason_words",
+    "vip_match",
+]
 
 URGENT, NORMAL, BULK = "urgent", "normal", "bulk"
 
@@ -33,10 +41,16 @@ class Decider(Protocol):
     def decide(self, mails: Sequence[Mail]) -> list[Decision]: ...
 
 
-class Model(Protocol):
-    """What the engine needs from the classifier: labels with p(urgent) and a few reasons."""
+class HistoryView(Protocol):
+    """The user's history with senders, as a new message's context (contacts.py, history.py)."""
 
-    def label(self, mails: Sequence[Mail]) -> list[tuple[str, float | None, list[str]]]: ...
+    def context(self, mail: Mail, user_addresses: frozenset[str]) -> Context: ...
+
+
+class Model(Protocol):
+    """What the engine needs from the classifier: a decision per message, with its reason."""
+
+    def label(self, mails: Sequence[Mail]) -> list[Decision]: ...
 
 
 def vip_match(address: str, patterns: Sequence[str]) -> str | None:
@@ -76,48 +90,56 @@ class RuleDecider:
                     out[i] = Decision(NORMAL, None, "no model: held by default")
             else:
                 labelled = self.fallback.label([mails[i] for i in rest])
-                for i, (label, score, reasons) in zip(rest, labelled, strict=True):
-                    out[i] = Decision(label, score, _reason(label, score, reasons))
+                for i, decision in zip(rest, labelled, strict=True):
+                    out[i] = decision
         return [d for d in out if d is not None]
 
 
-def _reason(label: str, score: float | None, reasons: Sequence[str]) -> str:
-    if label == BULK:
-        head = "newsletter or notification"
-    elif label == URGENT:
-        head = "likely urgent" if score is None else f"urgency {score:.2f}"
-    else:
-        head = "can wait" if score is None else f"low urgency {score:.2f}"
-    detail = "; ".join(reasons[:2])
-    return f"{head} ({detail})" if detail else head
+# Reasons kept with a decision: the digest and `explain` show them, so a few, the strongest.
+REASONS_KEPT = 3
+
+
+def reason_words(label: str, score_words: str, reasons: Sequence[str]) -> str:
+    """ "normal (0.02, urgent from 0.04): held: has List-Unsubscribe; held: ..."."""
+    head = f"{label} ({score_words})"
+    detail = "; ".join(reasons[:REASONS_KEPT])
+    return f"{head}: {detail}" if detail else head
 
 
 class ModelDecider:
     """Adapts a loaded urgency model (classifier.predict.Classifier) to ``Model``.
 
-    ``contacts`` (saved by training beside the model) gives each message the user's history
-    with its sender, as the model saw it in training; without them every sender looks new.
+    ``history`` (read from the server, or saved by training beside the model) gives each
+    message the user's history with its sender, as the model saw it in training; without it
+    nothing is known of the user's past and the model scores the message cold.
     """
 
     def __init__(
         self,
         classifier: object,
         user_addresses: frozenset[str],
-        contacts: Contacts | None = None,
+        history: HistoryView | None = None,
     ) -> None:
         self._classifier = classifier
         self._user = user_addresses
-        self._contacts = contacts
+        self.history = history
 
-    def label(self, mails: Sequence[Mail]) -> list[tuple[str, float | None, list[str]]]:
+    def label(self, mails: Sequence[Mail]) -> list[Decision]:
         # Imported here so that triage stays free of scikit-learn until a model is used.
         from ..classifier.features import Context, Sample
 
-        contacts = self._contacts
-        if contacts is None:
-            context = Context(user_addresses=self._user)
+        history = self.history
+        if history is None:
+            context = Context(user_addresses=self._user, history_known=False)
             samples = [Sample(mail, context) for mail in mails]
         else:
-            samples = [Sample(mail, contacts.context(mail, self._user)) for mail in mails]
+            samples = [Sample(mail, history.context(mail, self._user)) for mail in mails]
         verdicts = self._classifier.classify(samples, explain=True)  # type: ignore[attr-defined]
-        return [(v.label or NORMAL, v.p_urgent, list(v.reasons or [])) for v in verdicts]
+        return [
+            Decision(
+                v.label or NORMAL,
+                v.p_urgent,
+                reason_words(v.label or NORMAL, v.score_words(), v.reasons or []),
+            )
+            for v in verdicts
+        ]

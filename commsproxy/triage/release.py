@@ -193,7 +193,7 @@ def digest_message(
             if shown == _DIGEST_LIMIT:
                 break
             lines.append(f"  - {sender}: {subject or '(no subject)'}")
-            lines.append(f"      held: {reason}")
+            lines.append(f"      why: {reason}")
             shown += 1
         lines.append("")
     if shown < count:

@@ -55,7 +55,7 @@ def model(mailbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.exit_code == 0, result.output
     assert "30 urgent, 30 normal, 30 bulk" in result.output
-    assert "urgent mail delivered at once" in result.output
+    assert "of urgent mail at once and holds" in result.output
     return out
 
 
@@ -66,7 +66,9 @@ def test_classify_json_shape(model: Path, mailbox: Path) -> None:
     assert result.exit_code == 0, result.output
     (line,) = result.output.strip().splitlines()
     record = json.loads(line)
-    assert set(record) == {"path", "label", "p_urgent", "account", "account_score", "reasons"}
+    assert set(record) == {
+        "path", "label", "p_urgent", "urgent_from", "account", "account_score", "reasons"
+    }
     assert record["path"].endswith("inbox/1")
     assert record["label"] == "bulk"
     assert 0.0 <= record["p_urgent"] <= 1.0
@@ -84,10 +86,11 @@ def test_classify_explain_uses_history(model: Path, mailbox: Path) -> None:
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     assert record["label"] == "urgent"
+    assert record["urgent_from"] is not None
     assert any(
-        r.startswith("you replied to this sender 29 times, median 20 min")
+        r.startswith("urgent: you answered") and r.endswith(" 29 times, median 20 min")
         for r in record["reasons"]
-    )
+    ), record["reasons"]
 
 
 def test_history_never_leaks_the_future(model: Path, mailbox: Path) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from commsproxy.classifier.mail import Mail, parse_mail
-from commsproxy.triage.decide import Decision, RuleDecider, vip_match
+from commsproxy.triage.decide import Decision, RuleDecider, reason_words, vip_match
 
 
 def mail(sender: str, subject: str = "Hello") -> Mail:
@@ -21,22 +21,16 @@ class FakeModel:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    def label(self, mails: Sequence[Mail]) -> list[tuple[str, float | None, list[str]]]:
+    def label(self, mails: Sequence[Mail]) -> list[Decision]:
         self.calls.append([m.subject for m in mails])
-        out: list[tuple[str, float | None, list[str]]] = []
+        out: list[Decision] = []
         for m in mails:
             if m.subject == "urgent":
-                out.append(("urgent", 0.87, ["asks for a reply today", "from a colleague"]))
-            elif m.subject == "urgent-noscore":
-                out.append(("urgent", None, []))
+                out.append(Decision("urgent", 0.87, "urgent: asks for a call"))
             elif m.subject == "bulk":
-                out.append(("bulk", 0.01, ["has List-Unsubscribe"]))
-            elif m.subject == "bulk-plain":
-                out.append(("bulk", None, []))
-            elif m.subject == "normal-noscore":
-                out.append(("normal", None, ["x"]))
+                out.append(Decision("bulk", 0.01, "held: has List-Unsubscribe"))
             else:
-                out.append(("normal", 0.123, ["no question", "old thread", "third reason"]))
+                out.append(Decision("normal", 0.123, "held: you never answered a@x.org"))
         return out
 
 
@@ -112,10 +106,10 @@ def test_model_decides_what_rules_do_not_in_order() -> None:
         mail("Boss@Example.com", "anything"),
     ]
     assert decider.decide(mails) == [
-        Decision("normal", 0.123, "low urgency 0.12 (no question; old thread)"),
+        Decision("normal", 0.123, "held: you never answered a@x.org"),
         Decision("urgent", None, "VIP sender (boss@example.com)"),
-        Decision("urgent", 0.87, "urgency 0.87 (asks for a reply today; from a colleague)"),
-        Decision("bulk", 0.01, "newsletter or notification (has List-Unsubscribe)"),
+        Decision("urgent", 0.87, "urgent: asks for a call"),
+        Decision("bulk", 0.01, "held: has List-Unsubscribe"),
         Decision("urgent", None, "VIP sender (boss@example.com)"),
     ]
     assert model.calls == [["normal", "urgent", "bulk"]]
@@ -129,20 +123,24 @@ def test_model_not_asked_when_all_are_vip() -> None:
 
 
 @pytest.mark.parametrize(
-    ("subject", "decision"),
+    ("label", "score", "reasons", "text"),
     [
-        ("urgent-noscore", Decision("urgent", None, "likely urgent")),
-        ("bulk-plain", Decision("bulk", None, "newsletter or notification")),
-        ("normal-noscore", Decision("normal", None, "can wait (x)")),
+        ("urgent", "0.40, urgent from 0.04", ["urgent: asks for a call"],
+         "urgent (0.40, urgent from 0.04): urgent: asks for a call"),
+        ("normal", "0.01, urgent from 0.04", ["held: a", "held: b", "urgent: c", "held: d"],
+         "normal (0.01, urgent from 0.04): held: a; held: b; urgent: c"),
+        ("bulk", "0.00, urgent from 0.04", [], "bulk (0.00, urgent from 0.04)"),
     ],
-)
-def test_reasons_without_score_or_detail(subject: str, decision: Decision) -> None:
-    assert RuleDecider([], FakeModel()).decide([mail("a@x.org", subject)]) == [decision]
+)  # fmt: skip
+def test_reason_words_show_the_score_with_its_cut_and_the_strongest_reasons(
+    label: str, score: str, reasons: list[str], text: str
+) -> None:
+    assert reason_words(label, score, reasons) == text
 
 
 def test_model_returning_too_few_labels_is_an_error() -> None:
     class Short:
-        def label(self, mails: Sequence[Mail]) -> list[tuple[str, float | None, list[str]]]:
+        def label(self, mails: Sequence[Mail]) -> list[Decision]:
             return []
 
     with pytest.raises(ValueError, match="zip"):

@@ -80,17 +80,17 @@ def test_digest_groups_by_account_no_account_last() -> None:
         "",
         "Account: Alice@home.example",
         "  - bob@y.org: (no subject)",
-        "      held: can wait",
+        "      why: can wait",
         "",
         "Account: work@corp.example",
         "  - Amy@x.org: Lunch?",
-        "      held: moved here by hand",
+        "      why: moved here by hand",
         "  - zed@x.org: Quarterly numbers",
-        "      held: low urgency 0.12 (no question)",
+        "      why: low urgency 0.12 (no question)",
         "",
         "No account",
         "  - news@list.example: Weekly news",
-        "      held: newsletter or notification",
+        "      why: newsletter or notification",
         "",
         "",
     ]
@@ -115,7 +115,7 @@ def test_digest_over_the_limit_is_summarised() -> None:
     entries = [("-", f"s{i:03d}@x.org", f"Subject {i}", f"reason {i}") for i in range(250)]
     text = body(digest_message("me", "Later", entries, NOW))
     assert text.count("  - ") == 200
-    assert text.count("      held: ") == 200
+    assert text.count("      why: ") == 200
     assert "  - s199@x.org: Subject 199" in text
     assert "s200@x.org" not in text
     assert text.rstrip("\r\n").endswith("... and 50 more.")

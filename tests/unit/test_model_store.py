@@ -136,6 +136,7 @@ def test_sidecar_is_plain_json_with_every_field(tmp_path: Path) -> None:
         "training",
         "metrics",
         "threshold",
+        "thresholds",
         "sha256",
     }
     assert data == info.sidecar()

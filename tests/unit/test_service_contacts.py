@@ -44,7 +44,7 @@ def start(tmp_path: Path, contacts: Contacts | str | None) -> dict[str, float | 
     the_plan = plan(load_config(config, required=True), RunOptions())
     assert the_plan.triage is not None
     decider_for = _load_model(the_plan.triage.config, the_plan.triage)
-    return {login: decider_for(login).label([MAIL])[0][1] for login in (A, B)}
+    return {login: decider_for(login).label([MAIL])[0].score for login in (A, B)}
 
 
 def answered(login: str | None) -> Contacts:

@@ -11,7 +11,8 @@ import pytest
 
 from commsproxy.classifier.features import Sample
 from commsproxy.classifier.mail import Mail
-from commsproxy.classifier.train import choose_recall_threshold, train_urgency
+from commsproxy.classifier.cuts import choose_recall_threshold
+from commsproxy.classifier.train import train_urgency
 
 T0 = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -52,8 +53,8 @@ def test_few_urgent_in_the_newest_mail_tunes_the_threshold_by_cross_validation()
     _, report = train_urgency(samples, labels)
     assert report.validation.startswith("3-fold cross-validation")
     assert report.threshold is not None
-    assert report.urgent_delivered >= 0.95
-    assert report.held > 0.5
+    assert report.warm.delivered >= 0.95
+    assert report.warm.held > 0.5
 
 
 def test_enough_urgent_in_the_newest_mail_validates_in_time_order() -> None:
@@ -61,7 +62,7 @@ def test_enough_urgent_in_the_newest_mail_validates_in_time_order() -> None:
     _, report = train_urgency(samples, labels)
     assert report.validation.startswith("time-ordered")
     assert report.threshold is not None
-    assert report.urgent_delivered >= 0.95
+    assert report.warm.delivered >= 0.95
 
 
 def test_messages_rebuilt_from_quotes_train_but_do_not_set_the_threshold() -> None:
@@ -84,7 +85,7 @@ def test_rebuilt_messages_are_measured_when_real_urgent_mail_is_too_scarce() -> 
     _, report = train_urgency(samples, labels)
     assert report.validated_on == 300
     assert report.threshold is not None
-    assert report.urgent_delivered >= 0.95
+    assert report.warm.delivered >= 0.95
 
 
 def test_recall_cut_leaves_the_target_share_of_gaps_below_it() -> None:

@@ -1,0 +1,103 @@
+"""Explicit urgency: what a message says about itself, readable without any history.
+
+On a first start nothing is known of the user's past, yet some mail announces that it cannot
+wait: a priority header, urgent wording, a deadline today, a request to call, a reply in a
+thread the user wrote in. These cues are read from the writer's own text (subject and the body
+above any quote: a quoted "URGENT" belongs to an older message), in the languages of the first
+users: English, Dutch, French and German. They count only for mail from a person; list and
+machine mail, and mail the model is confident is bulk, is held whatever it says (policy.py).
+The same cues are named signals of the model (features.py), so training weighs them too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from .mail import Mail
+from .quotes import own_text
+
+__all__ = ["CUE_KINDS", "high_priority", "urgency_cues"]
+
+# The kinds of cue, as the model's named signals (features.py) and in explanations.
+CUE_KINDS = ("marked high priority", "urgent wording", "deadline today", "asks for a call")
+
+# The start of the writer's own text: where a request that cannot wait is made.
+CUE_BODY_CHARS = 1500
+
+_URGENT_WORDS = re.compile(
+    r"\b(?:urgent(?:ly|e|es)?|asap|a\.s\.a\.p|emergency|as soon as possible|right away"
+    r"|immediately|time[- ]sensitive|(?:server|system|site|website|network|is|are) (?:is )?down"
+    r"|outage|not working"
+    # Dutch
+    r"|dringend|spoed(?:eisend)?|met spoed|zo snel mogelijk|z\.s\.m|zsm|onmiddellijk"
+    r"|(?:ligt|liggen) plat|storing|werkt niet"
+    # French
+    r"|urgence|d[èe]s que possible|au plus vite|imm[ée]diatement|en panne"
+    r"|ne (?:fonctionne|marche) plus"
+    # German
+    r"|eilig|sofort|so schnell wie m[öo]glich|schnellstm[öo]glich|ausgefallen|st[öo]rung"
+    r"|notfall|funktioniert nicht)\b",
+    re.IGNORECASE,
+)
+_TIME = r"\d{1,2}(?:[:.h]\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|h|u|uur|uhr)\b"
+_DEADLINE = re.compile(
+    r"\b(?:(?:by|before|until|no later than)\s+(?:the\s+)?(?:today|tonight|noon|midday|eod"
+    r"|cob|end of (?:the )?(?:business )?day|close of business|this (?:morning|afternoon|evening)"
+    rf"|{_TIME})"
+    r"|(?:due|deadline|needed|need (?:it|this|them|these|that|an answer|a reply))\s+"
+    r"(?:by\s+)?(?:today|tonight|this (?:morning|afternoon))"
+    r"|(?:today|this afternoon|this morning),?\s+please|end of (?:the )?day today"
+    # Dutch
+    r"|vandaag nog|nog vandaag|uiterlijk (?:vandaag|vanmiddag|vanavond|om)"
+    rf"|(?:v[oó][oó]r|tegen)\s+(?:vanmiddag|vanavond|het einde van de dag|{_TIME})"
+    # French
+    r"|aujourd'hui m[êe]me|dans la journ[ée]e|avant ce soir|d'ici ce soir"
+    rf"|(?:avant|d'ici)\s+(?:midi|ce soir|cet apr[èe]s-midi|la fin de (?:la )?journ[ée]e|{_TIME})"
+    # German
+    r"|noch heute|heute noch|bis heute (?:abend|nachmittag|mittag)|bis (?:heute|mittag)"
+    rf"|(?:bis|vor)\s+{_TIME})",
+    re.IGNORECASE,
+)
+_CALL_REQUEST = re.compile(
+    # "Please call me if you have questions" closes half of all business mail: a call
+    # request counts when it is asked for, or made pressing.
+    r"\b(?:(?:call|phone|ring) me (?:back )?(?:asap|now|today|right away|urgently|immediately"
+    r"|as soon as)|give me a (?:call|ring)|call me back"
+    r"|(?:can|could|would) you (?:please )?(?:call|phone|ring) me"
+    # Dutch
+    r"|bel (?:me|mij)|belt u (?:me|mij)"
+    r"|(?:kun|kan|wil|kunt|wilt) (?:je|u) (?:me|mij) (?:even |aub )?(?:terug)?bellen"
+    r"|graag (?:even )?(?:terug)?bellen|(?:terug)?bellen a\.?u\.?b"
+    # French
+    r"|(?:r?appelez|r?appelle)[- ]moi|merci de me (?:r?appeler|contacter par t[ée]l[ée]phone)"
+    r"|(?:pouvez-vous|peux-tu|pourriez-vous|pourrais-tu) m(?:e |')(?:r?appeler)"
+    # German
+    r"|(?:ruf|rufen sie) mich (?:bitte )?(?:zur[üu]ck|an)|bitte (?:um )?r[üu]ckruf|bitte anrufen"
+    r"|(?:k[öo]nnen sie|kannst du) mich (?:bitte )?(?:zur[üu]ck)?(?:rufen|anrufen))",
+    re.IGNORECASE,
+)
+
+
+def high_priority(headers: Mapping[str, str]) -> bool:
+    """Importance, X-Priority, X-MSMail-Priority or Priority saying high or urgent."""
+    importance = headers.get("importance", "").strip().lower()
+    priority = headers.get("x-priority", "").strip()
+    ms = headers.get("x-msmail-priority", "").strip().lower()
+    plain = headers.get("priority", "").strip().lower()
+    return importance == "high" or priority[:1] in ("1", "2") or ms == "high" or plain == "urgent"
+
+
+def urgency_cues(mail: Mail) -> dict[str, str]:
+    """The cues this message carries: kind (CUE_KINDS) -> what it says, in words."""
+    cues = {}
+    if high_priority(mail.headers):
+        cues["marked high priority"] = "marked high priority"
+    text = f"{mail.subject}\n{own_text(mail.body)[:CUE_BODY_CHARS]}"
+    if match := _URGENT_WORDS.search(text):
+        cues["urgent wording"] = f'says "{match.group(0).lower()}"'
+    if match := _DEADLINE.search(text):
+        cues["deadline today"] = f'deadline "{match.group(0).lower()}"'
+    if match := _CALL_REQUEST.search(text):
+        cues["asks for a call"] = f'asks for a call ("{match.group(0).lower()}")'
+    return cues

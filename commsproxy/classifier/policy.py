@@ -1,0 +1,98 @@
+"""From the model's probabilities to a label, failing safe when evidence is thin.
+
+The model alone is a poor judge of the first day: on mail from a new user it has no history to
+go on, and a corpus of spam teaches it that strangers write bulk. So the label follows these
+rules, in order, each with its reason in words:
+
+1. **urgent** when p(urgent) reaches the threshold chosen at training, the one measured for the
+   mode at hand: with the user's history with senders (warm) or without it (cold);
+2. **urgent** when the message itself says it cannot wait (cues.py) and nothing says it is bulk:
+   no bulk markers, and the model does not find bulk likelier than the rest together (spam
+   says "urgent" and "call me" too);
+3. **bulk** only on bulk evidence: list, marketing or machine markers (labels.bulk_reason), or
+   p(bulk) at the cut where at least 97% of the model's bulk calls were right on validation;
+4. **normal** otherwise: a message from a person waits for the next batch, never in Bulk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .cues import urgency_cues
+from .features import Sample
+from .labels import bulk_reason
+
+__all__ = ["BULK", "NORMAL", "URGENT", "Judgement", "Thresholds", "judge", "rule_delivers"]
+
+URGENT, NORMAL, BULK = "urgent", "normal", "bulk"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The cuts chosen at training (None: not measured; that rule is then left out)."""
+
+    urgent: float | None = None  # p(urgent), with the user's history
+    urgent_cold: float | None = None  # p(urgent), nothing known of the user's past
+    bulk: float | None = None  # p(bulk) where bulk precision reached its target
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, float], fallback: float | None) -> Thresholds:
+        """From a model sidecar's ``thresholds``; ``fallback`` is its single older threshold."""
+        urgent = values.get("urgent", fallback)
+        return cls(urgent, values.get("urgent_cold", urgent), values.get("bulk"))
+
+    def as_dict(self) -> dict[str, float]:
+        pairs = (("urgent", self.urgent), ("urgent_cold", self.urgent_cold), ("bulk", self.bulk))
+        return {name: value for name, value in pairs if value is not None}
+
+    def urgent_for(self, sample: Sample) -> float | None:
+        return self.urgent if sample.context.history_known else self.urgent_cold
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    label: str
+    threshold: float | None  # the urgent cut this message was held to
+    rule: str  # the deciding rule in words ("" when the model's score decided)
+
+
+def _cues(sample: Sample) -> dict[str, str]:
+    cues = urgency_cues(sample.mail)
+    if sample.context.replies_to_user:
+        cues["reply"] = "a reply to a message you sent"
+    return cues
+
+
+def _confident_bulk(p_bulk: float, cut: float | None) -> bool:
+    return cut is not None and p_bulk >= cut
+
+
+# Rule 2 is vetoed from this p(bulk) on: the model finds bulk likelier than not.
+CUE_VETO = 0.5
+
+
+def rule_delivers(sample: Sample, p_bulk: float) -> bool:
+    """Whether rule 2 delivers this message whatever its p(urgent)."""
+    if p_bulk >= CUE_VETO or bulk_reason(sample.mail) is not None:
+        return False
+    return bool(_cues(sample))
+
+
+def judge(sample: Sample, p: Mapping[str, float], thresholds: Thresholds) -> Judgement:
+    """The label of one message from its class probabilities ``p`` (see the module doc)."""
+    cut = thresholds.urgent_for(sample)
+    p_urgent = p.get(URGENT, 0.0)
+    if cut is not None and p_urgent >= cut:
+        return Judgement(URGENT, cut, "")
+    marker = bulk_reason(sample.mail)
+    confident_bulk = _confident_bulk(p.get(BULK, 0.0), thresholds.bulk)
+    if marker is None and p.get(BULK, 0.0) < CUE_VETO and (cues := _cues(sample)):
+        return Judgement(URGENT, cut, "; ".join(cues.values()))
+    if marker is not None:
+        return Judgement(BULK, cut, marker)
+    if confident_bulk:
+        return Judgement(BULK, cut, "")
+    if cut is None and p_urgent >= max(p.values()):
+        return Judgement(URGENT, cut, "")  # no measured cut: the likeliest label
+    return Judgement(NORMAL, cut, "")
