@@ -140,12 +140,16 @@ def user_addresses(samples: Sequence[Sample]) -> frozenset[str]:
     return frozenset()
 
 
-def run_first_day(enron: Path, spam_root: Path, say: Say) -> dict[str, Any]:
+def run_first_day(
+    enron: Path, spam_root: Path, say: Say, only: Sequence[str] = ()
+) -> dict[str, Any]:
     people = enron_people(enron, quiet=True)
     spam_train, spam_test = split_spam(spam_root)
     say(f"first day: {len(people)} users, {len(spam_test)} spam messages kept out of training")
     results: dict[str, Any] = {}
     for user, (samples, labels) in people.items():
+        if only and user not in only:
+            continue
         started = time.perf_counter()
         others = {name: data for name, data in people.items() if name != user}
         pipeline, report = train_bundled(others, spam_train)
@@ -243,10 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, default=Path(__file__).parent / "results" / "first_day.json"
     )
+    parser.add_argument("--users", default="", help="comma-separated users to leave out")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="commsproxy-firstday-") as tmp:
         roots = unpack(args.data, Path(tmp), ["mailboxes", "spamassassin"], print_now)
-        results = run_first_day(roots["mailboxes"].parent, roots["spamassassin"].parent, print_now)
+        only = [u for u in args.users.split(",") if u]
+        results = run_first_day(
+            roots["mailboxes"].parent, roots["spamassassin"].parent, print_now, only
+        )
     text, verdicts = lines(results)
     print("\n".join(text))
     for what, ok in verdicts:

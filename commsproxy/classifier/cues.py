@@ -5,8 +5,9 @@ wait: a priority header, urgent wording, a deadline today, a request to call, a 
 thread the user wrote in. These cues are read from the writer's own text (subject and the body
 above any quote: a quoted "URGENT" belongs to an older message), in the languages of the first
 users: English, Dutch, French and German. They count only for mail from a person; list and
-machine mail, and mail the model is confident is bulk, is held whatever it says (policy.py).
-The same cues are named signals of the model (features.py), so training weighs them too.
+machine mail, and mail the model finds likelier bulk than not, is held whatever it says
+(policy.py). They are rules, not features of the model: spam says "URGENT" with X-Priority 1
+so often that a model learns priority headers as a sign of bulk.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .quotes import own_text
 
 __all__ = ["CUE_KINDS", "high_priority", "urgency_cues"]
 
-# The kinds of cue, as the model's named signals (features.py) and in explanations.
+# The kinds of cue.
 CUE_KINDS = ("marked high priority", "urgent wording", "deadline today", "asks for a call")
 
 # The start of the writer's own text: where a request that cannot wait is made.

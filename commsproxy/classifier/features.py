@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .cues import urgency_cues
 from .mail import Mail
 
 __all__ = [
@@ -137,8 +136,6 @@ def meta_features(sample: Sample) -> dict[str, float]:
     auto = headers.get("auto-submitted", "").strip().lower()
     if auto and auto != "no":
         out["auto-submitted"] = 1.0
-    for cue in urgency_cues(mail):
-        out[cue] = 1.0
     if _REPLY_PREFIX.match(mail.subject):
         out["a reply"] = 1.0
     elif _FORWARD_PREFIX.match(mail.subject):

@@ -128,39 +128,50 @@ def accounts_pipeline(seed: int = 0) -> Pipeline:
 class Blend(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Fitted urgency pipelines whose probabilities are averaged with fixed weights.
 
-    What ``train`` saves when the bundled model still knows something the user's own mail
-    cannot teach (bulk and spam, the first days of a new sender): the user's model and the
-    bundled one, weighted as measured on the user's newest mail. Both parts are whole
-    Pipelines over the same features, so their explanations add up the same way.
+    What ``train`` saves when the bundled model still knows what the user's own mail cannot
+    teach: the user's model and the bundled one, weighted as measured on the user's newest
+    mail. A user's mailbox rarely holds spam, so p(bulk) comes from ``bulk_from`` (the bundled
+    part) alone, and the rest of the probability is shared out as the weighted average shares
+    it. Both parts are whole Pipelines over the same features, so their explanations add up.
     """
 
-    def __init__(self, parts: list[tuple[str, Pipeline, float]]) -> None:
+    def __init__(self, parts: list[tuple[str, Pipeline, float]], bulk_from: str | None = None):
         self.parts = parts
+        self.bulk_from = bulk_from
 
     def fit(self, samples: Any, labels: Any = None) -> Blend:
         """The parts are fitted already; this only checks they agree on the classes."""
         classes = [list(pipeline.classes_) for _, pipeline, _ in self.parts]
         if any(c != classes[0] for c in classes):
             raise ValueError(f"blended models disagree on their classes: {classes}")
+        if self.bulk_from is not None and self.bulk_from not in [n for n, _, _ in self.parts]:
+            raise ValueError(f"no part named {self.bulk_from!r} to take p(bulk) from")
         self.classes_ = np.asarray(classes[0])
         return self
 
     def predict_proba(self, samples: Any) -> np.ndarray:
         total = sum(weight for _, _, weight in self.parts)
-        proba = sum(
-            weight * np.asarray(pipeline.predict_proba(samples))
-            for _, pipeline, weight in self.parts
-            if weight > 0
-        )
-        return np.asarray(proba) / total
+        each = {
+            name: np.asarray(pipeline.predict_proba(samples)) for name, pipeline, _ in self.parts
+        }
+        proba = sum(weight * each[name] for name, _, weight in self.parts) / total
+        bulk = list(self.classes_).index("bulk") if "bulk" in self.classes_ else None
+        if self.bulk_from is None or bulk is None:
+            return np.asarray(proba)
+        p_bulk = each[self.bulk_from][:, bulk]
+        rest = np.delete(proba, bulk, axis=1)
+        rest *= ((1.0 - p_bulk) / np.maximum(rest.sum(axis=1), 1e-12))[:, None]
+        return np.insert(rest, bulk, p_bulk, axis=1)
 
     def predict(self, samples: Any) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(samples).argmax(axis=1)])
 
 
-def blend_pipeline(parts: list[tuple[str, Pipeline, float]]) -> Pipeline:
+def blend_pipeline(
+    parts: list[tuple[str, Pipeline, float]], bulk_from: str | None = None
+) -> Pipeline:
     """A Pipeline around a :class:`Blend`, so it is saved and scored like any other model."""
-    return Pipeline([("model", Blend(parts).fit(None))])
+    return Pipeline([("model", Blend(parts, bulk_from).fit(None))])
 
 
 def decision_scores(pipeline: Pipeline, samples: Any) -> tuple[np.ndarray, list[str]]:

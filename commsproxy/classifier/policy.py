@@ -4,14 +4,15 @@ The model alone is a poor judge of the first day: on mail from a new user it has
 go on, and a corpus of spam teaches it that strangers write bulk. So the label follows these
 rules, in order, each with its reason in words:
 
-1. **urgent** when p(urgent) reaches the threshold chosen at training, the one measured for the
-   mode at hand: with the user's history with senders (warm) or without it (cold);
-2. **urgent** when the message itself says it cannot wait (cues.py) and nothing says it is bulk:
-   no bulk markers, and the model does not find bulk likelier than the rest together (spam
-   says "urgent" and "call me" too);
-3. **bulk** only on bulk evidence: list, marketing or machine markers (labels.bulk_reason), or
-   p(bulk) at the cut where at least 97% of the model's bulk calls were right on validation;
-4. **normal** otherwise: a message from a person waits for the next batch, never in Bulk.
+1. **bulk** when p(bulk) reaches the cut where at least 97% of the model's bulk calls were
+   right on validation: spam and machine mail it is sure of, whatever else it scores;
+2. **urgent** when p(urgent) reaches the threshold chosen at training, the one measured for the
+   mode at hand: with the user's history with senders (warm) or without it (cold), unless the
+   model finds bulk likelier than the rest together (``CUE_VETO``);
+3. **urgent** when the message itself says it cannot wait (cues.py) and nothing says it is bulk:
+   no bulk markers, and no veto as in 2 (spam says "urgent" and "call me" too);
+4. **bulk** on list, marketing or machine markers (labels.bulk_reason);
+5. **normal** otherwise: a message from a person waits for the next batch, never in Bulk.
 """
 
 from __future__ import annotations
@@ -68,12 +69,12 @@ def _confident_bulk(p_bulk: float, cut: float | None) -> bool:
     return cut is not None and p_bulk >= cut
 
 
-# Rule 2 is vetoed from this p(bulk) on: the model finds bulk likelier than not.
+# Rules 2 and 3 are vetoed from this p(bulk) on: the model finds bulk likelier than not.
 CUE_VETO = 0.5
 
 
 def rule_delivers(sample: Sample, p_bulk: float) -> bool:
-    """Whether rule 2 delivers this message whatever its p(urgent)."""
+    """Whether rule 3 delivers this message whatever its p(urgent)."""
     if p_bulk >= CUE_VETO or bulk_reason(sample.mail) is not None:
         return False
     return bool(_cues(sample))
@@ -83,16 +84,16 @@ def judge(sample: Sample, p: Mapping[str, float], thresholds: Thresholds) -> Jud
     """The label of one message from its class probabilities ``p`` (see the module doc)."""
     cut = thresholds.urgent_for(sample)
     p_urgent = p.get(URGENT, 0.0)
-    if cut is not None and p_urgent >= cut:
+    if _confident_bulk(p.get(BULK, 0.0), thresholds.bulk):
+        return Judgement(BULK, cut, "")
+    vetoed = p.get(BULK, 0.0) >= CUE_VETO
+    if cut is not None and p_urgent >= cut and not vetoed:
         return Judgement(URGENT, cut, "")
     marker = bulk_reason(sample.mail)
-    confident_bulk = _confident_bulk(p.get(BULK, 0.0), thresholds.bulk)
-    if marker is None and p.get(BULK, 0.0) < CUE_VETO and (cues := _cues(sample)):
+    if marker is None and not vetoed and (cues := _cues(sample)):
         return Judgement(URGENT, cut, "; ".join(cues.values()))
     if marker is not None:
         return Judgement(BULK, cut, marker)
-    if confident_bulk:
-        return Judgement(BULK, cut, "")
     if cut is None and p_urgent >= max(p.values()):
         return Judgement(URGENT, cut, "")  # no measured cut: the likeliest label
     return Judgement(NORMAL, cut, "")
