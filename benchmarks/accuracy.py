@@ -100,7 +100,7 @@ from commsproxy.models.store import bundled_model_path, load_bundled
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "accuracy.json"
-SECTIONS = ("foldering", "urgency", "spam", "speed")
+SECTIONS = ("foldering", "urgency", "first_day", "spam", "speed")
 
 # The three corpora: tarball (relative to --data) and the directory it unpacks to.
 CORPORA = {
@@ -179,9 +179,11 @@ def needed_corpora(sections: Sequence[str], bundled: bool) -> list[str]:
     needed = set()
     if "foldering" in sections or "speed" in sections:
         needed.add("foldering")
-    if "urgency" in sections or (not bundled and {"spam", "speed"} & set(sections)):
+    if {"urgency", "first_day"} & set(sections) or (
+        not bundled and {"spam", "speed"} & set(sections)
+    ):
         needed.add("mailboxes")
-    if "spam" in sections or "speed" in sections:
+    if {"spam", "speed", "first_day"} & set(sections):
         needed.add("spamassassin")
     return [name for name in CORPORA if name in needed]
 
@@ -747,6 +749,20 @@ def run_urgency(root: Path, say: Say) -> tuple[Outcome, LoadedModel | None]:
     return out, model
 
 
+def run_first_day_section(mailboxes: Path, spamassassin: Path, say: Say) -> Outcome:
+    """The first day on mail never seen, leaving one user out (first_day.py)."""
+    from first_day import Mode, lines, run_first_day
+
+    results = run_first_day(mailboxes.parent, spamassassin.parent, say)
+    out = Outcome()
+    out.lines, out.verdicts = lines(results)
+    out.report = {
+        user: {k: (v.as_dict() if isinstance(v, Mode) else v) for k, v in row.items()}
+        for user, row in results.items()
+    }
+    return out
+
+
 def rolling_lines(rolling: dict[str, Any]) -> list[str]:
     cells = []
     for row in rolling["splits"]:
@@ -1216,6 +1232,12 @@ def run(args: argparse.Namespace, say: Say) -> tuple[dict[str, Any], list[Outcom
                 report["peak_memory_mb_after"]["urgency"] = peak_mb()
                 outcomes.append(outcome)
                 say("\n".join(outcome.lines))
+        if "first_day" in args.sections:
+            outcome = run_first_day_section(roots["mailboxes"], roots["spamassassin"], say)
+            report["first_day"] = outcome.report
+            report["peak_memory_mb_after"]["first_day"] = peak_mb()
+            outcomes.append(outcome)
+            say("\n".join(outcome.lines))
         if needs_model:
             model, source = urgency_model(pooled)
             if model is None:

@@ -14,7 +14,9 @@ SpamAssassin spam the recipe did not train on (every fifth spam message by date 
 is classified in every mode: spam called urgent must stay at or under 1%. Counts are small for
 some users, so every share comes with its exact (Clopper-Pearson) 95% interval.
 
-    python benchmarks/first_day.py [--data ../shared/data]
+    python benchmarks/first_day.py [--data ../shared/data] [--users fossum-d]
+
+or as the "first_day" section of benchmarks/accuracy.py.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import beta
+from scipy.stats import beta  # type: ignore[import-untyped]
 
 from commsproxy.classifier.dataset import iter_mailbox
 from commsproxy.classifier.features import Context, Sample
@@ -72,9 +74,9 @@ class Share:
 
     def text(self) -> str:
         if not self.n:
-            return "–"
+            return "-"
         low, high = interval(self.k, self.n)
-        return f"{self.k}/{self.n} {self.k / self.n:.0%} ({low:.0%}–{high:.0%})"
+        return f"{self.k}/{self.n} {self.k / self.n:.0%} ({low:.0%}-{high:.0%})"
 
     def as_dict(self) -> dict[str, Any]:
         low, high = interval(self.k, self.n)

@@ -528,7 +528,8 @@ def test_status_and_explain(account: Account) -> None:
     result = account.cli("explain", news)
     assert result.returncode == 0, result.stderr
     assert "held in batch" in result.stdout
-    assert "why: newsletter" in result.stdout
+    assert "why: bulk (" in result.stdout
+    assert "held: has List-" in result.stdout
 
 
 def test_unreachable_upstream_is_retried_with_reason(account: Account) -> None:
