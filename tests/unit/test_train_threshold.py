@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from commsproxy.classifier.cuts import choose_recall_threshold
 from commsproxy.classifier.features import Sample
 from commsproxy.classifier.mail import Mail
-from commsproxy.classifier.cuts import choose_recall_threshold
 from commsproxy.classifier.train import train_urgency
 
 T0 = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
