@@ -60,6 +60,7 @@ _DEADLINE = re.compile(
     rf"|(?:bis|vor)\s+{_TIME})",
     re.IGNORECASE,
 )
+_FEW_WORDS = r"(?:\w+ ){0,3}"
 _CALL_REQUEST = re.compile(
     # "Please call me if you have questions" closes half of all business mail: a call
     # request counts when it is asked for, or made pressing.
@@ -68,14 +69,16 @@ _CALL_REQUEST = re.compile(
     r"|(?:can|could|would) you (?:please )?(?:call|phone|ring) me"
     # Dutch
     r"|bel (?:me|mij)|belt u (?:me|mij)"
-    r"|(?:kun|kan|wil|kunt|wilt) (?:je|u) (?:me|mij) (?:even |aub )?(?:terug)?bellen"
+    # (a few words may come between: "kun je me vandaag nog terugbellen")
+    rf"|(?:kun|kan|wil|kunt|wilt) (?:je|u) (?:me|mij) {_FEW_WORDS}(?:terug)?bellen"
     r"|graag (?:even )?(?:terug)?bellen|(?:terug)?bellen a\.?u\.?b"
     # French
     r"|(?:r?appelez|r?appelle)[- ]moi|merci de me (?:r?appeler|contacter par t[ée]l[ée]phone)"
     r"|(?:pouvez-vous|peux-tu|pourriez-vous|pourrais-tu) m(?:e |')(?:r?appeler)"
     # German
-    r"|(?:ruf|rufen sie) mich (?:bitte )?(?:zur[üu]ck|an)|bitte (?:um )?r[üu]ckruf|bitte anrufen"
-    r"|(?:k[öo]nnen sie|kannst du) mich (?:bitte )?(?:zur[üu]ck)?(?:rufen|anrufen))",
+    rf"|(?:ruf|rufen sie) mich {_FEW_WORDS}(?:zur[üu]ck|an)\b"
+    r"|bitte (?:um )?r[üu]ckruf|bitte anrufen"
+    rf"|(?:k[öo]nnen sie|kannst du) mich {_FEW_WORDS}(?:zur[üu]ck)?(?:rufen|anrufen))",
     re.IGNORECASE,
 )
 

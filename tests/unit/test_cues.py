@@ -1,0 +1,211 @@
+"""Explicit urgency cues: what a message says about itself, in English, Dutch, French and German,
+read from the writer's own text only (never from a quote, never from boilerplate)."""
+
+from __future__ import annotations
+
+import pytest
+
+from commsproxy.classifier.cues import CUE_BODY_CHARS, CUE_KINDS, high_priority, urgency_cues
+from commsproxy.classifier.mail import Mail, parse_mail
+from tests.mailfactory import render
+
+
+def message(body: str, subject: str = "Hello", **headers: str) -> Mail:
+    """A message from a person, parsed from bytes; extra headers as keyword arguments."""
+    fields = {"From": "Ann <ann@acme.com>", "To": "me@corp.example", "Subject": subject}
+    fields |= {name.replace("_", "-"): value for name, value in headers.items()}
+    return parse_mail(render(fields, body))
+
+
+# -- the issue's examples --------------------------------------------------------------------
+
+
+def test_urgent_subject_with_priority_headers() -> None:
+    mail = message(
+        "See subject.",
+        subject="URGENT: server down, customer waiting",
+        X_Priority="1",
+        Importance="high",
+    )
+    assert urgency_cues(mail) == {
+        "marked high priority": "marked high priority",
+        "urgent wording": 'says "urgent"',
+    }
+
+
+def test_customer_whose_system_is_down_asks_for_a_call() -> None:
+    mail = message("Hi, our order system is down, can you call me asap?", subject="Orders")
+    cues = urgency_cues(mail)
+    assert set(cues) == {"urgent wording", "asks for a call"}
+    assert cues["urgent wording"] == 'says "system is down"'
+    assert cues["asks for a call"] == 'asks for a call ("can you call me")'
+
+
+def test_boss_needs_numbers_before_a_call_at_two() -> None:
+    mail = message("Need the Q3 numbers before the 2pm call.", subject="Q3")
+    # "the 2pm call" is a meeting, not a request to phone back.
+    assert urgency_cues(mail) == {"deadline today": 'deadline "before the 2pm"'}
+
+
+@pytest.mark.parametrize(
+    ("body", "deadline"),
+    [
+        ("Kun je me vandaag nog terugbellen?", "vandaag nog"),
+        ("Merci de me rappeler avant midi", "avant midi"),
+        ("Bitte rufen Sie mich heute noch zurück", "heute noch"),
+    ],
+)
+def test_call_back_today_in_dutch_french_and_german(body: str, deadline: str) -> None:
+    cues = urgency_cues(message(body))
+    assert set(cues) == {"deadline today", "asks for a call"}
+    assert cues["deadline today"] == f'deadline "{deadline}"'
+
+
+# -- each kind in each language --------------------------------------------------------------
+
+LANGUAGES = {
+    "urgent wording": [
+        ("The server is down since nine, nobody can log in.", "server is down"),
+        ("This is urgent, the shipment is stuck at customs.", "urgent"),
+        ("De website ligt plat sinds vanochtend.", "ligt plat"),
+        ("Graag met spoed de offerte sturen.", "met spoed"),
+        ("Le serveur est en panne depuis ce matin.", "en panne"),
+        ("Il faut corriger la facture au plus vite.", "au plus vite"),
+        ("Der Server ist ausgefallen, die Kunden warten.", "ausgefallen"),
+        ("Wir brauchen die Unterlagen schnellstmöglich.", "schnellstmöglich"),
+    ],
+    "deadline today": [
+        ("Please send the contract by end of day.", "by end of day"),
+        ("Send me the slides today, please.", "today, please"),
+        ("Ik heb het rapport uiterlijk vanmiddag nodig.", "uiterlijk vanmiddag"),
+        ("Stuur je het vóór 15 uur?", "vóór 15 uur"),
+        ("J'ai besoin du rapport avant ce soir.", "avant ce soir"),
+        ("Réponse dans la journée svp.", "dans la journée"),
+        ("Ich brauche den Bericht bis 14 Uhr.", "bis 14 uhr"),
+        ("Können Sie das noch heute prüfen?", "noch heute"),
+    ],
+    "asks for a call": [
+        ("Could you phone me about the renewal?", "could you phone me"),
+        ("Call me back when you land.", "call me back"),
+        ("Bel me even over de levering.", "bel me"),
+        ("Kunt u mij morgen even terugbellen?", "kunt u mij morgen even terugbellen"),
+        ("Rappelle-moi dès que tu peux.", "rappelle-moi"),
+        ("Pouvez-vous m'appeler au sujet du contrat ?", "pouvez-vous m'appeler"),
+        ("Bitte um Rückruf wegen der Lieferung.", "bitte um rückruf"),
+        ("Kannst du mich kurz anrufen?", "kannst du mich kurz anrufen"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "said"),
+    [(kind, body, said) for kind, cases in LANGUAGES.items() for body, said in cases],
+)
+def test_each_kind_of_cue(kind: str, body: str, said: str) -> None:
+    cues = urgency_cues(message(body))
+    assert kind in cues, cues
+    assert f'"{said}"' in cues[kind]
+
+
+def test_the_kinds_are_the_ones_named() -> None:
+    every = message(
+        "Urgent: the site is down, I need it by noon. Call me back!", X_Priority="1 (Highest)"
+    )
+    assert tuple(urgency_cues(every)) == CUE_KINDS
+
+
+def test_subject_alone_carries_a_cue() -> None:
+    assert set(urgency_cues(message("Hoi, zie onderwerp.", subject="Dringend: factuur"))) == {
+        "urgent wording"
+    }
+
+
+# -- priority headers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "high"),
+    [
+        ({"x-priority": "1"}, True),
+        ({"x-priority": "1 (Highest)"}, True),
+        ({"x-priority": "2 (High)"}, True),
+        ({"importance": "High"}, True),
+        ({"x-msmail-priority": "High"}, True),
+        ({"priority": "urgent"}, True),
+        ({"x-priority": "3 (Normal)"}, False),
+        ({"x-priority": "5 (Lowest)"}, False),
+        ({"importance": "normal"}, False),
+        ({"importance": "low"}, False),
+        ({"x-msmail-priority": "Normal"}, False),
+        ({"priority": "non-urgent"}, False),
+        ({}, False),
+    ],
+)
+def test_high_priority(headers: dict[str, str], high: bool) -> None:
+    assert high_priority(headers) is high
+
+
+def test_priority_header_parsed_from_bytes_is_a_cue() -> None:
+    assert urgency_cues(message("Lunch menu attached.", X_MSMail_Priority="High")) == {
+        "marked high priority": "marked high priority"
+    }
+
+
+# -- what is not a cue -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Here is the proposal. Please call me if you have any questions.",
+        "Don't hesitate to call me if anything is unclear.",
+        "Bij vragen kunt u altijd contact opnemen.",
+        "N'hésitez pas à me contacter pour toute question.",
+        "Bei Fragen stehe ich Ihnen gerne zur Verfügung.",
+    ],
+)
+def test_closing_boilerplate_is_no_call_request(body: str) -> None:
+    assert urgency_cues(message(body)) == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "I saw Bob today at the fair; he sends his regards. Lunch next week?",
+        "Today's newsletter had a nice piece on our team.",
+        "Vandaag was het mooi weer, tot volgende week.",
+        "Aujourd'hui nous avons visité l'usine, c'était intéressant.",
+        "Heute war ein schöner Tag im Büro.",
+    ],
+)
+def test_today_in_passing_is_no_deadline(body: str) -> None:
+    assert urgency_cues(message(body, subject="Catching up")) == {}
+
+
+OUTLOOK_QUOTE = """Fixed it, all good now.
+
+-----Original Message-----
+From: Ops [mailto:ops@acme.com]
+Sent: Monday, March 04, 2024 1:00 PM
+To: Me
+Subject: URGENT: server down
+
+URGENT: the server is down, call me back asap!
+"""
+
+ANGLE_QUOTE = """Fixed it, all good now.
+
+> URGENT: the server is down
+> call me back asap, we need it by noon
+"""
+
+
+@pytest.mark.parametrize("body", [OUTLOOK_QUOTE, ANGLE_QUOTE])
+def test_urgency_in_a_quote_belongs_to_the_older_message(body: str) -> None:
+    assert urgency_cues(message(body, subject="Re: server")) == {}
+
+
+def test_only_the_start_of_the_own_text_is_read() -> None:
+    filler = "Notes from the meeting follow. " * (CUE_BODY_CHARS // 31 + 1)
+    assert urgency_cues(message(filler + "This is urgent.")) == {}
+    assert "urgent wording" in urgency_cues(message("This is urgent. " + filler))
