@@ -1,0 +1,208 @@
+"""The label policy: the model's cuts, explicit cues and bulk evidence, rule by rule in order."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from commsproxy.classifier.features import Context, Sample
+from commsproxy.classifier.mail import Mail, parse_mail
+from commsproxy.classifier.policy import (
+    BULK,
+    CUE_VETO,
+    NORMAL,
+    URGENT,
+    Judgement,
+    Thresholds,
+    judge,
+    rule_delivers,
+)
+from tests.mailfactory import render
+
+CUTS = Thresholds(urgent=0.30, urgent_cold=0.60, bulk=0.90)
+
+
+def message(body: str = "Shall we have lunch next week?", **headers: str) -> Mail:
+    fields = {"From": "Ann <ann@acme.com>", "To": "me@corp.example", "Subject": "Hello"}
+    fields |= {name.replace("_", "-"): value for name, value in headers.items()}
+    return parse_mail(render(fields, body))
+
+
+def person(body: str = "Shall we have lunch next week?", *, known: bool = True) -> Sample:
+    return Sample(message(body), Context(history_known=known))
+
+
+PLAIN = person()
+CALL_ME = person("The order system is down, can you call me?")
+NEWSLETTER_URGENT = Sample(
+    message("URGENT: last chance, call me today!", List_Unsubscribe="<mailto:leave@x.example>")
+)
+NEWSLETTER = Sample(message("This week's articles.", List_Id="<weekly.lists.example>"))
+
+
+def p(urgent: float, bulk: float) -> dict[str, float]:
+    return {URGENT: urgent, NORMAL: 1.0 - urgent - bulk, BULK: bulk}
+
+
+# -- rule 1: confident bulk ------------------------------------------------------------------
+
+
+def test_confident_bulk_beats_an_urgent_score_and_cues() -> None:
+    for sample in (PLAIN, CALL_ME):
+        assert judge(sample, p(0.09, 0.91), CUTS) == Judgement(BULK, 0.30, "")
+    # At the cut itself, too.
+    assert judge(PLAIN, p(0.0, 0.90), CUTS).label == BULK
+
+
+# -- rule 2: the model's urgent cut ----------------------------------------------------------
+
+
+def test_model_cut_delivers_at_and_above_the_cut() -> None:
+    assert judge(PLAIN, p(0.30, 0.10), CUTS) == Judgement(URGENT, 0.30, "")
+    assert judge(PLAIN, p(0.29, 0.10), CUTS) == Judgement(NORMAL, 0.30, "")
+
+
+def test_model_cut_is_vetoed_when_bulk_is_likelier_than_the_rest() -> None:
+    # p(bulk) 0.55 is not confident bulk (below 0.90), yet likelier than not: no urgent.
+    assert judge(PLAIN, p(0.40, 0.55), CUTS) == Judgement(NORMAL, 0.30, "")
+    assert judge(PLAIN, p(0.40, CUE_VETO), CUTS).label == NORMAL
+    assert judge(PLAIN, p(0.40, CUE_VETO - 0.01), CUTS).label == URGENT
+
+
+def test_the_model_cut_comes_before_bulk_markers() -> None:
+    """A score above the cut decides by itself (rule 2 before rule 4): the rule is empty."""
+    assert judge(NEWSLETTER, p(0.5, 0.2), CUTS) == Judgement(URGENT, 0.30, "")
+
+
+# -- rule 3: cues without bulk evidence ------------------------------------------------------
+
+
+def test_a_cue_delivers_whatever_the_score() -> None:
+    judged = judge(CALL_ME, p(0.01, 0.10), CUTS)
+    assert judged.label == URGENT
+    assert judged.threshold == 0.30
+    assert judged.rule == 'says "system is down"; asks for a call ("can you call me")'
+
+
+def test_a_reply_to_the_users_own_mail_is_a_cue() -> None:
+    reply = Sample(message("Thanks, noted."), Context(replies_to_user=True))
+    assert judge(reply, p(0.01, 0.10), CUTS) == Judgement(
+        URGENT, 0.30, "a reply to a message you sent"
+    )
+
+
+def test_bulk_markers_veto_a_cue() -> None:
+    judged = judge(NEWSLETTER_URGENT, p(0.01, 0.10), CUTS)
+    assert judged == Judgement(BULK, 0.30, "has List-Unsubscribe")
+
+
+def test_a_machine_sender_vetoes_a_cue() -> None:
+    alert = Sample(parse_mail(render({"From": "noreply@shop.example"}, "URGENT: act now")))
+    assert judge(alert, p(0.01, 0.10), CUTS) == Judgement(
+        BULK, 0.30, "automated sender noreply@shop.example"
+    )
+
+
+def test_likelier_bulk_vetoes_a_cue() -> None:
+    assert judge(CALL_ME, p(0.01, CUE_VETO), CUTS) == Judgement(NORMAL, 0.30, "")
+    assert judge(CALL_ME, p(0.01, CUE_VETO - 0.01), CUTS).label == URGENT
+
+
+# -- rule 4: bulk on markers -----------------------------------------------------------------
+
+
+def test_markers_make_bulk_whatever_the_model_prefers() -> None:
+    assert judge(NEWSLETTER, p(0.05, 0.05), CUTS) == Judgement(BULK, 0.30, "has List-Id")
+
+
+# -- rule 5: a person's mail is normal, never bulk without evidence ---------------------------
+
+
+@pytest.mark.parametrize("p_bulk", [0.34, 0.5, 0.7, 0.89])
+def test_a_persons_mail_the_model_merely_prefers_as_bulk_is_normal(p_bulk: float) -> None:
+    assert judge(PLAIN, p(0.05, p_bulk), CUTS) == Judgement(NORMAL, 0.30, "")
+
+
+def test_without_a_bulk_cut_the_model_never_decides_bulk_alone() -> None:
+    no_bulk_cut = Thresholds(urgent=0.30, urgent_cold=0.60)
+    assert judge(PLAIN, p(0.0, 0.99), no_bulk_cut).label == NORMAL
+
+
+# -- warm and cold cuts ----------------------------------------------------------------------
+
+
+def test_the_cut_follows_whether_history_is_known() -> None:
+    warm, cold = person(known=True), person(known=False)
+    assert judge(warm, p(0.45, 0.1), CUTS) == Judgement(URGENT, 0.30, "")
+    assert judge(cold, p(0.45, 0.1), CUTS) == Judgement(NORMAL, 0.60, "")
+    assert judge(cold, p(0.60, 0.1), CUTS) == Judgement(URGENT, 0.60, "")
+    assert CUTS.urgent_for(warm) == 0.30
+    assert CUTS.urgent_for(cold) == 0.60
+
+
+def test_without_a_measured_cut_the_likeliest_label_decides() -> None:
+    none = Thresholds()
+    assert judge(PLAIN, p(0.5, 0.1), none) == Judgement(URGENT, None, "")
+    assert judge(PLAIN, p(0.3, 0.1), none) == Judgement(NORMAL, None, "")
+    # Only p(urgent) given (a model without the other classes named).
+    assert judge(PLAIN, {URGENT: 0.2, NORMAL: 0.8}, none).label == NORMAL
+
+
+# -- Thresholds ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "fallback", "expected"),
+    [
+        ({}, None, Thresholds(None, None, None)),
+        # An older sidecar: one threshold, used with and without history; no bulk cut.
+        ({}, 0.4, Thresholds(0.4, 0.4, None)),
+        ({"urgent": 0.2}, 0.4, Thresholds(0.2, 0.2, None)),
+        ({"urgent": 0.2, "bulk": 0.9}, None, Thresholds(0.2, 0.2, 0.9)),
+        ({"urgent_cold": 0.5}, 0.4, Thresholds(0.4, 0.5, None)),
+        ({"urgent": 0.2, "urgent_cold": 0.5, "bulk": 0.9}, 0.4, Thresholds(0.2, 0.5, 0.9)),
+    ],
+)
+def test_thresholds_from_a_sidecar(
+    values: dict[str, float], fallback: float | None, expected: Thresholds
+) -> None:
+    assert Thresholds.from_mapping(values, fallback) == expected
+
+
+def test_thresholds_as_dict_leaves_out_what_was_not_measured() -> None:
+    assert CUTS.as_dict() == {"urgent": 0.30, "urgent_cold": 0.60, "bulk": 0.90}
+    assert Thresholds(0.3).as_dict() == {"urgent": 0.3}
+    assert Thresholds.from_mapping(CUTS.as_dict(), None) == CUTS
+
+
+# -- rule_delivers: what training counts as delivered by the rules ---------------------------
+
+
+def test_rule_delivers_cues_without_bulk_evidence() -> None:
+    assert rule_delivers(CALL_ME, 0.1)
+    assert not rule_delivers(CALL_ME, CUE_VETO)
+    assert not rule_delivers(NEWSLETTER_URGENT, 0.1)
+    assert not rule_delivers(PLAIN, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("sample", "p_urgent", "p_bulk"),
+    list(
+        itertools.product(
+            [PLAIN, CALL_ME, NEWSLETTER, NEWSLETTER_URGENT, person(known=False)],
+            [0.0, 0.1, 0.3, 0.6],
+            [0.0, 0.2, 0.49, 0.5, 0.8],
+        )
+    ),
+)
+def test_what_the_rules_deliver_judge_makes_urgent(
+    sample: Sample, p_urgent: float, p_bulk: float
+) -> None:
+    """Below the bulk cut, rule_delivers agrees with judge: training counts what triage does."""
+    judged = judge(sample, p(p_urgent, p_bulk), CUTS)
+    if rule_delivers(sample, p_bulk):
+        assert judged.label == URGENT
+        assert judged.rule or p_urgent >= CUTS.urgent_for(sample)
+    elif p_urgent < (CUTS.urgent_for(sample) or 0.0):
+        assert judged.label != URGENT
