@@ -167,7 +167,10 @@ class Reasons:
         if name.startswith("from="):
             return f"from {name.partition('=')[2]}"
         if name.startswith(("to=", "cc=")):
-            return f"{'also to' if name.startswith('to=') else 'cc'} {name.partition('=')[2]}"
+            address = name.partition("=")[2]
+            if address in context.user_addresses:
+                return None  # "sent to you alone", "you are in cc" say it in words
+            return f"{'also to' if name.startswith('to=') else 'cc'} {address}"
         if name.startswith("precedence "):
             return f"Precedence: {name.partition(' ')[2]}"
         return _SIGNALS.get(name, name)
