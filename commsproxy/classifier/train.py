@@ -447,6 +447,12 @@ def train_urgency(
                 scores = mine.mixed(prior_scores, weight)
             prior_bulk = prior.thresholds.bulk if prior is not None else None
             candidates.append(judge_.tune(f"w={weight}", weight, scores, prior_bulk))
+        if not candidates and prior_scores is not None:
+            differ = sorted(set(mine.classes) ^ set(prior_scores.classes))
+            notes.append(
+                f"your mail and the bundled model differ in their labels ({', '.join(differ)} "
+                "on one side only): a model of your own cannot be blended with it"
+            )
     else:
         notes.append(
             f"your newest mail holds only {n_urgent} urgent messages (messages you answered "

@@ -29,7 +29,7 @@ def forced_none(p: np.ndarray) -> np.ndarray:
 
 def test_outcome_counts_delivered_urgent_and_held_others() -> None:
     p, urgent = scores([0.9, 0.5, 0.1], [0.6, 0.2, 0.1, 0.0])
-    assert outcome(p, urgent, forced_none(p), 0.5) == (pytest.approx(2 / 3), 0.75)
+    assert outcome(p, urgent, forced_none(p), 0.5) == pytest.approx((2 / 3, 0.75))
     # A forced message is delivered: an urgent one counts as delivered, another as not held.
     forced = np.asarray([False, False, True, False, True, False, False])
     assert outcome(p, urgent, forced, 0.5) == (1.0, 0.5)
