@@ -185,3 +185,22 @@ def test_bundled_default_model_classifies_without_training(mailbox: Path) -> Non
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     assert record["label"] in ("urgent", "normal", "bulk")
+
+
+def test_train_on_three_urgent_messages_keeps_the_bundled_model(tmp_path: Path) -> None:
+    """Too few urgent messages to measure a model of one's own: the notes say so in words."""
+    for exchange in everyday_mail(60):
+        _store(tmp_path / "inbox" / str(exchange.index), exchange.received)
+        if exchange.reply is not None and exchange.index < 9:  # the boss's first three
+            _store(tmp_path / "sent" / str(exchange.index), exchange.reply)
+    out = tmp_path / "urgency.joblib"
+    result = CliRunner().invoke(
+        main, ["train", "--mailbox", str(tmp_path), "--out", str(out), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 urgent" in result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note: ")]
+    assert any("urgent messages" in note and "at least 20 are needed" in note for note in notes)
+    assert "note: keeping the bundled model, with your history with senders" in notes
+    _, info = load_model(out)
+    assert info.metrics["choice"] == "the bundled model as it is"
