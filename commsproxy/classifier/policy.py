@@ -5,7 +5,9 @@ go on, and a corpus of spam teaches it that strangers write bulk. So the label f
 rules, in order, each with its reason in words:
 
 1. **bulk** when p(bulk) reaches the cut where at least 97% of the model's bulk calls were
-   right on validation: spam and machine mail it is sure of, whatever else it scores;
+   right on validation: spam and machine mail it is sure of, whatever else it scores -- but
+   never for a sender the user has answered before (rules 1 to 3 take no bulk score from
+   the model then: that sender is a person);
 2. **urgent** when p(urgent) reaches the threshold chosen at training, the one measured for the
    mode at hand: with the user's history with senders (warm) or without it (cold), unless the
    model finds bulk likelier than the rest together (``CUE_VETO``);
@@ -24,7 +26,18 @@ from .cues import urgency_cues
 from .features import Sample
 from .labels import bulk_reason
 
-__all__ = ["BULK", "NORMAL", "URGENT", "Judgement", "Thresholds", "judge", "rule_delivers"]
+__all__ = [
+    "BULK",
+    "CUE_VETO",
+    "NORMAL",
+    "URGENT",
+    "Judgement",
+    "Thresholds",
+    "answered_sender",
+    "bulk_wins",
+    "judge",
+    "rule_delivers",
+]
 
 URGENT, NORMAL, BULK = "urgent", "normal", "bulk"
 
@@ -65,17 +78,32 @@ def _cues(sample: Sample) -> dict[str, str]:
     return cues
 
 
-def _confident_bulk(p_bulk: float, cut: float | None) -> bool:
-    return cut is not None and p_bulk >= cut
-
-
 # Rules 2 and 3 are vetoed from this p(bulk) on: the model finds bulk likelier than not.
 CUE_VETO = 0.5
 
 
-def rule_delivers(sample: Sample, p_bulk: float) -> bool:
+def answered_sender(sample: Sample) -> bool:
+    """The user has answered this sender before: a person, whatever the words look like.
+
+    The model's bulk score reads text and addressing, and a long legal thread can look like
+    a newsletter to it; a spammer or a list is never answered.
+    """
+    history = sample.context.sender
+    return sample.context.history_known and history is not None and history.replied > 0
+
+
+def bulk_wins(sample: Sample, p_bulk: float, cut: float | None) -> str:
+    """ "confident" (rule 1), "veto" (no urgent rule applies) or "" for this p(bulk)."""
+    if answered_sender(sample):
+        return ""
+    if cut is not None and p_bulk >= cut:
+        return "confident"
+    return "veto" if p_bulk >= CUE_VETO else ""
+
+
+def rule_delivers(sample: Sample, p_bulk: float, bulk_cut: float | None) -> bool:
     """Whether rule 3 delivers this message whatever its p(urgent)."""
-    if p_bulk >= CUE_VETO or bulk_reason(sample.mail) is not None:
+    if bulk_wins(sample, p_bulk, bulk_cut) or bulk_reason(sample.mail) is not None:
         return False
     return bool(_cues(sample))
 
@@ -84,9 +112,10 @@ def judge(sample: Sample, p: Mapping[str, float], thresholds: Thresholds) -> Jud
     """The label of one message from its class probabilities ``p`` (see the module doc)."""
     cut = thresholds.urgent_for(sample)
     p_urgent = p.get(URGENT, 0.0)
-    if _confident_bulk(p.get(BULK, 0.0), thresholds.bulk):
+    wins = bulk_wins(sample, p.get(BULK, 0.0), thresholds.bulk)
+    if wins == "confident":
         return Judgement(BULK, cut, "")
-    vetoed = p.get(BULK, 0.0) >= CUE_VETO
+    vetoed = wins == "veto"
     if cut is not None and p_urgent >= cut and not vetoed:
         return Judgement(URGENT, cut, "")
     marker = bulk_reason(sample.mail)

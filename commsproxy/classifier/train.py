@@ -39,7 +39,7 @@ from .pipeline import (
     decision_scores,
     urgency_pipeline,
 )
-from .policy import BULK, CUE_VETO, URGENT, Thresholds, judge, rule_delivers
+from .policy import BULK, URGENT, Thresholds, bulk_wins, judge, rule_delivers
 
 __all__ = [
     "AccountsReport",
@@ -243,20 +243,27 @@ class _Judge:
         self.recall_target = recall_target
         self._forced: dict[tuple[int, str, float | None], np.ndarray] = {}
 
-    def forced(self, scores: _Scores, mode: str) -> np.ndarray:
+    def view(self, mode: str) -> list[Sample]:
+        return self.samples if mode == "warm" else [cold(s) for s in self.samples]
+
+    def forced(self, scores: _Scores, mode: str, bulk_cut: float | None) -> np.ndarray:
         """Messages the rules deliver whatever their p(urgent) (cues without bulk evidence)."""
         p_bulk = scores.column(BULK, mode)
-        view = self.samples if mode == "warm" else [cold(s) for s in self.samples]
         return np.asarray(
-            [rule_delivers(s, float(b)) for s, b in zip(view, p_bulk, strict=True)], dtype=bool
+            [
+                rule_delivers(s, float(b), bulk_cut)
+                for s, b in zip(self.view(mode), p_bulk, strict=True)
+            ],
+            dtype=bool,
         )
 
-    @staticmethod
-    def reachable(scores: _Scores, mode: str, bulk_cut: float | None) -> np.ndarray:
+    def reachable(self, scores: _Scores, mode: str, bulk_cut: float | None) -> np.ndarray:
         """p(urgent), with -1 where bulk wins over any urgent cut (policy.py)."""
         p_urgent = scores.column(URGENT, mode).copy()
         p_bulk = scores.column(BULK, mode)
-        p_urgent[p_bulk >= (CUE_VETO if bulk_cut is None else min(bulk_cut, CUE_VETO))] = -1.0
+        for i, sample in enumerate(self.view(mode)):
+            if bulk_wins(sample, float(p_bulk[i]), bulk_cut):
+                p_urgent[i] = -1.0
         return p_urgent
 
     def tune(
@@ -275,7 +282,7 @@ class _Judge:
             cuts[mode] = choose_urgent_cut(
                 self.reachable(scores, mode, bulk_cut),
                 self.urgent,
-                self.forced(scores, mode),
+                self.forced(scores, mode, bulk_cut),
                 recall_target=self.recall_target,
                 min_held=MIN_HELD_SHARE,
                 max_held=self.max_held.get(mode),
@@ -288,7 +295,7 @@ class _Judge:
         cuts = {}
         for mode, cut in (("warm", thresholds.urgent), ("cold", thresholds.urgent_cold)):
             at = 0.0 if cut is None else cut
-            forced = self.forced(scores, mode)
+            forced = self.forced(scores, mode, thresholds.bulk)
             reachable = self.reachable(scores, mode, thresholds.bulk)
             delivered, held = outcome(reachable, self.urgent, forced, at)
             cuts[mode] = UrgentCut(
@@ -431,13 +438,17 @@ def train_urgency(
     )
     judge_ = _Judge([samples[int(i)] for i in measured], y[measured], recall_target, max_held or {})
     n_urgent = int(judge_.urgent.sum())
+    # Rebuilt originals score unlike mail as it arrives (they have no headers): a measurement
+    # that needs them cannot show that the user's model beats the prior on live mail.
+    as_arrived = int(sum(1 for i in measured if y[i] == URGENT and not samples[int(i)].rebuilt))
     notes: list[str] = []
     candidates: list[_Candidate] = []
     prior_scores = as_is = None
     if prior is not None:
         prior_scores = _score(prior.pipeline, judge_.samples)
         as_is = judge_.as_is("bundled", prior_scores, prior.thresholds)
-    if prior is None or n_urgent >= MIN_THRESHOLD_URGENT:
+    in_time_order = validation.startswith("time-ordered")
+    if prior is None or (as_arrived >= MIN_THRESHOLD_URGENT and in_time_order):
         for weight in BLEND_WEIGHTS if prior_scores is not None else (1.0,):
             if prior_scores is None or weight == 1.0:
                 scores = mine
@@ -455,9 +466,10 @@ def train_urgency(
             )
     else:
         notes.append(
-            f"your newest mail holds only {n_urgent} urgent messages (messages you answered "
-            f"within 4 hours); at least {MIN_THRESHOLD_URGENT} are needed to measure a model "
-            "of your own against the bundled one"
+            f"your newest mail holds only {as_arrived if in_time_order else 'a few'} urgent "
+            f"messages (messages you answered within 4 hours); at least {MIN_THRESHOLD_URGENT} "
+            "are needed to measure a model of your own against the bundled one on mail it "
+            "never saw"
         )
     chosen = _best([*candidates, *([as_is] if as_is is not None else [])], recall_target)
     if chosen is None:
