@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..classifier.mail import Mail
+from ..classifier.social import FREEMAIL
 from ..config import AccountConfig, AccountsConfig
 
 __all__ = [
@@ -26,17 +27,6 @@ __all__ = [
     "resolve_incoming",
     "resolve_outgoing",
 ]
-
-#: Domains whose users are unrelated people: matched by exact address only.
-FREEMAIL = frozenset(
-    {
-        "aol.com", "gmail.com", "googlemail.com", "gmx.com", "gmx.de", "gmx.net", "hey.com",
-        "hotmail.com", "icloud.com", "live.com", "mac.com", "mail.com", "mail.ru", "me.com",
-        "msn.com", "outlook.com", "proton.me", "protonmail.com", "qq.com", "163.com",
-        "t-online.de", "web.de", "yahoo.com", "yahoo.co.uk", "yandex.ru", "zoho.com",
-        "fastmail.com", "fastmail.fm", "posteo.de", "laposte.net", "orange.fr", "free.fr",
-    }
-)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
