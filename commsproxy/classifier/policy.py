@@ -6,8 +6,8 @@ rules, in order, each with its reason in words:
 
 1. **bulk** when p(bulk) reaches the cut where at least 97% of the model's bulk calls were
    right on validation: spam and machine mail it is sure of, whatever else it scores -- but
-   never for a sender the user has answered before (rules 1 to 3 take no bulk score from
-   the model then: that sender is a person);
+   never for a sender the user has answered before, nor a colleague or customer by the
+   config (rules 1 to 3 take no bulk score from the model then: that sender is a person);
 2. **urgent** when p(urgent) reaches the threshold chosen at training, the one measured for the
    mode at hand: with the user's history with senders (warm) or without it (cold), unless the
    model finds bulk likelier than the rest together (``CUE_VETO``);
@@ -33,7 +33,7 @@ __all__ = [
     "URGENT",
     "Judgement",
     "Thresholds",
-    "answered_sender",
+    "known_person",
     "bulk_wins",
     "judge",
     "rule_delivers",
@@ -82,19 +82,22 @@ def _cues(sample: Sample) -> dict[str, str]:
 CUE_VETO = 0.5
 
 
-def answered_sender(sample: Sample) -> bool:
-    """The user has answered this sender before: a person, whatever the words look like.
+def known_person(sample: Sample) -> bool:
+    """A sender the user has answered, or a colleague or customer by the config.
 
     The model's bulk score reads text and addressing, and a long legal thread can look like
-    a newsletter to it; a spammer or a list is never answered.
+    a newsletter to it; a spammer or a list is never answered, nor named in the config.
     """
-    history = sample.context.sender
-    return sample.context.history_known and history is not None and history.replied > 0
+    context = sample.context
+    if context.relation in ("colleague", "customer"):
+        return True
+    history = context.sender
+    return context.history_known and history is not None and history.replied > 0
 
 
 def bulk_wins(sample: Sample, p_bulk: float, cut: float | None) -> str:
     """ "confident" (rule 1), "veto" (no urgent rule applies) or "" for this p(bulk)."""
-    if answered_sender(sample):
+    if known_person(sample):
         return ""
     if cut is not None and p_bulk >= cut:
         return "confident"
