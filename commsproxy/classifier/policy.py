@@ -33,9 +33,9 @@ __all__ = [
     "URGENT",
     "Judgement",
     "Thresholds",
-    "known_person",
     "bulk_wins",
     "judge",
+    "known_person",
     "rule_delivers",
 ]
 
