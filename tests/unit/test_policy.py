@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from commsproxy.classifier.features import Context, Sample
@@ -15,9 +13,12 @@ from commsproxy.classifier.policy import (
     URGENT,
     Judgement,
     Thresholds,
+    bulk_wins,
     judge,
+    known_person,
     rule_delivers,
 )
+from commsproxy.classifier.social import SenderStats
 from tests.mailfactory import render
 
 CUTS = Thresholds(urgent=0.30, urgent_cold=0.60, bulk=0.90)
@@ -176,33 +177,91 @@ def test_thresholds_as_dict_leaves_out_what_was_not_measured() -> None:
     assert Thresholds.from_mapping(CUTS.as_dict(), None) == CUTS
 
 
+# -- a sender the user has answered is a person ----------------------------------------------
+
+
+def answered(body: str = "Shall we have lunch next week?", *, known: bool = True) -> Sample:
+    history = SenderStats(received=12, replied=9, median_reply_minutes=40.0, last_reply_days_ago=2)
+    return Sample(message(body), Context(sender=history, history_known=known))
+
+
+def test_no_bulk_score_counts_against_a_sender_the_user_answered() -> None:
+    assert known_person(answered())
+    assert judge(answered(), p(0.05, 0.95), CUTS) == Judgement(NORMAL, 0.30, "")
+    assert judge(answered(), p(0.35, 0.60), CUTS) == Judgement(URGENT, 0.30, "")
+    call_me = answered("Can you call me?")
+    assert judge(call_me, p(0.0, 0.95), CUTS).label == URGENT
+    assert rule_delivers(call_me, 0.95, CUTS.bulk)
+
+
+def test_an_answered_sender_without_known_history_gets_no_exemption() -> None:
+    cold = answered(known=False)
+    assert not known_person(cold)
+    assert judge(cold, p(0.05, 0.95), CUTS).label == BULK
+
+
+@pytest.mark.parametrize("relation", ["colleague", "customer"])
+def test_colleagues_and_customers_by_the_config_are_people_too(relation: str) -> None:
+    sample = Sample(message(), Context(history_known=False, relation=relation))
+    assert known_person(sample)
+    assert judge(sample, p(0.05, 0.95), CUTS) == Judgement(NORMAL, 0.60, "")
+    assert judge(sample, p(0.65, 0.60), CUTS) == Judgement(URGENT, 0.60, "")
+    assert not known_person(Sample(message(), Context(relation="supplier")))
+
+
+def test_a_sender_never_answered_gets_no_exemption() -> None:
+    ignored = SenderStats(
+        received=12, replied=0, median_reply_minutes=None, last_reply_days_ago=None
+    )
+    sample = Sample(message(), Context(sender=ignored))
+    assert not known_person(sample)
+    assert bulk_wins(sample, 0.95, CUTS.bulk) == "confident"
+    assert bulk_wins(sample, 0.6, CUTS.bulk) == "veto"
+    assert bulk_wins(sample, 0.4, CUTS.bulk) == ""
+
+
+def test_markers_still_make_an_answered_senders_list_mail_bulk() -> None:
+    history = SenderStats(received=3, replied=1, median_reply_minutes=5.0, last_reply_days_ago=1)
+    listed = Sample(NEWSLETTER.mail, Context(sender=history))
+    assert judge(listed, p(0.05, 0.2), CUTS) == Judgement(BULK, 0.30, "has List-Id")
+
+
 # -- rule_delivers: what training counts as delivered by the rules ---------------------------
 
 
 def test_rule_delivers_cues_without_bulk_evidence() -> None:
-    assert rule_delivers(CALL_ME, 0.1)
-    assert not rule_delivers(CALL_ME, CUE_VETO)
-    assert not rule_delivers(NEWSLETTER_URGENT, 0.1)
-    assert not rule_delivers(PLAIN, 0.1)
+    assert rule_delivers(CALL_ME, 0.1, CUTS.bulk)
+    assert not rule_delivers(CALL_ME, CUE_VETO, CUTS.bulk)
+    assert not rule_delivers(NEWSLETTER_URGENT, 0.1, CUTS.bulk)
+    assert not rule_delivers(PLAIN, 0.1, CUTS.bulk)
+    # A bulk cut below the veto: confident bulk wins over the cue there too.
+    assert not rule_delivers(CALL_ME, 0.4, 0.3)
+    assert judge(CALL_ME, p(0.0, 0.4), Thresholds(0.3, 0.6, 0.3)).label == BULK
 
 
-@pytest.mark.parametrize(
-    ("sample", "p_urgent", "p_bulk"),
-    list(
-        itertools.product(
-            [PLAIN, CALL_ME, NEWSLETTER, NEWSLETTER_URGENT, person(known=False)],
-            [0.0, 0.1, 0.3, 0.6],
-            [0.0, 0.2, 0.49, 0.5, 0.8],
-        )
-    ),
-)
+SAMPLES = {
+    "plain": PLAIN,
+    "call me": CALL_ME,
+    "newsletter": NEWSLETTER,
+    "urgent newsletter": NEWSLETTER_URGENT,
+    "cold": person(known=False),
+    "answered": answered(),
+    "customer": Sample(message("Can you call me?"), Context(relation="customer")),
+}
+
+
+@pytest.mark.parametrize("bulk_cut", [0.3, 0.9, None])
+@pytest.mark.parametrize("p_bulk", [0.0, 0.2, 0.35, 0.49, 0.5, 0.8, 0.95])
+@pytest.mark.parametrize("p_urgent", [0.0, 0.3, 0.6])
+@pytest.mark.parametrize("name", list(SAMPLES))
 def test_what_the_rules_deliver_judge_makes_urgent(
-    sample: Sample, p_urgent: float, p_bulk: float
+    name: str, p_urgent: float, p_bulk: float, bulk_cut: float | None
 ) -> None:
-    """Below the bulk cut, rule_delivers agrees with judge: training counts what triage does."""
-    judged = judge(sample, p(p_urgent, p_bulk), CUTS)
-    if rule_delivers(sample, p_bulk):
+    """rule_delivers agrees with judge: training counts what triage will do."""
+    sample = SAMPLES[name]
+    thresholds = Thresholds(0.30, 0.60, bulk_cut)
+    judged = judge(sample, {URGENT: p_urgent, BULK: p_bulk}, thresholds)
+    if rule_delivers(sample, p_bulk, bulk_cut):
         assert judged.label == URGENT
-        assert judged.rule or p_urgent >= CUTS.urgent_for(sample)
-    elif p_urgent < (CUTS.urgent_for(sample) or 0.0):
-        assert judged.label != URGENT
+    if judged.label == URGENT and judged.rule:
+        assert rule_delivers(sample, p_bulk, bulk_cut)
