@@ -67,7 +67,13 @@ def test_classify_json_shape(model: Path, mailbox: Path) -> None:
     (line,) = result.output.strip().splitlines()
     record = json.loads(line)
     assert set(record) == {
-        "path", "label", "p_urgent", "urgent_from", "account", "account_score", "reasons"
+        "path",
+        "label",
+        "p_urgent",
+        "urgent_from",
+        "account",
+        "account_score",
+        "reasons",
     }
     assert record["path"].endswith("inbox/1")
     assert record["label"] == "bulk"
