@@ -26,19 +26,30 @@ CUE_KINDS = ("marked high priority", "urgent wording", "deadline today", "asks f
 # The start of the writer's own text: where a request that cannot wait is made.
 CUE_BODY_CHARS = 1500
 
+# What goes down at a customer, in the four languages.
+_SYSTEM = (
+    r"(?:server|system|systeem|syst[èe]me|site|website|webshop|shop|network|netwerk|r[ée]seau"
+    r"|netzwerk|internet|e-?mail|mail|app|application|applicatie|anwendung|portal|portaal"
+    r"|database|platform|plateforme|plattform|line|lijn|ligne|leitung|machine|maschine"
+    r"|kassa|caisse|kasse|printer|imprimante|drucker|production|productie|produktion)s?"
+)
 _URGENT_WORDS = re.compile(
     r"\b(?:urgent(?:ly|e|es)?|asap|a\.s\.a\.p|emergency|as soon as possible|right away"
-    r"|immediately|time[- ]sensitive|(?:server|system|site|website|network|is|are) (?:is )?down"
-    r"|outage|not working"
+    r"|immediately|time[- ]sensitive|outage"
+    # Something of the customer's that stopped: a system, not "sales are down 3%" or "I'm
+    # not working on Friday".
+    rf"|{_SYSTEM} (?:is |are |went |has gone )?(?:down|offline|not working)"
+    rf"|{_SYSTEM} (?:stopped working|does(?:n't| not) work)"
     # Dutch
     r"|dringend|spoed(?:eisend)?|met spoed|zo snel mogelijk|z\.s\.m|zsm|onmiddellijk"
-    r"|(?:ligt|liggen) plat|storing|werkt niet"
+    r"|(?:ligt|liggen) plat|storing"
+    rf"|{_SYSTEM} (?:werkt|werken) niet"
     # French
     r"|urgence|d[èe]s que possible|au plus vite|imm[ée]diatement|en panne"
-    r"|ne (?:fonctionne|marche) plus"
+    rf"|{_SYSTEM} ne (?:fonctionne|marche) (?:plus|pas)"
     # German
     r"|eilig|sofort|so schnell wie m[öo]glich|schnellstm[öo]glich|ausgefallen|st[öo]rung"
-    r"|notfall|funktioniert nicht)\b",
+    rf"|notfall|{_SYSTEM} funktioniert nicht)\b",
     re.IGNORECASE,
 )
 _TIME = r"\d{1,2}(?:[:.h]\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|h|u|uur|uhr)\b"
@@ -65,7 +76,8 @@ _CALL_REQUEST = re.compile(
     # "Please call me if you have questions" closes half of all business mail: a call
     # request counts when it is asked for, or made pressing.
     r"\b(?:(?:call|phone|ring) me (?:back )?(?:asap|now|today|right away|urgently|immediately"
-    r"|as soon as)|give me a (?:call|ring)|call me back"
+    r"|as soon as)|give me a (?:call|ring) (?:asap|now|today|right away|urgently|as soon as)"
+    r"|call me back"
     r"|(?:can|could|would) you (?:please )?(?:call|phone|ring) me"
     # Dutch
     r"|bel (?:me|mij)|belt u (?:me|mij)"

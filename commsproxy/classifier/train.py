@@ -128,7 +128,7 @@ class UrgencyReport:
         cut = self.thresholds.urgent
         rule = f"urgent from {cut:.3f}" if cut is not None else "urgent when likeliest"
         text = f"on your newest mail: {self.choice} {self.warm.words()} ({rule})"
-        if self.prior is not None:
+        if self.prior is not None and self.prior != self.warm:
             text += f"; the bundled model alone {self.prior.words()}"
         return text
 
@@ -465,9 +465,14 @@ def train_urgency(
                 "on one side only): a model of your own cannot be blended with it"
             )
     else:
+        what = (
+            f"your newest mail holds only {as_arrived} urgent messages as they arrived"
+            if in_time_order
+            else "your newest mail holds too few urgent messages as they arrived for a test "
+            "in time order"
+        )
         notes.append(
-            f"your newest mail holds only {as_arrived if in_time_order else 'a few'} urgent "
-            f"messages (messages you answered within 4 hours); at least {MIN_THRESHOLD_URGENT} "
+            f"{what} (messages you answered within 4 hours); at least {MIN_THRESHOLD_URGENT} "
             "are needed to measure a model of your own against the bundled one on mail it "
             "never saw"
         )

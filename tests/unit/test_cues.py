@@ -182,6 +182,33 @@ def test_today_in_passing_is_no_deadline(body: str) -> None:
     assert urgency_cues(message(body, subject="Catching up")) == {}
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Sales are down 3% this quarter, as expected.",
+        "I'm not working on Friday, back on Monday.",
+        "Hij werkt niet meer bij ons sinds mei.",
+        "Give me a call if you want to discuss the plan.",
+        "Les ventes ne marchent pas mal du tout.",
+    ],
+)
+def test_down_and_not_working_of_people_and_figures_is_no_urgency(body: str) -> None:
+    assert urgency_cues(message(body, subject="Update")) == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("The website went down an hour ago.", "website went down"),
+        ("Onze webshop werkt niet sinds vanmorgen.", "webshop werkt niet"),
+        ("Notre site ne fonctionne plus.", "site ne fonctionne plus"),
+        ("Die Kasse funktioniert nicht.", "kasse funktioniert nicht"),
+    ],
+)
+def test_a_system_that_stopped_is_urgent_wording(body: str, said: str) -> None:
+    assert urgency_cues(message(body, subject="Problem"))["urgent wording"] == f'says "{said}"'
+
+
 OUTLOOK_QUOTE = """Fixed it, all good now.
 
 -----Original Message-----
