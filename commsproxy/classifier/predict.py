@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from .cues import urgency_cues
 from .features import Sample, meta_features
 from .pipeline import TEXT_FEATURES, Blend, decision_scores, linear_parts
 from .policy import URGENT, Thresholds, judge
@@ -93,6 +94,9 @@ class Classifier:
         reasons = Reasons(sample, verdict.label or "normal")
         if rule:
             reasons.rule(rule)
+        elif verdict.label == URGENT and (cues := urgency_cues(sample.mail)):
+            # What the message says of itself leads, even where the score alone decided.
+            reasons.rule("; ".join(cues.values()))
         if self.urgency is not None and verdict.label is not None:
             reasons.add_contributions(urgency_contributions(self.urgency.pipeline, sample))
         out = reasons.phrases()

@@ -494,6 +494,13 @@ def train_urgency(
             )
     if notes and not chosen.tuned:
         notes.append("keeping the bundled model, with your history with senders")
+        if chosen.warm.held < MIN_HELD_SHARE:
+            notes.append(
+                f"on your newest mail the bundled model holds only {chosen.warm.held:.0%} of "
+                "the mail that could wait: it delivers most mail from people you answer; "
+                "train again when more of your answers are in your mail, or add VIP rules "
+                "and corrections"
+            )
     chosen_scores = mine
     if prior_scores is not None and chosen.weight < 1.0:
         chosen_scores = mine.mixed(prior_scores, chosen.weight) if chosen.weight else prior_scores
