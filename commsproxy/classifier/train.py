@@ -212,7 +212,6 @@ def _mix(mine: np.ndarray, prior: np.ndarray, weight: float, classes: list[str])
 
 @dataclass
 class _Candidate:
-    name: str
     weight: float  # of the user's own model; 0.0 is the prior alone
     thresholds: Thresholds
     warm: UrgentCut
@@ -241,7 +240,6 @@ class _Judge:
         self.truth = truth
         self.urgent = truth == URGENT
         self.recall_target = recall_target
-        self._forced: dict[tuple[int, str, float | None], np.ndarray] = {}
 
     def view(self, mode: str) -> list[Sample]:
         return self.samples if mode == "warm" else [cold(s) for s in self.samples]
@@ -266,9 +264,7 @@ class _Judge:
                 p_urgent[i] = -1.0
         return p_urgent
 
-    def tune(
-        self, name: str, weight: float, scores: _Scores, prior_bulk: float | None = None
-    ) -> _Candidate:
+    def tune(self, weight: float, scores: _Scores, prior_bulk: float | None = None) -> _Candidate:
         """Cuts chosen on this mail; a blend's p(bulk) is the prior's, and so is its cut."""
         if weight < 1.0 and prior_bulk is not None:
             bulk_cut: float | None = prior_bulk
@@ -288,9 +284,9 @@ class _Judge:
                 max_held=self.max_held.get(mode),
             )
         thresholds = Thresholds(cuts["warm"].threshold, cuts["cold"].threshold, bulk_cut)
-        return _Candidate(name, weight, thresholds, cuts["warm"], cuts["cold"])
+        return _Candidate(weight, thresholds, cuts["warm"], cuts["cold"])
 
-    def as_is(self, name: str, scores: _Scores, thresholds: Thresholds) -> _Candidate:
+    def as_is(self, scores: _Scores, thresholds: Thresholds) -> _Candidate:
         """A model at cuts chosen elsewhere (the prior's own), measured on this mail."""
         cuts = {}
         for mode, cut in (("warm", thresholds.urgent), ("cold", thresholds.urgent_cold)):
@@ -301,7 +297,7 @@ class _Judge:
             cuts[mode] = UrgentCut(
                 at, delivered, held, held >= MIN_HELD_SHARE, int(self.urgent.sum())
             )
-        return _Candidate(name, 0.0, thresholds, cuts["warm"], cuts["cold"], tuned=False)
+        return _Candidate(0.0, thresholds, cuts["warm"], cuts["cold"], tuned=False)
 
     def labels(self, scores: _Scores, thresholds: Thresholds) -> np.ndarray:
         """The labels policy.py gives the validation mail (with history)."""
@@ -405,6 +401,106 @@ def _transfer(
     )
 
 
+def _choose(
+    judge_: _Judge,
+    mine: _Scores,
+    prior: Prior | None,
+    prior_scores: _Scores | None,
+    validation: str,
+    recall_target: float,
+) -> tuple[_Candidate, list[str]]:
+    """The user's model, blends and the prior as it is, measured; the best, and why in words."""
+    # Rebuilt originals score unlike mail as it arrives (they have no headers): a measurement
+    # that needs them cannot show that the user's model beats the prior on live mail.
+    as_arrived = sum(
+        1
+        for s, urgent in zip(judge_.samples, judge_.urgent, strict=True)
+        if urgent and not s.rebuilt
+    )
+    notes: list[str] = []
+    candidates: list[_Candidate] = []
+    as_is = None
+    if prior is not None and prior_scores is not None:
+        as_is = judge_.as_is(prior_scores, prior.thresholds)
+    in_time_order = validation.startswith("time-ordered")
+    if prior is None or prior_scores is None:
+        candidates.append(judge_.tune(1.0, mine))
+    elif as_arrived >= MIN_THRESHOLD_URGENT and in_time_order:
+        if mine.classes == prior_scores.classes:
+            for weight in BLEND_WEIGHTS:
+                scores = mine.mixed(prior_scores, weight) if weight else prior_scores
+                candidates.append(judge_.tune(weight, scores, prior.thresholds.bulk))
+        else:
+            differ = sorted(set(mine.classes) ^ set(prior_scores.classes))
+            notes.append(
+                f"your mail and the bundled model differ in their labels ({', '.join(differ)} "
+                "on one side only): a model of your own cannot be blended with it"
+            )
+    else:
+        what = (
+            f"your newest mail holds only {as_arrived} urgent messages as they arrived"
+            if in_time_order
+            else "your newest mail holds too few urgent messages as they arrived for a test "
+            "in time order"
+        )
+        notes.append(
+            f"{what} (messages you answered within 4 hours); at least {MIN_THRESHOLD_URGENT} "
+            "are needed to measure a model of your own against the bundled one on mail it "
+            "never saw"
+        )
+    chosen = _best([*candidates, *([as_is] if as_is is not None else [])], recall_target)
+    if chosen is None and as_is is not None:
+        chosen = as_is
+        if candidates:
+            notes.append(
+                f"no model of your mail delivers {recall_target:.0%} of urgent mail at once "
+                f"while holding at least {MIN_HELD_SHARE:.0%} of the rest"
+            )
+    elif chosen is None:
+        chosen = candidates[0]
+        notes.append(
+            f"to hold at least {MIN_HELD_SHARE:.0%} of the other mail, the cut delivers "
+            f"{chosen.warm.delivered:.0%} of urgent mail at once, short of "
+            f"{recall_target:.0%}: there is too little to tell urgent mail apart by"
+        )
+    if notes and not chosen.tuned:
+        notes.append("keeping the bundled model, with your history with senders")
+        if chosen.warm.held < MIN_HELD_SHARE:
+            notes.append(
+                f"on your newest mail the bundled model holds only {chosen.warm.held:.0%} of "
+                "the mail that could wait: it delivers most mail from people you answer; "
+                "train again when more of your answers are in your mail, or add VIP rules "
+                "and corrections"
+            )
+    return chosen, notes
+
+
+def _prior_outcome(
+    judge_: _Judge, prior: Prior | None, prior_scores: _Scores | None
+) -> Outcome | None:
+    """The prior at its own cuts on the validation mail, for the report."""
+    if prior is None or prior_scores is None:
+        return None
+    as_is = judge_.as_is(prior_scores, prior.thresholds)
+    return Outcome(as_is.warm.delivered, as_is.warm.held)
+
+
+def _per_class(
+    predicted: np.ndarray, truth: np.ndarray, labels: Sequence[str]
+) -> dict[str, ClassMetrics]:
+    out = {}
+    for label in labels:
+        said = predicted == label
+        actual = truth == label
+        hits = int(np.sum(said & actual))
+        out[label] = ClassMetrics(
+            precision=hits / max(1, int(said.sum())),
+            recall=hits / max(1, int(actual.sum())),
+            support=int(actual.sum()),
+        )
+    return out
+
+
 def train_urgency(
     samples: Sequence[Sample],
     labels: Sequence[str],
@@ -437,84 +533,13 @@ def train_urgency(
         samples, y, seed, calibrate, validate_from
     )
     judge_ = _Judge([samples[int(i)] for i in measured], y[measured], recall_target, max_held or {})
-    n_urgent = int(judge_.urgent.sum())
-    # Rebuilt originals score unlike mail as it arrives (they have no headers): a measurement
-    # that needs them cannot show that the user's model beats the prior on live mail.
-    as_arrived = int(sum(1 for i in measured if y[i] == URGENT and not samples[int(i)].rebuilt))
-    notes: list[str] = []
-    candidates: list[_Candidate] = []
-    prior_scores = as_is = None
-    if prior is not None:
-        prior_scores = _score(prior.pipeline, judge_.samples)
-        as_is = judge_.as_is("bundled", prior_scores, prior.thresholds)
-    in_time_order = validation.startswith("time-ordered")
-    if prior is None or (as_arrived >= MIN_THRESHOLD_URGENT and in_time_order):
-        for weight in BLEND_WEIGHTS if prior_scores is not None else (1.0,):
-            if prior_scores is None or weight == 1.0:
-                scores = mine
-            elif mine.classes != prior_scores.classes:
-                continue  # a blend needs the same labels on both sides
-            else:
-                scores = mine.mixed(prior_scores, weight)
-            prior_bulk = prior.thresholds.bulk if prior is not None else None
-            candidates.append(judge_.tune(f"w={weight}", weight, scores, prior_bulk))
-        if not candidates and prior_scores is not None:
-            differ = sorted(set(mine.classes) ^ set(prior_scores.classes))
-            notes.append(
-                f"your mail and the bundled model differ in their labels ({', '.join(differ)} "
-                "on one side only): a model of your own cannot be blended with it"
-            )
-    else:
-        what = (
-            f"your newest mail holds only {as_arrived} urgent messages as they arrived"
-            if in_time_order
-            else "your newest mail holds too few urgent messages as they arrived for a test "
-            "in time order"
-        )
-        notes.append(
-            f"{what} (messages you answered within 4 hours); at least {MIN_THRESHOLD_URGENT} "
-            "are needed to measure a model of your own against the bundled one on mail it "
-            "never saw"
-        )
-    chosen = _best([*candidates, *([as_is] if as_is is not None else [])], recall_target)
-    if chosen is None:
-        if as_is is not None:
-            chosen = as_is
-            if candidates:
-                notes.append(
-                    f"no model of your mail delivers {recall_target:.0%} of urgent mail at once "
-                    f"while holding at least {MIN_HELD_SHARE:.0%} of the rest"
-                )
-        else:
-            chosen = candidates[0]
-            notes.append(
-                f"to hold at least {MIN_HELD_SHARE:.0%} of the other mail, the cut delivers "
-                f"{chosen.warm.delivered:.0%} of urgent mail at once, short of "
-                f"{recall_target:.0%}: there is too little to tell urgent mail apart by"
-            )
-    if notes and not chosen.tuned:
-        notes.append("keeping the bundled model, with your history with senders")
-        if chosen.warm.held < MIN_HELD_SHARE:
-            notes.append(
-                f"on your newest mail the bundled model holds only {chosen.warm.held:.0%} of "
-                "the mail that could wait: it delivers most mail from people you answer; "
-                "train again when more of your answers are in your mail, or add VIP rules "
-                "and corrections"
-            )
+    prior_scores = None if prior is None else _score(prior.pipeline, judge_.samples)
+    chosen, notes = _choose(judge_, mine, prior, prior_scores, validation, recall_target)
     chosen_scores = mine
     if prior_scores is not None and chosen.weight < 1.0:
         chosen_scores = mine.mixed(prior_scores, chosen.weight) if chosen.weight else prior_scores
     predicted = judge_.labels(chosen_scores, chosen.thresholds)
-    per_class = {}
-    for label in sorted(counts):
-        said = predicted == label
-        actual = judge_.truth == label
-        hits = int(np.sum(said & actual))
-        per_class[label] = ClassMetrics(
-            precision=hits / max(1, int(said.sum())),
-            recall=hits / max(1, int(actual.sum())),
-            support=int(actual.sum()),
-        )
+    per_class = _per_class(predicted, judge_.truth, sorted(counts))
     thresholds = chosen.thresholds
     if chosen.weight == 0.0:
         assert prior is not None
@@ -543,9 +568,9 @@ def train_urgency(
         thresholds=thresholds,
         warm=Outcome(chosen.warm.delivered, chosen.warm.held),
         cold=Outcome(chosen.cold.delivered, chosen.cold.held),
-        urgent_validated=n_urgent,
+        urgent_validated=int(judge_.urgent.sum()),
         per_class=per_class,
-        prior=None if as_is is None else Outcome(as_is.warm.delivered, as_is.warm.held),
+        prior=_prior_outcome(judge_, prior, prior_scores),
         choice=_choice_words(chosen) if prior is not None else "the model",
         notes=notes,
         seconds=time.perf_counter() - started,
