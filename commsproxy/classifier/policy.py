@@ -117,7 +117,7 @@ def judge(sample: Sample, p: Mapping[str, float], thresholds: Thresholds) -> Jud
     p_urgent = p.get(URGENT, 0.0)
     wins = bulk_wins(sample, p.get(BULK, 0.0), thresholds.bulk)
     if wins == "confident":
-        return Judgement(BULK, cut, "")
+        return Judgement(BULK, cut, f"reads like bulk or spam to the model ({p[BULK]:.2f})")
     vetoed = wins == "veto"
     if cut is not None and p_urgent >= cut and not vetoed:
         return Judgement(URGENT, cut, "")

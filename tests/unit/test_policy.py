@@ -51,7 +51,9 @@ def p(urgent: float, bulk: float) -> dict[str, float]:
 
 def test_confident_bulk_beats_an_urgent_score_and_cues() -> None:
     for sample in (PLAIN, CALL_ME):
-        assert judge(sample, p(0.09, 0.91), CUTS) == Judgement(BULK, 0.30, "")
+        assert judge(sample, p(0.09, 0.91), CUTS) == Judgement(
+            BULK, 0.30, "reads like bulk or spam to the model (0.91)"
+        )
     # At the cut itself, too.
     assert judge(PLAIN, p(0.0, 0.90), CUTS).label == BULK
 
