@@ -57,7 +57,8 @@ HOLD_KEYWORDS = {"$Later": NORMAL, "$Bulk": BULK}
 _CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
 _IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes (RFC 2177)
 _TICK = 2.0  # seconds between checks for release requests and due releases
-_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # only for failures of the link itself
+_GONE_NOTE = "gone before it was held: deleted or moved by another client"
 
 Clock = Callable[[], datetime]
 
@@ -126,12 +127,21 @@ class Engine:
 
     # -- for the gate and the CLI -------------------------------------------------------------
 
-    async def catch_up(self, limit: float) -> tuple[int, int] | None:
+    @property
+    def ready(self) -> bool:
+        """Connected, and past its first pass: worth waiting for."""
+        return self._ready.is_set()
+
+    async def catch_up(self, limit: float, *, while_ready: bool = False) -> tuple[int, int] | None:
         """Triage everything that has arrived, waiting at most ``limit`` seconds.
 
         Returns INBOX's (messages, triaged messages) once done, for the gate to know what a
         client may see, or None when triage could not finish in time: the caller fails open.
+        ``while_ready`` (the gate): None at once when the engine is not connected or drops
+        while waiting -- no client command may wait out a backoff.
         """
+        if while_ready and not self.ready:
+            return None
         try:
             async with asyncio.timeout(limit):
                 await self._ready.wait()
@@ -140,8 +150,10 @@ class Engine:
                 target = self._passes + (2 if self._lock.locked() else 1)
                 self._wake.set()
                 async with self._pass_done:
-                    await self._pass_done.wait_for(lambda: self._passes >= target)
-                return self.inbox_state
+                    await self._pass_done.wait_for(
+                        lambda: self._passes >= target or (while_ready and not self.ready)
+                    )
+                return self.inbox_state if self.ready or not while_ready else None
         except TimeoutError:
             return None
 
@@ -184,10 +196,16 @@ class Engine:
                 log.exception("%s: unexpected error; starting over in %g s", self, _BACKOFF[-1])
                 await self._sleep(stop, _BACKOFF[-1])
             finally:
-                self._ready.clear()
+                await self._not_ready()
 
     def __str__(self) -> str:
         return f"triage[{self.settings.login}]"
+
+    async def _not_ready(self) -> None:
+        """The session is over: the gate stops waiting for this engine (see catch_up)."""
+        self._ready.clear()
+        async with self._pass_done:
+            self._pass_done.notify_all()
 
     @staticmethod
     async def _sleep(stop: asyncio.Event, seconds: float) -> None:
@@ -231,6 +249,7 @@ class Engine:
                 if task is not stopper and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            await self._not_ready()  # before the logouts, which may take seconds
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -401,9 +420,21 @@ class Engine:
         if s.dry_run:
             return
         for mailbox, held in pending.items():
-            await worker.move(held, mailbox)
-            self.recent_held.extend(held)
-            log.info("%s: held %d message(s) in %s", self, len(held), mailbox)
+            moved = await worker.move(held, mailbox)
+            kept = [uid for uid in held if uid not in moved.gone]
+            self.recent_held.extend(kept)
+            if kept:
+                log.info("%s: held %d message(s) in %s", self, len(kept), mailbox)
+            if moved.gone:
+                self._gone(uidvalidity, sorted(moved.gone))
+
+    def _gone(self, uidvalidity: int, uids: list[int]) -> None:
+        """Deleted or moved by another client before the move: done, not a failure."""
+        log.info(
+            "%s: uid %s gone before it could be held (deleted or moved by another client)",
+            self, ",".join(map(str, uids)),
+        )  # fmt: skip
+        self.store.mark_gone(self.settings.login, INBOX, uidvalidity, uids, _GONE_NOTE)
 
     def _decide(
         self, fetched: Sequence[Fetched], mails: Sequence[Mail], uidvalidity: int

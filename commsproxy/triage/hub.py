@@ -67,9 +67,13 @@ class TriageHub:
             return next(iter(self.routes))
         return None
 
+    def ready(self, login: str) -> bool:
+        engine = self.engines.get(login)
+        return engine is not None and engine.ready
+
     async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
         engine = self.engines.get(login)
-        return None if engine is None else await engine.catch_up(limit)
+        return None if engine is None else await engine.catch_up(limit, while_ready=True)
 
     def held_uids(self, login: str) -> frozenset[int]:
         engine = self.engines.get(login)

@@ -285,6 +285,20 @@ class StateStore:
                     rows,
                 )
 
+    def mark_gone(
+        self, login: str, mailbox: str, uidvalidity: int, uids: Iterable[int], note: str
+    ) -> None:
+        """Messages decided on but gone before they were held (another client deleted or
+        moved them): not held, and the reason says why, for ``explain``."""
+        rows = [(note, login, mailbox, uidvalidity, uid) for uid in uids]
+        if rows:
+            with self._write() as db:
+                db.executemany(
+                    "UPDATE decisions SET held = 0, reason = reason || ' (' || ? || ')'"
+                    " WHERE login = ? AND mailbox = ? AND uidvalidity = ? AND uid = ?",
+                    rows,
+                )
+
     def decision_for_uid(
         self, login: str, mailbox: str, uidvalidity: int, uid: int
     ) -> Decision | None:

@@ -6,6 +6,11 @@ server refuses or the link drops, so the engine can back off and reconnect witho
 aioimaplib's ways. Two rules live here because they protect the user's mail: a move without the
 MOVE extension expunges exactly the moved UIDs (``UID EXPUNGE``), and a plain ``EXPUNGE`` is
 never sent.
+
+Another client (a phone) may delete or move a message between our look at it and our move. The
+server then refuses the whole command with ``NO [EXPUNGEISSUED]`` (``MessagesGone``), or, once
+it has told us, simply skips the UID. Neither is a link failure: ``move`` and ``copy`` ask which
+UIDs are still there, go on with those, and report the others as gone.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -39,12 +45,23 @@ from .imapdata import (
     uid_set,
 )
 
-__all__ = ["CommandRefused", "LoginRefused", "Upstream", "UpstreamImapError", "connect"]
+__all__ = [
+    "CommandRefused",
+    "LoginRefused",
+    "MessagesGone",
+    "Moved",
+    "Upstream",
+    "UpstreamImapError",
+    "connect",
+]
 
 log = logging.getLogger("commsproxy.triage")
 
 T = TypeVar("T")
 _CHUNK = 100  # UIDs per FETCH: bounded responses (aioimaplib parses a chunk recursively)
+# Tries of one move or copy while other clients keep expunging its messages under it; each try
+# learns of the expunges that refused the one before, so a second try nearly always does it.
+_RACE_TRIES = 5
 
 
 class UpstreamImapError(Exception):
@@ -57,6 +74,19 @@ class LoginRefused(UpstreamImapError):
 
 class CommandRefused(UpstreamImapError):
     """The server answered NO or BAD: the link is fine, this one command was refused."""
+
+
+class MessagesGone(CommandRefused):
+    """``NO [EXPUNGEISSUED]``: another client expunged some of the messages meanwhile."""
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What a move or copy did: new UIDs where the server said (UIDPLUS), and the UIDs that
+    were gone (deleted or moved by another client) before it reached them."""
+
+    uids: dict[int, int] = field(default_factory=dict)
+    gone: frozenset[int] = frozenset()
 
 
 async def connect(
@@ -174,7 +204,8 @@ class Upstream:
         if response.result != "OK":
             last = response.lines[-1] if response.lines else b""
             text = bytes(last).decode(errors="replace")
-            raise CommandRefused(f"{self.name}: {what}: {response.result} {text}")
+            refused = MessagesGone if "[EXPUNGEISSUED]" in text.upper() else CommandRefused
+            raise refused(f"{self.name}: {what}: {response.result} {text}")
         return response
 
     async def _simple(self, name: str, *args: str) -> Any:
@@ -299,36 +330,92 @@ class Upstream:
             self._client.uid("store", target, "+FLAGS.SILENT", flag_list),
         )
 
-    async def move(self, uids: Iterable[int], mailbox: str) -> None:
+    async def move(self, uids: Iterable[int], mailbox: str) -> Moved:
         """Move messages; without MOVE, COPY then expunge exactly those UIDs (UIDPLUS).
 
         In chunks: the server answers with one EXPUNGE line per message, and aioimaplib reads
         a response's lines recursively, so thousands in one answer would overflow its stack.
+        Messages another client removed meanwhile are skipped and reported in ``gone``.
         """
         ordered = sorted(uids)
-        for start in range(0, len(ordered), _CHUNK):
-            await self._move_chunk(ordered[start : start + _CHUNK], mailbox)
+        return await self._each_present(ordered, lambda chunk: self._move_chunk(chunk, mailbox))
 
-    async def _move_chunk(self, uid_list: list[int], mailbox: str) -> None:
+    async def _move_chunk(self, uid_list: list[int], mailbox: str) -> dict[int, int] | None:
         target, dest = uid_set(uid_list), quote_mailbox(mailbox)
         if self.has("MOVE"):
-            await self._ok(f"UID MOVE {target} {mailbox}", self._client.uid("move", target, dest))
-            return
+            response = await self._ok(
+                f"UID MOVE {target} {mailbox}", self._client.uid("move", target, dest)
+            )
+            return self._copied(response.lines)
         self._need_uidplus()  # before COPY: a copy that cannot be expunged is a duplicate
-        await self._ok(f"UID COPY {target} {mailbox}", self._client.uid("copy", target, dest))
-        await self.add_flags(uid_list, ["\\Deleted"])
-        await self.expunge_uids(uid_list)
+        response = await self._ok(
+            f"UID COPY {target} {mailbox}", self._client.uid("copy", target, dest)
+        )
+        copied = self._copied(response.lines)
+        done = sorted(copied) if copied is not None else uid_list
+        if done:  # only what was copied: a message skipped here must not be expunged
+            await self.add_flags(done, ["\\Deleted"])
+            await self.expunge_uids(done)
+        return copied
+
+    def _copied(self, lines: Sequence[bytes | bytearray]) -> dict[int, int] | None:
+        """Source UID -> new UID from COPYUID; None when the server does not say (no UIDPLUS)."""
+        copied = parse_copyuid([line for line in lines if isinstance(line, bytes | bytearray)])
+        if copied:
+            return copied
+        # With UIDPLUS a move that did something says so (RFC 6851): nothing was there.
+        return {} if self.has("UIDPLUS") else None
 
     async def copy(self, uids: Iterable[int], mailbox: str) -> dict[int, int]:
-        """``UID COPY`` in chunks; source UID -> new UID where the server says (UIDPLUS)."""
-        ordered, dest, copied = sorted(uids), quote_mailbox(mailbox), {}
-        for start in range(0, len(ordered), _CHUNK):
-            target = uid_set(ordered[start : start + _CHUNK])
+        """``UID COPY`` in chunks; source UID -> new UID where the server says (UIDPLUS).
+
+        Messages another client removed meanwhile are skipped (absent from the answer)."""
+        dest = quote_mailbox(mailbox)
+
+        async def copy_chunk(chunk: list[int]) -> dict[int, int] | None:
+            target = uid_set(chunk)
             response = await self._ok(
                 f"UID COPY {target} {mailbox}", self._client.uid("copy", target, dest)
             )
-            copied.update(parse_copyuid(response.lines))
-        return copied
+            return parse_copyuid(response.lines)
+
+        return (await self._each_present(sorted(uids), copy_chunk)).uids
+
+    async def _each_present(
+        self,
+        ordered: list[int],
+        act: Callable[[list[int]], Awaitable[dict[int, int] | None]],
+    ) -> Moved:
+        """Run ``act`` on each chunk of UIDs, again on those still there after EXPUNGEISSUED.
+
+        The server's refusal also told this session of the expunges (Dovecot sends them with
+        it), so one ``UID SEARCH`` says which UIDs are left. A UID the server skipped without
+        a word is gone too, when COPYUID says what was done.
+        """
+        done: dict[int, int] = {}
+        gone: set[int] = set()
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            for _ in range(_RACE_TRIES):
+                try:
+                    result = await act(chunk)
+                except MessagesGone:
+                    here = set(await self.search(f"UID {uid_set(chunk)}"))
+                    gone.update(uid for uid in chunk if uid not in here)
+                    chunk = [uid for uid in chunk if uid in here]
+                    if chunk:
+                        continue
+                    break
+                if result is not None:
+                    done.update(result)
+                    gone.update(uid for uid in chunk if uid not in result)
+                break
+            else:
+                raise UpstreamImapError(
+                    f"{self.name}: {len(chunk)} message(s) kept being expunged by another"
+                    f" client during {_RACE_TRIES} tries"
+                )
+        return Moved(done, frozenset(gone))
 
     async def expunge_uids(self, uids: Iterable[int]) -> None:
         """``UID EXPUNGE`` of exactly these messages (UIDPLUS); never a plain EXPUNGE."""
