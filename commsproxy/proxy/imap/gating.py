@@ -6,7 +6,13 @@ has not seen, the session's responses are paused, triage catches up (bounded by 
 timeout), the upstream is made to report the resulting expunges (its own ``NOOP`` between client
 commands; in IDLE they come by themselves), and the paused responses go out rewritten so the
 held mail never shows. A slow or broken triage only delays the client by the timeout: then the
-gate fails open and the message shows, to be held a moment later.
+gate fails open and the message shows, to be held a moment later. Triage that is not connected
+(starting, or waiting to reconnect) is not waited for at all: the gate fails open at once and
+says so once, not per command.
+
+A client may hang up at any moment, also while the gate writes held responses to it; that is an
+ordinary end of a session (debug level), never an error, and the settling task never ends with
+an exception nobody retrieves.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Protocol
 
 from .gate import InboxView
 from .parse import Command, Response, ResponseKind
-from .relay import Session
+from .relay import DISCONNECTS, Session
 
 __all__ = ["GateHooks", "TriageBackend"]
 
@@ -36,8 +42,12 @@ class TriageBackend(Protocol):
     def login_for(self, user: str) -> str | None:
         """The triaged login a client user name belongs to, if any."""
 
+    def ready(self, login: str) -> bool:
+        """Triage for ``login`` is connected and working: worth waiting for."""
+
     async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
-        """Triage what arrived; INBOX's (messages, triaged messages), or None on timeout."""
+        """Triage what arrived; INBOX's (messages, triaged messages), or None on timeout or
+        when triage is not (or no longer) connected."""
 
     def held_uids(self, login: str) -> frozenset[int]:
         """INBOX UIDs recently moved to hold mailboxes."""
@@ -76,6 +86,7 @@ class GateHooks:
         self.backend = backend
         self.timeout = timeout
         self._gates: weakref.WeakKeyDictionary[Session, _SessionGate] = weakref.WeakKeyDictionary()
+        self._open: set[str] = set()  # logins whose triage is down: said once, not per command
 
     def _gate(self, session: Session) -> _SessionGate:
         gate = self._gates.get(session)
@@ -103,8 +114,24 @@ class GateHooks:
                 return
         elif gate.view is None:
             return
-        if await self.backend.catch_up(login, self.timeout) is None:
+        if not self._triage_up(login):
+            return
+        if await self.backend.catch_up(login, self.timeout) is None and self._triage_up(login):
             log.warning("%s: triage did not catch up within %g s; going on", session, self.timeout)
+
+    def _triage_up(self, login: str) -> bool:
+        """Whether to wait for triage; its going down and coming back are logged once each."""
+        if self.backend.ready(login):
+            if login in self._open:
+                self._open.discard(login)
+                log.info("gate[%s]: triage is back; new mail waits for it again", login)
+            return True
+        if login not in self._open:
+            self._open.add(login)
+            log.warning(
+                "gate[%s]: triage is not connected; new mail shows unchecked until it is", login
+            )
+        return False
 
     def on_login(self, session: Session, user: str, password: str) -> None:
         login = self.backend.login_for(user)
@@ -151,9 +178,12 @@ class GateHooks:
         held = self.backend.held_uids
         try:
             while login is not None and (left := deadline - loop.time()) > 0:
+                if not self._triage_up(login):
+                    break
                 state = await self.backend.catch_up(login, left)
                 if state is None:
-                    log.warning("%s: triage too slow; showing new mail unchecked", session)
+                    if self._triage_up(login):
+                        log.warning("%s: triage too slow; showing new mail unchecked", session)
                     break
                 total, triaged = state
                 await self._hear_expunges(session, gate, total, deadline - loop.time())
@@ -166,11 +196,20 @@ class GateHooks:
                 if not view.hiding:
                     await session.resume_responses()
                     return
+        except DISCONNECTS as err:
+            log.debug("%s: client left while the gate held responses: %r", session, err)
+            return  # nothing to show to a client that is gone
         except Exception:
             log.exception("%s: gate error; showing new mail unchecked", session)
         finally:
             gate.settling = None
+        try:
             await self._fail_open(session, gate, login)
+        except DISCONNECTS as err:
+            log.debug("%s: client left while the gate failed open: %r", session, err)
+        except Exception:
+            # Logged here: this task is not awaited, so an exception would go unretrieved.
+            log.exception("%s: gate could not show held responses", session)
 
     async def _fail_open(self, session: Session, gate: _SessionGate, login: str | None) -> None:
         """Show everything still held back (a no-op after a clean finish)."""

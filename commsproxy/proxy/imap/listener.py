@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ...endpoints import Endpoint, ListenAddress
 from ..routing import LoginRoutes, describe
-from .relay import RelayHooks, RelayLimits, Session
+from .relay import DISCONNECTS, RelayHooks, RelayLimits, Session
 
 __all__ = ["ImapListener", "ImapListenerSettings"]
 
@@ -77,6 +77,8 @@ class ImapListener:
         self.sessions.add(session)
         try:
             await session.run()
+        except DISCONNECTS as err:
+            log.debug("%s: client left: %r", session, err)
         except Exception:
             # One broken session must never take the listener down with it.
             log.exception("%s: unexpected error", session)
@@ -89,8 +91,10 @@ class ImapListener:
             server.close()
         if self.sessions:
             log.info("imap: closing %d sessions", len(self.sessions))
-            await asyncio.wait(
-                [asyncio.create_task(s.shutdown()) for s in list(self.sessions)], timeout=grace
-            )
+            tasks = [asyncio.create_task(s.shutdown()) for s in list(self.sessions)]
+            done, _ = await asyncio.wait(tasks, timeout=grace)
+            for task in done:  # retrieved: a client gone mid-BYE is no error worth a warning
+                if not task.cancelled() and task.exception() is not None:
+                    log.debug("imap: closing a session: %r", task.exception())
         for server in self._servers:
             await server.wait_closed()

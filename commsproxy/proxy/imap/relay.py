@@ -50,15 +50,18 @@ from .parse import (
     sasl_plain_credentials,
 )
 from .prelogin import Local, PreLogin, Reply, Route
+from .sockopts import no_delay, quick_ack
 from .upstream_link import UpstreamError, open_upstream
 
-__all__ = ["RelayHooks", "RelayLimits", "Session"]
+__all__ = ["DISCONNECTS", "RelayHooks", "RelayLimits", "Session"]
 
 log = logging.getLogger("commsproxy.imap")
 
 _READ_SIZE = 256 * 1024
 _session_ids = itertools.count(1)
 _UPSTREAM_GONE = b"* BYE [UNAVAILABLE] upstream closed the connection\r\n"
+# How a peer hanging up shows while we read or write: an ordinary end, never an error.
+DISCONNECTS = (ConnectionError, asyncio.IncompleteReadError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,7 @@ class Session:
         self.hooks: RelayHooks = hooks or NoHooks()
         self._client_reader = client_reader
         self._client_writer = client_writer
+        self._client_socket = no_delay(client_writer)
         self._upstream = upstream
         self._upstream_tls = upstream_tls
         self._routes = routes  # given: connect only once LOGIN says to which server
@@ -187,11 +191,10 @@ class Session:
             asyncio.create_task(self._client_pump(), name=f"{self}-client"),
             asyncio.create_task(self._upstream_pump(reader), name=f"{self}-upstream"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._pump_ended)
         try:
-            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    log.error("%s: relay error", self, exc_info=task.exception())
+            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             await self._close_all()
         log.info(
@@ -202,6 +205,15 @@ class Session:
             self.state.bytes_from_client,
             self.state.bytes_to_client,
         )
+
+    def _pump_ended(self, task: asyncio.Task[None]) -> None:
+        """Every pump's end is looked at, also one cancelled later by ``_close_all``."""
+        if task.cancelled() or (err := task.exception()) is None:
+            return
+        if isinstance(err, DISCONNECTS):
+            log.debug("%s: connection lost: %r", self, err)
+        else:
+            log.error("%s: relay error", self, exc_info=err)
 
     async def _connect_now(self) -> asyncio.StreamReader | None:
         """One upstream for every client: connect at once and let it greet the client."""
@@ -214,6 +226,7 @@ class Session:
             await self._bye_and_close(f"[UNAVAILABLE] commsproxy: {err}")
             return None
         self._upstream_writer = writer
+        no_delay(writer)
         log.info(
             "%s: upstream %s connected (%s)", self, self._upstream, self._upstream.security.value
         )
@@ -245,6 +258,7 @@ class Session:
                 if eof:
                     return None
                 data = await self._client_reader.read(_READ_SIZE)
+                quick_ack(self._client_socket)
                 self.state.bytes_from_client += len(data)
                 framer.receive_data(data)
                 eof = not data
@@ -294,6 +308,7 @@ class Session:
                     server.endpoint, server.tls, self.limits.connect_timeout, read_greeting=True
                 )
                 self._upstream_writer = writer
+                no_delay(writer)
                 await self._send_login(reader, writer, route.upstream)
                 await self._await_answer(reader, route.tag)
         except (UpstreamError, TimeoutError, OSError, ssl.SSLError) as err:
@@ -469,6 +484,7 @@ class Session:
                 log.info("%s: client closed the connection", self)
                 return
             data = await self._client_reader.read(_READ_SIZE)
+            quick_ack(self._client_socket)
             self.state.bytes_from_client += len(data)
             framer.receive_data(data)
             eof = not data
