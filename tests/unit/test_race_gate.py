@@ -1,0 +1,315 @@
+"""Harmless races never stall a client: vanished messages, triage that is down, clients leaving.
+
+Fakes only here (a scripted aioimaplib client, a backend, a session); the same cases against the
+real Dovecot are in tests/integration/test_many_clients.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from commsproxy.proxy.imap.gating import GateHooks
+from commsproxy.proxy.imap.parse import parse_command, parse_response
+from commsproxy.proxy.imap.relay import Session
+from commsproxy.triage.engine import Engine, EngineSettings
+from commsproxy.triage.store import Decision, StateStore
+from commsproxy.triage.upstream import Upstream, UpstreamImapError
+
+# --- the engine's link: EXPUNGEISSUED and vanished UIDs ---------------------------------------
+
+
+@dataclass
+class _Answer:
+    result: str
+    lines: list[bytes]
+
+
+@dataclass
+class ScriptedImap:
+    """Just enough of aioimaplib's client: a mailbox of UIDs that another client empties.
+
+    ``steal`` UIDs vanish on the next MOVE, which is then refused with EXPUNGEISSUED the way
+    Dovecot does it (nothing moved); a UID already gone is skipped without a word.
+    """
+
+    inbox: set[int]
+    steal: set[int] = field(default_factory=set)
+    capabilities: frozenset[str] = frozenset({"MOVE", "UIDPLUS"})
+    moved: list[int] = field(default_factory=list)
+    hang: bool = False
+    commands: list[str] = field(default_factory=list)
+    protocol: Any = None
+
+    def has_capability(self, name: str) -> bool:
+        return name in self.capabilities
+
+    async def uid(self, command: str, target: str, *args: str) -> _Answer:
+        self.commands.append(f"UID {command.upper()} {target}")
+        if self.hang:  # the link is dead: no answer ever comes
+            await asyncio.Event().wait()
+        uids = _expand(target)
+        if command == "move":
+            if self.steal & set(uids):
+                self.inbox -= self.steal
+                self.steal = set()
+                text = b"NO [EXPUNGEISSUED] Some of the requested messages no longer exist"
+                return _Answer("NO", [text])
+            here = [uid for uid in uids if uid in self.inbox]
+            self.inbox -= set(here)
+            self.moved += here
+            if not here or "UIDPLUS" not in self.capabilities:
+                return _Answer("OK", [b"Done"])
+            new = ",".join(str(100 + uid) for uid in here)
+            code = f"OK [COPYUID 7 {','.join(map(str, here))} {new}] Moved".encode()
+            return _Answer("OK", [code, b"Done"])
+        raise AssertionError(command)
+
+    async def uid_search(self, criteria: str, charset: str | None = None) -> _Answer:
+        self.commands.append(f"UID SEARCH {criteria}")
+        wanted = _expand(criteria.removeprefix("UID "))
+        found = " ".join(str(uid) for uid in wanted if uid in self.inbox)
+        return _Answer("OK", [f"SEARCH {found}".strip().encode(), b"Search completed"])
+
+
+def _expand(uid_set: str) -> list[int]:
+    out: list[int] = []
+    for part in uid_set.split(","):
+        low, _, high = part.partition(":")
+        out.extend(range(int(low), int(high or low) + 1))
+    return out
+
+
+def _upstream(client: ScriptedImap) -> Upstream:
+    return Upstream(client, "fake", asyncio.Event(), 5.0)
+
+
+async def test_move_of_a_message_expunged_meanwhile_moves_the_rest() -> None:
+    client = ScriptedImap(inbox={1, 2, 3, 4}, steal={2})
+    moved = await _upstream(client).move([1, 2, 3], "Later")
+    assert moved.gone == {2}
+    assert sorted(moved.uids) == [1, 3]
+    assert sorted(client.moved) == [1, 3]
+    assert client.inbox == {4}
+
+
+async def test_move_of_uids_already_gone_reports_them_gone() -> None:
+    client = ScriptedImap(inbox={1, 3})
+    moved = await _upstream(client).move([1, 2, 3], "Later")
+    assert moved.gone == {2}
+    assert sorted(moved.uids) == [1, 3]
+
+
+async def test_move_where_everything_vanished_is_done() -> None:
+    client = ScriptedImap(inbox={5}, steal={5})
+    moved = await _upstream(client).move([5], "Later")
+    assert moved.gone == {5}
+    assert moved.uids == {}
+    assert client.commands == ["UID MOVE 5", "UID SEARCH UID 5"]
+
+
+async def test_a_server_without_uidplus_cannot_say_what_vanished() -> None:
+    client = ScriptedImap(inbox={1}, capabilities=frozenset({"MOVE"}))
+    moved = await _upstream(client).move([1, 2], "Later")
+    assert moved.gone == frozenset()  # no COPYUID: taken as moved, as before
+
+
+async def test_a_link_failure_is_still_an_error() -> None:
+    client = ScriptedImap(inbox={1}, hang=True)
+    upstream = _upstream(client)
+    upstream._lost.set()  # the link dropped
+    with pytest.raises(UpstreamImapError, match="connection lost"):
+        await upstream.move([1], "Later")
+
+
+# --- the engine: no waiting for an engine that is not connected -------------------------------
+
+
+def _engine() -> Engine:
+    settings = cast(EngineSettings, SimpleNamespace(login="me"))
+    return Engine(settings, cast(Any, None), cast(Any, None), cast(Any, None))
+
+
+async def test_catch_up_for_the_gate_returns_at_once_when_not_connected() -> None:
+    engine = _engine()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await engine.catch_up(30, while_ready=True) is None
+    assert loop.time() - started < 0.5
+
+
+async def test_catch_up_for_the_gate_stops_waiting_when_the_engine_drops() -> None:
+    engine = _engine()
+    engine._ready.set()
+    waiting = asyncio.create_task(engine.catch_up(30, while_ready=True))
+    await asyncio.sleep(0)  # it now waits for a pass
+    await engine._not_ready()
+    assert await asyncio.wait_for(waiting, 1) is None
+
+
+# --- the gate ---------------------------------------------------------------------------------
+
+
+class FakeBackend:
+    def __init__(self, ready: bool) -> None:
+        self.up = ready
+        self.asked = 0
+
+    def login_for(self, user: str) -> str | None:
+        return "me"
+
+    def ready(self, login: str) -> bool:
+        return self.up
+
+    async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
+        self.asked += 1
+        if not self.up:
+            raise AssertionError("the gate waited for triage that is down")
+        return (4, 4)  # all four messages decided, none held
+
+    def held_uids(self, login: str) -> frozenset[int]:
+        return frozenset()
+
+    def remember_password(self, login: str, password: str, user: str) -> None:
+        return None
+
+
+class FakeSession:
+    """What the gate touches of a relay session; writing to the client may fail."""
+
+    def __init__(self, write_error: Exception | None = None) -> None:
+        self.state = SimpleNamespace(user="me")
+        self.write_error = write_error
+        self.paused = False
+        self.writes = 0
+
+    def __str__(self) -> str:
+        return "imap#test"
+
+    def pause_responses(self) -> None:
+        self.paused = True
+
+    @property
+    def responses_paused(self) -> bool:
+        return self.paused
+
+    async def resume_responses(self, rewrite: Any = None, *, keep_paused: bool = False) -> None:
+        self.writes += 1
+        if self.write_error is not None:
+            raise self.write_error
+        self.paused = keep_paused
+
+    def send_own_command(self, command: str) -> str | None:
+        return None
+
+    def sync_in_idle(self) -> str | None:
+        return None
+
+
+def _session(fake: FakeSession) -> Session:
+    return cast(Session, fake)
+
+
+async def test_gate_fails_open_at_once_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "commsproxy.gate")
+    backend = FakeBackend(ready=False)
+    hooks = GateHooks(backend, timeout=30)
+    session = _session(FakeSession())
+    loop = asyncio.get_running_loop()
+    for line in (b"a SELECT INBOX", b"b STATUS INBOX (MESSAGES)", b"c NOOP", b"d EXAMINE INBOX"):
+        started = loop.time()
+        await hooks.before_command(session, parse_command(line))
+        assert loop.time() - started < 0.5
+    assert backend.asked == 0
+    said = [r.getMessage() for r in caplog.records if "not connected" in r.getMessage()]
+    assert len(said) == 1, said
+    backend.up = True
+    await hooks.before_command(session, parse_command(b"e NOOP"))
+    assert backend.asked == 1
+    assert any("triage is back" in r.getMessage() for r in caplog.records)
+
+
+async def test_new_mail_while_triage_is_down_is_shown_at_once() -> None:
+    backend = FakeBackend(ready=False)
+    hooks = GateHooks(backend, timeout=30)
+    fake = FakeSession()
+    session = _session(fake)
+    await hooks.before_command(session, parse_command(b"a SELECT INBOX"))
+    hooks.on_response(session, parse_response(b"* 3 EXISTS"))
+    hooks.on_response(session, parse_response(b"* 4 EXISTS"))  # new mail: paused, then settled
+    assert fake.paused
+    await asyncio.wait_for(_settled(hooks, session), 1)
+    assert not fake.paused
+    assert fake.writes == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError(104, "Connection reset by peer"),
+        BrokenPipeError(32, "Broken pipe"),
+        asyncio.IncompleteReadError(b"", 10),
+    ],
+)
+async def test_a_client_leaving_while_held_responses_go_out_is_no_error(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    hooks = GateHooks(FakeBackend(ready=True), timeout=30)
+    fake = FakeSession(write_error=error)
+    session = _session(fake)
+    await hooks.before_command(session, parse_command(b"a SELECT INBOX"))
+    hooks.on_response(session, parse_response(b"* 3 EXISTS"))
+    hooks.on_response(session, parse_response(b"* 4 EXISTS"))
+    task = hooks._gates[session].settling
+    assert task is not None
+    await asyncio.wait_for(task, 1)
+    assert task.exception() is None  # nothing left for "Task exception was never retrieved"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert any("client left" in r.getMessage() for r in caplog.records)
+
+
+async def _settled(hooks: GateHooks, session: Session) -> None:
+    while (task := hooks._gates[session].settling) is not None:
+        await task
+
+
+# --- the record of a message that was gone -----------------------------------------------------
+
+
+def test_a_message_gone_before_its_move_is_recorded_as_not_held(tmp_path: Path) -> None:
+    when = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+    with StateStore.open(tmp_path / "state") as store:
+        store.record_decisions(
+            Decision(
+                login="me",
+                mailbox="INBOX",
+                uidvalidity=7,
+                uid=uid,
+                message_id=f"<m{uid}@x>",
+                label="normal",
+                score=0.1,
+                reason="low urgency",
+                batch="later",
+                held=True,
+                sender="a@example.org",
+                subject="s",
+                decided_at=when,
+            )
+            for uid in (1, 2)
+        )
+        store.mark_gone("me", "INBOX", 7, [2], "gone before it was held")
+        kept, gone = (store.decision_for_uid("me", "INBOX", 7, uid) for uid in (1, 2))
+    assert kept is not None
+    assert kept.held
+    assert kept.reason == "low urgency"
+    assert gone is not None
+    assert not gone.held
+    assert gone.reason == "low urgency (gone before it was held)"
