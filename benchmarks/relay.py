@@ -30,18 +30,24 @@ ratios to the raw relay are taken within a round and their median is reported.
 * the CPU time each relay process spends per MB fetched and per NOOP (all threads, from
   /proc), which depends far less on how busy the machine is: where wall-clock ratios are noisy,
   this says what each relay itself costs.
+* a command sent in two writes (``--splits``, default 200 per sample): a client that leaves
+  Nagle on (no TCP_NODELAY) and writes ``UID SEARCH`` and its arguments separately, as
+  IMAPClient's search and imaplib's APPEND do. Its second write waits for the ACK of the
+  first, so a relay that delays its ACKs adds ~40 ms to every such command. Median round trip
+  per sample, and its median ratio to direct over the rounds.
 * memory: N idle logged-in connections (default 500, spread over users because the test bed
   lets one user+IP hold 100) through a fresh commsproxy process; VmRSS before and with the
   connections. The same through the raw relay, for scale.
 
 Targets: commsproxy throughput >= 0.9x the raw relay, NOOP round trip <= 1.3x the raw relay,
-500 idle connections < 150 MB RSS. Printed: a table, PASS/MISS per target; written: a JSON
-file with every sample (``--json``, default benchmarks/results/relay.json, git-ignored).
+a command in two writes <= 1.2x direct, 500 idle connections < 150 MB RSS. Printed: a table,
+PASS/MISS per target; written: a JSON file with every sample (``--json``, default
+benchmarks/results/relay.json, git-ignored).
 ``--profile`` also records commsproxy with py-spy (``pip install py-spy``) during extra
 fetches and NOOPs and prints the functions that take its time.
 
-    python benchmarks/relay.py [--messages 3000] [--noops 2000] [--idle 500] [--runs 7]
-                               [--json FILE] [--profile]
+    python benchmarks/relay.py [--messages 3000] [--noops 2000] [--splits 200] [--idle 500]
+                               [--runs 7] [--json FILE] [--profile]
 
 The exit status is 0 when every target is met, 1 when one is missed, 2 when the benchmark
 could not run (no corpus, no Dovecot).
@@ -86,6 +92,7 @@ LOGIN_CONCURRENCY = 25  # Dovecot's imap-login process_limit defaults to 100
 TARGET_THROUGHPUT = 0.9  # commsproxy MB/s >= this x raw relay
 TARGET_NOOP = 1.3  # commsproxy NOOP round trip <= this x raw relay
 TARGET_IDLE_MB = 150.0  # RSS with the idle connections open
+TARGET_SPLIT = 1.2  # commsproxy round trip of a command in two writes <= this x direct
 
 PATHS = ("direct", "raw relay", "commsproxy")
 
@@ -391,6 +398,76 @@ class Client:
         with contextlib.suppress(OSError):
             self.command("LOGOUT")
         self.sock.close()
+
+
+class SplitClient(Client):
+    """A client that writes one command in two pieces with Nagle on, as IMAPClient does."""
+
+    def __init__(self, port: int, user: str, password: str) -> None:
+        super().__init__(port, user, password)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+
+    def split_commands(self, count: int, *, split: bool = True) -> list[float]:
+        """``count`` small ``UID SEARCH`` commands, each in two writes (or one): seconds each."""
+        each: list[float] = []
+        clock = time.perf_counter
+        for _ in range(count):
+            tag = self._tag()
+            start = clock()
+            if split:
+                self.sock.sendall(tag + b" UID SEARCH")
+                self.sock.sendall(b" UID 1:10\r\n")
+            else:
+                self.sock.sendall(tag + b" UID SEARCH UID 1:10\r\n")
+            reply = self._read_tagged(tag)
+            each.append(clock() - start)
+            start_of_last = reply.rfind(b"\n", 0, len(reply) - 1) + 1
+            if not reply.startswith(tag + b" OK", start_of_last):
+                raise RuntimeError(f"split SEARCH answered {reply[-200:]!r}")
+        return each
+
+
+def measure_splits(
+    ports: dict[str, int],
+    user: str,
+    password: str,
+    count: int,
+    runs: int,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Round trips of commands in two writes per path, in rotating rounds; ratios to direct."""
+    clients = {name: SplitClient(port, user, password) for name, port in ports.items()}
+    try:
+        for client in clients.values():
+            client.split_commands(min(20, count))  # warm
+        medians: dict[str, list[float]] = {name: [] for name in ports}
+        whole: dict[str, list[float]] = {name: [] for name in ports}  # the same in one write
+        for i, order in rotations(runs):
+            for name in order:
+                medians[name].append(statistics.median(clients[name].split_commands(count)))
+                once = clients[name].split_commands(count, split=False)
+                whole[name].append(statistics.median(once))
+            say(
+                f"  split round {i + 1}/{runs}: "
+                + ", ".join(f"{n} {medians[n][-1] * 1e3:.2f} ms" for n in ports)
+            )
+    finally:
+        for client in clients.values():
+            client.close()
+    direct = medians["direct"]
+    return {
+        name: {
+            "ms_median": statistics.median(ms) * 1e3,
+            "ms_per_round": [round(m * 1e3, 3) for m in ms],
+            "ratio_vs_direct": statistics.median(m / d for m, d in zip(ms, direct, strict=True)),
+            "one_write_ms_median": statistics.median(whole[name]) * 1e3,
+            # What splitting costs on this path: about 1x unless ACKs are delayed.
+            "ratio_vs_one_write": statistics.median(
+                m / w for m, w in zip(ms, whole[name], strict=True)
+            ),
+        }
+        for name, ms in medians.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -850,6 +927,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--messages", type=int, default=3000, help="messages in the INBOX")
     parser.add_argument("--noops", type=int, default=2000, help="sequential NOOPs per sample")
+    parser.add_argument(
+        "--splits", type=int, default=200, help="commands in two writes per sample (0: skip)"
+    )
     parser.add_argument("--idle", type=int, default=500, help="idle connections (0: skip)")
     parser.add_argument("--runs", type=int, default=7, help="rounds (samples per path)")
     parser.add_argument(
@@ -994,6 +1074,42 @@ def run_benchmark(
                     cp["noop_ratio_vs_raw"] <= TARGET_NOOP,
                 )
             )
+            if args.splits > 0:
+                say(f"{args.runs} rounds of {args.splits} commands in two writes, per path")
+                split = measure_splits(setup.ports, user, password, args.splits, args.runs, say)
+                report["split_command"] = split
+                lines.append("")
+                lines.append(
+                    "command in two writes (Nagle on), median round trip: "
+                    + ", ".join(
+                        f"{name} {row['ms_median']:.2f} ms ({row['ratio_vs_direct']:.2f}x direct)"
+                        for name, row in split.items()
+                    )
+                )
+                lines.append(
+                    "  the same command in one write: "
+                    + ", ".join(
+                        f"{name} {row['one_write_ms_median']:.2f} ms "
+                        f"(two writes cost {row['ratio_vs_one_write']:.2f}x)"
+                        for name, row in split.items()
+                    )
+                )
+                ratio = split["commsproxy"]["ratio_vs_direct"]
+                verdicts.append(
+                    (
+                        f"command in two writes <= {TARGET_SPLIT}x direct ({ratio:.2f}x)",
+                        ratio <= TARGET_SPLIT,
+                    )
+                )
+                # The hop itself costs a relay's round trip; this one isolates the delayed ACK.
+                cost = split["commsproxy"]["ratio_vs_one_write"]
+                verdicts.append(
+                    (
+                        f"command in two writes <= {TARGET_SPLIT}x the same in one write, through"
+                        f" commsproxy ({cost:.2f}x)",
+                        cost <= TARGET_SPLIT,
+                    )
+                )
             for server in servers:
                 server.stop()
             servers.clear()
