@@ -293,21 +293,17 @@ def parse_foreign_namespaces(lines: Sequence[bytes | bytearray]) -> tuple[str, .
     ``NAMESPACE (("" "/")) (("Shared/" "/")) (("Public/" "/"))`` -> ``("Shared/", "Public/")``:
     mail there is someone else's, not the user's own.
     """
-    for line in lines:
-        if not isinstance(line, bytes):
-            continue
-        text = line[10:] if line[:10].upper() == b"NAMESPACE " else line
-        if not text.startswith((b"(", b"NIL")):
-            continue
-        prefixes: list[str] = []
-        for group in tokenize(text)[1:3]:
-            for namespace in group if isinstance(group, tuple) else ():
-                if isinstance(namespace, tuple) and namespace and isinstance(namespace[0], bytes):
-                    prefix = decode_mailbox(namespace[0])
-                    if prefix:
-                        prefixes.append(prefix)
-        return tuple(prefixes)
-    return ()
+    tokens = _namespace_tokens(lines)
+    if tokens is None:
+        return ()
+    prefixes: list[str] = []
+    for group in tokens[1:3]:
+        for namespace in group if isinstance(group, tuple) else ():
+            if isinstance(namespace, tuple) and namespace and isinstance(namespace[0], bytes):
+                prefix = decode_mailbox(namespace[0])
+                if prefix:
+                    prefixes.append(prefix)
+    return tuple(prefixes)
 
 
 def parse_namespace(lines: Sequence[bytes | bytearray]) -> tuple[str | None, str | None]:
@@ -315,21 +311,25 @@ def parse_namespace(lines: Sequence[bytes | bytearray]) -> tuple[str | None, str
 
     ``NAMESPACE (("" "/")) NIL (("Public/" "/"))``: personal, other users', shared.
     """
+    tokens = _namespace_tokens(lines)
+    if tokens is None or len(tokens) < 3 or not isinstance(tokens[2], tuple) or not tokens[2]:
+        return None, None
+    first = tokens[2][0]
+    if not isinstance(first, tuple) or len(first) < 2:
+        return None, None
+    prefix, delimiter = first[0], first[1]
+    return (
+        decode_mailbox(prefix) if isinstance(prefix, bytes) else None,
+        delimiter.decode() if isinstance(delimiter, bytes) else None,
+    )
+
+
+def _namespace_tokens(lines: Sequence[bytes | bytearray]) -> list[Token] | None:
+    """The tokens of the first NAMESPACE response line (personal, other users', shared)."""
     for line in lines:
         if not isinstance(line, bytes):
             continue
         text = line[10:] if line[:10].upper() == b"NAMESPACE " else line
-        if not text.startswith((b"(", b"NIL")):
-            continue
-        tokens = tokenize(text)
-        if len(tokens) < 3 or not isinstance(tokens[2], tuple) or not tokens[2]:
-            return None, None
-        first = tokens[2][0]
-        if not isinstance(first, tuple) or len(first) < 2:
-            return None, None
-        prefix, delimiter = first[0], first[1]
-        return (
-            decode_mailbox(prefix) if isinstance(prefix, bytes) else None,
-            delimiter.decode() if isinstance(delimiter, bytes) else None,
-        )
-    return None, None
+        if text.startswith((b"(", b"NIL")):
+            return tokenize(text)
+    return None

@@ -42,6 +42,7 @@ from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess
 from tests.testbed.triage import (
+    Password,
     census,
     quiet_batches,
     triage_proxy,
@@ -74,17 +75,6 @@ def direct(dovecot: Dovecot, user: str, password: str) -> imaplib.IMAP4:
 
 
 # --- the race made certain, with the engine in process ------------------------------------------
-
-
-class Password:
-    def __init__(self, user: str, password: str) -> None:
-        self.user, self.password = user, password
-
-    async def __call__(self) -> tuple[str, str] | None:
-        return self.user, self.password
-
-    def refused(self) -> None:
-        raise AssertionError("the test user's password was refused")
 
 
 class StealingDecider:

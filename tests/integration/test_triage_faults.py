@@ -37,7 +37,7 @@ from commsproxy.triage.store import StateStore
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.faulthop import FaultHop, Mode
-from tests.testbed.triage import census, flags_by_id
+from tests.testbed.triage import Password, census, flags_by_id
 
 ME = "me@example.com"
 VIP = ("boss@example.com",)
@@ -100,19 +100,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class Password:
-    """``Credentials`` for the engine: the test user's, always the same."""
-
-    def __init__(self, user: str, password: str) -> None:
-        self.user, self.password = user, password
-
-    async def __call__(self) -> tuple[str, str] | None:
-        return self.user, self.password
-
-    def refused(self) -> None:
-        raise AssertionError("the test user's password was refused")
 
 
 @pytest.fixture(scope="module")

@@ -168,3 +168,16 @@ def flags_by_id(
             flags = frozenset(record.get("flags", "").split()) - {"\\Recent"}
             found[record.get("hdr.message-id", "")] = (mailbox, flags)
     return found
+
+
+class Password:
+    """``Credentials`` for an in-process engine: the test user's, always the same."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.user, self.password = user, password
+
+    async def __call__(self) -> tuple[str, str] | None:
+        return self.user, self.password
+
+    def refused(self) -> None:
+        raise AssertionError("the test user's password was refused")
