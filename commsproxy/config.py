@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import platformdirs
 
 from .endpoints import Endpoint, EndpointError, ListenAddress, parse_endpoint, parse_listen
-from .triage.scheduler import Schedule, ScheduleError, parse_days, parse_times
+from .schedule import Schedule, ScheduleError, parse_days, parse_times
 
 __all__ = [
     "LABELS",

@@ -34,9 +34,9 @@ import pytest
 from commsproxy.classifier.mail import Mail
 from commsproxy.config import BatchConfig, TriageConfig
 from commsproxy.endpoints import parse_endpoint
+from commsproxy.schedule import Schedule
 from commsproxy.triage.decide import NORMAL, Decision, RuleDecider
 from commsproxy.triage.engine import Engine, EngineSettings
-from commsproxy.triage.scheduler import Schedule
 from commsproxy.triage.store import StateStore
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot

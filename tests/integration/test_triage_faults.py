@@ -30,9 +30,9 @@ from commsproxy.classifier.social import SenderStats
 from commsproxy.config import BatchConfig, TriageConfig
 from commsproxy.endpoints import parse_endpoint
 from commsproxy.models.store import load_bundled
+from commsproxy.schedule import Schedule
 from commsproxy.triage.decide import BULK, NORMAL, URGENT, Decider, ModelDecider, RuleDecider
 from commsproxy.triage.engine import Engine, EngineSettings
-from commsproxy.triage.scheduler import Schedule
 from commsproxy.triage.store import StateStore
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot

@@ -18,7 +18,7 @@ from commsproxy.config import (
     load_config,
     local_zone,
 )
-from commsproxy.triage.scheduler import Schedule
+from commsproxy.schedule import Schedule
 
 from .config_files import assert_config_error, error_cases, write
 
