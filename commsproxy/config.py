@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import platformdirs
 
 from .endpoints import Endpoint, EndpointError, ListenAddress, parse_endpoint, parse_listen
+from .imap.names import INBOX
 from .schedule import Schedule, ScheduleError, parse_days, parse_times
 
 __all__ = [
@@ -682,7 +683,7 @@ def _mailbox_problem(mailbox: str) -> str | None:
     parts = mailbox.split("/")
     if any(not part for part in parts):
         return 'expected a path such as "Later/Bulk" (no empty parts, no leading or trailing "/")'
-    if parts[0].upper() == "INBOX":
+    if parts[0].upper() == INBOX:
         return 'held mail cannot stay in INBOX or a mailbox under it; choose one such as "Later"'
     if "*" in mailbox or "%" in mailbox:
         return 'expected no "*" or "%" (they are IMAP wildcards)'
@@ -800,6 +801,6 @@ def _folder_problem(path: str) -> str | None:
         return "expected a folder name (no empty parts)"
     if "*" in path or "%" in path:
         return 'expected no "*" or "%" (they are IMAP wildcards)'
-    if path.split("/")[0].upper() == "INBOX":
+    if path.split("/")[0].upper() == INBOX:
         return "account folders cannot live under INBOX"
     return None

@@ -15,8 +15,6 @@ namespaces; callers that want those (the shared account folders) name them or a 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import imaplib
 import re
@@ -29,13 +27,13 @@ from urllib.parse import quote
 from commsproxy.classifier.dataset import ReadStats
 from commsproxy.classifier.mail import MAX_MESSAGE_BYTES, Mail, MailParseError, parse_mail
 from commsproxy.endpoints import Security, client_tls_context
+from commsproxy.imap.mailbox_names import decode_name, encode_name
+from commsproxy.imap.names import INBOX
 
 __all__ = [
     "FETCH_BATCH",
     "ImapFolder",
     "ImapSourceError",
-    "decode_mailbox_name",
-    "encode_mailbox_name",
     "read_imap",
 ]
 
@@ -59,7 +57,6 @@ _LIST_LINE = re.compile(rb'\(([^)]*)\) (?:"((?:[^"\\]|\\.)*)"|NIL) ?(.*)', re.DO
 _FETCH_START = re.compile(rb"\d+ \(")
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
 _FETCH_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
-_MUTF7_SHIFT = re.compile(r"&([A-Za-z0-9+,]*)-")
 
 
 class ImapSourceError(Exception):
@@ -188,11 +185,11 @@ def _choose_folders(
         if _selectable(folder) and _wanted(folder) and not folder.wire_name.startswith(foreign)
     ]
     # INBOX first, then by name: a deterministic order for a deterministic training set.
-    return sorted(chosen_default, key=lambda f: (f.name.upper() != "INBOX", f.name))
+    return sorted(chosen_default, key=lambda f: (f.name.upper() != INBOX, f.name))
 
 
 def _list(conn: imaplib.IMAP4, pattern: str, extended: bool) -> list[ImapFolder]:
-    quoted = _quote(encode_mailbox_name(pattern))
+    quoted = _quote(encode_name(pattern))
     typ, data = conn.list('""', f"{quoted} RETURN (SPECIAL-USE)" if extended else quoted)
     if typ != "OK":
         raise imaplib.IMAP4.error(f"LIST {pattern!r} failed: {data!r}")
@@ -224,7 +221,7 @@ def _parse_list_item(item: object) -> ImapFolder | None:
     if raw_delimiter is not None:
         delimiter = re.sub(rb"\\(.)", rb"\1", raw_delimiter).decode("ascii", "replace")
     return ImapFolder(
-        name=decode_mailbox_name(wire_name),
+        name=decode_name(wire_name),
         wire_name=wire_name,
         attributes=frozenset(raw_attributes.decode("ascii", "replace").split()),
         delimiter=delimiter,
@@ -352,40 +349,6 @@ def _fetched(data: list[Any]) -> Iterator[tuple[str, int | None, bytes]]:
 
 
 # -- names -----------------------------------------------------------------------------------
-
-
-def decode_mailbox_name(name: str) -> str:
-    """Modified UTF-7 (RFC 3501 5.1.3) to text: ``Entw&APw-rfe`` → ``Entwürfe``."""
-    if "&" not in name:
-        return name
-    return _MUTF7_SHIFT.sub(_decode_shift, name)
-
-
-def _decode_shift(match: re.Match[str]) -> str:
-    encoded = match.group(1)
-    if not encoded:
-        return "&"
-    try:
-        raw = base64.b64decode(encoded.replace(",", "/") + "=" * (-len(encoded) % 4))
-    except binascii.Error:
-        return match.group(0)
-    return raw.decode("utf-16-be", "replace")
-
-
-def encode_mailbox_name(name: str) -> str:
-    """Text to modified UTF-7, the spelling IMAP commands use."""
-    out: list[str] = []
-    pending: list[str] = []
-    for char in [*name, ""]:
-        if char and not (" " <= char <= "~"):
-            pending.append(char)
-            continue
-        if pending:
-            raw = base64.b64encode("".join(pending).encode("utf-16-be")).rstrip(b"=")
-            out.append("&" + raw.decode("ascii").replace("/", ",") + "-")
-            pending.clear()
-        out.append("&-" if char == "&" else char)
-    return "".join(out)
 
 
 def _quote(name: str) -> str:

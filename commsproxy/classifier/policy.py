@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..imap.names import BULK, NORMAL, URGENT
 from .cues import urgency_cues
 from .features import Sample
 from .labels import bulk_reason
@@ -38,8 +39,6 @@ __all__ = [
     "known_person",
     "rule_delivers",
 ]
-
-URGENT, NORMAL, BULK = "urgent", "normal", "bulk"
 
 
 @dataclass(frozen=True, slots=True)

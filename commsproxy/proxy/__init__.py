@@ -1,1 +1,1 @@
-"""The client-facing proxies: IMAP (relay, codec, gate) and SMTP (submission relay)."""
+"""The client-facing proxies: IMAP (relay, gate) and SMTP (submission relay)."""

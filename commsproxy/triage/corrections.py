@@ -19,6 +19,16 @@ from datetime import datetime, timedelta
 
 from ..classifier.mail import MailParseError, parse_mail
 from ..config import BatchConfig
+from ..imap.names import (
+    BULK,
+    BULK_KEYWORD,
+    HOLD_KEYWORD,
+    INBOX,
+    LATER,
+    NORMAL,
+    TRIAGED,
+    URGENT_KEYWORD,
+)
 from .imapdata import Fetched
 from .store import Correction, StateStore
 from .upstream import Upstream
@@ -27,8 +37,6 @@ __all__ = ["CorrectionWatch"]
 
 log = logging.getLogger("commsproxy.triage")
 
-INBOX = "INBOX"
-_HOLD_KEYWORD = {"normal": "$Later", "bulk": "$Bulk"}
 _FRESH = timedelta(days=7)
 _INTERVAL = 10.0  # seconds between looks
 
@@ -64,23 +72,25 @@ class CorrectionWatch:
     async def _demoted(self, batch: BatchConfig, mailbox: str) -> None:
         await self.up.select(mailbox)
         uids = await self.up.search(
-            "KEYWORD $Triaged KEYWORD $Urgent UNKEYWORD $Later UNKEYWORD $Bulk"
+            f"KEYWORD {TRIAGED} KEYWORD {URGENT_KEYWORD} UNKEYWORD {LATER} UNKEYWORD {BULK_KEYWORD}"
         )
         if not uids:
             return
         label = batch.labels[0]
         for fetched in await self.up.fetch(uids, "(UID BODY.PEEK[HEADER])"):
             self._record(fetched, "demote", label, "urgent")
-        await self.up.add_flags(uids, (_HOLD_KEYWORD[label],))
+        await self.up.add_flags(uids, (HOLD_KEYWORD[label],))
 
     async def _flagged(self, mailbox: str) -> None:
         await self.up.select(mailbox)
         since = (self.clock() - _FRESH).strftime("%d-%b-%Y")
-        uids = await self.up.search(f"FLAGGED KEYWORD $Triaged UNKEYWORD $Urgent SINCE {since}")
+        uids = await self.up.search(
+            f"FLAGGED KEYWORD {TRIAGED} UNKEYWORD {URGENT_KEYWORD} SINCE {since}"
+        )
         if not uids:
             return
         for fetched in await self.up.fetch(uids, "(UID FLAGS BODY.PEEK[HEADER])"):
-            previous = "bulk" if "$Bulk" in fetched.flags else "normal"
+            previous = BULK if BULK_KEYWORD in fetched.flags else NORMAL
             self._record(fetched, "flag", "urgent", previous, once=True)
 
     def _record(

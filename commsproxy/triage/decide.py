@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from ..classifier.mail import Mail
+from ..imap.names import NORMAL, URGENT
 
 if TYPE_CHECKING:
     from ..classifier.features import Context
@@ -26,8 +27,6 @@ __all__ = [
     "reason_words",
     "vip_match",
 ]
-
-URGENT, NORMAL, BULK = "urgent", "normal", "bulk"
 
 
 @dataclass(frozen=True, slots=True)

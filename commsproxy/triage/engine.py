@@ -33,9 +33,19 @@ from typing import Protocol
 from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, TriageConfig
 from ..endpoints import Endpoint
+from ..imap.names import (
+    FILED,
+    HELD_AS,
+    INBOX,
+    LABEL_KEYWORDS,
+    NOT_HELD,
+    RELEASED,
+    TRIAGED,
+    URGENT,
+)
 from .corrections import CorrectionWatch
-from .decide import BULK, NORMAL, URGENT, Decider
-from .filer import FILED, Filer, FilingSetup
+from .decide import Decider
+from .filer import Filer, FilingSetup
 from .filing import resolve_incoming
 from .history_keeper import HistoryKeeper
 from .imapdata import Fetched, MailboxInfo
@@ -46,14 +56,10 @@ from .store import Decision as StoredDecision
 from .teamhint import TeamWatch
 from .upstream import LoginRefused, Upstream, UpstreamImapError, connect
 
-__all__ = ["KEYWORDS", "Engine", "EngineSettings"]
+__all__ = ["Engine", "EngineSettings"]
 
 log = logging.getLogger("commsproxy.triage")
 
-INBOX = "INBOX"
-TRIAGED, RELEASED, NOT_HELD = "$Triaged", "$Released", "$NotHeld"
-KEYWORDS = {URGENT: ("$Urgent", "$label1"), NORMAL: ("$Later",), BULK: ("$Bulk",)}
-HOLD_KEYWORDS = {"$Later": NORMAL, "$Bulk": BULK}
 _CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
 _IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes (RFC 2177)
 _TICK = 2.0  # seconds between checks for release requests and due releases
@@ -388,7 +394,7 @@ class Engine:
         for uid, fl in flags.items():
             if TRIAGED not in fl or RELEASED in fl:
                 continue
-            held_as = next((HOLD_KEYWORDS[k] for k in fl if k in HOLD_KEYWORDS), None)
+            held_as = next((HELD_AS[k] for k in fl if k in HELD_AS), None)
             if held_as is None or NOT_HELD in fl:
                 continue
             known = self.store.decision_for_uid(s.login, INBOX, uidvalidity, uid)
@@ -506,7 +512,7 @@ class Engine:
         for uid, label in labels.items():
             by_label.setdefault(label, []).append(uid)
         for label, uids in by_label.items():
-            await worker.add_flags(uids, (TRIAGED, *KEYWORDS[label]))
+            await worker.add_flags(uids, (TRIAGED, *LABEL_KEYWORDS[label]))
 
     async def _rescued(self, worker: Upstream, rescued: dict[int, str]) -> None:
         """Held messages back in INBOX under new UIDs: the user moved them; learn from that."""

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..config import AccountsConfig
+from ..imap.names import INBOX
 from .filing import AccountGuesser, AccountRules, Filing
 from .imapdata import quote_string
 from .store import Filed, QueuedFiling, StateStore
 from .upstream import CommandRefused, Upstream
 
 __all__ = [
-    "FILED",
-    "SENT",
     "Filer",
     "FilingSetup",
     "accounts_root",
@@ -38,8 +37,6 @@ __all__ = [
 
 log = logging.getLogger("commsproxy.filing")
 
-INBOX = "INBOX"
-FILED, SENT = "$Filed", "$Sent"
 _SEARCH_CHUNK = 50  # Message-IDs per SEARCH (nested ORs)
 _MAX_QUEUED = 25 << 20  # a received message larger than this is not queued for a retry
 _RETRY = (60, 300, 1800, 3600, 6 * 3600)  # seconds before the next attempt

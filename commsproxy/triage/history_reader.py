@@ -25,6 +25,7 @@ from ..classifier.dataset import is_sent_folder
 # The folders `commsproxy train` leaves out by default, by attribute and by name: one rule.
 from ..classifier.imap_source import _SKIP_ATTRIBUTES, _SKIP_NAMES
 from ..classifier.mail import Mail, MailParseError, parse_mail
+from ..imap.names import INBOX
 from .imapdata import Fetched, ListedMailbox
 from .upstream import CommandRefused, Upstream
 
@@ -94,7 +95,7 @@ async def choose_folders(up: Upstream, leave_out: Sequence[str] = ()) -> Folders
     if sent is None:
         sent = next((name for name in others if is_sent_folder(name)), None)
     rest = [name for name in others if name != sent and not is_sent_folder(name)]
-    rest.sort(key=lambda name: (name.upper() != "INBOX", name))
+    rest.sort(key=lambda name: (name.upper() != INBOX, name))
     return Folders(sent, tuple(rest))
 
 
@@ -170,7 +171,7 @@ async def read_history(
                     report(progress)
         return mails, progress
     finally:
-        await up.select("INBOX")
+        await up.select(INBOX)
 
 
 async def _search(up: Upstream, name: str, criteria: str, empty: set[str]) -> list[int]:
@@ -203,4 +204,4 @@ async def read_new(up: Upstream, mailbox: str, after: int, limit: int) -> tuple[
             mails.extend(parse_headers(fetched, mailbox))
         return mails, (uids[-1] if uids else after)
     finally:
-        await up.select("INBOX")
+        await up.select(INBOX)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 
 from ..classifier.mail import MailParseError, parse_mail
 from ..credentials import CredentialError, run_password_command
+from ..imap.names import SENT
 from .engine import Engine
-from .filer import SENT
 from .filing import resolve_outgoing
 from .runlock import RunLock
 from .store import StateStore

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ..classifier.imap_source import encode_mailbox_name
-from ..proxy.imap.parse import Atom, Token, decode_mailbox, tokenize
+from ..imap.grammar import Atom, Token, decode_mailbox, tokenize
+from ..imap.mailbox_names import encode_name
 
 __all__ = [
     "Fetched",
@@ -79,7 +79,7 @@ def quote_string(value: str) -> str:
 
 def quote_mailbox(name: str) -> str:
     """A mailbox name as an IMAP quoted string (modified UTF-7 for non-ASCII)."""
-    return quote_string(encode_mailbox_name(name))
+    return quote_string(encode_name(name))
 
 
 def uid_set(uids: Iterable[int]) -> str:

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Sequence
 
 from ..classifier.mail import MailParseError, parse_mail
-from .filer import SENT, Filer, search_message_ids
+from ..imap.names import INBOX, SENT
+from .filer import Filer, search_message_ids
 
 __all__ = ["ANSWERED", "TeamWatch"]
 
 log = logging.getLogger("commsproxy.filing")
 
-INBOX = "INBOX"
 ANSWERED = "$Answered-By-Team"
 
 

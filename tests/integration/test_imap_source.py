@@ -11,12 +11,11 @@ from commsproxy.classifier import imap_source
 from commsproxy.classifier.dataset import ReadStats, is_sent_folder
 from commsproxy.classifier.imap_source import (
     ImapSourceError,
-    decode_mailbox_name,
-    encode_mailbox_name,
     read_imap,
 )
 from commsproxy.classifier.mail import Mail
 from commsproxy.endpoints import Security
+from commsproxy.imap.mailbox_names import decode_name, encode_name
 from tests.testbed.dovecot import Dovecot
 
 TIMEOUT = 10.0
@@ -53,7 +52,7 @@ def mailbox(dovecot: Dovecot, imap_user: tuple[str, str], imap: imaplib.IMAP4) -
     imap.append("Junk", "", None, _message("junk0"))
     imap.append("Trash", "", None, _message("trash0"))
     for name in ("Kunden/Müller & Söhne", "Archive"):
-        wire = '"' + encode_mailbox_name(name) + '"'
+        wire = '"' + encode_name(name) + '"'
         assert imap.create(wire)[0] == "OK"
         assert imap.append(wire, "", None, _message(f"kept-{name[:3]}"))[0] == "OK"
     return user
@@ -186,5 +185,5 @@ def test_bad_password_is_a_clear_error(dovecot: Dovecot, imap_user: tuple[str, s
     ],
 )
 def test_modified_utf7(text: str, wire: str) -> None:
-    assert encode_mailbox_name(text) == wire
-    assert decode_mailbox_name(wire) == text
+    assert encode_name(text) == wire
+    assert decode_name(wire) == text

@@ -34,8 +34,9 @@ import pytest
 from commsproxy.classifier.mail import Mail
 from commsproxy.config import BatchConfig, TriageConfig
 from commsproxy.endpoints import parse_endpoint
+from commsproxy.imap.names import NORMAL
 from commsproxy.schedule import Schedule
-from commsproxy.triage.decide import NORMAL, Decision, RuleDecider
+from commsproxy.triage.decide import Decision, RuleDecider
 from commsproxy.triage.engine import Engine, EngineSettings
 from commsproxy.triage.store import StateStore
 from tests.mailfactory import render

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from commsproxy.endpoints import ListenAddress, parse_endpoint
+from commsproxy.imap.grammar import Command, Response
 from commsproxy.proxy.imap.listener import ImapListener, ImapListenerSettings
-from commsproxy.proxy.imap.parse import Command, Response
 from commsproxy.proxy.imap.relay import Session
 from tests.integration.helpers import message
 from tests.testbed.dovecot import Dovecot

@@ -29,9 +29,10 @@ from commsproxy.classifier.predict import Classifier, LoadedModel
 from commsproxy.classifier.social import SenderStats
 from commsproxy.config import BatchConfig, TriageConfig
 from commsproxy.endpoints import parse_endpoint
+from commsproxy.imap.names import BULK, NORMAL, URGENT
 from commsproxy.models.store import load_bundled
 from commsproxy.schedule import Schedule
-from commsproxy.triage.decide import BULK, NORMAL, URGENT, Decider, ModelDecider, RuleDecider
+from commsproxy.triage.decide import Decider, ModelDecider, RuleDecider
 from commsproxy.triage.engine import Engine, EngineSettings
 from commsproxy.triage.store import StateStore
 from tests.mailfactory import render

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commsproxy.proxy.imap.capability import rewrite_capabilities, strip_capability_code
+from commsproxy.imap.capability import rewrite_capabilities, strip_capability_code
 
 REWRITES: list[tuple[bytes, bool, bytes]] = [
     # untagged CAPABILITY data

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from commsproxy.proxy.imap.codec import Framer, Line, MessageEnd
+from commsproxy.imap.framer import Framer, Line, MessageEnd
 from commsproxy.proxy.imap.prelogin import (
     MAX_LITERAL,
     Local,

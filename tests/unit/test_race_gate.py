@@ -16,8 +16,8 @@ from typing import Any, cast
 
 import pytest
 
+from commsproxy.imap.grammar import parse_command, parse_response
 from commsproxy.proxy.imap.gating import GateHooks
-from commsproxy.proxy.imap.parse import parse_command, parse_response
 from commsproxy.proxy.imap.relay import Session
 from commsproxy.triage.engine import Engine, EngineSettings
 from commsproxy.triage.store import Decision, StateStore

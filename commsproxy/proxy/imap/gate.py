@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .parse import ParseError, ResponseKind, parse_response, tokenize
+from ...imap.grammar import ParseError, ResponseKind, parse_response, tokenize
 
 __all__ = ["InboxView", "Rewritten"]
 

@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ...imap.grammar import Command, Response, ResponseKind
+from ...imap.names import INBOX
 from .gate import InboxView
-from .parse import Command, Response, ResponseKind
 from .relay import DISCONNECTS, Session
 
 __all__ = ["GateHooks", "TriageBackend"]
@@ -78,7 +79,7 @@ def _rewriter(
 
 
 def _is_inbox(mailbox: str | None) -> bool:
-    return mailbox is not None and mailbox.upper() == "INBOX"
+    return mailbox is not None and mailbox.upper() == INBOX
 
 
 class GateHooks:

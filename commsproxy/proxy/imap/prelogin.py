@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .codec import Line
-from .parse import Command, ParseError, parse_command, sasl_plain_credentials
+from ...imap.framer import Line
+from ...imap.grammar import Command, ParseError, parse_command, sasl_plain_credentials
 
 __all__ = ["CAPABILITIES", "Local", "PreLogin", "Reply", "Route", "login_segments"]
 

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ...endpoints import Endpoint
-from ..routing import LoginRoutes
-from .capability import rewrite_capabilities
-from .codec import (
+from ...imap.capability import rewrite_capabilities
+from ...imap.framer import (
     NEED_DATA,
     Framer,
     FramingError,
@@ -40,7 +39,7 @@ from .codec import (
     LiteralTooLarge,
     MessageEnd,
 )
-from .parse import (
+from ...imap.grammar import (
     Command,
     ParseError,
     Response,
@@ -49,6 +48,7 @@ from .parse import (
     parse_response,
     sasl_plain_credentials,
 )
+from ..routing import LoginRoutes
 from .prelogin import Local, PreLogin, Reply, Route
 from .sockopts import no_delay, quick_ack
 from .upstream_link import UpstreamError, open_upstream

@@ -6,7 +6,7 @@ import asyncio
 import ssl
 
 from ...endpoints import Endpoint, Security
-from .capability import strip_capability_code
+from ...imap.capability import strip_capability_code
 
 __all__ = ["UpstreamError", "open_upstream"]
 

@@ -2,7 +2,7 @@
 
 The relay passes everything through; it only needs the tag and name of each command, a mailbox
 or user name argument for a handful of them, and the kind, tag, number and response code of each
-response. This module turns the head of a framed message (see codec.py) into those typed values.
+response. This module turns the head of a framed message (see framer.py) into those typed values.
 It is lenient by design: a command we cannot read is still forwarded, and the upstream server,
 which owns the grammar, answers it with BAD.
 """
@@ -14,7 +14,8 @@ import binascii
 from dataclasses import dataclass
 from enum import Enum
 
-from .codec import parse_announcement
+from .framer import parse_announcement
+from .mailbox_names import canonical, decode_name
 
 __all__ = [
     "Atom",
@@ -121,32 +122,8 @@ def _literal(data: bytes, pos: int) -> tuple[bytes, int] | None:
 
 
 def decode_mailbox(raw: bytes) -> str:
-    """A mailbox name from the wire (modified UTF-7, RFC 3501 5.1.3); INBOX is case-insensitive."""
-    out: list[str] = []
-    i, n = 0, len(raw)
-    while i < n:
-        if raw[i] != 0x26:  # "&"
-            j = raw.find(b"&", i)
-            j = n if j < 0 else j
-            out.append(raw[i:j].decode("ascii", "replace"))
-            i = j
-            continue
-        end = raw.find(b"-", i + 1)
-        if end < 0:
-            out.append(raw[i:].decode("ascii", "replace"))
-            break
-        chunk = raw[i + 1 : end]
-        if not chunk:
-            out.append("&")
-        else:
-            b64 = chunk.replace(b",", b"/")
-            try:
-                out.append(base64.b64decode(b64 + b"=" * (-len(b64) % 4)).decode("utf-16-be"))
-            except (binascii.Error, UnicodeDecodeError):
-                out.append(raw[i : end + 1].decode("ascii", "replace"))
-        i = end + 1
-    name = "".join(out)
-    return "INBOX" if name.upper() == "INBOX" else name
+    """A mailbox name from the wire (modified UTF-7); INBOX is case-insensitive."""
+    return canonical(decode_name(raw))
 
 
 # Where the mailbox argument stands, by command; COPY/MOVE name their destination second.

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from commsproxy.proxy.imap.parse import (
+from commsproxy.imap.grammar import (
     Atom,
     ParseError,
     Response,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commsproxy.proxy.imap.codec import (
+from commsproxy.imap.framer import (
     Event,
     Framer,
     Line,

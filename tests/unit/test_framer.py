@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commsproxy.proxy.imap.codec import (
+from commsproxy.imap.framer import (
     NEED_DATA,
     Event,
     Framer,
