@@ -8,12 +8,8 @@ scikit-learn is not imported here; the model is described from the config and th
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import importlib
 import json
-import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -23,6 +19,7 @@ import click
 import platformdirs
 
 from ..config import LABELS, BatchConfig, Config, ConfigError, load_config, local_zone
+from ..triage.release_now import ReleaseNowError, release_now
 from ..triage.runlock import running_pid
 from ..triage.scheduler import next_release
 from ..triage.store import (
@@ -36,23 +33,8 @@ from ..triage.store import (
 )
 from .common import config_option, main
 
-__all__ = ["DIRECT_RELEASE", "DirectRelease", "direct_release"]
-
-#: Releases a batch without a running ``run``: ``(config, login, batch)``, None meaning all,
-#: to ``{batch name: messages released}``.
-DirectRelease = Callable[[Config, str | None, str | None], Awaitable[dict[str, int]]]
-
-#: Where the direct release lives, as ``module:attribute``; looked up only when needed, so that
-#: these commands work (and can queue a request) whatever that module needs or however it fails.
-DIRECT_RELEASE = "commsproxy.triage.release:release_now"
-
 #: The key under which ``run`` files the decisions of a config without ``[[login]]`` tables.
 DEFAULT_LOGIN = "default"
-
-#: How long ``release --now`` waits for a running ``run`` to carry out the request, and how often
-#: it looks. ``run`` checks for requests often; a minute covers a release of a big batch.
-WAIT_SECONDS = 60.0
-POLL_SECONDS = 0.2
 
 RECENT = 5
 
@@ -355,48 +337,6 @@ def _decision_line(entry: dict[str, Any], zone: tzinfo) -> str:
 # --- release ------------------------------------------------------------------------------------
 
 
-def direct_release() -> DirectRelease | None:
-    """The function that releases without ``run``, or None when this install has none."""
-    module_name, _, attribute = DIRECT_RELEASE.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    function: DirectRelease | None = getattr(module, attribute, None)
-    return function if callable(function) else None
-
-
-def _released_since(
-    store: StateStore, login: str | None, batches: Sequence[BatchConfig], since: datetime
-) -> dict[str, int]:
-    """Messages moved per batch by releases started at or after ``since``."""
-    moved = {batch.name: 0 for batch in batches}
-    limit = 50
-    while True:
-        releases = store.recent_releases(login, limit)
-        for release in releases:
-            if release.started >= since and release.batch in moved:
-                moved[release.batch] += release.moved
-        if len(releases) < limit or releases[-1].started < since:
-            return moved
-        moved = dict.fromkeys(moved, 0)
-        limit *= 4
-
-
-async def _awaited(result: Awaitable[dict[str, int]]) -> dict[str, int]:
-    return await result
-
-
-def _wait_for(store: StateStore, request_id: int) -> bool:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        if all(request.id != request_id for request in store.pending_release_requests()):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_SECONDS)
-
-
 def _report(
     released: dict[str, int],
     batches: Sequence[BatchConfig],
@@ -468,49 +408,16 @@ def release(
             param_hint="--login",
         )
     targets = [b for b in config.batches if batch in (None, b.name)]
-    directory = _state_dir(config, state_dir)
-    requested = datetime.now(UTC)
+
+    def waiting(who: str) -> None:
+        if not as_json:
+            click.echo(f"asked {who} to release; waiting for it...", err=True)
+
     try:
-        store = StateStore.open(directory)
-    except StoreError as err:
+        done = release_now(config, login, batch, state_dir=state_dir, on_waiting=waiting)
+    except ReleaseNowError as err:
         raise click.ClickException(str(err)) from None
-    with store:
-        try:
-            request_id = store.request_release(login, batch, requested)
-            pid = running_pid(directory)
-            if pid is not None:
-                who = f"commsproxy run (pid {pid})" if pid else "commsproxy run"
-                if not as_json:
-                    click.echo(f"asked {who} to release; waiting for it...", err=True)
-                if not _wait_for(store, request_id):
-                    raise click.ClickException(
-                        f"{who} has not finished the release within {WAIT_SECONDS:g} s; "
-                        "the request stays queued and it will release when it gets to it"
-                    )
-                released = _released_since(store, login, targets, requested)
-                _report(released, targets, as_json, "run", request_id)
-                return
-            function = direct_release()
-            if function is None:
-                raise click.ClickException(
-                    "commsproxy run is not running and this commsproxy cannot release by "
-                    "itself; the request stays queued: start `commsproxy run` and it will "
-                    "release at once"
-                )
-            if state_dir is not None:
-                config = dataclasses.replace(
-                    config, proxy=dataclasses.replace(config.proxy, state_dir=directory)
-                )
-            try:
-                released = asyncio.run(_awaited(function(config, login, batch)))
-            except Exception as err:  # whatever went wrong, the request must stay queued
-                raise click.ClickException(
-                    f"release failed: {err}; the request stays queued for `commsproxy run`"
-                ) from None
-            store.complete_release_request(request_id, datetime.now(UTC))
-        except StoreError as err:
-            raise click.ClickException(str(err)) from None
-    _report(released, targets, as_json, "direct", request_id)
+    _report(done.released, targets, as_json, done.by, done.request)
 
 
 # --- explain ------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from .imapdata import Fetched, quote_string
 from .store import StateStore
 from .upstream import Upstream
 
-__all__ = ["ReleaseError", "Releaser", "digest_message", "release_now"]
+__all__ = ["ReleaseError", "Releaser", "digest_message", "release_without_run"]
 
 log = logging.getLogger("commsproxy.triage")
 
@@ -213,7 +213,9 @@ def digest_message(
     return text.encode("utf-8")
 
 
-async def release_now(config: Config, login: str | None, batch: str | None) -> dict[str, int]:
+async def release_without_run(
+    config: Config, login: str | None, batch: str | None
+) -> dict[str, int]:
     """Release now without a running proxy: ``commsproxy release --now`` on its own.
 
     Needs a ``password_command`` for each login (the proxy is not there to lend the password

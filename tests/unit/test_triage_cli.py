@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 from commsproxy.cli import main
 from commsproxy.cli import triage as triage_cli
 from commsproxy.config import Config, load_config
+from commsproxy.triage import release_now as release_now_module
 from commsproxy.triage.runlock import RunLock
 from commsproxy.triage.store import (
     FILENAME,
@@ -339,7 +340,7 @@ def no_direct_release(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fast_polling(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(triage_cli, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(release_now_module, "POLL_SECONDS", 0.01)
 
 
 def test_release_needs_now(config_file: Path, state: Path) -> None:
@@ -433,7 +434,7 @@ def test_release_one_batch_through_the_running_proxy_json(
 def test_release_times_out_and_stays_queued(
     config_file: Path, state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(triage_cli, "WAIT_SECONDS", 0.1)
+    monkeypatch.setattr(release_now_module, "WAIT_SECONDS", 0.1)
     result = invoke(config_file, "release", "--now")
     assert result.exit_code == 1
     assert "the request stays queued" in result.output
@@ -450,7 +451,7 @@ def test_release_directly_when_not_running(
         return {"later": 1}
 
     module = types.ModuleType(RELEASE_MODULE)
-    module.release_now = release_now  # type: ignore[attr-defined]
+    module.release_without_run = release_now  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, RELEASE_MODULE, module)
     result = invoke(config_file, "release", "--now", "--batch", "later")
     assert result.exit_code == 0, result.output
@@ -482,7 +483,7 @@ def test_release_direct_failure_stays_queued(
         raise ConnectionRefusedError("connection refused")
 
     module = types.ModuleType(RELEASE_MODULE)
-    module.release_now = release_now  # type: ignore[attr-defined]
+    module.release_without_run = release_now  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, RELEASE_MODULE, module)
     result = invoke(config_file, "release", "--now")
     assert result.exit_code == 1
