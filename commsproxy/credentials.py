@@ -1,14 +1,17 @@
 """Passwords for background work: from ``password_command`` (mbsync's PassCmd), never stored.
 
 The command's output is the password (its first line); it lives in memory only, and neither
-the output nor the command's error text is ever logged.
+the output nor the command's error text is ever logged. A password command may take seconds (a
+keyring or a hardware key asking for a touch), so async code awaits ``password_from_command``,
+which runs it in a worker thread and leaves the event loop serving everyone else meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
-__all__ = ["CredentialError", "run_password_command"]
+__all__ = ["CredentialError", "password_from_command", "run_password_command"]
 
 
 class CredentialError(RuntimeError):
@@ -36,3 +39,12 @@ def run_password_command(command: str, *, timeout: float = 60.0) -> str:
     if not password:
         raise CredentialError(f"password_command {command!r} printed nothing")
     return password
+
+
+async def password_from_command(command: str) -> str:
+    """``run_password_command`` for async code: the command runs off the event loop.
+
+    Its own timeout (not an asyncio one) bounds it, so an overdue command is killed rather
+    than left running in the thread.
+    """
+    return await asyncio.to_thread(run_password_command, command)

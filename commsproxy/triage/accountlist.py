@@ -32,7 +32,7 @@ class AccountRow:
 
 async def list_accounts(config: Config) -> tuple[str, list[AccountRow]]:
     """The accounts root on the server and one row per account, configured ones first."""
-    from ..credentials import run_password_command
+    from ..credentials import password_from_command
     from ..endpoints import client_tls_context
     from .filer import accounts_root
     from .upstream import UpstreamImapError, connect
@@ -43,7 +43,7 @@ async def list_accounts(config: Config) -> tuple[str, list[AccountRow]]:
             f"{config.path}: listing account folders needs a [[login]] with username and "
             "password_command"
         )
-    password = run_password_command(login.password_command)
+    password = await password_from_command(login.password_command)
     try:
         up = await connect(
             login.upstream_imap, client_tls_context(login.cafile), login.username, password

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..classifier.mail import MailParseError, parse_mail
-from ..credentials import CredentialError, run_password_command
+from ..credentials import CredentialError, password_from_command
 from ..imap.names import SENT
 from .engine import Engine
 from .filing import resolve_outgoing
@@ -130,7 +130,7 @@ class TriageHub:
         route = self.routes[key]
         if route.password_command is not None and route.username:
             try:
-                password = await asyncio.to_thread(run_password_command, route.password_command)
+                password = await password_from_command(route.password_command)
             except CredentialError as err:
                 log.error("triage[%s]: %s", key, err)
                 return None

@@ -221,7 +221,7 @@ async def release_without_run(
     Needs a ``password_command`` for each login (the proxy is not there to lend the password
     the mail client logged in with). Returns messages released per batch.
     """
-    from ..credentials import run_password_command
+    from ..credentials import password_from_command
     from ..endpoints import client_tls_context
     from .upstream import connect
 
@@ -236,7 +236,7 @@ async def release_without_run(
                     f"[[login]] {entry.username or entry.upstream_imap}: releasing without "
                     "`commsproxy run` needs username and password_command in the config"
                 )
-            password = run_password_command(entry.password_command)
+            password = await password_from_command(entry.password_command)
             worker = await connect(
                 entry.upstream_imap, client_tls_context(entry.cafile), entry.username, password
             )
