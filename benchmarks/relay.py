@@ -40,9 +40,10 @@ ratios to the raw relay are taken within a round and their median is reported.
   connections. The same through the raw relay, for scale.
 
 Targets: commsproxy throughput >= 0.9x the raw relay, NOOP round trip <= 1.3x the raw relay,
-a command in two writes <= 1.2x direct, 500 idle connections < 150 MB RSS. Printed: a table,
-PASS/MISS per target; written: a JSON file with every sample (``--json``, default
-benchmarks/results/relay.json, git-ignored).
+a command in two writes costing <= 1.2x what the split costs direct (two writes / one
+write on each path: a hop adds a round trip to every command, split or not), 500 idle
+connections < 150 MB RSS. Printed: a table, PASS/MISS per target; written: a JSON file with
+every sample (``--json``, default benchmarks/results/relay.json, git-ignored).
 ``--profile`` also records commsproxy with py-spy (``pip install py-spy``) during extra
 fetches and NOOPs and prints the functions that take its time.
 
@@ -92,7 +93,7 @@ LOGIN_CONCURRENCY = 25  # Dovecot's imap-login process_limit defaults to 100
 TARGET_THROUGHPUT = 0.9  # commsproxy MB/s >= this x raw relay
 TARGET_NOOP = 1.3  # commsproxy NOOP round trip <= this x raw relay
 TARGET_IDLE_MB = 150.0  # RSS with the idle connections open
-TARGET_SPLIT = 1.2  # commsproxy round trip of a command in two writes <= this x direct
+TARGET_SPLIT = 1.2  # the cost of writing a command in two pieces, through commsproxy vs direct
 
 PATHS = ("direct", "raw relay", "commsproxy")
 
@@ -1094,20 +1095,17 @@ def run_benchmark(
                         for name, row in split.items()
                     )
                 )
-                ratio = split["commsproxy"]["ratio_vs_direct"]
-                verdicts.append(
-                    (
-                        f"command in two writes <= {TARGET_SPLIT}x direct ({ratio:.2f}x)",
-                        ratio <= TARGET_SPLIT,
-                    )
-                )
-                # The hop itself costs a relay's round trip; this one isolates the delayed ACK.
+                # A relay's hop costs a round trip on every command, split or not; what a delayed
+                # ACK adds is the split's own cost (two writes over one write), so that is what is
+                # held against direct.
                 cost = split["commsproxy"]["ratio_vs_one_write"]
+                direct_cost = split["direct"]["ratio_vs_one_write"]
                 verdicts.append(
                     (
-                        f"command in two writes <= {TARGET_SPLIT}x the same in one write, through"
-                        f" commsproxy ({cost:.2f}x)",
-                        cost <= TARGET_SPLIT,
+                        f"a command in two writes costs <= {TARGET_SPLIT}x what it costs direct"
+                        f" (two writes / one write: commsproxy {cost:.2f}x, direct"
+                        f" {direct_cost:.2f}x)",
+                        cost <= TARGET_SPLIT * direct_cost,
                     )
                 )
             for server in servers:
