@@ -57,7 +57,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import warnings
@@ -72,13 +71,13 @@ from typing import Any
 
 import numpy as np
 import sklearn
+from corpora import CORPORA, DEFAULT_DATA, DataMissing, print_now, unpack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.svm import LinearSVC
 
 from commsproxy.classifier.dataset import (
     ReadStats,
-    extract_archive,
     iter_labelled_folders,
     iter_mailbox,
 )
@@ -98,16 +97,8 @@ from commsproxy.classifier.workflow import NO_HISTORY, labelled_samples
 from commsproxy.models.store import bundled_model_path, load_bundled
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "accuracy.json"
 SECTIONS = ("foldering", "urgency", "first_day", "spam", "speed")
-
-# The three corpora: tarball (relative to --data) and the directory it unpacks to.
-CORPORA = {
-    "foldering": ("enron-foldering/enron-foldering-5users.tar.gz", "enron-foldering"),
-    "mailboxes": ("enron-full-mailboxes/enron-full-4users.tar.gz", "maildir"),
-    "spamassassin": ("spamassassin/spamassassin-ham-spam.tar.gz", "spamassassin"),
-}
 
 # Bekkerman, McCallum & Huang (2004), SVM accuracy (%) on the full mailboxes.
 PUBLISHED_SVM = {
@@ -139,10 +130,6 @@ SPEED_REPEATS = 3
 MIN_SPEED_MESSAGES = 3000
 
 Say = Callable[[str], None]
-
-
-class DataMissing(Exception):
-    """A corpus is not where --data says; the message says which and what to do."""
 
 
 def _verdict(ok: bool) -> str:
@@ -186,31 +173,6 @@ def needed_corpora(sections: Sequence[str], bundled: bool) -> list[str]:
     if {"spam", "speed", "first_day"} & set(sections):
         needed.add("spamassassin")
     return [name for name in CORPORA if name in needed]
-
-
-def unpack(data: Path, into: Path, names: Sequence[str], say: Say) -> dict[str, Path]:
-    """Extract the named corpora's tarballs into ``into``; the root directory of each."""
-    missing = [str(data / CORPORA[name][0]) for name in names]
-    missing = [path for path in missing if not Path(path).is_file()]
-    if missing:
-        raise DataMissing(
-            "missing: " + ", ".join(missing) + f"\nThe benchmark reads the public corpora in "
-            f"{data} (see PROVENANCE.md in each directory there); the tests do not need them. "
-            "Put them there or pass --data DIR."
-        )
-    roots: dict[str, Path] = {}
-    for name in names:
-        tarball, top = CORPORA[name]
-        started = time.perf_counter()
-        target = into / name
-        with tarfile.open(data / tarball) as tar:
-            extract_archive(tar, target)
-        root = target / top
-        if not root.is_dir():
-            raise DataMissing(f"{data / tarball} does not hold a directory {top}/")
-        roots[name] = root
-        say(f"unpacked {tarball} ({time.perf_counter() - started:.1f} s)")
-    return roots
 
 
 def _subdirs(root: Path) -> list[str]:
@@ -1189,10 +1151,6 @@ def environment() -> dict[str, Any]:
         "commsproxy_uncommitted": [line[3:] for line in dirty.stdout.splitlines()],
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def print_now(text: str) -> None:
-    print(text, flush=True)
 
 
 def run(args: argparse.Namespace, say: Say) -> tuple[dict[str, Any], list[Outcome]]:

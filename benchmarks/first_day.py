@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpora import DEFAULT_DATA, print_now, unpack
 from scipy.stats import beta  # type: ignore[import-untyped]
 
 from commsproxy.classifier.dataset import iter_mailbox
@@ -242,8 +243,6 @@ def lines(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from accuracy import DEFAULT_DATA, print_now, unpack  # the benchmark's corpora, one way
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument(

@@ -23,13 +23,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from .mail import Mail
 from .quotes import QuotedHeader, names_match, person_tokens, split_person
-
-if TYPE_CHECKING:  # labels.py calls this module; it needs only the matching's data here
-    from .labels import ReplyMatching
+from .replies import ReplyMatching
 
 __all__ = ["Rebuilt", "rebuild_originals"]
 
