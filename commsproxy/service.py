@@ -8,6 +8,7 @@ and checks them; ``serve`` starts the IMAP and SMTP listeners and runs until SIG
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
@@ -234,11 +235,24 @@ async def serve(
     grace: float = 5.0,
 ) -> None:
     """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down cleanly."""
-    stop = stop or asyncio.Event()
+    # Triage's run lock and state store stay entered on ``held`` for the whole run, so every
+    # way out (a clean stop, a listener that cannot bind, a failed start) gives them up.
+    with contextlib.ExitStack() as held:
+        hub = _start_triage(the_plan.triage, held) if the_plan.triage else None
+        await _serve(the_plan, hub, stop or asyncio.Event(), started, grace)
+
+
+async def _serve(
+    the_plan: Plan,
+    hub: TriageHub | None,
+    stop: asyncio.Event,
+    started: Callable[[Running], None] | None,
+    grace: float,
+) -> None:
+    """The listeners and triage's engines, from start to a clean shutdown."""
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    hub = _start_triage(the_plan.triage) if the_plan.triage else None
     hooks = (
         GateHooks(hub, the_plan.triage.config.triage.gate_timeout)
         if hub and the_plan.triage
@@ -274,13 +288,15 @@ async def serve(
         if triage_task is not None:
             stop.set()
             await triage_task
-        if hub is not None:
-            hub.close()
         log.info("commsproxy stopped")
 
 
-def _start_triage(triage: TriagePlan) -> TriageHub:
-    """The store, the model and one engine per login; raises TriageStartError saying why not."""
+def _start_triage(triage: TriagePlan, held: contextlib.ExitStack) -> TriageHub:
+    """The store, the model and one engine per login; raises TriageStartError saying why not.
+
+    The run lock (``status`` and ``release`` look for it) and the store are entered on
+    ``held``, which gives them up, store first, when the caller's ``with`` ends.
+    """
     from .triage.decide import RuleDecider
     from .triage.engine import Engine, EngineSettings
     from .triage.filer import FilingSetup
@@ -288,22 +304,15 @@ def _start_triage(triage: TriagePlan) -> TriageHub:
     from .triage.runlock import RunLock, RunLockError
     from .triage.store import StateStore, StoreError
 
-    lock = RunLock(triage.state_dir)
     try:
-        lock.__enter__()
-        store = StateStore.open(triage.state_dir)
+        held.enter_context(RunLock(triage.state_dir))
+        store = held.enter_context(StateStore.open(triage.state_dir))
     except (RunLockError, StoreError, OSError) as err:
-        lock.release()
         raise TriageStartError(str(err)) from None
     config = triage.config
-    try:
-        decider_for = _load_model(config, triage)
-        guesser = _load_accounts_model(config)
-    except TriageStartError:
-        store.close()
-        lock.release()
-        raise
-    hub = TriageHub(store, lock)
+    decider_for = _load_model(config, triage)
+    guesser = _load_accounts_model(config)
+    hub = TriageHub(store)
     for route, server in triage.routes:
         own = _own_addresses(route.username, config.accounts.internal_domains)
         filing = None

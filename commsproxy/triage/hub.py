@@ -21,7 +21,6 @@ from ..credentials import CredentialError, password_from_command
 from ..imap.names import SENT
 from .engine import Engine
 from .filing import resolve_outgoing
-from .runlock import RunLock
 from .store import StateStore
 
 __all__ = ["LoginRoute", "TriageHub"]
@@ -39,18 +38,12 @@ class LoginRoute:
 
 
 class TriageHub:
-    def __init__(self, store: StateStore, lock: RunLock | None = None) -> None:
-        self.store = store
-        self._lock = lock  # held while running: `status` and `release` look for it
+    def __init__(self, store: StateStore) -> None:
+        self.store = store  # opened and closed by whoever runs the hub
         self.engines: dict[str, Engine] = {}
         self.routes: dict[str, LoginRoute] = {}
         self._passwords: dict[str, tuple[str, str]] = {}  # key -> (user, password), memory only
         self._password_seen = asyncio.Event()
-
-    def close(self) -> None:
-        self.store.close()
-        if self._lock is not None:
-            self._lock.release()
 
     def add(self, route: LoginRoute, engine: Engine) -> None:
         self.routes[route.key] = route

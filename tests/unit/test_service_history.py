@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from commsproxy.classifier.contacts import Contacts
@@ -17,8 +19,9 @@ from commsproxy.triage.hub import TriageHub
 from .test_service_contacts import MAIL, A, B, answered
 
 
-def hub_for(tmp_path: Path, triage: str = "") -> TriageHub:
-    """Two logins, the model with contacts read from login A beside it."""
+@contextmanager
+def hub_for(tmp_path: Path, triage: str = "") -> Iterator[TriageHub]:
+    """Two logins, the model with contacts read from login A beside it; stopped after."""
     model = tmp_path / "urgency.joblib"
     bundled = bundled_model_path("urgency")
     shutil.copy(bundled, model)
@@ -34,7 +37,8 @@ def hub_for(tmp_path: Path, triage: str = "") -> TriageHub:
     )
     the_plan = plan(load_config(config, required=True), RunOptions())
     assert the_plan.triage is not None
-    return _start_triage(the_plan.triage)
+    with ExitStack() as held:
+        yield _start_triage(the_plan.triage, held)
 
 
 def model_of(hub: TriageHub, login: str) -> ModelDecider:
@@ -47,8 +51,7 @@ def model_of(hub: TriageHub, login: str) -> ModelDecider:
 def test_each_login_gets_its_live_history_with_training_contacts_until_it_is_known(
     tmp_path: Path,
 ) -> None:
-    hub = hub_for(tmp_path)
-    try:
+    with hub_for(tmp_path) as hub:
         for login in (A, B):
             keeper = hub.engines[login].history
             assert keeper is not None
@@ -66,25 +69,19 @@ def test_each_login_gets_its_live_history_with_training_contacts_until_it_is_kno
         assert not b.context(MAIL, frozenset()).history_known
         a.known = True
         assert a.context(MAIL, frozenset()).sender == a.sender_stats("ann@customer.example")
-    finally:
-        hub.close()
 
 
 def test_history_seconds_zero_keeps_the_training_contacts_alone(tmp_path: Path) -> None:
-    hub = hub_for(tmp_path, "history_seconds = 0\n")
-    try:
+    with hub_for(tmp_path, "history_seconds = 0\n") as hub:
         assert hub.engines[A].history is None
         assert isinstance(model_of(hub, A).history, Contacts)
         assert model_of(hub, B).history is None
-    finally:
-        hub.close()
 
 
 def test_the_decider_scores_with_the_live_history(tmp_path: Path) -> None:
     """Login B has no trained contacts: cold until its live history is known, then warm."""
-    hub = hub_for(tmp_path)
     login = B
-    try:
+    with hub_for(tmp_path) as hub:
         [decision] = model_of(hub, login).label([MAIL])
         assert decision.score is not None
         history = model_of(hub, login).history
@@ -107,5 +104,3 @@ def test_the_decider_scores_with_the_live_history(tmp_path: Path) -> None:
         [warm] = model_of(hub, login).label([MAIL])
         assert warm.score is not None
         assert warm.score > decision.score  # someone the user answers, and fast
-    finally:
-        hub.close()
