@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
+from .config_oauth import parse_login_oauth, preset_upstreams
 from .endpoints import Endpoint, EndpointError, ListenAddress, parse_endpoint, parse_listen
 from .imap.names import INBOX
+from .oauth.providers import OAuthProvider
 from .schedule import Schedule, ScheduleError, parse_days, parse_times
 
 __all__ = [
@@ -86,6 +88,8 @@ class LoginConfig:
     password_command: str | None = None
     cafile: Path | None = None
     allow_insecure: bool = False
+    #: ``auth = "oauth2"``: who signs this login in (None: the upstream takes a password).
+    oauth: OAuthProvider | None = None
 
 
 @dataclass(frozen=True)
@@ -475,21 +479,31 @@ def _parse_login(r: _Reader) -> LoginConfig:
     def smtp(url: str) -> Endpoint:
         return parse_endpoint(url, "smtp", allow_insecure=insecure)
 
+    oauth = parse_login_oauth(r)
+    preset_imap, preset_smtp = preset_upstreams(oauth) if oauth else (None, None)
     upstream = r.convert("upstream_imap", str, 'a URL such as "imaps://imap.example.com"', imap)
+    if upstream is None and preset_imap:
+        upstream = imap(preset_imap)
     if upstream is None:
         raise r.fail("upstream_imap", 'missing (e.g. upstream_imap = "imaps://imap.example.com")')
     cafile = r.convert("cafile", str, "a path to a PEM CA file", _path)
+    upstream_smtp = r.convert(
+        "upstream_smtp", str, 'a URL such as "smtp+starttls://smtp.example.com"', smtp
+    )
     login = LoginConfig(
         upstream_imap=upstream,
-        upstream_smtp=r.convert(
-            "upstream_smtp", str, 'a URL such as "smtp+starttls://smtp.example.com"', smtp
-        ),
+        upstream_smtp=upstream_smtp or (smtp(preset_smtp) if preset_smtp else None),
         username=r.get("username", str, "a user name"),
         password_command=r.get("password_command", str, "a shell command"),
         cafile=cafile,
         allow_insecure=insecure,
+        oauth=oauth,
     )
     r.check_unknown()
+    if oauth is not None and not login.username:
+        raise r.fail("username", "missing: an OAuth2 login needs the address it signs in as")
+    if oauth is not None and login.password_command:
+        raise r.fail("password_command", "an OAuth2 login signs in with a token, not a password")
     if cafile is not None and not cafile.is_file():
         raise r.fail("cafile", f"no such file: {cafile}")
     return login

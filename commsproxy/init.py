@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError
+from .oauth.providers import PRESETS
 from .tlscert import write_self_signed
 
 __all__ = ["InitResult", "write_initial_config"]
 
-_TEMPLATE = """\
-# commsproxy configuration.  Point your mail client at the [proxy] addresses below
-# (IMAP {imap}, SMTP {smtp}, no TLS needed on this machine), with your usual user
-# name and password; commsproxy passes them on to your real server.
-
+_LOGIN_UPSTREAM = """\
 [[login]]
 # Your real mail server.  Schemes: imaps:// (TLS, port 993), imap+starttls:// (143),
 # imap:// (plain; only for a server on this machine unless allow_insecure = true).
@@ -30,7 +28,14 @@ upstream_imap = {upstream}
 # Extra CA certificate (PEM) to trust for this server, e.g. a company CA.
 # cafile = "/etc/ssl/certs/company-ca.pem"
 
-[proxy]
+"""
+
+_TEMPLATE = """\
+# commsproxy configuration.  Point your mail client at the [proxy] addresses below
+# (IMAP {imap}, SMTP {smtp}, no TLS needed on this machine), with your usual user
+# name and password; commsproxy passes them on to your real server.
+
+{login_block}[proxy]
 # Where your mail client connects.  127.0.0.1 keeps the proxy private to this machine;
 # 0.0.0.0 would offer it (and your mail) to the whole network.
 imap = "{imap}"
@@ -77,6 +82,47 @@ smtp = "{smtp}"
 """
 
 
+_LOGIN_OAUTH = """\
+[[login]]
+# Signs in with OAuth2 ({title}); `commsproxy login` opens the browser once, then commsproxy
+# refreshes the access token itself.  Servers, endpoints and scopes come with the provider.
+# Your mail program logs in to commsproxy with the local password `commsproxy login` sets.
+auth = "oauth2"
+provider = "{provider}"
+# The address you sign in as.{shared}
+{user_comment}username = {username}
+{where}
+{client_comment}client_id = {client_id}
+{extra}
+"""
+
+
+def _oauth_login(
+    provider: str, username: str | None, client_id: str | None, client_secret: str | None
+) -> str:
+    preset = PRESETS.get(provider)
+    if preset is None:
+        expected = " or ".join(repr(name) for name in PRESETS)
+        raise ConfigError(None, "--provider", f"{provider!r}: expected {expected}")
+    microsoft = provider == "microsoft365"
+    return _LOGIN_OAUTH.format(
+        title="Microsoft 365" if microsoft else "Gmail",
+        provider=provider,
+        shared="  A shared mailbox: you@example.com/shared@example.com" if microsoft else "",
+        user_comment="" if username else "# ",
+        username=toml_string(username or "me@example.com"),
+        where=textwrap.fill(
+            f"client_id: {preset.where_client_id}.", 92, initial_indent="# ", subsequent_indent="# "
+        ),
+        client_comment="" if client_id else "# ",
+        client_id=toml_string(client_id or "00000000-0000-0000-0000-000000000000"),
+        extra='# tenant = "organizations"  # or your tenant\'s ID or domain\n'
+        if microsoft
+        else f"{'' if client_secret else '# '}client_secret = "
+        f"{toml_string(client_secret or 'shown beside the Client ID')}\n",
+    )
+
+
 def toml_string(value: str) -> str:
     """A TOML basic string: JSON's string escapes are a subset TOML accepts."""
     return json.dumps(value)
@@ -97,6 +143,9 @@ def write_initial_config(
     username: str | None = None,
     cert: bool = False,
     force: bool = False,
+    provider: str | None = None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
 ) -> InitResult:
     """Write a commented config to ``path``; with ``cert``, a localhost certificate beside it."""
     path = path.expanduser().absolute()  # the config must not depend on today's directory
@@ -106,12 +155,17 @@ def write_initial_config(
     if cert:
         cert_path, key_path = path.parent / "localhost.pem", path.parent / "localhost-key.pem"
         write_self_signed(cert_path, key_path)
-    text = _TEMPLATE.format(
+    login_block = _LOGIN_UPSTREAM.format(
         upstream=toml_string(upstream or "imaps://imap.example.com:993"),
         smtp_upstream=toml_string(smtp_upstream or "smtp+starttls://smtp.example.com:587"),
         smtp_comment="" if smtp_upstream else "# ",
         username=toml_string(username or "me@example.com"),
         user_comment="" if username else "# ",
+    )
+    if provider is not None:  # OAuth2: the preset names the servers
+        login_block = _oauth_login(provider, username, client_id, client_secret)
+    text = _TEMPLATE.format(
+        login_block=login_block,
         imap="127.0.0.1:1143",
         smtp="127.0.0.1:1587",
         cert=toml_string(str(cert_path or "/path/to/localhost.pem")),

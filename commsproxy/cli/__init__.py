@@ -2,6 +2,7 @@
 
 from . import accounts as _accounts  # noqa: F401  (registers accounts list, add)
 from . import classifier as _classifier  # noqa: F401  (registers train, classify)
+from . import login as _login  # noqa: F401  (registers login)
 from . import proxy as _proxy  # noqa: F401  (registers run, init)
 from . import triage as _triage  # noqa: F401  (registers status, release, explain)
 from .common import main

@@ -120,6 +120,13 @@ def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) ->
 @click.option("--smtp-upstream", metavar="URL", help="Upstream SMTP server to write in.")
 @click.option("--username", help="Your user name on the upstream server.")
 @click.option(
+    "--provider",
+    type=click.Choice(["microsoft365", "gmail"]),
+    help="Write an OAuth2 login for this provider (its servers are filled in; no --upstream).",
+)
+@click.option("--client-id", help="With --provider: your app registration's client ID.")
+@click.option("--client-secret", help="With --provider gmail: the client secret beside it.")
+@click.option(
     "--cert",
     is_flag=True,
     help="Also make a self-signed certificate for localhost, for TLS to mail clients.",
@@ -128,10 +135,16 @@ def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) ->
 def init(config_path: Path | None, **options: Any) -> None:
     """Write a commented config file to start from.
 
+    With --provider, the login signs in with OAuth2: set client_id (see the README), then run
+    `commsproxy login`.
+
     \b
     Example:
         commsproxy init --upstream imaps://imap.example.com --username me@example.com --cert
+        commsproxy init --provider microsoft365 --username me@example.com --client-id ID
     """
+    if options.get("provider") and (options.get("upstream") or options.get("smtp_upstream")):
+        raise click.BadParameter("the provider names its own servers", param_hint="--upstream")
     try:
         result = write_initial_config(config_path or default_config_path(), **options)
     except ConfigError as err:
