@@ -26,6 +26,8 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.testbed.certs import make_localhost_certs
+from tests.testbed.oauth_dovecot import MECHANISMS as OAUTH2_MECHANISMS
+from tests.testbed.oauth_dovecot import OAuth2Validation
 from tests.testbed.relay_target import RelayTarget
 
 HOST = "127.0.0.1"
@@ -121,6 +123,7 @@ class Dovecot:
         mail_debug: bool | None = None,
         start_timeout: float = 20.0,
         user_pool: int = _DEFAULT_USER_POOL,
+        oauth2: OAuth2Validation | None = None,
     ) -> None:
         self.dovecot_bin = _find_binary("dovecot")
         self.doveadm_bin = _find_binary("doveadm")
@@ -129,6 +132,8 @@ class Dovecot:
         self.start_timeout = start_timeout
         self.user_pool = max(1, user_pool)
         self.identity = _mail_identity()
+        # Off by default: only then are XOAUTH2/OAUTHBEARER offered and bearer tokens checked.
+        self.oauth2 = oauth2
 
         self.root = Path(tempfile.mkdtemp(dir="/tmp", prefix="commsproxy-dovecot-"))
         # mkdtemp makes 0700; dovecot, dovenull and vmail must all traverse it.
@@ -312,6 +317,8 @@ class Dovecot:
             # user lacks rights on.
             f"Public anyone lrwstipekxa\nPublic/* anyone lrwstipekxa\n{READ_ONLY}/* -anyone iwte\n"
         )
+        if self.oauth2 is not None:
+            self.oauth2.write_files(self.root / "oauth2")
         with self._users_lock:
             for name in PREMADE_USERS:
                 self._add_user(name, f"{name}-secret", write=False)
@@ -453,6 +460,11 @@ mail_gid = {ident.gid}
 """
         chroot = ""  # keep Dovecot's defaults (e.g. login processes chroot to base_dir/login)
     debug = "mail_debug = yes\nauth_debug = yes\n" if dc.mail_debug else ""
+    oauth_mechanisms = oauth_passdb = password_mechanisms = ""
+    if dc.oauth2 is not None:
+        oauth_mechanisms = f" {OAUTH2_MECHANISMS}"
+        password_mechanisms = "  mechanisms = plain login\n"
+        oauth_passdb = dc.oauth2.passdb_config(root / "oauth2" / "dovecot-oauth2.conf.ext")
     rawlog = ""
     if dc.rawlog:
         rawlog = f"""\
@@ -484,7 +496,7 @@ ssl = yes
 ssl_cert = <{dc.cert_file}
 ssl_key = <{dc.key_file}
 
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 disable_plaintext_auth = no
 auth_username_format = %Ln
 # 0 is allowed; in 2.3.19 a failure is then answered on auth's next 0.5 s tick, not after 2 s.
@@ -499,9 +511,9 @@ service anvil {{
 }}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%n {dc.users_file}
+{password_mechanisms}  args = scheme=PLAIN username_format=%n {dc.users_file}
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = passwd-file
   args = username_format=%n {dc.users_file}
   default_fields = uid={ident.uid} gid={ident.gid} home={dc.home_dir}/%n
