@@ -441,6 +441,42 @@ def test_revoking_a_user_ends_all_their_sign_ins(
         assert (status, body["error"]) == (400, "invalid_grant")
 
 
+def test_confidential_client_and_refresh_token_lifetime(
+    oauth_server: OAuthServer, oauth_user: OAuthUser, oauth_browser: Browser
+) -> None:
+    """A Google-style installed app: a (not so) secret client secret, and a refresh token
+    that lapses (here after 1 s) and then gives invalid_grant."""
+    client = oauth_server.register_client(client_secret="s3cret", refresh_token_lifetime=1)
+    verifier, challenge = _pkce_pair()
+    redirect_uri = _loopback_redirect(client)
+    url = _authorization_url(oauth_server, client, redirect_uri, challenge, "s")
+    code = dict(
+        urllib.parse.parse_qsl(urllib.parse.urlsplit(oauth_browser.sign_in(url, oauth_user)).query)
+    )["code"]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": client.client_id,
+        "code_verifier": verifier,
+    }
+    status, body = _post(oauth_server.token_endpoint, form)
+    assert (status, body["error"]) == (401, "invalid_client")
+    status, token = _post(oauth_server.token_endpoint, {**form, "client_secret": "s3cret"})
+    assert status == 200, token
+    issued = time.monotonic()
+
+    refresh = {
+        "grant_type": "refresh_token",
+        "refresh_token": token["refresh_token"],
+        "client_id": client.client_id,
+        "client_secret": "s3cret",
+    }
+    time.sleep(max(0.0, issued + 1.05 - time.monotonic()))  # the refresh token's lifetime
+    status, body = _post(oauth_server.token_endpoint, refresh)
+    assert (status, body["error"]) == (400, "invalid_grant")
+
+
 # -- Dovecot validating the tokens ----------------------------------------------------------
 
 

@@ -1,7 +1,18 @@
 """pytest fixtures for the OAuth2 test bed: authorization server, token-checking Dovecot, browser.
 
 Loaded as a plugin by tests/conftest.py. The server and the Dovecot live for the session;
-tests stay independent by each taking a fresh user and a fresh client.
+tests stay independent by each taking a fresh user and a fresh client. A sign-in, as
+tests/integration/test_oauth_testbed.py does it::
+
+    def test_x(oauth_server, oauth_dovecot, oauth_client, oauth_user, oauth_browser):
+        url = f"{oauth_server.authorization_endpoint}?response_type=code&client_id=..."
+        redirect = oauth_browser.sign_in(url, oauth_user)  # loopback URL with code, state
+        # POST the code to oauth_server.token_endpoint; then IMAP AUTHENTICATE XOAUTH2 at
+        # oauth_dovecot.imap_port as oauth_user.username with the access token.
+
+Short-lived tokens: ``oauth_server.register_client(access_token_lifetime=2)``. A user who
+withdraws consent: ``oauth_server.revoke_user(name)``. What happened (logins, refreshes,
+reuse of a rotated refresh token): ``oauth_server.events("refreshed", user=name)``.
 """
 
 from __future__ import annotations
