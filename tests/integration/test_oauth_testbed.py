@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import imaplib
 import json
 import secrets
 import smtplib
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -224,6 +226,40 @@ def test_pkce_sign_in_gives_signed_jwt_and_refresh_token(
     id_token = jwt.decode(token["id_token"], key, algorithms=["RS256"]).claims
     assert id_token["aud"] == [oauth_client.client_id]
     assert id_token["email"] == f"{oauth_user.username}@localhost"
+
+
+def test_browser_delivers_the_redirect_to_a_loopback_listener(
+    oauth_server: OAuthServer,
+    oauth_client: OAuthClient,
+    oauth_user: OAuthUser,
+    oauth_browser: Browser,
+) -> None:
+    """deliver=True opens the final redirect, as a browser would hand it to the app."""
+    received: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"You can close this window.")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the query carries the code
+
+    with http.server.HTTPServer(("127.0.0.1", 0), Handler) as listener:
+        thread = threading.Thread(target=listener.handle_request, daemon=True)
+        thread.start()
+        redirect_uri = f"http://127.0.0.1:{listener.server_address[1]}"
+        _, challenge = _pkce_pair()
+        url = _authorization_url(oauth_server, oauth_client, redirect_uri, challenge, "st8")
+        final = oauth_browser.sign_in(url, oauth_user, deliver=True)
+        thread.join(TIMEOUT)
+    assert final.startswith(redirect_uri)
+    (path,) = received
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+    assert query["state"] == "st8"
+    assert query["code"]
 
 
 def test_code_needs_the_right_verifier_and_works_once(

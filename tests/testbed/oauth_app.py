@@ -105,10 +105,11 @@ def _redirect_matches(registered: str, asked: str) -> bool:
     reg, got = urllib.parse.urlsplit(registered), urllib.parse.urlsplit(asked)
     if reg.scheme != "http" or reg.hostname not in _LOOPBACK_HOSTS:
         return False
-    return (reg.scheme, reg.hostname, reg.path, reg.query) == (
+    # An empty path and "/" are the same request line to the app's listener.
+    return (reg.scheme, reg.hostname, reg.path or "/", reg.query) == (
         got.scheme,
         got.hostname,
-        got.path,
+        got.path or "/",
         got.query,
     )
 

@@ -35,8 +35,9 @@ from tests.testbed.oauth_dovecot import OAuth2Validation
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-# The redirect URI clients register; any port on it is accepted (RFC 8252 7.3).
-LOOPBACK_REDIRECT = "http://127.0.0.1/callback"
+# The redirect URI clients register, as in commsproxy's Microsoft manifest entry; any port
+# on it is accepted (RFC 8252 7.3), so http://127.0.0.1:PORT matches.
+LOOPBACK_REDIRECT = "http://127.0.0.1"
 _LOG_TAIL_LINES = 40
 
 
