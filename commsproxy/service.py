@@ -29,7 +29,7 @@ from .endpoints import (
 )
 from .proxy.imap.gating import GateHooks
 from .proxy.imap.listener import ImapListener, ImapListenerSettings
-from .proxy.imap.relay import RelayLimits
+from .proxy.imap.hooks import RelayLimits
 from .proxy.routing import LoginRoutes, UpstreamServer
 from .proxy.smtp.handler import SentMessage
 from .proxy.smtp.listener import SmtpListener, SmtpListenerSettings
@@ -258,7 +258,7 @@ async def _serve(
         if hub and the_plan.triage
         else None
     )
-    imap = ImapListener(the_plan.imap, hooks=hooks)
+    imap = ImapListener(the_plan.imap, hooks=hooks, logins=hub)
     on_sent = None
     if hub is not None:
         the_hub = hub

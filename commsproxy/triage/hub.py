@@ -72,6 +72,13 @@ class TriageHub:
         engine = self.engines.get(login)
         return frozenset(engine.recent_held) if engine is not None else frozenset()
 
+    def on_logged_in(self, user: str, secret: str) -> None:
+        """A client logged in through the proxy (the relay's LoginObserver): keep its password
+        for the login it belongs to, in memory, when the config has no password_command."""
+        login = self.login_for(user)
+        if login is not None:
+            self.remember_password(login, secret, user)
+
     def remember_password(self, login: str, password: str, user: str) -> None:
         route = self.routes[login]
         if route.password_command is not None:

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from commsproxy.imap.framer import Framer, Line, MessageEnd
-from commsproxy.proxy.imap.prelogin import (
+from commsproxy.imap.prelogin import (
     MAX_LITERAL,
     Local,
     PreLogin,

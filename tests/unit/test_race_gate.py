@@ -16,7 +16,9 @@ from typing import Any, cast
 
 import pytest
 
+from commsproxy.imap.framer import Framer, Line, MessageEnd
 from commsproxy.imap.grammar import parse_command, parse_response
+from commsproxy.imap.session import ImapSession
 from commsproxy.proxy.imap.gating import GateHooks
 from commsproxy.proxy.imap.relay import Session
 from commsproxy.triage.engine import Engine, EngineSettings
@@ -181,11 +183,30 @@ class FakeBackend:
         return None
 
 
+def _inbox_selected() -> ImapSession:
+    """A real session machine, logged in as "me" with INBOX (3 messages) selected."""
+    state = ImapSession()
+    for client, server in (
+        (b"a LOGIN me pw\r\n", b"a OK logged in\r\n"),
+        (b"s SELECT INBOX\r\n", b"* 3 EXISTS\r\ns OK [READ-WRITE] done\r\n"),
+    ):
+        framer = Framer()
+        framer.receive_data(client)
+        for event in framer.events():
+            if isinstance(event, Line):
+                state.client_line(event)
+            elif isinstance(event, MessageEnd):
+                state.client_message_end(event)
+        for line in server.splitlines(keepends=True):
+            state.server_line(line)
+    return state
+
+
 class FakeSession:
     """What the gate touches of a relay session; writing to the client may fail."""
 
     def __init__(self, write_error: Exception | None = None) -> None:
-        self.state = SimpleNamespace(user="me")
+        self.state = _inbox_selected()
         self.write_error = write_error
         self.paused = False
         self.writes = 0

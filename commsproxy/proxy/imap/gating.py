@@ -1,4 +1,4 @@
-"""The relay hooks that drive the no-flicker gate (gate.py) and route logins to triage.
+"""The relay hooks that drive the no-flicker gate (gate.py).
 
 Per session: before a client's SELECT/EXAMINE/STATUS/NOOP/IDLE on INBOX, triage is asked to catch
 up, which closes most races before they happen. When upstream still announces mail the client
@@ -10,6 +10,11 @@ gate fails open and the message shows, to be held a moment later. Triage that is
 (starting, or waiting to reconnect) is not waited for at all: the gate fails open at once and
 says so once, not per command.
 
+The gate keeps no copy of the session's state: whether INBOX is selected (once the server said
+OK), the message count the upstream reported and the proxy's own commands in flight are read
+from the session machine (``session.state``, commsproxy.imap.session). What is its own is the
+client's side of INBOX (``InboxView``: how much the client has been shown) and the settling.
+
 A client may hang up at any moment, also while the gate writes held responses to it; that is an
 ordinary end of a session (debug level), never an error, and the settling task never ends with
 an exception nobody retrieves.
@@ -18,6 +23,7 @@ an exception nobody retrieves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable
@@ -26,6 +32,7 @@ from typing import Protocol
 
 from ...imap.grammar import Command, Response, ResponseKind
 from ...imap.names import INBOX
+from ...imap.session import ImapSession
 from .gate import InboxView
 from .relay import DISCONNECTS, Session
 
@@ -53,24 +60,18 @@ class TriageBackend(Protocol):
     def held_uids(self, login: str) -> frozenset[int]:
         """INBOX UIDs recently moved to hold mailboxes."""
 
-    def remember_password(self, login: str, password: str, user: str) -> None:
-        """The client's password, for triage when the config has no password_command."""
-
 
 @dataclass
 class _SessionGate:
     view: InboxView | None = None  # set while INBOX is selected
     settling: asyncio.Task[None] | None = None
-    live_total: int = 0
-    own_tags: set[str] = field(default_factory=set)
-    own_done: asyncio.Event = field(default_factory=asyncio.Event)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # a response came while paused
 
 
 def _rewriter(
-    view: InboxView, gate: _SessionGate, held: frozenset[int], limit: int | None
+    view: InboxView, state: ImapSession, held: frozenset[int], limit: int | None
 ) -> Callable[[list[list[bytes]]], list[bytes]]:
-    own = frozenset(gate.own_tags)
+    own = frozenset(state.own_tags)  # their replies never reach the client; kept out twice
 
     def rewrite(messages: list[list[bytes]]) -> list[bytes]:
         return view.rewrite(messages, own, held, limit).data
@@ -80,6 +81,11 @@ def _rewriter(
 
 def _is_inbox(mailbox: str | None) -> bool:
     return mailbox is not None and mailbox.upper() == INBOX
+
+
+def _inbox_open(state: ImapSession) -> bool:
+    """INBOX is selected (the server said OK) and no other SELECT is under way."""
+    return _is_inbox(state.selected) and not state.selecting
 
 
 class GateHooks:
@@ -107,13 +113,10 @@ class GateHooks:
         login = self._login(session)
         if login is None:
             return
-        gate = self._gate(session)
-        if command.name in ("SELECT", "EXAMINE"):
-            gate.view = InboxView() if _is_inbox(command.mailbox) else None
-        elif command.name == "STATUS":
+        if command.name in ("SELECT", "EXAMINE", "STATUS"):
             if not _is_inbox(command.mailbox):
                 return
-        elif gate.view is None:
+        elif not _inbox_open(session.state):
             return
         if not self._triage_up(login):
             return
@@ -134,18 +137,22 @@ class GateHooks:
             )
         return False
 
-    def on_login(self, session: Session, user: str, password: str) -> None:
-        login = self.backend.login_for(user)
-        if login is not None:
-            self.backend.remember_password(login, password, user)
-
     def on_response(self, session: Session, response: Response) -> None:
         gate = self._gates.get(session)
+        if gate is not None and gate.settling is not None:
+            self._while_paused(session, gate)
+            return
+        state = session.state
+        if not _inbox_open(state):
+            if gate is not None:
+                gate.view = None
+            return
         if gate is None or gate.view is None:
-            return
-        if gate.settling is not None:
-            self._while_paused(gate, response)
-            return
+            if self._login(session) is None:
+                return
+            # INBOX was just selected: the client knows what the SELECT reported.
+            gate = self._gate(session)
+            gate.view = InboxView(state.exists, state.exists)
         if response.kind is not ResponseKind.UNTAGGED or response.number is None:
             if response.name == "VANISHED":
                 gate.view.known = None  # cannot count it here: resynchronise at the next EXISTS
@@ -153,21 +160,13 @@ class GateHooks:
         if response.name == "EXISTS":
             if gate.view.wants_pause(response.number):
                 session.pause_responses()
-                gate.live_total = response.number
-                gate.own_done.clear()
                 gate.settling = asyncio.create_task(self._settle(session, gate))
         elif response.name == "EXPUNGE":
             gate.view.forwarded_expunge()
 
-    def _while_paused(self, gate: _SessionGate, response: Response) -> None:
-        if response.kind is ResponseKind.TAGGED:
-            if response.tag in gate.own_tags:
-                gate.own_done.set()
-        elif response.number is not None:
-            if response.name == "EXISTS":
-                gate.live_total = response.number
-            elif response.name == "EXPUNGE":
-                gate.live_total -= 1
+    def _while_paused(self, session: Session, gate: _SessionGate) -> None:
+        if not _inbox_open(session.state):
+            gate.view = None  # another mailbox: the settling shows what it held, unchanged
         gate.changed.set()
 
     # -- settling a pause ---------------------------------------------------------------------
@@ -192,7 +191,7 @@ class GateHooks:
                 if view is None or not session.responses_paused:
                     break
                 # Show what triage has decided on; keep holding back the rest.
-                rewrite = _rewriter(view, gate, held(login), triaged)
+                rewrite = _rewriter(view, session.state, held(login), triaged)
                 await session.resume_responses(rewrite, keep_paused=True)
                 if not view.hiding:
                     await session.resume_responses()
@@ -223,7 +222,7 @@ class GateHooks:
             await session.resume_responses()
             return
         uids = self.backend.held_uids(login) if login else frozenset()
-        await session.resume_responses(_rewriter(view, gate, uids, None))
+        await session.resume_responses(_rewriter(view, session.state, uids, None))
 
     async def _hear_expunges(
         self, session: Session, gate: _SessionGate, target: int, left: float
@@ -232,19 +231,21 @@ class GateHooks:
         between client commands, or inside the client's IDLE."""
         if left <= 0:
             return
+        state = session.state
         tag = session.send_own_command("NOOP") or session.sync_in_idle()
-        try:
-            if tag is not None:
-                if len(gate.own_tags) > 16:
-                    gate.own_tags.clear()
-                gate.own_tags.add(tag)
-                gate.own_done.clear()
-                await asyncio.wait_for(gate.own_done.wait(), left)
-                return
+        if tag is not None:
+            # Done when our NOOP is answered: the machine forgets its tag then.
+            def settled() -> bool:
+                return tag not in state.own_tags
+        else:
             # Mid-command: upstream reports expunges with that command's reply.
-            async with asyncio.timeout(min(left, _IDLE_SETTLE)):
-                while gate.live_total > target:
+            left = min(left, _IDLE_SETTLE)
+
+            def settled() -> bool:
+                return state.exists is None or state.exists <= target
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(left):
+                while not settled():
                     gate.changed.clear()
                     await gate.changed.wait()
-        except TimeoutError:
-            pass

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from ...endpoints import Endpoint, ListenAddress
 from ..routing import LoginRoutes, describe
-from .relay import DISCONNECTS, RelayHooks, RelayLimits, Session
+from .hooks import LoginObserver, RelayHooks, RelayLimits, UpstreamLogin
+from .relay import DISCONNECTS, Session
 
 __all__ = ["ImapListener", "ImapListenerSettings"]
 
@@ -34,9 +35,21 @@ class ImapListenerSettings:
 
 
 class ImapListener:
-    def __init__(self, settings: ImapListenerSettings, hooks: RelayHooks | None = None) -> None:
+    """``hooks`` drive the gate; ``logins`` hears of each accepted login (with its secret);
+    ``upstream_login`` turns a client's login into the upstream's (see hooks.py)."""
+
+    def __init__(
+        self,
+        settings: ImapListenerSettings,
+        hooks: RelayHooks | None = None,
+        *,
+        logins: LoginObserver | None = None,
+        upstream_login: UpstreamLogin | None = None,
+    ) -> None:
         self.settings = settings
         self.hooks = hooks
+        self.logins = logins
+        self.upstream_login = upstream_login
         self.sessions: set[Session] = set()
         self._servers: list[asyncio.Server] = []
         self.addresses: list[ListenAddress] = []
@@ -73,6 +86,8 @@ class ImapListener:
             limits=self.settings.limits,
             hooks=self.hooks,
             routes=self.settings.routes,
+            logins=self.logins,
+            upstream_login=self.upstream_login,
         )
         self.sessions.add(session)
         try:

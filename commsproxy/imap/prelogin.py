@@ -8,15 +8,17 @@ passwords may come as literals; the login is sent on to the chosen server in a f
 reads (quoted strings, else synchronizing literals), so the client's own choice of LITERAL+ or
 SASL-IR never depends on the upstream offering it.
 
-Sans-IO: lines and whole client messages in, replies and a routing decision out.
+Sans-IO: lines and whole client messages in, replies and a routing decision out. This is the
+NOT_AUTHENTICATED part of the session machine (session.py), which drives it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...imap.framer import Line
-from ...imap.grammar import Command, ParseError, parse_command, sasl_plain_credentials
+from .errors import Bad, ImapRefusal, No
+from .framer import Line
+from .grammar import Command, ParseError, parse_command, sasl_plain_credentials
 
 __all__ = ["CAPABILITIES", "Local", "PreLogin", "Reply", "Route", "login_segments"]
 
@@ -55,8 +57,8 @@ class Route:
 Action = Reply | Local | Route
 
 
-def _tagged(tag: str, text: str) -> Reply:
-    return Reply(f"{tag} {text}\r\n".encode())
+def _refuse(tag: str | None, refusal: ImapRefusal) -> Reply:
+    return Reply(refusal.reply(tag))
 
 
 class PreLogin:
@@ -67,6 +69,11 @@ class PreLogin:
         self._local = local  # commands about this hop (STARTTLS...) that the relay answers
         self._tag: str | None = None  # of the message being received
         self._sasl_tag: str | None = None  # AUTHENTICATE PLAIN waiting for its response line
+
+    @property
+    def sasl_pending(self) -> bool:
+        """An AUTHENTICATE PLAIN waits for its response line (the proxy sent ``+``)."""
+        return self._sasl_tag is not None
 
     def capabilities(self) -> str:
         return CAPABILITIES + (" STARTTLS" if self.offer_starttls else "")
@@ -85,7 +92,7 @@ class PreLogin:
             return Reply(b"+ go ahead\r\n") if spec.synchronizing else None
         why = f"literal of {spec.size} bytes before login (limit {MAX_LITERAL})"
         if spec.synchronizing:
-            return Reply(f"{self._tag or '*'} BAD {why}\r\n".encode(), cancel_literal=True)
+            return Reply(Bad(why).reply(self._tag), cancel_literal=True)
         return Reply(f"* BYE {why}\r\n".encode(), close=True)
 
     def message(self, head: bytes, truncated: bool) -> Action:
@@ -94,11 +101,11 @@ class PreLogin:
             tag, self._sasl_tag = self._sasl_tag, None
             return self._sasl_response(tag, head)
         if truncated:
-            return _tagged(self._tag or "*", "BAD command too long before login")
+            return _refuse(self._tag, Bad("command too long before login"))
         try:
             command = parse_command(head)
         except ParseError:
-            return Reply(b"* BAD commsproxy: that is not an IMAP command\r\n")
+            return _refuse(None, Bad("commsproxy: that is not an IMAP command"))
         tag, name = command.tag, command.name
         if name in self._local:
             return Local(command)
@@ -106,7 +113,7 @@ class PreLogin:
             caps = f"* CAPABILITY {self.capabilities()}\r\n"
             return Reply(f"{caps}{tag} OK CAPABILITY completed\r\n".encode())
         if name == "NOOP":
-            return _tagged(tag, "OK NOOP completed")
+            return Reply(f"{tag} OK NOOP completed\r\n".encode())
         if name == "ID":
             return Reply(f"* ID NIL\r\n{tag} OK ID completed\r\n".encode())
         if name == "LOGOUT":
@@ -116,12 +123,12 @@ class PreLogin:
             return self._login(command)
         if name == "AUTHENTICATE":
             return self._authenticate(command)
-        return _tagged(tag, f"BAD {name} is not valid before LOGIN")
+        return _refuse(tag, Bad(f"{name} is not valid before LOGIN"))
 
     def _login(self, command: Command) -> Action:
         args = command.args
         if len(args) != 2 or not all(isinstance(a, str | bytes) for a in args):
-            return _tagged(command.tag, "BAD LOGIN expects a user name and a password")
+            return _refuse(command.tag, Bad("LOGIN expects a user name and a password"))
         user, password = (a if isinstance(a, bytes) else str(a).encode() for a in args)
         return Route(
             command.tag,
@@ -133,10 +140,8 @@ class PreLogin:
     def _authenticate(self, command: Command) -> Action:
         mechanism = command.args[0] if command.args else None
         if not isinstance(mechanism, str) or mechanism.upper() != "PLAIN":
-            return _tagged(
-                command.tag,
-                "NO [CANNOT] commsproxy needs the user name first: use LOGIN or AUTHENTICATE PLAIN",
-            )
+            why = "commsproxy needs the user name first: use LOGIN or AUTHENTICATE PLAIN"
+            return _refuse(command.tag, No(why, code="CANNOT"))
         if len(command.args) > 1:  # SASL-IR: the response is on the command line
             response = command.args[1]
             data = response.encode() if isinstance(response, str) else response
@@ -147,12 +152,12 @@ class PreLogin:
     def _sasl_response(self, tag: str, line: bytes) -> Action:
         response = line.strip()
         if response == b"*":
-            return _tagged(tag, "BAD AUTHENTICATE cancelled")
+            return _refuse(tag, Bad("AUTHENTICATE cancelled"))
         if response == b"=":
             response = b""
         credentials = sasl_plain_credentials(response)
         if credentials is None:
-            return _tagged(tag, "BAD that is not a SASL PLAIN response")
+            return _refuse(tag, Bad("that is not a SASL PLAIN response"))
         user, password = credentials
         # The client's own response goes upstream unchanged (it may name an authorization
         # identity, which LOGIN could not carry).

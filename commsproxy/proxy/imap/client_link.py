@@ -1,0 +1,71 @@
+"""The client's end of a relayed session: reading, writing, securing and closing it politely."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+from .sockopts import no_delay, quick_ack
+
+__all__ = ["ClientLink"]
+
+_READ_SIZE = 256 * 1024
+
+
+class ClientLink:
+    """One client connection's streams, with what the relay counts and when it may write."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self._socket = no_delay(writer)
+        self.tls = writer.get_extra_info("sslcontext") is not None
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.bytes_in = self.bytes_out = 0
+        self._writable = asyncio.Event()  # cleared while TLS is being negotiated
+        self._writable.set()
+
+    async def read(self) -> bytes:
+        data = await self.reader.read(_READ_SIZE)
+        quick_ack(self._socket)  # see sockopts.py: not sticky, so after every read
+        self.bytes_in += len(data)
+        return data
+
+    async def write(self, chunks: list[bytes]) -> None:
+        await self._writable.wait()
+        self.writer.writelines(chunks)
+        self.bytes_out += sum(map(len, chunks))
+        await self.writer.drain()
+
+    def write_now(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    async def start_tls(self, context: ssl.SSLContext, reply: bytes) -> None:
+        """Write ``reply`` (the OK to STARTTLS) and negotiate; raises ssl.SSLError/OSError."""
+        self._writable.clear()
+        try:
+            self.writer.write(reply)
+            await self.writer.drain()
+            await self.writer.start_tls(context)
+        finally:
+            self._writable.set()
+        self.tls = True
+
+    async def linger(self, seconds: float = 2.0) -> None:
+        """Read and drop what the client is still sending, briefly, before closing.
+
+        Closing a socket with unread input makes the kernel send a reset, which can destroy
+        the BYE before the client reads it; a short lingering read lets the reason arrive.
+        """
+        writer = self.writer
+        if writer.is_closing():
+            return
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+            async with asyncio.timeout(seconds):
+                while await self.reader.read(_READ_SIZE):
+                    pass

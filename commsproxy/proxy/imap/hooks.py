@@ -1,0 +1,83 @@
+"""What other layers plug into the IMAP relay, each through its own small protocol.
+
+- ``RelayHooks``: the triage gate, called before client commands and on server responses.
+- ``LoginObserver``: told once per session when the upstream accepted the client's login, with
+  the secret the client sent (triage keeps it in memory when the config has no
+  ``password_command``). Nothing else in the relay sees the secret.
+- ``UpstreamLogin``: given the login a client sent to the proxy, what the proxy sends upstream.
+  ``PassCredentials`` passes the same credentials on (LOGIN, or the client's own AUTHENTICATE
+  PLAIN). A different one -- check the secret against a local hash, then log in upstream with
+  AUTHENTICATE XOAUTH2 -- is a drop-in: it returns other ``LoginSteps``, or raises a
+  ``commsproxy.imap.errors`` refusal that becomes the client's tagged answer.
+
+Giving a session an ``UpstreamLogin`` makes the proxy answer the not-authenticated state itself,
+as it does when the user name picks the server (routing.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ...imap.grammar import Command, Response
+from ...imap.session_events import ClientLogin, LoginSteps
+
+if TYPE_CHECKING:
+    from .relay import Session
+
+__all__ = [
+    "LoginObserver",
+    "NoHooks",
+    "PassCredentials",
+    "RelayHooks",
+    "RelayLimits",
+    "UpstreamLogin",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayLimits:
+    """Bounds that keep one misbehaving peer from taking the proxy's memory."""
+
+    max_command_line: int = 1 << 20
+    max_literal: int = 64 << 20
+    max_response_line: int = 16 << 20
+    max_paused_bytes: int = 32 << 20
+    connect_timeout: float = 20.0
+    login_timeout: float = 60.0  # a routed login: connect, log in, answer (servers delay NO)
+
+
+class RelayHooks(Protocol):
+    """What a later layer (the triage gate) can plug into every session."""
+
+    async def before_command(self, session: Session, command: Command) -> None:
+        """Called before a client command is forwarded; may wait, e.g. for triage to catch up."""
+
+    def on_response(self, session: Session, response: Response) -> None:
+        """Called on the first line of each upstream response, after ``session.state`` has
+        taken it in and before it is forwarded."""
+
+
+class NoHooks:
+    async def before_command(self, session: Session, command: Command) -> None:
+        return None
+
+    def on_response(self, session: Session, response: Response) -> None:
+        return None
+
+
+class LoginObserver(Protocol):
+    def on_logged_in(self, user: str, secret: str) -> None:
+        """The upstream accepted ``user`` with ``secret``; keep it in memory only, if at all."""
+
+
+class UpstreamLogin(Protocol):
+    async def upstream_login(self, login: ClientLogin) -> LoginSteps:
+        """The login to send upstream for what the client sent; raise ImapRefusal to refuse."""
+
+
+class PassCredentials:
+    """The client's own credentials, passed on in a form any server reads."""
+
+    async def upstream_login(self, login: ClientLogin) -> LoginSteps:
+        return LoginSteps(login.pieces)
