@@ -1,0 +1,166 @@
+"""The relay over real sockets on loopback, against a scripted fake upstream (no Dovecot).
+
+The fake answers each command line with a canned reply; the tests check the bytes each side
+receives, the machine's facts, and the login hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from commsproxy.endpoints import parse_endpoint
+from commsproxy.imap.errors import No
+from commsproxy.imap.session import State
+from commsproxy.imap.session_events import ClientLogin, LoginSteps
+from commsproxy.proxy.imap.hooks import RelayLimits
+from commsproxy.proxy.imap.relay import Session
+
+Script = Callable[[bytes], bytes]
+
+
+@dataclass
+class FakeUpstream:
+    script: Script
+    greeting: bytes = b"* OK fake ready\r\n"
+    received: bytearray = field(default_factory=bytearray)
+    port: int = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(self.greeting)
+        while line := await reader.readline():
+            self.received += line
+            reply = self.script(line)
+            writer.write(reply)
+            await writer.drain()
+            if reply.startswith(b"* BYE"):
+                break  # as servers do: BYE, then close
+        writer.close()
+
+
+_literal_tag: list[bytes] = []  # a LOGIN whose arguments follow as a literal
+
+
+def dovecot_like(line: bytes) -> bytes:
+    if _literal_tag:
+        return _literal_tag.pop() + (b" OK logged in\r\n" if b"pw" in line else b" NO no\r\n")
+    tag, _, rest = line.partition(b" ")
+    if rest.endswith(b"+}\r\n"):
+        _literal_tag.append(tag)
+        return b""
+    name = rest.split(b" ", 1)[0].strip().upper()
+    if name == b"LOGIN":
+        ok = b"pw" in rest
+        return tag + (b" OK logged in\r\n" if ok else b" NO [AUTHENTICATIONFAILED] no\r\n")
+    if name == b"SELECT":
+        return b"* 2 EXISTS\r\n* CAPABILITY IMAP4rev1 COMPRESS=DEFLATE\r\n" + tag + b" OK sel\r\n"
+    if name == b"DONE" or not rest:
+        return b""
+    return tag + b" OK " + name + b" done\r\n"
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    fake = FakeUpstream(dovecot_like)
+    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]
+    yield fake
+    server.close()
+
+
+@dataclass
+class Logins:
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def on_logged_in(self, user: str, secret: str) -> None:
+        self.seen.append((user, secret))
+
+
+async def start(
+    fake: FakeUpstream, **kwargs: object
+) -> tuple[Session, asyncio.StreamReader, asyncio.StreamWriter, asyncio.Task[None]]:
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours)
+    s_reader, s_writer = await asyncio.open_connection(sock=theirs)
+    session = Session(
+        s_reader,
+        s_writer,
+        upstream=parse_endpoint(f"imap://127.0.0.1:{fake.port}", "imap"),
+        upstream_tls=ssl.create_default_context(),
+        local_tls=None,
+        limits=RelayLimits(),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return session, reader, writer, asyncio.create_task(session.run())
+
+
+async def until(reader: asyncio.StreamReader, tag: bytes) -> bytes:
+    out = b""
+    while not out.startswith(tag) and b"\n" + tag not in out:
+        line = await asyncio.wait_for(reader.readline(), 5)
+        assert line, out
+        out += line
+    return out
+
+
+async def test_bytes_pass_unchanged_and_the_machine_follows(upstream: FakeUpstream) -> None:
+    logins = Logins()
+    session, reader, writer, task = await start(upstream, logins=logins)
+    assert await reader.readline() == b"* OK fake ready\r\n"
+    writer.write(b"a LOGIN {2+}\r\nme pw\r\nb SELECT INBOX\r\n")
+    got = await until(reader, b"b ")
+    assert got == b"a OK logged in\r\n* 2 EXISTS\r\n* CAPABILITY IMAP4rev1\r\nb OK sel\r\n"
+    assert upstream.received == b"a LOGIN {2+}\r\nme pw\r\nb SELECT INBOX\r\n"
+    assert session.state.selected == "INBOX"
+    assert session.state.exists == 2
+    assert logins.seen == [("me", "pw")]
+    writer.write(b"z COMPRESS DEFLATE\r\n")
+    assert await until(reader, b"z ") == b"z NO COMPRESS is not offered through commsproxy\r\n"
+    own = session.send_own_command("NOOP")
+    assert own is not None
+    writer.write(b"c NOOP\r\n")
+    assert await until(reader, b"c ") == b"c OK NOOP done\r\n"  # our own reply never shows
+    assert session.state.own_tags == {}
+    writer.close()
+    await asyncio.wait_for(task, 5)
+    assert session.state.state is State.CLOSED
+
+
+async def test_routed_login_uses_the_upstream_login_hook(upstream: FakeUpstream) -> None:
+    class Swap:
+        async def upstream_login(self, login: ClientLogin) -> LoginSteps:
+            if login.secret != "local-secret":
+                raise No("wrong password", code="AUTHENTICATIONFAILED")
+            return LoginSteps((f"{login.tag} LOGIN {login.user} pw\r\n".encode(),))
+
+    logins = Logins()
+    session, reader, writer, task = await start(upstream, upstream_login=Swap(), logins=logins)
+    assert (await reader.readline()).startswith(b"* OK [CAPABILITY IMAP4rev1")
+    writer.write(b"a LOGIN me nope\r\n")
+    assert await until(reader, b"a ") == b"a NO [AUTHENTICATIONFAILED] wrong password\r\n"
+    assert upstream.received == b""
+    assert session.state.state is State.NOT_AUTHENTICATED
+    writer.write(b"b LOGIN me local-secret\r\nc NOOP\r\n")
+    assert await until(reader, b"c ") == b"b OK logged in\r\nc OK NOOP done\r\n"
+    assert upstream.received == b"b LOGIN me pw\r\nc NOOP\r\n"
+    assert logins.seen == [("me", "local-secret")]
+    writer.close()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_upstream_bye_reaches_the_client_and_ends_the_session(
+    upstream: FakeUpstream,
+) -> None:
+    upstream.script = lambda line: b"* BYE going away\r\n"
+    session, reader, writer, task = await start(upstream)
+    await reader.readline()
+    writer.write(b"a NOOP\r\n")
+    assert await reader.readline() == b"* BYE going away\r\n"
+    await asyncio.wait_for(task, 5)
+    assert session.state.bye == b"* BYE going away\r\n"
+    writer.close()
