@@ -3,7 +3,9 @@
 ``AccessTokens.get()`` returns the cached access token while it has more than ``margin`` seconds
 left; otherwise one caller refreshes it and every concurrent caller waits for that one refresh
 (an asyncio lock, the cache checked again once inside: single flight). The HTTP call runs in a
-thread, so the event loop never blocks on the provider.
+thread, so the event loop never blocks on the provider. A token that lives no longer than
+``margin`` (some servers issue 5-minute tokens) is refreshed at half its lifetime instead, so it
+is still used, and callers that waited for its refresh take it.
 
 A refresh that answers ``invalid_grant`` raises ``SignInNeeded`` and remembers which refresh token
 failed: callers get the same error at once, without asking the provider again, until a new
@@ -52,6 +54,7 @@ class AccessTokens:
         self._clock = clock
         self._margin = margin
         self._tokens: TokenSet | None = None
+        self._lifetime = float("inf")  # of the cached token, as issued
         self._lock = asyncio.Lock()
         self._failed: tuple[Secret, SignInNeeded] | None = None
         self._not_before = 0.0
@@ -59,7 +62,8 @@ class AccessTokens:
 
     def _fresh(self) -> Secret | None:
         tokens = self._tokens
-        if tokens is not None and not tokens.expires_within(self._margin, self._clock()):
+        margin = min(self._margin, self._lifetime / 2)
+        if tokens is not None and not tokens.expires_within(margin, self._clock()):
             return tokens.access_token
         return None
 
@@ -73,7 +77,7 @@ class AccessTokens:
             if fresh is not None:
                 return fresh
             tokens = await self._refresh()
-            self._tokens = tokens
+            self._keep(tokens)
             return tokens.access_token
 
     def forget(self) -> None:
@@ -82,8 +86,12 @@ class AccessTokens:
 
     def seed(self, tokens: TokenSet) -> None:
         """Start from the token set a sign-in just returned (saves one refresh)."""
-        self._tokens = tokens
+        self._keep(tokens)
         self._failed = None
+
+    def _keep(self, tokens: TokenSet) -> None:
+        self._tokens = tokens
+        self._lifetime = max(tokens.expires_at - self._clock(), 0.0)
 
     async def _refresh(self) -> TokenSet:
         wait = self._not_before - self._clock()

@@ -142,3 +142,20 @@ async def test_no_token_in_logs_or_reprs(caplog: pytest.LogCaptureFixture) -> No
     for secret in ("AT-1", "RT-1", "RT-secret-0"):
         assert secret not in text
     assert "<secret, 4 characters>" in caplog.text
+
+
+async def test_tokens_shorter_than_the_margin_are_used_for_half_their_life() -> None:
+    """A server issuing 2 s tokens with a 300 s margin: without the half-life rule every caller
+    would refresh, one after another, behind the lock."""
+    clock = FakeClock()
+    transport = issuing(expires_in=2)
+    tokens = AccessTokens(
+        PROVIDER, ACCOUNT, store_with("RT-0"), transport=transport, clock=clock, margin=300
+    )
+    results = await asyncio.gather(*(tokens.get() for _ in range(10)))
+    assert {token.reveal() for token in results} == {"AT-1"}
+    clock.now += 0.9  # 1.1 s left of 2: still the cached one
+    assert (await tokens.get()).reveal() == "AT-1"
+    clock.now += 0.2  # 0.9 s left: refresh
+    assert (await tokens.get()).reveal() == "AT-2"
+    assert tokens.refreshes == 2
