@@ -12,8 +12,8 @@ import contextlib
 import logging
 import signal
 import ssl
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,9 +27,11 @@ from .endpoints import (
     parse_listen,
     server_tls_context,
 )
+from .oauth import OAuthProvider, SignIns
 from .proxy.imap.gating import GateHooks
-from .proxy.imap.listener import ImapListener, ImapListenerSettings
 from .proxy.imap.hooks import RelayLimits
+from .proxy.imap.listener import ImapListener, ImapListenerSettings
+from .proxy.oauth_logins import OAuthLogins
 from .proxy.routing import LoginRoutes, UpstreamServer
 from .proxy.smtp.handler import SentMessage
 from .proxy.smtp.listener import SmtpListener, SmtpListenerSettings
@@ -81,6 +83,8 @@ class Plan:
     imap: ImapListenerSettings
     smtp: SmtpListenerSettings | None
     triage: TriagePlan | None = None
+    #: user name -> provider, for each login with ``auth = "oauth2"``
+    oauth: Mapping[str, OAuthProvider] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,6 +93,7 @@ class Running:
 
     imap: ImapListener
     smtp: SmtpListener | None
+    oauth: OAuthLogins | None = None
 
 
 def _flag(flag: str, message: str) -> ConfigError:
@@ -127,6 +132,7 @@ class _LoginServers:
     password_command: str | None
     imap: UpstreamServer
     smtp: UpstreamServer | None
+    oauth: OAuthProvider | None = None
 
 
 def _servers(config: Config, options: RunOptions) -> list[_LoginServers]:
@@ -159,6 +165,7 @@ def _servers(config: Config, options: RunOptions) -> list[_LoginServers]:
                 login.password_command if login else None,
                 UpstreamServer(imap, tls),
                 UpstreamServer(smtp, tls) if smtp else None,
+                login.oauth if login else None,
             )
         )
     return servers
@@ -224,7 +231,8 @@ def plan(config: Config, options: RunOptions) -> Plan:
             routes=routes,
             dry_run=options.dry_run,
         )
-    return Plan(imap, smtp, triage)
+    oauth = {str(e.username): e.oauth for e in servers if e.oauth is not None}
+    return Plan(imap, smtp, triage, oauth)
 
 
 async def serve(
@@ -238,8 +246,24 @@ async def serve(
     # Triage's run lock and state store stay entered on ``held`` for the whole run, so every
     # way out (a clean stop, a listener that cannot bind, a failed start) gives them up.
     with contextlib.ExitStack() as held:
+        oauth = await _oauth_logins(the_plan)
         hub = _start_triage(the_plan.triage, held) if the_plan.triage else None
-        await _serve(the_plan, hub, stop or asyncio.Event(), started, grace)
+        await _serve(the_plan, hub, stop or asyncio.Event(), started, grace, oauth)
+
+
+async def _oauth_logins(the_plan: Plan) -> OAuthLogins | None:
+    """The process's one SignIns, when any login signs in with OAuth2.
+
+    One for all: every IMAP and SMTP session of a login and its triage engine then share one
+    access token and one refresh. Finding the keyring may talk to D-Bus, hence the thread.
+    """
+    if not the_plan.oauth:
+        return None
+    signins = await asyncio.to_thread(SignIns)
+    log.info(
+        "OAuth2 sign-in for %s; tokens kept in %s", ", ".join(the_plan.oauth), signins.store.kind
+    )
+    return OAuthLogins.of(signins, the_plan.oauth)
 
 
 async def _serve(
@@ -248,6 +272,7 @@ async def _serve(
     stop: asyncio.Event,
     started: Callable[[Running], None] | None,
     grace: float,
+    oauth: OAuthLogins | None = None,
 ) -> None:
     """The listeners and triage's engines, from start to a clean shutdown."""
     loop = asyncio.get_running_loop()
@@ -266,7 +291,7 @@ async def _serve(
         async def on_sent(sent: SentMessage) -> None:
             await the_hub.file_sent(sent.user, sent.rcpt_tos, sent.content)
 
-    smtp = SmtpListener(the_plan.smtp, on_sent=on_sent) if the_plan.smtp else None
+    smtp = SmtpListener(the_plan.smtp, on_sent=on_sent, oauth=oauth) if the_plan.smtp else None
     triage_task = asyncio.create_task(hub.run(stop)) if hub is not None else None
     try:
         await imap.start()
@@ -275,7 +300,7 @@ async def _serve(
         else:
             log.info("SMTP relay off: no SMTP upstream configured (--smtp-upstream)")
         if started is not None:
-            started(Running(imap, smtp))
+            started(Running(imap, smtp, oauth))
         log.info("commsproxy ready")
         await stop.wait()
         log.info("commsproxy shutting down")

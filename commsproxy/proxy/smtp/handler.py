@@ -9,6 +9,11 @@ text. Nothing is queued here, so nothing can be lost here.
 
 AUTH is checked against the upstream at once (the client learns of a wrong password at AUTH,
 not at DATA); the credentials live in the aiosmtpd session in memory only.
+
+A login with ``auth = "oauth2"`` is different at AUTH only: commsproxy checks the local password
+itself and logs in upstream with an access token (``oauth.py``). When no token can be had, the
+client hears why in one line (``535 5.7.8`` to run ``commsproxy login``, ``454 4.7.0`` while the
+provider throttles), logged once per login until it works again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ import aiosmtplib
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from ...endpoints import Endpoint, Security
+from ...oauth import OAuthError, OAuthProvider, SignInNeeded, Throttled
+from ..oauth_logins import OAuthLogins
 from ..routing import LoginRoutes, UpstreamServer
+from .oauth import LocalPassword, authenticate_with_token, check_local_password, oauth_reply
 
 __all__ = ["RelayHandler", "RelaySMTP", "SentMessage"]
 
@@ -75,7 +83,8 @@ def _accept_any(
     server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
 ) -> AuthResult:
     # aiosmtpd decodes PLAIN/LOGIN for us; whether the credentials are good is for the
-    # upstream to say, which RelayHandler asks right after.
+    # upstream to say (or, for an OAuth2 login, the local password's hash), which
+    # RelayHandler asks right after.
     return AuthResult(success=True, auth_data=data)
 
 
@@ -90,14 +99,20 @@ class RelayHandler:
         timeout: float = 60.0,
         on_sent: SentHook | None = None,
         routes: LoginRoutes | None = None,
+        oauth: OAuthLogins | None = None,
     ) -> None:
         self.upstream = upstream
         self.tls_context = tls_context
         self.timeout = timeout
         self.on_sent = on_sent
         self.routes = routes  # several logins: the AUTH user name picks the server
+        self.oauth = oauth  # the logins that sign in with OAuth2, and their tokens
         self._links: dict[int, aiosmtplib.SMTP] = {}
         self._servers: dict[int, Endpoint] = {}  # the server each session went to, for logs
+        self._told: dict[str, str] = {}  # user -> the sign-in trouble already logged
+
+    def _provider_for(self, user: str) -> OAuthProvider | None:
+        return self.oauth.provider_for(user) if self.oauth is not None else None
 
     def _server_for(self, credentials: LoginPassword | None) -> UpstreamServer:
         if self.routes is None:
@@ -124,6 +139,10 @@ class RelayHandler:
             credentials = session.auth_data
         server = self._server_for(credentials)
         where = self._servers[id(session)] = server.endpoint
+        if credentials is not None:
+            # An OAuth2 login needs a token first: without one, the upstream is not bothered
+            # (Gmail counts connections per user).
+            await self._token_for(credentials)
         link = aiosmtplib.SMTP(
             hostname=where.host,
             port=where.port,
@@ -136,12 +155,63 @@ class RelayHandler:
         await link.connect()
         if credentials is not None:
             try:
-                await _login_once(link, credentials)
+                await self._log_in(link, credentials, where)
             except BaseException:
                 link.close()  # a refused login must not leave the connection behind
                 raise
         self._links[id(session)] = link
         return link
+
+    async def _log_in(
+        self, link: aiosmtplib.SMTP, credentials: LoginPassword, where: Endpoint
+    ) -> None:
+        user = credentials.login.decode(errors="replace")
+        provider = self._provider_for(user)
+        if provider is None or self.oauth is None:
+            await _login_once(link, credentials)
+            return
+        tokens = self.oauth.signins.tokens(user, provider)
+        await authenticate_with_token(link, tokens, user, provider, where)
+
+    async def _token_for(self, credentials: LoginPassword) -> None:
+        """Have an access token ready for an OAuth2 login (OAuthError if none can be had)."""
+        user = credentials.login.decode(errors="replace")
+        provider = self._provider_for(user)
+        if provider is not None and self.oauth is not None:
+            await self.oauth.signins.tokens(user, provider).get()
+
+    def _oauth_refused(self, user: str, err: OAuthError) -> str:
+        """The client's reply for a login without a usable token; logged once per trouble."""
+        kind = type(err).__name__ if isinstance(err, SignInNeeded | Throttled) else str(err)
+        if self._told.get(user) != kind:
+            self._told[user] = kind
+            log.warning("smtp: cannot send as %s: %s", user, err)
+        return oauth_reply(err)
+
+    async def _check_local(self, user: str, credentials: LoginPassword) -> str | None:
+        """For an OAuth2 login: None when the local password is right, else the reply."""
+        provider = self._provider_for(user)
+        if self.oauth is None or provider is None:
+            if self.oauth is not None and self.routes is None:
+                # The only login signs in with OAuth2: a password for another name has no
+                # server it may go to.
+                log.info("smtp: AUTH for %s matches no [[login]]", user)
+                return "535 5.7.8 commsproxy: no [[login]] for this user name"
+            return None
+        password = credentials.password.decode(errors="replace")
+        try:
+            verdict = await check_local_password(self.oauth.signins, user, provider, password)
+        except OAuthError as err:
+            return self._oauth_refused(user, err)
+        if verdict is LocalPassword.UNSET:
+            account = self.oauth.signins.identity(user, provider).account
+            return self._oauth_refused(
+                user, SignInNeeded(account, f"{account} has not signed in yet")
+            )
+        if verdict is LocalPassword.WRONG:
+            log.info("smtp: wrong local password for %s", user)
+            return "535 5.7.8 commsproxy: wrong user name or local password"
+        return None
 
     async def close_session(self, session: Session) -> None:
         self._servers.pop(id(session), None)
@@ -162,6 +232,10 @@ class RelayHandler:
             await step(link)
         except _NoRoute as err:
             return err.reply
+        except OAuthError as err:  # reconnecting an OAuth2 login needs a token again
+            auth = session.auth_data
+            user = auth.login.decode(errors="replace") if isinstance(auth, LoginPassword) else ""
+            return self._oauth_refused(user, err)
         except aiosmtplib.SMTPResponseException as err:
             return _reply(err)
         except (aiosmtplib.SMTPException, OSError) as err:
@@ -186,11 +260,16 @@ class RelayHandler:
         assert session is not None
         await self.close_session(session)
         user = decoded.auth_data.login.decode(errors="replace")
+        refused = await self._check_local(user, decoded.auth_data)
+        if refused is not None:
+            return AuthResult(success=False, handled=False, message=refused)
         try:
             await self._connect(session, decoded.auth_data)
         except _NoRoute as err:
             log.info("smtp: AUTH for %s matches no [[login]] with an SMTP server", user)
             return AuthResult(success=False, handled=False, message=err.reply)
+        except OAuthError as err:
+            return AuthResult(success=False, handled=False, message=self._oauth_refused(user, err))
         except aiosmtplib.SMTPResponseException as err:
             log.info("smtp: upstream refused AUTH for %s: %s", user, err.code)
             return AuthResult(success=False, handled=False, message=_reply(err))
@@ -199,6 +278,8 @@ class RelayHandler:
             log.error("smtp: upstream %s failed during AUTH: %s", where, err)
             message = f"454 4.7.0 upstream {where} unavailable: {err}"
             return AuthResult(success=False, handled=False, message=message)
+        if self._told.pop(user, None) is not None:
+            log.info("smtp: %s can send again", user)
         log.info("smtp: %s authenticated", user)
         return AuthResult(success=True, auth_data=decoded.auth_data)
 

@@ -8,6 +8,7 @@ import ssl
 from dataclasses import dataclass
 
 from ...endpoints import Endpoint, ListenAddress, is_loopback
+from ..oauth_logins import OAuthLogins
 from ..routing import LoginRoutes, describe
 from .handler import RelayHandler, RelaySMTP, SentHook
 
@@ -31,10 +32,19 @@ class SmtpListenerSettings:
 
 
 class SmtpListener:
-    def __init__(self, settings: SmtpListenerSettings, on_sent: SentHook | None = None) -> None:
+    def __init__(
+        self,
+        settings: SmtpListenerSettings,
+        on_sent: SentHook | None = None,
+        oauth: OAuthLogins | None = None,
+    ) -> None:
         self.settings = settings
         self.handler = RelayHandler(
-            settings.upstream, settings.upstream_tls, on_sent=on_sent, routes=settings.routes
+            settings.upstream,
+            settings.upstream_tls,
+            on_sent=on_sent,
+            routes=settings.routes,
+            oauth=oauth,
         )
         self._server: asyncio.Server | None = None
         self.address: ListenAddress | None = None

@@ -1,0 +1,289 @@
+"""Sending through commsproxy as an OAuth2 login, against the real OAuth2 test bed.
+
+The chain: smtplib (local password) → commsproxy → Dovecot submission (AUTH XOAUTH2 with a JWT
+the bed's authorization server issued) → relay target. The sign-in is the real one: commsproxy's
+browser flow with PKCE, the test playing the browser, and ``save_sign_in`` keeping the refresh
+token in an encrypted file under a temporary data dir (keyring's ``fail`` backend, so no keyring
+of the user running the tests is ever touched). Access tokens live 2 s, so the proxy has to
+refresh between sends.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import smtplib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from keyring.backends import fail
+
+from commsproxy.oauth import OAuthProvider, TokenSet, save_sign_in, sign_in_with_browser
+from tests.integration.helpers import message
+from tests.testbed.dovecot import Dovecot
+from tests.testbed.oauth_browser import Browser
+from tests.testbed.oauth_server import OAuthServer, OAuthUser
+from tests.testbed.proxy import ProxyProcess
+
+TIMEOUT = 30
+LIFETIME = 2  # seconds an access token lives
+# A run of URL-safe base64 this long in a log line is a token (JWTs and the bed's refresh
+# tokens both are); nothing commsproxy logs on purpose looks like that.
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{40,}")
+
+
+@dataclass
+class OAuthSetup:
+    server: OAuthServer
+    dovecot: Dovecot
+    browser: Browser
+    user: OAuthUser
+    provider: OAuthProvider
+    secrets_dir: Path
+    local_password: str
+    proxy: ProxyProcess
+    issued: list[TokenSet] = field(default_factory=list)  # what the test's sign-ins got
+
+    @property
+    def name(self) -> str:
+        return self.user.username
+
+    def refreshes(self) -> int:
+        return len(self.server.events("refreshed", user=self.name))
+
+    def sign_in(self) -> None:
+        """``commsproxy login``'s steps: browser sign-in, then keep the token and password."""
+        tokens = _browser_sign_in(self.provider, self.user, self.browser)
+        self.issued.append(tokens)
+        where = save_sign_in(
+            self.name,
+            self.provider,
+            tokens,
+            self.local_password,
+            directory=self.secrets_dir,
+            backend=fail.Keyring(),  # type: ignore[no-untyped-call]
+        )
+        assert where == f"an encrypted file in {self.secrets_dir}"
+
+    def send(self, subject: str, *, mechanism: str = "PLAIN") -> None:
+        with smtplib.SMTP("127.0.0.1", self.proxy.smtp_port, timeout=TIMEOUT) as smtp:
+            smtp.ehlo("client.test")
+            _login(smtp, self.name, self.local_password, mechanism)
+            refused = smtp.sendmail(f"{self.name}@localhost", ["bob@localhost"], message(subject))
+            assert refused == {}
+
+    def relayed(self, subject: str) -> bool:
+        return any(subject.encode() in m for m in self.dovecot.relay_captured())
+
+
+def _login(smtp: smtplib.SMTP, user: str, password: str, mechanism: str) -> None:
+    """AUTH PLAIN as Outlook sends it, or AUTH LOGIN step by step as Thunderbird does."""
+    smtp.user, smtp.password = user, password
+    method = {"PLAIN": smtp.auth_plain, "LOGIN": smtp.auth_login}[mechanism]
+    smtp.auth(mechanism, method, initial_response_ok=mechanism == "PLAIN")
+
+
+def _browser_sign_in(provider: OAuthProvider, user: OAuthUser, browser: Browser) -> TokenSet:
+    errors: list[BaseException] = []
+    threads: list[threading.Thread] = []
+
+    def follow(url: str) -> None:
+        try:
+            browser.sign_in(url, user, deliver=True)
+        except BaseException as err:  # surfaced below, not lost in the thread
+            errors.append(err)
+
+    def show_url(url: str) -> None:
+        # The loopback listener answers only once show_url returns: the browser runs beside it.
+        threads.append(threading.Thread(target=follow, args=(url,), daemon=True))
+        threads[-1].start()
+
+    try:
+        return sign_in_with_browser(
+            provider, login=user.username, show_url=show_url, timeout=TIMEOUT
+        )
+    finally:
+        for thread in threads:
+            thread.join(TIMEOUT)
+        assert not errors, errors
+
+
+def _config(
+    setup_dir: Path, server: OAuthServer, dovecot: Dovecot, client_id: str, user: str
+) -> Path:
+    config = setup_dir / "config.toml"
+    config.write_text(
+        f"""
+[proxy]
+imap = "127.0.0.1:0"
+smtp = "127.0.0.1:0"
+state_dir = "{setup_dir / "state"}"
+
+[[login]]
+username = "{user}"
+auth = "oauth2"
+provider = "custom"
+client_id = "{client_id}"
+authorization_endpoint = "{server.authorization_endpoint}"
+token_endpoint = "{server.token_endpoint}"
+device_endpoint = "{server.device_authorization_endpoint}"
+revocation_endpoint = "{server.revocation_endpoint}"
+scopes = ["openid", "email", "offline_access"]
+upstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"
+upstream_smtp = "smtp+starttls://localhost:{dovecot.submission_port}"
+cafile = "{dovecot.ca_file}"
+
+[triage]
+enabled = false
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture
+def oauth_proxy(
+    oauth_server: OAuthServer,
+    oauth_dovecot: Dovecot,
+    oauth_user: OAuthUser,
+    oauth_browser: Browser,
+    tmp_path: Path,
+) -> Iterator[OAuthSetup]:
+    client = oauth_server.register_client(access_token_lifetime=LIFETIME)
+    provider = OAuthProvider(
+        name="custom",
+        client_id=client.client_id,
+        authorization_endpoint=oauth_server.authorization_endpoint,
+        token_endpoint=oauth_server.token_endpoint,
+        device_endpoint=oauth_server.device_authorization_endpoint,
+        revocation_endpoint=oauth_server.revocation_endpoint,
+        scopes=("openid", "email", "offline_access"),
+    )
+    data = tmp_path / "data"
+    config = _config(tmp_path, oauth_server, oauth_dovecot, client.client_id, oauth_user.username)
+    proxy = ProxyProcess(
+        ["--config", str(config), "-v"],
+        env={
+            # The proxy's data dir (where the encrypted token and the password hash go) and a
+            # keyring that refuses everything: nothing of the real user's is read or written.
+            "XDG_DATA_HOME": str(data),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        },
+    )
+    setup = OAuthSetup(
+        server=oauth_server,
+        dovecot=oauth_dovecot,
+        browser=oauth_browser,
+        user=oauth_user,
+        provider=provider,
+        secrets_dir=data / "commsproxy" / "oauth",
+        local_password=f"local-{secrets.token_hex(6)}",
+        proxy=proxy,
+    )
+    setup.sign_in()
+    proxy.start()
+    try:
+        assert proxy.wait_for_log(rf"tokens kept in an encrypted file in {setup.secrets_dir}", 1)
+        yield setup
+    finally:
+        proxy.stop()
+    _assert_no_secret_logged(setup)
+
+
+def _assert_no_secret_logged(setup: OAuthSetup) -> None:
+    log = setup.proxy.log_text()
+    assert "smtp: " in log  # the -v log was captured, and it is the SMTP side's
+    secrets_ = [setup.local_password, setup.user.password]
+    for tokens in setup.issued:
+        secrets_.append(tokens.access_token.reveal())
+        if tokens.refresh_token is not None:
+            secrets_.append(tokens.refresh_token.reveal())
+    for secret in secrets_:
+        assert secret not in log
+    assert TOKEN_LIKE.search(log) is None, TOKEN_LIKE.search(log)
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def _let_the_token_expire() -> None:
+    # Past the token's lifetime: the next AUTH must refresh (Dovecot counts whole seconds).
+    time.sleep(LIFETIME + 0.3)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_local_password_sends_through_xoauth2_and_tokens_refresh(
+    oauth_proxy: OAuthSetup, mechanism: str
+) -> None:
+    setup = oauth_proxy
+    first = f"oauth-first-{secrets.token_hex(4)}"
+    setup.send(first, mechanism=mechanism)
+    _wait_until(lambda: setup.relayed(first), "the first message was not relayed")
+    assert setup.refreshes() == 1  # the proxy's first token came from the stored sign-in
+
+    _let_the_token_expire()
+    second = f"oauth-second-{secrets.token_hex(4)}"
+    setup.send(second, mechanism=mechanism)
+    _wait_until(lambda: setup.relayed(second), "the second message was not relayed")
+    assert setup.refreshes() == 2
+
+    _let_the_token_expire()
+    subjects = [f"oauth-together-{i}-{secrets.token_hex(4)}" for i in range(5)]
+    with ThreadPoolExecutor(len(subjects)) as pool:
+        list(pool.map(setup.send, subjects))
+    _wait_until(lambda: all(map(setup.relayed, subjects)), "not all five were relayed")
+    assert setup.refreshes() == 3  # five sessions at once, one refresh
+
+
+def test_wrong_local_password_is_refused(oauth_proxy: OAuthSetup) -> None:
+    setup = oauth_proxy
+    for password in (setup.local_password + "x", setup.user.password):  # nor the SSO password
+        with smtplib.SMTP("127.0.0.1", setup.proxy.smtp_port, timeout=TIMEOUT) as smtp:
+            with pytest.raises(smtplib.SMTPAuthenticationError) as raised:
+                smtp.login(setup.name, password)
+            assert raised.value.smtp_code == 535
+    assert setup.refreshes() == 0  # refused before any token was asked for
+    assert setup.proxy.wait_for_log(rf"smtp: wrong local password for {setup.name}", 5)
+
+
+def test_revoked_sign_in_asks_for_login_and_a_new_sign_in_works_without_restart(
+    oauth_proxy: OAuthSetup,
+) -> None:
+    setup = oauth_proxy
+    before = f"oauth-before-{secrets.token_hex(4)}"
+    setup.send(before)
+    _wait_until(lambda: setup.relayed(before), "the message before revoking was not relayed")
+
+    assert setup.server.revoke_user(setup.name) >= 1
+    _let_the_token_expire()
+    refused = f"oauth-refused-{secrets.token_hex(4)}"
+    for _ in range(2):
+        with smtplib.SMTP("127.0.0.1", setup.proxy.smtp_port, timeout=TIMEOUT) as smtp:
+            with pytest.raises(smtplib.SMTPAuthenticationError) as raised:
+                smtp.login(setup.name, setup.local_password)
+            assert raised.value.smtp_code == 535
+            error = raised.value.smtp_error
+            reason = error.decode() if isinstance(error, bytes) else error
+            assert reason.startswith("5.7.8 commsproxy: ")
+            assert f"run `commsproxy login {setup.name}`" in reason
+            with pytest.raises(smtplib.SMTPSenderRefused):  # nothing goes out unauthenticated
+                smtp.sendmail(f"{setup.name}@localhost", ["bob@localhost"], message(refused))
+    assert not setup.relayed(refused)
+    said = [line for line in setup.proxy.lines() if "cannot send as" in line]
+    assert len(said) == 1, said  # logged once, however often the mail program retries
+    assert "commsproxy login" in said[0]
+
+    setup.sign_in()  # `commsproxy login` again; the proxy keeps running
+    after = f"oauth-after-{secrets.token_hex(4)}"
+    setup.send(after)
+    _wait_until(lambda: setup.relayed(after), "the message after signing in again was not relayed")
+    assert setup.proxy.wait_for_log(rf"smtp: {setup.name} can send again", 5)
