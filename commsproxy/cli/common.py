@@ -34,10 +34,8 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
         stream=sys.stderr,
     )
     # Libraries that log message contents at DEBUG: mail is private, even in a debug log.
-    for name in ("aioimaplib", "mail.log", "aiosmtpd", "aiosmtplib"):
+    for name in ("mail.log", "aiosmtpd", "aiosmtplib"):
         logging.getLogger(name).setLevel(max(level, logging.INFO))
-    # aioimaplib reports untagged responses it does not route (normal for triage) at INFO.
-    logging.getLogger("aioimaplib").setLevel(max(level, logging.WARNING))
 
 
 @click.group()

@@ -29,7 +29,7 @@ from ..imap.names import (
     TRIAGED,
     URGENT_KEYWORD,
 )
-from .imapdata import Fetched
+from ..imap.responses import Fetched
 from .store import Correction, StateStore
 from .upstream import Upstream
 

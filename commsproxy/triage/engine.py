@@ -43,12 +43,12 @@ from ..imap.names import (
     TRIAGED,
     URGENT,
 )
+from ..imap.responses import Fetched, MailboxInfo
 from .corrections import CorrectionWatch
 from .decide import Decider
 from .filer import Filer, FilingSetup
 from .filing import resolve_incoming
 from .history_keeper import HistoryKeeper
-from .imapdata import Fetched, MailboxInfo
 from .release import Releaser
 from .scheduler import due_release
 from .store import Correction, StateStore

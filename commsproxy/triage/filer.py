@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..config import AccountsConfig
+from ..imap.commands import quote_string
 from ..imap.names import INBOX
 from .filing import AccountGuesser, AccountRules, Filing
-from .imapdata import quote_string
 from .store import Filed, QueuedFiling, StateStore
 from .upstream import CommandRefused, Upstream
 

@@ -26,7 +26,7 @@ from ..classifier.dataset import is_sent_folder
 from ..classifier.imap_source import _SKIP_ATTRIBUTES, _SKIP_NAMES
 from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..imap.names import INBOX
-from .imapdata import Fetched, ListedMailbox
+from ..imap.responses import Fetched, ListedMailbox
 from .upstream import CommandRefused, Upstream
 
 __all__ = [

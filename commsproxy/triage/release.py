@@ -24,7 +24,8 @@ from email.utils import format_datetime
 
 from ..classifier.mail import MailParseError, parse_mail
 from ..config import BatchConfig, Config, TriageConfig
-from .imapdata import Fetched, quote_string
+from ..imap.commands import quote_string
+from ..imap.responses import Fetched
 from .store import StateStore
 from .upstream import Upstream
 

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import cast
 
-from commsproxy.triage.imapdata import Fetched, ListedMailbox, MailboxInfo
+from commsproxy.imap.responses import Fetched, ListedMailbox, MailboxInfo
 from commsproxy.triage.upstream import CommandRefused, Upstream, UpstreamImapError
 
 _DATE = re.compile(r"(SINCE|BEFORE) (\d+)-(\w{3})-(\d{4})")

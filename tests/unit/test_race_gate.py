@@ -1,13 +1,16 @@
 """Harmless races never stall a client: vanished messages, triage that is down, clients leaving.
 
-Fakes only here (a scripted aioimaplib client, a backend, a session); the same cases against the
+Fakes only here (a scripted IMAP server, a backend, a session); the same cases against the
 real Dovecot are in tests/integration/test_many_clients.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,22 +27,20 @@ from commsproxy.proxy.imap.relay import Session
 from commsproxy.triage.engine import Engine, EngineSettings
 from commsproxy.triage.store import Decision, StateStore
 from commsproxy.triage.upstream import Upstream, UpstreamImapError
+from commsproxy.upstream import connect
+
+from .imap_server import Peer, scripted_server
 
 # --- the engine's link: EXPUNGEISSUED and vanished UIDs ---------------------------------------
 
 
 @dataclass
-class _Answer:
-    result: str
-    lines: list[bytes]
-
-
-@dataclass
 class ScriptedImap:
-    """Just enough of aioimaplib's client: a mailbox of UIDs that another client empties.
+    """Just enough of an IMAP server, on the wire: a mailbox of UIDs that another client empties.
 
     ``steal`` UIDs vanish on the next MOVE, which is then refused with EXPUNGEISSUED the way
-    Dovecot does it (nothing moved); a UID already gone is skipped without a word.
+    Dovecot does it (nothing moved); a UID already gone is skipped without a word. With
+    ``hang`` the link drops as soon as a command comes.
     """
 
     inbox: set[int]
@@ -48,37 +49,59 @@ class ScriptedImap:
     moved: list[int] = field(default_factory=list)
     hang: bool = False
     commands: list[str] = field(default_factory=list)
-    protocol: Any = None
 
-    def has_capability(self, name: str) -> bool:
-        return name in self.capabilities
+    @property
+    def greeting(self) -> bytes:
+        return f"* OK [CAPABILITY IMAP4rev1 {' '.join(sorted(self.capabilities))}] hi\r\n".encode()
 
-    async def uid(self, command: str, target: str, *args: str) -> _Answer:
-        self.commands.append(f"UID {command.upper()} {target}")
-        if self.hang:  # the link is dead: no answer ever comes
-            await asyncio.Event().wait()
-        uids = _expand(target)
-        if command == "move":
-            if self.steal & set(uids):
-                self.inbox -= self.steal
-                self.steal = set()
-                text = b"NO [EXPUNGEISSUED] Some of the requested messages no longer exist"
-                return _Answer("NO", [text])
-            here = [uid for uid in uids if uid in self.inbox]
-            self.inbox -= set(here)
-            self.moved += here
-            if not here or "UIDPLUS" not in self.capabilities:
-                return _Answer("OK", [b"Done"])
-            new = ",".join(str(100 + uid) for uid in here)
-            code = f"OK [COPYUID 7 {','.join(map(str, here))} {new}] Moved".encode()
-            return _Answer("OK", [code, b"Done"])
-        raise AssertionError(command)
+    async def serve(self, peer: Peer) -> None:
+        while True:
+            command = await peer.command()
+            words = [str(arg) for arg in command.args]
+            if command.name != "LOGOUT":
+                kept = words[:1] if "MOVE" in command.name else words[:2]
+                self.commands.append(" ".join([command.name, *kept]))
+            if self.hang:  # the link is dead: it drops
+                await peer.close()
+                return
+            tag = command.tag.encode()
+            if command.name == "UID MOVE":
+                peer.send(
+                    self._move(_expand(words[0])) + tag + b" OK Done\r\n"
+                    if not self._refused(_expand(words[0]))
+                    else tag
+                    + b" NO [EXPUNGEISSUED] Some of the requested messages no longer exist\r\n"
+                )
+            elif command.name == "UID SEARCH":
+                wanted = _expand(words[1])
+                found = " ".join(str(uid) for uid in wanted if uid in self.inbox)
+                peer.send(
+                    f"* SEARCH {found}".strip().encode()
+                    + b"\r\n"
+                    + tag
+                    + b" OK Search completed\r\n"
+                )
+            elif command.name == "LOGOUT":
+                peer.send(b"* BYE\r\n" + tag + b" OK\r\n")
+                return
+            else:
+                raise AssertionError(command.name)
 
-    async def uid_search(self, criteria: str, charset: str | None = None) -> _Answer:
-        self.commands.append(f"UID SEARCH {criteria}")
-        wanted = _expand(criteria.removeprefix("UID "))
-        found = " ".join(str(uid) for uid in wanted if uid in self.inbox)
-        return _Answer("OK", [f"SEARCH {found}".strip().encode(), b"Search completed"])
+    def _refused(self, uids: list[int]) -> bool:
+        if self.steal & set(uids):
+            self.inbox -= self.steal
+            self.steal = set()
+            return True
+        return False
+
+    def _move(self, uids: list[int]) -> bytes:
+        here = [uid for uid in uids if uid in self.inbox]
+        self.inbox -= set(here)
+        self.moved += here
+        if not here or "UIDPLUS" not in self.capabilities:
+            return b""
+        new = ",".join(str(100 + uid) for uid in here)
+        return f"* OK [COPYUID 7 {','.join(map(str, here))} {new}] Moved\r\n".encode()
 
 
 def _expand(uid_set: str) -> list[int]:
@@ -89,13 +112,20 @@ def _expand(uid_set: str) -> list[int]:
     return out
 
 
-def _upstream(client: ScriptedImap) -> Upstream:
-    return Upstream(client, "fake", asyncio.Event(), 5.0)
+@contextlib.asynccontextmanager
+async def _upstream(server: ScriptedImap) -> AsyncIterator[Upstream]:
+    async with scripted_server(server.serve, greeting=server.greeting) as served:
+        client = await connect(served.endpoint, ssl.create_default_context(), seconds=5.0)
+        try:
+            yield Upstream(client, 5.0)
+        finally:
+            await client.logout()
 
 
 async def test_move_of_a_message_expunged_meanwhile_moves_the_rest() -> None:
     client = ScriptedImap(inbox={1, 2, 3, 4}, steal={2})
-    moved = await _upstream(client).move([1, 2, 3], "Later")
+    async with _upstream(client) as upstream:
+        moved = await upstream.move([1, 2, 3], "Later")
     assert moved.gone == {2}
     assert sorted(moved.uids) == [1, 3]
     assert sorted(client.moved) == [1, 3]
@@ -104,14 +134,16 @@ async def test_move_of_a_message_expunged_meanwhile_moves_the_rest() -> None:
 
 async def test_move_of_uids_already_gone_reports_them_gone() -> None:
     client = ScriptedImap(inbox={1, 3})
-    moved = await _upstream(client).move([1, 2, 3], "Later")
+    async with _upstream(client) as upstream:
+        moved = await upstream.move([1, 2, 3], "Later")
     assert moved.gone == {2}
     assert sorted(moved.uids) == [1, 3]
 
 
 async def test_move_where_everything_vanished_is_done() -> None:
     client = ScriptedImap(inbox={5}, steal={5})
-    moved = await _upstream(client).move([5], "Later")
+    async with _upstream(client) as upstream:
+        moved = await upstream.move([5], "Later")
     assert moved.gone == {5}
     assert moved.uids == {}
     assert client.commands == ["UID MOVE 5", "UID SEARCH UID 5"]
@@ -119,16 +151,16 @@ async def test_move_where_everything_vanished_is_done() -> None:
 
 async def test_a_server_without_uidplus_cannot_say_what_vanished() -> None:
     client = ScriptedImap(inbox={1}, capabilities=frozenset({"MOVE"}))
-    moved = await _upstream(client).move([1, 2], "Later")
+    async with _upstream(client) as upstream:
+        moved = await upstream.move([1, 2], "Later")
     assert moved.gone == frozenset()  # no COPYUID: taken as moved, as before
 
 
 async def test_a_link_failure_is_still_an_error() -> None:
     client = ScriptedImap(inbox={1}, hang=True)
-    upstream = _upstream(client)
-    upstream._lost.set()  # the link dropped
-    with pytest.raises(UpstreamImapError, match="connection lost"):
-        await upstream.move([1], "Later")
+    async with _upstream(client) as upstream:  # the link drops at the MOVE
+        with pytest.raises(UpstreamImapError, match="connection lost"):
+            await upstream.move([1], "Later")
 
 
 # --- the engine: no waiting for an engine that is not connected -------------------------------

@@ -1,10 +1,15 @@
-"""Reading aioimaplib's response lines into typed values, and spelling IMAP arguments."""
+"""Reading whole framed server responses into typed values, and spelling IMAP arguments.
+
+Inputs are server transcripts (``* `` untagged responses, literals inline, the tagged completion
+last), cut into messages by the framer as the client does; they were aioimaplib's line lists.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from commsproxy.triage.imapdata import (
+from commsproxy.imap.commands import quote_mailbox, uid_set
+from commsproxy.imap.responses import (
     Fetched,
     ListedMailbox,
     MailboxInfo,
@@ -13,26 +18,24 @@ from commsproxy.triage.imapdata import (
     parse_search,
     parse_select,
     parse_status_messages,
-    quote_mailbox,
-    uid_set,
 )
 
-Lines = list[bytes | bytearray]
-DONE = b"Fetch completed (0.001 + 0.000 secs)."
+from .framed import framed
+
+DONE = b"a1 OK Fetch completed (0.001 + 0.000 secs).\r\n"
 HEADER = b"From: a@example.com\r\nSubject: Hi\r\n\r\n"
 
 # -- parse_fetch ---------------------------------------------------------------------------------
 
 
 def test_fetch_header_and_partial_text() -> None:
-    lines: Lines = [
-        b"1 FETCH (UID 5 FLAGS (\\Seen $Later) RFC822.SIZE 123 BODY[HEADER] {%d}" % len(HEADER),
-        bytearray(HEADER),
-        b" BODY[TEXT]<0> {5}",
-        bytearray(b"hello"),
-        b")",
-        DONE,
-    ]
+    lines = framed(
+        b"* 1 FETCH (UID 5 FLAGS (\\Seen $Later) RFC822.SIZE 123 BODY[HEADER] {%d}\r\n"
+        % len(HEADER)
+        + HEADER
+        + b" BODY[TEXT]<0> {5}\r\nhello)\r\n"
+        + DONE
+    )
     assert parse_fetch(lines) == [
         Fetched(
             uid=5, flags=frozenset({"\\Seen", "$Later"}), size=123, header=HEADER, text=b"hello"
@@ -46,16 +49,11 @@ def test_fetched_raw_joins_header_and_text() -> None:
 
 
 def test_fetch_several_messages() -> None:
-    lines: Lines = [
-        b"1 FETCH (UID 5 FLAGS (\\Seen) BODY[HEADER] {3}",
-        bytearray(b"abc"),
-        b")",
-        b"2 FETCH (UID 7 FLAGS () BODY[HEADER] {2}",
-        bytearray(b"de"),
-        b")",
-        b"3 FETCH (UID 8 FLAGS (\\Flagged))",
-        DONE,
-    ]
+    lines = framed(
+        b"* 1 FETCH (UID 5 FLAGS (\\Seen) BODY[HEADER] {3}\r\nabc)\r\n"
+        b"* 2 FETCH (UID 7 FLAGS () BODY[HEADER] {2}\r\nde)\r\n"
+        b"* 3 FETCH (UID 8 FLAGS (\\Flagged))\r\n" + DONE
+    )
     assert parse_fetch(lines) == [
         Fetched(uid=5, flags=frozenset({"\\Seen"}), header=b"abc"),
         Fetched(uid=7, flags=frozenset(), header=b"de"),
@@ -64,17 +62,13 @@ def test_fetch_several_messages() -> None:
 
 
 def test_fetch_without_uid_skipped() -> None:
-    lines: Lines = [
-        b"1 FETCH (FLAGS (\\Seen))",
-        b"2 FETCH (UID 9 FLAGS ())",
-        DONE,
-    ]
+    lines = framed(b"* 1 FETCH (FLAGS (\\Seen))\r\n* 2 FETCH (UID 9 FLAGS ())\r\n" + DONE)
     assert parse_fetch(lines) == [Fetched(uid=9, flags=frozenset())]
 
 
 def test_fetch_full_body() -> None:
     raw = HEADER + b"text\r\n"
-    lines: Lines = [b"4 FETCH (UID 11 BODY[] {%d}" % len(raw), bytearray(raw), b")", DONE]
+    lines = framed(b"* 4 FETCH (UID 11 BODY[] {%d}\r\n" % len(raw) + raw + b")\r\n" + DONE)
     [fetched] = parse_fetch(lines)
     assert fetched.uid == 11
     assert fetched.text == raw
@@ -83,7 +77,7 @@ def test_fetch_full_body() -> None:
 
 
 def test_fetch_empty_flags_and_no_size() -> None:
-    [fetched] = parse_fetch([b"1 FETCH (UID 2 FLAGS ())", DONE])
+    [fetched] = parse_fetch(framed(b"* 1 FETCH (UID 2 FLAGS ())\r\n" + DONE))
     assert fetched.flags == frozenset()
     assert fetched.size is None
 
@@ -91,132 +85,132 @@ def test_fetch_empty_flags_and_no_size() -> None:
 def test_fetch_literal_with_parentheses_and_fetch_text() -> None:
     tricky = b"Subject: (re: 2 FETCH (UID 99)\r\n\r\n"
     text = b"))) 3 FETCH (UID 100 ((("
-    lines: Lines = [
-        b"1 FETCH (UID 5 BODY[HEADER] {%d}" % len(tricky),
-        bytearray(tricky),
-        b" BODY[TEXT]<0> {%d}" % len(text),
-        bytearray(text),
-        b" FLAGS (\\Seen))",
-        DONE,
-    ]
+    lines = framed(
+        b"* 1 FETCH (UID 5 BODY[HEADER] {%d}\r\n" % len(tricky)
+        + tricky
+        + b" BODY[TEXT]<0> {%d}\r\n" % len(text)
+        + text
+        + b" FLAGS (\\Seen))\r\n"
+        + DONE
+    )
     assert parse_fetch(lines) == [
         Fetched(uid=5, flags=frozenset({"\\Seen"}), header=tricky, text=text)
     ]
 
 
 def test_fetch_uid_after_the_literal() -> None:
-    lines: Lines = [
-        b"1 FETCH (BODY[HEADER] {3}",
-        bytearray(b"abc"),
-        b" UID 42 FLAGS ($Triaged))",
-        DONE,
-    ]
+    lines = framed(b"* 1 FETCH (BODY[HEADER] {3}\r\nabc UID 42 FLAGS ($Triaged))\r\n" + DONE)
     assert parse_fetch(lines) == [Fetched(uid=42, flags=frozenset({"$Triaged"}), header=b"abc")]
 
 
 def test_fetch_internaldate_and_nil_body() -> None:
-    lines: Lines = [
-        b'1 FETCH (UID 3 INTERNALDATE "17-Jul-1996 02:44:25 -0700" BODY[HEADER] NIL)',
-        DONE,
-    ]
+    lines = framed(
+        b'* 1 FETCH (UID 3 INTERNALDATE "17-Jul-1996 02:44:25 -0700" BODY[HEADER] NIL)\r\n' + DONE
+    )
     [fetched] = parse_fetch(lines)
     assert fetched.internaldate == "17-Jul-1996 02:44:25 -0700"
     assert fetched.header == b""
 
 
 def test_fetch_nothing() -> None:
-    assert parse_fetch([DONE]) == []
+    assert parse_fetch(framed(DONE)) == []
     assert parse_fetch([]) == []
 
 
 def test_fetch_ignores_literal_before_any_fetch() -> None:
-    lines: Lines = [bytearray(b"1 FETCH (UID 5)"), b"2 FETCH (UID 6)", DONE]
+    # A literal in another response that reads like a FETCH is not one.
+    lines = framed(b"* OK {15}\r\n1 FETCH (UID 5)\r\n* 2 FETCH (UID 6)\r\n" + DONE)
     assert [f.uid for f in parse_fetch(lines)] == [6]
 
 
 # -- parse_search --------------------------------------------------------------------------------
 
+SEARCHED = b"a1 OK Search completed (0.001 secs).\r\n"
+
 
 @pytest.mark.parametrize(
-    ("lines", "uids"),
+    ("wire", "uids"),
     [
-        ([b"1 2 3", b"Search completed (0.001 secs)."], [1, 2, 3]),
-        ([b"", b"Search completed"], []),
-        ([b"SEARCH 4 9", b"Search completed"], [4, 9]),
-        ([b"10 20", b"30", b"Search completed"], [10, 20, 30]),
-        ([b"Search completed"], []),
-        ([], []),
+        (b"* SEARCH 1 2 3\r\n" + SEARCHED, [1, 2, 3]),
+        (b"* SEARCH\r\n" + SEARCHED, []),
+        (b"* SEARCH 4 9\r\n" + SEARCHED, [4, 9]),
+        (b"* SEARCH 10 20\r\n* SEARCH 30\r\n" + SEARCHED, [10, 20, 30]),
+        (SEARCHED, []),
+        (b"", []),
     ],
 )
-def test_search(lines: Lines, uids: list[int]) -> None:
-    assert parse_search(lines) == uids
+def test_search(wire: bytes, uids: list[int]) -> None:
+    assert parse_search(framed(wire)) == uids
 
 
 def test_search_ignores_completion_text_numbers() -> None:
-    assert parse_search([b"7", b"Search completed 12 34"]) == [7]
+    assert parse_search(framed(b"* SEARCH 7\r\na1 OK Search completed 12 34\r\n")) == [7]
 
 
 # -- parse_select --------------------------------------------------------------------------------
 
 
 def test_select() -> None:
-    lines: Lines = [
-        b"FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)",
-        b"OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Flags permitted.",
-        b"5 EXISTS",
-        b"0 RECENT",
-        b"OK [UIDVALIDITY 123] UIDs valid",
-        b"OK [UIDNEXT 6] Predicted next UID",
-        b"[READ-WRITE] Select completed (0.001 secs).",
-    ]
+    lines = framed(
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+        b"* OK [PERMANENTFLAGS (\\Deleted \\Seen \\*)] Flags permitted.\r\n"
+        b"* 5 EXISTS\r\n"
+        b"* 0 RECENT\r\n"
+        b"* OK [UIDVALIDITY 123] UIDs valid\r\n"
+        b"* OK [UIDNEXT 6] Predicted next UID\r\n"
+        b"a1 OK [READ-WRITE] Select completed (0.001 secs).\r\n"
+    )
     assert parse_select(lines) == MailboxInfo(exists=5, uidvalidity=123, uidnext=6)
 
 
 def test_select_without_uidnext() -> None:
-    lines: Lines = [b"0 EXISTS", b"OK [UIDVALIDITY 9] ok", b"Select completed"]
+    lines = framed(b"* 0 EXISTS\r\n* OK [UIDVALIDITY 9] ok\r\na1 OK Select completed\r\n")
     assert parse_select(lines) == MailboxInfo(exists=0, uidvalidity=9, uidnext=None)
 
 
 def test_select_of_nothing() -> None:
-    assert parse_select([b"Select completed"]) == MailboxInfo(0, 0, None)
+    assert parse_select(framed(b"a1 OK Select completed\r\n")) == MailboxInfo(0, 0, None)
 
 
 # -- parse_status_messages -----------------------------------------------------------------------
 
+STATUSED = b"a1 OK Status completed\r\n"
+
 
 @pytest.mark.parametrize(
-    ("lines", "count"),
+    ("wire", "count"),
     [
-        ([b"INBOX (MESSAGES 3)", b"Status completed"], 3),
-        ([b"STATUS INBOX (MESSAGES 0)", b"Status completed"], 0),
-        ([b'"Later/Bulk" (UIDNEXT 4 MESSAGES 12)', b"Status completed"], 12),
-        ([b"INBOX (UIDNEXT 4)", b"Status completed"], None),
-        ([b"Status completed (MESSAGES 5)"], None),
-        ([], None),
+        (b"* STATUS INBOX (MESSAGES 3)\r\n" + STATUSED, 3),
+        (b"* STATUS INBOX (MESSAGES 0)\r\n" + STATUSED, 0),
+        (b'* STATUS "Later/Bulk" (UIDNEXT 4 MESSAGES 12)\r\n' + STATUSED, 12),
+        (b"* STATUS INBOX (UIDNEXT 4)\r\n" + STATUSED, None),
+        (b"a1 OK Status completed (MESSAGES 5)\r\n", None),
+        (b"", None),
     ],
 )
-def test_status_messages(lines: Lines, count: int | None) -> None:
-    assert parse_status_messages(lines) == count
+def test_status_messages(wire: bytes, count: int | None) -> None:
+    assert parse_status_messages(framed(wire)) == count
 
 
 def test_status_messages_of_a_mailbox_named_messages() -> None:
-    lines: Lines = [b'STATUS "Old Messages 2019" (MESSAGES 3)', b"Status completed"]
+    lines = framed(b'* STATUS "Old Messages 2019" (MESSAGES 3)\r\n' + STATUSED)
     assert parse_status_messages(lines) == 3
 
 
 # -- parse_list ----------------------------------------------------------------------------------
 
+LISTED = b"a1 OK List completed (0.001 secs).\r\n"
+
 
 def test_list_lines() -> None:
-    lines: Lines = [
-        b'(\\HasNoChildren \\Sent) "/" Sent',
-        b'(\\HasChildren) "/" inbox',
-        b'(\\HasNoChildren) "/" "My Folder"',
-        b'(\\HasNoChildren) "/" "Say \\"hi\\""',
-        b'(\\HasNoChildren) "/" "&AMQ-rger"',
-        b"(\\HasNoChildren) NIL Flat",
-        b"List completed (0.001 secs).",
-    ]
+    lines = framed(
+        b'* LIST (\\HasNoChildren \\Sent) "/" Sent\r\n'
+        b'* LIST (\\HasChildren) "/" inbox\r\n'
+        b'* LIST (\\HasNoChildren) "/" "My Folder"\r\n'
+        b'* LIST (\\HasNoChildren) "/" "Say \\"hi\\""\r\n'
+        b'* LIST (\\HasNoChildren) "/" "&AMQ-rger"\r\n'
+        b"* LIST (\\HasNoChildren) NIL Flat\r\n" + LISTED
+    )
     assert parse_list(lines) == [
         ListedMailbox("Sent", "/", frozenset({"\\hasnochildren", "\\sent"})),
         ListedMailbox("INBOX", "/", frozenset({"\\haschildren"})),
@@ -225,25 +219,24 @@ def test_list_lines() -> None:
         ListedMailbox("Ärger", "/", frozenset({"\\hasnochildren"})),
         ListedMailbox("Flat", None, frozenset({"\\hasnochildren"})),
     ]
+    assert parse_list(lines)[4].wire_name == "&AMQ-rger"  # as the server spells it
 
 
 def test_list_with_list_prefix() -> None:
-    lines: Lines = [b'LIST () "." Archive.2020', b"List completed"]
+    lines = framed(b'* list () "." Archive.2020\r\n' + LISTED)
     assert parse_list(lines) == [ListedMailbox("Archive.2020", ".", frozenset())]
 
 
 def test_list_delimiter_query() -> None:
-    lines: Lines = [b'(\\Noselect) "." ""', b"List completed"]
+    lines = framed(b'* LIST (\\Noselect) "." ""\r\n' + LISTED)
     assert parse_list(lines) == [ListedMailbox("", ".", frozenset({"\\noselect"}))]
 
 
 def test_list_name_as_literal() -> None:
-    lines: Lines = [
-        b'(\\HasNoChildren) "/" {5}',
-        bytearray(b"Acme "),
-        b'(\\HasNoChildren) "/" Other',
-        b"List completed",
-    ]
+    lines = framed(
+        b'* LIST (\\HasNoChildren) "/" {5}\r\nAcme \r\n'
+        b'* LIST (\\HasNoChildren) "/" Other\r\n' + LISTED
+    )
     assert parse_list(lines) == [
         ListedMailbox("Acme ", "/", frozenset({"\\hasnochildren"})),
         ListedMailbox("Other", "/", frozenset({"\\hasnochildren"})),
@@ -251,18 +244,17 @@ def test_list_name_as_literal() -> None:
 
 
 def test_list_skips_what_is_not_a_mailbox() -> None:
-    lines: Lines = [
-        bytearray(b"stray literal"),
-        b"garbage",
-        b'(\\HasNoChildren) "/"',
-        b'(\\HasNoChildren) "/" (odd)',
-        b"List completed",
-    ]
+    lines = framed(
+        b"* OK {13}\r\nstray literal\r\n"
+        b"* garbage\r\n"
+        b'* LIST (\\HasNoChildren) "/"\r\n'
+        b'* LIST (\\HasNoChildren) "/" (odd)\r\n' + LISTED
+    )
     assert parse_list(lines) == []
 
 
 def test_list_empty() -> None:
-    assert parse_list([b"List completed"]) == []
+    assert parse_list(framed(LISTED)) == []
 
 
 @pytest.mark.xfail(
@@ -270,7 +262,7 @@ def test_list_empty() -> None:
     reason="an unquoted mailbox name with ']' (a legal astring) is misread by parse_list",
 )
 def test_list_unquoted_name_with_bracket() -> None:
-    lines: Lines = [b'(\\HasNoChildren) "/" Archive]2020', b"List completed"]
+    lines = framed(b'* LIST (\\HasNoChildren) "/" Archive]2020\r\n' + LISTED)
     assert parse_list(lines) == [ListedMailbox("Archive]2020", "/", frozenset({"\\hasnochildren"}))]
 
 
@@ -322,5 +314,5 @@ def test_quote_mailbox(name: str, quoted: str) -> None:
 
 @pytest.mark.parametrize("name", ["Ärger", "Tom & Jerry", "日本語/Sub", "a b"])
 def test_quote_mailbox_round_trips_through_list(name: str) -> None:
-    line = b'() "/" ' + quote_mailbox(name).encode()
-    assert [m.name for m in parse_list([line, b"done"])] == [name]
+    line = b'* LIST () "/" ' + quote_mailbox(name).encode() + b"\r\n"
+    assert [m.name for m in parse_list(framed(line + LISTED))] == [name]
