@@ -97,11 +97,12 @@ class SignIns:
         """Whether a mail program's password is ``username``'s local password.
 
         Blocking (scrypt): call it with ``asyncio.to_thread``. A right password also unlocks the
-        encrypted refresh-token file, so refreshes can start.
+        encrypted refresh-token file of this account, so refreshes can start; every time, since
+        a new sign-in may have set a new password while the proxy ran.
         """
         account = self.identity(username, provider).account
         if not check_local_password(self.directory, account, password):
             return False
-        if isinstance(self._store, EncryptedFileStore) and self._store.locked:
-            self._store.unlock(password)
+        if isinstance(self._store, EncryptedFileStore):
+            self._store.unlock(password, account)
         return True

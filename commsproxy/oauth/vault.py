@@ -6,7 +6,9 @@ The keyring (Secret Service, macOS Keychain, Windows Credential Locker) is used 
 (``cryptography``) under a key derived from the local password with scrypt (own random salt), the
 account name as associated data so a file cannot be swapped between accounts, owner-only. A wrong
 password fails the GCM tag and is refused as ``WrongPassword``; until the password is given (the
-mail program's first login, or ``commsproxy login``) the store is ``Locked``.
+mail program's first login, or ``commsproxy login``) the store is ``Locked``. Each account
+keeps the password it was unlocked with: two logins may have different local passwords, and a
+new sign-in with a new one replaces the old at the next login.
 """
 
 from __future__ import annotations
@@ -107,23 +109,33 @@ class EncryptedFileStore:
     ) -> None:
         self.directory = directory
         self.params = params
-        self._password = Secret(password) if password is not None else None
+        # ``password`` opens every account (``commsproxy login`` saving one sign-in);
+        # ``unlock(password, account)`` sets one account's.
+        self._default = Secret(password) if password is not None else None
+        self._passwords: dict[str, Secret] = {}
         self.kind = f"an encrypted file in {directory}"
 
     @property
     def locked(self) -> bool:
-        return self._password is None
+        return self._default is None and not self._passwords
 
-    def unlock(self, password: str) -> None:
-        self._password = Secret(password)
+    def unlock(self, password: str, account: str | None = None) -> None:
+        if account is None:
+            self._default = Secret(password)
+        else:
+            self._passwords[account] = Secret(password)
+
+    def _password(self, account: str) -> Secret:
+        password = self._passwords.get(account, self._default)
+        if password is None:
+            raise Locked(account)
+        return password
 
     def path(self, account: str) -> Path:
         return file_for(self.directory, account, "token")
 
     def _key(self, account: str, salt: bytes) -> bytes:
-        if self._password is None:
-            raise Locked(account)
-        return self.params.derive(self._password.reveal(), salt)
+        return self.params.derive(self._password(account).reveal(), salt)
 
     def load(self, account: str) -> Secret | None:
         try:
@@ -141,9 +153,7 @@ class EncryptedFileStore:
             raise SecretStoreError(
                 f"{self.path(account)} is damaged: run `commsproxy login {account}`"
             ) from None
-        if self._password is None:
-            raise Locked(account)
-        key = params.derive(self._password.reveal(), salt)
+        key = params.derive(self._password(account).reveal(), salt)
         try:
             plain = AESGCM(key).decrypt(nonce, sealed, account.encode("utf-8"))
         except InvalidTag:

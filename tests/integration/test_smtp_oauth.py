@@ -48,6 +48,7 @@ class OAuthSetup:
     local_password: str
     proxy: ProxyProcess
     issued: list[TokenSet] = field(default_factory=list)  # what the test's sign-ins got
+    passwords: list[str] = field(default_factory=list)  # every local password set
 
     @property
     def name(self) -> str:
@@ -60,6 +61,7 @@ class OAuthSetup:
         """``commsproxy login``'s steps: browser sign-in, then keep the token and password."""
         tokens = _browser_sign_in(self.provider, self.user, self.browser)
         self.issued.append(tokens)
+        self.passwords.append(self.local_password)
         where = save_sign_in(
             self.name,
             self.provider,
@@ -198,7 +200,7 @@ def oauth_proxy(
 def _assert_no_secret_logged(setup: OAuthSetup) -> None:
     log = setup.proxy.log_text()
     assert "smtp: " in log  # the -v log was captured, and it is the SMTP side's
-    secrets_ = [setup.local_password, setup.user.password]
+    secrets_ = [*setup.passwords, setup.user.password]
     for tokens in setup.issued:
         secrets_.append(tokens.access_token.reveal())
         if tokens.refresh_token is not None:
@@ -282,7 +284,9 @@ def test_revoked_sign_in_asks_for_login_and_a_new_sign_in_works_without_restart(
     assert len(said) == 1, said  # logged once, however often the mail program retries
     assert "commsproxy login" in said[0]
 
-    setup.sign_in()  # `commsproxy login` again; the proxy keeps running
+    # `commsproxy login` again, choosing a new local password; the proxy keeps running.
+    setup.local_password = f"local-{secrets.token_hex(6)}"
+    setup.sign_in()
     after = f"oauth-after-{secrets.token_hex(4)}"
     setup.send(after)
     _wait_until(lambda: setup.relayed(after), "the message after signing in again was not relayed")

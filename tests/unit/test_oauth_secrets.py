@@ -150,3 +150,40 @@ def test_reprs_hide_secrets(tmp_path: Path) -> None:
     assert "r3fr3sh" not in shown
     store = EncryptedFileStore(tmp_path, "my-local-password")
     assert "my-local-password" not in repr(store.__dict__)
+
+
+async def test_each_account_opens_with_its_own_password_and_a_new_one_takes_over(
+    tmp_path: Path,
+) -> None:
+    """Two headless logins with different local passwords in one proxy; then one signs in again
+    with a new password while the proxy runs."""
+    other = "bob@contoso.test"
+    for account, password, token in ((ACCOUNT, "pw-ann", "RT-ann"), (other, "pw-bob", "RT-bob")):
+        save_sign_in(
+            account,
+            PROVIDER,
+            TokenSet(Secret("AT"), 0.0, Secret(token)),
+            password,
+            directory=tmp_path,
+            backend=fail.Keyring(),
+        )
+    transport = FakeTransport(lambda request: reply(access_token="AT-new", expires_in=3600))
+    signins = SignIns(directory=tmp_path, backend=fail.Keyring(), transport=transport)
+    assert signins.check_password(ACCOUNT, PROVIDER, "pw-ann")
+    assert signins.check_password(other, PROVIDER, "pw-bob")
+    await signins.access_token(ACCOUNT, PROVIDER)
+    await signins.access_token(other, PROVIDER)
+    assert [r.form["refresh_token"] for r in transport.requests] == ["RT-ann", "RT-bob"]
+
+    save_sign_in(
+        ACCOUNT,
+        PROVIDER,
+        TokenSet(Secret("AT"), 0.0, Secret("RT-ann-2")),
+        "pw-ann-2",
+        directory=tmp_path,
+        backend=fail.Keyring(),
+    )
+    assert signins.check_password(ACCOUNT, PROVIDER, "pw-ann-2")
+    signins.tokens(ACCOUNT, PROVIDER).forget()
+    await signins.access_token(ACCOUNT, PROVIDER)
+    assert transport.requests[-1].form["refresh_token"] == "RT-ann-2"
