@@ -31,6 +31,7 @@ from .oauth import OAuthProvider, SignIns
 from .proxy.imap.gating import GateHooks
 from .proxy.imap.hooks import RelayLimits
 from .proxy.imap.listener import ImapListener, ImapListenerSettings
+from .proxy.imap.oauth_login import OAuthUpstreamLogin
 from .proxy.oauth_logins import OAuthLogins
 from .proxy.routing import LoginRoutes, UpstreamServer
 from .proxy.smtp.handler import SentMessage
@@ -283,7 +284,9 @@ async def _serve(
         if hub and the_plan.triage
         else None
     )
-    imap = ImapListener(the_plan.imap, hooks=hooks, logins=hub)
+    # OAuth2 logins: the proxy checks the local password and logs in upstream with a token.
+    upstream_login = OAuthUpstreamLogin(oauth) if oauth is not None else None
+    imap = ImapListener(the_plan.imap, hooks=hooks, logins=hub, upstream_login=upstream_login)
     on_sent = None
     if hub is not None:
         the_hub = hub

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["rewrite_capabilities", "strip_capability_code"]
+__all__ = ["capabilities_in", "rewrite_capabilities", "strip_capability_code"]
 
 # "* CAPABILITY ..." as untagged data, or a "[CAPABILITY ...]" response code in any status line.
 _DATA = re.compile(rb"^(\* CAPABILITY )([^\r\n]*)", re.IGNORECASE)
@@ -46,3 +46,12 @@ def strip_capability_code(line: bytes) -> bytes:
     if match is None:
         return line
     return line[: match.start()] + line[match.end() :].lstrip(b" ")
+
+
+def capabilities_in(line: bytes) -> frozenset[str] | None:
+    """The capabilities a ``* CAPABILITY`` line or a ``[CAPABILITY ...]`` code lists, upper
+    case; None when ``line`` lists none (ask with CAPABILITY)."""
+    match = _DATA.match(line) or _CODE.search(line)
+    if match is None:
+        return None
+    return frozenset(cap.upper() for cap in match.group(2).decode("ascii", "replace").split())

@@ -6,9 +6,11 @@
   ``password_command``). Nothing else in the relay sees the secret.
 - ``UpstreamLogin``: given the login a client sent to the proxy, what the proxy sends upstream.
   ``PassCredentials`` passes the same credentials on (LOGIN, or the client's own AUTHENTICATE
-  PLAIN). A different one -- check the secret against a local hash, then log in upstream with
-  AUTHENTICATE XOAUTH2 -- is a drop-in: it returns other ``LoginSteps``, or raises a
-  ``commsproxy.imap.errors`` refusal that becomes the client's tagged answer.
+  PLAIN). A different one returns other ``LoginSteps``, or raises a
+  ``commsproxy.imap.errors`` refusal that becomes the client's tagged answer. A login that must
+  read the server as it goes (capabilities, an error challenge, a retry with a fresh token:
+  OAuth2, proxy/imap/oauth_login.py) returns a ``LoginExchange`` instead, which runs on the
+  connected link and hands back the server's tagged OK for the client.
 
 Giving a session an ``UpstreamLogin`` makes the proxy answer the not-authenticated state itself,
 as it does when the user name picks the server (routing.py).
@@ -16,9 +18,11 @@ as it does when the user name picks the server (routing.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from ...endpoints import Endpoint
 from ...imap.grammar import Command, Response
 from ...imap.session_events import ClientLogin, LoginSteps
 
@@ -26,11 +30,13 @@ if TYPE_CHECKING:
     from .relay import Session
 
 __all__ = [
+    "LoginExchange",
     "LoginObserver",
     "NoHooks",
     "PassCredentials",
     "RelayHooks",
     "RelayLimits",
+    "UpstreamLink",
     "UpstreamLogin",
 ]
 
@@ -71,8 +77,27 @@ class LoginObserver(Protocol):
         """The upstream accepted ``user`` with ``secret``; keep it in memory only, if at all."""
 
 
+@dataclass(frozen=True)
+class UpstreamLink:
+    """The upstream connection of a login in progress: connected, secured and greeted."""
+
+    reader: asyncio.StreamReader = field(repr=False)
+    writer: asyncio.StreamWriter = field(repr=False)
+    greeting: bytes  # without a capability list after STARTTLS (it was stale)
+    endpoint: Endpoint
+
+
+class LoginExchange(Protocol):
+    async def log_in(self, link: UpstreamLink) -> bytes:
+        """Log in on ``link``, reading no byte past the server's last reply to it.
+
+        Returns the server's tagged OK line under the client's tag (the client reads it as the
+        answer to its own login); raises ImapRefusal to refuse, OSError if the link fails.
+        """
+
+
 class UpstreamLogin(Protocol):
-    async def upstream_login(self, login: ClientLogin) -> LoginSteps:
+    async def upstream_login(self, login: ClientLogin) -> LoginSteps | LoginExchange:
         """The login to send upstream for what the client sent; raise ImapRefusal to refuse."""
 
 

@@ -40,7 +40,16 @@ from ...imap.session import ImapSession, State
 from ..routing import LoginRoutes, UpstreamServer
 from .client_link import ClientLink
 from .held import HeldResponses
-from .hooks import LoginObserver, NoHooks, PassCredentials, RelayHooks, RelayLimits, UpstreamLogin
+from .hooks import (
+    LoginExchange,
+    LoginObserver,
+    NoHooks,
+    PassCredentials,
+    RelayHooks,
+    RelayLimits,
+    UpstreamLink,
+    UpstreamLogin,
+)
 from .sockopts import no_delay
 from .upstream_link import UpstreamError, open_upstream
 
@@ -141,7 +150,9 @@ class Session:
         else:
             log.error("%s: relay error", self, exc_info=err)
 
-    async def _connect(self, server: UpstreamServer, greeting: bool) -> asyncio.StreamReader:
+    async def _connect(
+        self, server: UpstreamServer, greeting: bool
+    ) -> tuple[asyncio.StreamReader, bytes | None]:
         reader, writer, hello = await open_upstream(
             server.endpoint, server.tls, self.limits.connect_timeout, read_greeting=greeting
         )
@@ -149,11 +160,13 @@ class Session:
         no_delay(writer)
         if hello is not None and not greeting:
             self._client.write_now(hello)  # one upstream for every client: it greets
-        return reader
+        return reader, hello
 
     async def _connect_now(self) -> asyncio.StreamReader | None:
         try:
-            reader = await self._connect(UpstreamServer(self._upstream, self._upstream_tls), False)
+            reader, _ = await self._connect(
+                UpstreamServer(self._upstream, self._upstream_tls), False
+            )
         except UpstreamError as err:
             log.error("%s: %s", self, err)
             await self._bye_and_close(f"[UNAVAILABLE] commsproxy: {err}")
@@ -176,9 +189,12 @@ class Session:
                 raise No("commsproxy: no [[login]] for this user", code="AUTHENTICATIONFAILED")
             steps = await self._upstream_login.upstream_login(login)
             async with asyncio.timeout(self.limits.login_timeout):
-                reader = await self._connect(server, True)
-                machine.begin_upstream_login(steps)
-                await self._upstream_pump(reader, until_answered=True)
+                reader, greeting = await self._connect(server, True)
+                if isinstance(steps, ev.LoginSteps):
+                    machine.begin_upstream_login(steps)
+                    await self._upstream_pump(reader, until_answered=True)
+                else:
+                    await self._exchange(steps, reader, greeting or b"")
         except ImapRefusal as refusal:
             machine.login_refused(refusal)
         except (UpstreamError, TimeoutError, OSError, ssl.SSLError) as err:
@@ -195,6 +211,17 @@ class Session:
             self._upstream_writer.close()
             self._upstream_writer = None
         self._upstream_framer = Framer(max_line=self.limits.max_response_line, max_head=0)
+
+    async def _exchange(
+        self, exchange: LoginExchange, reader: asyncio.StreamReader, greeting: bytes
+    ) -> None:
+        """A login the hook runs itself; its final OK reaches the machine as the login's reply."""
+        assert self._upstream_writer is not None
+        link = UpstreamLink(reader, self._upstream_writer, greeting, self._upstream)
+        answer = self._upstream_line(await exchange.log_in(link))
+        for noted in self.state.drain():
+            self._note(noted)
+        await self._client.write([answer])
 
     async def shutdown(self, reason: str = "commsproxy is shutting down") -> None:
         """Close politely: a BYE to the client (when between responses), LOGOUT upstream."""

@@ -1,0 +1,347 @@
+"""Reading mail through commsproxy as an OAuth2 login, against the real OAuth2 test bed.
+
+The chain: imaplib (the local password, LOGIN as Thunderbird sends it or AUTHENTICATE PLAIN as
+Outlook does) → commsproxy → Dovecot (AUTHENTICATE XOAUTH2 with a JWT that the bed's
+authorization server issued and Dovecot validates itself). Sign-ins are real: commsproxy's PKCE
+browser flow with the test playing the browser, or the device grant. The refresh token is kept
+either in a keyring (a file backend in the temp dir) or, with keyring's ``fail`` backend, in the
+encrypted file; nothing of the user running the tests is touched. Access tokens live 2 s.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from keyring.backend import KeyringBackend
+from keyring.backends import fail
+
+from commsproxy.oauth import OAuthProvider, TokenSet, save_sign_in
+from tests.integration.helpers import message
+from tests.testbed.dovecot import Dovecot
+from tests.testbed.file_keyring import ENV as KEYRING_FILE_ENV
+from tests.testbed.file_keyring import FileKeyring
+from tests.testbed.oauth_browser import Browser
+from tests.testbed.oauth_server import OAuthServer, OAuthUser
+from tests.testbed.oauth_signin import (
+    bed_provider,
+    browser_sign_in,
+    device_sign_in,
+    provider_toml,
+)
+from tests.testbed.proxy import ProxyProcess
+
+TIMEOUT = 30
+LIFETIME = 2  # seconds an access token lives
+# A run of URL-safe base64 this long is a token (JWTs and the bed's refresh tokens both are).
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{40,}")
+
+
+@dataclass
+class Setup:
+    server: OAuthServer
+    dovecot: Dovecot
+    browser: Browser
+    user: OAuthUser
+    provider: OAuthProvider
+    secrets_dir: Path
+    backend: KeyringBackend
+    local_password: str
+    proxy: ProxyProcess
+    files: list[Path]  # the config and the state dir: no secret may be in them
+    issued: list[TokenSet] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.user.username
+
+    def refreshes(self) -> int:
+        return len(self.server.events("refreshed", user=self.name))
+
+    def sign_in(self, *, device: bool = False) -> None:
+        """What `commsproxy login` does: sign in, keep the refresh token and the password."""
+        flow = device_sign_in if device else browser_sign_in
+        tokens = flow(self.provider, self.user, self.browser)
+        self.issued.append(tokens)
+        save_sign_in(
+            self.name,
+            self.provider,
+            tokens,
+            self.local_password,
+            directory=self.secrets_dir,
+            backend=self.backend,
+        )
+
+    def connect(self) -> imaplib.IMAP4:
+        return imaplib.IMAP4("127.0.0.1", self.proxy.imap_port, timeout=TIMEOUT)
+
+    def login(self, style: str = "thunderbird", password: str | None = None) -> imaplib.IMAP4:
+        conn = self.connect()
+        password = self.local_password if password is None else password
+        try:
+            if style == "thunderbird":
+                conn.login(self.name, password)
+            else:  # Outlook: AUTHENTICATE PLAIN
+                conn.authenticate("PLAIN", lambda _: f"\0{self.name}\0{password}".encode())
+        except BaseException:
+            conn.shutdown()
+            raise
+        return conn
+
+    def refused(self, password: str | None = None) -> str:
+        """The text of a refused LOGIN."""
+        conn = self.connect()
+        try:
+            with pytest.raises(imaplib.IMAP4.error) as raised:
+                conn.login(self.name, self.local_password if password is None else password)
+        finally:
+            conn.shutdown()
+        return str(raised.value)
+
+
+def _config(tmp: Path, provider: OAuthProvider, dovecot: Dovecot, user: str) -> Path:
+    config = tmp / "config.toml"
+    config.write_text(
+        f"""
+[proxy]
+imap = "127.0.0.1:0"
+state_dir = "{tmp / "state"}"
+
+[[login]]
+username = "{user}"
+{provider_toml(provider)}
+upstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"
+
+[triage]
+enabled = false
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture(params=["keyring", "encrypted-file"])
+def oauth_imap(
+    request: pytest.FixtureRequest,
+    oauth_server: OAuthServer,
+    oauth_dovecot: Dovecot,
+    oauth_user: OAuthUser,
+    oauth_browser: Browser,
+    tmp_path: Path,
+) -> Iterator[Setup]:
+    client = oauth_server.register_client(access_token_lifetime=LIFETIME)
+    provider = bed_provider(oauth_server, client)
+    data = tmp_path / "data"
+    keyring_file = tmp_path / "keyring.json"
+    env = {"XDG_DATA_HOME": str(data)}  # the proxy's data dir: the password hash, token file
+    backend: KeyringBackend
+    if request.param == "keyring":
+        env["PYTHON_KEYRING_BACKEND"] = "tests.testbed.file_keyring.FileKeyring"
+        env[KEYRING_FILE_ENV] = str(keyring_file)
+        backend = FileKeyring(keyring_file)
+    else:
+        env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+        backend = fail.Keyring()  # type: ignore[no-untyped-call]
+    config = _config(tmp_path, provider, oauth_dovecot, oauth_user.username)
+    setup = Setup(
+        server=oauth_server,
+        dovecot=oauth_dovecot,
+        browser=oauth_browser,
+        user=oauth_user,
+        provider=provider,
+        secrets_dir=data / "commsproxy" / "oauth",
+        backend=backend,
+        local_password=f"local-{secrets.token_hex(6)}",
+        proxy=ProxyProcess(["--config", str(config), "-v"], env=env),
+        files=[config, tmp_path / "state"],
+    )
+    setup.sign_in()
+    setup.proxy.start()
+    try:
+        kept = "the keyring" if request.param == "keyring" else "an encrypted file"
+        assert setup.proxy.wait_for_log(f"tokens kept in {kept}", 1)
+        yield setup
+    finally:
+        setup.proxy.stop()
+    _assert_no_secret_kept(setup)
+
+
+def _assert_no_secret_kept(setup: Setup) -> None:
+    log = setup.proxy.log_text()
+    assert "imap#" in log  # the -v log was captured, with the IMAP sessions in it
+    found = [setup.local_password, setup.user.password]
+    for tokens in setup.issued:
+        found.append(tokens.access_token.reveal())
+        if tokens.refresh_token is not None:
+            found.append(tokens.refresh_token.reveal())
+    for secret in found:
+        assert secret not in log
+    assert TOKEN_LIKE.search(log) is None, TOKEN_LIKE.search(log)
+    for place in setup.files:
+        for path in [place] if place.is_file() else place.rglob("*"):
+            if path.is_file():
+                content = path.read_bytes()
+                assert not any(s.encode() in content for s in found), path
+
+
+def _let_the_token_expire() -> None:
+    time.sleep(LIFETIME + 0.3)  # Dovecot counts whole seconds
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("style", ["thunderbird", "outlook"])
+def test_the_local_password_reads_mail_through_xoauth2(oauth_imap: Setup, style: str) -> None:
+    setup = oauth_imap
+    subject = f"oauth-imap-{secrets.token_hex(4)}"
+    setup.dovecot.deliver(setup.name, message(subject))
+    conn = setup.login(style)
+    try:
+        assert conn.select("INBOX")[0] == "OK"
+        typ, data = conn.search(None, "SUBJECT", subject)
+        assert typ == "OK"
+        assert data[0], data
+        typ, fetched = conn.fetch(data[0].split()[0], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert typ == "OK"
+        assert subject.encode() in repr(fetched).encode()
+    finally:
+        conn.logout()
+    assert setup.refreshes() == 1  # the proxy's first token came from the stored sign-in
+    assert setup.proxy.wait_for_log(rf"logged in as {setup.name}", 5)
+
+
+def test_a_wrong_local_password_is_refused_before_any_token(oauth_imap: Setup) -> None:
+    setup = oauth_imap
+    for password in (setup.local_password + "x", setup.user.password):  # nor the SSO password
+        said = setup.refused(password)
+        assert "[AUTHENTICATIONFAILED]" in said, said
+        assert "wrong password" in said, said
+    assert setup.refreshes() == 0
+    setup.login().logout()  # the right one still works after the refusals
+
+
+def test_device_sign_in_serves_the_same_logins(oauth_imap: Setup) -> None:
+    setup = oauth_imap
+    setup.sign_in(device=True)
+    setup.login("outlook").logout()
+    assert setup.refreshes() == 1  # with the device grant's refresh token
+
+
+def test_an_idle_session_outlives_many_token_expiries(oauth_imap: Setup) -> None:
+    """The relay is transparent after login: tokens expire around an IDLE that goes on."""
+    setup = oauth_imap
+    with _RawClient(setup.proxy.imap_port) as idler:
+        _idle_across_expiries(setup, idler)
+    assert setup.refreshes() == 4
+
+
+def _idle_across_expiries(setup: Setup, idler: _RawClient) -> None:
+    idler.command(f'a LOGIN {setup.name} "{setup.local_password}"')
+    idler.command("b SELECT INBOX")
+    idler.send("c IDLE")
+    assert idler.line().startswith(b"+")
+    subjects = []
+    for _ in range(3):  # 3 expiries; each new login refreshes, the IDLE goes on regardless
+        _let_the_token_expire()
+        subject = f"oauth-idle-{secrets.token_hex(4)}"
+        subjects.append(subject)
+        writer = setup.login()
+        writer.append("INBOX", "", imaplib.Time2Internaldate(time.time()), message(subject))
+        writer.logout()
+        assert re.match(rb"\* \d+ EXISTS", idler.line_matching(rb"EXISTS")), "no push in IDLE"
+    idler.send("DONE")
+    assert idler.line_matching(rb"^c ").startswith(b"c OK")
+    fetched = idler.command("d FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert all(s.encode() in fetched for s in subjects)
+    idler.command("e LOGOUT")
+
+
+def test_many_logins_at_once_share_one_refresh(oauth_imap: Setup) -> None:
+    setup = oauth_imap
+    setup.login().logout()
+    _let_the_token_expire()
+    before = setup.refreshes()
+
+    def one(style: str) -> str:
+        conn = setup.login(style)
+        try:
+            return conn.select("INBOX")[0]
+        finally:
+            conn.logout()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, ["thunderbird", "outlook"] * 4))
+    assert results == ["OK"] * 8
+    assert setup.refreshes() == before + 1
+
+
+def test_revoked_sign_in_asks_for_login_and_a_new_sign_in_works_without_restart(
+    oauth_imap: Setup,
+) -> None:
+    setup = oauth_imap
+    setup.login().logout()
+    assert setup.server.revoke_user(setup.name) >= 1
+    _let_the_token_expire()
+    for _ in range(3):  # a mail program retrying
+        said = setup.refused()
+        assert "[AUTHENTICATIONFAILED]" in said, said
+        assert f"run `commsproxy login {setup.name}`" in said, said
+    told = [line for line in setup.proxy.lines() if f"imap: cannot log in {setup.name}" in line]
+    assert len(told) == 1, told  # in the log once, however often the client retries
+
+    setup.sign_in()  # `commsproxy login` again; the proxy keeps running
+    conn = setup.login("outlook")
+    assert conn.select("INBOX")[0] == "OK"
+    conn.logout()
+    assert setup.proxy.wait_for_log(rf"imap: {setup.name} can log in again", 5)
+
+
+class _RawClient:
+    """A bare IMAP connection for what imaplib cannot do by itself here (IDLE)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.file = self.sock.makefile("rb")
+        assert self.line().startswith(b"* OK")
+
+    def __enter__(self) -> _RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def send(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def line(self) -> bytes:
+        data = self.file.readline()
+        assert data, "the proxy closed the connection"
+        return data
+
+    def line_matching(self, pattern: bytes) -> bytes:
+        while not re.search(pattern, line := self.line()):
+            pass
+        return line
+
+    def command(self, line: str) -> bytes:
+        tag = line.split(" ", 1)[0].encode()
+        self.send(line)
+        out = b""
+        while not (got := self.line()).startswith(tag + b" "):
+            out += got
+        assert got.startswith(tag + b" OK"), got
+        return out + got
