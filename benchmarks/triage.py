@@ -515,28 +515,28 @@ def measure_backlog(
     cpu_ready = cpu_of(proxy.pid)
     polls = 0
     try:
-        while (left := dovecot.message_count(user)) > urgent:
+        # The first pass is over when triage says it watches INBOX. (Not "when only the VIP
+        # mail is left": the bundled model also delivers some of the corpus at once.)
+        while not proxy.wait_for_log(r"watching INBOX", 0.2):
             polls += 1
             if proxy.returncode is not None:
                 raise RuntimeError("commsproxy exited:\n" + proxy.log_text()[-3000:])
             if time.perf_counter() - started > timeout:
                 raise RuntimeError(
-                    f"backlog: {left} still in INBOX after {timeout:g} s; log tail:\n"
+                    f"backlog: first pass not done after {timeout:g} s; log tail:\n"
                     + "\n".join(proxy.lines()[-10:])
                 )
-            time.sleep(0.2)
         done = time.perf_counter()
         cpu_done = cpu_of(proxy.pid)
         profile = stop_pyspy(spy, say) if spy is not None else None
-        if not proxy.wait_for_log(r"watching INBOX", 30):
-            raise RuntimeError("commsproxy never said it watches INBOX:\n" + proxy.log_text())
+        left = dovecot.message_count(user)
         held = {box: dovecot.message_count(user, box) for box in HOLD_MAILBOXES}
     finally:
         if spy is not None and spy[0].poll() is None:
             spy[0].kill()
             spy[0].wait()
         proxy.stop()
-    if sum(held.values()) != count - urgent or left != urgent:
+    if sum(held.values()) + left != count or left < urgent:
         raise RuntimeError(f"backlog: {left} in INBOX, held {held}; expected {urgent} urgent")
     released = [line for line in proxy.lines() if re.search(r"released [1-9]", line)]
     if released:
@@ -549,6 +549,7 @@ def measure_backlog(
         "user": user,
         "messages": count,
         "urgent": urgent,
+        "left_in_inbox": left,
         "held": held,
         "fill": fill,
         "fill_seconds": filled,

@@ -395,12 +395,12 @@ class Upstream:
     # -- IDLE -----------------------------------------------------------------------------------
 
     async def idle_start(self) -> None:
-        """IDLE; what :meth:`idle_wait` returns is news from now on (a SELECT's EXISTS is not)."""
-        self._client.take_events()
         await self._run("IDLE", self._client.idle_start(seconds=self.timeout))
 
     async def idle_wait(self, seconds: float) -> list[bytes]:
-        """Untagged responses pushed during IDLE, whole (``[]`` when ``seconds`` passed quietly)."""
+        """News of the mailbox not seen yet, whole responses (``* 4 EXISTS\\r\\n``): pushed
+        during IDLE, or come with an earlier command (SELECT's EXISTS, one between DONE and
+        the next IDLE), so none is lost; ``[]`` when ``seconds`` passed quietly."""
         return await self._run("IDLE", self._client.idle_wait(seconds))
 
     async def idle_done(self) -> None:

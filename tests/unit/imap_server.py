@@ -55,8 +55,8 @@ class Peer:
 
     async def close(self) -> None:
         self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+        with contextlib.suppress(Exception):  # a broken TLS handshake may never finish closing
+            await asyncio.wait_for(self.writer.wait_closed(), 1)
 
 
 Script = Callable[[Peer], Awaitable[None]]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ssl
 
 import pytest
+import trustme
 
 from commsproxy.endpoints import Endpoint, Security
 from commsproxy.imap.commands import Literal
@@ -421,3 +423,59 @@ async def test_starttls_refused_is_said() -> None:
         endpoint = Endpoint("x", "127.0.0.1", served.endpoint.port, Security.STARTTLS)
         with pytest.raises(ConnectError, match="refused STARTTLS"):
             await connect(endpoint, TLS, seconds=2)
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for 127.0.0.1 and a client context trusting only its CA."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client
+
+
+async def test_starttls_upgrades_and_reads_capabilities_again(
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_tls, client_tls = tls_pair
+
+    async def script(peer: Peer) -> None:
+        assert await peer.message() == b"cp0 STARTTLS\r\n"
+        peer.send(b"cp0 OK Begin TLS negotiation now\r\n")
+        await peer.writer.drain()
+        await peer.writer.start_tls(server_tls)
+        command = await peer.command()
+        assert command.name == "CAPABILITY"  # the greeting's list was stale
+        peer.send(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN MOVE\r\n" + command.tag.encode() + b" OK\r\n")
+        await peer.message()
+
+    greeting = b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n"
+    async with scripted_server(script, greeting=greeting) as served:
+        endpoint = Endpoint("x", "127.0.0.1", served.endpoint.port, Security.STARTTLS)
+        client = await connect(endpoint, client_tls, seconds=5)
+        assert client.has("MOVE")
+        assert not client.has("LOGINDISABLED")
+        await client.close()
+
+
+async def test_starttls_to_an_untrusted_certificate_is_refused(
+    tls_pair: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    server_tls, _ = tls_pair
+
+    async def script(peer: Peer) -> None:
+        await peer.message()
+        peer.send(b"cp0 OK Begin TLS negotiation now\r\n")
+        await peer.writer.drain()
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            await peer.writer.start_tls(server_tls)
+
+    async with scripted_server(script) as served:
+        endpoint = Endpoint("x", "127.0.0.1", served.endpoint.port, Security.STARTTLS)
+        with pytest.raises(ConnectError, match="TLS certificate not trusted"):
+            await connect(endpoint, ssl.create_default_context(), seconds=5)
