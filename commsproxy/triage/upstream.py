@@ -48,6 +48,7 @@ from ..upstream import (
     ImapClient,
     ImapError,
     ImapTimeout,
+    Login,
     password_login,
 )
 from ..upstream import connect as connect_client
@@ -110,14 +111,18 @@ async def connect(
     password: str,
     *,
     seconds: float = 30.0,
+    login: Login | None = None,
 ) -> Upstream:
-    """Log in to the upstream IMAP server; raises UpstreamImapError saying what failed."""
+    """Log in to the upstream IMAP server; raises UpstreamImapError saying what failed.
+
+    ``login`` replaces the password login (e.g. ``sasl_login("XOAUTH2", ...)``); ``username``
+    then only names the login in messages.
+    """
     where = f"upstream {endpoint}"
+    step = login if login is not None else password_login(username, password)
     try:
         async with asyncio.timeout(seconds):
-            client = await connect_client(
-                endpoint, tls, password_login(username, password), seconds=seconds
-            )
+            client = await connect_client(endpoint, tls, step, seconds=seconds)
     except TimeoutError:
         raise UpstreamImapError(f"{where}: no answer within {seconds:g} s") from None
     except CommandError as err:

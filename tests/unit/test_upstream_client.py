@@ -29,6 +29,7 @@ from commsproxy.upstream import (
     password_login,
     sasl_login,
 )
+from commsproxy.upstream.blocking import LoopThread
 
 from .imap_server import Peer, scripted_server
 
@@ -479,3 +480,26 @@ async def test_starttls_to_an_untrusted_certificate_is_refused(
         endpoint = Endpoint("x", "127.0.0.1", served.endpoint.port, Security.STARTTLS)
         with pytest.raises(ConnectError, match="TLS certificate not trusted"):
             await connect(endpoint, ssl.create_default_context(), seconds=5)
+
+
+# -- blocking callers -----------------------------------------------------------------------------
+
+
+def test_a_loop_thread_runs_the_client_for_blocking_code() -> None:
+    async def script(peer: Peer) -> None:
+        command = await peer.command()
+        peer.send(b"* SEARCH 4\r\n" + command.tag.encode() + b" OK\r\n")
+        await peer.message()
+
+    async def fails() -> None:
+        raise ValueError("from the loop")
+
+    with LoopThread() as loop:
+        server = scripted_server(script)
+        served = loop.run(server.__aenter__())
+        client = loop.run(connect(served.endpoint, TLS))
+        assert parse_search(loop.run(client.command("UID SEARCH", "ALL")).untagged) == [4]
+        with pytest.raises(ValueError, match="from the loop"):
+            loop.run(fails())
+        loop.run(client.logout())
+        loop.run(server.__aexit__(None, None, None))
