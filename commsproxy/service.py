@@ -223,7 +223,12 @@ def plan(config: Config, options: RunOptions) -> Plan:
     triage = None
     if config.triage.enabled and not options.no_triage:
         routes = tuple(
-            (LoginRoute(e.username or "default", e.username, e.password_command), e.imap)
+            (
+                LoginRoute(
+                    e.username or "default", e.username, e.password_command, e.oauth is not None
+                ),
+                e.imap,
+            )
             for e in servers
         )
         triage = TriagePlan(
@@ -248,7 +253,7 @@ async def serve(
     # way out (a clean stop, a listener that cannot bind, a failed start) gives them up.
     with contextlib.ExitStack() as held:
         oauth = await _oauth_logins(the_plan)
-        hub = _start_triage(the_plan.triage, held) if the_plan.triage else None
+        hub = _start_triage(the_plan.triage, held, oauth) if the_plan.triage else None
         await _serve(the_plan, hub, stop or asyncio.Event(), started, grace, oauth)
 
 
@@ -319,17 +324,20 @@ async def _serve(
         log.info("commsproxy stopped")
 
 
-def _start_triage(triage: TriagePlan, held: contextlib.ExitStack) -> TriageHub:
+def _start_triage(
+    triage: TriagePlan, held: contextlib.ExitStack, oauth: OAuthLogins | None = None
+) -> TriageHub:
     """The store, the model and one engine per login; raises TriageStartError saying why not.
 
     The run lock (``status`` and ``release`` look for it) and the store are entered on
     ``held``, which gives them up, store first, when the caller's ``with`` ends.
     """
     from .triage.decide import RuleDecider
-    from .triage.engine import Engine, EngineSettings
+    from .triage.engine import Credentials, Engine, EngineSettings
     from .triage.filer import FilingSetup
     from .triage.filing import AccountRules
     from .triage.runlock import RunLock, RunLockError
+    from .triage.signin import TokenCredentials
     from .triage.store import StateStore, StoreError
 
     try:
@@ -359,7 +367,17 @@ def _start_triage(triage: TriagePlan, held: contextlib.ExitStack) -> TriageHub:
         model = decider_for(route.username)
         history = _live_history(config, route, model, store)
         decider = RuleDecider(config.triage.vip, model)
-        credentials = hub.credentials_for(route.key)
+        credentials: Credentials = hub.credentials_for(route.key)
+        provider = oauth.provider_for(route.username or "") if oauth is not None else None
+        if oauth is not None and provider is not None and route.username is not None:
+            # The sessions' own AccessTokens: one refresh for the mail program and triage.
+            credentials = TokenCredentials(
+                oauth.signins.tokens(route.username, provider),
+                oauth.signins.identity(route.username, provider).mailbox,
+                store,
+                route.key,
+                settings.clock,
+            )
         hub.add(route, Engine(settings, decider, store, credentials, history))
     mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
     log.info("triage on for %s%s", ", ".join(r.key for r, _ in triage.routes), mode)

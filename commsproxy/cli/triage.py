@@ -213,8 +213,16 @@ def _login_status(
             }
         )
     counts = store.decision_counts(login, now - timedelta(hours=24)) if store else {}
+    paused = store.paused(login) if store else None
     return {
         "login": login,
+        "paused": None
+        if paused is None
+        else {
+            "reason": paused.reason,
+            "since": _iso(paused.since),
+            "notice_sent": _iso(paused.notice_sent) if paused.notice_sent else None,
+        },
         "batches": batches,
         "decisions_24h": {label: counts.get(label, 0) for label in (*LABELS, *counts)},
         "recent": [_decision_json(d) for d in store.recent_decisions(login, RECENT)]
@@ -289,6 +297,9 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
     for login in result["logins"]:
         yield ""
         yield f"{login['login']}:"
+        if login["paused"] is not None:
+            since = _show(datetime.fromisoformat(login["paused"]["since"]), zone)
+            yield f"  triage PAUSED since {since}: {login['paused']['reason']}"
         width = max((len(b["name"]) for b in login["batches"]), default=0)
         for entry in login["batches"]:
             batch = by_name[entry["name"]]

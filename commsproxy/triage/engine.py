@@ -51,6 +51,7 @@ from .filing import resolve_incoming
 from .history_keeper import HistoryKeeper
 from .release import Releaser
 from .scheduler import due_release
+from .signin import Connector, SignInPaused
 from .store import Correction, StateStore
 from .store import Decision as StoredDecision
 from .teamhint import TeamWatch
@@ -70,12 +71,16 @@ Clock = Callable[[], datetime]
 
 
 class Credentials(Protocol):
-    """Where the engine gets (user, password) each time it connects."""
+    """Where the engine gets (user, password), or a way to connect (an OAuth2 login, see
+    signin.py), each time it connects."""
 
-    async def __call__(self) -> tuple[str, str] | None: ...
+    async def __call__(self) -> tuple[str, str] | Connector | None: ...
 
     def refused(self) -> None:
         """The server refused them: do not offer the same again."""
+
+    async def check(self, worker: Upstream) -> None:
+        """Between steps; raises SignInPaused when the login cannot go on signed in."""
 
 
 def _now() -> datetime:
@@ -179,15 +184,21 @@ class Engine:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; reconnect with backoff on any upstream error."""
         failures = 0
+        waiting = False
         while not stop.is_set():
             credentials = await self._credentials()
             if credentials is None:
-                log.info("%s: waiting for a password: log in through the proxy once", self)
+                if not waiting and not self.store.paused(self.settings.login):
+                    log.info("%s: waiting for a password: log in through the proxy once", self)
+                waiting = True  # said once; an OAuth2 pause says why itself (signin.py)
                 await self._sleep(stop, 1.0)
                 continue
+            waiting = False
             try:
                 await self._session(credentials, stop)
                 failures = 0
+            except SignInPaused:
+                await self._sleep(stop, 1.0)
             except LoginRefused as err:
                 self._credentials.refused()
                 log.error("%s: %s", self, err)
@@ -218,12 +229,14 @@ class Engine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
 
-    async def _connect(self, credentials: tuple[str, str]) -> Upstream:
+    async def _connect(self, credentials: tuple[str, str] | Connector) -> Upstream:
         s = self.settings
+        if not isinstance(credentials, tuple):
+            return await credentials(s.endpoint, s.tls, s.connect_timeout)
         user, password = credentials
         return await connect(s.endpoint, s.tls, user, password, seconds=s.connect_timeout)
 
-    async def _session(self, credentials: tuple[str, str], stop: asyncio.Event) -> None:
+    async def _session(self, credentials: tuple[str, str] | Connector, stop: asyncio.Event) -> None:
         worker = await self._connect(credentials)
         watcher: Upstream | None = None
         tasks: list[asyncio.Task[None]] = []
@@ -341,6 +354,7 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _TICK)
             self._wake.clear()
+            await self._credentials.check(worker)  # an OAuth2 login refreshes here, early
             await self._triage_pass(worker)
             await self._release_due(releaser)
             async with self._lock:

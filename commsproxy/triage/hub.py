@@ -22,6 +22,7 @@ from ..imap.names import SENT
 from .engine import Engine
 from .filing import resolve_outgoing
 from .store import StateStore
+from .upstream import Upstream
 
 __all__ = ["LoginRoute", "TriageHub"]
 
@@ -35,6 +36,7 @@ class LoginRoute:
     key: str  # the login's name in the store and the logs: its user name, or "default"
     username: str | None  # None: whoever logs in through the proxy
     password_command: str | None
+    oauth: bool = False  # signs in with OAuth2: the client's password is a local one, not kept
 
 
 class TriageHub:
@@ -81,7 +83,7 @@ class TriageHub:
 
     def remember_password(self, login: str, password: str, user: str) -> None:
         route = self.routes[login]
-        if route.password_command is not None:
+        if route.password_command is not None or route.oauth:
             return
         self._passwords[login] = (route.username or user, password)
         self._password_seen.set()
@@ -192,3 +194,6 @@ class CredentialSource:
 
     def refused(self) -> None:
         self._hub.forget_password(self._key)
+
+    async def check(self, worker: Upstream) -> None:
+        return None  # a password stays good until the server refuses it

@@ -26,6 +26,7 @@ __all__ = [
     "Decision",
     "Filed",
     "HistoryRecord",
+    "Pause",
     "QueuedFiling",
     "Release",
     "ReleaseRequest",
@@ -90,12 +91,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             senders INTEGER NOT NULL, sent_mailbox TEXT, sent_uidvalidity INTEGER,
             sent_uid INTEGER, updated TEXT NOT NULL, document TEXT)""",
     ),
+    (
+        # Triage of a login paused because its OAuth2 sign-in must be renewed: why, since
+        # when, and when the one notice went to its INBOX (so a restart does not send another).
+        """CREATE TABLE pauses (
+            login TEXT PRIMARY KEY, reason TEXT NOT NULL, since TEXT NOT NULL,
+            notice_sent TEXT)""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 _TIMES = frozenset(
     {"decided_at", "at", "scheduled", "started", "finished", "requested", "created", "next_try"}
-    | {"filed_at", "updated"}
+    | {"filed_at", "updated", "since", "notice_sent"}
 )
 
 
@@ -134,6 +142,16 @@ class Correction:
     sender: str
     subject: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Triage of a login waits for its OAuth2 sign-in to be renewed (`commsproxy login`)."""
+
+    login: str
+    reason: str
+    since: datetime
+    notice_sent: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +233,7 @@ class HistoryRecord:
 
 
 _R = TypeVar(
-    "_R", Decision, Correction, Release, ReleaseRequest, Filed, QueuedFiling, HistoryRecord
+    "_R", Decision, Correction, Release, ReleaseRequest, Filed, QueuedFiling, HistoryRecord, Pause
 )
 _Args = tuple[object, ...] | dict[str, object]
 
@@ -501,6 +519,33 @@ class StateStore:
             " FROM histories WHERE login = ?"
         )
         return _first(self._records(HistoryRecord, sql, (login,)))
+
+    def pause(self, login: str, reason: str, since: datetime) -> Pause:
+        """Triage of ``login`` waits for a new sign-in; the first reason and time are kept."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO pauses (login, reason, since) VALUES (?, ?, ?)",
+                (login, reason, _text(since)),
+            )
+        paused = self.paused(login)
+        assert paused is not None
+        return paused
+
+    def paused(self, login: str) -> Pause | None:
+        return _first(self._records(Pause, "SELECT * FROM pauses WHERE login = ?", (login,)))
+
+    def pause_notice_sent(self, login: str, at: datetime) -> None:
+        self._update(
+            "UPDATE pauses SET notice_sent = ? WHERE login = ?", (_text(at), login), "pause"
+        )
+
+    def resume(self, login: str) -> Pause | None:
+        """The pause is over (a sign-in works again); returns what it was, if any."""
+        paused = self.paused(login)
+        if paused is not None:
+            with self._write() as db:
+                db.execute("DELETE FROM pauses WHERE login = ?", (login,))
+        return paused
 
     def _migrate(self) -> None:
         """Bring an older file up to date; refuse a file from a newer commsproxy."""

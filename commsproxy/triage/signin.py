@@ -1,0 +1,153 @@
+"""Triage of an OAuth2 login: log in with the shared access token, pause while sign-in is needed.
+
+``TokenCredentials`` hands the engine a ``Connector`` that logs in with AUTHENTICATE XOAUTH2 and
+a token from the login's ``AccessTokens``: the same object the IMAP and SMTP sessions use, so one
+refresh serves all of them. A refused token is dropped and the login tried once more with a
+fresh one.
+
+While the engine runs it calls ``check`` every tick: a cached token costs nothing, one near its
+expiry is refreshed then, so the engine learns that sign-in is needed while its worker is still
+logged in with the last token. That worker then appends one short notice to INBOX (once per
+pause: the store remembers it across restarts) and the engine pauses; ``status`` reads the
+reason from the store. Each later attempt costs no request (``AccessTokens`` remembers the
+refresh token that failed) until ``commsproxy login`` stores a new one. Then triage resumes by
+itself, and its first step releases every batch whose time passed meanwhile (the engine's
+catch-up of due releases), so no mail is held past its batch for longer than the pause.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from ..endpoints import Endpoint
+from ..imap.names import INBOX
+from ..oauth import AccessTokens, OAuthError, SignInNeeded, xoauth2
+from ..upstream import CommandError, ConnectError, ImapError
+from ..upstream import connect as connect_client
+from ..upstream.login import empty_answer, sasl_login
+from .store import StateStore
+from .upstream import LoginRefused, Upstream, UpstreamImapError
+
+__all__ = ["Connector", "SignInPaused", "TokenCredentials", "notice_message"]
+
+log = logging.getLogger("commsproxy.triage")
+
+Connector = Callable[[Endpoint, ssl.SSLContext, float], Awaitable[Upstream]]
+
+
+class SignInPaused(Exception):
+    """Triage of this login waits for `commsproxy login`; the reason is in the store."""
+
+
+def notice_message(login: str, reason: str, when: datetime) -> bytes:
+    """The one message a paused login finds in its INBOX."""
+    message = EmailMessage()
+    message["From"] = "commsproxy <commsproxy@localhost>"
+    message["To"] = login
+    message["Subject"] = "commsproxy: sign in again to keep triaging your mail"
+    message["Date"] = format_datetime(when)
+    message["Message-ID"] = make_msgid("signin", "commsproxy.localhost")
+    message.set_content(
+        f"commsproxy cannot sign in to your mailbox any more: {reason}.\n\n"
+        "Until you do, new mail stays in INBOX untriaged and held mail waits in its hold\n"
+        "mailbox. Nothing is lost: after you sign in, triage resumes by itself and releases\n"
+        "every batch whose time has passed.\n"
+    )
+    return message.as_bytes().replace(b"\n", b"\r\n")
+
+
+class TokenCredentials:
+    """The engine's credentials for an ``auth = "oauth2"`` login."""
+
+    def __init__(
+        self,
+        tokens: AccessTokens,
+        mailbox: str,
+        store: StateStore,
+        login: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.tokens = tokens
+        self.mailbox = mailbox  # the SASL user (a shared mailbox for user/shared)
+        self.store = store
+        self.login = login
+        self.clock = clock
+        self._said: str | None = None  # the last trouble logged, so each is logged once
+
+    async def __call__(self) -> Connector | None:
+        """A way to connect, or None while sign-in is needed (or the provider throttles)."""
+        if not await self._token_ok():
+            return None
+        return self._connect
+
+    def refused(self) -> None:
+        self.tokens.forget()
+
+    async def check(self, worker: Upstream) -> None:
+        """Between steps: raises SignInPaused once sign-in is needed, after the notice."""
+        if await self._token_ok():
+            return
+        paused = self.store.paused(self.login)
+        if paused is not None and paused.notice_sent is None:
+            try:
+                await worker.append(
+                    INBOX, notice_message(self.login, paused.reason, self.clock()), []
+                )
+                self.store.pause_notice_sent(self.login, self.clock())
+                log.info("triage[%s]: a notice to sign in again is in INBOX", self.login)
+            except UpstreamImapError as err:
+                log.warning("triage[%s]: could not leave the sign-in notice: %s", self.login, err)
+        raise SignInPaused(self.login)
+
+    async def _token_ok(self) -> bool:
+        try:
+            await self.tokens.get()
+        except SignInNeeded as err:
+            self.store.pause(self.login, err.reason, self.clock())
+            self._say("signin", f"triage[{self.login}]: paused: {err.reason}")
+            return False
+        except OAuthError as err:
+            self._say(type(err).__name__, f"triage[{self.login}]: waiting: {err}")
+            return False
+        if self.store.resume(self.login) is not None:
+            log.warning("triage[%s]: signed in again; triage resumes", self.login)
+        self._said = None
+        return True
+
+    def _say(self, what: str, line: str) -> None:
+        if self._said != what:
+            self._said = what
+            log.warning("%s", line)
+
+    async def _connect(self, endpoint: Endpoint, tls: ssl.SSLContext, seconds: float) -> Upstream:
+        where = f"upstream {endpoint}"
+        for attempt in (1, 2):
+            try:
+                token = await self.tokens.get()
+            except OAuthError:
+                await self._token_ok()  # records the pause and says why, once
+                raise SignInPaused(self.login) from None
+            raw = base64.b64decode(xoauth2(self.mailbox, token))
+            try:
+                client = await connect_client(
+                    endpoint, tls, sasl_login("XOAUTH2", raw, empty_answer), seconds=seconds
+                )
+            except CommandError as err:
+                if attempt == 1:
+                    self.tokens.forget()  # revoked or expired early: one more with a fresh one
+                    continue
+                raise LoginRefused(
+                    f"{where} refused the access token of {self.mailbox}: {err.status} {err.text}"
+                ) from None
+            except ConnectError as err:
+                raise UpstreamImapError(str(err)) from None
+            except ImapError as err:
+                raise UpstreamImapError(f"{where}: {err}") from None
+            return Upstream(client, seconds)
+        raise AssertionError("unreachable")
