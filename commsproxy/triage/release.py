@@ -25,6 +25,7 @@ from email.utils import format_datetime
 from ..classifier.mail import MailParseError, parse_mail
 from ..config import BatchConfig, Config, TriageConfig
 from ..imap.commands import quote_string
+from ..imap.names import DIGEST, INBOX, RELEASED, SEEN, TRIAGED
 from ..imap.responses import Fetched
 from .store import StateStore
 from .upstream import Upstream
@@ -33,9 +34,7 @@ __all__ = ["ReleaseError", "Releaser", "digest_message", "release_without_run"]
 
 log = logging.getLogger("commsproxy.triage")
 
-INBOX = "INBOX"
-RELEASED = "$Released"
-_DIGEST_KEYWORDS = ("$Released", "$Triaged", "$Digest", "\\Seen")
+_DIGEST_KEYWORDS = (RELEASED, TRIAGED, DIGEST, SEEN)
 _DIGEST_LIMIT = 200  # lines listed in one digest; a longer batch is summarised
 
 
