@@ -18,8 +18,9 @@ from commsproxy.endpoints import parse_endpoint
 from commsproxy.imap.errors import No
 from commsproxy.imap.session import State
 from commsproxy.imap.session_events import ClientLogin, LoginSteps
-from commsproxy.proxy.imap.hooks import RelayLimits
+from commsproxy.proxy.imap.hooks import RelayLimits, SessionParts
 from commsproxy.proxy.imap.relay import Session
+from commsproxy.proxy.routing import UpstreamServer
 
 Script = Callable[[bytes], bytes]
 
@@ -87,15 +88,14 @@ async def start(
     ours, theirs = socket.socketpair()
     reader, writer = await asyncio.open_connection(sock=ours)
     s_reader, s_writer = await asyncio.open_connection(sock=theirs)
-    session = Session(
-        s_reader,
-        s_writer,
-        upstream=parse_endpoint(f"imap://127.0.0.1:{fake.port}", "imap"),
-        upstream_tls=ssl.create_default_context(),
-        local_tls=None,
-        limits=RelayLimits(),
+    upstream = parse_endpoint(f"imap://127.0.0.1:{fake.port}", "imap")
+    parts = SessionParts(
+        UpstreamServer(upstream, ssl.create_default_context()),
+        None,
+        RelayLimits(),
         **kwargs,  # type: ignore[arg-type]
     )
+    session = Session(s_reader, s_writer, parts)
     return session, reader, writer, asyncio.create_task(session.run())
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 
+from ...imap.framer import FramingError, IncompleteMessage, LineTooLong
 from .sockopts import no_delay, quick_ack
 
 __all__ = ["ClientLink"]
+
+log = logging.getLogger("commsproxy.imap")
 
 _READ_SIZE = 256 * 1024
 
@@ -42,16 +46,32 @@ class ClientLink:
         if not self.writer.is_closing():
             self.writer.write(data)
 
-    async def start_tls(self, context: ssl.SSLContext, reply: bytes) -> None:
-        """Write ``reply`` (the OK to STARTTLS) and negotiate; raises ssl.SSLError/OSError."""
+    async def start_tls(self, context: ssl.SSLContext, reply: bytes, name: str) -> bool:
+        """Write ``reply`` (the OK to STARTTLS) and negotiate; False (logged) when it failed."""
         self._writable.clear()
         try:
             self.writer.write(reply)
             await self.writer.drain()
             await self.writer.start_tls(context)
+        except (ssl.SSLError, OSError) as err:
+            log.warning("%s: client TLS handshake failed: %s", name, err)
+            return False
         finally:
             self._writable.set()
         self.tls = True
+        log.info("%s: client link now TLS", name)
+        return True
+
+    def complaint(self, err: FramingError, name: str) -> str | None:
+        """Log why the client's stream cannot be read on; the BYE reason, if one is owed."""
+        if isinstance(err, LineTooLong):
+            log.warning("%s: client sent a line over %d bytes; closing", name, err.limit)
+            return f"command line too long (limit {err.limit} bytes)"
+        if isinstance(err, IncompleteMessage):
+            log.warning("%s: client disconnected in the middle of a command", name)
+            return None
+        log.warning("%s: client stream error: %s", name, err)
+        return str(err)
 
     async def linger(self, seconds: float = 2.0) -> None:
         """Read and drop what the client is still sending, briefly, before closing.
@@ -69,3 +89,9 @@ class ClientLink:
             async with asyncio.timeout(seconds):
                 while await self.reader.read(_READ_SIZE):
                     pass
+
+    async def close(self) -> None:
+        if not self.writer.is_closing():
+            self.writer.close()
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            await asyncio.wait_for(self.writer.wait_closed(), 5)

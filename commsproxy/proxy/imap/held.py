@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = ["HeldResponses"]
 
 
@@ -38,7 +40,12 @@ class HeldResponses:
         self.messages = None
         return False
 
-    def take(self, keep_paused: bool) -> list[list[bytes]] | None:
-        """Everything held; holding goes on (empty) with ``keep_paused``."""
+    def release(
+        self, rewrite: Callable[[list[list[bytes]]], list[bytes]] | None, keep_paused: bool
+    ) -> list[bytes]:
+        """Everything held, in order (through ``rewrite`` if given); holding goes on (empty)
+        with ``keep_paused``."""
         held, self.messages, self.size = self.messages, ([] if keep_paused else None), 0
-        return held
+        if not held:
+            return []
+        return rewrite(held) if rewrite is not None else [c for m in held for c in m]

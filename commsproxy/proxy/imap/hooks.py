@@ -19,12 +19,14 @@ as it does when the user name picks the server (routing.py).
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ...endpoints import Endpoint
 from ...imap.grammar import Command, Response
 from ...imap.session_events import ClientLogin, LoginSteps
+from ..routing import LoginRoutes, UpstreamServer
 
 if TYPE_CHECKING:
     from .relay import Session
@@ -36,6 +38,7 @@ __all__ = [
     "PassCredentials",
     "RelayHooks",
     "RelayLimits",
+    "SessionParts",
     "UpstreamLink",
     "UpstreamLogin",
 ]
@@ -106,3 +109,24 @@ class PassCredentials:
 
     async def upstream_login(self, login: ClientLogin) -> LoginSteps:
         return LoginSteps(login.pieces)
+
+
+@dataclass(frozen=True)
+class SessionParts:
+    """What every session of one listener is given: where to connect, its bounds and hooks.
+
+    With ``routes`` (several logins) or an ``upstream_login`` hook the proxy answers until the
+    login and logs in itself; otherwise the one upstream greets the client directly.
+    """
+
+    upstream: UpstreamServer
+    local_tls: ssl.SSLContext | None
+    limits: RelayLimits
+    hooks: RelayHooks = field(default_factory=lambda: NoHooks())
+    routes: LoginRoutes | None = None
+    logins: LoginObserver | None = None
+    upstream_login: UpstreamLogin | None = None
+
+    @property
+    def answers_prelogin(self) -> bool:
+        return self.routes is not None or self.upstream_login is not None

@@ -13,8 +13,8 @@ import ssl
 from dataclasses import dataclass, field
 
 from ...endpoints import Endpoint, ListenAddress
-from ..routing import LoginRoutes, describe
-from .hooks import LoginObserver, RelayHooks, RelayLimits, UpstreamLogin
+from ..routing import LoginRoutes, UpstreamServer, describe
+from .hooks import LoginObserver, NoHooks, RelayHooks, RelayLimits, SessionParts, UpstreamLogin
 from .relay import DISCONNECTS, Session
 
 __all__ = ["ImapListener", "ImapListenerSettings"]
@@ -48,8 +48,15 @@ class ImapListener:
     ) -> None:
         self.settings = settings
         self.hooks = hooks
-        self.logins = logins
-        self.upstream_login = upstream_login
+        self._parts = SessionParts(
+            UpstreamServer(settings.upstream, settings.upstream_tls),
+            settings.local_tls,
+            settings.limits,
+            hooks or NoHooks(),
+            settings.routes,
+            logins,
+            upstream_login,
+        )
         self.sessions: set[Session] = set()
         self._servers: list[asyncio.Server] = []
         self.addresses: list[ListenAddress] = []
@@ -77,18 +84,7 @@ class ImapListener:
             writer.write(b"* BYE [UNAVAILABLE] commsproxy: too many connections\r\n")
             writer.close()
             return
-        session = Session(
-            reader,
-            writer,
-            upstream=self.settings.upstream,
-            upstream_tls=self.settings.upstream_tls,
-            local_tls=self.settings.local_tls,
-            limits=self.settings.limits,
-            hooks=self.hooks,
-            routes=self.settings.routes,
-            logins=self.logins,
-            upstream_login=self.upstream_login,
-        )
+        session = Session(reader, writer, self._parts)
         self.sessions.add(session)
         try:
             await session.run()

@@ -16,44 +16,35 @@ events before its next ``await``, so the two pumps never act on each other's eve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import ssl
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ...endpoints import Endpoint
 from ...imap import session_events as ev
 from ...imap.errors import ImapRefusal, No
 from ...imap.framer import (
     NEED_DATA,
     Framer,
     FramingError,
-    IncompleteMessage,
     Line,
-    LineTooLong,
     LiteralData,
     LiteralTooLarge,
 )
 from ...imap.session import ImapSession, State
-from ..routing import LoginRoutes, UpstreamServer
 from .client_link import ClientLink
 from .held import HeldResponses
 from .hooks import (
     LoginExchange,
-    LoginObserver,
-    NoHooks,
     PassCredentials,
-    RelayHooks,
-    RelayLimits,
+    SessionParts,
     UpstreamLink,
     UpstreamLogin,
 )
-from .sockopts import no_delay
-from .upstream_link import UpstreamError, open_upstream
+from .upstream_link import ServerLink, UpstreamError
 
-__all__ = ["DISCONNECTS", "RelayHooks", "RelayLimits", "Session"]
+__all__ = ["DISCONNECTS", "Session"]
 
 log = logging.getLogger("commsproxy.imap")
 
@@ -68,44 +59,24 @@ class Session:
     """A client connection relayed to one upstream connection."""
 
     def __init__(
-        self,
-        client_reader: asyncio.StreamReader,
-        client_writer: asyncio.StreamWriter,
-        *,
-        upstream: Endpoint,
-        upstream_tls: ssl.SSLContext,
-        local_tls: ssl.SSLContext | None,
-        limits: RelayLimits,
-        hooks: RelayHooks | None = None,
-        routes: LoginRoutes | None = None,
-        logins: LoginObserver | None = None,
-        upstream_login: UpstreamLogin | None = None,
-    ) -> None:
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
+        parts: SessionParts,
+    ) -> None:  # fmt: skip
         self.id = next(_session_ids)
-        self.limits = limits
-        self.hooks: RelayHooks = hooks or NoHooks()
-        self._logins = logins
+        self.limits, self.hooks, self._parts = parts.limits, parts.hooks, parts
         self._client = ClientLink(client_reader, client_writer)
         self.peer = self._client.peer
-        self._upstream, self._upstream_tls = upstream, upstream_tls
-        self._routes = routes  # given: connect only once LOGIN says to which server
-        # With routes or a login hook the proxy answers until the login, and logs in itself.
-        self._answer_prelogin = routes is not None or upstream_login is not None
-        self._upstream_login: UpstreamLogin = upstream_login or PassCredentials()
-        self._local_tls = local_tls
-        client_tls = self._client.tls
+        self._server = ServerLink(parts.upstream, parts.limits)
+        self._upstream_login: UpstreamLogin = parts.upstream_login or PassCredentials()
         self.state = ImapSession(
-            answer_prelogin=self._answer_prelogin,
-            offer_starttls=local_tls is not None and not client_tls,
-            client_tls=client_tls,
+            answer_prelogin=parts.answers_prelogin,
+            offer_starttls=parts.local_tls is not None and not self._client.tls,
+            client_tls=self._client.tls,
         )
-        self._upstream_writer: asyncio.StreamWriter | None = None
         self._client_framer = Framer(
-            max_line=limits.max_command_line, max_literal=limits.max_literal
+            max_line=parts.limits.max_command_line, max_literal=parts.limits.max_literal
         )
-        # Responses are read by their first line only, so no heads are collected for them.
-        self._upstream_framer = Framer(max_line=limits.max_response_line, max_head=0)
-        self._held = HeldResponses(limits.max_paused_bytes)
+        self._held = HeldResponses(parts.limits.max_paused_bytes)
         self._tasks: list[asyncio.Task[None]] = []
         self._pump_over = asyncio.Event()
         self._closing = False
@@ -118,7 +89,7 @@ class Session:
     async def run(self) -> None:
         """Relay until either side closes; never raises for a peer's misbehaviour."""
         log.info("%s: client %s connected", self, self.peer)
-        if self._answer_prelogin:
+        if self._parts.answers_prelogin:
             self._client.write_now(self.state.greeting())
             self._start(self._client_pump(), "client")
         elif (reader := await self._connect_now()) is not None and not self._closing:
@@ -150,46 +121,33 @@ class Session:
         else:
             log.error("%s: relay error", self, exc_info=err)
 
-    async def _connect(
-        self, server: UpstreamServer, greeting: bool
-    ) -> tuple[asyncio.StreamReader, bytes | None]:
-        reader, writer, hello = await open_upstream(
-            server.endpoint, server.tls, self.limits.connect_timeout, read_greeting=greeting
-        )
-        self._upstream, self._upstream_writer = server.endpoint, writer
-        no_delay(writer)
-        if hello is not None and not greeting:
-            self._client.write_now(hello)  # one upstream for every client: it greets
-        return reader, hello
-
     async def _connect_now(self) -> asyncio.StreamReader | None:
+        server = self._server
         try:
-            reader, _ = await self._connect(
-                UpstreamServer(self._upstream, self._upstream_tls), False
-            )
+            reader, hello = await server.connect(server.server, greeting=False)
         except UpstreamError as err:
             log.error("%s: %s", self, err)
             await self._bye_and_close(f"[UNAVAILABLE] commsproxy: {err}")
             return None
-        log.info(
-            "%s: upstream %s connected (%s)", self, self._upstream, self._upstream.security.value
-        )
+        if hello is not None:
+            self._client.write_now(hello)  # one upstream for every client: it greets
+        up = server.endpoint
+        log.info("%s: upstream %s connected (%s)", self, up, up.security.value)
         return reader
 
     async def _routed_login(self, login: ev.ClientLogin) -> None:
         """Connect to ``login.user``'s server and log in there; the client gets the answer, and
         after a refusal stays in the not-authenticated state, free to try again."""
         machine, reader = self.state, None
-        server = self._routes.server_for(login.user) if self._routes else None
-        if self._routes is None:
-            server = UpstreamServer(self._upstream, self._upstream_tls)
+        routes = self._parts.routes
+        server = routes.server_for(login.user) if routes else self._server.server
         try:
             if server is None:
                 log.info("%s: LOGIN for %s matches no [[login]]", self, login.user)
                 raise No("commsproxy: no [[login]] for this user", code="AUTHENTICATIONFAILED")
             steps = await self._upstream_login.upstream_login(login)
             async with asyncio.timeout(self.limits.login_timeout):
-                reader, greeting = await self._connect(server, True)
+                reader, greeting = await self._server.connect(server, greeting=True)
                 if isinstance(steps, ev.LoginSteps):
                     machine.begin_upstream_login(steps)
                     await self._upstream_pump(reader, until_answered=True)
@@ -198,26 +156,23 @@ class Session:
         except ImapRefusal as refusal:
             machine.login_refused(refusal)
         except (UpstreamError, TimeoutError, OSError, ssl.SSLError) as err:
-            why = str(err) or f"upstream {self._upstream}: no answer to LOGIN in time"
+            why = str(err) or f"upstream {self._server.endpoint}: no answer to LOGIN in time"
             log.error("%s: %s", self, why)
             machine.login_refused(No(f"commsproxy: {why}", code="UNAVAILABLE"))
         if reader is not None and machine.state is State.AUTHENTICATED:
-            log.info("%s: upstream %s (%s)", self, self._upstream, self._upstream.security.value)
+            up = self._server.endpoint
+            log.info("%s: upstream %s (%s)", self, up, up.security.value)
             self._start(self._upstream_pump(reader), "upstream")
             return
         machine.login_refused(No("commsproxy: the server ended the login", code="UNAVAILABLE"))
-        # Refused: the next attempt may name another user, so this connection goes.
-        if self._upstream_writer is not None:
-            self._upstream_writer.close()
-            self._upstream_writer = None
-        self._upstream_framer = Framer(max_line=self.limits.max_response_line, max_head=0)
+        self._server.drop()  # refused: the next attempt may name another user
 
     async def _exchange(
         self, exchange: LoginExchange, reader: asyncio.StreamReader, greeting: bytes
     ) -> None:
         """A login the hook runs itself; its final OK reaches the machine as the login's reply."""
-        assert self._upstream_writer is not None
-        link = UpstreamLink(reader, self._upstream_writer, greeting, self._upstream)
+        assert self._server.writer is not None
+        link = UpstreamLink(reader, self._server.writer, greeting, self._server.endpoint)
         answer = self._upstream_line(await exchange.log_in(link))
         for noted in self.state.drain():
             self._note(noted)
@@ -230,11 +185,12 @@ class Session:
         self._closing = True
         # Both pumps are parked at an await with whole messages written, unless a framer is
         # mid-message; only then would a BYE or LOGOUT land inside someone else's bytes.
-        if not self._upstream_framer.in_message:
+        if not self._server.framer.in_message:
             self._client.write_now(f"* BYE {reason}\r\n".encode())
-        if self._upstream_writer is not None and not self._client_framer.in_message:
-            own = self.state.own_command("LOGOUT", anytime=True)
-            self._upstream_writer.write(own[1] if own else b"")
+        if not self._client_framer.in_message and (
+            own := self.state.own_command("LOGOUT", anytime=True)
+        ):
+            self._server.write(own[1])
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -254,10 +210,8 @@ class Session:
     ) -> None:
         """Forward the held responses, in order (through ``rewrite`` if given), and go back to
         forwarding as they come (or go on holding what comes next, with ``keep_paused``)."""
-        if held := self._held.take(keep_paused):
-            chunks = rewrite(held) if rewrite is not None else [c for m in held for c in m]
-            if chunks:
-                await self._client.write(chunks)
+        if chunks := self._held.release(rewrite, keep_paused):
+            await self._client.write(chunks)
 
     @property
     def responses_paused(self) -> bool:
@@ -269,22 +223,18 @@ class Session:
         Returns its tag, or None where another command would corrupt the stream (the client
         mid-command, in IDLE or AUTHENTICATE). Its reply reaches the hooks, never the client.
         """
-        own = None if self._upstream_busy() else self.state.own_command(command)
-        return self._send_own(own)
+        return self._send_own(lambda: self.state.own_command(command))
 
     def sync_in_idle(self) -> str | None:
         """In the client's IDLE: our own NOOP inside it (see ``ImapSession.restart_idle``)."""
-        own = None if self._upstream_busy() else self.state.restart_idle()
-        return self._send_own(own)
+        return self._send_own(self.state.restart_idle)
 
-    def _upstream_busy(self) -> bool:
-        return self._upstream_writer is None or self._closing or self._client_framer.in_message
-
-    def _send_own(self, own: tuple[str, bytes] | None) -> str | None:
-        if own is None or self._upstream_writer is None:
+    def _send_own(self, make: Callable[[], tuple[str, bytes] | None]) -> str | None:
+        if self._server.writer is None or self._closing or self._client_framer.in_message:
             return None
-        self._upstream_writer.write(own[1])
-        return own[0]
+        if (own := make()) is not None:
+            self._server.write(own[1])
+        return own[0] if own else None
 
     # -- client to upstream -------------------------------------------------------------------
 
@@ -309,23 +259,23 @@ class Session:
                     if machine.events:
                         break
             except LiteralTooLarge as err:
-                self._forward(out)
+                self._server.write(*out)
                 log.warning(
                     "%s: client announced a literal of %d bytes (limit %d)",
-                    self,
-                    err.spec.size,
-                    err.limit,
-                )
+                    self, err.spec.size, err.limit,
+                )  # fmt: skip
                 if not machine.client_literal_too_large(err):
-                    why = f"[TOOBIG] literal of {err.spec.size} bytes exceeds {err.limit}"
-                    return await self._bye_and_close(why)
+                    too_big = f"[TOOBIG] literal of {err.spec.size} bytes exceeds {err.limit}"
+                    return await self._bye_and_close(too_big)
                 out = []
             except FramingError as err:
-                self._forward(out)
-                return await self._client_broke(err)
-            if out and self._upstream_writer is not None:
-                self._forward(out)
-                await self._upstream_writer.drain()
+                self._server.write(*out)
+                if (why := self._client.complaint(err, str(self))) is not None:
+                    await self._bye_and_close(why)
+                return
+            if out and (writer := self._server.writer) is not None:
+                writer.writelines(out)
+                await writer.drain()
             if machine.events:
                 if not await self._act(machine.drain()):
                     return
@@ -336,10 +286,6 @@ class Session:
             data = await self._client.read()
             framer.receive_data(data)
             eof = not data
-
-    def _forward(self, out: list[bytes]) -> None:
-        if out and self._upstream_writer is not None:
-            self._upstream_writer.writelines(out)
 
     async def _act(self, events: list[ev.Event]) -> bool:
         """Do what the machine asked of the client side; False when the session is over."""
@@ -362,31 +308,21 @@ class Session:
 
     def _note(self, event: ev.Event) -> None:
         """Events that need no waiting: taken in the turn that produced them."""
-        if isinstance(event, ev.ToUpstream) and self._upstream_writer is not None:
-            self._upstream_writer.write(event.data)
+        if isinstance(event, ev.ToUpstream):
+            self._server.write(event.data)
         elif isinstance(event, ev.CancelLiteral):
             self._client_framer.cancel_literal()
         elif isinstance(event, ev.LoggedIn):
             log.info("%s: logged in as %s", self, event.user or "(unknown)")
-            if self._logins is not None and event.user and event.secret is not None:
-                self._logins.on_logged_in(event.user, event.secret)
-
-    async def _client_broke(self, err: FramingError) -> None:
-        if isinstance(err, LineTooLong):
-            log.warning("%s: client sent a line over %d bytes; closing", self, err.limit)
-            await self._bye_and_close(f"command line too long (limit {err.limit} bytes)")
-        elif isinstance(err, IncompleteMessage):
-            log.warning("%s: client disconnected in the middle of a command", self)
-        else:
-            log.warning("%s: client stream error: %s", self, err)
-            await self._bye_and_close(str(err))
+            if (logins := self._parts.logins) and event.user and event.secret is not None:
+                logins.on_logged_in(event.user, event.secret)
 
     # -- upstream to client -------------------------------------------------------------------
 
     async def _upstream_pump(
         self, reader: asyncio.StreamReader, until_answered: bool = False
     ) -> None:
-        framer, machine, held = self._upstream_framer, self.state, self._held
+        framer, machine, held = self._server.framer, self.state, self._held
         eof = False
         while True:
             out: list[bytes] = []
@@ -405,7 +341,7 @@ class Session:
                         )
             except FramingError as err:
                 await self._client.write(out)
-                return self._upstream_broke(err)
+                return self._server.complaint(err, str(self))
             for noted in machine.drain() if machine.events else ():
                 self._note(noted)
             if out:
@@ -414,9 +350,11 @@ class Session:
                 return
             if eof:
                 if until_answered:
-                    raise UpstreamError(f"upstream {self._upstream} closed the connection")
+                    raise UpstreamError(f"upstream {self._server.endpoint} closed the connection")
                 if not self._closing and machine.bye is None:
-                    log.warning("%s: upstream %s closed the connection", self, self._upstream)
+                    log.warning(
+                        "%s: upstream %s closed the connection", self, self._server.endpoint
+                    )
                     self._client.write_now(_UPSTREAM_GONE)
                 return
             data = await reader.read(_READ_SIZE)
@@ -429,16 +367,10 @@ class Session:
             self.hooks.on_response(self, response)
         return out
 
-    def _upstream_broke(self, err: FramingError) -> None:
-        if isinstance(err, IncompleteMessage):
-            log.warning("%s: upstream %s closed the connection mid-response", self, self._upstream)
-        else:
-            log.error("%s: upstream %s sent an unframeable stream: %s", self, self._upstream, err)
-
     # -- writing and closing ------------------------------------------------------------------
 
     async def _bye_and_close(self, reason: str) -> None:
-        if not self._upstream_framer.in_message:
+        if not self._server.framer.in_message:
             self._client.write_now(f"* BYE {reason}\r\n".encode())
         await self._client.linger()
         await self._close_all()
@@ -449,30 +381,18 @@ class Session:
         for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()
-        writers = [self._client.writer, self._upstream_writer]
-        for writer in writers:
-            if writer is not None and not writer.is_closing():
-                writer.close()
-        for writer in writers:
-            if writer is not None:
-                with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
-                    await asyncio.wait_for(writer.wait_closed(), 5)
+        await asyncio.gather(self._client.close(), self._server.close())
 
     async def _starttls(self, event: ev.StartTls) -> bool:
         """Secure the client link; False when the session is over."""
-        assert self._local_tls is not None
+        assert self._parts.local_tls is not None
         if self._client_framer.buffered:
             # Bytes pipelined after STARTTLS would be taken as if they came over TLS (a known
             # injection attack), so a client that sends them is disconnected.
             log.warning("%s: client pipelined data after STARTTLS; closing", self)
             await self._bye_and_close("data after STARTTLS")
-            return False
-        try:
-            await self._client.start_tls(self._local_tls, event.reply)
-        except (ssl.SSLError, OSError) as err:
-            log.warning("%s: client TLS handshake failed: %s", self, err)
-            await self._close_all()
-            return False
-        self.state.tls_established()
-        log.info("%s: client link now TLS", self)
-        return True
+        elif await self._client.start_tls(self._parts.local_tls, event.reply, str(self)):
+            self.state.tls_established()
+            return True
+        await self._close_all()
+        return False

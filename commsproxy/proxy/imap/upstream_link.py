@@ -1,19 +1,29 @@
-"""Opening the proxy's own connection to an upstream IMAP server, secured and greeted.
+"""The proxy's end towards the upstream server: opening it secured and greeted, writing to it.
 
-The relay's side of commsproxy/upstream/connect.py: the same connect, TLS, greeting and STARTTLS
-code the IMAP client uses, handing back the bare streams because the relay frames them itself.
+Opening uses commsproxy/upstream/connect.py, the same connect, TLS, greeting and STARTTLS code
+the IMAP client uses, handing back the bare streams because the relay frames them itself.
+``ServerLink`` is the relay's counterpart of ``ClientLink``: the upstream writer, the framer
+for what the server sends, and where the session is connected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import ssl
 
 from ...endpoints import Endpoint
+from ...imap.framer import Framer, FramingError, IncompleteMessage
 from ...upstream.connect import open_link
 from ...upstream.errors import ConnectError
+from ..routing import UpstreamServer
+from .hooks import RelayLimits
+from .sockopts import no_delay
 
-__all__ = ["UpstreamError", "open_upstream"]
+__all__ = ["ServerLink", "UpstreamError", "open_upstream"]
+
+log = logging.getLogger("commsproxy.imap")
 
 _READ_SIZE = 256 * 1024
 
@@ -41,3 +51,55 @@ async def open_upstream(
         )
     except ConnectError as err:
         raise UpstreamError(str(err)) from None
+
+
+class ServerLink:
+    """One session's upstream connection (none until connected) and the framer reading it."""
+
+    def __init__(self, server: UpstreamServer, limits: RelayLimits) -> None:
+        self.server = server
+        self.writer: asyncio.StreamWriter | None = None
+        self._max_line, self._connect_timeout = limits.max_response_line, limits.connect_timeout
+        # Responses are read by their first line only, so no heads are collected for them.
+        self.framer = Framer(max_line=self._max_line, max_head=0)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.server.endpoint
+
+    async def connect(
+        self, server: UpstreamServer, *, greeting: bool
+    ) -> tuple[asyncio.StreamReader, bytes | None]:
+        reader, writer, hello = await open_upstream(
+            server.endpoint, server.tls, self._connect_timeout, read_greeting=greeting
+        )
+        self.server, self.writer = server, writer
+        no_delay(writer)
+        return reader, hello
+
+    def write(self, *chunks: bytes) -> None:
+        if self.writer is not None and chunks:
+            self.writer.writelines(chunks)
+
+    def complaint(self, err: FramingError, name: str) -> None:
+        """Log why the server's stream cannot be read on (the session then ends)."""
+        if isinstance(err, IncompleteMessage):
+            log.warning("%s: upstream %s closed the connection mid-response", name, self.endpoint)
+        else:
+            log.error("%s: upstream %s sent an unframeable stream: %s", name, self.endpoint, err)
+
+    def drop(self) -> None:
+        """Close the connection of a refused login and start framing afresh for the next."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.framer = Framer(max_line=self._max_line, max_head=0)
+
+    async def close(self) -> None:
+        writer = self.writer
+        if writer is None:
+            return
+        if not writer.is_closing():
+            writer.close()
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            await asyncio.wait_for(writer.wait_closed(), 5)
