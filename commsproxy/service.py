@@ -28,7 +28,7 @@ from .endpoints import (
     server_tls_context,
 )
 from .oauth import OAuthProvider, SignIns
-from .proxy.imap.gating import GateHooks
+from .proxy.imap.gate import GateHooks
 from .proxy.imap.hooks import RelayLimits
 from .proxy.imap.listener import ImapListener, ImapListenerSettings
 from .proxy.imap.oauth_login import OAuthUpstreamLogin
@@ -36,13 +36,13 @@ from .proxy.oauth_logins import OAuthLogins
 from .proxy.routing import LoginRoutes, UpstreamServer
 from .proxy.smtp.handler import SentMessage
 from .proxy.smtp.listener import SmtpListener, SmtpListenerSettings
+from .triage.account_match import AccountGuesser
 from .triage.decide import ModelDecider
-from .triage.filing import AccountGuesser
 from .triage.hub import LoginRoute, TriageHub
 
 if TYPE_CHECKING:
     from .triage.history_keeper import HistoryKeeper
-    from .triage.store import StateStore
+    from .triage.state_store import StateStore
 
 __all__ = ["Plan", "RunOptions", "Running", "TriagePlan", "TriageStartError", "plan", "serve"]
 
@@ -332,13 +332,13 @@ def _start_triage(
     The run lock (``status`` and ``release`` look for it) and the store are entered on
     ``held``, which gives them up, store first, when the caller's ``with`` ends.
     """
+    from .triage.account_match import AccountRules
     from .triage.decide import RuleDecider
     from .triage.engine import Credentials, Engine, EngineSettings
     from .triage.filer import FilingSetup
-    from .triage.filing import AccountRules
     from .triage.runlock import RunLock, RunLockError
     from .triage.signin import TokenCredentials
-    from .triage.store import StateStore, StoreError
+    from .triage.state_store import StateStore, StoreError
 
     try:
         held.enter_context(RunLock(triage.state_dir))
@@ -458,7 +458,7 @@ def _load_accounts_model(config: Config) -> AccountGuesser | None:
     """The accounts model: configured, else the one `commsproxy train` wrote, else none."""
     from .classifier.predict import Classifier, LoadedModel
     from .models.store import ModelError, load_model, user_model_path
-    from .triage.filing import ModelGuesser
+    from .triage.account_match import ModelGuesser
 
     spec = config.accounts.model
     if spec == "none":

@@ -162,7 +162,7 @@ def train(
 
 def _corrections(state_dir: Path, login: str) -> dict[str, str]:
     """What the user taught triage by moving mail (rescues, demotions), if triage ever ran."""
-    from ..triage.store import FILENAME, StateStore, StoreError
+    from ..triage.state_store import FILENAME, StateStore, StoreError
 
     if not (state_dir / FILENAME).exists():
         return {}

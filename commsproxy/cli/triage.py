@@ -22,7 +22,7 @@ from ..config import LABELS, BatchConfig, Config, ConfigError, load_config, loca
 from ..triage.release_now import ReleaseNowError, release_now
 from ..triage.runlock import running_pid
 from ..triage.scheduler import next_release
-from ..triage.store import (
+from ..triage.state_store import (
     FILENAME,
     Correction,
     Decision,

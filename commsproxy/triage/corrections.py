@@ -30,7 +30,7 @@ from ..imap.names import (
     URGENT_KEYWORD,
 )
 from ..imap.responses import Fetched
-from .store import Correction, StateStore
+from .state_store import Correction, StateStore
 from .upstream import Upstream
 
 __all__ = ["CorrectionWatch"]

@@ -44,16 +44,16 @@ from ..imap.names import (
     URGENT,
 )
 from ..imap.responses import Fetched, MailboxInfo
+from .account_match import resolve_incoming
 from .corrections import CorrectionWatch
 from .decide import Decider
 from .filer import Filer, FilingSetup
-from .filing import resolve_incoming
 from .history_keeper import HistoryKeeper
 from .release import Releaser
 from .scheduler import due_release
 from .signin import Connector, SignInPaused
-from .store import Correction, StateStore
-from .store import Decision as StoredDecision
+from .state_store import Correction, StateStore
+from .state_store import Decision as StoredDecision
 from .teamhint import TeamWatch
 from .upstream import LoginRefused, Upstream, UpstreamImapError, connect
 

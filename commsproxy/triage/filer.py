@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from ..config import AccountsConfig
 from ..imap.commands import quote_string
 from ..imap.names import INBOX
-from .filing import AccountGuesser, AccountRules, Filing
-from .store import Filed, QueuedFiling, StateStore
+from .account_match import AccountGuesser, AccountRules, Filing
+from .state_store import Filed, QueuedFiling, StateStore
 from .upstream import CommandRefused, Upstream
 
 __all__ = [

@@ -35,7 +35,7 @@ from ..classifier.labels import (
 from ..classifier.mail import Mail
 from ..classifier.social import NO_HISTORY, SenderStats, domain_of
 from ..config import AccountsConfig
-from .filing import AccountRules
+from .account_match import AccountRules
 
 if TYPE_CHECKING:
     from .decide import HistoryView

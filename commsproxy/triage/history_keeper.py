@@ -25,7 +25,7 @@ from ..classifier.mail import Mail
 from ..config import TriageConfig
 from .history import LiveHistory
 from .history_reader import ReadProgress, choose_folders, read_history, read_new
-from .store import HistoryRecord, StateStore
+from .state_store import HistoryRecord, StateStore
 from .upstream import CommandRefused, Upstream
 
 __all__ = ["CATCH_UP", "SAVE_EVERY", "HistoryKeeper"]

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from ..classifier.mail import MailParseError, parse_mail
 from ..credentials import CredentialError, password_from_command
 from ..imap.names import SENT
+from .account_match import resolve_outgoing
 from .engine import Engine
-from .filing import resolve_outgoing
-from .store import StateStore
+from .state_store import StateStore
 from .upstream import Upstream
 
 __all__ = ["LoginRoute", "TriageHub"]

@@ -27,7 +27,7 @@ from ..config import BatchConfig, Config, TriageConfig
 from ..imap.commands import quote_string
 from ..imap.names import DIGEST, INBOX, RELEASED, SEEN, TRIAGED
 from ..imap.responses import Fetched
-from .store import StateStore
+from .state_store import StateStore
 from .upstream import Upstream
 
 __all__ = ["ReleaseError", "Releaser", "digest_message", "release_without_run"]

@@ -23,7 +23,7 @@ from typing import Literal
 
 from ..config import BatchConfig, Config
 from .runlock import running_pid
-from .store import StateStore, StoreError
+from .state_store import StateStore, StoreError
 
 __all__ = [
     "POLL_SECONDS",

@@ -31,7 +31,7 @@ from ..oauth import AccessTokens, OAuthError, SignInNeeded, xoauth2
 from ..upstream import CommandError, ConnectError, ImapError
 from ..upstream import connect as connect_client
 from ..upstream.login import empty_answer, sasl_login
-from .store import StateStore
+from .state_store import StateStore
 from .upstream import LoginRefused, Upstream, UpstreamImapError
 
 __all__ = ["Connector", "SignInPaused", "TokenCredentials", "notice_message"]

@@ -38,7 +38,7 @@ from commsproxy.imap.names import NORMAL
 from commsproxy.schedule import Schedule
 from commsproxy.triage.decide import Decision, RuleDecider
 from commsproxy.triage.engine import Engine, EngineSettings
-from commsproxy.triage.store import StateStore
+from commsproxy.triage.state_store import StateStore
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess

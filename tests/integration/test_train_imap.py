@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from commsproxy.classifier.contacts import Contacts
 from commsproxy.cli import main
 from commsproxy.models.store import load_model
-from commsproxy.triage.store import Correction, StateStore
+from commsproxy.triage.state_store import Correction, StateStore
 from tests.mailfactory import START, everyday_mail, render
 from tests.testbed.dovecot import Dovecot
 

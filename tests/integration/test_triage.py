@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from commsproxy.triage.store import FILENAME, StateStore
+from commsproxy.triage.state_store import FILENAME, StateStore
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess

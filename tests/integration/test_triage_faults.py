@@ -34,7 +34,7 @@ from commsproxy.models.store import load_bundled
 from commsproxy.schedule import Schedule
 from commsproxy.triage.decide import Decider, ModelDecider, RuleDecider
 from commsproxy.triage.engine import Engine, EngineSettings
-from commsproxy.triage.store import StateStore
+from commsproxy.triage.state_store import StateStore
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.faulthop import FaultHop, Mode

@@ -28,7 +28,7 @@ import pytest
 from commsproxy.classifier.mail import parse_mail
 from commsproxy.config import load_config
 from commsproxy.triage.history import LiveHistory
-from commsproxy.triage.store import StateStore
+from commsproxy.triage.state_store import StateStore
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess

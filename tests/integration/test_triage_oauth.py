@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from commsproxy.oauth import TokenSet, save_sign_in
-from commsproxy.triage.store import FILENAME, StateStore
+from commsproxy.triage.state_store import FILENAME, StateStore
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.file_keyring import ENV as KEYRING_FILE_ENV
 from tests.testbed.file_keyring import FileKeyring

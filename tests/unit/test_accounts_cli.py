@@ -12,7 +12,7 @@ from commsproxy.classifier.mail import parse_mail
 from commsproxy.cli import main
 from commsproxy.config import load_config, parse_config_text
 from commsproxy.service import _load_accounts_model
-from commsproxy.triage.filing import AccountRules, resolve_incoming
+from commsproxy.triage.account_match import AccountRules, resolve_incoming
 from tests.mailfactory import START, render
 
 from .test_classifier_cli import train_three_accounts

@@ -16,7 +16,7 @@ from commsproxy.config import TriageConfig
 from commsproxy.triage import history_keeper
 from commsproxy.triage.history import LiveHistory
 from commsproxy.triage.history_keeper import HistoryKeeper
-from commsproxy.triage.store import StateStore
+from commsproxy.triage.state_store import StateStore
 from commsproxy.triage.upstream import UpstreamImapError
 from tests.mailfactory import render
 

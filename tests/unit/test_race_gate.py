@@ -22,10 +22,10 @@ import pytest
 from commsproxy.imap.framer import Framer, Line, MessageEnd
 from commsproxy.imap.grammar import parse_command, parse_response
 from commsproxy.imap.session import ImapSession
-from commsproxy.proxy.imap.gating import GateHooks
+from commsproxy.proxy.imap.gate import GateHooks
 from commsproxy.proxy.imap.relay import Session
 from commsproxy.triage.engine import Engine, EngineSettings
-from commsproxy.triage.store import Decision, StateStore
+from commsproxy.triage.state_store import Decision, StateStore
 from commsproxy.triage.upstream import Upstream, UpstreamImapError
 from commsproxy.upstream import connect
 

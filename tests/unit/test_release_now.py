@@ -12,7 +12,7 @@ import pytest
 from commsproxy.config import Config, ProxyConfig
 from commsproxy.triage.release_now import DirectRelease, ReleaseNowError, release_now
 from commsproxy.triage.runlock import RunLock
-from commsproxy.triage.store import StateStore
+from commsproxy.triage.state_store import StateStore
 
 LOGIN = "me@example.com"
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)

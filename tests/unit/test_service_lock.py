@@ -21,7 +21,7 @@ from commsproxy.service import (
     serve,
 )
 from commsproxy.triage.runlock import RunLock, running_pid
-from commsproxy.triage.store import StoreError
+from commsproxy.triage.state_store import StoreError
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from commsproxy.cli import triage as triage_cli
 from commsproxy.config import Config, load_config
 from commsproxy.triage import release_now as release_now_module
 from commsproxy.triage.runlock import RunLock
-from commsproxy.triage.store import (
+from commsproxy.triage.state_store import (
     FILENAME,
     Correction,
     Decision,

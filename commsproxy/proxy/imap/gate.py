@@ -1,160 +1,251 @@
-"""The no-flicker gate's bookkeeping: pure, no I/O, driven by the relay through gating.py.
+"""The relay hooks that drive the no-flicker gate (inbox_view.py).
 
-A client with INBOX selected must never learn of a message that triage is about to hold. New
-mail is always appended at the end of a mailbox, so what the client knows is a prefix of what the
-upstream has announced to the session: ``known`` messages out of ``total``. When upstream
-announces more (``* N EXISTS`` above ``known``) the relay pauses that session's responses while
-triage catches up; the paused responses are then rewritten here:
+Per session: before a client's SELECT/EXAMINE/STATUS/NOOP/IDLE on INBOX, triage is asked to catch
+up, which closes most races before they happen. When upstream still announces mail the client
+has not seen, the session's responses are paused, triage catches up (bounded by the gate
+timeout), the upstream is made to report the resulting expunges (its own ``NOOP`` between client
+commands; in IDLE they come by themselves), and the paused responses go out rewritten so the
+held mail never shows. A slow or broken triage only delays the client by the timeout: then the
+gate fails open and the message shows, to be held a moment later. Triage that is not connected
+(starting, or waiting to reconnect) is not waited for at all: the gate fails open at once and
+says so once, not per command.
 
-- ``EXISTS`` lines go (the client gets one ``EXISTS`` for what stayed, computed at the end);
-- ``EXPUNGE n`` of a message the client never learned of (``n > known``) goes, others stay;
-- ``FETCH n`` of such a message goes; ``RECENT`` goes (it counted the held mail too);
-- ``VANISHED`` (QRESYNC) loses the UIDs triage held;
-- the tagged replies to the proxy's own commands go.
+The gate keeps no copy of the session's state: whether INBOX is selected (once the server said
+OK), the message count the upstream reported and the proxy's own commands in flight are read
+from the session machine (``session.state``, commsproxy.imap.session). What is its own is the
+client's side of INBOX (``InboxView``: how much the client has been shown) and the settling.
 
-The ``EXISTS`` for the messages that stayed goes just before the first tagged reply, so a
-client that polled with NOOP sees its new urgent mail in that NOOP's answer.
+A client may hang up at any moment, also while the gate writes held responses to it; that is an
+ordinary end of a session (debug level), never an error, and the settling task never ends with
+an exception nobody retrieves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from ...imap.grammar import ParseError, ResponseKind, parse_response, tokenize
+from ...imap.grammar import Command, Response, ResponseKind
+from ...imap.names import INBOX
+from ...imap.session import ImapSession
+from .inbox_view import InboxView
+from .relay import DISCONNECTS, Session
 
-__all__ = ["InboxView", "Rewritten"]
+__all__ = ["GateHooks", "TriageBackend"]
+
+log = logging.getLogger("commsproxy.gate")
+
+_CATCH_UP_COMMANDS = frozenset({"NOOP", "IDLE", "CHECK", "SELECT", "EXAMINE", "STATUS"})
+_IDLE_SETTLE = 2.0  # seconds to wait for an IDLE session to hear of the expunges
 
 
-@dataclass(frozen=True, slots=True)
-class Rewritten:
-    data: list[bytes]
-    hidden: int  # messages the client never saw (held while paused)
+class TriageBackend(Protocol):
+    """What the gate needs from triage (the service's engines)."""
+
+    def login_for(self, user: str) -> str | None:
+        """The triaged login a client user name belongs to, if any."""
+
+    def ready(self, login: str) -> bool:
+        """Triage for ``login`` is connected and working: worth waiting for."""
+
+    async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
+        """Triage what arrived; INBOX's (messages, triaged messages), or None on timeout or
+        when triage is not (or no longer) connected."""
+
+    def held_uids(self, login: str) -> frozenset[int]:
+        """INBOX UIDs recently moved to hold mailboxes."""
 
 
 @dataclass
-class InboxView:
-    """One session's INBOX: how many messages the client knows, how many upstream announced."""
+class _SessionGate:
+    view: InboxView | None = None  # set while INBOX is selected
+    settling: asyncio.Task[None] | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # a response came while paused
 
-    known: int | None = None  # None until the SELECT's EXISTS
-    total: int | None = None
 
-    def wants_pause(self, exists: int) -> bool:
-        """An unpaused ``* N EXISTS``: True if it announces mail the gate must check first."""
-        if self.known is None:
-            self.known = self.total = exists
-            return False
-        if exists > self.known:
+def _rewriter(
+    view: InboxView, state: ImapSession, held: frozenset[int], limit: int | None
+) -> Callable[[list[list[bytes]]], list[bytes]]:
+    own = frozenset(state.own_tags)  # their replies never reach the client; kept out twice
+
+    def rewrite(messages: list[list[bytes]]) -> list[bytes]:
+        return view.rewrite(messages, own, held, limit).data
+
+    return rewrite
+
+
+def _is_inbox(mailbox: str | None) -> bool:
+    return mailbox is not None and mailbox.upper() == INBOX
+
+
+def _inbox_open(state: ImapSession) -> bool:
+    """INBOX is selected (the server said OK) and no other SELECT is under way."""
+    return _is_inbox(state.selected) and not state.selecting
+
+
+class GateHooks:
+    def __init__(self, backend: TriageBackend, timeout: float = 5.0) -> None:
+        self.backend = backend
+        self.timeout = timeout
+        self._gates: weakref.WeakKeyDictionary[Session, _SessionGate] = weakref.WeakKeyDictionary()
+        self._open: set[str] = set()  # logins whose triage is down: said once, not per command
+
+    def _gate(self, session: Session) -> _SessionGate:
+        gate = self._gates.get(session)
+        if gate is None:
+            gate = self._gates[session] = _SessionGate()
+        return gate
+
+    def _login(self, session: Session) -> str | None:
+        user = session.state.user
+        return self.backend.login_for(user) if user else None
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    async def before_command(self, session: Session, command: Command) -> None:
+        if command.name not in _CATCH_UP_COMMANDS:
+            return
+        login = self._login(session)
+        if login is None:
+            return
+        if command.name in ("SELECT", "EXAMINE", "STATUS"):
+            if not _is_inbox(command.mailbox):
+                return
+        elif not _inbox_open(session.state):
+            return
+        if not self._triage_up(login):
+            return
+        if await self.backend.catch_up(login, self.timeout) is None and self._triage_up(login):
+            log.warning("%s: triage did not catch up within %g s; going on", session, self.timeout)
+
+    def _triage_up(self, login: str) -> bool:
+        """Whether to wait for triage; its going down and coming back are logged once each."""
+        if self.backend.ready(login):
+            if login in self._open:
+                self._open.discard(login)
+                log.info("gate[%s]: triage is back; new mail waits for it again", login)
             return True
-        self.known = self.total = exists
+        if login not in self._open:
+            self._open.add(login)
+            log.warning(
+                "gate[%s]: triage is not connected; new mail shows unchecked until it is", login
+            )
         return False
 
-    def forwarded_expunge(self, count: int = 1) -> None:
-        """Expunges that reached the client while not paused."""
-        if self.known is not None:
-            self.known = max(0, self.known - count)
-            self.total = self.known
+    def on_response(self, session: Session, response: Response) -> None:
+        gate = self._gates.get(session)
+        if gate is not None and gate.settling is not None:
+            self._while_paused(session, gate)
+            return
+        state = session.state
+        if not _inbox_open(state):
+            if gate is not None:
+                gate.view = None
+            return
+        if gate is None or gate.view is None:
+            if self._login(session) is None:
+                return
+            # INBOX was just selected: the client knows what the SELECT reported.
+            gate = self._gate(session)
+            gate.view = InboxView(state.exists, state.exists)
+        if response.kind is not ResponseKind.UNTAGGED or response.number is None:
+            if response.name == "VANISHED":
+                gate.view.known = None  # cannot count it here: resynchronise at the next EXISTS
+            return
+        if response.name == "EXISTS":
+            if gate.view.wants_pause(response.number):
+                session.pause_responses()
+                gate.settling = asyncio.create_task(self._settle(session, gate))
+        elif response.name == "EXPUNGE":
+            gate.view.forwarded_expunge()
 
-    def rewrite(
-        self,
-        messages: Sequence[Sequence[bytes]],
-        own_tags: frozenset[str],
-        held_uids: frozenset[int] = frozenset(),
-        limit: int | None = None,
-    ) -> Rewritten:
-        """The paused responses as the client should see them; updates ``known``/``total``.
+    def _while_paused(self, session: Session, gate: _SessionGate) -> None:
+        if not _inbox_open(session.state):
+            gate.view = None  # another mailbox: the settling shows what it held, unchanged
+        gate.changed.set()
 
-        ``limit`` caps how many messages the client may know (those triage has decided on);
-        the rest stay hidden, and the caller keeps the session paused until they are decided.
-        """
-        known = self.known or 0
-        total = self.total if self.total is not None else known
-        kept: list[Sequence[bytes]] = []
-        insert_at: int | None = None
-        known_there = known
-        hidden_expunges = 0
-        for message in messages:
-            first = message[0]
-            try:
-                response = parse_response(first)
-            except ParseError:
-                kept.append(message)
-                continue
-            if response.kind is ResponseKind.TAGGED:
-                if response.tag in own_tags:
-                    continue
-                if insert_at is None:
-                    insert_at, known_there = len(kept), known
-                kept.append(message)
-                continue
-            if response.kind is not ResponseKind.UNTAGGED:
-                kept.append(message)
-                continue
-            name, number = response.name, response.number
-            if name == "EXISTS" and number is not None:
-                total = number
-            elif name == "RECENT":
-                continue
-            elif name == "EXPUNGE" and number is not None:
-                total -= 1
-                if number <= known:
-                    known -= 1
-                    kept.append(message)
-                else:
-                    hidden_expunges += 1
-            elif name == "FETCH" and number is not None:
-                if number <= known:
-                    kept.append(message)
-            elif name == "VANISHED":
-                line, gone, hidden = _vanished(first, held_uids)
-                total -= gone + hidden
-                known -= gone
-                hidden_expunges += hidden
-                if line is not None:
-                    kept.append([line, *message[1:]])
-            else:
-                kept.append(message)
-        shown = total if limit is None else min(total, limit)
-        stayed = max(0, shown - known)
-        out: list[bytes] = []
-        if insert_at is None:
-            insert_at, known_there = len(kept), known
-        for index, message in enumerate(kept):
-            if index == insert_at and stayed:
-                out.append(b"* %d EXISTS\r\n" % (known_there + stayed))
-            out.extend(message)
-        if insert_at == len(kept) and stayed:
-            out.append(b"* %d EXISTS\r\n" % (known_there + stayed))
-        self.known, self.total = known + stayed, total
-        return Rewritten(out, hidden_expunges)
+    # -- settling a pause ---------------------------------------------------------------------
 
-    @property
-    def hiding(self) -> bool:
-        """Upstream has announced messages the client has not been shown yet."""
-        return self.known is not None and self.total is not None and self.total > self.known
+    async def _settle(self, session: Session, gate: _SessionGate) -> None:
+        login = self._login(session)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        held = self.backend.held_uids
+        try:
+            while login is not None and (left := deadline - loop.time()) > 0:
+                if not self._triage_up(login):
+                    break
+                state = await self.backend.catch_up(login, left)
+                if state is None:
+                    if self._triage_up(login):
+                        log.warning("%s: triage too slow; showing new mail unchecked", session)
+                    break
+                total, triaged = state
+                await self._hear_expunges(session, gate, total, deadline - loop.time())
+                view = gate.view
+                if view is None or not session.responses_paused:
+                    break
+                # Show what triage has decided on; keep holding back the rest.
+                rewrite = _rewriter(view, session.state, held(login), triaged)
+                await session.resume_responses(rewrite, keep_paused=True)
+                if not view.hiding:
+                    await session.resume_responses()
+                    return
+        except DISCONNECTS as err:
+            log.debug("%s: client left while the gate held responses: %r", session, err)
+            return  # nothing to show to a client that is gone
+        except Exception:
+            log.exception("%s: gate error; showing new mail unchecked", session)
+        finally:
+            gate.settling = None
+        try:
+            await self._fail_open(session, gate, login)
+        except DISCONNECTS as err:
+            log.debug("%s: client left while the gate failed open: %r", session, err)
+        except Exception:
+            # Logged here: this task is not awaited, so an exception would go unretrieved.
+            log.exception("%s: gate could not show held responses", session)
 
+    async def _fail_open(self, session: Session, gate: _SessionGate, login: str | None) -> None:
+        """Show everything still held back (a no-op after a clean finish)."""
+        view = gate.view
+        if not session.responses_paused:
+            if view is not None and view.hiding:
+                view.known = None  # the relay failed open on its own: resynchronise
+            return
+        if view is None:
+            await session.resume_responses()
+            return
+        uids = self.backend.held_uids(login) if login else frozenset()
+        await session.resume_responses(_rewriter(view, session.state, uids, None))
 
-def _vanished(line: bytes, held: frozenset[int]) -> tuple[bytes | None, int, int]:
-    """A ``VANISHED`` line without the held UIDs; (line or None, known gone, held gone)."""
-    tokens = tokenize(line)
-    if len(tokens) < 3 or isinstance(tokens[2], tuple):  # "(EARLIER)": not a live expunge
-        return line, 0, 0
-    uids = _expand(str(tokens[2]))
-    visible = [uid for uid in uids if uid not in held]
-    hidden = len(uids) - len(visible)
-    if not visible:
-        return None, 0, hidden
-    if not hidden:
-        return line, len(uids), 0
-    return b"* VANISHED " + ",".join(map(str, visible)).encode() + b"\r\n", len(visible), hidden
+    async def _hear_expunges(
+        self, session: Session, gate: _SessionGate, target: int, left: float
+    ) -> None:
+        """Let upstream tell this session about what triage moved away: a NOOP of our own
+        between client commands, or inside the client's IDLE."""
+        if left <= 0:
+            return
+        state = session.state
+        tag = session.send_own_command("NOOP") or session.sync_in_idle()
+        if tag is not None:
+            # Done when our NOOP is answered: the machine forgets its tag then.
+            def settled() -> bool:
+                return tag not in state.own_tags
+        else:
+            # Mid-command: upstream reports expunges with that command's reply.
+            left = min(left, _IDLE_SETTLE)
 
+            def settled() -> bool:
+                return state.exists is None or state.exists <= target
 
-def _expand(uid_set: str) -> list[int]:
-    out: list[int] = []
-    for part in uid_set.split(","):
-        first, _, last = part.partition(":")
-        if not first.isdigit() or (last and not last.isdigit()):
-            continue
-        low, high = sorted((int(first), int(last or first)))
-        out.extend(range(low, min(high, low + 100_000) + 1))
-    return out
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(left):
+                while not settled():
+                    gate.changed.clear()
+                    await gate.changed.wait()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from commsproxy.triage.store import (
+from commsproxy.triage.state_store import (
     Correction,
     Decision,
     Release,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commsproxy.proxy.imap.gate import InboxView, Rewritten
+from commsproxy.proxy.imap.inbox_view import InboxView, Rewritten
 
 OWN = frozenset({"cp1", "cp2"})
 

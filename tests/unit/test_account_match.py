@@ -12,7 +12,7 @@ import pytest
 
 from commsproxy.classifier.mail import Mail, parse_mail
 from commsproxy.config import AccountConfig, AccountsConfig
-from commsproxy.triage.filing import (
+from commsproxy.triage.account_match import (
     FREEMAIL,
     AccountGuesser,
     AccountRules,
