@@ -17,6 +17,7 @@ namespaces; callers that want those (the shared account folders) name them or a 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +29,7 @@ from commsproxy.imap.commands import quote_mailbox, quote_string, uid_set
 from commsproxy.imap.names import INBOX
 from commsproxy.imap.responses import (
     Fetched,
+    Reply,
     parse_fetch,
     parse_foreign_namespaces,
     parse_list,
@@ -243,10 +245,17 @@ def _read_folder(
     uids = sorted({fetched.uid for fetched in parse_fetch(reply.untagged)})
     folder_url = f"{url}/{quote(folder.name)};UIDVALIDITY={info.uidvalidity}"
     items = f"(UID RFC822.SIZE BODY.PEEK[]<0.{max_bytes}>)"
-    for start in range(0, len(uids), FETCH_BATCH):
-        batch = uid_set(uids[start : start + FETCH_BATCH])
+    batches = [uid_set(uids[i : i + FETCH_BATCH]) for i in range(0, len(uids), FETCH_BATCH)]
+    # The next batch is asked for before this one is parsed, so the server's and the network's
+    # time overlap the caller's. At most two batches are held.
+    ahead: Future[Reply] | None = None
+    for index, batch in enumerate(batches):
+        current = ahead or loop.submit(client.command("UID FETCH", batch, items))
+        ahead = None
+        if index + 1 < len(batches):
+            ahead = loop.submit(client.command("UID FETCH", batches[index + 1], items))
         try:
-            reply = loop.run(client.command("UID FETCH", batch, items))
+            reply = current.result()
         except CommandError as err:
             stats.skip(f"folder {folder.name!r}", f"FETCH refused: {err.text}")
             continue

@@ -66,6 +66,9 @@ __all__ = [
 log = logging.getLogger("commsproxy.triage")
 
 T = TypeVar("T")
+# Release (re-append) and filing fetch whole messages: the largest the server may hold (most
+# cap mail at 25-150 MB); a bigger answer closes the link rather than fill memory.
+_MAX_MESSAGE = 256 << 20
 _CHUNK = 100  # UIDs per FETCH, MOVE or COPY: bounded responses, and progress between them
 # Tries of one move or copy while other clients keep expunging its messages under it; each try
 # learns of the expunges that refused the one before, so a second try nearly always does it.
@@ -122,7 +125,9 @@ async def connect(
     step = login if login is not None else password_login(username, password)
     try:
         async with asyncio.timeout(seconds):
-            client = await connect_client(endpoint, tls, step, seconds=seconds)
+            client = await connect_client(
+                endpoint, tls, step, seconds=seconds, max_message=_MAX_MESSAGE
+            )
     except TimeoutError:
         raise UpstreamImapError(f"{where}: no answer within {seconds:g} s") from None
     except CommandError as err:

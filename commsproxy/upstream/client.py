@@ -43,7 +43,7 @@ from .errors import (
     ProtocolError,
 )
 
-__all__ = ["Challenge", "ImapClient"]
+__all__ = ["MAX_LINE", "MAX_MESSAGE", "Challenge", "ImapClient"]
 
 log = logging.getLogger("commsproxy.upstream")
 
@@ -51,6 +51,10 @@ log = logging.getLogger("commsproxy.upstream")
 Challenge = Callable[[bytes], Awaitable[bytes | None]]
 
 _READ_SIZE = 256 * 1024
+# The longest line: a UID SEARCH answer is one line, about 8 bytes per message (1M messages).
+MAX_LINE = 8 << 20
+# The largest response (a FETCH with whole messages): callers fetching whole mail raise it.
+MAX_MESSAGE = 64 << 20
 _MAILBOX_CHANGES = frozenset({"EXISTS", "EXPUNGE", "VANISHED", "RECENT"})
 _STATUS = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH", "CAPABILITY"})
 
@@ -79,8 +83,8 @@ class ImapClient:
         name: str,
         greeting: bytes = b"",
         timeout: float = 30.0,
-        max_line: int = 1 << 20,
-        max_message: int = 64 << 20,
+        max_line: int = MAX_LINE,
+        max_message: int = MAX_MESSAGE,
         max_events: int = 10_000,
     ) -> None:
         self.name = name

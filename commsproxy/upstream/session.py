@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 
 from ..endpoints import Endpoint
-from .client import ImapClient
+from .client import MAX_LINE, MAX_MESSAGE, ImapClient
 from .connect import open_link
 from .login import Login
 
@@ -18,8 +18,8 @@ async def connect(
     login: Login | None = None,
     *,
     seconds: float = 30.0,
-    max_line: int = 1 << 20,
-    max_message: int = 64 << 20,
+    max_line: int = MAX_LINE,
+    max_message: int = MAX_MESSAGE,
 ) -> ImapClient:
     """A client on ``endpoint`` (TLS as it says), with capabilities read and ``login`` done.
 

@@ -30,6 +30,7 @@ from commsproxy.upstream import (
     sasl_login,
 )
 from commsproxy.upstream.blocking import LoopThread
+from commsproxy.upstream.client import MAX_LINE
 
 from .imap_server import Peer, scripted_server
 
@@ -213,10 +214,10 @@ async def test_a_line_of_ten_megabytes_is_refused_not_buffered() -> None:
         await peer.message()
 
     async with scripted_server(script) as served:
-        client = await connect(served.endpoint, TLS, max_line=64 * 1024)
-        with pytest.raises(ProtocolError, match="line longer than 65536 bytes"):
+        client = await connect(served.endpoint, TLS)  # the default bound: 8 MB
+        with pytest.raises(ProtocolError, match=f"line longer than {MAX_LINE} bytes"):
             await client.command("NOOP")
-        assert client._framer.buffered <= 64 * 1024 + 256 * 1024  # one read at most beyond
+        assert client._framer.buffered <= MAX_LINE + 256 * 1024  # one read at most beyond
         await client.close()
 
 
