@@ -181,3 +181,6 @@ class Password:
 
     def refused(self) -> None:
         raise AssertionError("the test user's password was refused")
+
+    async def check(self, worker: object) -> None:
+        """A password login never pauses (the engine asks each tick since OAuth2 logins)."""
