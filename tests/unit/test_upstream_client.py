@@ -152,6 +152,32 @@ async def test_unsolicited_responses_during_a_command_are_surfaced() -> None:
         await client.close()
 
 
+async def test_news_between_commands_waits_in_the_events_and_their_bound_is_kept() -> None:
+    async def script(peer: Peer) -> None:
+        command = await peer.command()
+        peer.send(command.tag.encode() + b" OK done\r\n")
+        await peer.writer.drain()
+        await asyncio.sleep(0.02)  # no command in flight now
+        peer.send(b"* VANISHED 7:9\r\n* 4 EXISTS\r\n* 5 EXISTS\r\n* OK Still here\r\n")
+        command = await peer.command()
+        peer.send(command.tag.encode() + b" OK\r\n")
+        await peer.message()
+
+    async with scripted_server(script) as served:
+        client = await connect(served.endpoint, TLS)
+        client.events = type(client.events)(maxlen=3)
+        await client.command("NOOP")
+        await asyncio.sleep(0.1)
+        await client.command("NOOP")
+        assert client.take_events() == [
+            b"* 4 EXISTS\r\n",
+            b"* 5 EXISTS\r\n",
+            b"* OK Still here\r\n",
+        ]
+        assert client.events_dropped == 1  # the VANISHED: counted, so a reader knows to look
+        await client.close()
+
+
 @pytest.mark.parametrize(
     ("answer", "error", "code"),
     [
