@@ -11,10 +11,10 @@ import io
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
@@ -30,6 +30,7 @@ __all__ = [
     "BatchConfig",
     "Config",
     "ConfigError",
+    "ConfigErrors",
     "LoginConfig",
     "ProxyConfig",
     "TriageConfig",
@@ -65,6 +66,20 @@ class ConfigError(ValueError):
         self.path = path
         self.key = key
         self.line = line
+
+
+class ConfigErrors(ConfigError):
+    """Every problem found in one file, in line order, so one edit can fix them all.
+
+    ``path``, ``key`` and ``line`` are the first one's; ``errors`` holds them all.
+    """
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.path, first.key, "", first.line)
+        self.errors = tuple(errors)
+        head = f"{first.path}: {len(errors)} errors" if first.path else f"{len(errors)} errors"
+        self.args = ("\n".join([head, *(f"  {error}" for error in errors)]),)
 
 
 def default_config_path() -> Path:
@@ -295,12 +310,19 @@ class _Reader:
     def fail(self, key: str, message: str) -> ConfigError:
         return self.loader.error(self.name, key, message, self.index)
 
+    def problem(self, key: str, message: str) -> None:
+        """Record an error in ``key`` and go on checking the table (``fail`` stops it)."""
+        self.loader.record(self.fail(key, message))
+
     def get(self, key: str, kind: type | tuple[type, ...], what: str) -> Any:
+        """The value of ``key``, or None when it is missing or of the wrong type (recorded, so
+        the rest of the table is still checked)."""
         self.known.add(key)
         value = self.table.get(key)
         wrong = not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
         if value is not None and wrong:
-            raise self.fail(key, f"expected {what}, got {value!r}")
+            self.loader.record(self.fail(key, f"expected {what}, got {value!r}"))
+            return None
         return value
 
     def convert(self, key: str, kind: type | tuple[type, ...], what: str, parse: Any) -> Any:
@@ -310,19 +332,50 @@ class _Reader:
         try:
             return parse(value)
         except (ValueError, EndpointError) as err:
-            raise self.fail(key, str(err)) from None
+            self.loader.record(self.fail(key, str(err)))
+            return None
 
     def check_unknown(self) -> None:
         for key in self.table:
             if key not in self.known:
                 known = ", ".join(sorted(self.known))
-                raise self.fail(key, f"unknown key (known keys here: {known})")
+                self.loader.record(self.fail(key, f"unknown key (known keys here: {known})"))
+
+
+_T = TypeVar("_T")
 
 
 class _Loader:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
+        self.errors: list[ConfigError] = []
+
+    def record(self, error: ConfigError) -> None:
+        """Keep ``error`` for the report; a key that failed once is not reported again (a wrong
+        value is then also "missing" to the checks after it)."""
+        if not any((e.key, e.line) == (error.key, error.line) for e in self.errors):
+            self.errors.append(error)
+
+    def attempt(self, parse: Callable[[], _T], fallback: _T) -> _T:
+        """``parse()`` one table; on an error, record it and go on with ``fallback``.
+
+        A table with errors is ``fallback`` also when its parse went on to the end: checks
+        between tables (distinct usernames, mailboxes, domains) would only repeat its errors.
+        """
+        before = len(self.errors)
+        try:
+            result = parse()
+        except ConfigError as error:
+            self.record(error)
+            return fallback
+        return fallback if len(self.errors) > before else result
+
+    def raise_errors(self) -> None:
+        if not self.errors:
+            return
+        errors = sorted(self.errors, key=lambda e: e.line if e.line is not None else 1 << 30)
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
 
     def error(self, table: str, key: str, message: str, index: int = 0) -> ConfigError:
         label = f"[{table}] {key}" if table else key
@@ -384,38 +437,52 @@ _TABLES = ("proxy", "login", "triage", "batch", "accounts")
 
 
 def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
+    """Every table is checked even after an error in another, so that one report lists all."""
     for key in data:
         if key not in _TABLES:
-            raise loader.error(
-                "",
-                key,
-                "unknown table (expected [proxy], [[login]], [triage], [[batch]] or [accounts])",
+            loader.record(
+                loader.error(
+                    "",
+                    key,
+                    "unknown table (expected [proxy], [[login]], [triage], [[batch]] or "
+                    "[accounts])",
+                )
             )
-    proxy_table = data.get("proxy", {})
-    if not isinstance(proxy_table, dict):
-        raise loader.error("", "proxy", "expected a table: [proxy]")
-    logins = data.get("login", [])
-    if not isinstance(logins, list):
-        raise loader.error("", "login", "expected one or more [[login]] tables")
-    triage_table = data.get("triage", {})
-    if not isinstance(triage_table, dict):
-        raise loader.error("", "triage", "expected a table: [triage]")
-    batch_tables = data.get("batch")
-    if batch_tables is not None and not isinstance(batch_tables, list):
-        raise loader.error("", "batch", "expected one or more [[batch]] tables (two brackets)")
-    accounts_table = data.get("accounts", {})
-    if not isinstance(accounts_table, dict):
-        raise loader.error("", "accounts", "expected a table: [accounts]")
-    return Config(
+
+    def table(name: str, kind: type, default: Any, expected: str) -> Any:
+        value = data.get(name, default)
+        if value is not None and not isinstance(value, kind):
+            loader.record(loader.error("", name, expected))
+            return default
+        return value
+
+    proxy_table = table("proxy", dict, {}, "expected a table: [proxy]")
+    login_tables = table("login", list, [], "expected one or more [[login]] tables")
+    triage_table = table("triage", dict, {}, "expected a table: [triage]")
+    batch_tables = table(
+        "batch", list, None, "expected one or more [[batch]] tables (two brackets)"
+    )
+    accounts_table = table("accounts", dict, {}, "expected a table: [accounts]")
+    logins: list[tuple[int, LoginConfig]] = []
+    for index, login_table in enumerate(login_tables):
+        reader = _Reader(loader, login_table, "login", index)
+        login = loader.attempt(functools.partial(_parse_login, reader), None)
+        if login is not None:
+            logins.append((index, login))
+    config = Config(
         path=loader.path,
-        proxy=_parse_proxy(_Reader(loader, proxy_table, "proxy", 0)),
-        logins=_check_logins(
-            loader, [_parse_login(_Reader(loader, t, "login", i)) for i, t in enumerate(logins)]
+        proxy=loader.attempt(
+            lambda: _parse_proxy(_Reader(loader, proxy_table, "proxy", 0)), ProxyConfig()
         ),
-        triage=_parse_triage(_Reader(loader, triage_table, "triage", 0)),
+        logins=_check_logins(loader, logins),
+        triage=loader.attempt(
+            lambda: _parse_triage(_Reader(loader, triage_table, "triage", 0)), TriageConfig()
+        ),
         batches=default_batches() if batch_tables is None else _parse_batches(loader, batch_tables),
         accounts=_parse_accounts(loader, accounts_table),
     )
+    loader.raise_errors()
+    return config
 
 
 def _path(value: str) -> Path:
@@ -433,7 +500,8 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
         if value is None:
             return default
         if value < 1:
-            raise r.fail(key, f"expected a number above 0, got {value}")
+            r.problem(key, f"expected a number above 0, got {value}")
+            return default
         return value
 
     config = ProxyConfig(
@@ -462,7 +530,7 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
     r.check_unknown()
     for key, value in (("tls_cert", tls_cert), ("tls_key", tls_key)):
         if value is not None and not value.is_file():
-            raise r.fail(key, f"no such file: {value}")
+            r.problem(key, f"no such file: {value}")
     if tls_key is not None and tls_cert is None:
         raise r.fail("tls_key", "tls_key needs tls_cert as well")
     return config
@@ -509,25 +577,32 @@ def _parse_login(r: _Reader) -> LoginConfig:
     return login
 
 
-def _check_logins(loader: _Loader, logins: list[LoginConfig]) -> tuple[LoginConfig, ...]:
-    """With several logins a client is routed by its user name, so each needs its own."""
+def _check_logins(
+    loader: _Loader, logins: list[tuple[int, LoginConfig]]
+) -> tuple[LoginConfig, ...]:
+    """With several logins a client is routed by its user name, so each needs its own.
+
+    ``logins`` pairs each parsed login with its table's index (a broken table is left out).
+    """
     if len(logins) < 2:
-        return tuple(logins)
+        return tuple(login for _, login in logins)
     seen: dict[str, int] = {}
-    for index, login in enumerate(logins):
+    for index, login in logins:
         if not login.username:
-            raise loader.error(
+            loader.record(loader.error(
                 "login", "username", "missing: with several [[login]], each needs a username "
                 "(clients are routed to a login by the user name they log in with)", index,
-            )  # fmt: skip
+            ))  # fmt: skip
+            continue
         name = login.username.strip().lower()
         if name in seen:
-            raise loader.error(
+            loader.record(loader.error(
                 "login", "username", f"{login.username!r} is already the username of "
                 f"[[login]] number {seen[name] + 1}", index,
-            )  # fmt: skip
+            ))  # fmt: skip
+            continue
         seen[name] = index
-    return tuple(logins)
+    return tuple(login for _, login in logins)
 
 
 _VIP = re.compile(r"^(\*|[^\s@*]+)@[^\s@*.]+(\.[^\s@*.]+)*$")
@@ -540,28 +615,26 @@ def _parse_triage(r: _Reader) -> TriageConfig:
     for entry in r.get("vip", list, vip_example) or []:
         text = entry.strip().lower() if isinstance(entry, str) else ""
         if not _VIP.match(text):
-            raise r.fail(
-                "vip", f'{entry!r}: expected an address ("boss@example.com") or "*@domain"'
-            )
-        if text not in vips:
+            r.problem("vip", f'{entry!r}: expected an address ("boss@example.com") or "*@domain"')
+        elif text not in vips:
             vips.append(text)
     model = r.get("model", str, 'a path to a model file, or "default"')
     if model is not None and model.strip().lower() in ("default", "bundled"):
         model = None
     elif model is not None:
         if not model.strip():
-            raise r.fail("model", 'expected a path to a model file, or "default"')
+            r.problem("model", 'expected a path to a model file, or "default"')
         model = str(_path(model))
     timeout = r.get("gate_timeout", (int, float), "a number of seconds")
     if timeout is not None and not 0 < timeout <= 60:
-        raise r.fail("gate_timeout", f"expected seconds above 0 and at most 60, got {timeout}")
+        r.problem("gate_timeout", f"expected seconds above 0 and at most 60, got {timeout}")
     prefix = r.convert("body_prefix", (int, str), 'a size such as "64K"', parse_size)
     if prefix is not None and not 1 << 10 <= prefix <= 16 << 20:
-        raise r.fail("body_prefix", f'expected a size from "1K" to "16M", got {prefix}')
+        r.problem("body_prefix", f'expected a size from "1K" to "16M", got {prefix}')
     history_seconds = _number(r, "history_seconds", "seconds", 0, 3600)
     history_messages = r.get("history_messages", int, "a whole number of messages")
     if history_messages is not None and not 1 <= history_messages <= 1_000_000:
-        raise r.fail("history_messages", f"expected 1 to 1000000 messages, got {history_messages}")
+        r.problem("history_messages", f"expected 1 to 1000000 messages, got {history_messages}")
     sent_check = _number(r, "history_sent_check", "seconds", 1, 3600)
     config = TriageConfig(
         enabled=_flag(r, "enabled", defaults.enabled),
@@ -585,7 +658,8 @@ def _number(r: _Reader, key: str, unit: str, low: float, high: float) -> float |
     if value is None:
         return None
     if not low <= value <= high:  # also refuses nan
-        raise r.fail(key, f"expected {unit} from {low:g} to {high:g}, got {value}")
+        r.problem(key, f"expected {unit} from {low:g} to {high:g}, got {value}")
+        return None
     return float(value)
 
 
@@ -599,25 +673,34 @@ def _parse_batches(loader: _Loader, tables: list[Any]) -> tuple[BatchConfig, ...
     batches: list[BatchConfig] = []
     for index, table in enumerate(tables):
         r = _Reader(loader, table, "batch", index)
-        batch = _parse_batch(r)
-        for other in batches:
-            if other.name == batch.name:
-                raise r.fail("name", f"{batch.name!r}: another batch has this name already")
-            if other.mailbox == batch.mailbox:
-                raise r.fail(
-                    "mailbox",
-                    f"{batch.mailbox!r}: batch {other.name!r} holds its mail there already; "
-                    "give each batch its own mailbox",
-                )
-            for label in batch.labels:
-                if label in other.labels:
-                    raise r.fail(
-                        "labels",
-                        f"{label!r} is held by both batch {other.name!r} and batch "
-                        f"{batch.name!r}; a label can be held by one batch only",
-                    )
+        batch = loader.attempt(functools.partial(_parse_batch, r), None)
+        if batch is None or not loader.attempt(
+            functools.partial(_distinct, r, batches, batch), False
+        ):
+            continue
         batches.append(batch)
     return tuple(batches)
+
+
+def _distinct(r: _Reader, batches: list[BatchConfig], batch: BatchConfig) -> bool:
+    """True when ``batch`` shares no name, mailbox or label with the ``batches`` before it."""
+    for other in batches:
+        if other.name == batch.name:
+            raise r.fail("name", f"{batch.name!r}: another batch has this name already")
+        if other.mailbox == batch.mailbox:
+            raise r.fail(
+                "mailbox",
+                f"{batch.mailbox!r}: batch {other.name!r} holds its mail there already; "
+                "give each batch its own mailbox",
+            )
+        for label in batch.labels:
+            if label in other.labels:
+                raise r.fail(
+                    "labels",
+                    f"{label!r} is held by both batch {other.name!r} and batch "
+                    f"{batch.name!r}; a label can be held by one batch only",
+                )
+    return True
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -718,6 +801,22 @@ _ACCOUNT_SETTINGS = (
 
 def _parse_accounts(loader: _Loader, table: Mapping[str, Any]) -> AccountsConfig:
     """``[accounts]``: settings, and one sub-table per account (any key holding a table)."""
+    accounts: list[AccountConfig] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            reader = _Reader(loader, value, f"accounts.{key}", 0)
+            account = loader.attempt(functools.partial(_parse_account, reader, key), None)
+            if account is not None:
+                accounts.append(account)
+    _check_accounts(loader, accounts)
+    return loader.attempt(
+        lambda: _parse_account_settings(loader, table, tuple(accounts)), AccountsConfig()
+    )
+
+
+def _parse_account_settings(
+    loader: _Loader, table: Mapping[str, Any], accounts: tuple[AccountConfig, ...]
+) -> AccountsConfig:
     settings = {k: v for k, v in table.items() if not isinstance(v, dict)}
     r = _Reader(loader, settings, "accounts", 0)
     root = r.get("root", str, 'a folder path such as "Public/Accounts"')
@@ -746,15 +845,10 @@ def _parse_accounts(loader: _Loader, table: Mapping[str, Any]) -> AccountsConfig
     if scan is not None and not 1 <= scan <= 3600:
         raise r.fail("team_scan", f"expected seconds from 1 to 3600, got {scan}")
     r.check_unknown()
-    accounts: list[AccountConfig] = []
-    for key, value in table.items():
-        if isinstance(value, dict):
-            accounts.append(_parse_account(_Reader(loader, value, f"accounts.{key}", 0), key))
-    _check_accounts(loader, accounts)
     defaults = AccountsConfig()
     return AccountsConfig(
         root=root,
-        accounts=tuple(accounts),
+        accounts=accounts,
         model=model,
         internal_domains=domains,
         share_with=tuple(who.strip() for who in share),
@@ -800,13 +894,17 @@ def _check_accounts(loader: _Loader, accounts: list[AccountConfig]) -> None:
         table = f"accounts.{account.key}"
         other = names.setdefault(account.name.casefold(), account)
         if other is not account:
-            raise loader.error(table, "name", f"{account.name!r}: [accounts.{other.key}] too")
+            loader.record(
+                loader.error(table, "name", f"{account.name!r}: [accounts.{other.key}] too")
+            )
         for key, values in (("domains", account.domains), ("addresses", account.addresses)):
             for value in values:
                 other = owners.setdefault(value, account)
                 if other is not account:
-                    raise loader.error(
-                        table, key, f"{value!r} belongs to [accounts.{other.key}] already"
+                    loader.record(
+                        loader.error(
+                            table, key, f"{value!r} belongs to [accounts.{other.key}] already"
+                        )
                     )
 
 
