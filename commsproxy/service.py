@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import signals
 from .config import Config, ConfigError, LoginConfig
 from .endpoints import (
     Endpoint,
@@ -282,8 +282,8 @@ async def _serve(
 ) -> None:
     """The listeners and triage's engines, from start to a clean shutdown."""
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    # No add_signal_handler on Windows: signals.py falls back to a thread-safe plain handler.
+    restore_signals = signals.install(loop, dict.fromkeys(signals.stop_signals(), stop.set))
     hooks = (
         GateHooks(hub, the_plan.triage.config.triage.gate_timeout)
         if hub and the_plan.triage
@@ -313,8 +313,7 @@ async def _serve(
         await stop.wait()
         log.info("commsproxy shutting down")
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        restore_signals()
         await imap.stop(grace)
         if smtp is not None:
             await smtp.stop(grace)

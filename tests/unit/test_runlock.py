@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from commsproxy.triage.runlock import FILENAME, RunLock, RunLockError, running_pid
+from commsproxy.triage.runlock import PID_FILENAME, RunLock, RunLockError, running_pid
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,12 +58,12 @@ def test_acquire_writes_pid_and_creates_private_dir(tmp_path: Path) -> None:
     try:
         assert lock.held
         assert (state.stat().st_mode & 0o777) == 0o700
-        assert (state / FILENAME).read_text() == f"{os.getpid()}\n"
+        assert (state / PID_FILENAME).read_text() == f"{os.getpid()}\n"
         assert lock.acquire()  # acquiring again is harmless
     finally:
         lock.release()
     assert not lock.held
-    assert (state / FILENAME).read_text() == ""
+    assert not (state / PID_FILENAME).exists()  # no pid of a process that has stopped running
     lock.release()  # releasing again is harmless
 
 
@@ -115,7 +115,17 @@ def test_a_killed_holder_leaves_no_lock(tmp_path: Path, holder: subprocess.Popen
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(timeout=10)
     # Its pid is still in the file, but nobody holds the lock.
-    assert (state / FILENAME).read_text().strip() == str(holder.pid)
+    assert (state / PID_FILENAME).read_text().strip() == str(holder.pid)
     assert running_pid(state) is None
     with RunLock(state) as lock:
         assert lock.held
+
+
+def test_a_second_run_is_refused_naming_the_holder(
+    tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    with (
+        pytest.raises(RunLockError, match=rf"another commsproxy run \(pid {holder.pid}\)"),
+        RunLock(tmp_path / "state"),
+    ):
+        pass
