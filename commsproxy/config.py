@@ -201,6 +201,10 @@ class TriageConfig:
     history_messages: int = 10_000
     #: Seconds between looks (STATUS UIDNEXT) at Sent for mail sent from other devices.
     history_sent_check: float = 10.0
+    #: Seconds triage of a login may fail before one notice says so in its INBOX.
+    notice_after: float = 900.0
+    #: The longest wait (seconds) between retries of a failing login; retries never stop.
+    retry_max: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -636,6 +640,8 @@ def _parse_triage(r: _Reader) -> TriageConfig:
     if history_messages is not None and not 1 <= history_messages <= 1_000_000:
         r.problem("history_messages", f"expected 1 to 1000000 messages, got {history_messages}")
     sent_check = _number(r, "history_sent_check", "seconds", 1, 3600)
+    notice_after = _number(r, "notice_after", "seconds", 1, 7 * 86400)
+    retry_max = _number(r, "retry_max", "seconds", 1, 3600)
     config = TriageConfig(
         enabled=_flag(r, "enabled", defaults.enabled),
         vip=tuple(vips),
@@ -647,6 +653,8 @@ def _parse_triage(r: _Reader) -> TriageConfig:
         history_seconds=defaults.history_seconds if history_seconds is None else history_seconds,
         history_messages=history_messages or defaults.history_messages,
         history_sent_check=defaults.history_sent_check if sent_check is None else sent_check,
+        notice_after=defaults.notice_after if notice_after is None else notice_after,
+        retry_max=defaults.retry_max if retry_max is None else retry_max,
     )
     r.check_unknown()
     return config
