@@ -114,12 +114,13 @@ class AccessTokens:
                 clock=self._clock,
             )
         except SignInNeeded as err:
+            # Not logged here: the IMAP and SMTP sides and triage each say it once, in words.
             self._failed = (refresh_token, err)
-            log.warning("%s", err.reason)
+            log.debug("refresh of %s refused: sign-in needed", self.account)
             raise
         except Throttled as err:
             self._not_before = self._clock() + err.retry_after
-            log.warning("%s", err)
+            log.debug("refresh of %s throttled for %g s", self.account, err.retry_after)
             raise
         self._failed = None
         if tokens.refresh_token is not None and tokens.refresh_token != refresh_token:

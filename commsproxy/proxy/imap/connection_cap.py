@@ -6,71 +6,42 @@ problem. (15: Lifewire's "Know the Simultaneous Gmail IMAP Connection Limit" and
 help on the error; Google's own help page, support.google.com/mail/answer/97150, said 10 when it
 was written in 2008.) commsproxy counts the sessions it relays for a login and keeps room for
 triage's own connections (its engine holds a watcher and a worker; a release or an account
-listing may open one more), so a mail program beyond the cap gets a refusal that says why,
-before anything reaches Gmail.
+listing may open one more), so a mail program beyond the cap gets a refusal that says why.
 
-A slot is taken before connecting and holds the upstream writer once the link exists; it frees
-itself when that writer closes (the relay closes it when the session ends or its login fails),
-or, never connected, after ``pending_for`` seconds.
+A login is checked twice: ``full`` before connecting (the common refusal costs no connection
+and no token), and ``take`` once the link exists, which counts it only if there is still room
+(two logins racing for the last place cannot both have it). A counted connection is its
+upstream writer: it stops counting when that writer closes, which the relay does when the
+session ends or its login fails. A login whose connection never came about was never counted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-__all__ = ["GMAIL_IMAP_CONNECTIONS", "TRIAGE_CONNECTIONS", "ConnectionCap", "Slot"]
+__all__ = ["GMAIL_IMAP_CONNECTIONS", "TRIAGE_CONNECTIONS", "ConnectionCap"]
 
 GMAIL_IMAP_CONNECTIONS = 15
 TRIAGE_CONNECTIONS = 3
 
 
-@dataclass
-class Slot:
-    deadline: float  # until then a slot without a link counts
-    writer: asyncio.StreamWriter | None = field(default=None, repr=False)
-    released: bool = False
-
-    def hold(self, writer: asyncio.StreamWriter) -> None:
-        self.writer = writer
-
-    def release(self) -> None:
-        self.released = True
-
-    def open(self, now: float) -> bool:
-        if self.released:
-            return False
-        if self.writer is None:
-            return now < self.deadline
-        return not self.writer.is_closing()
-
-
 class ConnectionCap:
-    def __init__(
-        self,
-        limit: int,
-        *,
-        pending_for: float = 120.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._pending_for = pending_for
-        self._clock = clock
-        self._slots: dict[str, list[Slot]] = {}
+        self._open: dict[str, list[asyncio.StreamWriter]] = {}
 
     def open(self, key: str) -> int:
-        """How many connections of ``key`` are open (or being opened) now."""
-        now = self._clock()
-        slots = [s for s in self._slots.get(key, []) if s.open(now)]
-        self._slots[key] = slots
-        return len(slots)
+        """How many upstream connections of ``key`` are open now."""
+        writers = [w for w in self._open.get(key, []) if not w.is_closing()]
+        self._open[key] = writers
+        return len(writers)
 
-    def take(self, key: str) -> Slot | None:
-        """A slot for one more connection of ``key``, or None at the cap."""
-        if self.open(key) >= self.limit:
-            return None
-        slot = Slot(self._clock() + self._pending_for)
-        self._slots[key].append(slot)
-        return slot
+    def full(self, key: str) -> bool:
+        return self.open(key) >= self.limit
+
+    def take(self, key: str, writer: asyncio.StreamWriter) -> bool:
+        """Count ``writer`` as one of ``key``'s connections; False (not counted) at the cap."""
+        if self.full(key):
+            return False
+        self._open[key].append(writer)
+        return True

@@ -30,7 +30,7 @@ from ...imap.session_events import ClientLogin, LoginSteps
 from ...oauth import OAuthError, OAuthProvider, SecretStoreError, SignInNeeded, Throttled
 from ...oauth.password import has_local_password
 from ..oauth_logins import OAuthLogins
-from .connection_cap import GMAIL_IMAP_CONNECTIONS, TRIAGE_CONNECTIONS, ConnectionCap, Slot
+from .connection_cap import GMAIL_IMAP_CONNECTIONS, TRIAGE_CONNECTIONS, ConnectionCap
 from .hooks import LoginExchange, PassCredentials, UpstreamLink, UpstreamLogin
 from .oauth_exchange import BearerLogin, ServerThrottled
 
@@ -72,19 +72,17 @@ class OAuthUpstreamLogin:
             return await self.fallback.upstream_login(login)
         user = login.user
         await self._check_password(user, provider, login.secret)
-        slot = self._slot(user, provider)
+        capped = self._capped_key(user, provider)
         signins = self.oauth.signins
         tokens = signins.tokens(user, provider)
         try:
             token = await tokens.get()
         except OAuthError as err:
-            if slot is not None:
-                slot.release()
             refusal = token_refusal(user, err)
             self.say_once(user, type(err).__name__, f"imap: cannot log in {user}: {refusal.text}")
             raise refusal from None
         mailbox = signins.identity(user, provider).mailbox
-        return _Exchange(self, user, BearerLogin(tokens, mailbox, login.tag, token), slot)
+        return _Exchange(self, user, BearerLogin(tokens, mailbox, login.tag, token), capped)
 
     async def _check_password(self, user: str, provider: OAuthProvider, password: str) -> None:
         signins = self.oauth.signins
@@ -111,21 +109,23 @@ class OAuthUpstreamLogin:
                 code="AUTHENTICATIONFAILED",
             )
 
-    def _slot(self, user: str, provider: OAuthProvider) -> Slot | None:
+    def _capped_key(self, user: str, provider: OAuthProvider) -> str | None:
+        """The key ``user`` is counted under at Gmail's cap (None: no cap); refuses when full."""
         if provider.name != "gmail":
             return None
         key = self.oauth.signins.identity(user, provider).account
-        slot = self.gmail_cap.take(key)
-        if slot is None:
-            limit = self.gmail_cap.limit
-            why = (
-                f"{user} has {limit} IMAP connections open through commsproxy; Gmail allows "
-                f"{GMAIL_IMAP_CONNECTIONS} per user and commsproxy keeps {TRIAGE_CONNECTIONS} "
-                "for triage: close a mail program, or let it use fewer connections"
-            )
-            self.say_once(user, "cap", f"imap: refusing a login: {why}")
-            raise No(f"commsproxy: {why}", code="UNAVAILABLE")
-        return slot
+        if self.gmail_cap.full(key):
+            raise self.over_cap(user)
+        return key
+
+    def over_cap(self, user: str) -> No:
+        why = (
+            f"{user} has {self.gmail_cap.limit} IMAP connections open through commsproxy; Gmail "
+            f"allows {GMAIL_IMAP_CONNECTIONS} per user and commsproxy keeps {TRIAGE_CONNECTIONS} "
+            "for triage: close a mail program, or let it use fewer connections"
+        )
+        self.say_once(user, "cap", f"imap: refusing a login: {why}")
+        return No(f"commsproxy: {why}", code="UNAVAILABLE")
 
     def say_once(self, user: str, what: str, line: str) -> None:
         if self._trouble.get(user) != what:
@@ -140,16 +140,17 @@ class OAuthUpstreamLogin:
 
 
 class _Exchange:
-    """The bearer login on the link, with the slot and the once-only log lines around it."""
+    """The bearer login on the link, with the cap and the once-only log lines around it."""
 
     def __init__(
-        self, owner: OAuthUpstreamLogin, user: str, login: BearerLogin, slot: Slot | None
+        self, owner: OAuthUpstreamLogin, user: str, login: BearerLogin, capped: str | None
     ) -> None:
-        self.owner, self.user, self.login, self.slot = owner, user, login, slot
+        self.owner, self.user, self.login, self.capped = owner, user, login, capped
 
     async def log_in(self, link: UpstreamLink) -> bytes:
-        if self.slot is not None:
-            self.slot.hold(link.writer)  # freed when the relay closes the link
+        # Counted only now that the link exists: it stops counting when the relay closes it.
+        if self.capped is not None and not self.owner.gmail_cap.take(self.capped, link.writer):
+            raise self.owner.over_cap(self.user)
         try:
             answer = await self.login.log_in(link)
         except OAuthError as err:  # the retry's fresh token could not be had
