@@ -17,6 +17,7 @@ reuse of a rotated refresh token): ``oauth_server.events("refreshed", user=name)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -41,6 +42,16 @@ def oauth_dovecot(oauth_server: OAuthServer) -> Iterator[Dovecot]:
     default ``dovecot`` fixture stays exactly as it was.
     """
     with Dovecot(oauth2=oauth_server.dovecot_validation()) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def shared_mailbox_dovecot(oauth_server: OAuthServer) -> Iterator[Dovecot]:
+    """Like ``oauth_dovecot``, and a token may also open mailboxes granted to its user, as
+    Exchange's Full Access does: ``grant_full_access(instance.root / "oauth2", user, box)``
+    (oauth_dovecot.py says how). A separate instance, so ``oauth_dovecot`` stays as it is."""
+    validation = dataclasses.replace(oauth_server.dovecot_validation(), full_access=True)
+    with Dovecot(oauth2=validation) as instance:
         yield instance
 
 
