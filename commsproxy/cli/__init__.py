@@ -5,6 +5,7 @@ from . import check as _check  # noqa: F401  (registers check)
 from . import classifier as _classifier  # noqa: F401  (registers train, classify)
 from . import login as _login  # noqa: F401  (registers login)
 from . import proxy as _proxy  # noqa: F401  (registers run, init)
+from . import service as _service  # noqa: F401  (registers service install, uninstall, status)
 from . import triage as _triage  # noqa: F401  (registers status, release, explain)
 from .common import main
 
