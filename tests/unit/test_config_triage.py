@@ -257,7 +257,8 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
         ("vips", 1),
         "[triage] vips",
         "unknown key (known keys here: body_prefix, digest, enabled, gate_timeout, "
-        "history_messages, history_seconds, history_sent_check, hold_seen, model, vip)",
+        "history_messages, history_seconds, history_sent_check, hold_seen, model, "
+        "notice_after, retry_max, vip)",
     ),
     (
         "history_seconds negative",
