@@ -7,11 +7,12 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError
+from .autoconfig import autoconfig_domain
+from .config import Config, ConfigError
 from .oauth.providers import PRESETS
 from .tlscert import write_self_signed
 
-__all__ = ["InitResult", "write_initial_config"]
+__all__ = ["InitResult", "next_steps", "write_initial_config"]
 
 _LOGIN_UPSTREAM = """\
 [[login]]
@@ -175,3 +176,28 @@ def write_initial_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return InitResult(path, cert_path, key_path)
+
+
+def next_steps(config: Config, *, autoconfig: Path | None = None) -> list[str]:
+    """What to do after ``init``, in order, for the config just written."""
+    proxy = config.proxy
+    secure = "STARTTLS" if proxy.tls_cert is not None else "None"
+    oauth = [login.username for login in config.logins if login.oauth is not None]
+    steps: list[str] = []
+    if oauth:
+        steps.append(f"commsproxy login {oauth[0]}   # sign in once and choose a local password")
+    password = "the local password" if oauth else "your usual password"
+    steps.append(
+        f"point your mail program at IMAP {proxy.imap} and SMTP {proxy.smtp} "
+        f"(connection security {secure}, normal password: {password})"
+    )
+    if autoconfig is not None:
+        domain = autoconfig_domain(config)
+        steps.append(
+            f"or let Thunderbird fill that in: copy {autoconfig} to the isp/ folder of its "
+            f"installation as {domain}.xml, or serve it at "
+            f"https://autoconfig.{domain}/mail/{autoconfig.name}"
+        )
+    steps.append("commsproxy train     # learn what is urgent from your own mail (optional)")
+    steps.append("commsproxy service install   # start commsproxy with the computer")
+    return steps

@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 
+from ..autoconfig import write_autoconfig
 from ..config import ConfigError, default_config_path, load_config
-from ..init import write_initial_config
+from ..init import next_steps, write_initial_config
 from ..service import RunOptions, TriageStartError, plan, serve
+from .check import run_check
 from .common import config_option, main, setup_logging
 
 
@@ -132,23 +134,49 @@ def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) ->
     help="Also make a self-signed certificate for localhost, for TLS to mail clients.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
-def init(config_path: Path | None, **options: Any) -> None:
-    """Write a commented config file to start from.
+@click.option(
+    "--autoconfig",
+    is_flag=True,
+    help="Also write config-v1.1.xml beside the config: Thunderbird's autoconfig file, which "
+    "fills in commsproxy's addresses when you add the account.",
+)
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Do not log in to the servers at the end (see `commsproxy check`).",
+)
+def init(config_path: Path | None, autoconfig: bool, no_check: bool, **options: Any) -> None:
+    """Write a commented config file to start from, then try it (`commsproxy check`).
 
-    With --provider, the login signs in with OAuth2: set client_id (see the README), then run
-    `commsproxy login`.
+    With --upstream or --provider and --username, it logs in to the server to check it
+    (asking for the password at the terminal) and makes sure the hold mailboxes exist.
+    With --provider, the login signs in with OAuth2: set client_id (see the README), then
+    run `commsproxy login`. Ends with the next steps.
 
     \b
     Example:
         commsproxy init --upstream imaps://imap.example.com --username me@example.com --cert
         commsproxy init --provider microsoft365 --username me@example.com --client-id ID
+        commsproxy init --upstream imaps://imap.example.com --autoconfig --no-check
     """
     if options.get("provider") and (options.get("upstream") or options.get("smtp_upstream")):
         raise click.BadParameter("the provider names its own servers", param_hint="--upstream")
     try:
         result = write_initial_config(config_path or default_config_path(), **options)
+        config = load_config(result.config, required=True)
     except ConfigError as err:
         raise click.UsageError(str(err)) from None
     click.echo(f"wrote {result.config}")
     if result.cert is not None:
         click.echo(f"wrote {result.cert} and {result.key} (trust {result.cert} in your client)")
+    xml = write_autoconfig(result.config.parent, config) if autoconfig else None
+    if xml is not None:
+        click.echo(f"wrote {xml} (Thunderbird autoconfig)")
+    # Only a server named on the command line can be reached: the template's is an example.
+    named = options.get("upstream") or options.get("provider")
+    if not no_check and named and options.get("username"):
+        click.echo("checking the login (skip with --no-check):")
+        run_check(config, seconds=15.0)
+    click.echo("next steps:")
+    for number, step in enumerate(next_steps(config, autoconfig=xml), 1):
+        click.echo(f"  {number}. {step}")
