@@ -93,6 +93,11 @@ def default_state_dir() -> Path:
     return platformdirs.user_state_path(APP)
 
 
+def default_log_file() -> Path:
+    """``run``'s log file: in the platform's user log dir (``~/.local/state/commsproxy/log``)."""
+    return platformdirs.user_log_path(APP) / "commsproxy.log"
+
+
 @dataclass(frozen=True)
 class LoginConfig:
     """One upstream user the proxy serves (``[[login]]``)."""
@@ -115,6 +120,8 @@ class ProxyConfig:
     imaps: ListenAddress = DEFAULT_IMAPS
     smtp: ListenAddress = DEFAULT_SMTP
     state_dir: Path = field(default_factory=default_state_dir)
+    #: Where ``run`` logs besides the terminal (rotated); None: the terminal only.
+    log_file: Path | None = field(default_factory=default_log_file)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_connections: int = 1000
@@ -513,6 +520,7 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
         imaps=r.convert("imaps", str, listen, parse_listen) or defaults.imaps,
         smtp=r.convert("smtp", str, listen, parse_listen) or defaults.smtp,
         state_dir=r.convert("state_dir", str, "a directory path", _path) or defaults.state_dir,
+        log_file=_log_file(r, defaults.log_file),
         tls_cert=tls_cert,
         tls_key=tls_key,
         max_connections=positive(
@@ -538,6 +546,20 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
     if tls_key is not None and tls_cert is None:
         raise r.fail("tls_key", "tls_key needs tls_cert as well")
     return config
+
+
+def _log_file(r: _Reader, default: Path | None) -> Path | None:
+    """``log_file = "PATH"``, or ``false`` (or ``"none"``) for no log file."""
+    flag = r.table.get("log_file")
+    if isinstance(flag, bool):  # the reader takes no bool where a string is expected
+        r.known.add("log_file")
+        return default if flag else None
+    value = r.get("log_file", str, "a file path, or false for no log file")
+    if value is None:
+        return default
+    if value.strip().lower() in ("", "none"):
+        return None
+    return _path(value)
 
 
 def _parse_login(r: _Reader) -> LoginConfig:

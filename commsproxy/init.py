@@ -51,6 +51,9 @@ smtp = "{smtp}"
 # max_connections = 1000
 # Where triage keeps its log and cache (default: the platform's user state directory).
 # state_dir = "~/.local/state/commsproxy"
+# `commsproxy run` also logs here, rotated at 5 MB (default: the platform's user log dir,
+# ~/.local/state/commsproxy/log/commsproxy.log on Linux); false: the terminal only.
+# log_file = "~/commsproxy.log"
 
 [triage]
 # Senders whose mail is always urgent, delivered at once: addresses or "*@domain".

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,16 +27,35 @@ def config_option(func: F) -> F:
     )(func)
 
 
-def setup_logging(verbose: bool, quiet: bool) -> None:
+#: A log file is rotated at this size, keeping this many old ones (commsproxy.log.1, ...).
+LOG_FILE_BYTES = 5 << 20
+LOG_FILE_BACKUPS = 5
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(verbose: bool, quiet: bool, *, log_file: Path | None = None) -> None:
+    """Log to the terminal, and to ``log_file`` (rotated) when given, at the same level.
+
+    The file gets exactly the terminal's records: commsproxy never logs a password or token,
+    and the libraries that would log message contents are held at INFO below.
+    """
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=level, format=_FORMAT, stream=sys.stderr)
+    if log_file is not None:
+        logging.getLogger().addHandler(_file_handler(log_file))
     # Libraries that log message contents at DEBUG: mail is private, even in a debug log.
     for name in ("mail.log", "aiosmtpd", "aiosmtplib"):
         logging.getLogger(name).setLevel(max(level, logging.INFO))
+
+
+def _file_handler(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)  # owner-only: it names senders' mailboxes and times
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    return handler
 
 
 @click.group()

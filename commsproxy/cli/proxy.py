@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..autoconfig import write_autoconfig
-from ..config import ConfigError, default_config_path, load_config
+from ..config import ConfigError, default_config_path, default_log_file, load_config
 from ..init import next_steps, write_initial_config
 from ..service import RunOptions, TriageStartError, plan, serve
 from .check import run_check
@@ -86,7 +86,21 @@ from .common import config_option, main, setup_logging
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every command name (never arguments).")
 @click.option("-q", "--quiet", is_flag=True, help="Log only warnings and errors.")
-def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) -> None:
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also log to this file, rotated at 5 MB, 5 kept [default: [proxy] log_file, else "
+    f"{default_log_file()}].",
+)
+@click.option("--no-log-file", is_flag=True, help="Log to the terminal only.")
+def run(
+    config_path: Path | None,
+    verbose: bool,
+    quiet: bool,
+    log_file: Path | None,
+    no_log_file: bool,
+    **options: Any,
+) -> None:
     """Run the proxy until interrupted (Ctrl-C or SIGTERM).
 
     New mail is triaged as it arrives: urgent mail stays in INBOX, the rest waits in the
@@ -101,13 +115,20 @@ def run(config_path: Path | None, verbose: bool, quiet: bool, **options: Any) ->
         commsproxy run --upstream imaps://imap.example.com \\
                        --smtp-upstream smtp+starttls://smtp.example.com:587
         commsproxy run --dry-run     # see what would be held, hold nothing
+        commsproxy run -v --log-file /tmp/commsproxy-debug.log
     """
-    setup_logging(verbose, quiet)
+    if log_file is not None and no_log_file:
+        raise click.BadParameter(
+            "give --log-file or --no-log-file, not both", param_hint="--log-file"
+        )
     try:
         config = load_config(config_path, required=config_path is not None)
         the_plan = plan(config, RunOptions(**options))
     except ConfigError as err:
         raise click.UsageError(str(err)) from None
+    setup_logging(
+        verbose, quiet, log_file=None if no_log_file else log_file or config.proxy.log_file
+    )
     try:
         asyncio.run(serve(the_plan))
     except TriageStartError as err:

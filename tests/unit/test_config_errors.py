@@ -120,3 +120,18 @@ def test_a_broken_table_is_left_out_of_the_checks_between_tables(tmp_path: Path)
         load_config(write(tmp_path, text))
     assert not isinstance(info.value, ConfigErrors)
     assert info.value.line == 4
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [('"~/logs/cp.log"', Path("~/logs/cp.log").expanduser()), ("false", None), ('"none"', None)],
+)
+def test_log_file(tmp_path: Path, value: str, expected: Path | None) -> None:
+    config = load_config(write(tmp_path, f"[proxy]\nlog_file = {value}\n"))
+    assert config.proxy.log_file == expected
+
+
+def test_log_file_default_and_wrong_type(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "")).proxy.log_file is not None
+    with pytest.raises(ConfigError, match=r"\[proxy\] log_file: expected a file path, or false"):
+        load_config(write(tmp_path, "[proxy]\nlog_file = 3\n"))
