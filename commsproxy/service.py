@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ from .proxy.oauth_logins import OAuthLogins
 from .proxy.routing import LoginRoutes, UpstreamServer
 from .proxy.smtp.handler import SentMessage
 from .proxy.smtp.listener import SmtpListener, SmtpListenerSettings
+from .reload import Changes, ConfigWatch
 from .triage.account_match import AccountGuesser
 from .triage.decide import ModelDecider
 from .triage.hub import LoginRoute, TriageHub
@@ -86,6 +88,7 @@ class Plan:
     triage: TriagePlan | None = None
     #: user name -> provider, for each login with ``auth = "oauth2"``
     oauth: Mapping[str, OAuthProvider] = field(default_factory=dict)
+    config: Config | None = None  # as loaded, for reloading it while running
 
 
 @dataclass
@@ -238,7 +241,7 @@ def plan(config: Config, options: RunOptions) -> Plan:
             dry_run=options.dry_run,
         )
     oauth = {str(e.username): e.oauth for e in servers if e.oauth is not None}
-    return Plan(imap, smtp, triage, oauth)
+    return Plan(imap, smtp, triage, oauth, config)
 
 
 async def serve(
@@ -247,14 +250,21 @@ async def serve(
     stop: asyncio.Event | None = None,
     started: Callable[[Running], None] | None = None,
     grace: float = 5.0,
+    reload_interval: float = 2.0,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down cleanly."""
+    """Run until SIGTERM/SIGINT (or ``stop`` is set), then shut down cleanly.
+
+    The config file is reloaded when it changes (looked at every ``reload_interval`` seconds)
+    and on SIGHUP where there is one (``reload.py``).
+    """
     # Triage's run lock and state store stay entered on ``held`` for the whole run, so every
     # way out (a clean stop, a listener that cannot bind, a failed start) gives them up.
     with contextlib.ExitStack() as held:
         oauth = await _oauth_logins(the_plan)
         hub = _start_triage(the_plan.triage, held, oauth) if the_plan.triage else None
-        await _serve(the_plan, hub, stop or asyncio.Event(), started, grace, oauth)
+        the_stop = stop or asyncio.Event()
+        watch = _config_watch(the_plan, hub, reload_interval)
+        await _serve(the_plan, hub, the_stop, started, grace, oauth, watch)
 
 
 async def _oauth_logins(the_plan: Plan) -> OAuthLogins | None:
@@ -279,11 +289,15 @@ async def _serve(
     started: Callable[[Running], None] | None,
     grace: float,
     oauth: OAuthLogins | None = None,
+    watch: ConfigWatch | None = None,
 ) -> None:
     """The listeners and triage's engines, from start to a clean shutdown."""
     loop = asyncio.get_running_loop()
     # No add_signal_handler on Windows: signals.py falls back to a thread-safe plain handler.
-    restore_signals = signals.install(loop, dict.fromkeys(signals.stop_signals(), stop.set))
+    handlers = dict.fromkeys(signals.stop_signals(), stop.set)
+    if watch is not None and hasattr(signal, "SIGHUP"):
+        handlers[signal.SIGHUP] = watch.poke
+    restore_signals = signals.install(loop, handlers)
     hooks = (
         GateHooks(hub, the_plan.triage.config.triage.gate_timeout)
         if hub and the_plan.triage
@@ -301,6 +315,7 @@ async def _serve(
 
     smtp = SmtpListener(the_plan.smtp, on_sent=on_sent, oauth=oauth) if the_plan.smtp else None
     triage_task = asyncio.create_task(hub.run(stop)) if hub is not None else None
+    watch_task = asyncio.create_task(watch.run(stop)) if watch is not None else None
     try:
         await imap.start()
         if smtp is not None:
@@ -314,6 +329,9 @@ async def _serve(
         log.info("commsproxy shutting down")
     finally:
         restore_signals()
+        if watch_task is not None:
+            watch_task.cancel()
+            await asyncio.gather(watch_task, return_exceptions=True)
         await imap.stop(grace)
         if smtp is not None:
             await smtp.stop(grace)
@@ -321,6 +339,40 @@ async def _serve(
             stop.set()
             await triage_task
         log.info("commsproxy stopped")
+
+
+def _config_watch(the_plan: Plan, hub: TriageHub | None, interval: float) -> ConfigWatch | None:
+    """A watch on the config file that puts reloaded VIPs, batches and accounts in force."""
+    if the_plan.config is None or the_plan.config.path is None:
+        return None  # built-in defaults: no file to watch
+
+    async def apply(new: Config, changed: Changes) -> None:
+        if hub is None or the_plan.triage is None:
+            return
+        from .triage.account_match import AccountRules
+        from .triage.decide import RuleDecider
+        from .triage.filer import FilingSetup
+
+        for route, _ in the_plan.triage.routes:
+            engine = hub.engines[route.key]
+            settings = engine.settings
+            if changed.engines:
+                filing = settings.filing
+                if "[accounts]" in changed.engines:
+                    own = _own_addresses(route.username, new.accounts.internal_domains)
+                    guesser = filing.guesser if filing is not None else None
+                    if new.accounts.accounts or guesser is not None:
+                        filing = FilingSetup(AccountRules(new.accounts, own), guesser)
+                    else:
+                        filing = None
+                    settings = replace(settings, own_addresses=own)
+                settings = replace(settings, triage=new.triage, batches=new.batches, filing=filing)
+            decider = engine.decider
+            if changed.vip and isinstance(decider, RuleDecider):
+                decider = RuleDecider(new.triage.vip, decider.fallback)
+            await hub.reconfigure(route.key, decider, settings)
+
+    return ConfigWatch(the_plan.config, apply, interval=interval)
 
 
 def _start_triage(

@@ -20,7 +20,8 @@ from ..classifier.mail import MailParseError, parse_mail
 from ..credentials import CredentialError, password_from_command
 from ..imap.names import SENT
 from .account_match import resolve_outgoing
-from .engine import Engine
+from .decide import Decider
+from .engine import Engine, EngineSettings
 from .state_store import StateStore
 from .upstream import Upstream
 
@@ -46,6 +47,8 @@ class TriageHub:
         self.routes: dict[str, LoginRoute] = {}
         self._passwords: dict[str, tuple[str, str]] = {}  # key -> (user, password), memory only
         self._password_seen = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}  # key -> its engine, while run() runs
+        self._stop: asyncio.Event | None = None
 
     def add(self, route: LoginRoute, engine: Engine) -> None:
         self.routes[route.key] = route
@@ -150,17 +153,39 @@ class TriageHub:
     # -- running ------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        tasks = [
-            asyncio.create_task(engine.run(stop), name=str(engine))
-            for engine in self.engines.values()
-        ]
-        tasks.append(asyncio.create_task(self._serve_requests(stop), name="release-requests"))
+        self._stop = stop
+        for key, engine in self.engines.items():
+            self._running[key] = asyncio.create_task(engine.run(stop), name=str(engine))
+        requests = asyncio.create_task(self._serve_requests(stop), name="release-requests")
         try:
             await stop.wait()
         finally:
+            tasks = [*self._running.values(), requests]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def reconfigure(self, key: str, decider: Decider, settings: EngineSettings) -> None:
+        """A reloaded config for one login's engine.
+
+        The decider (VIPs) is used from the next decision on. New settings (batches, accounts)
+        need the session built anew -- hold mailboxes, releaser, filer -- so the engine starts
+        over with them, between two passes: its lock is held meanwhile, so no pass, release or
+        filing is cut in the middle.
+        """
+        engine = self.engines[key]
+        engine.decider = decider
+        if settings == engine.settings:
+            return
+        task, stop = self._running.get(key), self._stop
+        async with engine._lock:  # the engine's own "between two steps"
+            engine.settings = settings
+            if task is None or stop is None or stop.is_set():
+                return  # not running: the new settings apply when it starts
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        log.info("%s: starting over with the reloaded config", engine)
+        self._running[key] = asyncio.create_task(engine.run(stop), name=str(engine))
 
     async def _serve_requests(self, stop: asyncio.Event) -> None:
         """Carry out ``commsproxy release --now`` asked for by another process."""

@@ -1,0 +1,143 @@
+"""Reloading the config while ``run`` runs: what changed, and what can change without a restart.
+
+``ConfigWatch`` looks at the config file's modification time every few seconds, and at once
+when poked (SIGHUP). A changed file is loaded whole; when it has errors the last good config
+stays in force and the log says why (the errors name file, line and key). A good one is
+compared with the config in force (``changes``): VIPs, batches, customer accounts and the other
+triage settings take effect at once, through the ``apply`` callback; listeners, logins and the
+models are read only at start, so for those the log says that a restart is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .config import Config, ConfigError, load_config
+
+__all__ = ["Changes", "ConfigWatch", "changes"]
+
+log = logging.getLogger("commsproxy")
+
+#: Triage settings that are read only at start (the gate, the history keeper, the model).
+_TRIAGE_AT_START = frozenset(
+    {"enabled", "model", "gate_timeout", "history_seconds", "history_messages",
+     "history_sent_check"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What differs between two configs, in the config's own words (``[triage] vip``)."""
+
+    vip: bool = False  # takes effect with the next decision
+    engines: tuple[str, ...] = ()  # take effect when each login's triage starts over
+    restart: tuple[str, ...] = ()  # need `commsproxy run` restarted
+
+    @property
+    def live(self) -> tuple[str, ...]:
+        return (("[triage] vip",) if self.vip else ()) + self.engines
+
+    def __bool__(self) -> bool:
+        return bool(self.vip or self.engines or self.restart)
+
+
+def changes(old: Config, new: Config) -> Changes:
+    restart = [
+        f"[proxy] {f.name}"
+        for f in fields(old.proxy)
+        if getattr(old.proxy, f.name) != getattr(new.proxy, f.name)
+    ]
+    if old.logins != new.logins:
+        restart.append("[[login]]")
+    engines: list[str] = []
+    for f in fields(old.triage):
+        if f.name == "vip" or getattr(old.triage, f.name) == getattr(new.triage, f.name):
+            continue
+        (restart if f.name in _TRIAGE_AT_START else engines).append(f"[triage] {f.name}")
+    if old.batches != new.batches:
+        engines.append("[[batch]]")
+    if old.accounts.model != new.accounts.model:
+        restart.append("[accounts] model")
+    if _without_model(old) != _without_model(new):
+        engines.append("[accounts]")
+    return Changes(old.triage.vip != new.triage.vip, tuple(engines), tuple(restart))
+
+
+def _without_model(config: Config) -> object:
+    return replace(config.accounts, model=None)
+
+
+class ConfigWatch:
+    """Reloads ``current.path`` when it changes or when poked; ``apply`` puts a good one in force.
+
+    ``apply`` gets the new config and what changed; the watch then counts it as in force.
+    """
+
+    def __init__(
+        self,
+        current: Config,
+        apply: Callable[[Config, Changes], Awaitable[None]],
+        *,
+        interval: float = 2.0,
+    ) -> None:
+        if current.path is None:
+            raise ValueError("a config read from no file cannot be watched")
+        self.path: Path = current.path
+        self.current = current
+        self.interval = interval
+        self._apply = apply
+        self._poked = asyncio.Event()
+        self._seen = self._stamp()
+
+    def poke(self) -> None:
+        """Reload now, changed or not (SIGHUP)."""
+        self._poked.set()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poked.wait(), self.interval)
+            poked, stamp = self._poked.is_set(), self._stamp()
+            self._poked.clear()
+            if stamp is None or (stamp == self._seen and not poked):
+                continue  # unchanged, or gone for a moment while an editor saves it
+            self._seen = stamp
+            try:
+                await self.reload()
+            except Exception:
+                # A bug in applying must not end the watch, nor the service.
+                log.exception("config %s: reloading failed; the last good config stays", self.path)
+
+    async def reload(self) -> bool:
+        """Load the file and put it in force; False (and logged why) when it has errors."""
+        try:
+            new = await asyncio.to_thread(load_config, self.path, required=True)
+        except ConfigError as err:
+            log.error("config not reloaded, the last good config stays in force: %s", err)
+            return False
+        found = changes(self.current, new)
+        if not found:
+            log.info("config %s reloaded: nothing that commsproxy uses changed", self.path)
+            return True
+        await self._apply(new, found)
+        self.current = new
+        if found.live:
+            log.info("config reloaded: %s in force now", ", ".join(found.live))
+        if found.restart:
+            log.warning(
+                "config reloaded, but restart needed for %s (commsproxy reads it at start)",
+                ", ".join(found.restart),
+            )
+        return True
