@@ -3,6 +3,7 @@
 from . import accounts as _accounts  # noqa: F401  (registers accounts list, add)
 from . import check as _check  # noqa: F401  (registers check)
 from . import classifier as _classifier  # noqa: F401  (registers train, classify)
+from . import holding as _holding  # noqa: F401  (registers stop-holding, start-holding)
 from . import login as _login  # noqa: F401  (registers login)
 from . import proxy as _proxy  # noqa: F401  (registers run, init)
 from . import service as _service  # noqa: F401  (registers service install, uninstall, status)

@@ -420,7 +420,10 @@ def release(
         )
     targets = [b for b in config.batches if batch in (None, b.name)]
 
+    asked: list[str] = []
+
     def waiting(who: str) -> None:
+        asked.append(who)
         if not as_json:
             click.echo(f"asked {who} to release; waiting for it...", err=True)
 
@@ -429,6 +432,15 @@ def release(
     except ReleaseNowError as err:
         raise click.ClickException(str(err)) from None
     _report(done.released, targets, as_json, done.by, done.request)
+    if not as_json:
+        click.echo(released_by(done.by, asked))
+
+
+def released_by(by: str, asked: Sequence[str]) -> str:
+    """Which process carried out a release: the running ``run``, or this command."""
+    if by == "run":
+        return f"released by {asked[-1] if asked else 'commsproxy run'}"
+    return "released by this command (commsproxy run is not running)"
 
 
 # --- explain ------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from .corrections import CorrectionWatch
 from .decide import Decider
 from .filer import Filer, FilingSetup
 from .history_keeper import HistoryKeeper
+from .holding import holding_stopped
 from .release import Releaser
 from .scheduler import due_release
 from .signin import Connector, SignInPaused
@@ -465,14 +466,18 @@ class Engine:
         s = self.settings
         decisions = self.decider.decide(mails)
         now = s.clock()
+        # `commsproxy stop-holding`: decide and tag as ever, but leave everything in INBOX.
+        stopped = holding_stopped(self.store.path.parent) is not None
         records: list[StoredDecision] = []
         holds: dict[str, list[int]] = {}
         labels: dict[int, str] = {}
         for f, mail, decision in zip(fetched, mails, decisions, strict=True):
             batch = s.batch_for(decision.label) if decision.label != URGENT else None
             seen = "\\Seen" in f.flags and not s.triage.hold_seen
-            held = batch is not None and not seen and not s.dry_run
+            held = batch is not None and not seen and not s.dry_run and not stopped
             reason = decision.reason + (" (already read: left in INBOX)" if batch and seen else "")
+            if batch is not None and not seen and stopped and not s.dry_run:
+                reason += " (holding stopped: left in INBOX)"
             labels[f.uid] = decision.label
             records.append(
                 StoredDecision(
@@ -495,8 +500,10 @@ class Engine:
             if batch is not None and held:
                 holds.setdefault(self.hold_names[batch.name], []).append(f.uid)
                 where = f" -> {batch.mailbox}"
-            elif batch is not None and not seen:  # dry run: say what a real run would do
+            elif batch is not None and not seen and s.dry_run:  # say what a run would do
                 where = f" (dry run: would be held in {batch.mailbox})"
+            elif batch is not None and not seen:
+                where = " (holding stopped: left in INBOX)"
             log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
         self.store.record_decisions(records)
         if self.history is not None:

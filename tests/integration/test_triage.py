@@ -283,6 +283,7 @@ def test_release_now_while_running(account: Account) -> None:
     result = account.cli("release", "--now")
     assert result.returncode == 0, result.stderr
     assert "released 1 message" in result.stdout, result.stdout
+    assert f"released by commsproxy run (pid {proxy.pid})" in result.stdout, result.stdout
     assert account.where(news) == "INBOX"
     assert "$Released" in account.flags(news)
     assert any("released" in subject for subject in digests(account)), digests(account)
@@ -359,6 +360,7 @@ def test_release_now_without_run(account: Account) -> None:
     result = account.cli("release", "--now")
     assert result.returncode == 0, result.stderr
     assert "released" in result.stdout
+    assert "released by this command (commsproxy run is not running)" in result.stdout
     assert account.where(news) == account.where(reply) == "INBOX"
     assert "$Released" in account.flags(news)
     assert "$Released" in account.flags(reply)
@@ -543,3 +545,74 @@ def test_unreachable_upstream_is_retried_with_reason(account: Account) -> None:
     assert proxy.wait_for_log(pattern, 15), proxy.log_text()
     assert proxy.returncode is None
     assert proxy.stop() == 0
+
+
+# --- stop-holding ---------------------------------------------------------------------------
+
+
+def test_stop_holding_while_running_then_start_again(account: Account) -> None:
+    proxy = account.start()
+    news, reply = _id(), _id()
+    account.deliver(newsletter(news))
+    account.deliver(thread_reply(reply))
+    wait_decided(proxy, 2)
+    wait_in(account, news, HELD)
+    wait_in(account, reply, HELD)
+
+    result = account.cli("stop-holding")
+    assert result.returncode == 0, result.stderr
+    assert f"released by commsproxy run (pid {proxy.pid})" in result.stdout, result.stdout
+    assert "holding stopped: new mail stays in INBOX" in result.stdout
+    assert account.where(news) == account.where(reply) == "INBOX"
+    assert "$Released" in account.flags(news)
+
+    # New mail is decided and tagged, and stays in INBOX.
+    fresh = _id()
+    account.deliver(newsletter(fresh))
+    wait_decided(proxy, 3)
+    assert wait_until(lambda: "$Triaged" in account.flags(fresh))
+    assert "$NotHeld" in account.flags(fresh)
+    assert proxy.wait_for_log("holding stopped: left in INBOX")
+    assert account.where(fresh) == "INBOX"
+
+    # Asking again changes nothing and says since when.
+    again = account.cli("stop-holding")
+    assert again.returncode == 0, again.stderr
+    assert "holding stopped (since " in again.stdout
+
+    result = account.cli("start-holding")
+    assert result.returncode == 0, result.stderr
+    assert "holding again" in result.stdout
+    later = _id()
+    account.deliver(newsletter(later))
+    wait_decided(proxy, 4)
+    wait_in(account, later, HELD)
+    assert account.where(fresh) == "INBOX"  # not held after the fact, not taken as a rescue
+    assert "came back from a hold mailbox" not in proxy.log_text()
+    counts = census(account.dovecot, account.user)
+    assert [counts[mid] for mid in (news, reply, fresh, later)] == [1, 1, 1, 1]
+
+
+def test_stop_holding_without_run_lasts_across_restarts(account: Account) -> None:
+    proxy = account.start()
+    news = _id()
+    account.deliver(newsletter(news))
+    wait_decided(proxy, 1)
+    wait_in(account, news, HELD)
+    proxy.stop()
+
+    result = account.cli("stop-holding")
+    assert result.returncode == 0, result.stderr
+    assert "released by this command (commsproxy run is not running)" in result.stdout
+    assert "bulk (Later/Bulk): released 1 message to INBOX" in result.stdout
+    assert account.where(news) == "INBOX"
+
+    proxy = account.start()
+    fresh = _id()
+    account.deliver(newsletter(fresh))
+    wait_decided(proxy, 1)
+    assert wait_until(lambda: "$Triaged" in account.flags(fresh))
+    proxy.stop()
+    assert account.where(fresh) == "INBOX"
+    counts = census(account.dovecot, account.user)
+    assert [counts[mid] for mid in (news, fresh)] == [1, 1]
