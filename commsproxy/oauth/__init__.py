@@ -18,11 +18,12 @@ from .errors import (
     SignInNeeded,
     Throttled,
     WrongPassword,
+    reason_in_one_line,
 )
 from .identity import MailboxIdentity, mailbox_identity
 from .providers import PRESETS, OAuthProvider, Preset, preset_provider
 from .refresh import AccessTokens
-from .sasl import oauthbearer, parse_error_challenge, xoauth2
+from .sasl import BearerMechanism, choose_mechanism, oauthbearer, parse_error_challenge, xoauth2
 from .signins import SignIns, save_sign_in
 from .tokens import Secret, TokenSet
 from .vault import Locked
@@ -30,6 +31,7 @@ from .vault import Locked
 __all__ = [
     "PRESETS",
     "AccessTokens",
+    "BearerMechanism",
     "DeviceCode",
     "Locked",
     "MailboxIdentity",
@@ -45,10 +47,12 @@ __all__ = [
     "Throttled",
     "TokenSet",
     "WrongPassword",
+    "choose_mechanism",
     "mailbox_identity",
     "oauthbearer",
     "parse_error_challenge",
     "preset_provider",
+    "reason_in_one_line",
     "save_sign_in",
     "sign_in_with_browser",
     "sign_in_with_device",

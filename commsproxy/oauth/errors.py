@@ -5,6 +5,8 @@ Every message is one line a user can act on; none ever holds a token, a code or 
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "OAuthError",
     "ProviderError",
@@ -13,6 +15,7 @@ __all__ = [
     "SignInNeeded",
     "Throttled",
     "WrongPassword",
+    "reason_in_one_line",
 ]
 
 
@@ -40,6 +43,11 @@ class Throttled(OAuthError):
         self.retry_after = retry_after
         super().__init__(f"{provider} is throttling sign-in requests; wait {retry_after:g} s")
 
+    @property
+    def wait(self) -> int:
+        """Whole seconds to wait, at least one (what a mail program is told)."""
+        return max(1, math.ceil(self.retry_after))
+
 
 class ProviderError(OAuthError):
     """The provider answered with an error that is neither a sign-in problem nor throttling."""
@@ -62,3 +70,12 @@ class SecretStoreError(OAuthError):
 
 class WrongPassword(SecretStoreError):
     """The local password does not match (the hash, or the key of the encrypted token file)."""
+
+
+def reason_in_one_line(err: OAuthError) -> str:
+    """Why no access token can be had, as the one line IMAP and SMTP replies carry."""
+    if isinstance(err, SignInNeeded):
+        return err.reason
+    if isinstance(err, Throttled):
+        return f"{err.provider} is throttling sign-in requests; try again in {err.wait} s"
+    return (str(err).splitlines() or ["sign-in failed"])[0]

@@ -20,14 +20,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .tokens import Secret
 
 __all__ = [
+    "OAUTHBEARER",
     "OAUTHBEARER_ABORT",
+    "XOAUTH2",
     "XOAUTH2_ABORT",
+    "BearerMechanism",
     "SaslErrorChallenge",
+    "choose_mechanism",
     "oauthbearer",
     "parse_error_challenge",
     "xoauth2",
@@ -55,6 +60,31 @@ def oauthbearer(user: str, token: Secret, host: str, port: int) -> bytes:
         f"\x01auth=Bearer {token.reveal()}\x01\x01"
     )
     return base64.b64encode(raw.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class BearerMechanism:
+    """XOAUTH2 or OAUTHBEARER, as the IMAP and SMTP sides both speak them."""
+
+    name: str
+    abort: bytes  # what ends the exchange after an error challenge
+
+    def response(self, user: str, token: Secret, host: str, port: int) -> bytes:
+        """The base64 initial response; ``host`` and ``port`` are OAUTHBEARER's only."""
+        if self is XOAUTH2:
+            return xoauth2(user, token)
+        return oauthbearer(user, token, host, port)
+
+
+XOAUTH2 = BearerMechanism("XOAUTH2", XOAUTH2_ABORT)
+OAUTHBEARER = BearerMechanism("OAUTHBEARER", OAUTHBEARER_ABORT)
+
+
+def choose_mechanism(offered: Iterable[str]) -> BearerMechanism | None:
+    """XOAUTH2 where the server offers it (Gmail and Microsoft 365 both do), else OAUTHBEARER;
+    None if neither. ``offered`` are mechanism names, in any case."""
+    names = {name.upper() for name in offered}
+    return next((m for m in (XOAUTH2, OAUTHBEARER) if m.name in names), None)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,18 @@ class FakeTransport:
         return self.answer(request)
 
 
+def issuing() -> FakeTransport:
+    """A token endpoint that hands out AT-1, AT-2, ... one per request, each for an hour."""
+    count = 0
+
+    def answer(request: HttpRequest) -> HttpResponse:
+        nonlocal count
+        count += 1
+        return reply(access_token=f"AT-{count}", expires_in=3600)
+
+    return FakeTransport(answer)
+
+
 @dataclass
 class FakeClock:
     now: float = 1_000_000.0

@@ -25,7 +25,6 @@ import pytest
 from commsproxy.endpoints import Endpoint
 from commsproxy.imap.session import State
 from commsproxy.oauth import OAuthProvider, SignIns
-from commsproxy.oauth.http import HttpRequest, HttpResponse
 from commsproxy.oauth.password import ScryptParams, set_local_password
 from commsproxy.oauth.tokens import Secret
 from commsproxy.proxy.imap.connection_cap import GMAIL_IMAP_CONNECTIONS, TRIAGE_CONNECTIONS
@@ -36,7 +35,7 @@ from commsproxy.proxy.oauth_logins import OAuthLogins
 from commsproxy.proxy.routing import UpstreamServer
 
 from .imap_server import Peer, Served, scripted_server
-from .oauth_fakes import FakeTransport, MemoryKeyring, reply
+from .oauth_fakes import FakeTransport, MemoryKeyring, issuing, reply
 
 USER = "ann@example.test"
 LOCAL = "local-pw"
@@ -51,18 +50,6 @@ def _provider(name: str = "custom") -> OAuthProvider:
         token_endpoint="https://idp.test/token",
         scopes=("mail",),
     )
-
-
-def _issuing() -> FakeTransport:
-    """A token endpoint that hands out AT-1, AT-2, ... one per refresh."""
-    count = 0
-
-    def answer(request: HttpRequest) -> HttpResponse:
-        nonlocal count
-        count += 1
-        return reply(access_token=f"AT-{count}", expires_in=3600)
-
-    return FakeTransport(answer)
 
 
 @dataclass
@@ -127,7 +114,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         transport: FakeTransport | None = None,
     ) -> tuple[Proxy, Served]:
         provider = provider or _provider()
-        transport = transport or _issuing()
+        transport = transport or issuing()
         signins = SignIns(directory=tmp_path, backend=MemoryKeyring(), transport=transport)
         signins.store.save(USER, Secret("RT"))
         set_local_password(tmp_path, USER, LOCAL, FAST)

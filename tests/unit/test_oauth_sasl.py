@@ -8,8 +8,11 @@ import pytest
 
 from commsproxy.oauth.identity import mailbox_identity
 from commsproxy.oauth.sasl import (
+    OAUTHBEARER,
     OAUTHBEARER_ABORT,
+    XOAUTH2,
     XOAUTH2_ABORT,
+    choose_mechanism,
     oauthbearer,
     parse_error_challenge,
     xoauth2,
@@ -108,3 +111,12 @@ def test_shared_mailbox_authenticates_as_the_shared_mailbox_with_the_users_token
     raw = base64.b64decode(xoauth2(identity.mailbox, TOKEN))
     assert raw.startswith(b"user=sales@contoso.com\x01auth=Bearer ")
     assert identity.account == "ann@contoso.com"  # the token and local password are Ann's
+
+
+def test_xoauth2_is_chosen_where_offered_else_oauthbearer() -> None:
+    assert choose_mechanism(["PLAIN", "oauthbearer", "xoauth2"]) is XOAUTH2
+    assert choose_mechanism(["OAUTHBEARER", "PLAIN"]) is OAUTHBEARER
+    assert choose_mechanism(["PLAIN", "LOGIN"]) is None
+    token = Secret("tok")
+    assert XOAUTH2.response("a@b", token, "h", 1) == xoauth2("a@b", token)
+    assert OAUTHBEARER.response("a@b", token, "h", 1) == oauthbearer("a@b", token, "h", 1)

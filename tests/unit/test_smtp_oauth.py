@@ -18,14 +18,13 @@ import pytest
 
 from commsproxy.endpoints import Endpoint, Security
 from commsproxy.oauth import SignInNeeded, Throttled
-from commsproxy.oauth.http import HttpRequest, HttpResponse
 from commsproxy.oauth.providers import OAuthProvider
 from commsproxy.oauth.refresh import AccessTokens
 from commsproxy.oauth.tokens import Secret
 from commsproxy.oauth.vault import KeyringStore
 from commsproxy.proxy.smtp.oauth import TokenRefused, authenticate_with_token, oauth_reply
 
-from .oauth_fakes import FakeTransport, MemoryKeyring, reply
+from .oauth_fakes import FakeTransport, MemoryKeyring, issuing
 
 PROVIDER = OAuthProvider(
     name="custom",
@@ -100,17 +99,6 @@ async def serve() -> AsyncIterator[Serve]:
         await server.wait_closed()
 
 
-def _issuing() -> FakeTransport:
-    count = 0
-
-    def answer(request: HttpRequest) -> HttpResponse:
-        nonlocal count
-        count += 1
-        return reply(access_token=f"AT-{count}", expires_in=3600)
-
-    return FakeTransport(answer)
-
-
 def _tokens(transport: FakeTransport) -> AccessTokens:
     store = KeyringStore(MemoryKeyring())
     store.save(USER, Secret("RT"))
@@ -130,7 +118,7 @@ async def _log_in(script: ScriptedServer, tokens: AccessTokens) -> None:
 async def test_a_refused_token_is_dropped_and_a_fresh_one_tried_once(serve: Serve) -> None:
     script = ScriptedServer("XOAUTH2 OAUTHBEARER", lambda t: None if t == "AT-2" else "401")
     await serve(script)
-    transport = _issuing()
+    transport = issuing()
     await _log_in(script, _tokens(transport))
     assert len(transport.requests) == 2
     # The token goes on its own line after 334, never on the AUTH line; XOAUTH2 is preferred.
@@ -141,7 +129,7 @@ async def test_a_refused_token_is_dropped_and_a_fresh_one_tried_once(serve: Serv
 async def test_oauthbearer_when_only_that_is_offered(serve: Serve) -> None:
     script = ScriptedServer("OAUTHBEARER PLAIN", lambda t: "invalid_token")
     await serve(script)
-    transport = _issuing()
+    transport = issuing()
     with pytest.raises(TokenRefused) as refused:
         await _log_in(script, _tokens(transport))
     assert refused.value.code == 535
@@ -155,7 +143,7 @@ async def test_oauthbearer_when_only_that_is_offered(serve: Serve) -> None:
 async def test_a_refusal_a_fresh_token_cannot_fix_is_not_retried(serve: Serve) -> None:
     script = ScriptedServer("XOAUTH2", lambda t: "insufficient_scope")
     await serve(script)
-    transport = _issuing()
+    transport = issuing()
     with pytest.raises(TokenRefused):
         await _log_in(script, _tokens(transport))
     assert len(transport.requests) == 1

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from ...imap.capability import capabilities_in
 from ...imap.errors import No
 from ...imap.grammar import ParseError, Response, ResponseKind, parse_response
-from ...oauth import AccessTokens, Secret, oauthbearer, parse_error_challenge, xoauth2
-from ...oauth.sasl import OAUTHBEARER_ABORT, XOAUTH2_ABORT
+from ...oauth import AccessTokens, BearerMechanism, Secret, choose_mechanism, parse_error_challenge
 from ...upstream.connect import read_message
 from ...upstream.errors import ConnectError
 from .hooks import UpstreamLink
@@ -43,21 +42,6 @@ class ServerThrottled(No):
 
 class TokenRefused(No):
     """The server refused a fresh access token too (or offers no bearer mechanism)."""
-
-
-@dataclass(frozen=True)
-class _Mechanism:
-    name: str
-    abort: bytes  # what ends the exchange after an error challenge
-
-    def response(self, mailbox: str, token: Secret, link: UpstreamLink) -> bytes:
-        if self.name == "XOAUTH2":
-            return xoauth2(mailbox, token)
-        return oauthbearer(mailbox, token, link.endpoint.host, link.endpoint.port)
-
-
-_XOAUTH2 = _Mechanism("XOAUTH2", XOAUTH2_ABORT)
-_OAUTHBEARER = _Mechanism("OAUTHBEARER", OAUTHBEARER_ABORT)
 
 
 @dataclass(frozen=True)
@@ -99,9 +83,7 @@ class BearerLogin:
         """The server's tagged OK under the client's tag; raises a ``No`` refusal, or
         ``OAuthError`` when no fresh token can be had for the retry."""
         caps = capabilities_in(link.greeting) or await self._capabilities(link)
-        mechanism = _XOAUTH2 if "AUTH=XOAUTH2" in caps else None
-        if mechanism is None and "AUTH=OAUTHBEARER" in caps:
-            mechanism = _OAUTHBEARER
+        mechanism = choose_mechanism(c.removeprefix("AUTH=") for c in caps if c.startswith("AUTH="))
         if mechanism is None:
             raise TokenRefused(
                 f"commsproxy: upstream {link.endpoint} offers neither AUTH=XOAUTH2 nor "
@@ -141,10 +123,11 @@ class BearerLogin:
         raise UpstreamError(f"upstream {link.endpoint}: no answer to CAPABILITY")
 
     async def _attempt(
-        self, link: UpstreamLink, mechanism: _Mechanism, sasl_ir: bool, tag: str
+        self, link: UpstreamLink, mechanism: BearerMechanism, sasl_ir: bool, tag: str
     ) -> tuple[_Reply, bool]:
         """One AUTHENTICATE: the server's final reply, and whether a fresh token may help."""
-        response = mechanism.response(self.mailbox, self._token, link)
+        where = link.endpoint
+        response = mechanism.response(self.mailbox, self._token, where.host, where.port)
         command = f"{tag} AUTHENTICATE {mechanism.name}".encode()
         if sasl_ir:
             link.writer.write(command + b" " + response + b"\r\n")

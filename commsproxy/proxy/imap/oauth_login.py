@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 
 from ...imap.errors import No
 from ...imap.session_events import ClientLogin, LoginSteps
-from ...oauth import OAuthError, OAuthProvider, SecretStoreError, SignInNeeded, Throttled
+from ...oauth import (
+    OAuthError,
+    OAuthProvider,
+    SecretStoreError,
+    SignInNeeded,
+    reason_in_one_line,
+)
 from ...oauth.password import has_local_password
 from ..oauth_logins import OAuthLogins
 from .connection_cap import GMAIL_IMAP_CONNECTIONS, TRIAGE_CONNECTIONS, ConnectionCap
@@ -39,18 +44,10 @@ __all__ = ["OAuthUpstreamLogin", "token_refusal"]
 log = logging.getLogger("commsproxy.imap")
 
 
-def token_refusal(user: str, err: OAuthError) -> No:
-    """The client's answer when no access token can be had for ``user``."""
-    if isinstance(err, SignInNeeded):
-        return No(f"commsproxy: {err.reason}", code="AUTHENTICATIONFAILED")
-    if isinstance(err, Throttled):
-        wait = max(1, math.ceil(err.retry_after))
-        return No(
-            f"commsproxy: {err.provider} is throttling sign-in requests; try again in {wait} s",
-            code="UNAVAILABLE",
-        )
-    first_line = (str(err).splitlines() or ["sign-in failed"])[0]
-    return No(f"commsproxy: cannot sign in {user}: {first_line}", code="UNAVAILABLE")
+def token_refusal(err: OAuthError) -> No:
+    """The client's answer when no access token can be had."""
+    code = "AUTHENTICATIONFAILED" if isinstance(err, SignInNeeded) else "UNAVAILABLE"
+    return No(f"commsproxy: {reason_in_one_line(err)}", code=code)
 
 
 class OAuthUpstreamLogin:
@@ -78,7 +75,7 @@ class OAuthUpstreamLogin:
         try:
             token = await tokens.get()
         except OAuthError as err:
-            refusal = token_refusal(user, err)
+            refusal = token_refusal(err)
             self.say_once(user, type(err).__name__, f"imap: cannot log in {user}: {refusal.text}")
             raise refusal from None
         mailbox = signins.identity(user, provider).mailbox
@@ -154,7 +151,7 @@ class _Exchange:
         try:
             answer = await self.login.log_in(link)
         except OAuthError as err:  # the retry's fresh token could not be had
-            refusal = token_refusal(self.user, err)
+            refusal = token_refusal(err)
             self.owner.say_once(self.user, type(err).__name__, f"imap: {refusal.text}")
             raise refusal from None
         except ServerThrottled as err:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-from dataclasses import dataclass
 from enum import Enum
 
 import aiosmtplib
@@ -27,19 +25,18 @@ import aiosmtplib
 from ...endpoints import Endpoint
 from ...oauth import (
     AccessTokens,
+    BearerMechanism,
     OAuthError,
     OAuthProvider,
     Secret,
     SignInNeeded,
     SignIns,
-    Throttled,
+    choose_mechanism,
     mailbox_identity,
-    oauthbearer,
     parse_error_challenge,
-    xoauth2,
+    reason_in_one_line,
 )
 from ...oauth.password import has_local_password
-from ...oauth.sasl import OAUTHBEARER_ABORT, XOAUTH2_ABORT
 
 __all__ = [
     "LocalPassword",
@@ -90,20 +87,10 @@ class NoBearerMechanism(aiosmtplib.SMTPResponseException):
     """The upstream offers neither XOAUTH2 nor OAUTHBEARER."""
 
 
-@dataclass(frozen=True)
-class _Mechanism:
-    name: bytes
-    abort: bytes  # what ends the exchange after an error challenge
-
-
-_XOAUTH2 = _Mechanism(b"XOAUTH2", XOAUTH2_ABORT)
-_OAUTHBEARER = _Mechanism(b"OAUTHBEARER", OAUTHBEARER_ABORT)
-
-
 async def _bearer_exchange(
-    link: aiosmtplib.SMTP, token_response: bytes, mechanism: _Mechanism
+    link: aiosmtplib.SMTP, token_response: bytes, mechanism: BearerMechanism
 ) -> None:
-    first = await link.execute_command(b"AUTH", mechanism.name)
+    first = await link.execute_command(b"AUTH", mechanism.name.encode())
     if first.code != 334:
         raise aiosmtplib.SMTPAuthenticationError(first.code, first.message)
     reply = await link.execute_command(token_response)
@@ -121,11 +108,10 @@ async def _sasl(link: aiosmtplib.SMTP, mailbox: str, token: Secret, where: Endpo
     if not link.server_auth_methods:  # connect() greets with EHLO only when it did STARTTLS
         await link.ehlo()
     methods = link.server_auth_methods
-    if "xoauth2" in methods:
-        await _bearer_exchange(link, xoauth2(mailbox, token), _XOAUTH2)
-    elif "oauthbearer" in methods:
-        response = oauthbearer(mailbox, token, where.host, where.port)
-        await _bearer_exchange(link, response, _OAUTHBEARER)
+    mechanism = choose_mechanism(methods)
+    if mechanism is not None:
+        response = mechanism.response(mailbox, token, where.host, where.port)
+        await _bearer_exchange(link, response, mechanism)
     else:
         offered = " ".join(m.upper() for m in methods) or "none"
         raise NoBearerMechanism(
@@ -154,13 +140,5 @@ async def authenticate_with_token(
 
 def oauth_reply(err: OAuthError) -> str:
     """The SMTP reply for a login that cannot get an access token, in one line."""
-    if isinstance(err, SignInNeeded):
-        return f"535 5.7.8 commsproxy: {err.reason}"
-    if isinstance(err, Throttled):
-        wait = max(1, math.ceil(err.retry_after))
-        return (
-            f"454 4.7.0 commsproxy: {err.provider} is throttling sign-in requests; "
-            f"try again in {wait} s"
-        )
-    first_line = (str(err).splitlines() or ["sign-in failed"])[0]
-    return f"454 4.7.0 commsproxy: {first_line}"
+    status = "535 5.7.8" if isinstance(err, SignInNeeded) else "454 4.7.0"
+    return f"{status} commsproxy: {reason_in_one_line(err)}"
