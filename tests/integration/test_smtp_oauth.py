@@ -2,7 +2,7 @@
 
 The chain: smtplib (local password) → commsproxy → Dovecot submission (AUTH XOAUTH2 with a JWT
 the bed's authorization server issued) → relay target. The sign-in is the real one: commsproxy's
-browser flow with PKCE, the test playing the browser, and ``save_sign_in`` keeping the refresh
+browser flow with PKCE (or, once, the device grant), the test playing the browser, and ``save_sign_in`` keeping the refresh
 token in an encrypted file under a temporary data dir (keyring's ``fail`` backend, so no keyring
 of the user running the tests is ever touched). Access tokens live 2 s, so the proxy has to
 refresh between sends.
@@ -10,12 +10,9 @@ refresh between sends.
 
 from __future__ import annotations
 
-import re
 import secrets
 import smtplib
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,18 +20,27 @@ from pathlib import Path
 import pytest
 from keyring.backends import fail
 
-from commsproxy.oauth import OAuthProvider, TokenSet, save_sign_in, sign_in_with_browser
+from commsproxy.oauth import OAuthProvider, TokenSet, save_sign_in
 from tests.integration.helpers import message
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.oauth_browser import Browser
+from tests.testbed.oauth_checks import (
+    LIFETIME,
+    assert_no_secret,
+    let_the_token_expire,
+    secrets_of,
+    wait_for,
+)
 from tests.testbed.oauth_server import OAuthServer, OAuthUser
+from tests.testbed.oauth_signin import (
+    bed_provider,
+    browser_sign_in,
+    device_sign_in,
+    provider_toml,
+)
 from tests.testbed.proxy import ProxyProcess
 
 TIMEOUT = 30
-LIFETIME = 2  # seconds an access token lives
-# A run of URL-safe base64 this long in a log line is a token (JWTs and the bed's refresh
-# tokens both are); nothing commsproxy logs on purpose looks like that.
-TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{40,}")
 
 
 @dataclass
@@ -57,9 +63,11 @@ class OAuthSetup:
     def refreshes(self) -> int:
         return len(self.server.events("refreshed", user=self.name))
 
-    def sign_in(self) -> None:
-        """``commsproxy login``'s steps: browser sign-in, then keep the token and password."""
-        tokens = _browser_sign_in(self.provider, self.user, self.browser)
+    def sign_in(self, *, device: bool = False) -> None:
+        """``commsproxy login``'s steps: browser (or device) sign-in, then keep the token and
+        the local password."""
+        flow = device_sign_in if device else browser_sign_in
+        tokens = flow(self.provider, self.user, self.browser)
         self.issued.append(tokens)
         self.passwords.append(self.local_password)
         where = save_sign_in(
@@ -90,34 +98,7 @@ def _login(smtp: smtplib.SMTP, user: str, password: str, mechanism: str) -> None
     smtp.auth(mechanism, method, initial_response_ok=mechanism == "PLAIN")
 
 
-def _browser_sign_in(provider: OAuthProvider, user: OAuthUser, browser: Browser) -> TokenSet:
-    errors: list[BaseException] = []
-    threads: list[threading.Thread] = []
-
-    def follow(url: str) -> None:
-        try:
-            browser.sign_in(url, user, deliver=True)
-        except BaseException as err:  # surfaced below, not lost in the thread
-            errors.append(err)
-
-    def show_url(url: str) -> None:
-        # The loopback listener answers only once show_url returns: the browser runs beside it.
-        threads.append(threading.Thread(target=follow, args=(url,), daemon=True))
-        threads[-1].start()
-
-    try:
-        return sign_in_with_browser(
-            provider, login=user.username, show_url=show_url, timeout=TIMEOUT
-        )
-    finally:
-        for thread in threads:
-            thread.join(TIMEOUT)
-        assert not errors, errors
-
-
-def _config(
-    setup_dir: Path, server: OAuthServer, dovecot: Dovecot, client_id: str, user: str
-) -> Path:
+def _config(setup_dir: Path, provider: OAuthProvider, dovecot: Dovecot, user: str) -> Path:
     config = setup_dir / "config.toml"
     config.write_text(
         f"""
@@ -128,14 +109,7 @@ state_dir = "{setup_dir / "state"}"
 
 [[login]]
 username = "{user}"
-auth = "oauth2"
-provider = "custom"
-client_id = "{client_id}"
-authorization_endpoint = "{server.authorization_endpoint}"
-token_endpoint = "{server.token_endpoint}"
-device_endpoint = "{server.device_authorization_endpoint}"
-revocation_endpoint = "{server.revocation_endpoint}"
-scopes = ["openid", "email", "offline_access"]
+{provider_toml(provider)}
 upstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"
 upstream_smtp = "smtp+starttls://localhost:{dovecot.submission_port}"
 cafile = "{dovecot.ca_file}"
@@ -157,17 +131,9 @@ def oauth_proxy(
     tmp_path: Path,
 ) -> Iterator[OAuthSetup]:
     client = oauth_server.register_client(access_token_lifetime=LIFETIME)
-    provider = OAuthProvider(
-        name="custom",
-        client_id=client.client_id,
-        authorization_endpoint=oauth_server.authorization_endpoint,
-        token_endpoint=oauth_server.token_endpoint,
-        device_endpoint=oauth_server.device_authorization_endpoint,
-        revocation_endpoint=oauth_server.revocation_endpoint,
-        scopes=("openid", "email", "offline_access"),
-    )
+    provider = bed_provider(oauth_server, client)
     data = tmp_path / "data"
-    config = _config(tmp_path, oauth_server, oauth_dovecot, client.client_id, oauth_user.username)
+    config = _config(tmp_path, provider, oauth_dovecot, oauth_user.username)
     proxy = ProxyProcess(
         ["--config", str(config), "-v"],
         env={
@@ -200,26 +166,7 @@ def oauth_proxy(
 def _assert_no_secret_logged(setup: OAuthSetup) -> None:
     log = setup.proxy.log_text()
     assert "smtp: " in log  # the -v log was captured, and it is the SMTP side's
-    secrets_ = [*setup.passwords, setup.user.password]
-    for tokens in setup.issued:
-        secrets_.append(tokens.access_token.reveal())
-        if tokens.refresh_token is not None:
-            secrets_.append(tokens.refresh_token.reveal())
-    for secret in secrets_:
-        assert secret not in log
-    assert TOKEN_LIKE.search(log) is None, TOKEN_LIKE.search(log)
-
-
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
-def _let_the_token_expire() -> None:
-    # Past the token's lifetime: the next AUTH must refresh (Dovecot counts whole seconds).
-    time.sleep(LIFETIME + 0.3)
+    assert_no_secret(log, [], secrets_of(setup.issued, *setup.passwords, setup.user.password))
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
@@ -229,20 +176,20 @@ def test_local_password_sends_through_xoauth2_and_tokens_refresh(
     setup = oauth_proxy
     first = f"oauth-first-{secrets.token_hex(4)}"
     setup.send(first, mechanism=mechanism)
-    _wait_until(lambda: setup.relayed(first), "the first message was not relayed")
+    wait_for(lambda: setup.relayed(first), "the first message was not relayed")
     assert setup.refreshes() == 1  # the proxy's first token came from the stored sign-in
 
-    _let_the_token_expire()
+    let_the_token_expire()
     second = f"oauth-second-{secrets.token_hex(4)}"
     setup.send(second, mechanism=mechanism)
-    _wait_until(lambda: setup.relayed(second), "the second message was not relayed")
+    wait_for(lambda: setup.relayed(second), "the second message was not relayed")
     assert setup.refreshes() == 2
 
-    _let_the_token_expire()
+    let_the_token_expire()
     subjects = [f"oauth-together-{i}-{secrets.token_hex(4)}" for i in range(5)]
     with ThreadPoolExecutor(len(subjects)) as pool:
         list(pool.map(setup.send, subjects))
-    _wait_until(lambda: all(map(setup.relayed, subjects)), "not all five were relayed")
+    wait_for(lambda: all(map(setup.relayed, subjects)), "not all five were relayed")
     assert setup.refreshes() == 3  # five sessions at once, one refresh
 
 
@@ -263,10 +210,10 @@ def test_revoked_sign_in_asks_for_login_and_a_new_sign_in_works_without_restart(
     setup = oauth_proxy
     before = f"oauth-before-{secrets.token_hex(4)}"
     setup.send(before)
-    _wait_until(lambda: setup.relayed(before), "the message before revoking was not relayed")
+    wait_for(lambda: setup.relayed(before), "the message before revoking was not relayed")
 
     assert setup.server.revoke_user(setup.name) >= 1
-    _let_the_token_expire()
+    let_the_token_expire()
     refused = f"oauth-refused-{secrets.token_hex(4)}"
     for _ in range(2):
         with smtplib.SMTP("127.0.0.1", setup.proxy.smtp_port, timeout=TIMEOUT) as smtp:
@@ -280,14 +227,31 @@ def test_revoked_sign_in_asks_for_login_and_a_new_sign_in_works_without_restart(
             with pytest.raises(smtplib.SMTPSenderRefused):  # nothing goes out unauthenticated
                 smtp.sendmail(f"{setup.name}@localhost", ["bob@localhost"], message(refused))
     assert not setup.relayed(refused)
-    said = [line for line in setup.proxy.lines() if "cannot send as" in line]
-    assert len(said) == 1, said  # logged once, however often the mail program retries
-    assert "commsproxy login" in said[0]
+    # One line in the log, however often the mail program retries, and only the SMTP side's:
+    # the refresh that found the sign-in revoked does not say it again.
+    said = [line for line in setup.proxy.lines() if "no longer accepts the sign-in" in line]
+    assert len(said) == 1, said
+    assert "smtp: cannot send as" in said[0]
+    assert f"run `commsproxy login {setup.name}`" in said[0]
 
     # `commsproxy login` again, choosing a new local password; the proxy keeps running.
     setup.local_password = f"local-{secrets.token_hex(6)}"
     setup.sign_in()
     after = f"oauth-after-{secrets.token_hex(4)}"
     setup.send(after)
-    _wait_until(lambda: setup.relayed(after), "the message after signing in again was not relayed")
+    wait_for(lambda: setup.relayed(after), "the message after signing in again was not relayed")
     assert setup.proxy.wait_for_log(rf"smtp: {setup.name} can send again", 5)
+
+
+def test_device_sign_in_then_send(oauth_proxy: OAuthSetup) -> None:
+    """`commsproxy login --device` on a machine without a browser, then sending as usual."""
+    setup = oauth_proxy
+    setup.local_password = f"local-{secrets.token_hex(6)}"
+    setup.sign_in(device=True)
+    refreshes = setup.refreshes()
+    subject = f"oauth-device-{secrets.token_hex(4)}"
+    setup.send(subject, mechanism="LOGIN")
+    wait_for(lambda: setup.relayed(subject), "the message after the device sign-in was lost")
+    assert setup.refreshes() == refreshes + 1  # with the device grant's refresh token
+    grants = [e["grant_type"] for e in setup.server.events("access_token", user=setup.name)]
+    assert "urn:ietf:params:oauth:grant-type:device_code" in grants, grants
