@@ -413,6 +413,7 @@ def test_release_through_the_running_proxy(config_file: Path, fake_run: FakeRun)
     assert result.exit_code == 0, result.output
     assert "later (Later): released 3 messages to INBOX" in result.output
     assert "bulk (Later/Bulk): released 5 messages to INBOX" in result.output
+    assert "released by commsproxy run" in result.output
     assert fake_run.seen == [(None, None)]
     assert pending(fake_run.state) == []
 
@@ -455,7 +456,10 @@ def test_release_directly_when_not_running(
     monkeypatch.setitem(sys.modules, RELEASE_MODULE, module)
     result = invoke(config_file, "release", "--now", "--batch", "later")
     assert result.exit_code == 0, result.output
-    assert result.output == "later (Later): released 1 message to INBOX\n"
+    assert result.output == (
+        "later (Later): released 1 message to INBOX\n"
+        "released by this command (commsproxy run is not running)\n"
+    )
     [(config, login, batch)] = calls
     assert config == load_config(config_file)
     assert (login, batch) == (None, "later")
