@@ -16,14 +16,13 @@ import secrets
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
 
-from commsproxy.oauth import OAuthProvider, TokenSet, save_sign_in
 from tests.integration.helpers import message
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.file_keyring import ENV as KEYRING_FILE_ENV
@@ -34,54 +33,19 @@ from tests.testbed.oauth_checks import (
     RawImap,
     assert_no_secret,
     let_the_token_expire,
-    secrets_of,
 )
 from tests.testbed.oauth_server import OAuthServer, OAuthUser
-from tests.testbed.oauth_signin import (
-    bed_provider,
-    browser_sign_in,
-    device_sign_in,
-    provider_toml,
-)
+from tests.testbed.oauth_signin import BedLogin, bed_config, bed_provider
 from tests.testbed.proxy import ProxyProcess
 
 TIMEOUT = 30
 
 
-@dataclass
-class Setup:
-    server: OAuthServer
+@dataclass(kw_only=True)
+class Setup(BedLogin):
     dovecot: Dovecot
-    browser: Browser
-    user: OAuthUser
-    provider: OAuthProvider
-    secrets_dir: Path
-    backend: KeyringBackend
-    local_password: str
     proxy: ProxyProcess
     files: list[Path]  # the config and the state dir: no secret may be in them
-    issued: list[TokenSet] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.user.username
-
-    def refreshes(self) -> int:
-        return len(self.server.events("refreshed", user=self.name))
-
-    def sign_in(self, *, device: bool = False) -> None:
-        """What `commsproxy login` does: sign in, keep the refresh token and the password."""
-        flow = device_sign_in if device else browser_sign_in
-        tokens = flow(self.provider, self.user, self.browser)
-        self.issued.append(tokens)
-        save_sign_in(
-            self.name,
-            self.provider,
-            tokens,
-            self.local_password,
-            directory=self.secrets_dir,
-            backend=self.backend,
-        )
 
     def connect(self) -> imaplib.IMAP4:
         return imaplib.IMAP4("127.0.0.1", self.proxy.imap_port, timeout=TIMEOUT)
@@ -110,27 +74,6 @@ class Setup:
         return str(raised.value)
 
 
-def _config(tmp: Path, provider: OAuthProvider, dovecot: Dovecot, user: str) -> Path:
-    config = tmp / "config.toml"
-    config.write_text(
-        f"""
-[proxy]
-imap = "127.0.0.1:0"
-state_dir = "{tmp / "state"}"
-
-[[login]]
-username = "{user}"
-{provider_toml(provider)}
-upstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"
-
-[triage]
-enabled = false
-""",
-        encoding="utf-8",
-    )
-    return config
-
-
 @pytest.fixture(params=["keyring", "encrypted-file"])
 def oauth_imap(
     request: pytest.FixtureRequest,
@@ -153,7 +96,7 @@ def oauth_imap(
     else:
         env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
         backend = fail.Keyring()  # type: ignore[no-untyped-call]
-    config = _config(tmp_path, provider, oauth_dovecot, oauth_user.username)
+    config = bed_config(tmp_path, provider, oauth_dovecot, oauth_user.username)
     setup = Setup(
         server=oauth_server,
         dovecot=oauth_dovecot,
@@ -180,8 +123,7 @@ def oauth_imap(
 def _assert_no_secret_kept(setup: Setup) -> None:
     log = setup.proxy.log_text()
     assert "imap#" in log  # the -v log was captured, with the IMAP sessions in it
-    known = secrets_of(setup.issued, setup.local_password, setup.user.password)
-    assert_no_secret(log, setup.files, known)
+    assert_no_secret(log, setup.files, setup.secrets(), encrypted=[setup.secrets_dir])
 
 
 @pytest.mark.parametrize("style", ["thunderbird", "outlook"])

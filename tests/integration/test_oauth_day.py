@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from keyring.backends import fail
 
-from commsproxy.oauth import TokenSet, save_sign_in
 from tests.integration.helpers import message
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.oauth_browser import Browser
@@ -31,16 +30,10 @@ from tests.testbed.oauth_checks import (
     RawImap,
     assert_no_secret,
     let_the_token_expire,
-    secrets_of,
     wait_for,
 )
 from tests.testbed.oauth_server import OAuthServer, OAuthUser
-from tests.testbed.oauth_signin import (
-    bed_provider,
-    browser_sign_in,
-    device_sign_in,
-    provider_toml,
-)
+from tests.testbed.oauth_signin import BedLogin, bed_config, bed_provider
 from tests.testbed.proxy import ProxyProcess
 
 TIMEOUT = 30
@@ -53,56 +46,28 @@ def test_a_day_at_debug_level_leaves_no_secret_behind(
     oauth_browser: Browser,
     tmp_path: Path,
 ) -> None:
-    name = oauth_user.username
-    provider = bed_provider(oauth_server, oauth_server.register_client(access_token_lifetime=2))
-    assert LIFETIME == 2
     data = tmp_path / "data"
-    secrets_dir = data / "commsproxy" / "oauth"
     state = tmp_path / "state"
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[proxy]
-imap = "127.0.0.1:0"
-smtp = "127.0.0.1:0"
-state_dir = "{state}"
-
-[[login]]
-username = "{name}"
-{provider_toml(provider)}
-upstream_imap = "imap://127.0.0.1:{oauth_dovecot.imap_port}"
-upstream_smtp = "smtp+starttls://localhost:{oauth_dovecot.submission_port}"
-cafile = "{oauth_dovecot.ca_file}"
-
-[triage]
-enabled = false
-""",
-        encoding="utf-8",
+    login = BedLogin(
+        server=oauth_server,
+        user=oauth_user,
+        browser=oauth_browser,
+        provider=bed_provider(
+            oauth_server, oauth_server.register_client(access_token_lifetime=LIFETIME)
+        ),
+        secrets_dir=data / "commsproxy" / "oauth",
+        backend=fail.Keyring(),  # type: ignore[no-untyped-call]
+        local_password=f"local-{secrets.token_hex(6)}",
     )
-    issued: list[TokenSet] = []
-    passwords = [f"local-{secrets.token_hex(6)}"]
-
-    def sign_in(*, device: bool = False) -> None:
-        flow = device_sign_in if device else browser_sign_in
-        issued.append(flow(provider, oauth_user, oauth_browser))
-        save_sign_in(
-            name,
-            provider,
-            issued[-1],
-            passwords[-1],
-            directory=secrets_dir,
-            backend=fail.Keyring(),  # type: ignore[no-untyped-call]
-        )
+    name = login.name
+    config = bed_config(tmp_path, login.provider, oauth_dovecot, name, smtp=True)
 
     def send(subject: str) -> None:
         with smtplib.SMTP("127.0.0.1", proxy.smtp_port, timeout=TIMEOUT) as smtp:
-            smtp.login(name, passwords[-1])
+            smtp.login(name, login.local_password)
             assert smtp.sendmail(f"{name}@localhost", [f"{name}@localhost"], message(subject)) == {}
 
-    def refreshes() -> int:
-        return len(oauth_server.events("refreshed", user=name))
-
-    sign_in()
+    login.sign_in()
     proxy = ProxyProcess(
         ["--config", str(config), "-v"],
         env={"XDG_DATA_HOME": str(data), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
@@ -110,7 +75,7 @@ enabled = false
     try:
         # Morning: the mail program logs in and IDLEs; the token expires under the IDLE.
         with RawImap(proxy.imap_port) as idler:
-            idler.command(f'a LOGIN {name} "{passwords[-1]}"')
+            idler.command(f'a LOGIN {name} "{login.local_password}"')
             idler.command("b SELECT INBOX")
             idler.send("c IDLE")
             assert idler.line().startswith(b"+")
@@ -122,7 +87,7 @@ enabled = false
             assert idler.line_matching(rb"^c ").startswith(b"c OK")
             assert subject.encode() in idler.command("d FETCH 1:* (BODY.PEEK[HEADER])")
             idler.command("e LOGOUT")
-        assert refreshes() == 2
+        assert login.refreshes() == 2
 
         # Afternoon: consent is withdrawn; both sides say to sign in again.
         assert oauth_server.revoke_user(name) >= 1
@@ -131,20 +96,20 @@ enabled = false
             imaplib.IMAP4("127.0.0.1", proxy.imap_port, timeout=TIMEOUT) as conn,
             pytest.raises(imaplib.IMAP4.error, match="commsproxy login"),
         ):
-            conn.login(name, passwords[-1])
+            conn.login(name, login.local_password)
         with (
             smtplib.SMTP("127.0.0.1", proxy.smtp_port, timeout=TIMEOUT) as smtp,
             pytest.raises(smtplib.SMTPAuthenticationError, match="commsproxy login"),
         ):
-            smtp.login(name, passwords[-1])
+            smtp.login(name, login.local_password)
 
         # Evening: `commsproxy login --device` with a new local password; no restart.
-        passwords.append(f"local-{secrets.token_hex(6)}")
-        sign_in(device=True)
+        login.local_password = f"local-{secrets.token_hex(6)}"
+        login.sign_in(device=True)
         later = f"day-after-{secrets.token_hex(4)}"
         send(later)
         with imaplib.IMAP4("127.0.0.1", proxy.imap_port, timeout=TIMEOUT) as conn:
-            conn.login(name, passwords[-1])
+            conn.login(name, login.local_password)
             conn.select("INBOX")
             wait_for(lambda: conn.search(None, "SUBJECT", later)[1][0] != b"", "not delivered")
             conn.logout()
@@ -155,5 +120,5 @@ enabled = false
     assert "imap#" in log  # the -v log of both sides was captured
     assert "smtp: " in log
     assert re.search(r"\bDEBUG\b", log), "not a debug log"
-    known = secrets_of(issued, *passwords, oauth_user.password)
-    assert_no_secret(log, [config, state], known, encrypted=[secrets_dir])
+    assert len(login.passwords) == 2
+    assert_no_secret(log, [config, state], login.secrets(), encrypted=[login.secrets_dir])

@@ -2,10 +2,10 @@
 
 The chain: smtplib (local password) → commsproxy → Dovecot submission (AUTH XOAUTH2 with a JWT
 the bed's authorization server issued) → relay target. The sign-in is the real one: commsproxy's
-browser flow with PKCE (or, once, the device grant), the test playing the browser, and ``save_sign_in`` keeping the refresh
-token in an encrypted file under a temporary data dir (keyring's ``fail`` backend, so no keyring
-of the user running the tests is ever touched). Access tokens live 2 s, so the proxy has to
-refresh between sends.
+browser flow with PKCE (or, once, the device grant), the test playing the browser, and
+``save_sign_in`` keeping the refresh token in an encrypted file under a temporary data dir
+(keyring's ``fail`` backend, so no keyring of the user running the tests is ever touched).
+Access tokens live 2 s, so the proxy has to refresh between sends.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ import secrets
 import smtplib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from keyring.backends import fail
 
-from commsproxy.oauth import OAuthProvider, TokenSet, save_sign_in
 from tests.integration.helpers import message
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.oauth_browser import Browser
@@ -28,57 +27,19 @@ from tests.testbed.oauth_checks import (
     LIFETIME,
     assert_no_secret,
     let_the_token_expire,
-    secrets_of,
     wait_for,
 )
 from tests.testbed.oauth_server import OAuthServer, OAuthUser
-from tests.testbed.oauth_signin import (
-    bed_provider,
-    browser_sign_in,
-    device_sign_in,
-    provider_toml,
-)
+from tests.testbed.oauth_signin import BedLogin, bed_config, bed_provider
 from tests.testbed.proxy import ProxyProcess
 
 TIMEOUT = 30
 
 
-@dataclass
-class OAuthSetup:
-    server: OAuthServer
+@dataclass(kw_only=True)
+class OAuthSetup(BedLogin):
     dovecot: Dovecot
-    browser: Browser
-    user: OAuthUser
-    provider: OAuthProvider
-    secrets_dir: Path
-    local_password: str
     proxy: ProxyProcess
-    issued: list[TokenSet] = field(default_factory=list)  # what the test's sign-ins got
-    passwords: list[str] = field(default_factory=list)  # every local password set
-
-    @property
-    def name(self) -> str:
-        return self.user.username
-
-    def refreshes(self) -> int:
-        return len(self.server.events("refreshed", user=self.name))
-
-    def sign_in(self, *, device: bool = False) -> None:
-        """``commsproxy login``'s steps: browser (or device) sign-in, then keep the token and
-        the local password."""
-        flow = device_sign_in if device else browser_sign_in
-        tokens = flow(self.provider, self.user, self.browser)
-        self.issued.append(tokens)
-        self.passwords.append(self.local_password)
-        where = save_sign_in(
-            self.name,
-            self.provider,
-            tokens,
-            self.local_password,
-            directory=self.secrets_dir,
-            backend=fail.Keyring(),  # type: ignore[no-untyped-call]
-        )
-        assert where == f"an encrypted file in {self.secrets_dir}"
 
     def send(self, subject: str, *, mechanism: str = "PLAIN") -> None:
         with smtplib.SMTP("127.0.0.1", self.proxy.smtp_port, timeout=TIMEOUT) as smtp:
@@ -98,30 +59,6 @@ def _login(smtp: smtplib.SMTP, user: str, password: str, mechanism: str) -> None
     smtp.auth(mechanism, method, initial_response_ok=mechanism == "PLAIN")
 
 
-def _config(setup_dir: Path, provider: OAuthProvider, dovecot: Dovecot, user: str) -> Path:
-    config = setup_dir / "config.toml"
-    config.write_text(
-        f"""
-[proxy]
-imap = "127.0.0.1:0"
-smtp = "127.0.0.1:0"
-state_dir = "{setup_dir / "state"}"
-
-[[login]]
-username = "{user}"
-{provider_toml(provider)}
-upstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"
-upstream_smtp = "smtp+starttls://localhost:{dovecot.submission_port}"
-cafile = "{dovecot.ca_file}"
-
-[triage]
-enabled = false
-""",
-        encoding="utf-8",
-    )
-    return config
-
-
 @pytest.fixture
 def oauth_proxy(
     oauth_server: OAuthServer,
@@ -133,7 +70,7 @@ def oauth_proxy(
     client = oauth_server.register_client(access_token_lifetime=LIFETIME)
     provider = bed_provider(oauth_server, client)
     data = tmp_path / "data"
-    config = _config(tmp_path, provider, oauth_dovecot, oauth_user.username)
+    config = bed_config(tmp_path, provider, oauth_dovecot, oauth_user.username, smtp=True)
     proxy = ProxyProcess(
         ["--config", str(config), "-v"],
         env={
@@ -150,10 +87,11 @@ def oauth_proxy(
         user=oauth_user,
         provider=provider,
         secrets_dir=data / "commsproxy" / "oauth",
+        backend=fail.Keyring(),  # type: ignore[no-untyped-call]
         local_password=f"local-{secrets.token_hex(6)}",
         proxy=proxy,
     )
-    setup.sign_in()
+    assert setup.sign_in() == f"an encrypted file in {setup.secrets_dir}"
     proxy.start()
     try:
         assert proxy.wait_for_log(rf"tokens kept in an encrypted file in {setup.secrets_dir}", 1)
@@ -166,7 +104,7 @@ def oauth_proxy(
 def _assert_no_secret_logged(setup: OAuthSetup) -> None:
     log = setup.proxy.log_text()
     assert "smtp: " in log  # the -v log was captured, and it is the SMTP side's
-    assert_no_secret(log, [], secrets_of(setup.issued, *setup.passwords, setup.user.password))
+    assert_no_secret(log, [], setup.secrets(), encrypted=[setup.secrets_dir])
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
