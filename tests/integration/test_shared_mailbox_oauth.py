@@ -3,13 +3,14 @@
 The mail program logs in as ``ann@localhost/sales@localhost`` with ann's local password; ann
 signs in (her refresh token, her local password) and commsproxy authenticates upstream with
 her token as ``user=sales@localhost``, which is how Exchange Online opens a mailbox ann has Full
-Access to. The bed's Dovecot checks exactly that: the token is valid and its user was granted
-the mailbox (``shared_mailbox_dovecot``, oauth_dovecot.py); a mailbox not granted is refused.
+Access to, for reading (IMAP) and sending (SMTP). The bed's Dovecot checks exactly that: the
+token is valid and its user was granted the mailbox (``shared_mailbox_dovecot``,
+oauth_dovecot.py); a mailbox not granted is refused.
 
-The proxy runs in this process: the IMAP listener with the OAuth2 upstream login, as service.py
-wires it, but with a provider named ``microsoft365`` whose endpoints are the bed's (a config
-cannot say that: the preset's endpoints are Microsoft's, and the ``user/shared`` form is
-Microsoft's only).
+The proxy runs in this process: the IMAP and SMTP listeners with the OAuth2 logins, as
+service.py wires them, but with a provider named ``microsoft365`` whose endpoints are the bed's
+(a config cannot say that: the preset's endpoints are Microsoft's, and the ``user/shared`` form
+is Microsoft's only).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import dataclasses
 import imaplib
 import secrets
+import smtplib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from commsproxy.oauth import OAuthProvider, SignIns, save_sign_in
 from commsproxy.proxy.imap.listener import ImapListener, ImapListenerSettings
 from commsproxy.proxy.imap.oauth_login import OAuthUpstreamLogin
 from commsproxy.proxy.oauth_logins import OAuthLogins
+from commsproxy.proxy.smtp.listener import SmtpListener, SmtpListenerSettings
 from tests.integration.helpers import message
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.file_keyring import FileKeyring
@@ -49,6 +52,7 @@ class Shared:
     local_password: str
     port: int
     provider: OAuthProvider
+    smtp_port: int = 0
 
     def login_name(self, mailbox: str) -> str:
         return f"{self.ann.username}@localhost/{mailbox}@localhost"
@@ -64,6 +68,12 @@ class Shared:
             typ, data = conn.fetch(found[0].split()[0], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
             assert typ == "OK"
             return repr(data).encode()
+
+    def send(self, mailbox: str, subject: str) -> None:
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=TIMEOUT) as smtp:
+            smtp.login(self.login_name(mailbox), self.local_password)
+            sender = f"{mailbox}@localhost"
+            assert smtp.sendmail(sender, ["bob@example.org"], message(subject)) == {}
 
     def refused(self, mailbox: str) -> str:
         with (
@@ -108,9 +118,20 @@ async def shared(
     listener = ImapListener(settings, upstream_login=upstream_login)
     await listener.start()
     setup.port = listener.addresses[0].port
+    submission = parse_endpoint(f"smtp+starttls://localhost:{dovecot.submission_port}", "smtp")
+    smtp = SmtpListener(
+        SmtpListenerSettings(
+            submission, dovecot.client_ssl_context(), ListenAddress("127.0.0.1", 0)
+        ),
+        oauth=upstream_login.oauth,
+    )
+    await smtp.start()
+    assert smtp.address is not None
+    setup.smtp_port = smtp.address.port
     try:
         yield setup
     finally:
+        await smtp.stop()
         await listener.stop()
 
 
@@ -123,6 +144,12 @@ async def test_the_user_reads_a_shared_mailbox_with_her_own_sign_in(shared: Shar
     own = f"for-ann-{secrets.token_hex(4)}"
     shared.dovecot.deliver(shared.ann.username, message(own))
     assert own.encode() in await asyncio.to_thread(shared.read, shared.ann.username, own)
+
+
+async def test_the_user_sends_as_the_shared_mailbox(shared: Shared) -> None:
+    subject = f"from-sales-{secrets.token_hex(4)}"
+    await asyncio.to_thread(shared.send, shared.sales, subject)
+    assert any(subject.encode() in m for m in shared.dovecot.relay_captured())
 
 
 async def test_a_mailbox_she_was_not_granted_is_refused(shared: Shared) -> None:

@@ -19,6 +19,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -27,7 +28,11 @@ from commsproxy.imap.session import State
 from commsproxy.oauth import OAuthProvider, SignIns
 from commsproxy.oauth.password import ScryptParams, set_local_password
 from commsproxy.oauth.tokens import Secret
-from commsproxy.proxy.imap.connection_cap import GMAIL_IMAP_CONNECTIONS, TRIAGE_CONNECTIONS
+from commsproxy.proxy.imap.connection_cap import (
+    GMAIL_IMAP_CONNECTIONS,
+    TRIAGE_CONNECTIONS,
+    ConnectionCap,
+)
 from commsproxy.proxy.imap.hooks import RelayLimits, SessionParts
 from commsproxy.proxy.imap.oauth_login import OAuthUpstreamLogin
 from commsproxy.proxy.imap.relay import Session
@@ -337,3 +342,25 @@ async def test_a_failed_connection_takes_no_place_at_the_cap(start: Start) -> No
         assert b"connections open" not in said, said
         await client.close()
     assert proxy.login.gmail_cap.open(USER) == 0
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def test_two_logins_racing_for_the_last_place_cannot_both_have_it() -> None:
+    # Both passed the check before connecting; only one is counted once connected.
+    cap = ConnectionCap(2)
+    first, second, third = _Writer(), _Writer(), _Writer()
+    assert cap.take(USER, cast(asyncio.StreamWriter, first))
+    assert not cap.full(USER)
+    assert cap.take(USER, cast(asyncio.StreamWriter, second))
+    assert cap.full(USER)
+    assert not cap.take(USER, cast(asyncio.StreamWriter, third))
+    first.closed = True
+    assert cap.open(USER) == 1
+    assert cap.take(USER, cast(asyncio.StreamWriter, third))
