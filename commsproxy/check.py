@@ -28,7 +28,8 @@ import aiosmtplib
 from .config import Config, LoginConfig
 from .credentials import CredentialError, password_from_command
 from .endpoints import Endpoint, Security, client_tls_context
-from .oauth import AccessTokens, OAuthError, SignIns, mailbox_identity, xoauth2
+from .oauth import AccessTokens, OAuthError, OAuthProvider, SignIns, mailbox_identity, xoauth2
+from .oauth.password import has_local_password
 from .oauth.vault import EncryptedFileStore
 from .proxy.smtp.oauth import authenticate_with_token
 from .triage.filer import accounts_root
@@ -73,7 +74,8 @@ class Outcome(Enum):
     OK = "ok"
     REFUSED = "refused"  # the server said no to these credentials
     UNREACHABLE = "unreachable"  # no connection, TLS failed, no answer in time
-    SKIPPED = "skipped"  # not tried: no credentials, or nothing configured
+    NO_CREDENTIALS = "no credentials"  # the password_command failed, or no OAuth2 sign-in
+    SKIPPED = "skipped"  # not tried: no password to try, or nothing configured
 
 
 class MailboxState(Enum):
@@ -117,7 +119,7 @@ class LoginCheck:
     @property
     def failed(self) -> bool:
         """The login cannot work as configured: refused or unreachable, IMAP or SMTP."""
-        bad = (Outcome.REFUSED, Outcome.UNREACHABLE)
+        bad = (Outcome.REFUSED, Outcome.UNREACHABLE, Outcome.NO_CREDENTIALS)
         return self.imap.outcome in bad or self.smtp.outcome in bad
 
     @property
@@ -170,11 +172,11 @@ async def check_login(
             'no username in this [[login]]: add username = "..." to check it',
         )
         return result
-    credentials, why_not = await _credentials(login, ask, signins)
+    credentials, why_not, outcome = await _credentials(login, ask, signins)
     if credentials is None:
-        result.imap = ServerCheck(login.upstream_imap, Outcome.SKIPPED, why_not)
+        result.imap = ServerCheck(login.upstream_imap, outcome, why_not)
         if login.upstream_smtp is not None:
-            result.smtp = ServerCheck(login.upstream_smtp, Outcome.SKIPPED, why_not)
+            result.smtp = ServerCheck(login.upstream_smtp, Outcome.SKIPPED, "see IMAP")
         return result
     tls = client_tls_context(login.cafile)
     await _check_imap(config, login, credentials, tls, seconds, result)
@@ -185,45 +187,56 @@ async def check_login(
 
 async def _credentials(
     login: LoginConfig, ask: Ask | None, signins: SignIns | None
-) -> tuple[_Credentials | None, str]:
-    """The login's credentials, or None and why there are none."""
+) -> tuple[_Credentials | None, str, Outcome]:
+    """The login's credentials, or None, why there are none, and whether that is a failure."""
     user = login.username or ""
     if login.oauth is not None:
         if signins is None:
-            return None, "OAuth2 sign-ins are not available here"
-        provider = login.oauth
-        tokens = signins.tokens(user, provider)
-        store = signins.store
-        if isinstance(store, EncryptedFileStore) and store.locked and ask is not None:
-            # The refresh token is encrypted with the local password: it unlocks the file.
-            password = await asyncio.to_thread(ask, f"Local password of {user} (commsproxy)")
-            if password and not await asyncio.to_thread(
-                signins.check_password, user, provider, password
-            ):
-                return None, "wrong local password (the one `commsproxy login` set)"
-        try:
-            await tokens.get()
-        except OAuthError as err:
-            return None, f"no access token: {err} (run `commsproxy login {user}`)"
-        return _Credentials(
-            tokens=tokens, mailbox=mailbox_identity(user, provider.name).mailbox
-        ), ""
+            return None, "OAuth2 sign-ins are not available here", Outcome.SKIPPED
+        return await _token(login.oauth, user, ask, signins)
     if login.password_command:
         try:
-            return _Credentials(password=await password_from_command(login.password_command)), ""
-        except CredentialError as err:
-            return None, str(err)
-    password = (
-        await asyncio.to_thread(ask, f"Password of {user} on {login.upstream_imap.host}")
-        if ask
-        else None
-    )
-    if not password:
-        return None, (
+            password = await password_from_command(login.password_command)
+        except CredentialError as err:  # triage would fail the same way
+            return None, str(err), Outcome.NO_CREDENTIALS
+        return _Credentials(password=password), "", Outcome.OK
+    where = login.upstream_imap.host
+    typed = await asyncio.to_thread(ask, f"Password of {user} on {where}") if ask else None
+    if not typed:
+        # Not a failure: run logs in with the password the mail program gives it.
+        why = (
             "no password_command in this [[login]]: add one, or run `commsproxy check` in a "
             "terminal to type the password"
         )
-    return _Credentials(password=password), ""
+        return None, why, Outcome.SKIPPED
+    return _Credentials(password=typed), "", Outcome.OK
+
+
+async def _token(
+    provider: OAuthProvider, user: str, ask: Ask | None, signins: SignIns
+) -> tuple[_Credentials | None, str, Outcome]:
+    """An OAuth2 login's access token, from its sign-in."""
+    login_hint = f"run `commsproxy login {user}`"
+    account = signins.identity(user, provider).account
+    if not await asyncio.to_thread(has_local_password, signins.directory, account):
+        return None, f"{user} has not signed in yet: {login_hint}", Outcome.NO_CREDENTIALS
+    store = signins.store
+    if isinstance(store, EncryptedFileStore) and store.locked and ask is not None:
+        # The refresh token is encrypted with the local password: it unlocks the file.
+        password = await asyncio.to_thread(ask, f"Local password of {user} (commsproxy)")
+        if password and not await asyncio.to_thread(
+            signins.check_password, user, provider, password
+        ):
+            why = f"wrong local password (the one `commsproxy login` set for {user})"
+            return None, why, Outcome.NO_CREDENTIALS
+    tokens = signins.tokens(user, provider)
+    try:
+        await tokens.get()
+    except OAuthError as err:
+        why = str(err) if "commsproxy login" in str(err) else f"{err}: {login_hint}"
+        return None, f"no access token: {why}", Outcome.NO_CREDENTIALS
+    mailbox = mailbox_identity(user, provider.name).mailbox
+    return _Credentials(tokens=tokens, mailbox=mailbox), "", Outcome.OK
 
 
 async def _imap_connect(
@@ -350,7 +363,12 @@ async def _check_smtp(
     return ServerCheck(where, Outcome.OK, f"AUTH accepted for {user}")
 
 
-_MARK = {Outcome.OK: "ok", Outcome.REFUSED: "FAILED", Outcome.UNREACHABLE: "FAILED"}
+_MARK = {
+    Outcome.OK: "ok",
+    Outcome.REFUSED: "FAILED",
+    Outcome.UNREACHABLE: "FAILED",
+    Outcome.NO_CREDENTIALS: "FAILED",
+}
 
 
 def report(check: LoginCheck) -> list[str]:

@@ -130,3 +130,16 @@ def test_no_password_command_and_no_terminal_is_skipped(dovecot: Dovecot, tmp_pa
     result = _check(config)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "skipped: no password_command" in result.stdout
+
+
+def test_a_failing_password_command_fails(dovecot: Dovecot, tmp_path: Path) -> None:
+    user, password = dovecot.new_user()
+    config = _config(dovecot, tmp_path, user, password)
+    text = "\n".join(
+        'password_command = "exit 3"' if row.startswith("password_command") else row
+        for row in config.read_text().splitlines()
+    )
+    config.write_text(text)
+    result = _check(config)
+    assert result.returncode == 1
+    assert "FAILED: password_command 'exit 3' failed with exit status 3" in result.stdout

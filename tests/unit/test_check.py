@@ -50,6 +50,13 @@ def test_refused_and_unreachable_fail_skipped_does_not() -> None:
     skipped = LoginCheck(
         "me", ServerCheck(IMAP, Outcome.SKIPPED, "no password"), ServerCheck(None, Outcome.SKIPPED)
     )
+    no_sign_in = LoginCheck(
+        "me",
+        ServerCheck(IMAP, Outcome.NO_CREDENTIALS, "not signed in"),
+        ServerCheck(SMTP, Outcome.SKIPPED),
+    )
+    assert no_sign_in.failed
+    assert "  IMAP imap.example.com:993: FAILED: not signed in" in report(no_sign_in)
     assert refused.failed
     assert unreachable.failed
     assert not skipped.failed
