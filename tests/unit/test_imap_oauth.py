@@ -34,6 +34,7 @@ from commsproxy.proxy.imap.connection_cap import (
     ConnectionCap,
 )
 from commsproxy.proxy.imap.hooks import RelayLimits, SessionParts
+from commsproxy.proxy.imap.oauth_exchange import backoff_seconds
 from commsproxy.proxy.imap.oauth_login import OAuthUpstreamLogin
 from commsproxy.proxy.imap.relay import Session
 from commsproxy.proxy.oauth_logins import OAuthLogins
@@ -246,7 +247,10 @@ async def test_throttled_logins_get_unavailable_with_when_to_retry_logged_once(
     async def script(peer: Peer) -> None:
         line = await peer.message()
         tag = line.split(b" ", 1)[0]
-        peer.send(tag + b" NO [THROTTLED] Request is throttled. Suggested Backoff Time: 200\r\n")
+        peer.send(
+            tag + b" NO [THROTTLED] Request is throttled. Suggested Backoff Time: 201317 "
+            b"milliseconds\r\n"
+        )
         await peer.message()
 
     caplog.set_level(logging.INFO, "commsproxy")
@@ -256,7 +260,7 @@ async def test_throttled_logins_get_unavailable_with_when_to_retry_logged_once(
         said = await client.send(tag + f" LOGIN {USER} {LOCAL}".encode())
         assert said.startswith(tag + b" NO [UNAVAILABLE] commsproxy: upstream "), said
         assert b"is throttling logins" in said, said
-        assert said.endswith(b"; try again in a few minutes\r\n"), said
+        assert said.endswith(b"; try again in 202 s\r\n"), said
         await client.close()
     assert len(proxy.transport.requests) == 1  # throttling is not a bad token: no refresh
     told = [m for m in caplog.messages if "throttl" in m]
@@ -364,3 +368,9 @@ def test_two_logins_racing_for_the_last_place_cannot_both_have_it() -> None:
     first.closed = True
     assert cap.open(USER) == 1
     assert cap.take(USER, cast(asyncio.StreamWriter, third))
+
+
+def test_the_backoff_exchange_suggests_in_whole_seconds() -> None:
+    assert backoff_seconds("Request is throttled. Suggested Backoff Time: 9000 milliseconds") == 9
+    assert backoff_seconds("Suggested Backoff Time: 1 milliseconds") == 1
+    assert backoff_seconds("Too many logins") is None

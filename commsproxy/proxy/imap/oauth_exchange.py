@@ -10,7 +10,8 @@ with the mechanism's abort and the server answers NO. When the challenge says th
 is bad (or a bare ``NO [AUTHENTICATIONFAILED]`` comes), the cached token is dropped and the
 login tried once more with a fresh one: that covers a token revoked or expired before its
 announced lifetime. ``NO [THROTTLED]`` (Microsoft 365) is never retried here; it becomes
-``ServerThrottled`` for the caller to turn into ``NO [UNAVAILABLE]``.
+``ServerThrottled`` for the caller to turn into ``NO [UNAVAILABLE]``, with the wait Exchange
+suggests ("Suggested Backoff Time: N milliseconds") where it names one.
 
 Every reply is read as one whole message through the framer (``read_message``), reading no byte
 past it, so the relay's framer takes over the stream exactly where the login ended.
@@ -19,6 +20,8 @@ past it, so the relay's framer takes over the stream exactly where the login end
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 from dataclasses import dataclass
 
 from ...imap.capability import capabilities_in
@@ -30,10 +33,11 @@ from ...upstream.errors import ConnectError
 from .hooks import UpstreamLink
 from .upstream_link import UpstreamError
 
-__all__ = ["BearerLogin", "ServerThrottled", "TokenRefused"]
+__all__ = ["BearerLogin", "ServerThrottled", "TokenRefused", "backoff_seconds"]
 
 _TAGS = ("cpauth1", "cpauth2", "cpauth3")  # the proxy's own: CAPABILITY, first try, retry
 _MAX_REPLIES = 64  # untagged lines a server may send before answering a login step
+_BACKOFF = re.compile(r"Suggested Backoff Time:\s*(\d{1,9})\s*milli", re.IGNORECASE)
 
 
 class ServerThrottled(No):
@@ -101,9 +105,11 @@ class BearerLogin:
             tag = reply.response.tag or ""
             return self.client_tag.encode() + reply.line[len(tag) :]
         if reply.response.code == "THROTTLED":
+            wait = backoff_seconds(reply.text)
+            when = f"in {wait} s" if wait is not None else "in a few minutes"
             raise ServerThrottled(
                 f"commsproxy: upstream {link.endpoint} is throttling logins ({reply.text}); "
-                "try again in a few minutes",
+                f"try again {when}",
                 code="UNAVAILABLE",
             )
         raise TokenRefused(
@@ -149,6 +155,13 @@ class BearerLogin:
         if challenge is not None:
             return reply, challenge.token_rejected
         return reply, reply.response.code == "AUTHENTICATIONFAILED"
+
+
+def backoff_seconds(text: str) -> int | None:
+    """The wait in Exchange Online's throttling text ("Suggested Backoff Time: 9000
+    milliseconds"), in whole seconds; None when it names none."""
+    found = _BACKOFF.search(text)
+    return max(1, math.ceil(int(found.group(1)) / 1000)) if found else None
 
 
 async def _read(link: UpstreamLink) -> bytes:
