@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import ssl
@@ -429,7 +430,8 @@ def _start_triage(
                 route.key,
                 settings.clock,
             )
-        hub.add(route, Engine(settings, decider, store, credentials, history))
+        spare = functools.partial(hub.spare_password, route.key)  # to leave a notice with
+        hub.add(route, Engine(settings, decider, store, credentials, history, spare))
     mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
     log.info("triage on for %s%s", ", ".join(r.key for r, _ in triage.routes), mode)
     return hub

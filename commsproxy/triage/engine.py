@@ -23,15 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, TriageConfig
+from ..credentials import CredentialError
 from ..endpoints import Endpoint
 from ..imap.names import (
     FILED,
@@ -48,15 +50,17 @@ from .account_match import resolve_incoming
 from .corrections import CorrectionWatch
 from .decide import Decider
 from .filer import Filer, FilingSetup
+from .health import Health, State
 from .history_keeper import HistoryKeeper
 from .holding import holding_stopped
+from .notice import NoticeBox
 from .release import Releaser
-from .scheduler import due_release
+from .scheduler import due_release, next_release
 from .signin import Connector, SignInPaused
 from .state_store import Correction, StateStore
 from .state_store import Decision as StoredDecision
 from .teamhint import TeamWatch
-from .upstream import LoginRefused, Upstream, UpstreamImapError, connect
+from .upstream import CommandRefused, LoginRefused, Upstream, UpstreamImapError, connect
 
 __all__ = ["Engine", "EngineSettings"]
 
@@ -65,17 +69,29 @@ log = logging.getLogger("commsproxy.triage")
 _CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
 _IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes (RFC 2177)
 _TICK = 2.0  # seconds between checks for release requests and due releases
-_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # only for failures of the link itself
+_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then [triage] retry_max, forever (at most)
 _GONE_NOTE = "gone before it was held: deleted or moved by another client"
 
 Clock = Callable[[], datetime]
+Spare = Callable[[], tuple[str, str] | None]  # a client's login, to leave a notice with
+
+_TODO_REFUSED = (
+    "check the password: what password_command prints (or what your mail program logs in"
+    " with) must be the one the server takes; triage retries by itself"
+)
+_TODO_COMMAND = "fix password_command in the config (run it in a terminal to see why it fails)"
+_TODO_SERVER = "check the network and the server (upstream_imap); triage retries by itself"
+_TODO_WAITING = "open your mail program: its login through commsproxy gives triage the password"
+_TODO_FAILING = "see commsproxy's log for the details; triage retries by itself"
 
 
 class Credentials(Protocol):
     """Where the engine gets (user, password), or a way to connect (an OAuth2 login, see
     signin.py), each time it connects."""
 
-    async def __call__(self) -> tuple[str, str] | Connector | None: ...
+    async def __call__(self) -> tuple[str, str] | Connector | None:
+        """None while there is nothing to log in with; CredentialError when the
+        password_command fails."""
 
     def refused(self) -> None:
         """The server refused them: do not offer the same again."""
@@ -116,6 +132,7 @@ class Engine:
         store: StateStore,
         credentials: Credentials,
         history: HistoryKeeper | None = None,
+        spare: Spare | None = None,
     ) -> None:
         self.settings = settings
         self.decider = decider
@@ -136,6 +153,14 @@ class Engine:
         # in UID order, so the gate may show a client that many and no more.
         self.inbox_state: tuple[int, int] | None = None
         self.hold_names: dict[str, str] = {}  # batch name -> mailbox name on the server
+        self._spare = spare
+        self._failures = 0  # in a row, for the backoff
+        self._notices = NoticeBox(store, settings.login, settings.clock)
+        before = store.health(settings.login)
+        self.health = Health.start(settings.login, settings.clock(), before and before[0])
+        self.health = replace(self.health, next_release=self._upcoming(settings.clock()))
+        self._told = False  # a failure on record from before a restart is news to this log
+        self._linked = False  # this try got past logging in
 
     # -- for the gate and the CLI -------------------------------------------------------------
 
@@ -183,38 +208,141 @@ class Engine:
     # -- life cycle ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set; reconnect with backoff on any upstream error."""
-        failures = 0
-        waiting = False
+        """Work until ``stop`` is set; on any failure say so once (health.py) and retry with
+        backoff, forever."""
+        self._publish()
         while not stop.is_set():
-            credentials = await self._credentials()
+            try:
+                credentials = await self._credentials()
+            except CredentialError as err:
+                await self._failed(stop, None, State.SIGNIN_FAILED, str(err), _TODO_COMMAND)
+                continue
             if credentials is None:
-                if not waiting and not self.store.paused(self.settings.login):
-                    log.info("%s: waiting for a password: log in through the proxy once", self)
-                waiting = True  # said once; an OAuth2 pause says why itself (signin.py)
+                paused = self.store.paused(self.settings.login)
+                if paused is not None:  # signin.py logged why; status shows it
+                    self._set(State.PAUSED, paused.reason, _todo_sign_in(self.settings.login))
+                else:
+                    reason = "no password to log in with yet"
+                    self._set(State.WAITING, reason, _TODO_WAITING)
                 await self._sleep(stop, 1.0)
                 continue
-            waiting = False
+            self._linked = False
             try:
                 await self._session(credentials, stop)
-                failures = 0
             except SignInPaused:
-                await self._sleep(stop, 1.0)
+                paused = self.store.paused(self.settings.login)
+                reason = paused.reason if paused else "the sign-in must be renewed"
+                self._set(State.PAUSED, reason, _todo_sign_in(self.settings.login))
+                await self._sleep(stop, 1.0)  # costs no request while paused (signin.py)
             except LoginRefused as err:
                 self._credentials.refused()
-                log.error("%s: %s", self, err)
-                await self._sleep(stop, _BACKOFF[-1])
-            except UpstreamImapError as err:
-                delay = _BACKOFF[min(failures, len(_BACKOFF) - 1)]
-                failures += 1
-                log.warning("%s: %s; reconnecting in %g s", self, err, delay)
-                await self._sleep(stop, delay)
-            except Exception:
+                await self._failed(stop, credentials, State.SIGNIN_FAILED, str(err), _TODO_REFUSED)
+            except CommandRefused as err:  # logged in, but the server refuses a step
+                await self._failed(stop, credentials, State.FAILING, str(err), _TODO_FAILING)
+            except UpstreamImapError as err:  # the link: cannot connect, or lost
+                # A link that was up and dropped is an event of its own, said each time; a
+                # server that cannot be reached is one state, however often it is tried.
+                await self._failed(
+                    stop, credentials, State.UNREACHABLE, str(err), _TODO_SERVER, self._linked
+                )
+            except Exception as err:
                 # A bug must not silently end triage for this login: say so, start over.
-                log.exception("%s: unexpected error; starting over in %g s", self, _BACKOFF[-1])
-                await self._sleep(stop, _BACKOFF[-1])
+                if self._set(
+                    State.FAILING, f"unexpected error: {err!r}", _TODO_FAILING, log_it=False
+                ):
+                    log.exception("%s: unexpected error; starting over", self)
+                await self._sleep(stop, self.settings.triage.retry_max)
             finally:
                 await self._not_ready()
+
+    async def _failed(
+        self,
+        stop: asyncio.Event,
+        credentials: tuple[str, str] | Connector | None,
+        state: State,
+        reason: str,
+        todo: str,
+        lost: bool = False,
+    ) -> None:
+        """One failed try: health (logged when news), the notice when due, then the backoff."""
+        delay = min(
+            _BACKOFF[min(self._failures, len(_BACKOFF) - 1)], self.settings.triage.retry_max
+        )
+        self._failures += 1
+        self._set(state, reason, todo, retry=delay, news=lost)
+        after = timedelta(seconds=self.settings.triage.notice_after)
+        if self.health.notice_due(self.settings.clock(), after):
+            await self._notice_from_outside(credentials)
+        await self._sleep(stop, delay)
+
+    def _set(
+        self,
+        state: State,
+        reason: str | None = None,
+        todo: str | None = None,
+        *,
+        retry: float | None = None,
+        log_it: bool = True,
+        news: bool = False,
+    ) -> bool:
+        """Move health to ``state`` and publish it; log it when it is news. True if news."""
+        before = self.health
+        self.health = before.moved(state, self.settings.clock(), reason, todo)
+        news = news or self.health.is_news(before) or not self._told
+        if news:
+            self._publish()
+        self._told = True
+        if not news or not log_it:
+            if reason is not None:
+                log.debug("%s: still %s: %s", self, state.value, reason)
+            return news
+        again = f"; reconnecting in {retry:g} s" if retry is not None else ""
+        if state is State.SIGNIN_FAILED:
+            log.error("%s: %s: %s%s", self, state.value, reason, again)
+        elif state is State.WAITING:
+            log.info("%s: waiting for a password: log in through the proxy once", self)
+        elif state is State.PAUSED:
+            log.debug("%s: paused: %s", self, reason)  # signin.py says it, once
+        elif not self.health.working:
+            log.warning("%s: %s%s", self, reason, again)
+        elif not before.working and before.failing_since is not None:
+            log.info("%s: triage works again (it had not since %s: %s)", self,
+                     before.failing_since.isoformat(timespec="seconds"), before.reason)  # fmt: skip
+        return news
+
+    def _publish(self) -> None:
+        """Write health where `status`, another process, reads it."""
+        self.store.save_health(self.health, os.getpid(), self.settings.clock())
+
+    async def _notice_from_outside(self, credentials: tuple[str, str] | Connector | None) -> None:
+        """Leave the notice over a connection of its own, once it is due.
+
+        When the login itself fails, only a client's working login (kept in memory by the hub)
+        can reach INBOX; a server that cannot be reached cannot take a notice either.
+        """
+        notice = self._notices.left
+        if self.settings.dry_run or (notice is not None and notice.appended is not None):
+            return
+        state = self.health.state
+        if state is State.FAILING:
+            login: tuple[str, str] | Connector | None = credentials
+        elif state in (State.SIGNIN_FAILED, State.WAITING):
+            login = self._spare() if self._spare is not None else None
+        else:
+            return
+        if login is None:
+            return
+        try:
+            up = await self._connect(login)
+        except (UpstreamImapError, SignInPaused) as err:
+            log.debug("%s: cannot leave the notice: %s", self, err)
+            return
+        try:
+            await self._notices.leave(up, self.health.reason or state.value, self.health.todo or "")
+        except UpstreamImapError as err:
+            log.warning("%s: could not leave the notice in INBOX: %s", self, err)
+        finally:
+            await up.logout()
 
     def __str__(self) -> str:
         return f"triage[{self.settings.login}]"
@@ -243,8 +371,14 @@ class Engine:
         tasks: list[asyncio.Task[None]] = []
         try:
             watcher = await self._connect(credentials)
+            self._linked = True
             await self._prepare(worker)
             await self._start_filing(worker)
+            if self._first_history_read():
+                self._set(State.HISTORY)
+                limit = self.settings.triage.history_messages
+                self.health = replace(self.health, history=(0, limit))
+                self._publish()
             await self._start_history(worker)
             self._corrections = CorrectionWatch(
                 worker, self.store, self.settings.login, self.hold_names, self.settings.batches,
@@ -256,6 +390,10 @@ class Engine:
             # release the mail the first pass is about to hold.
             await self._release_due(releaser)
             await self._triage_pass(worker)
+            if not self.settings.dry_run:
+                await self._notices.remove(worker)
+            self._failures = 0
+            self._set(State.CONNECTED)
             self._ready.set()
             log.info("%s: watching INBOX on %s", self, worker.name)
             tasks = [
@@ -300,6 +438,12 @@ class Engine:
             await filer.drain(everything=True)  # whatever made them fail may be fixed now
         self._team = TeamWatch(filer, self.settings.own_addresses, [*self.hold_names.values()])
         log.info("%s: filing into %s", self, filer.root)
+
+    def _first_history_read(self) -> bool:
+        if self.history is None:
+            return False
+        record = self.store.history_status(self.settings.login)
+        return record is None or record.state == "reading"
 
     async def _start_history(self, worker: Upstream) -> None:
         """Before the first pass: load the history, or read it (bounded) at a first start.
@@ -355,7 +499,11 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _TICK)
             self._wake.clear()
-            await self._credentials.check(worker)  # an OAuth2 login refreshes here, early
+            try:
+                await self._credentials.check(worker)  # an OAuth2 login refreshes here, early
+            except SignInPaused:
+                await self._leave_sign_in_notice(worker)
+                raise
             await self._triage_pass(worker)
             await self._release_due(releaser)
             async with self._lock:
@@ -368,6 +516,18 @@ class Engine:
                     await self._filer.drain()
                 if self._team is not None and not self.settings.dry_run:
                     await self._team.maybe_scan()
+
+    async def _leave_sign_in_notice(self, worker: Upstream) -> None:
+        """A pause needs its notice now: only this worker is still logged in (signin.py)."""
+        paused = self.store.paused(self.settings.login)
+        if paused is None or self.settings.dry_run:
+            return
+        try:
+            await self._notices.leave(
+                worker, paused.reason, _todo_sign_in(self.settings.login), sign_in=True
+            )
+        except UpstreamImapError as err:
+            log.warning("%s: could not leave the sign-in notice: %s", self, err)
 
     # -- triage -------------------------------------------------------------------------------
 
@@ -506,6 +666,11 @@ class Engine:
                 where = " (holding stopped: left in INBOX)"
             log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
         self.store.record_decisions(records)
+        if records:
+            last = records[-1]
+            what = f"{last.label}, " + (f"held in {last.batch}" if last.held else "in INBOX")
+            self.health = replace(self.health, last_decision=(last.decided_at, what))
+            self._publish()
         if self.history is not None:
             self.history.received(mails)  # after deciding: a message is not its own history
         return holds, labels
@@ -556,6 +721,16 @@ class Engine:
 
     # -- releases -----------------------------------------------------------------------------
 
+    def _upcoming(self, now: datetime) -> tuple[str, datetime] | None:
+        """The next release of any batch: after its last one on record, so a release missed
+        while triage failed shows as overdue (it happens once triage works)."""
+        times = []
+        for batch in self.settings.batches:
+            if batch.schedule.days:
+                last = self.store.last_scheduled_release(self.settings.login, batch.name)
+                times.append((next_release(batch.schedule, last or now), batch.name))
+        return (min(times)[1], min(times)[0]) if times else None
+
     async def _release_due(self, releaser: Releaser) -> None:
         now = self.settings.clock()
         for batch in self.settings.batches:
@@ -564,6 +739,14 @@ class Engine:
             if due is not None:
                 async with self._lock:
                     await releaser.release(batch, scheduled=due)
+        upcoming = self._upcoming(now)
+        if upcoming != self.health.next_release:
+            self.health = replace(self.health, next_release=upcoming)
+            self._publish()
+
+
+def _todo_sign_in(login: str) -> str:
+    return f"run `commsproxy login {login}`"
 
 
 def _mail(fetched: Fetched) -> Mail:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..classifier.mail import MailParseError, parse_mail
-from ..credentials import CredentialError, password_from_command
+from ..credentials import password_from_command
 from ..imap.names import SENT
 from .account_match import resolve_outgoing
 from .decide import Decider
@@ -46,6 +46,9 @@ class TriageHub:
         self.engines: dict[str, Engine] = {}
         self.routes: dict[str, LoginRoute] = {}
         self._passwords: dict[str, tuple[str, str]] = {}  # key -> (user, password), memory only
+        # The same from a client login of a password_command login: never used to triage (the
+        # config says where that password comes from), only to leave the notice that it fails.
+        self._spares: dict[str, tuple[str, str]] = {}
         self._password_seen = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}  # key -> its engine, while run() runs
         self._stop: asyncio.Event | None = None
@@ -86,7 +89,10 @@ class TriageHub:
 
     def remember_password(self, login: str, password: str, user: str) -> None:
         route = self.routes[login]
-        if route.password_command is not None or route.oauth:
+        if route.oauth:
+            return
+        if route.password_command is not None:
+            self._spares[login] = (route.username or user, password)
             return
         self._passwords[login] = (route.username or user, password)
         self._password_seen.set()
@@ -134,11 +140,8 @@ class TriageHub:
     async def _credentials(self, key: str) -> tuple[str, str] | None:
         route = self.routes[key]
         if route.password_command is not None and route.username:
-            try:
-                password = await password_from_command(route.password_command)
-            except CredentialError as err:
-                log.error("triage[%s]: %s", key, err)
-                return None
+            # A failing command raises CredentialError: the engine says so, once (health.py).
+            password = await password_from_command(route.password_command)
             return route.username, password
         if key not in self._passwords:
             self._password_seen.clear()
@@ -149,6 +152,10 @@ class TriageHub:
     def forget_password(self, key: str) -> None:
         """The upstream refused it (changed password): wait for the next client login."""
         self._passwords.pop(key, None)
+
+    def spare_password(self, key: str) -> tuple[str, str] | None:
+        """A client's working login for a password_command login, to leave a notice with."""
+        return self._spares.get(key)
 
     # -- running ------------------------------------------------------------------------------
 

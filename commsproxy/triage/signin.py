@@ -7,9 +7,9 @@ fresh one.
 
 While the engine runs it calls ``check`` every tick: a cached token costs nothing, one near its
 expiry is refreshed then, so the engine learns that sign-in is needed while its worker is still
-logged in with the last token. That worker then appends one short notice to INBOX (once per
-pause: the store remembers it across restarts) and the engine pauses; ``status`` reads the
-reason from the store. Each later attempt costs no request (``AccessTokens`` remembers the
+logged in with the last token. The engine then has that worker leave one short notice in INBOX
+(notice.py: once per pause, across restarts) and pauses; ``status`` reads the reason from the
+store. Each later attempt costs no request (``AccessTokens`` remembers the
 refresh token that failed) until ``commsproxy login`` stores a new one. Then triage resumes by
 itself, and its first step releases every batch whose time passed meanwhile (the engine's
 catch-up of due releases), so no mail is held past its batch for longer than the pause.
@@ -22,11 +22,8 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 
 from ..endpoints import Endpoint
-from ..imap.names import INBOX
 from ..oauth import AccessTokens, OAuthError, SignInNeeded, xoauth2
 from ..upstream import CommandError, ConnectError, ImapError
 from ..upstream import connect as connect_client
@@ -34,7 +31,7 @@ from ..upstream.login import empty_answer, sasl_login
 from .state_store import StateStore
 from .upstream import LoginRefused, Upstream, UpstreamImapError
 
-__all__ = ["Connector", "SignInPaused", "TokenCredentials", "notice_message"]
+__all__ = ["Connector", "SignInPaused", "TokenCredentials"]
 
 log = logging.getLogger("commsproxy.triage")
 
@@ -43,23 +40,6 @@ Connector = Callable[[Endpoint, ssl.SSLContext, float], Awaitable[Upstream]]
 
 class SignInPaused(Exception):
     """Triage of this login waits for `commsproxy login`; the reason is in the store."""
-
-
-def notice_message(login: str, reason: str, when: datetime) -> bytes:
-    """The one message a paused login finds in its INBOX."""
-    message = EmailMessage()
-    message["From"] = "commsproxy <commsproxy@localhost>"
-    message["To"] = login
-    message["Subject"] = "commsproxy: sign in again to keep triaging your mail"
-    message["Date"] = format_datetime(when)
-    message["Message-ID"] = make_msgid("signin", "commsproxy.localhost")
-    message.set_content(
-        f"commsproxy cannot sign in to your mailbox any more: {reason}.\n\n"
-        "Until you do, new mail stays in INBOX untriaged and held mail waits in its hold\n"
-        "mailbox. Nothing is lost: after you sign in, triage resumes by itself and releases\n"
-        "every batch whose time has passed.\n"
-    )
-    return message.as_bytes().replace(b"\n", b"\r\n")
 
 
 class TokenCredentials:
@@ -90,20 +70,10 @@ class TokenCredentials:
         self.tokens.forget()
 
     async def check(self, worker: Upstream) -> None:
-        """Between steps: raises SignInPaused once sign-in is needed, after the notice."""
-        if await self._token_ok():
-            return
-        paused = self.store.paused(self.login)
-        if paused is not None and paused.notice_sent is None:
-            try:
-                await worker.append(
-                    INBOX, notice_message(self.login, paused.reason, self.clock()), []
-                )
-                self.store.pause_notice_sent(self.login, self.clock())
-                log.info("triage[%s]: a notice to sign in again is in INBOX", self.login)
-            except UpstreamImapError as err:
-                log.warning("triage[%s]: could not leave the sign-in notice: %s", self.login, err)
-        raise SignInPaused(self.login)
+        """Between steps: raises SignInPaused once sign-in is needed; the engine then leaves
+        the notice with ``worker``, still logged in with the last token (notice.py)."""
+        if not await self._token_ok():
+            raise SignInPaused(self.login)
 
     async def _token_ok(self) -> bool:
         try:

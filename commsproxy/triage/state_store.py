@@ -21,11 +21,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from .health import Health, State
+
 __all__ = [
     "Correction",
     "Decision",
     "Filed",
     "HistoryRecord",
+    "Notice",
     "Pause",
     "QueuedFiling",
     "Release",
@@ -98,12 +101,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             login TEXT PRIMARY KEY, reason TEXT NOT NULL, since TEXT NOT NULL,
             notice_sent TEXT)""",
     ),
+    (
+        # How triage of each login is doing (triage/health.py), written by `run` on each
+        # change for `status`, which runs in another process.
+        """CREATE TABLE health (
+            login TEXT PRIMARY KEY, state TEXT NOT NULL, since TEXT NOT NULL, reason TEXT,
+            todo TEXT, failing_since TEXT, history_read INTEGER, history_limit INTEGER,
+            decided_at TEXT, decision TEXT, release_batch TEXT, release_at TEXT,
+            pid INTEGER NOT NULL, updated TEXT NOT NULL)""",
+        # The one notice a login's INBOX holds while its triage does not work (notice.py):
+        # planned (its Message-ID) before the APPEND and marked after, so a crash between the
+        # two is settled by looking for that Message-ID rather than by a second APPEND.
+        """CREATE TABLE notices (
+            login TEXT PRIMARY KEY, message_id TEXT NOT NULL, reason TEXT NOT NULL,
+            planned TEXT NOT NULL, appended TEXT)""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 _TIMES = frozenset(
     {"decided_at", "at", "scheduled", "started", "finished", "requested", "created", "next_try"}
-    | {"filed_at", "updated", "since", "notice_sent"}
+    | {"filed_at", "updated", "since", "notice_sent", "planned", "appended"}
 )
 
 
@@ -150,8 +168,18 @@ class Pause:
 
     login: str
     reason: str
-    since: datetime
-    notice_sent: datetime | None
+    since: datetime  # its notice (and the old column notice_sent): see notices, notice.py
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """The notice in a login's INBOX (``appended``), or about to be (None: look for it)."""
+
+    login: str
+    message_id: str  # without <>
+    reason: str
+    planned: datetime
+    appended: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +261,16 @@ class HistoryRecord:
 
 
 _R = TypeVar(
-    "_R", Decision, Correction, Release, ReleaseRequest, Filed, QueuedFiling, HistoryRecord, Pause
+    "_R",
+    Decision,
+    Correction,
+    Release,
+    ReleaseRequest,
+    Filed,
+    QueuedFiling,
+    HistoryRecord,
+    Pause,
+    Notice,
 )
 _Args = tuple[object, ...] | dict[str, object]
 
@@ -534,11 +571,6 @@ class StateStore:
     def paused(self, login: str) -> Pause | None:
         return _first(self._records(Pause, "SELECT * FROM pauses WHERE login = ?", (login,)))
 
-    def pause_notice_sent(self, login: str, at: datetime) -> None:
-        self._update(
-            "UPDATE pauses SET notice_sent = ? WHERE login = ?", (_text(at), login), "pause"
-        )
-
     def resume(self, login: str) -> Pause | None:
         """The pause is over (a sign-in works again); returns what it was, if any."""
         paused = self.paused(login)
@@ -546,6 +578,70 @@ class StateStore:
             with self._write() as db:
                 db.execute("DELETE FROM pauses WHERE login = ?", (login,))
         return paused
+
+    # -- health and notices ------------------------------------------------------------------
+
+    def save_health(self, health: Health, pid: int, at: datetime) -> None:
+        decided, release = health.last_decision, health.next_release
+        read, limit = health.history or (None, None)
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO health VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (health.login, health.state.value, _text(health.since), health.reason,
+                 health.todo, _text(health.failing_since) if health.failing_since else None,
+                 read, limit, _text(decided[0]) if decided else None,
+                 decided[1] if decided else None, release[0] if release else None,
+                 _text(release[1]) if release else None, pid, _text(at)),
+            )  # fmt: skip
+
+    def health(self, login: str) -> tuple[Health, int, datetime] | None:
+        """The login's health as ``run`` (process ``pid``) last wrote it, and when."""
+        rows = self._read("SELECT * FROM health WHERE login = ?", (login,))
+        if not rows:
+            return None
+        row = rows[0]
+
+        def moment(name: str) -> datetime | None:
+            return _moment(row[name])
+
+        decided_at, release_at = moment("decided_at"), moment("release_at")
+        health = Health(
+            login=row["login"],
+            state=State(row["state"]),
+            since=_moment(row["since"]) or datetime.now(UTC),
+            reason=row["reason"],
+            todo=row["todo"],
+            failing_since=moment("failing_since"),
+            history=None
+            if row["history_read"] is None
+            else (row["history_read"], row["history_limit"]),
+            last_decision=None if decided_at is None else (decided_at, row["decision"]),
+            next_release=None if release_at is None else (row["release_batch"], release_at),
+        )
+        return health, row["pid"], _moment(row["updated"]) or health.since
+
+    def notice(self, login: str) -> Notice | None:
+        return _first(self._records(Notice, "SELECT * FROM notices WHERE login = ?", (login,)))
+
+    def plan_notice(self, login: str, message_id: str, reason: str, at: datetime) -> Notice:
+        """Record the notice about to be appended; an existing one is kept as it is."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO notices (login, message_id, reason, planned)"
+                " VALUES (?, ?, ?, ?)",
+                (login, _message_id(message_id), reason, _text(at)),
+            )
+        notice = self.notice(login)
+        assert notice is not None
+        return notice
+
+    def notice_appended(self, login: str, at: datetime) -> None:
+        sql = "UPDATE notices SET appended = COALESCE(appended, ?) WHERE login = ?"
+        self._update(sql, (_text(at), login), "notice")
+
+    def notice_removed(self, login: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM notices WHERE login = ?", (login,))
 
     def _migrate(self) -> None:
         """Bring an older file up to date; refuse a file from a newer commsproxy."""
