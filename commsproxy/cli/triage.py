@@ -194,8 +194,41 @@ def _history_line(history: dict[str, Any] | None, zone: tzinfo) -> str:
     )
 
 
+def _health_json(
+    store: StateStore | None, login: str, pid: int | None, now: datetime
+) -> dict[str, Any] | None:
+    """How triage of ``login`` is doing, as the running ``run`` wrote it; None when no
+    ``run`` runs (what a stopped one wrote is stale) or it has not written yet."""
+    found = store.health(login) if store is not None and pid is not None else None
+    if found is None or store is None or found[1] != pid:
+        return None
+    health, _, updated = found
+    history = None
+    if health.history is not None:
+        record = store.history_status(login)  # updated as the read goes
+        read = record.messages if record is not None else health.history[0]
+        history = {"read": read, "limit": health.history[1]}
+    notice = store.notice(login)
+    decided, coming = health.last_decision, health.next_release
+    return {
+        "state": health.state.value,
+        "ok": health.working,
+        "since": _iso(health.since),
+        "reason": health.reason,
+        "todo": health.todo,
+        "failing_since": _iso(health.failing_since),
+        "history": history,
+        "last_decision": None if decided is None else {"at": _iso(decided[0]), "what": decided[1]},
+        "next_release": None
+        if coming is None
+        else {"batch": coming[0], "at": _iso(coming[1]), "overdue": coming[1] <= now},
+        "notice_in_inbox": _iso(notice.appended) if notice is not None else None,
+        "updated": _iso(updated),
+    }
+
+
 def _login_status(
-    config: Config, store: StateStore | None, login: str, now: datetime
+    config: Config, store: StateStore | None, login: str, now: datetime, pid: int | None = None
 ) -> dict[str, Any]:
     batches = []
     for batch in config.batches:
@@ -214,14 +247,16 @@ def _login_status(
         )
     counts = store.decision_counts(login, now - timedelta(hours=24)) if store else {}
     paused = store.paused(login) if store else None
+    notice = store.notice(login) if store and paused else None
     return {
         "login": login,
+        "health": _health_json(store, login, pid, now),
         "paused": None
         if paused is None
         else {
             "reason": paused.reason,
             "since": _iso(paused.since),
-            "notice_sent": _iso(paused.notice_sent) if paused.notice_sent else None,
+            "notice_sent": _iso(notice.appended) if notice and notice.appended else None,
         },
         "batches": batches,
         "decisions_24h": {label: counts.get(label, 0) for label in (*LABELS, *counts)},
@@ -251,10 +286,12 @@ def _login_status(
 def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
     """Show whether `commsproxy run` is running, the batches and what triage did lately.
 
-    Per login: each batch with its next and last release, the decisions of the last 24 hours
+    Per login: how its triage is doing (connected, or what fails, since when, and what to
+    do), each batch with its next and last release, the decisions of the last 24 hours
     by label, the last few decisions and why, how many corrections (mail you moved out of
     a hold mailbox, or into one) were recorded for training, and how the history with your
-    senders was read from the server (counts only).
+    senders was read from the server (counts only). Exits with 1 when triage of a login does
+    not work while `commsproxy run` runs.
 
     \b
     Example:
@@ -266,7 +303,7 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     now = datetime.now(UTC)
     pid = running_pid(directory)
     with _existing_store(directory) as store:
-        logins = [_login_status(config, store, key, now) for key in login_keys(config)]
+        logins = [_login_status(config, store, key, now, pid) for key in login_keys(config)]
     result = {
         "running": pid is not None,
         "pid": pid,
@@ -277,9 +314,11 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     }
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
-        return
-    for line in _status_lines(config, result, pid):
-        click.echo(line)
+    else:
+        for line in _status_lines(config, result, pid):
+            click.echo(line)
+    if any(login["health"] is not None and not login["health"]["ok"] for login in logins):
+        raise SystemExit(1)
 
 
 def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> Iterator[str]:
@@ -300,6 +339,7 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
         if login["paused"] is not None:
             since = _show(datetime.fromisoformat(login["paused"]["since"]), zone)
             yield f"  triage PAUSED since {since}: {login['paused']['reason']}"
+        yield from _health_lines(login["health"], login["paused"] is not None, zone)
         width = max((len(b["name"]) for b in login["batches"]), default=0)
         for entry in login["batches"]:
             batch = by_name[entry["name"]]
@@ -330,6 +370,45 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
                 f"  waiting to be filed: {queued['message_id'] or '(no Message-ID)'} in "
                 f"{queued['account']} ({queued['attempts']} attempts{error})"
             )
+
+
+def _health_lines(health: dict[str, Any] | None, paused: bool, zone: tzinfo) -> Iterator[str]:
+    """The login's health in a few lines; a pause has its own line above."""
+    if health is None:
+        return
+    since = _show(datetime.fromisoformat(health["since"]), zone)
+    if health["ok"]:
+        loading = health["history"]
+        if loading is not None:
+            yield (
+                f"  triage: {health['state']} ({loading['read']} of at most {loading['limit']}"
+                f" headers) since {since}"
+            )
+        else:
+            yield f"  triage: {health['state']} since {since}"
+    elif not paused:
+        failing = _show(datetime.fromisoformat(health["failing_since"] or health["since"]), zone)
+        yield f"  triage: {health['state'].upper()} since {failing}: {health['reason']}"
+    if not health["ok"]:
+        if health["todo"]:
+            yield f"    what to do: {health['todo']}"
+        if health["notice_in_inbox"]:
+            notice = _show(datetime.fromisoformat(health["notice_in_inbox"]), zone)
+            yield f"    a notice saying so is in INBOX since {notice}"
+    facts = []
+    if health["last_decision"] is not None:
+        decided = health["last_decision"]
+        facts.append(
+            f"last decision {_show(datetime.fromisoformat(decided['at']), zone)} "
+            f"({decided['what']})"
+        )
+    if health["next_release"] is not None:
+        coming = health["next_release"]
+        when = _show(datetime.fromisoformat(coming["at"]), zone)
+        late = " (overdue: released as soon as triage works)" if coming["overdue"] else ""
+        facts.append(f"next release {coming['batch']} {when}{late}")
+    if facts:
+        yield "  " + "; ".join(facts)
 
 
 def _decision_line(entry: dict[str, Any], zone: tzinfo) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import types
@@ -17,6 +18,7 @@ from commsproxy.cli import main
 from commsproxy.cli import triage as triage_cli
 from commsproxy.config import Config, load_config
 from commsproxy.triage import release_now as release_now_module
+from commsproxy.triage.health import Health, State
 from commsproxy.triage.runlock import RunLock
 from commsproxy.triage.state_store import (
     FILENAME,
@@ -242,6 +244,76 @@ def test_status_names_the_running_proxy_and_the_model(
     assert isinstance(data["pid"], int)
     assert data["pid"] > 0
     assert data["model"] == str(model)
+
+
+def test_status_shows_a_failing_login_and_exits_1(config_file: Path, filled: Path) -> None:
+    now = datetime.now(UTC)
+    failing = Health(
+        LOGIN,
+        State.SIGNIN_FAILED,
+        now - timedelta(minutes=5),
+        reason="upstream refused the login for me@example.com: NO [AUTHENTICATIONFAILED]",
+        todo="check the password",
+        failing_since=now - timedelta(minutes=20),
+        last_decision=(now - timedelta(hours=1), "bulk, held in bulk"),
+        next_release=("later", now - timedelta(minutes=3)),
+    )
+    with RunLock(filled), StateStore.open(filled) as store:
+        store.save_health(failing, os.getpid(), now)
+        store.plan_notice(LOGIN, "n@commsproxy.localhost", "refused", now)
+        store.notice_appended(LOGIN, now)
+        text = invoke(config_file, "status")
+        as_json = invoke(config_file, "status", "--json")
+    assert text.exit_code == 1, text.output
+    assert "triage: SIGNING IN FAILED since " in text.output
+    assert "AUTHENTICATIONFAILED" in text.output
+    assert "    what to do: check the password" in text.output
+    assert "    a notice saying so is in INBOX since " in text.output
+    assert "last decision " in text.output
+    assert "(bulk, held in bulk); next release later " in text.output
+    assert "(overdue: released as soon as triage works)" in text.output
+    assert "later  Later (normal): next " in text.output  # the rest as before
+    assert as_json.exit_code == 1, as_json.output
+    health = json.loads(as_json.output)["logins"][0]["health"]
+    assert health["state"] == "signing in failed"
+    assert health["ok"] is False
+    assert datetime.fromisoformat(health["failing_since"]) == failing.failing_since
+    assert health["todo"] == "check the password"
+    assert health["notice_in_inbox"] is not None
+    assert health["next_release"]["batch"] == "later"
+    assert health["next_release"]["overdue"] is True
+    assert health["last_decision"]["what"] == "bulk, held in bulk"
+
+
+def test_status_of_a_connected_login_and_of_one_reading_its_history(
+    config_file: Path, filled: Path
+) -> None:
+    now = datetime.now(UTC)
+    with RunLock(filled), StateStore.open(filled) as store:
+        store.save_health(Health(LOGIN, State.CONNECTED, now), os.getpid(), now)
+        connected = invoke(config_file, "status")
+        loading = Health(LOGIN, State.HISTORY, now, history=(0, 10_000))
+        store.save_health(loading, os.getpid(), now)
+        store.save_history(
+            HistoryRecord(LOGIN, "reading", now, None, 250, 3, None, 0, None, None, None, now)
+        )
+        reading = invoke(config_file, "status", "--json")
+    assert connected.exit_code == 0, connected.output
+    assert "  triage: connected since " in connected.output
+    assert reading.exit_code == 0, reading.output
+    health = json.loads(reading.output)["logins"][0]["health"]
+    assert (health["state"], health["ok"]) == ("history loading", True)
+    assert health["history"] == {"read": 250, "limit": 10_000}
+
+
+def test_status_leaves_out_the_health_a_stopped_run_wrote(config_file: Path, filled: Path) -> None:
+    now = datetime.now(UTC)
+    with StateStore.open(filled) as store:
+        failing = Health(LOGIN, State.UNREACHABLE, now, reason="no route", failing_since=now)
+        store.save_health(failing, os.getpid(), now)
+    result = invoke(config_file, "status", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["logins"][0]["health"] is None
 
 
 def test_status_uses_the_state_dir_option(config_file: Path, filled: Path, tmp_path: Path) -> None:
