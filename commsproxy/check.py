@@ -180,8 +180,13 @@ async def check_login(
         return result
     tls = client_tls_context(login.cafile)
     await _check_imap(config, login, credentials, tls, seconds, result)
-    if login.upstream_smtp is not None:
-        result.smtp = await _check_smtp(login, login.upstream_smtp, credentials, tls, seconds)
+    smtp = login.upstream_smtp
+    if smtp is not None and result.imap.outcome is Outcome.REFUSED:
+        # The same credentials again would only count once more against a lockout limit.
+        why = "not tried: the IMAP server refused the same credentials"
+        result.smtp = ServerCheck(smtp, Outcome.SKIPPED, why)
+    elif smtp is not None:
+        result.smtp = await _check_smtp(login, smtp, credentials, tls, seconds)
     return result
 
 

@@ -21,6 +21,7 @@ def _config(
     password: str,
     *,
     imap_port: int | None = None,
+    smtp_port: int | None = None,
     accounts: str = "",
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,7 @@ state_dir = "{directory / "state"}"
 username = "{user}"
 password_command = {command}
 upstream_imap = "imap://127.0.0.1:{imap_port or dovecot.imap_port}"
-upstream_smtp = "smtp://127.0.0.1:{dovecot.submission_port}"
+upstream_smtp = "smtp://127.0.0.1:{smtp_port or dovecot.submission_port}"
 {quiet_batches()}
 {accounts}
 """,
@@ -143,3 +144,23 @@ def test_a_failing_password_command_fails(dovecot: Dovecot, tmp_path: Path) -> N
     result = _check(config)
     assert result.returncode == 1
     assert "FAILED: password_command 'exit 3' failed with exit status 3" in result.stdout
+
+
+def test_an_unreachable_smtp_server_fails_after_a_good_imap_login(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    user, password = dovecot.new_user()
+    port = _free_port()
+    result = _check(_config(dovecot, tmp_path, user, password, smtp_port=port))
+    assert result.returncode == 1
+    assert f"IMAP 127.0.0.1:{dovecot.imap_port}: ok" in result.stdout
+    assert f"SMTP 127.0.0.1:{port}: FAILED (unreachable): cannot connect to" in result.stdout
+
+
+def test_smtp_is_not_tried_with_credentials_imap_refused(dovecot: Dovecot, tmp_path: Path) -> None:
+    """A second wrong try would only count once more against the server's lockout."""
+    user, _ = dovecot.new_user()
+    result = _check(_config(dovecot, tmp_path, user, "wrong"))
+    assert result.returncode == 1
+    smtp = next(row for row in result.stdout.splitlines() if row.strip().startswith("SMTP"))
+    assert "skipped: not tried: the IMAP server refused the same credentials" in smtp
