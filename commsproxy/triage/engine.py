@@ -67,6 +67,7 @@ __all__ = ["Engine", "EngineSettings"]
 log = logging.getLogger("commsproxy.triage")
 
 _CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
+_NOOP_WITHOUT_IDLE = 5 * 60.0  # seconds; servers log out a silent client after 30 minutes
 _IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes (RFC 2177)
 _TICK = 2.0  # seconds between checks for release requests and due releases
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then [triage] retry_max, forever (at most)
@@ -484,6 +485,12 @@ class Engine:
 
     async def _watch(self, watcher: Upstream) -> None:
         await watcher.select(INBOX)
+        if not watcher.has("IDLE"):
+            # No push from this server: the worker's look at INBOX every _TICK seconds finds
+            # new mail; a NOOP now and then keeps the watcher's link from being logged out.
+            while True:
+                await asyncio.sleep(_NOOP_WITHOUT_IDLE)
+                await watcher.noop()
         while True:
             await watcher.idle_start()
             loop = asyncio.get_running_loop()
