@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,9 +45,8 @@ __all__ = [
     "ServerCheck",
     "check_config",
     "check_login",
+    "report",
 ]
-
-log = logging.getLogger("commsproxy.check")
 
 #: What commsproxy relies on, and what the user gets without it.
 CAPABILITIES: dict[str, str] = {
@@ -59,7 +57,8 @@ CAPABILITIES: dict[str, str] = {
     "UIDPLUS": "the server does not say where moved mail went; without MOVE as well, nothing "
     "can be held, because only UID EXPUNGE removes exactly the moved messages",
     "NAMESPACE": "account folders go under a private 'Accounts' unless [accounts] root names "
-    "a shared place, and shared folders are recognised by name only",
+    "a shared place, and reading your history with senders cannot tell shared folders from "
+    "yours",
     "ACL": "new account folders are not shared with [accounts] share_with: share them on the "
     "server yourself",
     "SPECIAL-USE": "Sent, Trash, Junk and Drafts are recognised by their names only (as "
@@ -286,8 +285,6 @@ async def _check_imap(
         result.capabilities = [
             Capability(name, up.has(name), without) for name, without in CAPABILITIES.items()
         ]
-        if not (up.has("MOVE") or up.has("UIDPLUS")):
-            log.warning("check: %s has neither MOVE nor UIDPLUS: nothing can be held", where)
         result.mailboxes = await _mailboxes(config, up)
     except UpstreamImapError as err:
         result.imap = ServerCheck(where, Outcome.UNREACHABLE, f"after the login: {err}")
