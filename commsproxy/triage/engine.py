@@ -162,6 +162,7 @@ class Engine:
         self.health = replace(self.health, next_release=self._upcoming(settings.clock()))
         self._told = False  # a failure on record from before a restart is news to this log
         self._linked = False  # this try got past logging in
+        self._spare_refused: tuple[str, str] | None = None
 
     # -- for the gate and the CLI -------------------------------------------------------------
 
@@ -329,6 +330,8 @@ class Engine:
             login: tuple[str, str] | Connector | None = credentials
         elif state in (State.SIGNIN_FAILED, State.WAITING):
             login = self._spare() if self._spare is not None else None
+            if login == self._spare_refused:
+                return  # tried once: no more failed logins until a client brings another
         else:
             return
         if login is None:
@@ -336,6 +339,8 @@ class Engine:
         try:
             up = await self._connect(login)
         except (UpstreamImapError, SignInPaused) as err:
+            if isinstance(err, LoginRefused) and isinstance(login, tuple):
+                self._spare_refused = login
             log.debug("%s: cannot leave the notice: %s", self, err)
             return
         try:

@@ -17,6 +17,7 @@ import shlex
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import uuid
@@ -25,7 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from commsproxy.endpoints import parse_endpoint
+from commsproxy.imap.names import INBOX
+from commsproxy.triage.notice import NoticeBox, notice_message
 from commsproxy.triage.state_store import FILENAME, StateStore
+from commsproxy.triage.upstream import connect
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.faulthop import FaultHop
@@ -297,3 +302,43 @@ async def test_server_unreachable_for_a_while_then_back(dovecot: Dovecot, tmp_pa
             ), proxy.log_text()
         finally:
             await asyncio.to_thread(proxy.stop)
+
+
+async def test_notice_appended_before_a_crash_is_found_not_sent_twice_and_removed_alone(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    user, password = dovecot.new_user()
+    now = datetime.now(UTC)
+    endpoint = parse_endpoint(f"imap://127.0.0.1:{dovecot.imap_port}", "imap")
+    up = await connect(endpoint, ssl.create_default_context(), user, password)
+    mine = _id()
+    await asyncio.to_thread(dovecot.deliver, user, newsletter(mine))
+
+    def inbox_notices() -> int:
+        found = dovecot.doveadm("search", "-u", user, "mailbox", "INBOX", "subject", NOTICE)
+        return found.count("\n")
+
+    try:
+        with StateStore.open(tmp_path) as store:
+            box = NoticeBox(store, user, lambda: now)
+            # Killed between the APPEND and its record: the store knows only the plan.
+            plan = store.plan_notice(user, "crash-1@commsproxy.localhost", "refused", now)
+            text = notice_message(user, "refused", "fix it", now, plan.message_id, sign_in=False)
+            await up.append(INBOX, text, [])
+            await box.leave(up, "refused", "fix it")
+            await box.leave(up, "refused", "fix it")
+            assert await asyncio.to_thread(inbox_notices) == 1
+            left = store.notice(user)
+            assert left is not None
+            assert left.appended is not None
+
+            # The user's own deleted mail stays: only the notice is expunged.
+            await up.select(INBOX)
+            kept = await up.search(f'HEADER Message-ID "{mine}"')
+            await up.add_flags(kept, ["\\Deleted"])
+            await box.remove(up)
+            assert await asyncio.to_thread(inbox_notices) == 0
+            assert store.notice(user) is None
+            assert await up.search(f'HEADER Message-ID "{mine}"') == kept
+    finally:
+        await up.logout()
