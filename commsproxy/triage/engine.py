@@ -680,7 +680,9 @@ class Engine:
         self.store.record_decisions(records)
         if records:
             last = records[-1]
-            what = f"{last.label}, " + (f"held in {last.batch}" if last.held else "in INBOX")
+            mailboxes = {b.name: b.mailbox for b in s.batches}
+            held_in = mailboxes.get(last.batch or "", last.batch)
+            what = f"{last.label}, " + (f"held in {held_in}" if last.held else "in INBOX")
             self.health = replace(self.health, last_decision=(last.decided_at, what))
             self._publish()
         if self.history is not None:

@@ -168,6 +168,10 @@ def test_wrong_password_then_right_one_notice_overdue_release_and_a_crash_betwee
         assert proxy.wait_for_log("watching INBOX", 20), proxy.log_text()
         dovecot.deliver(user, newsletter(held))
         assert wait_until(lambda: login.placed(held) == "Later/Bulk", 20), proxy.log_text()
+        health = login.health()
+        assert (health["state"], health["exit"]) == ("connected", 0)
+        assert health["last_decision"]["what"] == "bulk, held in Later/Bulk"
+        assert health["next_release"]["overdue"] is False
     finally:
         proxy.stop()
     long_ago = login.overdue()
