@@ -61,7 +61,13 @@ def newsletter(mid: str) -> bytes:
 class Login:
     """A fresh user whose password_command reads ``password_file``."""
 
-    def __init__(self, dovecot: Dovecot, directory: Path, upstream: str | None = None) -> None:
+    def __init__(
+        self,
+        dovecot: Dovecot,
+        directory: Path,
+        upstream: str | None = None,
+        batches: str | None = None,
+    ) -> None:
         self.dovecot = dovecot
         self.user, self.password = dovecot.new_user()
         self.directory = directory
@@ -85,7 +91,7 @@ upstream_imap = "{server}"
 gate_timeout = 5
 notice_after = {NOTICE_AFTER}
 retry_max = 1
-{quiet_batches()}
+{batches or quiet_batches()}
 """,
             encoding="utf-8",
         )
@@ -261,6 +267,29 @@ def test_a_failing_password_command_is_said_once_and_needs_no_notice_to_be_found
         login.set_password(login.password)
         assert proxy.wait_for_log(r"triage works again", 20), proxy.log_text()
         assert login.health()["exit"] == 0
+    finally:
+        proxy.stop()
+
+
+def test_a_step_the_server_refuses_is_said_once_and_the_notice_left_once(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    # Dovecot refuses to create a mailbox whose name begins with "~": logged in, then stuck.
+    batches = quiet_batches().replace('mailbox = "Later/Bulk"', 'mailbox = "~Bulk"')
+    login = Login(dovecot, tmp_path, batches=batches)
+    proxy = login.start()
+    try:
+        refused = r"WARNING .*CREATE ~Bulk: NO \[CANNOT\]"
+        assert proxy.wait_for_log(refused, 20), proxy.log_text()
+        assert wait_until(lambda: login.notices() == 1, 20), proxy.log_text()
+        seen = count(proxy, r"still failing")
+        assert wait_until(lambda: count(proxy, r"still failing") >= seen + 3, 20)
+        assert login.notices() == 1
+        assert count(proxy, refused) == 1, proxy.log_text()
+        health = login.health()
+        assert (health["state"], health["exit"]) == ("failing", 1)
+        assert "Invalid mailbox name" in health["reason"]
+        assert health["notice_in_inbox"] is not None
     finally:
         proxy.stop()
 
