@@ -19,6 +19,7 @@ import click
 import platformdirs
 
 from ..config import LABELS, BatchConfig, Config, ConfigError, load_config, local_zone
+from ..triage.holding import holding_stopped
 from ..triage.release_now import ReleaseNowError, release_now
 from ..triage.runlock import running_pid
 from ..triage.scheduler import next_release
@@ -304,9 +305,11 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     pid = running_pid(directory)
     with _existing_store(directory) as store:
         logins = [_login_status(config, store, key, now, pid) for key in login_keys(config)]
+    stopped = holding_stopped(directory)
     result = {
         "running": pid is not None,
         "pid": pid,
+        "holding_stopped": _iso(stopped) if stopped is not None else None,
         "model": describe_model(config),
         "state_file": str(directory / FILENAME),
         "state_exists": store is not None,
@@ -326,6 +329,12 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
         yield "commsproxy run: not running (held mail waits until it runs or `release --now`)"
     else:
         yield f"commsproxy run: running (pid {pid})" if pid else "commsproxy run: running"
+    if result["holding_stopped"] is not None:
+        since = _show(datetime.fromisoformat(result["holding_stopped"]), local_zone())
+        yield (
+            f"holding: STOPPED since {since} (commsproxy stop-holding): new mail stays in "
+            "INBOX; `commsproxy start-holding` holds it in batches again"
+        )
     yield f"model: {result['model']}"
     if result["state_exists"]:
         yield f"state: {result['state_file']}"

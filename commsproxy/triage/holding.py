@@ -33,17 +33,19 @@ SWITCH = "holding-stopped"
 
 def holding_stopped(state_dir: Path) -> datetime | None:
     """Since when holding is stopped for ``state_dir``, or None while triage holds mail."""
+    path = state_dir / SWITCH
     try:
-        text = (state_dir / SWITCH).read_text(encoding="utf-8").strip()
+        text = path.read_text(encoding="utf-8").strip()
+        return datetime.fromisoformat(text)
     except FileNotFoundError:
         return None
-    except OSError:
-        # Unreadable but there: the user asked to stop holding; holding again would surprise.
-        return datetime.min.replace(tzinfo=UTC)
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
+    except (OSError, ValueError):
+        # There but unreadable: the user asked to stop holding, and holding again would
+        # surprise them; the file's time says since when.
+        try:
+            return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:
+            return None if not path.exists() else datetime.now(UTC)
 
 
 def _set_switch(state_dir: Path, at: datetime) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from commsproxy.cli import main
 from commsproxy.config import Config, ProxyConfig
 from commsproxy.triage import holding
 from commsproxy.triage.holding import SWITCH, holding_stopped, start_holding, stop_holding
@@ -48,3 +51,20 @@ def test_a_switch_that_cannot_be_read_still_means_stopped(tmp_path: Path) -> Non
     (tmp_path / SWITCH).write_text("not a time")
     assert holding_stopped(tmp_path) is not None
     assert holding_stopped(tmp_path / "missing") is None
+
+
+def test_status_says_holding_is_stopped(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[proxy]\nstate_dir = "{tmp_path / "state"}"\n', encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(main, ["status", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "holding: STOPPED" not in result.output
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / SWITCH).write_text(AT.isoformat() + "\n")
+    result = runner.invoke(main, ["status", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "holding: STOPPED since 2026-12-07" in result.output
+    assert "`commsproxy start-holding` holds it in batches again" in result.output
+    result = runner.invoke(main, ["status", "--config", str(config), "--json"])
+    assert json.loads(result.output)["holding_stopped"] == AT.isoformat()
