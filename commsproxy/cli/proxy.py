@@ -184,12 +184,18 @@ def init(config_path: Path | None, autoconfig: bool, no_check: bool, **options: 
         raise click.BadParameter("the provider names its own servers", param_hint="--upstream")
     try:
         result = write_initial_config(config_path or default_config_path(), **options)
-        config = load_config(result.config, required=True)
     except ConfigError as err:
         raise click.UsageError(str(err)) from None
     click.echo(f"wrote {result.config}")
     if result.cert is not None:
         click.echo(f"wrote {result.cert} and {result.key} (trust {result.cert} in your client)")
+    try:
+        config = load_config(result.config, required=True)
+    except ConfigError as err:
+        # A file that still needs the user's part (an OAuth2 app's client_id, say) is written
+        # all the same: what is missing is the next step, not a failure of init.
+        click.echo(f"next step: edit {result.config}:\n  {err}")
+        return
     xml = write_autoconfig(result.config.parent, config) if autoconfig else None
     if xml is not None:
         click.echo(f"wrote {xml} (Thunderbird autoconfig)")
