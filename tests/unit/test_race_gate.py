@@ -166,21 +166,25 @@ async def test_a_link_failure_is_still_an_error() -> None:
 # --- the engine: no waiting for an engine that is not connected -------------------------------
 
 
-def _engine() -> Engine:
-    settings = cast(EngineSettings, SimpleNamespace(login="me"))
-    return Engine(settings, cast(Any, None), cast(Any, None), cast(Any, None))
+def _engine(tmp_path: Path) -> Engine:
+    # An engine that never connects: only its store (for health) and clock are read.
+    store = StateStore(tmp_path / "state.db")
+    settings = cast(
+        EngineSettings, SimpleNamespace(login="me", batches=(), clock=lambda: datetime.now(UTC))
+    )
+    return Engine(settings, cast(Any, None), store, cast(Any, None))
 
 
-async def test_catch_up_for_the_gate_returns_at_once_when_not_connected() -> None:
-    engine = _engine()
+async def test_catch_up_for_the_gate_returns_at_once_when_not_connected(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
     loop = asyncio.get_running_loop()
     started = loop.time()
     assert await engine.catch_up(30, while_ready=True) is None
     assert loop.time() - started < 0.5
 
 
-async def test_catch_up_for_the_gate_stops_waiting_when_the_engine_drops() -> None:
-    engine = _engine()
+async def test_catch_up_for_the_gate_stops_waiting_when_the_engine_drops(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
     engine._ready.set()
     waiting = asyncio.create_task(engine.catch_up(30, while_ready=True))
     await asyncio.sleep(0)  # it now waits for a pass
