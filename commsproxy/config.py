@@ -11,7 +11,7 @@ import io
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +38,7 @@ __all__ = [
     "default_config_path",
     "load_config",
     "local_zone",
+    "oauth_login_named",
     "parse_size",
 ]
 
@@ -946,3 +947,24 @@ def _folder_problem(path: str) -> str | None:
     if path.split("/")[0].upper() == INBOX:
         return "account folders cannot live under INBOX"
     return None
+
+
+def oauth_login_named(logins: Sequence[LoginConfig], username: str | None) -> LoginConfig:
+    """The ``auth = "oauth2"`` login ``username`` names (or the only one); ValueError says why."""
+    candidates = [login for login in logins if login.oauth is not None]
+    if not candidates:
+        raise ValueError(
+            'no [[login]] has auth = "oauth2" (write one with '
+            "`commsproxy init --provider microsoft365` or `--provider gmail`)"
+        )
+    if username is None:
+        if len(candidates) > 1:
+            names = ", ".join(str(login.username) for login in candidates)
+            raise ValueError(f"several OAuth2 logins ({names}): name one")
+        return candidates[0]
+    wanted = username.strip().lower()
+    for login in candidates:
+        if (login.username or "").strip().lower() == wanted:
+            return login
+    names = ", ".join(str(login.username) for login in candidates)
+    raise ValueError(f"{username!r} is not an OAuth2 [[login]] username (those are: {names})")

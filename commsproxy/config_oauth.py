@@ -7,17 +7,26 @@ refused) and returns the resolved provider, or None for a password login.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .endpoints import is_loopback
 from .oauth.providers import PRESETS, OAuthProvider, preset_provider
 
-if TYPE_CHECKING:
-    from .config import LoginConfig, _Reader
+__all__ = ["OAUTH_KEYS", "KeyReader", "parse_login_oauth", "preset_upstreams"]
 
-__all__ = ["OAUTH_KEYS", "oauth_login_named", "parse_login_oauth", "preset_upstreams"]
+
+class KeyReader(Protocol):
+    """What this module needs of config.py's table reader (kept as a protocol so the two
+    modules do not import each other)."""
+
+    table: Mapping[str, Any]
+
+    def fail(self, key: str, message: str) -> Exception: ...
+
+    def get(self, key: str, kind: type | tuple[type, ...], what: str) -> Any: ...
+
 
 #: Keys that mean something only with ``auth = "oauth2"``.
 OAUTH_KEYS = (
@@ -41,7 +50,7 @@ def preset_upstreams(provider: OAuthProvider) -> tuple[str | None, str | None]:
     return (preset.upstream_imap, preset.upstream_smtp) if preset else (None, None)
 
 
-def parse_login_oauth(r: _Reader) -> OAuthProvider | None:
+def parse_login_oauth(r: KeyReader) -> OAuthProvider | None:
     auth = r.get("auth", str, '"password" or "oauth2"')
     values = {key: r.get(key, str, "a string") for key in OAUTH_KEYS if key != "scopes"}
     scopes = r.get("scopes", list, 'a list of scopes such as ["openid", "offline_access"]')
@@ -86,7 +95,7 @@ def parse_login_oauth(r: _Reader) -> OAuthProvider | None:
 
 
 def _custom(
-    r: _Reader,
+    r: KeyReader,
     values: dict[str, str | None],
     client_id: str,
     secret: str | None,
@@ -118,24 +127,3 @@ def _custom(
         revocation_endpoint=values["revocation_endpoint"],
         scopes=tuple(scopes),
     )
-
-
-def oauth_login_named(logins: Sequence[LoginConfig], username: str | None) -> LoginConfig:
-    """The ``auth = "oauth2"`` login ``username`` names (or the only one); ValueError says why."""
-    candidates = [login for login in logins if login.oauth is not None]
-    if not candidates:
-        raise ValueError(
-            'no [[login]] has auth = "oauth2" (write one with '
-            "`commsproxy init --provider microsoft365` or `--provider gmail`)"
-        )
-    if username is None:
-        if len(candidates) > 1:
-            names = ", ".join(str(login.username) for login in candidates)
-            raise ValueError(f"several OAuth2 logins ({names}): name one")
-        return candidates[0]
-    wanted = username.strip().lower()
-    for login in candidates:
-        if (login.username or "").strip().lower() == wanted:
-            return login
-    names = ", ".join(str(login.username) for login in candidates)
-    raise ValueError(f"{username!r} is not an OAuth2 [[login]] username (those are: {names})")

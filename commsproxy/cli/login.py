@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..config import ConfigError, load_config
-from ..config_oauth import oauth_login_named
+from ..config import ConfigError, load_config, oauth_login_named
 from ..oauth import (
     DeviceCode,
     OAuthError,

@@ -8,8 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from commsproxy.cli import main
-from commsproxy.config import load_config
-from commsproxy.config_oauth import oauth_login_named
+from commsproxy.config import load_config, oauth_login_named
 from commsproxy.init import write_initial_config
 
 from .config_files import assert_config_error, error_cases, write

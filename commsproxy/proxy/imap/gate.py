@@ -33,8 +33,8 @@ from typing import Protocol
 from ...imap.grammar import Command, Response, ResponseKind
 from ...imap.names import INBOX
 from ...imap.session import ImapSession
+from .hooks import DISCONNECTS, RelayedSession
 from .inbox_view import InboxView
-from .relay import DISCONNECTS, Session
 
 __all__ = ["GateHooks", "TriageBackend"]
 
@@ -92,22 +92,24 @@ class GateHooks:
     def __init__(self, backend: TriageBackend, timeout: float = 5.0) -> None:
         self.backend = backend
         self.timeout = timeout
-        self._gates: weakref.WeakKeyDictionary[Session, _SessionGate] = weakref.WeakKeyDictionary()
+        self._gates: weakref.WeakKeyDictionary[RelayedSession, _SessionGate] = (
+            weakref.WeakKeyDictionary()
+        )
         self._open: set[str] = set()  # logins whose triage is down: said once, not per command
 
-    def _gate(self, session: Session) -> _SessionGate:
+    def _gate(self, session: RelayedSession) -> _SessionGate:
         gate = self._gates.get(session)
         if gate is None:
             gate = self._gates[session] = _SessionGate()
         return gate
 
-    def _login(self, session: Session) -> str | None:
+    def _login(self, session: RelayedSession) -> str | None:
         user = session.state.user
         return self.backend.login_for(user) if user else None
 
     # -- hooks --------------------------------------------------------------------------------
 
-    async def before_command(self, session: Session, command: Command) -> None:
+    async def before_command(self, session: RelayedSession, command: Command) -> None:
         if command.name not in _CATCH_UP_COMMANDS:
             return
         login = self._login(session)
@@ -137,7 +139,7 @@ class GateHooks:
             )
         return False
 
-    def on_response(self, session: Session, response: Response) -> None:
+    def on_response(self, session: RelayedSession, response: Response) -> None:
         gate = self._gates.get(session)
         if gate is not None and gate.settling is not None:
             self._while_paused(session, gate)
@@ -164,14 +166,14 @@ class GateHooks:
         elif response.name == "EXPUNGE":
             gate.view.forwarded_expunge()
 
-    def _while_paused(self, session: Session, gate: _SessionGate) -> None:
+    def _while_paused(self, session: RelayedSession, gate: _SessionGate) -> None:
         if not _inbox_open(session.state):
             gate.view = None  # another mailbox: the settling shows what it held, unchanged
         gate.changed.set()
 
     # -- settling a pause ---------------------------------------------------------------------
 
-    async def _settle(self, session: Session, gate: _SessionGate) -> None:
+    async def _settle(self, session: RelayedSession, gate: _SessionGate) -> None:
         login = self._login(session)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
@@ -211,7 +213,9 @@ class GateHooks:
             # Logged here: this task is not awaited, so an exception would go unretrieved.
             log.exception("%s: gate could not show held responses", session)
 
-    async def _fail_open(self, session: Session, gate: _SessionGate, login: str | None) -> None:
+    async def _fail_open(
+        self, session: RelayedSession, gate: _SessionGate, login: str | None
+    ) -> None:
         """Show everything still held back (a no-op after a clean finish)."""
         view = gate.view
         if not session.responses_paused:
@@ -225,7 +229,7 @@ class GateHooks:
         await session.resume_responses(_rewriter(view, session.state, uids, None))
 
     async def _hear_expunges(
-        self, session: Session, gate: _SessionGate, target: int, left: float
+        self, session: RelayedSession, gate: _SessionGate, target: int, left: float
     ) -> None:
         """Let upstream tell this session about what triage moved away: a NOOP of our own
         between client commands, or inside the client's IDLE."""

@@ -20,28 +20,33 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ...endpoints import Endpoint
 from ...imap.grammar import Command, Response
+from ...imap.session import ImapSession
 from ...imap.session_events import ClientLogin, LoginSteps
 from ..routing import LoginRoutes, UpstreamServer
 
-if TYPE_CHECKING:
-    from .relay import Session
-
 __all__ = [
+    "DISCONNECTS",
     "LoginExchange",
     "LoginObserver",
     "NoHooks",
     "PassCredentials",
     "RelayHooks",
     "RelayLimits",
+    "RelayedSession",
     "SessionParts",
     "UpstreamLink",
     "UpstreamLogin",
 ]
+
+
+# How a peer hanging up shows while we read or write: an ordinary end, never an error.
+DISCONNECTS = (ConnectionError, asyncio.IncompleteReadError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,22 +61,45 @@ class RelayLimits:
     login_timeout: float = 60.0  # a routed login: connect, log in, answer (servers delay NO)
 
 
+class RelayedSession(Protocol):
+    """What hooks may do with a session (relay.py's ``Session``): read its machine, pause and
+    resume what the server sends, and slip in a command of the proxy's own."""
+
+    state: ImapSession
+
+    def pause_responses(self) -> None: ...
+
+    async def resume_responses(
+        self,
+        rewrite: Callable[[list[list[bytes]]], list[bytes]] | None = None,
+        *,
+        keep_paused: bool = False,
+    ) -> None: ...
+
+    @property
+    def responses_paused(self) -> bool: ...
+
+    def send_own_command(self, command: str) -> str | None: ...
+
+    def sync_in_idle(self) -> str | None: ...
+
+
 class RelayHooks(Protocol):
     """What a later layer (the triage gate) can plug into every session."""
 
-    async def before_command(self, session: Session, command: Command) -> None:
+    async def before_command(self, session: RelayedSession, command: Command) -> None:
         """Called before a client command is forwarded; may wait, e.g. for triage to catch up."""
 
-    def on_response(self, session: Session, response: Response) -> None:
+    def on_response(self, session: RelayedSession, response: Response) -> None:
         """Called on the first line of each upstream response, after ``session.state`` has
         taken it in and before it is forwarded."""
 
 
 class NoHooks:
-    async def before_command(self, session: Session, command: Command) -> None:
+    async def before_command(self, session: RelayedSession, command: Command) -> None:
         return None
 
-    def on_response(self, session: Session, response: Response) -> None:
+    def on_response(self, session: RelayedSession, response: Response) -> None:
         return None
 
 

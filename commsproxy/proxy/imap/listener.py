@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 
 from ...endpoints import Endpoint, ListenAddress
 from ..routing import LoginRoutes, UpstreamServer, describe
-from .hooks import LoginObserver, NoHooks, RelayHooks, RelayLimits, SessionParts, UpstreamLogin
-from .relay import DISCONNECTS, Session
+from .hooks import (
+    DISCONNECTS,
+    LoginObserver,
+    NoHooks,
+    RelayHooks,
+    RelayLimits,
+    SessionParts,
+    UpstreamLogin,
+)
+from .relay import Session
 
 __all__ = ["ImapListener", "ImapListenerSettings"]
 

@@ -36,6 +36,7 @@ from ...imap.session import ImapSession, State
 from .client_link import ClientLink
 from .held import HeldResponses
 from .hooks import (
+    DISCONNECTS,
     LoginExchange,
     PassCredentials,
     SessionParts,
@@ -44,15 +45,13 @@ from .hooks import (
 )
 from .upstream_link import ServerLink, UpstreamError
 
-__all__ = ["DISCONNECTS", "Session"]
+__all__ = ["Session"]
 
 log = logging.getLogger("commsproxy.imap")
 
 _READ_SIZE = 256 * 1024
 _session_ids = itertools.count(1)
 _UPSTREAM_GONE = b"* BYE [UNAVAILABLE] upstream closed the connection\r\n"
-# How a peer hanging up shows while we read or write: an ordinary end, never an error.
-DISCONNECTS = (ConnectionError, asyncio.IncompleteReadError)
 
 
 class Session:
