@@ -323,9 +323,12 @@ class Engine:
         can reach INBOX; a server that cannot be reached cannot take a notice either.
         """
         notice = self._notices.left
-        if self.settings.dry_run or (notice is not None and notice.appended is not None):
-            return
         state = self.health.state
+        reason = self.health.reason or state.value
+        if self.settings.dry_run or (
+            notice is not None and notice.appended is not None and notice.reason == reason
+        ):
+            return  # there, saying why: nothing to connect for
         if state is State.FAILING:
             login: tuple[str, str] | Connector | None = credentials
         elif state in (State.SIGNIN_FAILED, State.WAITING):
@@ -344,7 +347,7 @@ class Engine:
             log.debug("%s: cannot leave the notice: %s", self, err)
             return
         try:
-            await self._notices.leave(up, self.health.reason or state.value, self.health.todo or "")
+            await self._notices.leave(up, reason, self.health.todo or "")
         except UpstreamImapError as err:
             log.warning("%s: could not leave the notice in INBOX: %s", self, err)
         finally:

@@ -116,6 +116,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             login TEXT PRIMARY KEY, message_id TEXT NOT NULL, reason TEXT NOT NULL,
             planned TEXT NOT NULL, appended TEXT)""",
     ),
+    (
+        # A notice being replaced by one with a new reason (notice.py): the old one's
+        # Message-ID, kept until it is expunged, so a crash between the new notice's APPEND
+        # and the old one's removal leaves neither two notices nor a lost one.
+        "ALTER TABLE notices ADD COLUMN replaces TEXT",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
@@ -180,6 +186,7 @@ class Notice:
     reason: str
     planned: datetime
     appended: datetime | None
+    replaces: str | None = None  # the Message-ID (without <>) of the notice it replaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,6 +645,25 @@ class StateStore:
     def notice_appended(self, login: str, at: datetime) -> None:
         sql = "UPDATE notices SET appended = COALESCE(appended, ?) WHERE login = ?"
         self._update(sql, (_text(at), login), "notice")
+
+    def plan_replacement(self, login: str, message_id: str, reason: str, at: datetime) -> Notice:
+        """Record a notice about to replace the appended one, which it names until removed.
+
+        A replacement planned but not appended yet keeps the notice it replaces."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE notices SET replaces = CASE WHEN appended IS NULL THEN replaces"
+                " ELSE message_id END, message_id = ?, reason = ?, planned = ?, appended = NULL"
+                " WHERE login = ?",
+                (_message_id(message_id), reason, _text(at), login),
+            )
+        notice = self.notice(login)
+        assert notice is not None
+        return notice
+
+    def notice_replaced(self, login: str) -> None:
+        """The notice it replaced is out of INBOX."""
+        self._update("UPDATE notices SET replaces = NULL WHERE login = ?", (login,), "notice")
 
     def notice_removed(self, login: str) -> None:
         with self._write() as db:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import json
+import quopri
 import re
 import shlex
 import signal
@@ -122,6 +123,14 @@ retry_max = 1
             "search", "-u", self.user, "mailbox", "INBOX", "subject", NOTICE
         )
         return found.count("\n")
+
+    def notice_text(self) -> str:
+        """The text of the notices in INBOX not marked deleted, decoded."""
+        found = self.dovecot.doveadm(
+            "fetch", "-u", self.user, "body", "mailbox", "INBOX", "subject", NOTICE,
+            "NOT", "DELETED",
+        )  # fmt: skip
+        return quopri.decodestring(found.encode()).decode("utf-8", "replace")
 
     def placed(self, mid: str) -> str | None:
         return where(self.dovecot, self.user).get(mid)
@@ -292,6 +301,42 @@ def test_a_step_the_server_refuses_is_said_once_and_the_notice_left_once(
         assert health["notice_in_inbox"] is not None
     finally:
         proxy.stop()
+
+
+def test_a_notice_is_replaced_when_the_reason_changes_and_removed_when_it_works(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    # Dovecot refuses a hold mailbox named "~Bulk": once the password works, a step fails.
+    batches = quiet_batches().replace('mailbox = "Later/Bulk"', 'mailbox = "~Bulk"')
+    login = Login(dovecot, tmp_path, batches=batches)
+    login.set_password("not-the-password")
+    proxy = login.start()
+    try:
+        assert proxy.wait_for_log(r"signing in failed: .*refused the login", 20), proxy.log_text()
+        login.client_login(proxy)
+        assert wait_until(lambda: login.notices() == 1, 20), proxy.log_text()
+        assert "refused the login" in login.notice_text()
+
+        # The password is fixed, but now the server refuses a step: the notice says so.
+        login.set_password(login.password)
+        assert proxy.wait_for_log(r"WARNING .*CREATE ~Bulk: NO \[CANNOT\]", 20), proxy.log_text()
+        assert wait_until(lambda: "Invalid mailbox name" in login.notice_text(), 20)
+        assert login.notices() == 1
+        seen = count(proxy, r"still failing")
+        assert wait_until(lambda: count(proxy, r"still failing") >= seen + 3, 20)
+        assert login.notices() == 1  # replaced once, not per try
+        assert count(proxy, r"the notice in INBOX is replaced") == 1, proxy.log_text()
+        assert "refused the login" not in login.notice_text()
+
+        # Fixed in the config while running: triage works, the notice goes.
+        text = login.config.read_text(encoding="utf-8")
+        login.config.write_text(text.replace('"~Bulk"', '"Later/Bulk"'), encoding="utf-8")
+        assert proxy.wait_for_log(r"triage works again", 30), proxy.log_text()
+        assert wait_until(lambda: login.notices() == 0, 20), proxy.log_text()
+    finally:
+        proxy.stop()
+    anywhere = dovecot.doveadm("search", "-u", login.user, "mailbox", "*", "subject", NOTICE)
+    assert anywhere.strip() == ""
 
 
 async def test_server_unreachable_for_a_while_then_back(dovecot: Dovecot, tmp_path: Path) -> None:
