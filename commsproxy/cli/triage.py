@@ -11,33 +11,30 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import click
-import platformdirs
 
-from ..config import LABELS, BatchConfig, Config, ConfigError, load_config, local_zone
+from ..config import BatchConfig, Config, ConfigError, load_config, local_zone
 from ..triage.holding import holding_stopped
 from ..triage.release_now import ReleaseNowError, release_now
 from ..triage.runlock import running_pid
-from ..triage.scheduler import next_release
 from ..triage.state_store import (
     FILENAME,
-    Correction,
-    Decision,
-    HistoryRecord,
-    Release,
     StateStore,
     StoreError,
 )
+from ..triage.status_report import (
+    correction_json,
+    decision_json,
+    describe_model,
+    iso,
+    login_keys,
+    login_status,
+)
 from .common import config_option, main
-
-#: The key under which ``run`` files the decisions of a config without ``[[login]]`` tables.
-DEFAULT_LOGIN = "default"
-
-RECENT = 5
 
 _STATE_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -65,16 +62,6 @@ def _state_dir(config: Config, state_dir: Path | None) -> Path:
     return (state_dir or config.proxy.state_dir).expanduser()
 
 
-def login_keys(config: Config) -> list[str]:
-    """The logins ``run`` keeps state for: each ``[[login]] username``, else ``default``."""
-    keys: list[str] = []
-    for login in config.logins:
-        key = login.username or DEFAULT_LOGIN
-        if key not in keys:
-            keys.append(key)
-    return keys or [DEFAULT_LOGIN]
-
-
 @contextmanager
 def _existing_store(state_dir: Path) -> Iterator[StateStore | None]:
     """The state store if a run has made one; None rather than a new empty file."""
@@ -92,10 +79,6 @@ def _existing_store(state_dir: Path) -> Iterator[StateStore | None]:
             raise click.ClickException(str(err)) from None
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
 def _show(moment: datetime, zone: tzinfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z").rstrip()
 
@@ -103,81 +86,7 @@ def _show(moment: datetime, zone: tzinfo) -> str:
 # --- the model, described without loading it ------------------------------------------------
 
 
-def _user_model_path() -> Path:
-    # Same place as commsproxy.models.store.user_model_path("urgency"), which cannot be imported
-    # here without importing scikit-learn (a second or so) just to name a file.
-    return platformdirs.user_data_path("commsproxy") / "models" / "urgency.joblib"
-
-
-def _bundled_model_path() -> Path:
-    # Same as commsproxy.models.store.bundled_model_path("urgency").
-    return Path(__file__).resolve().parent.parent / "models" / "default-urgency.joblib"
-
-
-def describe_model(config: Config) -> str:
-    """Which urgency model ``run`` uses, as ``resolve_model`` would choose it."""
-    if config.triage.model is not None:
-        return config.triage.model
-    user = _user_model_path()
-    if user.exists() or user.with_suffix(".json").exists():
-        return f"default: your trained model at {user}"
-    return f"default: the bundled model at {_bundled_model_path()} (no trained model at {user})"
-
-
 # --- status -------------------------------------------------------------------------------------
-
-
-def _release_json(release: Release | None) -> dict[str, Any] | None:
-    if release is None:
-        return None
-    return {
-        "started": _iso(release.started),
-        "finished": _iso(release.finished),
-        "scheduled": _iso(release.scheduled),
-        "moved": release.moved,
-    }
-
-
-def _decision_json(decision: Decision) -> dict[str, Any]:
-    return {
-        "login": decision.login,
-        "at": _iso(decision.decided_at),
-        "message_id": decision.message_id,
-        "label": decision.label,
-        "score": decision.score,
-        "held": decision.held,
-        "batch": decision.batch,
-        "mailbox": decision.mailbox,
-        "sender": decision.sender,
-        "subject": decision.subject,
-        "reason": decision.reason,
-    }
-
-
-def _correction_json(correction: Correction) -> dict[str, Any]:
-    return {
-        "login": correction.login,
-        "at": _iso(correction.at),
-        "kind": correction.kind,
-        "label": correction.label,
-        "previous": correction.previous,
-    }
-
-
-def _history_json(record: HistoryRecord | None) -> dict[str, Any] | None:
-    """How the history with senders was read and how big it is: counts, never names."""
-    if record is None:
-        return None
-    return {
-        "state": record.state,
-        "started": _iso(record.started),
-        "finished": _iso(record.finished),
-        "messages": record.messages,
-        "folders": record.folders,
-        "stopped": record.stopped,
-        "senders": record.senders,
-        "updated": _iso(record.updated),
-    }
 
 
 def _history_line(history: dict[str, Any] | None, zone: tzinfo) -> str:
@@ -193,91 +102,6 @@ def _history_line(history: dict[str, Any] | None, zone: tzinfo) -> str:
         f"{stopped.get(history['stopped'] or '', '')}{', ' + when if when else ''}; "
         f"updated {_show(datetime.fromisoformat(history['updated']), zone)}"
     )
-
-
-def _health_json(
-    store: StateStore | None, login: str, pid: int | None, now: datetime
-) -> dict[str, Any] | None:
-    """How triage of ``login`` is doing, as the running ``run`` wrote it; None when no
-    ``run`` runs (what a stopped one wrote is stale) or it has not written yet."""
-    found = store.health(login) if store is not None and pid is not None else None
-    if found is None or store is None or found[1] != pid:
-        return None
-    health, _, updated = found
-    history = None
-    if health.history is not None:
-        record = store.history_status(login)  # updated as the read goes
-        read = record.messages if record is not None else health.history[0]
-        history = {"read": read, "limit": health.history[1]}
-    notice = store.notice(login)
-    decided, coming = health.last_decision, health.next_release
-    return {
-        "state": health.state.value,
-        "ok": health.working,
-        "since": _iso(health.since),
-        "reason": health.reason,
-        "todo": health.todo,
-        "failing_since": _iso(health.failing_since),
-        "history": history,
-        "last_decision": None if decided is None else {"at": _iso(decided[0]), "what": decided[1]},
-        "next_release": None
-        if coming is None
-        else {"batch": coming[0], "at": _iso(coming[1]), "overdue": coming[1] <= now},
-        "notice_in_inbox": _iso(notice.appended) if notice is not None else None,
-        "updated": _iso(updated),
-    }
-
-
-def _login_status(
-    config: Config, store: StateStore | None, login: str, now: datetime, pid: int | None = None
-) -> dict[str, Any]:
-    batches = []
-    for batch in config.batches:
-        zone = batch.schedule.zone
-        batches.append(
-            {
-                "name": batch.name,
-                "mailbox": batch.mailbox,
-                "labels": list(batch.labels),
-                "timezone": zone.key,
-                "next_release": _iso(next_release(batch.schedule, now).astimezone(zone)),
-                "last_release": _release_json(
-                    store.last_release(login, batch.name) if store else None
-                ),
-            }
-        )
-    counts = store.decision_counts(login, now - timedelta(hours=24)) if store else {}
-    paused = store.paused(login) if store else None
-    notice = store.notice(login) if store and paused else None
-    return {
-        "login": login,
-        "health": _health_json(store, login, pid, now),
-        "paused": None
-        if paused is None
-        else {
-            "reason": paused.reason,
-            "since": _iso(paused.since),
-            "notice_sent": _iso(notice.appended) if notice and notice.appended else None,
-        },
-        "batches": batches,
-        "decisions_24h": {label: counts.get(label, 0) for label in (*LABELS, *counts)},
-        "recent": [_decision_json(d) for d in store.recent_decisions(login, RECENT)]
-        if store
-        else [],
-        "corrections": len(store.corrections(login)) if store else 0,
-        "history": _history_json(store.history_status(login) if store else None),
-        "filing_queue": [
-            {
-                "account": q.account,
-                "message_id": q.message_id,
-                "direction": q.direction,
-                "attempts": q.attempts,
-                "next_try": _iso(q.next_try),
-                "last_error": q.last_error,
-            }
-            for q in (store.queued_filings(login) if store else [])
-        ],
-    }
 
 
 @main.command()
@@ -304,12 +128,12 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     now = datetime.now(UTC)
     pid = running_pid(directory)
     with _existing_store(directory) as store:
-        logins = [_login_status(config, store, key, now, pid) for key in login_keys(config)]
+        logins = [login_status(config, store, key, now, pid) for key in login_keys(config)]
     stopped = holding_stopped(directory)
     result = {
         "running": pid is not None,
         "pid": pid,
-        "holding_stopped": _iso(stopped) if stopped is not None else None,
+        "holding_stopped": iso(stopped) if stopped is not None else None,
         "model": describe_model(config),
         "state_file": str(directory / FILENAME),
         "state_exists": store is not None,
@@ -577,14 +401,14 @@ def explain(
         result = {
             "message_id": bare,
             "decisions": [
-                {**_decision_json(d), "batch_mailbox": mailboxes.get(d.batch or "")}
+                {**decision_json(d), "batch_mailbox": mailboxes.get(d.batch or "")}
                 for d in decisions
             ],
-            "corrections": [_correction_json(c) for c in corrections],
+            "corrections": [correction_json(c) for c in corrections],
             "filings": [
                 {
                     "login": f.login,
-                    "at": _iso(f.filed_at),
+                    "at": iso(f.filed_at),
                     "account": f.account,
                     "direction": f.direction,
                     "outcome": f.outcome,

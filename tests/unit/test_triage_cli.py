@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from commsproxy.cli import main
-from commsproxy.cli import triage as triage_cli
 from commsproxy.config import Config, load_config
 from commsproxy.triage import release_now as release_now_module
+from commsproxy.triage import status_report
 from commsproxy.triage.health import Health, State
 from commsproxy.triage.runlock import RunLock
 from commsproxy.triage.state_store import (
@@ -342,15 +342,15 @@ def test_status_reports_config_errors(tmp_path: Path) -> None:
 def test_model_paths_match_the_model_store() -> None:
     from commsproxy.models.store import bundled_model_path, user_model_path
 
-    assert triage_cli._user_model_path() == user_model_path("urgency")
-    assert triage_cli._bundled_model_path() == bundled_model_path("urgency")
+    assert status_report.user_model_path() == user_model_path("urgency")
+    assert status_report.bundled_model_path() == bundled_model_path("urgency")
 
 
 def test_describe_model_prefers_a_trained_model(tmp_path: Path) -> None:
     user = tmp_path / "data" / "commsproxy" / "models" / "urgency.joblib"
     user.parent.mkdir(parents=True)
     user.write_bytes(b"")
-    assert triage_cli.describe_model(Config()) == f"default: your trained model at {user}"
+    assert status_report.describe_model(Config()) == f"default: your trained model at {user}"
 
 
 # --- explain ------------------------------------------------------------------------------------
