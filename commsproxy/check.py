@@ -15,7 +15,6 @@ The result is data (:class:`LoginCheck`); the CLI prints it. Secrets are never i
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import ssl
 from collections.abc import Callable
@@ -27,13 +26,13 @@ import aiosmtplib
 from .config import Config, LoginConfig
 from .credentials import CredentialError, password_from_command
 from .endpoints import Endpoint, Security, client_tls_context
-from .oauth import AccessTokens, OAuthError, OAuthProvider, SignIns, mailbox_identity, xoauth2
+from .oauth import AccessTokens, OAuthError, OAuthProvider, SignIns, mailbox_identity
 from .oauth.password import has_local_password
 from .oauth.vault import EncryptedFileStore
 from .proxy.smtp.oauth import authenticate_with_token
 from .triage.filer import accounts_root
+from .triage.signin import connect_oauth2
 from .triage.upstream import LoginRefused, Upstream, UpstreamImapError, connect
-from .upstream.login import empty_answer, sasl_login
 
 __all__ = [
     "CAPABILITIES",
@@ -251,16 +250,10 @@ async def _imap_connect(
         return await connect(
             login.upstream_imap, tls, user, credentials.password or "", seconds=seconds
         )
-    for attempt in (1, 2):
-        raw = base64.b64decode(xoauth2(credentials.mailbox, await credentials.tokens.get()))
-        step = sasl_login("XOAUTH2", raw, empty_answer)
-        try:
-            return await connect(login.upstream_imap, tls, user, "", seconds=seconds, login=step)
-        except LoginRefused:
-            if attempt == 2:
-                raise
-            credentials.tokens.forget()  # revoked or expired early: once more with a fresh one
-    raise AssertionError("unreachable")
+    return await connect_oauth2(
+        login.upstream_imap, tls, credentials.tokens, credentials.mailbox, seconds=seconds,
+        username=user,
+    )  # fmt: skip
 
 
 async def _check_imap(

@@ -25,13 +25,11 @@ from datetime import datetime
 
 from ..endpoints import Endpoint
 from ..oauth import AccessTokens, OAuthError, SignInNeeded, xoauth2
-from ..upstream import CommandError, ConnectError, ImapError
-from ..upstream import connect as connect_client
 from ..upstream.login import empty_answer, sasl_login
 from .state_store import StateStore
-from .upstream import LoginRefused, Upstream, UpstreamImapError
+from .upstream import LoginRefused, Upstream, connect
 
-__all__ = ["Connector", "SignInPaused", "TokenCredentials"]
+__all__ = ["Connector", "SignInPaused", "TokenCredentials", "connect_oauth2"]
 
 log = logging.getLogger("commsproxy.triage")
 
@@ -96,28 +94,42 @@ class TokenCredentials:
             log.warning("%s", line)
 
     async def _connect(self, endpoint: Endpoint, tls: ssl.SSLContext, seconds: float) -> Upstream:
-        where = f"upstream {endpoint}"
-        for attempt in (1, 2):
-            try:
-                token = await self.tokens.get()
-            except OAuthError:
-                await self._token_ok()  # records the pause and says why, once
-                raise SignInPaused(self.login) from None
-            raw = base64.b64decode(xoauth2(self.mailbox, token))
-            try:
-                client = await connect_client(
-                    endpoint, tls, sasl_login("XOAUTH2", raw, empty_answer), seconds=seconds
-                )
-            except CommandError as err:
-                if attempt == 1:
-                    self.tokens.forget()  # revoked or expired early: one more with a fresh one
-                    continue
-                raise LoginRefused(
-                    f"{where} refused the access token of {self.mailbox}: {err.status} {err.text}"
-                ) from None
-            except ConnectError as err:
-                raise UpstreamImapError(str(err)) from None
-            except ImapError as err:
-                raise UpstreamImapError(f"{where}: {err}") from None
-            return Upstream(client, seconds)
-        raise AssertionError("unreachable")
+        try:
+            return await connect_oauth2(
+                endpoint, tls, self.tokens, self.mailbox, seconds=seconds,
+                refused=f"the access token of {self.mailbox}",
+            )  # fmt: skip
+        except OAuthError:
+            await self._token_ok()  # records the pause and says why, once
+            raise SignInPaused(self.login) from None
+
+
+async def connect_oauth2(
+    endpoint: Endpoint,
+    tls: ssl.SSLContext,
+    tokens: AccessTokens,
+    mailbox: str,
+    *,
+    seconds: float,
+    username: str | None = None,
+    refused: str | None = None,
+) -> Upstream:
+    """Log in as ``mailbox`` with AUTHENTICATE XOAUTH2 and a token from ``tokens``.
+
+    A refused token is dropped and the login tried once more with a fresh one (revoked or
+    expired early); the second refusal raises LoginRefused. OAuthError from ``tokens`` (no
+    token to be had) goes to the caller. ``username`` and ``refused`` are for messages, as in
+    ``upstream.connect``.
+    """
+    for attempt in (1, 2):
+        raw = base64.b64decode(xoauth2(mailbox, await tokens.get()))
+        try:
+            return await connect(
+                endpoint, tls, username or mailbox, "", seconds=seconds,
+                login=sasl_login("XOAUTH2", raw, empty_answer), refused=refused,
+            )  # fmt: skip
+        except LoginRefused:
+            if attempt == 2:
+                raise
+            tokens.forget()
+    raise AssertionError("unreachable")

@@ -115,13 +115,16 @@ async def connect(
     *,
     seconds: float = 30.0,
     login: Login | None = None,
+    refused: str | None = None,
 ) -> Upstream:
     """Log in to the upstream IMAP server; raises UpstreamImapError saying what failed.
 
     ``login`` replaces the password login (e.g. ``sasl_login("XOAUTH2", ...)``); ``username``
-    then only names the login in messages.
+    then only names the login in messages. ``refused`` names what a refusal refused (default
+    ``the login for USERNAME``, e.g. ``the access token of ...``).
     """
     where = f"upstream {endpoint}"
+    refused = refused or f"the login for {username}"
     step = login if login is not None else password_login(username, password)
     try:
         async with asyncio.timeout(seconds):
@@ -131,9 +134,7 @@ async def connect(
     except TimeoutError:
         raise UpstreamImapError(f"{where}: no answer within {seconds:g} s") from None
     except CommandError as err:
-        raise LoginRefused(
-            f"{where} refused the login for {username}: {err.status} {err.text}"
-        ) from None
+        raise LoginRefused(f"{where} refused {refused}: {err.status} {err.text}") from None
     except ConnectError as err:
         raise UpstreamImapError(str(err)) from None
     except ImapError as err:
