@@ -9,6 +9,7 @@ from commsproxy.classifier.mail import Mail, parse_mail
 from commsproxy.classifier.policy import (
     BULK,
     CUE_VETO,
+    NEVER_ANSWERED_AFTER,
     NORMAL,
     URGENT,
     Judgement,
@@ -16,6 +17,7 @@ from commsproxy.classifier.policy import (
     bulk_wins,
     judge,
     known_person,
+    never_answered,
     rule_delivers,
 )
 from commsproxy.classifier.social import SenderStats
@@ -220,6 +222,62 @@ def test_a_sender_never_answered_gets_no_exemption() -> None:
     assert bulk_wins(sample, 0.95, CUTS.bulk) == "confident"
     assert bulk_wins(sample, 0.6, CUTS.bulk) == "veto"
     assert bulk_wins(sample, 0.4, CUTS.bulk) == ""
+
+
+def unanswered(
+    received: int,
+    body: str = "Shall we have lunch next week?",
+    *,
+    replies_to_user: bool = False,
+    history_known: bool = True,
+    relation: str | None = None,
+) -> Sample:
+    history = SenderStats(
+        received=received, replied=0, median_reply_minutes=None, last_reply_days_ago=None
+    )
+    context = Context(
+        sender=history,
+        replies_to_user=replies_to_user,
+        history_known=history_known,
+        relation=relation,
+    )
+    return Sample(message(body), context)
+
+
+def test_a_score_does_not_deliver_mail_from_a_sender_never_answered() -> None:
+    ignored = unanswered(NEVER_ANSWERED_AFTER)
+    assert never_answered(ignored)
+    assert judge(ignored, p(0.5, 0.1), CUTS) == Judgement(
+        NORMAL, 0.30, f"you never answered ann@acme.com ({NEVER_ANSWERED_AFTER} messages before)"
+    )
+    # Below the cut nothing changes, and no rule is named.
+    assert judge(ignored, p(0.1, 0.1), CUTS) == Judgement(NORMAL, 0.30, "")
+    # Without a measured cut, the likeliest label is held back the same way.
+    assert judge(ignored, p(0.8, 0.1), Thresholds()).label == NORMAL
+    # Bulk evidence still decides bulk.
+    listed = Sample(NEWSLETTER.mail, ignored.context)
+    assert judge(listed, p(0.5, 0.1), CUTS) == Judgement(BULK, 0.30, "has List-Id")
+
+
+def test_what_the_message_says_still_delivers_from_a_sender_never_answered() -> None:
+    ignored = unanswered(12, "The order system is down, can you call me?")
+    assert judge(ignored, p(0.5, 0.1), CUTS).label == URGENT
+    assert judge(unanswered(12, replies_to_user=True), p(0.5, 0.1), CUTS).label == URGENT
+
+
+def test_one_unanswered_message_answered_senders_and_no_history_are_left_to_the_score() -> None:
+    assert not never_answered(unanswered(NEVER_ANSWERED_AFTER - 1))
+    assert judge(unanswered(NEVER_ANSWERED_AFTER - 1), p(0.5, 0.1), CUTS).label == URGENT
+    assert not never_answered(answered())
+    assert not never_answered(unanswered(12, history_known=False))
+    assert judge(unanswered(12, history_known=False), p(0.7, 0.1), CUTS).label == URGENT
+
+
+@pytest.mark.parametrize("relation", ["colleague", "customer"])
+def test_colleagues_and_customers_are_not_held_for_going_unanswered(relation: str) -> None:
+    sample = unanswered(12, relation=relation)
+    assert not never_answered(sample)
+    assert judge(sample, p(0.5, 0.1), CUTS).label == URGENT
 
 
 def test_markers_still_make_an_answered_senders_list_mail_bulk() -> None:
