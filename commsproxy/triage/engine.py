@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, TriageConfig
@@ -46,6 +47,7 @@ from ..imap.names import (
     URGENT,
 )
 from ..imap.responses import Fetched, MailboxInfo
+from ..schedule import Schedule
 from .account_match import resolve_incoming
 from .corrections import CorrectionWatch
 from .decide import Decider
@@ -62,7 +64,7 @@ from .state_store import Decision as StoredDecision
 from .teamhint import TeamWatch
 from .upstream import CommandRefused, LoginRefused, Upstream, UpstreamImapError, connect
 
-__all__ = ["Engine", "EngineSettings"]
+__all__ = ["Engine", "EngineSettings", "left_behind_batch"]
 
 log = logging.getLogger("commsproxy.triage")
 
@@ -72,6 +74,8 @@ _IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes 
 _TICK = 2.0  # seconds between checks for release requests and due releases
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then [triage] retry_max, forever (at most)
 _GONE_NOTE = "gone before it was held: deleted or moved by another client"
+
+_UTC_ZONE = ZoneInfo("UTC")
 
 Clock = Callable[[], datetime]
 Spare = Callable[[], tuple[str, str] | None]  # a client's login, to leave a notice with
@@ -394,7 +398,9 @@ class Engine:
                 self.settings.clock,
             )  # fmt: skip
             releaser = self._releaser = self._make_releaser(worker)
+            left_behind = self._adopt_left_behind(releaser)
             await releaser.resume_unfinished(self.settings.batches)
+            await self._release_left_behind(releaser, left_behind)
             # Due releases first: on a first start (no release on record) this must not
             # release the mail the first pass is about to hold.
             await self._release_due(releaser)
@@ -434,6 +440,10 @@ class Engine:
             self.hold_names[batch.name] = name
             if not self.settings.dry_run:
                 await worker.ensure_mailbox(name)
+        if not self.settings.dry_run:
+            self.store.note_hold_mailboxes(
+                self.settings.login, self.hold_names.values(), self.settings.clock()
+            )
 
     async def _start_filing(self, worker: Upstream) -> None:
         setup = self.settings.filing
@@ -748,6 +758,39 @@ class Engine:
                 times.append((next_release(batch.schedule, last or now), batch.name))
         return (min(times)[1], min(times)[0]) if times else None
 
+    def _adopt_left_behind(self, releaser: Releaser) -> dict[str, BatchConfig]:
+        """Hold mailboxes on record that no batch names now (the config moved or removed
+        the batch), each as a batch of its own for the releaser; by mailbox."""
+        if self.settings.dry_run:
+            return {}
+        current = set(self.hold_names.values())
+        left: dict[str, BatchConfig] = {}
+        for mailbox in self.store.hold_mailboxes(self.settings.login):
+            if mailbox not in current:
+                left[mailbox] = left_behind_batch(mailbox)
+                releaser.adopt(left[mailbox], mailbox)
+        return left
+
+    async def _release_left_behind(self, releaser: Releaser, left: dict[str, BatchConfig]) -> None:
+        """Mail held in a mailbox the config no longer names goes back to INBOX at once (the
+        releaser's usual order: logged, ``$Released``, digest, moved); the mailbox is kept
+        on record until it is empty, so a release cut short is finished at the next start.
+        The mailbox itself stays on the server."""
+        for mailbox, batch in left.items():
+            async with self._lock:
+                if await self._holds_mail(releaser.worker, mailbox):
+                    log.info("%s: %s is no batch's hold mailbox now: releasing it", self, mailbox)
+                    await releaser.release(batch, scheduled=None)
+                if not await self._holds_mail(releaser.worker, mailbox):
+                    self.store.forget_hold_mailbox(self.settings.login, mailbox)
+
+    @staticmethod
+    async def _holds_mail(worker: Upstream, mailbox: str) -> bool:
+        if not await worker.list_mailboxes(mailbox):
+            return False
+        await worker.examine(mailbox)
+        return bool(await worker.search("UNDELETED"))
+
     async def _release_due(self, releaser: Releaser) -> None:
         now = self.settings.clock()
         for batch in self.settings.batches:
@@ -760,6 +803,13 @@ class Engine:
         if upcoming != self.health.next_release:
             self.health = replace(self.health, next_release=upcoming)
             self._publish()
+
+
+def left_behind_batch(mailbox: str) -> BatchConfig:
+    """A batch for mail held in ``mailbox`` before the config changed: released at once, by
+    moving (no re-append, so a redo after a cut never makes a copy), digest as configured."""
+    name = f"mail held in {mailbox} before the config changed"
+    return BatchConfig(name, mailbox, (), Schedule((), frozenset(), _UTC_ZONE))
 
 
 def _todo_sign_in(login: str) -> str:

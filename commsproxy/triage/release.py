@@ -55,13 +55,21 @@ class Releaser:
         self.triage = triage
         self.clock = clock
         self.batches: dict[str, BatchConfig] = {}
+        self.left_behind: dict[str, str] = {}  # batch name -> a hold mailbox no batch uses now
+
+    def adopt(self, batch: BatchConfig, mailbox: str) -> None:
+        """Release ``mailbox`` (a server name) as ``batch``: a hold mailbox the config no
+        longer names, so that its release, and the redo of one cut short, find it."""
+        self.batches[batch.name] = batch
+        self.left_behind[batch.name] = mailbox
 
     async def resume_unfinished(self, batches: Sequence[BatchConfig] = ()) -> None:
         """Carry out releases a crash interrupted (the store says started, not finished)."""
         known = {b.name: b for b in batches} | self.batches
         for release in self.store.unfinished_releases(self.login):
             batch = known.get(release.batch)
-            if batch is None or release.batch not in self.hold_names:
+            known_mailbox = release.batch in self.hold_names or release.batch in self.left_behind
+            if batch is None or not known_mailbox:
                 self.store.finish_release(release.id, 0, self.clock())
                 continue
             log.info("triage[%s]: finishing the interrupted release of %s", self.login, batch.name)
@@ -89,7 +97,7 @@ class Releaser:
         return f"<digest-{hashlib.sha256(key.encode()).hexdigest()[:24]}@commsproxy.localhost>"
 
     async def _move_back(self, batch: BatchConfig, digest_id: str, *, redo: bool) -> int:
-        mailbox = self.hold_names[batch.name]
+        mailbox = self.left_behind.get(batch.name) or self.hold_names[batch.name]
         if not await self.worker.list_mailboxes(mailbox):
             return 0  # never created (a dry run, or no run yet): nothing is held there
         await self.worker.select(mailbox)

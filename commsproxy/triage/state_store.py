@@ -122,6 +122,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # and the old one's removal leaves neither two notices nor a lost one.
         "ALTER TABLE notices ADD COLUMN replaces TEXT",
     ),
+    (
+        # Every hold mailbox a login's engine has used (its server name), kept until it is
+        # empty: one the config no longer names is released at the next start (engine.py).
+        """CREATE TABLE hold_mailboxes (
+            login TEXT NOT NULL, mailbox TEXT NOT NULL, first_used TEXT NOT NULL,
+            PRIMARY KEY (login, mailbox))""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
@@ -429,6 +436,29 @@ class StateStore:
             " ORDER BY started DESC, id DESC LIMIT ?2"
         )
         return self._records(Release, sql, (login, limit))
+
+    def note_hold_mailboxes(self, login: str, mailboxes: Iterable[str], at: datetime) -> None:
+        """The engine holds mail in ``mailboxes`` (server names); known ones stay as they are."""
+        rows = [(login, mailbox, _text(at)) for mailbox in mailboxes]
+        if rows:
+            with self._write() as db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO hold_mailboxes (login, mailbox, first_used)"
+                    " VALUES (?, ?, ?)",
+                    rows,
+                )
+
+    def hold_mailboxes(self, login: str) -> list[str]:
+        """Every hold mailbox of ``login`` on record, in the order first used."""
+        sql = "SELECT mailbox FROM hold_mailboxes WHERE login = ? ORDER BY first_used, mailbox"
+        return [str(row[0]) for row in self._read(sql, (login,))]
+
+    def forget_hold_mailbox(self, login: str, mailbox: str) -> None:
+        """A hold mailbox no batch uses any more, and empty: nothing left to release there."""
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM hold_mailboxes WHERE login = ? AND mailbox = ?", (login, mailbox)
+            )
 
     def record_correction(self, correction: Correction) -> None:
         self._insert(
