@@ -773,9 +773,9 @@ class Engine:
 
     async def _release_left_behind(self, releaser: Releaser, left: dict[str, BatchConfig]) -> None:
         """Mail held in a mailbox the config no longer names goes back to INBOX at once (the
-        releaser's usual order: logged, ``$Released``, digest, moved); the mailbox is kept
-        on record until it is empty, so a release cut short is finished at the next start.
-        The mailbox itself stays on the server."""
+        releaser's usual order: logged, ``$Released``, digest, moved): what triage held there
+        (``$Triaged``), never other mail in it. The mailbox is kept on record until it holds
+        none, so a release cut short is finished at the next start; it stays on the server."""
         for mailbox, batch in left.items():
             async with self._lock:
                 if await self._holds_mail(releaser.worker, mailbox):
@@ -789,7 +789,7 @@ class Engine:
         if not await worker.list_mailboxes(mailbox):
             return False
         await worker.examine(mailbox)
-        return bool(await worker.search("UNDELETED"))
+        return bool(await worker.search(f"UNDELETED KEYWORD {TRIAGED}"))
 
     async def _release_due(self, releaser: Releaser) -> None:
         now = self.settings.clock()

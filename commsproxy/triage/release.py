@@ -106,7 +106,10 @@ class Releaser:
             done = await self.worker.search(f"DELETED KEYWORD {RELEASED}")
             if done:
                 await self.worker.expunge_uids(done)
-        uids = await self.worker.search("UNDELETED")
+        # A mailbox no batch names any more may be an ordinary folder the config pointed at
+        # for a while: only commsproxy's own holds leave it, never the user's own mail.
+        mine = f" KEYWORD {TRIAGED}" if batch.name in self.left_behind else ""
+        uids = await self.worker.search("UNDELETED" + mine)
         if not uids:
             return 0
         digest = self.triage.digest if batch.digest is None else batch.digest
