@@ -21,7 +21,6 @@ import sqlite3
 import ssl
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +31,7 @@ from commsproxy.imap.names import INBOX
 from commsproxy.triage.notice import NoticeBox, notice_message
 from commsproxy.triage.state_store import FILENAME, StateStore
 from commsproxy.triage.upstream import connect
-from tests.mailfactory import render
+from tests.integration.test_triage import _id, newsletter
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.faulthop import FaultHop
 from tests.testbed.proxy import ProxyProcess
@@ -40,23 +39,6 @@ from tests.testbed.triage import census, quiet_batches, wait_until, where
 
 NOTICE = "commsproxy cannot triage your mail"
 NOTICE_AFTER = 2  # seconds of failing before the notice (15 minutes in real life)
-
-
-def _id() -> str:
-    return f"<{uuid.uuid4().hex}@test.example>"
-
-
-def newsletter(mid: str) -> bytes:
-    headers = {
-        "From": "News <noreply@news.example.org>",
-        "To": "me@example.com",
-        "Subject": "Weekly digest",
-        "Message-ID": mid,
-        "List-Id": "<weekly.news.example.org>",
-        "List-Unsubscribe": "<mailto:leave@news.example.org>",
-        "Precedence": "bulk",
-    }
-    return render(headers, "This week: articles and events. Unsubscribe at any time.")
 
 
 class Login:

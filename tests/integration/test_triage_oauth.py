@@ -17,12 +17,12 @@ import secrets
 import sqlite3
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from commsproxy.oauth import TokenSet, save_sign_in
 from commsproxy.triage.state_store import FILENAME, StateStore
+from tests.integration.test_triage import _id
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.file_keyring import ENV as KEYRING_FILE_ENV
 from tests.testbed.file_keyring import FileKeyring
@@ -45,10 +45,6 @@ def _newsletter(mid: str) -> bytes:
         "List-Unsubscribe: <mailto:leave@news.example.org>\r\n"
         "Precedence: bulk\r\n\r\nThis week: articles and events. Unsubscribe at any time.\r\n"
     ).encode()
-
-
-def _id() -> str:
-    return f"<{uuid.uuid4().hex}@test.example>"
 
 
 def test_triage_signs_in_with_oauth2_pauses_when_revoked_and_resumes(
