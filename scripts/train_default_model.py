@@ -7,8 +7,8 @@ Run from the repository root (it reads the corpora, never copies them):
 
     python scripts/train_default_model.py [--data ../shared/data]
 
-It writes commsproxy/models/default-urgency.joblib and its JSON sidecar, with the checksum the
-store verifies. Same data and seed give the same model.
+It writes commsproxy/models/default-urgency.skops (a format that cannot run code when loaded) and
+its JSON sidecar, with the checksum the store verifies. Same data and seed give the same model.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _extract(tarball: Path, into: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared/data")
-    parser.add_argument("--out", type=Path, default=BUNDLED_DIR / "default-urgency.joblib")
+    parser.add_argument("--out", type=Path, default=BUNDLED_DIR / "default-urgency.skops")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for part in (ENRON, SPAMASSASSIN):

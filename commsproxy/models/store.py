@@ -1,31 +1,32 @@
 """The model store: writes models with a JSON sidecar, and loads only models it can vouch for.
 
-A model is a scikit-learn Pipeline saved whole with joblib (``NAME.joblib``) next to a sidecar
+A model is a scikit-learn Pipeline saved whole in skops' format (``NAME.skops``) next to a sidecar
 (``NAME.json``) that says what it is: the task, the labels, the scikit-learn, commsproxy and Python
 versions, when it was trained and on what, its validation metrics, the decision threshold chosen at
-training, and the sha256 of the joblib file.
+training, and the sha256 of the model file.
 
-Why loading checks so much before it unpickles anything:
+Why loading checks so much:
 
-* **A joblib file is a pickle, and loading a pickle runs code.** Anyone who can put a file where
-  commsproxy looks for its model could otherwise run code as the user, inside the proxy that sees
-  all of their mail. So the store only loads a file whose bytes match the checksum written next to
-  it when this store saved it (or shipped with the package, for the bundled default). The bytes
-  are read once, hashed, and unpickled from that same in-memory copy, so the file cannot be
-  swapped between the check and the load.
-* **A model pickled by one scikit-learn version is not guaranteed to work in another.** It may fail
-  to load, or worse, load and predict something different without saying so (scikit-learn only
-  warns). A mail triage model that silently goes wrong hides urgent mail, so a version mismatch is
-  refused with a message that says how to fix it: retrain with ``commsproxy train``.
+* **A model file must not be able to run code.** Anyone who can put a file where commsproxy looks
+  for its model could otherwise run code as the user, inside the proxy that sees all of their
+  mail. A sidecar's checksum cannot stop that (whoever writes the model can write a matching
+  sidecar), so models are never pickles: a skops file is a JSON tree of named types and plain
+  arrays, and it is loaded only when every type in it is one commsproxy's models are made of
+  (trusted.py). The bytes are read once, checked and loaded from that same in-memory copy.
+  Old ``.joblib`` models (pickles) are refused everywhere; ``commsproxy models migrate``
+  converts one, with the user's consent, and that is the only place a pickle is ever loaded.
+* **The checksum is integrity**: it stops a model file from being replaced or corrupted on its
+  own, or paired with the wrong sidecar.
+* **A model pickled or fitted by one scikit-learn version is not guaranteed to work in another.**
+  It may load and predict something different without saying so. A mail triage model that
+  silently goes wrong hides urgent mail, so a version mismatch is refused with a message that says
+  how to fix it: retrain with ``commsproxy train``.
 * **A model for one task must not be used for another**: an accounts model asked for urgency would
-  produce confident nonsense, so callers say which task they expect.
-
-The checksum is integrity, not a signature: someone who can rewrite both files can make the store
-load anything. It stops a model file from being replaced or corrupted on its own, which is what
-matters for a file in the user's data directory or a path given on the command line.
+  produce confident nonsense, so callers say which task they expect, and the loaded object must
+  have the steps and classes that task's pipeline has.
 
 Saving is atomic: the model and the sidecar are written to temporary files in the target directory
-and renamed over the old ones, so a crash or an unpicklable object never leaves a half-written model
+and renamed over the old ones, so a crash or an unsavable object never leaves a half-written model
 behind. Models are trained on private mail, so the files are created readable by the owner only.
 """
 
@@ -45,27 +46,49 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import platformdirs
 import sklearn
 
 import commsproxy
 
+from . import trusted
+from .errors import (
+    IncompatibleModelError,
+    LegacyModelError,
+    ModelError,
+    ModelNotFoundError,
+    NotAModelError,
+    SidecarError,
+    TamperedModelError,
+    UntrustedTypeError,
+    WrongTaskError,
+)
+
 __all__ = [
     "COUNTS_KEY",
     "FORMAT",
+    "LEGACY_SUFFIX",
+    "MODEL_SUFFIX",
     "TASKS",
     "IncompatibleModelError",
+    "LegacyModelError",
     "ModelError",
     "ModelInfo",
     "ModelNotFoundError",
+    "NotAModelError",
     "SidecarError",
     "TamperedModelError",
+    "UntrustedTypeError",
     "WrongTaskError",
     "bundled_model_path",
     "describe",
+    "legacy_path",
+    "legacy_refusal",
     "load_bundled",
+    "load_checked",
     "load_model",
+    "migrate_command",
+    "read_sidecar",
     "resolve_model",
     "save_model",
     "sidecar_path",
@@ -73,47 +96,22 @@ __all__ = [
     "write_atomically",
 ]
 
-#: Version of the on-disk layout (the sidecar's fields and what they mean).
-FORMAT = 1
+#: Version of the on-disk layout: 2 is a .skops model; 1 was a .joblib pickle (migrate only).
+FORMAT = 2
+LEGACY_FORMAT = 1
 #: The tasks a model can be trained for.
 TASKS = ("urgency", "accounts")
 #: Key in ``training`` holding the number of training messages per label, used by :func:`describe`.
 COUNTS_KEY = "counts"
 
 APP = "commsproxy"
-MODEL_SUFFIX = ".joblib"
+MODEL_SUFFIX = ".skops"
+LEGACY_SUFFIX = ".joblib"
 SIDECAR_SUFFIX = ".json"
-#: Where the bundled default models live (``default-<task>.joblib`` + ``.json``).
+#: Where the bundled default models live (``default-<task>.skops`` + ``.json``).
 BUNDLED_DIR = Path(__file__).resolve().parent
-#: joblib compression level: zlib level 3 keeps HashingVectorizer coefficient arrays small.
-COMPRESS = 3
 
 _RETRAIN = "retrain it with `commsproxy train`"
-_PICKLE_WARNING = "a model file is a pickle and loading it runs code"
-
-
-class ModelError(Exception):
-    """A model cannot be saved, found or loaded; the message names the file and what to do."""
-
-
-class ModelNotFoundError(ModelError):
-    """No model file where one was expected."""
-
-
-class SidecarError(ModelError):
-    """The sidecar is missing, not valid JSON, or of a layout this version does not know."""
-
-
-class TamperedModelError(ModelError):
-    """The model file's bytes do not match the checksum in its sidecar."""
-
-
-class IncompatibleModelError(ModelError):
-    """The model was trained with another scikit-learn version (or cannot be unpickled here)."""
-
-
-class WrongTaskError(ModelError):
-    """The model was trained for another task than the caller asked for."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,9 +163,9 @@ def _check_task(task: str) -> str:
 
 
 def _model_path(path: str | os.PathLike[str]) -> Path:
-    """``NAME``, ``NAME.joblib`` or ``NAME.json`` -> ``NAME.joblib``."""
+    """``NAME``, ``NAME.skops`` or ``NAME.json`` -> ``NAME.skops``; ``NAME.joblib`` stays."""
     p = Path(path).expanduser()
-    if p.suffix == MODEL_SUFFIX:
+    if p.suffix in (MODEL_SUFFIX, LEGACY_SUFFIX):
         return p
     if p.suffix == SIDECAR_SUFFIX:
         return p.with_suffix(MODEL_SUFFIX)
@@ -175,12 +173,38 @@ def _model_path(path: str | os.PathLike[str]) -> Path:
 
 
 def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """The sidecar that goes with a model path (given with or without ``.joblib``)."""
+    """The sidecar that goes with a model path (given with or without ``.skops``)."""
     return _model_path(path).with_suffix(SIDECAR_SUFFIX)
 
 
+def legacy_path(path: str | os.PathLike[str]) -> Path:
+    """The ``.joblib`` model an older commsproxy wrote where ``path`` is now expected."""
+    return _model_path(path).with_suffix(LEGACY_SUFFIX)
+
+
+def migrate_command(path: Path) -> str:
+    """The command that converts the ``.joblib`` model at ``path``."""
+    return f"commsproxy models migrate {path}"
+
+
+def legacy_refusal(path: Path) -> LegacyModelError:
+    """Why a ``.joblib`` model is not loaded, and exactly what to run instead."""
+    converted = path.with_suffix(MODEL_SUFFIX)
+    if converted.exists():
+        fix = f"it was converted already: use {converted} instead"
+    else:
+        fix = (
+            f"if commsproxy wrote it on this machine, convert it once with "
+            f"`{migrate_command(path)}`, or train a new model with `commsproxy train`"
+        )
+    return LegacyModelError(
+        f"model {path} is a .joblib file, which commsproxy no longer loads (a .joblib file is "
+        f"a pickle, and loading one can run code): {fix}"
+    )
+
+
 def user_model_path(task: str) -> Path:
-    """Where ``commsproxy train`` stores the user's own model for *task*."""
+    """Where ``commsproxy train`` stores the user's own model for *task* (``TASK.skops``)."""
     _check_task(task)
     return platformdirs.user_data_path(APP) / "models" / f"{task}{MODEL_SUFFIX}"
 
@@ -261,14 +285,6 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_model(
     model: object,
     path: Path,
@@ -279,12 +295,16 @@ def save_model(
     metrics: Mapping[str, Any],
     threshold: float | None = None,
     thresholds: Mapping[str, float] | None = None,
+    created: datetime | None = None,
 ) -> ModelInfo:
-    """Save *model* to ``path`` (``.joblib`` added if missing) and its sidecar next to it.
+    """Save *model* to ``path`` (``.skops`` added if missing) and its sidecar next to it.
 
-    Both files are written to temporary files first and renamed into place only when both are
-    complete, so a failure (an unpicklable object, a full disk) leaves any previous model intact
-    and no partial file behind. ``training`` should carry ``counts`` (messages per label), the
+    A ``path`` ending in ``.joblib`` is saved as ``.skops`` beside it (the returned info says
+    where). Only a model made of the trusted types (trusted.py) and of the task's shape can be
+    saved: what cannot be loaded again is refused before anything is written. Both files are
+    written to temporary files first and renamed into place only when both are complete, so a
+    failure (an unsavable object, a full disk) leaves any previous model intact and no partial
+    file behind. ``training`` should carry ``counts`` (messages per label), the
     sources and a digest of the data; ``metrics`` the validation figures. Returns what was written.
     """
     _check_task(task)
@@ -300,14 +320,15 @@ def save_model(
         raise ValueError(f"thresholds must be finite numbers, not {named}")
     training_plain = _plain("training", training)
     metrics_plain = _plain("metrics", metrics)
+    data = _serialise(model, task, label_tuple)
 
-    model_path = _model_path(path)
+    model_path = _model_path(path).with_suffix(MODEL_SUFFIX)
     side_path = model_path.with_suffix(SIDECAR_SUFFIX)
     try:
         model_path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as cleanup:
             with _temp_file(model_path) as (tmp_model, f):
-                joblib.dump(model, f, compress=COMPRESS)
+                f.write(data)
             cleanup.callback(tmp_model.unlink, missing_ok=True)
             info = ModelInfo(
                 path=model_path,
@@ -318,12 +339,12 @@ def save_model(
                 sklearn_version=str(sklearn.__version__),
                 commsproxy_version=commsproxy.__version__,
                 python_version=platform.python_version(),
-                created=datetime.now(UTC).replace(microsecond=0),
+                created=(created or datetime.now(UTC)).replace(microsecond=0),
                 training=training_plain,
                 metrics=metrics_plain,
                 threshold=threshold,
                 thresholds=named,
-                sha256=_sha256_file(tmp_model),
+                sha256=hashlib.sha256(data).hexdigest(),
             )
             with _temp_file(side_path) as (tmp_side, f):
                 f.write(json.dumps(info.sidecar(), indent=2).encode("utf-8") + b"\n")
@@ -338,6 +359,21 @@ def save_model(
     return info
 
 
+def _serialise(model: object, task: str, labels: tuple[str, ...]) -> bytes:
+    """The skops bytes of ``model``, after making sure they load back as the same model."""
+    problem = trusted.check_shape(model, task, labels)
+    if problem is not None:
+        raise NotAModelError(f"not saved: not a {task} model: {problem}")
+    data = trusted.dumps(model)
+    unknown = trusted.untrusted_types(data)
+    if unknown:
+        raise UntrustedTypeError(
+            f"not saved: the model holds types commsproxy does not load: {', '.join(unknown)}",
+            unknown,
+        )
+    return data
+
+
 # --- loading -------------------------------------------------------------------------------------
 
 
@@ -345,7 +381,10 @@ def _describe_path(path: Path, bundled: bool) -> str:
     return f"the bundled default model {path}" if bundled else f"model {path}"
 
 
-def _read_sidecar(model_path: Path, bundled: bool) -> ModelInfo:
+def read_sidecar(
+    model_path: Path, *, bundled: bool = False, expected_format: int = FORMAT
+) -> ModelInfo:
+    """The sidecar of ``model_path``, checked field by field (reads nothing of the model)."""
     side_path = model_path.with_suffix(SIDECAR_SUFFIX)
     what = _describe_path(model_path, bundled)
     try:
@@ -354,9 +393,8 @@ def _read_sidecar(model_path: Path, bundled: bool) -> ModelInfo:
         if not model_path.exists():
             raise ModelNotFoundError(f"no model at {model_path} (and no {side_path})") from None
         raise SidecarError(
-            f"{what} has no sidecar {side_path}; refusing to load it: the sidecar carries the "
-            f"checksum written when the model was trained, and without it there is no way to "
-            f"tell that the file is safe to load ({_PICKLE_WARNING}); {_RETRAIN}"
+            f"{what} has no sidecar {side_path}; refusing to load it: the sidecar says what "
+            f"the model is and carries the checksum written when it was trained; {_RETRAIN}"
         ) from None
     except OSError as exc:
         raise SidecarError(f"cannot read the sidecar {side_path} of {what}: {exc}") from exc
@@ -379,11 +417,12 @@ def _read_sidecar(model_path: Path, bundled: bool) -> ModelInfo:
     fmt = data.get("format")
     if not isinstance(fmt, int) or isinstance(fmt, bool):
         raise bad("format", "an integer")
-    if fmt != FORMAT:
-        newer = "a newer" if fmt > FORMAT else "an older"
+    if fmt != expected_format:
+        newer = "a newer" if fmt > expected_format else "an older"
         raise SidecarError(
             f"the sidecar {side_path} is in format {fmt}, written by {newer} commsproxy; this "
-            f"version reads format {FORMAT}: {_RETRAIN} (or use the matching commsproxy version)"
+            f"version reads format {expected_format} here: {_RETRAIN} (or use the matching "
+            f"commsproxy version)"
         )
 
     def text_field(field: str) -> str:
@@ -441,8 +480,13 @@ def _read_sidecar(model_path: Path, bundled: bool) -> ModelInfo:
 
 def _load(path: Path, expected_task: str | None, *, bundled: bool) -> tuple[object, ModelInfo]:
     model_path = _model_path(path)
+    if model_path.suffix == LEGACY_SUFFIX:
+        raise legacy_refusal(model_path)
+    old = model_path.with_suffix(LEGACY_SUFFIX)
+    if not model_path.exists() and old.exists():  # a model trained before .skops
+        raise legacy_refusal(old)
     what = _describe_path(model_path, bundled)
-    info = _read_sidecar(model_path, bundled)  # before touching the pickle at all
+    info = read_sidecar(model_path, bundled=bundled)  # before reading the model at all
 
     try:
         data = model_path.read_bytes()
@@ -456,8 +500,7 @@ def _load(path: Path, expected_task: str | None, *, bundled: bool) -> tuple[obje
         fix = "reinstall commsproxy" if bundled else _RETRAIN
         raise TamperedModelError(
             f"{what} does not match the checksum written when it was trained; refusing to load "
-            f"it ({_PICKLE_WARNING}). If you did not replace it yourself, find out who did; "
-            f"then {fix}"
+            f"it. If you did not replace it yourself, find out who did; then {fix}"
         )
 
     running = str(sklearn.__version__)
@@ -479,17 +522,36 @@ def _load(path: Path, expected_task: str | None, *, bundled: bool) -> tuple[obje
             f"trained for {expected_task} instead, or train one with "
             f"`commsproxy train --task {expected_task}`"
         )
+    if info.task not in TASKS:
+        raise WrongTaskError(f"{what} is for an unknown task {info.task!r}; {_RETRAIN}")
+    return load_checked(data, info, what), info
 
-    # All checks passed; unpickle exactly the bytes that were hashed.
+
+def load_checked(data: bytes, info: ModelInfo, what: str) -> object:
+    """The model in ``data`` (skops bytes), once every type in it is trusted, and its shape."""
     try:
-        model = joblib.load(io.BytesIO(data))
-    except Exception as exc:
+        unknown = trusted.untrusted_types(data)
+    except trusted.NotSkopsError as exc:
+        raise NotAModelError(f"{what} is not a commsproxy model: {exc}; {_RETRAIN}") from None
+    if unknown:
+        raise UntrustedTypeError(
+            f"{what} holds types that commsproxy models never contain, so it is not loaded: "
+            f"{', '.join(unknown)}. If you did not put it there, find out who did; then "
+            f"{_RETRAIN}",
+            unknown,
+        )
+    try:
+        model = trusted.loads(data)
+    except Exception as exc:  # whatever skops or numpy raise on a malformed file
         raise IncompatibleModelError(
             f"{what} passed its checks but could not be loaded ({type(exc).__name__}: {exc}); "
             f"it was written by commsproxy {info.commsproxy_version}, this is "
             f"{commsproxy.__version__}: {_RETRAIN}"
-        ) from exc
-    return model, info
+        ) from None
+    problem = trusted.check_shape(model, info.task, info.labels)
+    if problem is not None:
+        raise NotAModelError(f"{what} is not a commsproxy {info.task} model: {problem}; {_RETRAIN}")
+    return model
 
 
 def load_model(path: Path, *, expected_task: str | None = None) -> tuple[object, ModelInfo]:
@@ -499,7 +561,10 @@ def load_model(path: Path, *, expected_task: str | None = None) -> tuple[object,
     missing or unreadable (:class:`SidecarError`), the file does not match its checksum
     (:class:`TamperedModelError`), it was trained with another scikit-learn
     (:class:`IncompatibleModelError`) or for another task than *expected_task*
-    (:class:`WrongTaskError`). Nothing is unpickled unless every check passes.
+    (:class:`WrongTaskError`), it holds a type no commsproxy model has
+    (:class:`UntrustedTypeError`) or is not shaped like the task's model
+    (:class:`NotAModelError`), or is an old ``.joblib`` pickle (:class:`LegacyModelError`).
+    Nothing is constructed unless the file's types are all trusted; nothing is ever unpickled.
     """
     if expected_task is not None:
         _check_task(expected_task)
@@ -530,7 +595,11 @@ def resolve_model(spec: str | Path | None, task: str) -> tuple[object, ModelInfo
         return load_bundled(task)
     if spec is None or (isinstance(spec, str) and spec.strip() in ("", "default")):
         user = user_model_path(task)
-        if user.exists() or user.with_suffix(SIDECAR_SUFFIX).exists():
+        if (
+            user.exists()
+            or user.with_suffix(SIDECAR_SUFFIX).exists()
+            or user.with_suffix(LEGACY_SUFFIX).exists()
+        ):
             return _load(user, task, bundled=False)
         bundled = bundled_model_path(task)
         if bundled.exists():
