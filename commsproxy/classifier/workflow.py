@@ -309,10 +309,14 @@ def _train_accounts_pairs(
 def _load(spec: str | Path | None, task: str, *, required: bool) -> LoadedModel | None:
     try:
         pipeline, info = resolve_model(spec, task)
-    except ModelNotFoundError:
+    except ModelNotFoundError as err:
         if required:
+            err.task = task  # which option named it, for the CLI
             raise
         return None
+    except ModelError as err:
+        err.task = task
+        raise
     return LoadedModel.from_info(pipeline, info)
 
 

@@ -24,6 +24,7 @@ from .common import config_option, main
 
 if TYPE_CHECKING:
     from ..classifier.workflow import AccountsTraining, UrgencyTraining
+    from ..models.store import ModelError
 
 _DIR = click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path)
 
@@ -87,7 +88,7 @@ def _parse_label(value: str) -> tuple[Label, Path]:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to save the model [default: your data dir, used by `run`].",
+    help="Where to save the model, a .skops file [default: your data dir, used by `run`].",
 )
 @click.option(
     "--target",
@@ -122,8 +123,8 @@ def train(
     \b
     Example:
         commsproxy train
-        commsproxy train --task urgency --mailbox ~/Maildir --out urgency.joblib
-        commsproxy train --task accounts --folders ~/Mail/Accounts --out accounts.joblib
+        commsproxy train --task urgency --mailbox ~/Maildir --out urgency.skops
+        commsproxy train --task accounts --folders ~/Mail/Accounts --out accounts.skops
     """
     from ..classifier.train import TrainingError
     from ..classifier.workflow import train_accounts_from_folders, train_urgency_from_mailboxes
@@ -251,8 +252,8 @@ def _report(result: UrgencyTraining | AccountsTraining) -> str:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=_DIR)
-@click.option("--model", help="Urgency model file [default: yours, else the bundled one].")
-@click.option("--accounts-model", help="Accounts model file [default: yours, if trained].")
+@click.option("--model", help="Urgency model file (.skops) [default: yours, else the bundled one].")
+@click.option("--accounts-model", help="Accounts model file (.skops) [default: yours, if trained].")
 @click.option(
     "--history",
     type=click.Path(exists=True, path_type=Path),
@@ -290,7 +291,7 @@ def classify(
             stats=stats,
         )
     except ModelError as err:
-        raise click.ClickException(str(err)) from None
+        raise click.ClickException(_flagged(err, model, accounts_model)) from None
     for mail, verdict in results:
         if as_json:
             record = {
@@ -313,3 +314,81 @@ def classify(
     if stats.skipped:
         click.echo(f"{stats.skipped} messages could not be read: {stats.reasons}", err=True)
     sys.stdout.flush()
+
+
+def _flagged(err: ModelError, model: str | None, accounts_model: str | None) -> str:
+    """The error, led by the flag that named the model, when one did."""
+    flag = {"urgency": ("--model", model), "accounts": ("--accounts-model", accounts_model)}
+    name, value = flag.get(str(err.task), ("", None))
+    return f"{name}: {err}" if value else str(err)
+
+
+# --- models migrate ------------------------------------------------------------------------------
+
+_CONSENT = (
+    "Loading a .joblib file can run code; only continue if this file was written by commsproxy "
+    "on this machine. Convert {path}?"
+)
+
+
+@main.group()
+def models() -> None:
+    """Your trained models.
+
+    \b
+    Example:
+        commsproxy models migrate
+    """
+
+
+@models.command()
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Convert without asking (each file is still checked).")
+def migrate(paths: tuple[Path, ...], yes: bool) -> None:
+    """Convert .joblib models from an older commsproxy to .skops, once.
+
+    A .joblib file is a pickle, and loading one can run code, so commsproxy no longer loads
+    them. This command loads each given one (default: the models `commsproxy train` wrote
+    in your data dir) after checking it against its sidecar, and only after you confirm that
+    it is yours; then it saves the model as NAME.skops, which cannot run code, and keeps the
+    old files as NAME.old.joblib and NAME.old.json. If you are not sure a file is yours,
+    answer no and train a new model with `commsproxy train`.
+
+    \b
+    Example:
+        commsproxy models migrate
+        commsproxy models migrate ~/models/mine.joblib --yes
+    """
+    from ..models import migrate as migration
+    from ..models.store import ModelError, describe
+
+    targets = list(paths) or migration.legacy_user_models()
+    if not targets:
+        click.echo("no .joblib models in your data dir: nothing to convert")
+        return
+    declined: list[Path] = []
+    for path in targets:
+        try:
+            step = migration.plan(path)
+        except ModelError as err:
+            raise click.ClickException(str(err)) from None
+        click.echo(f"{step.old}: {describe(step.info)}")
+        if not yes and not click.confirm(_CONSENT.format(path=step.old), default=False):
+            click.echo(f"not converted: {step.old} (left as it was)")
+            declined.append(step.old)
+            continue
+        try:
+            info = migration.convert(step)
+        except ModelError as err:
+            raise click.ClickException(str(err)) from None
+        click.echo(
+            f"saved {info.path}; the old files are kept as {step.kept} and {step.kept_sidecar}"
+        )
+        if paths:
+            click.echo(f"where your config names {step.old}, name {info.path} instead")
+    if declined:
+        names = ", ".join(str(p) for p in declined)
+        raise click.ClickException(
+            f"not converted: {names}; commsproxy does not load .joblib models: train new ones "
+            f"with `commsproxy train`, or run this again and answer yes if they are yours"
+        )

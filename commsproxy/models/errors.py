@@ -18,6 +18,9 @@ __all__ = [
 class ModelError(Exception):
     """A model cannot be saved, found or loaded; the message names the file and what to do."""
 
+    #: The task the model was wanted for, when the caller says (the CLI names its option).
+    task: str | None = None
+
 
 class ModelNotFoundError(ModelError):
     """No model file where one was expected."""
