@@ -16,17 +16,29 @@ Feed bytes with :meth:`Framer.receive_data` and pull events with :meth:`Framer.n
                  literal bytes in order) for the parser, ``truncated`` says whether more followed;
                  only emitted when ``max_head > 0`` (a relay direction that parses first lines
                  only saves the work)
+    Unread       whole messages, or the rest of one, that the reader said it never reads
+                 (``unread``): handed on in one chunk per read, without a Line per line
 
-Concatenating the ``data`` of every Line and LiteralData gives back the input byte for byte, so a
-relay forwards exactly what it received. Memory is bounded: a line longer than ``max_line`` raises
-:class:`LineTooLong`, an announced literal larger than ``max_literal`` raises
+A reader that needs only some messages (the relay reads a server's tagged replies and a few
+untagged ones, not the thousands of ``* n FETCH`` lines of a sync) gives ``unread``, the start of
+a first line it does not need as a regular expression of at most 24 bytes
+(``rb"\\* [0-9]{1,20} FETCH "``). While ``passing`` is set, runs of such messages -- their first
+lines, their literals and the lines between -- come out as one Unread each, found by a regular
+expression and ``bytes.find`` over the whole buffer; everything else comes out as before. Unread
+needs ``max_head == 0``.
+
+Concatenating the ``data`` of every Line, LiteralData and Unread gives back the input byte for
+byte, so a relay forwards exactly what it received. Memory is bounded: a line longer than
+``max_line`` raises :class:`LineTooLong`, an announced literal larger than ``max_literal`` raises
 :class:`LiteralTooLarge`, and neither is buffered first. No I/O and no asyncio here.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 __all__ = [
     "NEED_DATA",
@@ -41,6 +53,7 @@ __all__ = [
     "LiteralTooLarge",
     "MessageEnd",
     "NeedData",
+    "Unread",
 ]
 
 # The longest literal announcement we parse: "~{" + 20 digits + "+}\r\n".
@@ -85,7 +98,12 @@ class MessageEnd:
     truncated: bool
 
 
-Event = Line | LiteralData | MessageEnd
+@dataclass(slots=True)
+class Unread:
+    data: bytes
+
+
+Event = Line | LiteralData | MessageEnd | Unread
 
 
 class FramingError(Exception):
@@ -143,6 +161,33 @@ def parse_announcement(line: bytes) -> LiteralSpec | None:
     return LiteralSpec(int(body), synchronizing, binary)
 
 
+# How much of a line an ``unread`` pattern may match (the rest is counted against max_line).
+_MAX_UNREAD_START = 24
+
+
+@lru_cache(maxsize=8)
+def _unread_lines(start: bytes, max_line: int) -> re.Pattern[bytes]:
+    """One or more whole lines that begin with ``start``, none longer than ``max_line``.
+
+    ``[^\\n]`` rather than ``[^\\r\\n]``: the regex engine runs a single excluded byte far
+    faster than a class; a line that breaks the bound is left to the line-by-line path.
+    """
+    rest = max(0, max_line - _MAX_UNREAD_START - 1)
+    return re.compile(rb"(?:%s[^\n]{0,%d}\n)+" % (start, rest))
+
+
+def _announcing(data: bytes, pos: int, end: int) -> int:
+    """The end of the first line in ``data[pos:end]`` (whole lines) that ends in "}", or -1."""
+    while (brace := data.find(b"}", pos, end)) >= 0:
+        after = data[brace + 1 : brace + 3]
+        if after == b"\r\n":
+            return brace + 3
+        if after[:1] == b"\n":
+            return brace + 2
+        pos = brace + 1
+    return -1
+
+
 class Framer:
     """Splits one direction of an IMAP connection into lines and literals.
 
@@ -157,10 +202,15 @@ class Framer:
         max_line: int = 1 << 20,
         max_literal: int | None = None,
         max_head: int = 8192,
+        unread: bytes | None = None,
     ) -> None:
+        if unread is not None and max_head:
+            raise ValueError("unread messages have no head: use max_head=0")
         self.max_line = max_line
         self.max_literal = max_literal
         self.max_head = max_head
+        self._unread = _unread_lines(unread, max_line) if unread is not None else None
+        self.passing = unread is not None  # hand unread messages on as Unread (else as Lines)
         self._data = b""
         self._pos = 0
         self._scan = 0  # where to resume looking for LF in a partial line
@@ -219,6 +269,12 @@ class Framer:
         size = len(data)
         if pos >= size:
             return self._need_data()
+        if self.passing and self._unread is not None:
+            end = self._run(data, pos, size)
+            if end > pos:
+                self._pos = self._scan = end
+                return Unread(data if pos == 0 and end == size else data[pos:end])
+            left = self._literal_left
         if left:
             end = pos + left if left < size - pos else size
             chunk = data[pos:end]  # the whole of ``data`` is not copied by CPython
@@ -252,6 +308,46 @@ class Framer:
         else:
             self._in_message = spec is not None
         return Line(line, first, spec)
+
+    def _run(self, data: bytes, pos: int, size: int) -> int:
+        """Where the run of unread bytes from ``pos`` ends (``pos``: none); keeps the literal
+        and message state at that point. Stops before anything it is not sure of (a line it
+        must hand out, a partial line, a literal over the bound), which the caller then frames
+        line by line as ever, bounds and errors included."""
+        lines = self._unread
+        assert lines is not None
+        left, in_message, max_line = self._literal_left, self._in_message, self.max_line
+        while pos < size:
+            if left:  # literal bytes, as many as there are
+                step = left if left < size - pos else size - pos
+                pos += step
+                left -= step
+                continue
+            if in_message:  # a line after a literal of an unread message
+                newline = data.find(b"\n", pos, pos + max_line)
+                if newline < 0:
+                    break
+                start, end = pos, newline + 1
+            else:  # first lines: a run of whole unread messages up to the first announcement
+                match = lines.match(data, pos)
+                if match is None:
+                    break
+                end = _announcing(data, pos, match.end())
+                if end < 0:
+                    pos = match.end()
+                    continue
+                start = data.rfind(b"\n", pos, end - 1) + 1 or pos
+            spec = parse_announcement(data[max(start, end - _MAX_ANNOUNCEMENT - 1) : end])
+            if spec is None:
+                in_message = False
+            elif self.max_literal is not None and spec.size > self.max_literal:
+                pos = start  # the line-by-line path refuses it
+                break
+            else:
+                in_message, left = True, spec.size
+            pos = end
+        self._literal_left, self._in_message = left, in_message
+        return pos
 
     def events(self) -> list[Event]:
         """All events available now; a convenience for tests and simple callers."""

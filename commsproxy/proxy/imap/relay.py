@@ -31,6 +31,7 @@ from ...imap.framer import (
     Line,
     LiteralData,
     LiteralTooLarge,
+    Unread,
 )
 from ...imap.session import ImapSession, State
 from .client_link import ClientLink
@@ -200,6 +201,7 @@ class Session:
     def pause_responses(self) -> None:
         """Hold upstream responses (from the next message on) instead of forwarding them."""
         self._held.pause()
+        self._server.framer.passing = False  # the gate reads every held response
 
     async def resume_responses(
         self,
@@ -209,7 +211,9 @@ class Session:
     ) -> None:
         """Forward the held responses, in order (through ``rewrite`` if given), and go back to
         forwarding as they come (or go on holding what comes next, with ``keep_paused``)."""
-        if chunks := self._held.release(rewrite, keep_paused):
+        chunks = self._held.release(rewrite, keep_paused)
+        self._server.framer.passing = not keep_paused
+        if chunks:
             await self._client.write(chunks)
 
     @property
@@ -326,15 +330,21 @@ class Session:
         while True:
             out: list[bytes] = []
             try:
-                # The hottest loop of the proxy (every byte of every FETCH): kept lean.
+                # The hottest loop of the proxy (every byte of every FETCH): kept lean. Unread
+                # (a run of responses nobody reads) comes only while responses are not paused.
                 while (event := framer.next_event()) is not NEED_DATA:
-                    if type(event) is Line and event.first:
-                        first, chunk = True, self._upstream_line(event.data)
+                    kind = type(event)
+                    if kind is Unread:
+                        out.append(event.data)  # type: ignore[union-attr]
+                        continue
+                    if kind is Line and event.first:  # type: ignore[union-attr]
+                        first, chunk = True, self._upstream_line(event.data)  # type: ignore[union-attr]
                     else:
                         first, chunk = False, event.data  # type: ignore[union-attr]
                     if not held.paused:
                         out.append(chunk)
                     elif not held.add(chunk, first, out):
+                        framer.passing = True
                         log.warning(
                             "%s: paused responses over %d bytes; resuming", self, held.limit
                         )

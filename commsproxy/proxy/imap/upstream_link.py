@@ -15,6 +15,7 @@ import ssl
 
 from ...endpoints import Endpoint
 from ...imap.framer import Framer, FramingError, IncompleteMessage
+from ...imap.session import UNREAD_RESPONSES
 from ...upstream.connect import open_link
 from ...upstream.errors import ConnectError
 from ..routing import UpstreamServer
@@ -60,8 +61,12 @@ class ServerLink:
         self.server = server
         self.writer: asyncio.StreamWriter | None = None
         self._max_line, self._connect_timeout = limits.max_response_line, limits.connect_timeout
-        # Responses are read by their first line only, so no heads are collected for them.
-        self.framer = Framer(max_line=self._max_line, max_head=0)
+        self.framer = self._framer()
+
+    def _framer(self) -> Framer:
+        # Responses are read by their first line only (no heads), and only those the session
+        # machine needs: the rest (FETCH data, literals) passes in chunks, unparsed.
+        return Framer(max_line=self._max_line, max_head=0, unread=UNREAD_RESPONSES)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -93,7 +98,7 @@ class ServerLink:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-        self.framer = Framer(max_line=self._max_line, max_head=0)
+        self.framer = self._framer()
 
     async def close(self) -> None:
         writer = self.writer
