@@ -49,7 +49,7 @@ def mailbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(mailbox: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("model") / "urgency.joblib"
+    out = tmp_path_factory.mktemp("model") / "urgency.skops"
     result = CliRunner().invoke(
         main, ["train", "--mailbox", str(mailbox), "--out", str(out), "--quiet"]
     )
@@ -121,8 +121,10 @@ def test_training_is_deterministic(mailbox: Path, tmp_path: Path) -> None:
 
 
 def test_tampered_model_is_refused_by_classify(model: Path, mailbox: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "m.joblib"
-    copy.write_bytes(model.read_bytes()[:-1] + b"\0")
+    copy = tmp_path / "m.skops"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0x01  # (a zip's last byte is 0 already)
+    copy.write_bytes(bytes(data))
     (tmp_path / "m.json").write_text(model.with_suffix(".json").read_text())
     result = CliRunner().invoke(
         main, ["classify", "--model", str(copy), str(mailbox / "inbox" / "1")]
@@ -142,7 +144,7 @@ def train_three_accounts(tmp_path: Path) -> tuple[Path, str]:
              "Date": format_datetime(START + timedelta(hours=i))},
             f"About the {account} order and its {account} delivery.",
         )  # fmt: skip
-    out = tmp_path / "accounts.joblib"
+    out = tmp_path / "accounts.skops"
     result = CliRunner().invoke(
         main, ["train", "--task", "accounts", "--folders", str(tmp_path / "accounts"),
                "--out", str(out), "-q"],
@@ -199,7 +201,7 @@ def test_train_on_three_urgent_messages_keeps_the_bundled_model(tmp_path: Path) 
         _store(tmp_path / "inbox" / str(exchange.index), exchange.received)
         if exchange.reply is not None and exchange.index < 9:  # the boss's first three
             _store(tmp_path / "sent" / str(exchange.index), exchange.reply)
-    out = tmp_path / "urgency.joblib"
+    out = tmp_path / "urgency.skops"
     result = CliRunner().invoke(
         main, ["train", "--mailbox", str(tmp_path), "--out", str(out), "--quiet"]
     )

@@ -14,17 +14,20 @@ import joblib
 import numpy as np
 import pytest
 import sklearn
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 import commsproxy
-from commsproxy.models import store
+from commsproxy.classifier.features import Sample
+from commsproxy.classifier.mail import parse_mail
+from commsproxy.classifier.pipeline import urgency_pipeline
+from commsproxy.models import store, trusted
 from commsproxy.models.store import (
     IncompatibleModelError,
+    LegacyModelError,
     ModelError,
     ModelInfo,
     ModelNotFoundError,
+    NotAModelError,
     SidecarError,
     TamperedModelError,
     WrongTaskError,
@@ -37,14 +40,28 @@ from commsproxy.models.store import (
     user_model_path,
 )
 
-X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0], [4.0, 1.0], [5.0, 0.0]])
-Y = np.array(["normal", "normal", "normal", "urgent", "urgent", "urgent"])
+
+def _sample(label: str, i: int) -> Sample:
+    return Sample(
+        parse_mail(
+            f"From: {label}{i}@example.com\r\nSubject: {label} matter {i}\r\n\r\n"
+            f"A message about {label} things.\r\n".encode()
+        )
+    )
+
+
+X = [_sample(label, i) for i in range(3) for label in ("normal", "urgent")]
+Y = np.array(["normal", "urgent"] * 3)
 TRAINING = {"counts": {"urgent": 3, "normal": 3}, "sources": ["test"], "digest": "abc"}
 METRICS = {"recall": {"urgent": 1.0}, "precision": {"urgent": 0.75}}
 
 
-def make_model(c: float = 1.0) -> Pipeline:
-    return Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(C=c))]).fit(X, Y)
+def make_model(c: float = 1e-3, labels: tuple[str, ...] = ("normal", "urgent")) -> Pipeline:
+    """A small fitted model of the urgency pipeline's shape, over ``labels``."""
+    samples = [_sample(label, i) for i in range(3) for label in labels]
+    model = urgency_pipeline(calibrate=False).set_params(model__alpha=c)
+    fitted: Pipeline = model.fit(samples, list(labels) * 3)
+    return fitted
 
 
 def save(path: Path, model: object | None = None, **kwargs: Any) -> ModelInfo:
@@ -56,7 +73,9 @@ def save(path: Path, model: object | None = None, **kwargs: Any) -> ModelInfo:
         "threshold": 0.3,
     }
     options.update(kwargs)
-    return save_model(make_model() if model is None else model, path, **options)
+    if model is None:
+        model = make_model(labels=tuple(sorted(options["labels"])) or ("normal", "urgent"))
+    return save_model(model, path, **options)
 
 
 def edit_sidecar(path: Path, **changes: Any) -> None:
@@ -76,8 +95,7 @@ class Evil:
 
 
 class Unpicklable:
-    def __reduce__(self) -> tuple[Any, ...]:
-        raise RuntimeError("cannot pickle this")
+    """Not a model: saving it is refused before anything is written."""
 
 
 @pytest.fixture
@@ -98,12 +116,12 @@ def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_round_trip_preserves_predictions_and_metadata(tmp_path: Path) -> None:
     model = make_model()
-    info = save(tmp_path / "m.joblib", model)
-    loaded, loaded_info = load_model(tmp_path / "m.joblib", expected_task="urgency")
+    info = save(tmp_path / "m.skops", model)
+    loaded, loaded_info = load_model(tmp_path / "m.skops", expected_task="urgency")
 
     assert isinstance(loaded, Pipeline)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded_info == info
     assert info.task == "urgency"
     assert info.labels == ("normal", "urgent")
@@ -116,9 +134,9 @@ def test_round_trip_preserves_predictions_and_metadata(tmp_path: Path) -> None:
     assert info.training == TRAINING
     assert info.metrics == METRICS
     assert info.threshold == 0.3
-    assert info.path == tmp_path / "m.joblib"
+    assert info.path == tmp_path / "m.skops"
     assert info.sidecar_path == tmp_path / "m.json"
-    assert info.sha256 == hashlib.sha256((tmp_path / "m.joblib").read_bytes()).hexdigest()
+    assert info.sha256 == hashlib.sha256((tmp_path / "m.skops").read_bytes()).hexdigest()
     assert not info.bundled
 
 
@@ -145,11 +163,11 @@ def test_sidecar_is_plain_json_with_every_field(tmp_path: Path) -> None:
 
 def test_path_with_or_without_suffix(tmp_path: Path) -> None:
     info = save(tmp_path / "model")
-    assert info.path == tmp_path / "model.joblib"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.joblib", "model.json"]
-    for given in ("model", "model.joblib", "model.json"):
+    assert info.path == tmp_path / "model.skops"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.skops"]
+    for given in ("model", "model.skops", "model.json"):
         _, loaded = load_model(tmp_path / given)
-        assert loaded.path == tmp_path / "model.joblib"
+        assert loaded.path == tmp_path / "model.skops"
 
 
 def test_numpy_values_in_summaries_become_plain_json(tmp_path: Path) -> None:
@@ -185,7 +203,7 @@ def test_rejects_unknown_task_and_empty_labels(tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 def test_files_are_owner_only(tmp_path: Path) -> None:
     save(tmp_path / "m")
-    for name in ("m.joblib", "m.json"):
+    for name in ("m.skops", "m.json"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
 
 
@@ -198,7 +216,7 @@ def test_creates_missing_directories(tmp_path: Path) -> None:
 
 
 def test_failed_save_leaves_no_partial_file(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="cannot pickle this"):
+    with pytest.raises(NotAModelError, match="not saved"):
         save(tmp_path / "m", Unpicklable())
     assert list(tmp_path.iterdir()) == []
 
@@ -206,7 +224,7 @@ def test_failed_save_leaves_no_partial_file(tmp_path: Path) -> None:
 def test_failed_save_keeps_the_previous_model(tmp_path: Path) -> None:
     info = save(tmp_path / "m")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(RuntimeError, match="cannot pickle this"):
+    with pytest.raises(NotAModelError, match="not saved"):
         save(tmp_path / "m", Unpicklable())
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     assert load_model(tmp_path / "m")[1] == info
@@ -218,8 +236,8 @@ def test_save_replaces_an_existing_model(tmp_path: Path) -> None:
     model, loaded = load_model(tmp_path / "m")
     assert loaded == info
     assert isinstance(model, Pipeline)
-    assert model.named_steps["clf"].C == 0.01
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.joblib", "m.json"]
+    assert model.named_steps["model"].alpha == 0.01
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.skops"]
 
 
 def test_unwritable_directory_is_a_model_error(tmp_path: Path) -> None:
@@ -233,7 +251,7 @@ def test_unwritable_directory_is_a_model_error(tmp_path: Path) -> None:
 
 def test_flipped_byte_is_refused(tmp_path: Path) -> None:
     save(tmp_path / "m")
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.skops"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
@@ -242,12 +260,11 @@ def test_flipped_byte_is_refused(tmp_path: Path) -> None:
     message = str(excinfo.value)
     assert str(path) in message
     assert "does not match the checksum written when it was trained" in message
-    assert "loading it runs code" in message
 
 
 def test_another_valid_model_is_refused(tmp_path: Path) -> None:
     save(tmp_path / "m")
-    joblib.dump(make_model(0.01), tmp_path / "m.joblib", compress=3)
+    (tmp_path / "m.skops").write_bytes(trusted.dumps(make_model(0.01)))
     with pytest.raises(TamperedModelError):
         load_model(tmp_path / "m")
 
@@ -263,14 +280,14 @@ def test_the_evil_pickle_would_run_code(tmp_path: Path) -> None:
 def test_malicious_pickle_is_refused_and_never_unpickled(tmp_path: Path) -> None:
     save(tmp_path / "m")
     marker = tmp_path / "pwned"
-    joblib.dump(Evil(marker), tmp_path / "m.joblib")
+    joblib.dump(Evil(marker), tmp_path / "m.skops")
     with pytest.raises(TamperedModelError):
         load_model(tmp_path / "m", expected_task="urgency")
     assert not marker.exists()
 
 
 def test_checks_the_bytes_it_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The file is read once: what is hashed is what is unpickled (no swap between the two)."""
+    """The file is read once: what is hashed is what is loaded (no swap between the two)."""
     save(tmp_path / "m")
     reads: list[Path] = []
     real_read_bytes = Path.read_bytes
@@ -279,15 +296,15 @@ def test_checks_the_bytes_it_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         reads.append(self)
         return real_read_bytes(self)
 
-    def no_path_load(source: object, *args: Any, **kwargs: Any) -> object:
-        assert not isinstance(source, str | Path), "joblib.load must not reopen the file"
-        return real_load(source, *args, **kwargs)
+    def bytes_only(source: object) -> object:
+        assert isinstance(source, bytes), "the model must be loaded from the bytes checked"
+        return real_load(source)
 
-    real_load = joblib.load
+    real_load = trusted.loads
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
-    monkeypatch.setattr(joblib, "load", no_path_load)
+    monkeypatch.setattr(trusted, "loads", bytes_only)
     load_model(tmp_path / "m")
-    assert reads == [tmp_path / "m.joblib"]
+    assert reads == [tmp_path / "m.skops"]
 
 
 def test_missing_sidecar_is_refused(tmp_path: Path) -> None:
@@ -328,7 +345,7 @@ def test_malformed_sidecar_is_refused(tmp_path: Path, field: str, value: object)
 def test_unknown_format_is_refused(tmp_path: Path) -> None:
     save(tmp_path / "m")
     edit_sidecar(tmp_path / "m.json", format=store.FORMAT + 1)
-    with pytest.raises(SidecarError, match=r"format 2, written by a newer commsproxy"):
+    with pytest.raises(SidecarError, match=r"format 3, written by a newer commsproxy"):
         load_model(tmp_path / "m")
 
 
@@ -340,7 +357,7 @@ def test_other_sklearn_version_is_refused(tmp_path: Path) -> None:
     message = str(excinfo.value)
     assert f"trained with scikit-learn 0.24.2, this is {sklearn.__version__}" in message
     assert "retrain it with `commsproxy train`" in message
-    assert str(tmp_path / "m.joblib") in message
+    assert str(tmp_path / "m.skops") in message
 
 
 def test_patch_release_of_the_same_series_is_accepted(tmp_path: Path) -> None:
@@ -362,34 +379,57 @@ def test_missing_model_file(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="no model at"):
         load_model(tmp_path / "nothing")
     save(tmp_path / "m")
-    (tmp_path / "m.joblib").unlink()
+    (tmp_path / "m.skops").unlink()
     with pytest.raises(ModelNotFoundError, match="is missing"):
         load_model(tmp_path / "m")
 
 
-def test_unloadable_model_is_incompatible(tmp_path: Path) -> None:
-    """A file that passes its checks but cannot be unpickled (say, a renamed class)."""
+def test_a_file_that_is_not_skops_is_not_a_model(tmp_path: Path) -> None:
+    """A file that passes its checksum but is not a skops file at all."""
     save(tmp_path / "m")
-    garbage = b"not a joblib file at all"
-    (tmp_path / "m.joblib").write_bytes(garbage)
+    garbage = b"not a skops file at all"
+    (tmp_path / "m.skops").write_bytes(garbage)
     edit_sidecar(tmp_path / "m.json", sha256=hashlib.sha256(garbage).hexdigest())
-    with pytest.raises(IncompatibleModelError, match="passed its checks but could not be loaded"):
+    with pytest.raises(NotAModelError, match=r"is not a commsproxy model: not a \.skops file"):
         load_model(tmp_path / "m")
+
+
+def test_classes_must_match_the_sidecar(tmp_path: Path) -> None:
+    save(tmp_path / "m")
+    edit_sidecar(tmp_path / "m.json", labels=["normal", "urgent", "bulk"])
+    with pytest.raises(NotAModelError, match="its classes are"):
+        load_model(tmp_path / "m")
+
+
+def test_saving_a_model_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(NotAModelError, match="its classes are"):
+        save(tmp_path / "m", make_model(), labels=["acme", "globex"])
+    with pytest.raises(NotAModelError, match="not a scikit-learn Pipeline"):
+        save(tmp_path / "m", {"steps": []})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_joblib_path_is_saved_as_skops_and_never_loaded(tmp_path: Path) -> None:
+    info = save(tmp_path / "m.joblib")
+    assert info.path == tmp_path / "m.skops"
+    assert not (tmp_path / "m.joblib").exists()
+    with pytest.raises(LegacyModelError, match=r"use .*m\.skops instead"):
+        load_model(tmp_path / "m.joblib")
 
 
 # --- where models live ---------------------------------------------------------------------------
 
 
 def test_user_model_path_honours_platformdirs(data_home: Path) -> None:
-    assert user_model_path("urgency") == data_home / "commsproxy" / "models" / "urgency.joblib"
-    assert user_model_path("accounts").name == "accounts.joblib"
+    assert user_model_path("urgency") == data_home / "commsproxy" / "models" / "urgency.skops"
+    assert user_model_path("accounts").name == "accounts.skops"
     with pytest.raises(ValueError, match="unknown model task"):
         user_model_path("../../etc")
 
 
 def test_bundled_model_lives_in_the_package() -> None:
     path = bundled_model_path("urgency")
-    assert path.name == "default-urgency.joblib"
+    assert path.name == "default-urgency.skops"
     assert path.parent == Path(store.__file__).resolve().parent
 
 
@@ -410,7 +450,7 @@ def test_resolve_prefers_the_user_model(data_home: Path) -> None:
 def test_resolve_explicit_path(data_home: Path, tmp_path: Path) -> None:
     save(user_model_path("urgency"))
     info = save(tmp_path / "mine", model=make_model(0.5))
-    for spec in (tmp_path / "mine.joblib", str(tmp_path / "mine")):
+    for spec in (tmp_path / "mine.skops", str(tmp_path / "mine")):
         assert resolve_model(spec, "urgency")[1] == info
     with pytest.raises(WrongTaskError):
         resolve_model(tmp_path / "mine", "accounts")
@@ -447,7 +487,7 @@ def test_bundled_model_is_checked_too(data_home: Path) -> None:
     assert "`commsproxy train`" in message
     assert "scikit-learn==1.0.0" in message
 
-    joblib.dump(make_model(0.01), path, compress=3)
+    path.write_bytes(trusted.dumps(make_model(0.01)))
     with pytest.raises(TamperedModelError, match="reinstall commsproxy"):
         load_bundled("urgency")
 
