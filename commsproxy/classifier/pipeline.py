@@ -13,6 +13,7 @@ vocabulary, so a model trained on 100,000 messages is as small as one trained on
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,12 @@ __all__ = [
     "META_FEATURES",
     "TEXT_FEATURES",
     "Blend",
+    "Scored",
     "accounts_pipeline",
     "blend_pipeline",
     "decision_scores",
     "linear_parts",
+    "score_batch",
     "urgency_pipeline",
 ]
 
@@ -150,10 +153,13 @@ class Blend(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def predict_proba(self, samples: Any) -> np.ndarray:
+        return self.combine(
+            {name: np.asarray(pipeline.predict_proba(samples)) for name, pipeline, _ in self.parts}
+        )
+
+    def combine(self, each: dict[str, np.ndarray]) -> np.ndarray:
+        """The blended probabilities from each part's own (part name -> probabilities)."""
         total = sum(weight for _, _, weight in self.parts)
-        each = {
-            name: np.asarray(pipeline.predict_proba(samples)) for name, pipeline, _ in self.parts
-        }
         proba = sum(weight * each[name] for name, _, weight in self.parts) / total
         bulk = list(self.classes_).index("bulk") if "bulk" in self.classes_ else None
         if self.bulk_from is None or bulk is None:
@@ -174,6 +180,44 @@ def blend_pipeline(
     return Pipeline([("model", Blend(parts, bulk_from).fit(None))])
 
 
+@dataclass
+class Scored:
+    """A batch's per-class confidences, with the feature rows each linear part scored.
+
+    ``rows`` holds (part, its weight in the blend, the sum of the weights, its feature rows):
+    one entry for a plain pipeline, one per part for a blend. Explanations read them instead
+    of turning every message into features a second time.
+    """
+
+    scores: np.ndarray
+    classes: list[str]
+    rows: list[tuple[Pipeline, float, float, Any]]
+
+
+def score_batch(pipeline: Pipeline, samples: Any) -> Scored:
+    """What ``decision_scores`` gives, and the feature rows behind it (see :class:`Scored`)."""
+    model = pipeline.named_steps["model"]
+    classes = [str(c) for c in model.classes_]
+    if isinstance(model, Blend):
+        total = sum(weight for _, _, weight in model.parts)
+        each: dict[str, np.ndarray] = {}
+        rows: list[tuple[Pipeline, float, float, Any]] = []
+        for name, part, weight in model.parts:
+            scored = score_batch(part, samples)
+            each[name] = scored.scores
+            rows += [(p, w * weight, t * total, x) for p, w, t, x in scored.rows]
+        return Scored(model.combine(each), classes, rows)
+    features = samples
+    for _, step in pipeline.steps[:-1]:  # as Pipeline.predict_proba does
+        features = step.transform(features)
+    if hasattr(model, "predict_proba"):
+        return Scored(
+            np.asarray(model.predict_proba(features)), classes, [(pipeline, 1.0, 1.0, features)]
+        )
+    margins = np.asarray(model.decision_function(features), dtype=np.float64)
+    return Scored(_softmax(margins), classes, [(pipeline, 1.0, 1.0, features)])
+
+
 def decision_scores(pipeline: Pipeline, samples: Any) -> tuple[np.ndarray, list[str]]:
     """Per-class confidences in [0, 1] (rows sum to 1) and the class names, for either task."""
     model = pipeline.named_steps["model"]
@@ -181,6 +225,10 @@ def decision_scores(pipeline: Pipeline, samples: Any) -> tuple[np.ndarray, list[
     if hasattr(model, "predict_proba"):
         return np.asarray(pipeline.predict_proba(samples)), classes
     margins = np.asarray(pipeline.decision_function(samples), dtype=np.float64)
+    return _softmax(margins), classes
+
+
+def _softmax(margins: np.ndarray) -> np.ndarray:
     if margins.ndim == 1:  # two classes: one margin for the second
         margins = np.column_stack([-margins, margins])
     # Softmax over SVM margins: a monotone confidence, sharpened so a clear margin reads as
@@ -188,7 +236,7 @@ def decision_scores(pipeline: Pipeline, samples: Any) -> tuple[np.ndarray, list[
     scaled = margins * 4.0
     scaled -= scaled.max(axis=1, keepdims=True)
     exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True), classes
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
 
 def linear_parts(pipeline: Pipeline) -> tuple[np.ndarray, np.ndarray, list[str]]:

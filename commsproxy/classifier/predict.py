@@ -4,21 +4,24 @@ A verdict carries the urgency label (policy.py: the model's scores, the message'
 bulk evidence), p(urgent) with the cut it was held to, the customer account when the accounts
 model is confident enough, and on request the reasons (wording.py). Explanations come straight
 from the linear model: each feature's weight towards urgent, against the other labels, times
-its value in this message; a blend adds up its parts' by their weights.
+its value in this message; a blend adds up its parts' by their weights. They are computed for
+a whole batch at once from the feature rows it was scored with, so asking for them costs a
+fraction of the scoring.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.feature_extraction import FeatureHasher
 from sklearn.pipeline import Pipeline
 
 from .cues import urgency_cues
 from .features import Sample, meta_features
-from .pipeline import TEXT_FEATURES, Blend, decision_scores, linear_parts
+from .pipeline import TEXT_FEATURES, Scored, linear_parts, score_batch
 from .policy import URGENT, Thresholds, judge
 from .wording import Reasons, score_words
 
@@ -62,23 +65,37 @@ class Classifier:
     def __init__(self, urgency: LoadedModel | None = None, accounts: LoadedModel | None = None):
         self.urgency = urgency
         self.accounts = accounts
+        # Per fitted pipeline: its weights towards urgent (computed once, not per message).
+        self._towards: dict[int, np.ndarray] = {}
 
-    def classify(self, samples: Sequence[Sample], *, explain: bool = False) -> list[Verdict]:
+    def classify(
+        self, samples: Sequence[Sample], *, explain: bool = False, reasons_kept: int | None = None
+    ) -> list[Verdict]:
+        """Verdicts for ``samples``; with ``explain``, each with its reasons in words.
+
+        ``reasons_kept``: only that many leading reasons are wanted (what a decision keeps),
+        so the words of a message are read only where its named signals leave room for them.
+        """
         verdicts = [Verdict(reasons=[] if explain else None) for _ in samples]
         if not samples:
             return verdicts
+        batch = list(samples)
         rules: list[str] = [""] * len(samples)
+        urgency: Scored | None = None
+        accounts: Scored | None = None
         if self.urgency is not None:
-            proba, classes = decision_scores(self.urgency.pipeline, list(samples))
+            urgency = score_batch(self.urgency.pipeline, batch)
+            classes = urgency.classes
             for i, (sample, verdict) in enumerate(zip(samples, verdicts, strict=True)):
-                p = {c: float(proba[i, j]) for j, c in enumerate(classes)}
+                p = {c: float(urgency.scores[i, j]) for j, c in enumerate(classes)}
                 judged = judge(sample, p, self.urgency.thresholds)
                 verdict.label = judged.label
                 verdict.threshold = judged.threshold
                 verdict.p_urgent = round(p[URGENT], 4) if URGENT in p else None
                 rules[i] = judged.rule
         if self.accounts is not None:
-            scores, names = decision_scores(self.accounts.pipeline, list(samples))
+            accounts = score_batch(self.accounts.pipeline, batch)
+            scores, names = accounts.scores, accounts.classes
             best = scores.argmax(axis=1)
             threshold = self.accounts.threshold if self.accounts.threshold is not None else 0.0
             for i, verdict in enumerate(verdicts):
@@ -86,98 +103,226 @@ class Classifier:
                 verdict.account_score = round(score, 4)
                 verdict.account = names[best[i]] if score >= threshold else None
         if explain:
-            for sample, verdict, rule in zip(samples, verdicts, rules, strict=True):
-                verdict.reasons = self._reasons(sample, verdict, rule)
+            self._explain(batch, verdicts, rules, urgency, accounts, reasons_kept)
         return verdicts
 
-    def _reasons(self, sample: Sample, verdict: Verdict, rule: str) -> list[str]:
+    def _explain(
+        self,
+        samples: list[Sample],
+        verdicts: list[Verdict],
+        rules: list[str],
+        urgency: Scored | None,
+        accounts: Scored | None,
+        kept: int | None,
+    ) -> None:
+        """Every verdict's reasons, from the feature rows the batch was scored with.
+
+        The whole batch at once: each feature's push is its value times its weight, over
+        all rows in one array operation, and the columns are named from the batch's words
+        and signals hashed together; only the phrasing is done message by message. With
+        ``kept``, words are named only for the messages whose first ``kept`` reasons reach
+        them (the rule and the signals come first).
+        """
+        everyone = range(len(samples))
+        pushes = self._pushes(samples, urgency, words=None if kept is None else [])
+        reasons = [self._reasons_of(i, samples, verdicts, rules, pushes, urgency) for i in everyone]
+        if kept is not None:
+            wordy = [i for i in everyone if reasons[i].before_words() < kept]
+            if wordy:
+                again = self._pushes(samples, urgency, words=wordy)
+                for i in wordy:
+                    pushes[i] = again[i]
+                    reasons[i] = self._reasons_of(i, samples, verdicts, rules, pushes, urgency)
+        words: list[list[str]] = [[] for _ in samples]
+        if accounts is not None and self.accounts is not None:
+            words = _account_words(self.accounts.pipeline, samples, verdicts, accounts)
+        for i, verdict in enumerate(verdicts):
+            out = reasons[i].phrases()
+            if verdict.account is not None and words[i]:
+                out.append(f"account {verdict.account}: words " + ", ".join(words[i]))
+            verdict.reasons = out if kept is None else out[:kept]
+
+    def _reasons_of(
+        self,
+        i: int,
+        samples: list[Sample],
+        verdicts: list[Verdict],
+        rules: list[str],
+        pushes: list[dict[str, float]],
+        urgency: Scored | None,
+    ) -> Reasons:
+        sample, verdict = samples[i], verdicts[i]
         reasons = Reasons(sample, verdict.label or "normal")
-        if rule:
-            reasons.rule(rule)
+        if rules[i]:
+            reasons.rule(rules[i])
         elif verdict.label == URGENT and (cues := urgency_cues(sample.mail)):
             # What the message says of itself leads, even where the score alone decided.
             reasons.rule("; ".join(cues.values()))
-        if self.urgency is not None and verdict.label is not None:
-            reasons.add_contributions(urgency_contributions(self.urgency.pipeline, sample))
-        out = reasons.phrases()
-        if self.accounts is not None and verdict.account is not None:
-            words = account_words(self.accounts.pipeline, sample, verdict.account)
-            if words:
-                out.append(f"account {verdict.account}: words " + ", ".join(words))
-        return out
+        if urgency is not None and verdict.label is not None:
+            reasons.add_contributions(pushes[i])
+        return reasons
+
+    def _pushes(
+        self, samples: list[Sample], urgency: Scored | None, words: list[int] | None
+    ) -> list[dict[str, float]]:
+        """Per message, each named feature -> its push towards urgent (see _named_rows)."""
+        pushes: list[dict[str, float]] = [{} for _ in samples]
+        if urgency is None:
+            return pushes
+        for pipeline, weight, total, rows in urgency.rows:
+            towards = self._towards_urgent(pipeline)
+            if towards is None:
+                continue
+            named = _named_rows(pipeline, samples, rows, towards[None, :], None, words)
+            for push, part in zip(pushes, named, strict=True):
+                for name, value in part.items():
+                    push[name] = push.get(name, 0.0) + value * weight / total
+        return pushes
+
+    def _towards_urgent(self, pipeline: Pipeline) -> np.ndarray | None:
+        key = id(pipeline)
+        if key not in self._towards:
+            coef, _, classes = linear_parts(pipeline)
+            if URGENT not in classes:
+                return None
+            urgent = classes.index(URGENT)
+            others = [i for i in range(len(classes)) if i != urgent]
+            # Towards urgent and away from the likelier of the rest, on average over them.
+            self._towards[key] = coef[urgent] - coef[others].mean(axis=0)
+        return self._towards[key]
 
 
-def urgency_contributions(pipeline: Pipeline, sample: Sample) -> dict[str, float]:
-    """Feature name (a word, or a named signal) -> its push towards urgent (+) or not (-)."""
-    model = pipeline.named_steps["model"]
-    if isinstance(model, Blend):
-        total: dict[str, float] = {}
-        weights = sum(weight for _, _, weight in model.parts)
-        for _, part, weight in model.parts:
-            for name, value in urgency_contributions(part, sample).items():
-                total[name] = total.get(name, 0.0) + value * weight / weights
-        return total
+def _account_words(
+    pipeline: Pipeline, samples: list[Sample], verdicts: list[Verdict], scored: Scored
+) -> list[list[str]]:
+    """Per verdict with an account: the words that pushed hardest towards that account."""
     coef, _, classes = linear_parts(pipeline)
-    if URGENT not in classes:
-        return {}
-    urgent = classes.index(URGENT)
-    others = [i for i in range(len(classes)) if i != urgent]
-    # Towards urgent and away from the likelier of the rest, on average over them.
-    direction = coef[urgent] - coef[others].mean(axis=0)
-    return _named(pipeline, sample, direction)
+    row_class = np.array(
+        [classes.index(v.account) if v.account in classes else -1 for v in verdicts]
+    )
+    if not (row_class >= 0).any():
+        return [[] for _ in samples]
+    [(part, _, _, rows)] = scored.rows
+    named = _named_rows(part, samples, rows, coef, row_class)
+    out: list[list[str]] = []
+    for i, names in enumerate(named):
+        if row_class[i] < 0:
+            out.append([])
+            continue
+        ranked = sorted((v, k) for k, v in names.items() if v > 0 and k.startswith("word:"))
+        out.append([k[5:] for _, k in reversed(ranked)][:4])
+    return out
 
 
 def account_words(pipeline: Pipeline, sample: Sample, account: str) -> list[str]:
     """The words that pushed hardest towards ``account`` in this message."""
-    coef, _, classes = linear_parts(pipeline)
-    if account not in classes:
-        return []
-    named = _named(pipeline, sample, coef[classes.index(account)])
-    ranked = sorted((v, k) for k, v in named.items() if v > 0 and k.startswith("word:"))
-    return [k[5:] for _, k in reversed(ranked)][:4]
+    verdict = Verdict(account=account)
+    return _account_words(pipeline, [sample], [verdict], score_batch(pipeline, [sample]))[0]
 
 
-def _named(pipeline: Pipeline, sample: Sample, weights: np.ndarray) -> dict[str, float]:
-    """Each active feature of ``sample`` by name ("word:x" or the signal) -> weight x value."""
-    features = pipeline.named_steps["features"]
-    row = features.transform([sample]).tocsr()
-    contribution = row.data * weights[row.indices]
-    values = {int(i): float(c) for i, c in zip(row.indices, contribution, strict=True) if c}
-    names = _feature_names(features, sample, set(values))
-    out: dict[str, float] = {}
-    for index, value in values.items():
-        if index in names:
-            out[names[index]] = out.get(names[index], 0.0) + value
+def _named_rows(
+    pipeline: Pipeline,
+    samples: Sequence[Sample],
+    rows: Any,
+    weights: np.ndarray,
+    row_class: np.ndarray | None,
+    words: Sequence[int] | None = None,
+) -> list[dict[str, float]]:
+    """Per message, each active feature by name ("word:x" or the signal) -> weight x value.
+
+    ``weights`` is classes by features; row i uses ``weights[row_class[i]]`` (row 0 when
+    ``row_class`` is None); a row whose class is negative is left empty. ``words``: the
+    messages whose words are named too (None: all); the others get their signals only.
+    """
+    matrix = rows.tocsr()
+    counts = np.diff(matrix.indptr)
+    owner = np.repeat(np.arange(len(samples)), counts)
+    which = np.zeros_like(owner) if row_class is None else row_class[owner]
+    contribution = matrix.data * weights[np.maximum(which, 0), matrix.indices]
+    # Only the entries that can be named and push at all: a row's signals, and its words
+    # where they are wanted.
+    keep = contribution != 0
+    if words is not None:
+        worded = np.zeros(len(samples), dtype=bool)
+        worded[list(words)] = True
+        keep &= (matrix.indices >= TEXT_FEATURES) | worded[owner]
+    if row_class is not None:
+        keep &= which >= 0
+    kept = np.flatnonzero(keep)
+    starts = np.searchsorted(kept, matrix.indptr)
+    columns_kept = matrix.indices[kept].tolist()
+    values_kept = contribution[kept].tolist()
+    names = _ColumnNames(pipeline.named_steps["features"], samples, words)
+    out: list[dict[str, float]] = []
+    for i in range(len(samples)):
+        named: dict[str, float] = {}
+        out.append(named)
+        lo, hi = starts[i], starts[i + 1]
+        if lo == hi:
+            continue
+        values = dict(zip(columns_kept[lo:hi], values_kept[lo:hi], strict=True))
+        columns = names.of(i, values)
+        for index, value in values.items():
+            if index in columns:
+                named[columns[index]] = named.get(columns[index], 0.0) + value
     return out
 
 
-def _feature_names(features: object, sample: Sample, wanted: set[int]) -> dict[int, str]:
-    """Column index -> "word:token" or the signal name, for the columns of this message."""
-    text_steps = features.transformer_list[0][1]  # type: ignore[attr-defined]
-    meta_steps = features.transformer_list[1][1]  # type: ignore[attr-defined]
-    vectorizer = text_steps.named_steps["hash"]
-    analyzer = vectorizer.build_analyzer()
-    text = text_steps.named_steps["select"].func([sample])[0]
-    tokens = sorted(set(analyzer(text)))
-    names: dict[int, str] = {}
-    if tokens:
-        # One token per "document": each row has the token's single column.
-        matrix = vectorizer.transform(tokens).tocsr()
-        for token, index in zip(tokens, _first_columns(matrix), strict=True):
+class _ColumnNames:
+    """Column index -> "word:token" or the signal name, for each message of a batch.
+
+    A hashed column has no name of its own: it is named by the message's own words and
+    signals that hash to it. The batch's distinct words and signals are hashed in one call.
+    """
+
+    def __init__(
+        self, features: Any, samples: Sequence[Sample], words: Sequence[int] | None = None
+    ) -> None:
+        text_steps = features.transformer_list[0][1]
+        meta_steps = features.transformer_list[1][1]
+        vectorizer = text_steps.named_steps["hash"]
+        analyzer = vectorizer.build_analyzer()
+        self.tokens: list[list[str]] = [[] for _ in samples]
+        wanted = range(len(samples)) if words is None else words
+        texts = text_steps.named_steps["select"].func([samples[i] for i in wanted])
+        for i, text in zip(wanted, texts, strict=True):
+            self.tokens[i] = sorted(set(analyzer(text)))
+        self.signals = [sorted(meta_features(sample)) for sample in samples]
+        every_token = sorted({t for tokens in self.tokens for t in tokens})
+        every_signal = sorted({s for signals in self.signals for s in signals})
+        self.token_column: dict[str, int] = {}
+        self.signal_column: dict[str, int] = {}
+        if every_token:
+            # The vectorizer's own hasher, one token per row: each row has its single column.
+            hasher = FeatureHasher(
+                n_features=vectorizer.n_features,
+                input_type="string",
+                dtype=vectorizer.dtype,
+                alternate_sign=vectorizer.alternate_sign,
+            )
+            matrix = hasher.transform([[token] for token in every_token]).tocsr()
+            self.token_column = dict(zip(every_token, _first_columns(matrix), strict=True))
+        if every_signal:
+            hasher = meta_steps.named_steps["hash"]
+            matrix = hasher.transform([{s: 1.0} for s in every_signal]).tocsr()
+            self.signal_column = dict(zip(every_signal, _first_columns(matrix), strict=True))
+
+    def of(self, i: int, wanted: Mapping[int, float]) -> dict[int, str]:
+        names: dict[int, str] = {}
+        for token in self.tokens[i]:  # sorted: of two words in one column, the later names it
+            index = self.token_column[token]
             if index in wanted:
                 names[index] = "word:" + token
-    signals = sorted(meta_features(sample))
-    if signals:
-        matrix = meta_steps.named_steps["hash"].transform([{s: 1.0} for s in signals]).tocsr()
-        for signal, index in zip(signals, _first_columns(matrix), strict=True):
-            if index + TEXT_FEATURES in wanted:
-                names[index + TEXT_FEATURES] = signal
-    return names
+        for signal in self.signals[i]:
+            index = self.signal_column[signal] + TEXT_FEATURES
+            if index in wanted:
+                names[index] = signal
+        return names
 
 
-def _first_columns(matrix: object) -> list[int]:
-    indptr = matrix.indptr  # type: ignore[attr-defined]
-    indices = matrix.indices  # type: ignore[attr-defined]
+def _first_columns(matrix: Any) -> list[int]:
+    indptr = matrix.indptr
+    indices = matrix.indices
     return [
         int(indices[indptr[i]]) if indptr[i + 1] > indptr[i] else -1 for i in range(len(indptr) - 1)
     ]

@@ -125,6 +125,12 @@ class Reasons:
             if phrase and phrase != self._rule:
                 self._pushes[phrase] = self._pushes.get(phrase, 0.0) + value
 
+    def before_words(self) -> int:
+        """How many reasons come before the words on the verdict's side (see ``phrases``)."""
+        sign = 1.0 if self.urgent else -1.0
+        mine = sum(1 for v in self._pushes.values() if v * sign > 0)
+        return (1 if self._rule else 0) + min(mine, FOR_VERDICT)
+
     def phrases(self) -> list[str]:
         mine, theirs = ("urgent", "held") if self.urgent else ("held", "urgent")
         out = [f"{mine}: {self._rule}"] if self._rule else []
