@@ -381,9 +381,7 @@ def migrate(paths: tuple[Path, ...], yes: bool) -> None:
             info = migration.convert(step)
         except ModelError as err:
             raise click.ClickException(str(err)) from None
-        click.echo(
-            f"saved {info.path}; the old files are kept as {step.kept} and {step.kept_sidecar}"
-        )
+        click.echo(f"saved {info.path}; the old files are kept: {step.kept}, {step.kept_sidecar}")
         if paths:
             click.echo(f"where your config names {step.old}, name {info.path} instead")
     if declined:
