@@ -23,6 +23,8 @@ from commsproxy.imap.framer import (
     LiteralData,
     LiteralTooLarge,
     Unread,
+    _literal_size,
+    parse_announcement,
 )
 from commsproxy.imap.session import UNREAD_RESPONSES
 
@@ -232,3 +234,20 @@ def test_any_stream_cut_anywhere(msgs: list[tuple[bytes, bytes]], cuts: list[int
     f = framer()
     f.passing = False
     assert first_lines(run(f, chunks)) == [line for _, line in msgs]
+
+
+@FAST
+@given(
+    st.lists(
+        st.sampled_from([b"{", b"}", b"~", b"+", b"-", b"0", b"7", b"12", b"x", b" ", b"\r"]),
+        max_size=12,
+    ).map(b"".join),
+    st.binary(max_size=4),
+    st.sampled_from([b"\r\n", b"\n"]),
+)
+def test_literal_sizes_read_as_parse_announcement_does(
+    line: bytes, before: bytes, eol: bytes
+) -> None:
+    data = before + line + eol
+    spec = parse_announcement(line + eol)
+    assert _literal_size(data, len(before), len(data)) == (spec.size if spec else -1)

@@ -91,8 +91,11 @@ class RelayHooks(Protocol):
         """Called before a client command is forwarded; may wait, e.g. for triage to catch up."""
 
     def on_response(self, session: RelayedSession, response: Response) -> None:
-        """Called on the first line of each upstream response, after ``session.state`` has
-        taken it in and before it is forwarded."""
+        """Called on the first line of each upstream response the session machine reads, after
+        ``session.state`` has taken it in and before it is forwarded: tagged replies,
+        continuations, status responses, CAPABILITY, VANISHED, EXISTS and EXPUNGE (FETCH data,
+        LIST, SEARCH and the like pass unread, see ``UNREAD_RESPONSES``); while responses are
+        paused, every response."""
 
 
 class NoHooks:
