@@ -48,6 +48,9 @@ smtp = "{smtp}"
 # Largest APPEND literal and largest outgoing message accepted from the client.
 # max_literal = "64M"
 # max_message_size = "50M"
+# Outgoing mail being received or sent at once, over all clients; beyond it a client is
+# asked to try again shortly.  Big messages wait on disk, not in memory.
+# smtp_max_in_flight = "200M"
 # max_connections = 1000
 # Where triage keeps its log and cache (default: the platform's user state directory).
 # state_dir = "~/.local/state/commsproxy"

@@ -105,6 +105,7 @@ def test_upstream_down_gives_temporary_error(
         sock.bind(("127.0.0.1", 0))
         dead = sock.getsockname()[1]
     proxy = make_proxy([
+        "--no-triage",
         "--upstream", f"imap://127.0.0.1:{dovecot.imap_port}",
         "--smtp-upstream", f"smtp://127.0.0.1:{dead}",
         "--listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0",

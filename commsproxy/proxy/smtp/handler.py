@@ -22,6 +22,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -31,23 +32,40 @@ from ...endpoints import Endpoint, Security
 from ...oauth import OAuthError, OAuthProvider, SignInNeeded, Throttled
 from ..oauth_logins import OAuthLogins
 from ..routing import LoginRoutes, UpstreamServer
+from .data_reader import DataOutcome, read_data
 from .oauth import LocalPassword, authenticate_with_token, check_local_password, oauth_reply
+from .spool import InFlight, Spool
+from .upstream_data import send_data
 
-__all__ = ["RelayHandler", "RelaySMTP", "SentMessage"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "NULL_SENDER", "RelayHandler", "RelaySMTP", "SentMessage"]
 
 log = logging.getLogger("commsproxy.smtp")
 
 SentHook = Callable[["SentMessage"], Awaitable[None]]
 
+NULL_SENDER = "<>"  # MAIL FROM:<>, as aiosmtpd hands it on
+DEFAULT_MAX_IN_FLIGHT = 200 << 20
+INTERNAL_ERROR = "451 4.3.0 commsproxy: internal error; the details are in its log"
+
 
 class SentMessage:
-    """A message the upstream accepted, for hooks that act on sent mail (filing)."""
+    """A message the upstream accepted, for hooks that act on sent mail (filing).
 
-    def __init__(self, user: str | None, envelope: Envelope) -> None:
+    ``mail_from`` is empty for the null sender ``<>`` (bounces, receipts). The content is read
+    from the spool when asked for; the spool's bytes stay counted in flight until the hook ends.
+    """
+
+    def __init__(self, user: str | None, envelope: Envelope, spool: Spool) -> None:
         self.user = user
-        self.mail_from: str = envelope.mail_from or ""
+        sender = envelope.mail_from
+        self.mail_from: str = "" if sender in (None, NULL_SENDER) else sender
         self.rcpt_tos: list[str] = list(envelope.rcpt_tos)
-        self.content: bytes = bytes(envelope.original_content or b"")
+        self.size = spool.size
+        self._spool = spool
+
+    @property
+    def content(self) -> bytes:
+        return self._spool.read_all()
 
 
 class _NoRoute(Exception):
@@ -100,6 +118,8 @@ class RelayHandler:
         on_sent: SentHook | None = None,
         routes: LoginRoutes | None = None,
         oauth: OAuthLogins | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        spool_dir: Path | None = None,
     ) -> None:
         self.upstream = upstream
         self.tls_context = tls_context
@@ -110,6 +130,11 @@ class RelayHandler:
         self._links: dict[int, aiosmtplib.SMTP] = {}
         self._servers: dict[int, Endpoint] = {}  # the server each session went to, for logs
         self._told: dict[str, str] = {}  # user -> the sign-in trouble already logged
+        self.in_flight = InFlight(max_in_flight)  # all sessions' messages together
+        self.spool_dir = spool_dir  # None: the system's temporary directory
+
+    def new_spool(self) -> Spool:
+        return Spool(self.in_flight, self.spool_dir)
 
     def _provider_for(self, user: str) -> OAuthProvider | None:
         return self.oauth.provider_for(user) if self.oauth is not None else None
@@ -242,7 +267,12 @@ class RelayHandler:
             where = self._where(session)
             log.error("smtp: upstream %s failed: %s", where, err)
             await self.close_session(session)
-            return f"451 4.4.1 upstream {where} unavailable: {err}"
+            return f"451 4.4.1 commsproxy: upstream {where} unavailable; try again later"
+        except ValueError as err:
+            # aiosmtplib checks what goes into a command line (an address it cannot quote,
+            # control characters, non-ASCII) before anything is sent.
+            log.info("smtp: not relayed, the upstream command would be malformed: %s", err)
+            return "501 5.5.2 commsproxy: malformed address or parameter"
         return None
 
     # -- aiosmtpd hooks -----------------------------------------------------------------------
@@ -259,7 +289,14 @@ class RelayHandler:
         session = server.session
         assert session is not None
         await self.close_session(session)
-        user = decoded.auth_data.login.decode(errors="replace")
+        try:
+            decoded.auth_data.login.decode()
+            decoded.auth_data.password.decode()
+        except UnicodeDecodeError:
+            log.info("smtp: AUTH refused: the user name or password is not UTF-8")
+            message = "501 5.5.2 commsproxy: the user name and password must be UTF-8"
+            return AuthResult(success=False, handled=False, message=message)
+        user = decoded.auth_data.login.decode()
         refused = await self._check_local(user, decoded.auth_data)
         if refused is not None:
             return AuthResult(success=False, handled=False, message=refused)
@@ -276,7 +313,7 @@ class RelayHandler:
         except (aiosmtplib.SMTPException, OSError) as err:
             where = self._where(session)
             log.error("smtp: upstream %s failed during AUTH: %s", where, err)
-            message = f"454 4.7.0 upstream {where} unavailable: {err}"
+            message = f"454 4.7.0 commsproxy: upstream {where} unavailable; try again later"
             return AuthResult(success=False, handled=False, message=message)
         if self._told.pop(user, None) is not None:
             log.info("smtp: %s can send again", user)
@@ -291,8 +328,10 @@ class RelayHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        # aiosmtplib writes the null sender as "" (it takes "<>" for a malformed address).
+        sender = "" if address == NULL_SENDER else address
         refused = await self._upstream_step(
-            session, lambda link: link.mail(address, options=mail_options)
+            session, lambda link: link.mail(sender, options=mail_options)
         )
         if refused is not None:
             return refused
@@ -317,12 +356,12 @@ class RelayHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        content = envelope.original_content or b""
+    async def relay_message(self, session: Session, envelope: Envelope, spool: Spool) -> str:
+        """DATA: send the spooled message upstream; the client's reply."""
         replies: list[str] = []
 
         async def send(link: aiosmtplib.SMTP) -> None:
-            response = await link.data(content)
+            response = await send_data(link, spool)
             replies.append(f"{response.code} {' '.join(response.message.splitlines())}")
 
         refused = await self._upstream_step(session, send)
@@ -335,22 +374,33 @@ class RelayHandler:
             if isinstance(credentials, LoginPassword)
             else None
         )
-        log.info("smtp: relayed %d bytes for %d recipients", len(content), len(envelope.rcpt_tos))
+        log.info("smtp: relayed %d bytes for %d recipients", spool.size, len(envelope.rcpt_tos))
         if self.on_sent is not None:
             try:
-                await self.on_sent(SentMessage(user, envelope))
+                await self.on_sent(SentMessage(user, envelope, spool))
             except Exception:
                 # The message is already sent: a failing hook must not turn that into an error.
                 log.exception("smtp: after-send hook failed")
         return replies[0]
 
-    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def reset_upstream(self, session: Session) -> None:
+        """End the upstream's transaction (RSET), as after a message refused here."""
         link = self._links.get(id(session))
         if link is not None and link.is_connected:
             try:
                 await link.rset()
             except aiosmtplib.SMTPException:
                 await self.close_session(session)
+
+    async def close_all(self) -> None:
+        """Close every upstream link (the listener is stopping)."""
+        for link in list(self._links.values()):
+            link.close()
+        self._links.clear()
+        self._servers.clear()
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await self.reset_upstream(session)
         return "250 OK"
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -358,13 +408,95 @@ class RelayHandler:
         return "221 Bye"
 
 
+class CommandLineTooLong(Exception):
+    """A command line (or an AUTH response) passed the line limit before its CRLF."""
+
+
+class _CommandLineReader(asyncio.StreamReader):
+    """The session's reader: an over-long line is refused at once instead of read to its end.
+
+    aiosmtpd answers a command line over its limit only once the line's CRLF arrives, so a
+    client sending megabytes without one hears nothing until the idle timeout. The DATA reader
+    (``data_reader.py``) calls StreamReader's own readuntil, where a long line is dropped.
+    """
+
+    refused = False  # set on the first over-long line; the connection is closing then
+
+    async def readuntil(self, separator: Any = b"\n") -> bytes:
+        if self.refused:
+            # Nothing more is read: the session waits here until the close cancels it.
+            await asyncio.get_running_loop().create_future()
+        try:
+            return await super().readuntil(separator)
+        except asyncio.LimitOverrunError:
+            self.refused = True
+            raise CommandLineTooLong from None
+
+
 class RelaySMTP(SMTP):
-    """aiosmtpd's server protocol, closing the upstream link when the client goes away."""
+    """aiosmtpd's server protocol, with what the relay changes in it.
+
+    - DATA is read into a spool (``data_reader.py``, ``spool.py``) instead of a list in memory,
+      and relayed from there; the in-flight cap answers ``452 4.3.1``.
+    - A command line over the limit gets ``500 5.5.6`` and the connection is closed.
+    - An unexpected error is logged with its details and the client gets an SMTP reply in
+      words (aiosmtpd's default puts the exception's class and text in a ``500 Error:``).
+    - The upstream link is closed when the client goes away.
+    """
 
     def __init__(self, handler: RelayHandler, **kwargs: Any) -> None:
         super().__init__(handler, authenticator=_accept_any, **kwargs)
         self._relay = handler
         self._closing: set[asyncio.Task[None]] = set()
+
+    def _cb_client_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # The same reader (its buffer and transport stay), with readuntil refusing long lines.
+        reader.__class__ = _CommandLineReader
+        super()._cb_client_connected(reader, writer)
+
+    async def handle_exception(self, error: Exception) -> str:
+        peer = self.session.peer if self.session is not None else None
+        if isinstance(error, CommandLineTooLong):
+            log.info("smtp: %s sent a line over %d bytes; closing", peer, self.line_length_limit)
+            # After the reply is written (the caller pushes it), not before.
+            self.loop.call_soon(self._close)
+            return "500 5.5.6 commsproxy: line too long; closing the connection"
+        log.error("smtp: session %s failed", peer, exc_info=error)
+        return INTERNAL_ERROR
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        assert self.session is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 commsproxy: RCPT TO first")
+            return
+        if arg:
+            await self.push("501 5.5.4 commsproxy: DATA takes no argument")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        with self._relay.new_spool() as spool:
+            outcome = await read_data(
+                self._reader,
+                spool,
+                size_limit=self.data_size_limit,
+                line_limit=self.line_length_limit,
+            )
+            if outcome is DataOutcome.COMPLETE:
+                status = await self._relay.relay_message(self.session, self.envelope, spool)
+            else:
+                log.info("smtp: message not taken (%s, %d bytes kept)", outcome.value, spool.size)
+                await self._relay.reset_upstream(self.session)
+                status = outcome.reply
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(status)
 
     def connection_lost(self, exc: Exception | None) -> None:
         session = self.session

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...endpoints import Endpoint, ListenAddress, is_loopback
 from ..oauth_logins import OAuthLogins
 from ..routing import LoginRoutes, describe
-from .handler import RelayHandler, RelaySMTP, SentHook
+from .handler import DEFAULT_MAX_IN_FLIGHT, RelayHandler, RelaySMTP, SentHook
 
 __all__ = ["SmtpListener", "SmtpListenerSettings"]
 
@@ -29,6 +30,11 @@ class SmtpListenerSettings:
     local_tls: ssl.SSLContext | None = None  # enables STARTTLS
     size_limit: int = 50 << 20
     routes: LoginRoutes | None = None  # several logins: the AUTH user name picks the server
+    #: The bytes of all messages being received or relayed at once; over it, ``452 4.3.1``.
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    #: Where messages too big for memory are spooled (owner-only, unlinked); None: the
+    #: system's temporary directory.
+    spool_dir: Path | None = None
 
 
 class SmtpListener:
@@ -45,6 +51,8 @@ class SmtpListener:
             on_sent=on_sent,
             routes=settings.routes,
             oauth=oauth,
+            max_in_flight=settings.max_in_flight,
+            spool_dir=settings.spool_dir,
         )
         self._server: asyncio.Server | None = None
         self.address: ListenAddress | None = None
@@ -88,3 +96,4 @@ class SmtpListener:
             await asyncio.wait_for(self._server.wait_closed(), grace)
         except TimeoutError:
             log.warning("smtp: sessions still open after %g s; closing them", grace)
+        await self.handler.close_all()
