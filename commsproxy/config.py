@@ -125,11 +125,9 @@ class ProxyConfig:
     log_file: Path | None = field(default_factory=default_log_file)
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    max_connections: int = 1000
+    max_connections: int | None = None  # None: sized from the open-file limit
     max_literal: int = 64 << 20
     max_message_size: int = 50 << 20
-    #: All outgoing messages being received or relayed at once; over it SMTP says 452.
-    smtp_max_in_flight: int = 200 << 20
 
 
 def _zone_named(name: str) -> ZoneInfo | None:
@@ -529,8 +527,9 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
         max_connections=positive(
             "max_connections",
             r.get("max_connections", int, "a whole number"),
-            defaults.max_connections,
-        ),
+            defaults.max_connections or 0,
+        )
+        or None,
         max_literal=positive(
             "max_literal",
             r.convert("max_literal", (int, str), size, parse_size),
@@ -541,19 +540,8 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
             r.convert("max_message_size", (int, str), size, parse_size),
             defaults.max_message_size,
         ),
-        smtp_max_in_flight=positive(
-            "smtp_max_in_flight",
-            r.convert("smtp_max_in_flight", (int, str), size, parse_size),
-            defaults.smtp_max_in_flight,
-        ),
     )
     r.check_unknown()
-    if config.smtp_max_in_flight < config.max_message_size:
-        r.problem(
-            "smtp_max_in_flight",
-            f"{config.smtp_max_in_flight} is below max_message_size ({config.max_message_size}): "
-            "the largest message could never be sent",
-        )
     for key, value in (("tls_cert", tls_cert), ("tls_key", tls_key)):
         if value is not None and not value.is_file():
             r.problem(key, f"no such file: {value}")

@@ -2,7 +2,8 @@
 
 The listener owns the set of live sessions so that shutdown can stop accepting, say BYE to every
 client and wait for them, and so that a flood of connections is refused with a BYE instead of
-exhausting file descriptors or the upstream's per-user connection limit.
+exhausting file descriptors or the upstream's per-user connection limit. How many it takes is
+sized from the open-file limit at start (open_files.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .hooks import (
     SessionParts,
     UpstreamLogin,
 )
+from .open_files import connection_limit, raise_open_files
 from .relay import Session
 
 __all__ = ["ImapListener", "ImapListenerSettings"]
@@ -38,7 +40,7 @@ class ImapListenerSettings:
     tls_listen: ListenAddress | None = None  # implicit TLS, needs local_tls
     local_tls: ssl.SSLContext | None = None  # enables STARTTLS on ``listen``
     limits: RelayLimits = field(default_factory=RelayLimits)
-    max_connections: int = 1000
+    max_connections: int | None = None  # None: as many as the open-file limit allows
     routes: LoginRoutes | None = None  # several logins: the user name picks the server
 
 
@@ -66,11 +68,18 @@ class ImapListener:
             upstream_login,
         )
         self.sessions: set[Session] = set()
+        self.max_connections = settings.max_connections or 1  # sized in start()
         self._servers: list[asyncio.Server] = []
         self.addresses: list[ListenAddress] = []
 
     async def start(self) -> None:
         s = self.settings
+        limit = connection_limit(s.max_connections, raise_open_files())
+        self.max_connections = limit.value
+        if (why := limit.warning()) is not None:
+            log.warning("imap: %s", why)
+        files = f"open-file limit {limit.open_files}" if limit.open_files else "limit unknown"
+        log.info("imap: taking up to %d client connections (%s)", limit.value, files)
         binds: list[tuple[ListenAddress, ssl.SSLContext | None]] = [(s.listen, None)]
         if s.tls_listen is not None and s.local_tls is not None:
             binds.append((s.tls_listen, s.local_tls))
@@ -87,7 +96,7 @@ class ImapListener:
             log.info("IMAP listening on %s (%s) -> upstream %s", bound, kind, where)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.sessions) >= self.settings.max_connections:
+        if len(self.sessions) >= self.max_connections:
             log.warning("imap: refusing a client: %d connections open", len(self.sessions))
             writer.write(b"* BYE [UNAVAILABLE] commsproxy: too many connections\r\n")
             writer.close()
