@@ -128,6 +128,8 @@ class ProxyConfig:
     max_connections: int | None = None  # None: sized from the open-file limit
     max_literal: int = 64 << 20
     max_message_size: int = 50 << 20
+    #: All outgoing messages being received or relayed at once; over it SMTP says 452.
+    smtp_max_in_flight: int = 200 << 20
 
 
 def _zone_named(name: str) -> ZoneInfo | None:
@@ -540,8 +542,19 @@ def _parse_proxy(r: _Reader) -> ProxyConfig:
             r.convert("max_message_size", (int, str), size, parse_size),
             defaults.max_message_size,
         ),
+        smtp_max_in_flight=positive(
+            "smtp_max_in_flight",
+            r.convert("smtp_max_in_flight", (int, str), size, parse_size),
+            defaults.smtp_max_in_flight,
+        ),
     )
     r.check_unknown()
+    if config.smtp_max_in_flight < config.max_message_size:
+        r.problem(
+            "smtp_max_in_flight",
+            f"{config.smtp_max_in_flight} is below max_message_size ({config.max_message_size}): "
+            "the largest message could never be sent",
+        )
     for key, value in (("tls_cert", tls_cert), ("tls_key", tls_key)):
         if value is not None and not value.is_file():
             r.problem(key, f"no such file: {value}")
