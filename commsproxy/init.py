@@ -10,6 +10,7 @@ from pathlib import Path
 from .autoconfig import autoconfig_domain
 from .config import Config, ConfigError
 from .oauth.providers import PRESETS
+from .private_files import write_private_text
 from .tlscert import write_self_signed
 
 __all__ = ["InitResult", "next_steps", "write_initial_config"]
@@ -179,8 +180,7 @@ def write_initial_config(
         key=toml_string(str(key_path or "/path/to/localhost-key.pem")),
         tls_comment="" if cert else "# ",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_private_text(path, text)  # 0600: it may come to name secrets and the accounts
     return InitResult(path, cert_path, key_path)
 
 

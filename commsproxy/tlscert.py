@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from .private_files import write_private_bytes
 
 __all__ = ["write_self_signed"]
 
@@ -24,7 +25,7 @@ VALID_DAYS = 825
 
 
 def write_self_signed(cert_path: Path, key_path: Path) -> None:
-    """Write a new key (mode 0600) and a self-signed localhost certificate (PEM)."""
+    """Write a new key and a self-signed localhost certificate (PEM), both mode 0600."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
@@ -53,10 +54,6 @@ def write_self_signed(cert_path: Path, key_path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    key_path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL on a fresh name: an existing key file keeps its old mode when truncated.
-    key_path.unlink(missing_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key_bytes)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_private_bytes(key_path, key_bytes)
+    # The certificate is public, but it lives beside the key and the config: the same mode.
+    write_private_bytes(cert_path, cert.public_bytes(serialization.Encoding.PEM))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from pathlib import Path
@@ -138,6 +139,47 @@ def test_forced_cert_makes_an_existing_key_private(tmp_path: Path) -> None:
     path.write_text("# old\n", encoding="utf-8")
     write_initial_config(path, cert=True, force=True)
     assert mode(key) == 0o600
+
+
+@pytest.mark.parametrize("cert", [False, True], ids=["plain", "cert"])
+def test_the_config_and_its_new_folder_are_owner_only(tmp_path: Path, cert: bool) -> None:
+    old = os.umask(0o022)  # a usual umask, whatever the test runner's
+    try:
+        path = tmp_path / "new" / "folder" / "config.toml"
+        result = write_initial_config(path, cert=cert)
+    finally:
+        os.umask(old)
+    assert mode(path) == 0o600
+    assert mode(path.parent) == 0o700
+    for written in (result.cert, result.key):
+        assert written is None or mode(written) == 0o600
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+def test_force_replaces_a_world_readable_config_with_an_owner_only_one(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("# old\n", encoding="utf-8")
+    path.chmod(0o644)
+    write_initial_config(path, force=True)
+    assert mode(path) == 0o600
+    assert "commsproxy configuration" in path.read_text(encoding="utf-8")
+
+
+def test_commsproxys_own_config_folder_is_tightened_when_it_exists_already(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    own = tmp_path / "xdg" / "commsproxy"
+    own.mkdir(parents=True)
+    own.chmod(0o755)
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    chosen.chmod(0o755)
+    write_initial_config(own / "config.toml")
+    write_initial_config(chosen / "config.toml")
+    assert mode(own) == 0o700
+    assert mode(chosen) == 0o755  # a folder the user chose keeps its mode; the file is private
+    assert mode(chosen / "config.toml") == 0o600
 
 
 def test_triage_and_batch_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
