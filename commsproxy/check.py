@@ -26,6 +26,7 @@ import aiosmtplib
 from .config import Config, LoginConfig
 from .credentials import CredentialError, password_from_command
 from .endpoints import Endpoint, Security, client_tls_context
+from .models.check import ModelCheck, check_models
 from .oauth import AccessTokens, OAuthError, OAuthProvider, SignIns, mailbox_identity
 from .oauth.password import has_local_password
 from .oauth.vault import EncryptedFileStore
@@ -113,12 +114,15 @@ class LoginCheck:
     smtp: ServerCheck
     capabilities: list[Capability] = field(default_factory=list)
     mailboxes: list[MailboxCheck] = field(default_factory=list)
+    models: list[ModelCheck] = field(default_factory=list)  # what triage for it would load
 
     @property
     def failed(self) -> bool:
-        """The login cannot work as configured: refused or unreachable, IMAP or SMTP."""
+        """The login cannot work as configured: refused or unreachable, IMAP or SMTP, or a
+        model triage needs cannot be loaded (then ``run`` does not start)."""
         bad = (Outcome.REFUSED, Outcome.UNREACHABLE, Outcome.NO_CREDENTIALS)
-        return self.imap.outcome in bad or self.smtp.outcome in bad
+        model_failed = any(not model.ok for model in self.models)
+        return self.imap.outcome in bad or self.smtp.outcome in bad or model_failed
 
     @property
     def missing(self) -> list[Capability]:
@@ -146,10 +150,15 @@ async def check_config(
     """Check every ``[[login]]`` in turn (one at a time: prompts must not interleave)."""
     if signins is None and any(login.oauth is not None for login in config.logins):
         signins = await asyncio.to_thread(SignIns)
-    return [
+    checks = [
         await check_login(config, login, ask=ask, signins=signins, seconds=seconds)
         for login in config.logins
     ]
+    # Loaded once (scikit-learn and a model take a second or two), shown for every login.
+    models = await asyncio.to_thread(check_models, config) if checks else []
+    for check in checks:
+        check.models = models
+    return checks
 
 
 async def check_login(
@@ -383,4 +392,6 @@ def report(check: LoginCheck) -> list[str]:
     for box in check.mailboxes:
         detail = f": {box.detail}" if box.detail else ""
         lines.append(f"  {box.what} {box.name}: {box.state.value}{detail}")
+    for model in check.models:
+        lines.append(f"  {model.what}: {'ok' if model.ok else 'FAILED'}: {model.detail}")
     return lines
