@@ -77,8 +77,8 @@ def test_train_from_configured_login(
     assert "2 accounts" in result.output
     assert password not in result.output
     data = tmp_path / "data" / "commsproxy" / "models"
-    _, urgency = load_model(data / "urgency.joblib", expected_task="urgency")
-    _, accounts = load_model(data / "accounts.joblib", expected_task="accounts")
+    _, urgency = load_model(data / "urgency.skops", expected_task="urgency")
+    _, accounts = load_model(data / "accounts.skops", expected_task="accounts")
     assert urgency.training["counts"] == {"urgent": 20, "normal": 20, "bulk": 20}
     assert set(accounts.labels) == {"Acme", "Globex"}
     # Beside the model, the history live triage gives each sender: the boss was answered
