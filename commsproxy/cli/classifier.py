@@ -364,7 +364,7 @@ def migrate(paths: tuple[Path, ...], yes: bool) -> None:
 
     targets = list(paths) or migration.legacy_user_models()
     if not targets:
-        click.echo("no .joblib models in your data dir: nothing to convert")
+        click.echo("no .joblib model without a .skops one in your data dir: nothing to convert")
         return
     declined: list[Path] = []
     for path in targets:

@@ -51,7 +51,7 @@ class Migration:
 def legacy_user_models() -> list[Path]:
     """The ``.joblib`` models ``commsproxy train`` wrote in the data dir before ``.skops``."""
     found = [user_model_path(task).with_suffix(LEGACY_SUFFIX) for task in TASKS]
-    return [path for path in found if path.exists()]
+    return [path for path in found if path.exists() and not path.with_suffix(MODEL_SUFFIX).exists()]
 
 
 def _series(version: str) -> tuple[str, ...]:
@@ -65,6 +65,14 @@ def plan(path: Path) -> Migration:
         raise ModelError(f"{old} is not a .joblib model: only .joblib models need converting")
     if not old.is_file():
         raise ModelError(f"no model at {old}")
+    new = old.with_suffix(MODEL_SUFFIX)
+    if new.exists():
+        # Converted before, or trained since (train wrote the sidecar NAME.json over the old
+        # one's): converting would replace the newer model with the older.
+        raise ModelError(
+            f"{new} exists already, so {old} is not converted (that would replace it); "
+            f"{old} is no longer used: keep it or delete it"
+        )
     info = read_sidecar(old, expected_format=LEGACY_FORMAT)
     if info.task not in TASKS:
         raise ModelError(f"model {old} is for an unknown task {info.task!r}: {_RETRAIN}")
@@ -83,7 +91,7 @@ def plan(path: Path) -> Migration:
             raise ModelError(
                 f"cannot keep {old} as {taken}: that file exists already; move it away first"
             )
-    return Migration(old, info, old.with_suffix(MODEL_SUFFIX), kept, kept_sidecar)
+    return Migration(old, info, new, kept, kept_sidecar)
 
 
 def _check_sum(path: Path, data: bytes, info: ModelInfo) -> None:

@@ -253,6 +253,28 @@ def test_a_file_that_fails_its_checksum_is_not_loaded_even_with_yes(tmp_path: Pa
     assert not marker.exists()
 
 
+def test_a_model_trained_since_is_never_replaced(
+    old_user_model: Path, own_urgency_model: Pipeline
+) -> None:
+    """train wrote urgency.skops (and its urgency.json over the old sidecar): nothing to do."""
+    save_model(
+        own_urgency_model,
+        user_model_path("urgency"),
+        task="urgency",
+        labels=["urgent", "normal", "bulk"],
+        training={},
+        metrics={},
+    )
+    before = files(old_user_model.parent)
+    result = migrate("--yes")
+    assert result.exit_code == 0
+    assert "nothing to convert" in result.output
+    result = migrate(str(old_user_model), "--yes")
+    assert result.exit_code != 0
+    assert "exists already" in result.output
+    assert files(old_user_model.parent) == before
+
+
 def test_only_joblib_files_are_converted(tmp_path: Path) -> None:
     path = tmp_path / "m.skops"
     path.write_bytes(b"")
