@@ -285,6 +285,8 @@ class Framer:
         data, pos, left = self._data, self._pos, self._literal_left
         size = len(data)
         if pos >= size:
+            if size:  # all handed out: an idle connection keeps no copy of its last read
+                self._data, self._pos, self._scan = b"", 0, 0
             return self._need_data()
         if self.passing and self._unread is not None:
             end = self._run(data, pos, size)

@@ -41,10 +41,8 @@ login) is refused with a ``commsproxy.imap.errors`` refusal rendered as its tagg
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from itertools import count
 
 from .capability import rewrite_capabilities
 from .errors import Bad, ImapRefusal, No
@@ -225,8 +223,9 @@ class ImapSession:
         self._selecting = 0  # SELECT/EXAMINE in flight: untagged data is for the new mailbox
         self._current: str | None = None  # tag of the client message being received
         self._current_literal = False
-        self._tags = (f"{tag_prefix}{n}" for n in count(1))
-        self.events: deque[Event] = deque()
+        # A prefix and a counter, not a generator: a generator keeps a frame per session.
+        self._tag_prefix, self._tag_count = tag_prefix, 0
+        self.events: list[Event] = []  # a list: an empty deque costs 600 bytes per session
 
     # -- facts -------------------------------------------------------------------------------
 
@@ -247,8 +246,7 @@ class ImapSession:
 
     def drain(self) -> list[Event]:
         """Every event since the last call, in order."""
-        events = list(self.events)
-        self.events.clear()
+        events, self.events = self.events, []
         return events
 
     def _fire(self, trigger: Trigger) -> bool:
@@ -567,9 +565,13 @@ class ImapSession:
         exchange, a login, or the client in the middle of a message)."""
         if not anytime and self.state not in (S.AUTHENTICATED, S.SELECTED):
             return None
-        tag = next(self._tags)
+        tag = self._next_tag()
         self.own_tags[tag] = name
         return tag, f"{tag} {name}\r\n".encode()
+
+    def _next_tag(self) -> str:
+        self._tag_count += 1
+        return f"{self._tag_prefix}{self._tag_count}"
 
     def restart_idle(self) -> tuple[str, bytes] | None:
         """In the client's IDLE: end it, run our own NOOP, and IDLE again under its tag.
@@ -581,7 +583,7 @@ class ImapSession:
         idle = self._idle
         if idle is None or not self.idling:
             return None
-        tag = next(self._tags)
+        tag = self._next_tag()
         self.own_tags[tag] = "NOOP"
         idle.restart, idle.started = True, False
         return tag, f"DONE\r\n{tag} NOOP\r\n{idle.tag} IDLE\r\n".encode()

@@ -78,7 +78,7 @@ class Session:
         )
         self._held = HeldResponses(parts.limits.max_paused_bytes)
         self._tasks: list[asyncio.Task[None]] = []
-        self._pump_over = asyncio.Event()
+        self._pump_over: asyncio.Future[None] | None = None  # done when the first pump ends
         self._closing = False
 
     def __str__(self) -> str:
@@ -96,8 +96,9 @@ class Session:
             self._start(self._client_pump(), "client")
             self._start(self._upstream_pump(reader), "upstream")
         try:
-            if self._tasks:
-                await self._pump_over.wait()  # the first pump to end ends the session
+            if self._tasks and not any(task.done() for task in self._tasks):
+                self._pump_over = asyncio.get_running_loop().create_future()
+                await self._pump_over  # the first pump to end ends the session
         finally:
             await self._close_all()
         s = self.state
@@ -113,7 +114,8 @@ class Session:
 
     def _pump_ended(self, task: asyncio.Task[None]) -> None:
         """Every pump's end is looked at, also one cancelled later by ``_close_all``."""
-        self._pump_over.set()
+        if self._pump_over is not None and not self._pump_over.done():
+            self._pump_over.set_result(None)
         if task.cancelled() or (err := task.exception()) is None:
             return
         if isinstance(err, DISCONNECTS):
