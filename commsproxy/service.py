@@ -510,14 +510,15 @@ def _own_addresses(username: str | None, domains: Sequence[str]) -> tuple[str, .
 def _load_accounts_model(config: Config) -> AccountGuesser | None:
     """The accounts model: configured, else the one `commsproxy train` wrote, else none."""
     from .classifier.predict import Classifier, LoadedModel
-    from .models.store import ModelError, load_model, user_model_path
+    from .models.store import ModelError, legacy_path, load_model, user_model_path
     from .triage.account_match import ModelGuesser
 
     spec = config.accounts.model
     if spec == "none":
         return None
     path = Path(spec) if spec is not None else user_model_path("accounts")
-    if spec is None and not path.exists():
+    # An accounts model from an older commsproxy is refused with the command that converts it.
+    if spec is None and not path.exists() and not legacy_path(path).exists():
         return None
     try:
         pipeline, info = load_model(path, expected_task="accounts")

@@ -37,7 +37,7 @@ class ContactsError(ValueError):
 
 
 def contacts_path(model_path: Path) -> Path:
-    """``.../urgency.joblib`` -> ``.../urgency.contacts.json``."""
+    """``.../urgency.skops`` -> ``.../urgency.contacts.json``."""
     return model_path.with_name(model_path.stem + SUFFIX)
 
 

@@ -260,7 +260,7 @@ def test_newsletter_waits_in_bulk_and_a_person_never_does(first_start: FirstStar
     assert first_start.places["fyi"] != "Later/Bulk", _shown(first_start)
 
 
-# Found while writing these tests: the bundled model (default-urgency.joblib, cuts 0.079 with
+# Found while writing these tests: the bundled model (default-urgency.skops, cuts 0.079 with
 # the history, 0.049 without) scores one-to-one mail from a person above its cuts whatever the
 # text says, unless the user never answered that sender.
 PERSON_MAIL_IS_URGENT = (
@@ -369,7 +369,7 @@ def thin_training(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) ->
         patch.setenv("XDG_DATA_HOME", str(directory / "data"))
         result = CliRunner().invoke(main, ["train", "--config", str(config), "-q"])
     assert result.exit_code == 0, result.output
-    saved = directory / "data" / "commsproxy" / "models" / "urgency.joblib"
+    saved = directory / "data" / "commsproxy" / "models" / "urgency.skops"
     _, info = load_model(saved, expected_task="urgency")
     return Trained(
         result.output, password, saved, dict(info.metrics), dict(info.thresholds), info.threshold

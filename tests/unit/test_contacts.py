@@ -78,7 +78,7 @@ def test_a_reply_to_a_message_the_user_sent() -> None:
 
 
 def test_save_and_load_round_trip_owner_only(tmp_path: Path) -> None:
-    path = contacts_path(tmp_path / "models" / "urgency.joblib")
+    path = contacts_path(tmp_path / "models" / "urgency.skops")
     assert path.name == "urgency.contacts.json"
     history().save(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

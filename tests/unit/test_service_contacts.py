@@ -26,7 +26,7 @@ MAIL = parse_mail(
 def start(tmp_path: Path, contacts: Contacts | str | None) -> dict[str, float | None]:
     """p(urgent) of MAIL for each login, the model copied to tmp_path with ``contacts``."""
     tmp_path.mkdir()
-    model = tmp_path / "urgency.joblib"
+    model = tmp_path / "urgency.skops"
     bundled = bundled_model_path("urgency")
     shutil.copy(bundled, model)
     shutil.copy(bundled.with_suffix(".json"), model.with_suffix(".json"))

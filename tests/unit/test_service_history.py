@@ -22,7 +22,7 @@ from .test_service_contacts import MAIL, A, B, answered
 @contextmanager
 def hub_for(tmp_path: Path, triage: str = "") -> Iterator[TriageHub]:
     """Two logins, the model with contacts read from login A beside it; stopped after."""
-    model = tmp_path / "urgency.joblib"
+    model = tmp_path / "urgency.skops"
     bundled = bundled_model_path("urgency")
     shutil.copy(bundled, model)
     shutil.copy(bundled.with_suffix(".json"), model.with_suffix(".json"))
