@@ -4,12 +4,15 @@ Received mail is copied (``UID COPY``) during triage, before the engine tags or 
 team's copy carries none of this user's keywords. Sent mail and filings that failed wait in the
 store's queue and are appended (``\\Seen $Sent`` for sent mail) with retries.
 
-"Once" across a team: before copying, the folder is searched for the Message-ID. Two colleagues'
+"Once" across a team: before copying, the folder is searched for the Message-ID, and a copy
+found there counts only if its body is the same (``body_digest.py``): a second message with the
+same Message-ID and another body is a message of its own and is filed too. Two colleagues'
 proxies can still both miss each other's copy and copy at the same instant; so after copying,
-each looks again and keeps the copy with the lowest UID, removing the others (``UID EXPUNGE``
-of exactly those UIDs). Every proxy picks the same copy, so they never disagree, and a race cut
-short by a crash is repaired the next time the message is filed. This is the one removal
-commsproxy does outside a move: of a second copy of a message that stays in the folder.
+each looks again and, among copies with the same Message-ID and body, keeps the one with the
+lowest UID, removing the others (``UID EXPUNGE`` of exactly those UIDs). Every proxy picks the
+same copy, so they never disagree, and a race cut short by a crash is repaired the next time the
+message is filed. This is the one removal commsproxy does outside a move: of a second copy of a
+message that stays in the folder.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..config import AccountsConfig
 from ..imap.commands import quote_string
 from ..imap.names import INBOX
 from .account_match import AccountGuesser, AccountRules, Filing
+from .body_digest import message_digest, text_digest
 from .state_store import Filed, QueuedFiling, StateStore
 from .upstream import CommandRefused, Upstream
 
@@ -52,6 +56,12 @@ def message_id_of(header: bytes) -> str | None:
     if match is None:
         return None
     return "<" + (match.group(1) or match.group(2)).decode("ascii", "replace").strip() + ">"
+
+
+def _bracketed(message_id: str | None) -> str | None:
+    """A Message-ID as ``<id>``, as message_id_of gives it (the store keeps it bare)."""
+    bare = (message_id or "").strip().strip("<>").strip()
+    return f"<{bare}>" if bare else None
 
 
 async def search_message_ids(up: Upstream, message_ids: Iterable[str]) -> list[int]:
@@ -188,9 +198,22 @@ class Filer:
     ) -> set[int]:
         await self._ensure(folder)
         present = await self._present(folder, [mid for _, mid, _ in group if mid])
-        await self._keep_one(folder, present)  # repairs a race a crash cut short
-        todo = [uid for uid, mid, _ in group if mid is None or mid not in present]
+        filed = await self._digests([uid for uids in present.values() for uid in uids])
+        await self._keep_one(folder, present, filed)  # repairs a race a crash cut short
         await self.up.select(INBOX)
+        same_id = [uid for uid, mid, _ in group if mid in present]
+        mine = await self._digests(same_id)
+        todo: list[int] = []
+        for uid, mid, _ in group:
+            if mid is None or mid not in present:
+                todo.append(uid)
+            elif mine.get(uid) in {filed.get(copy) for copy in present[mid]}:
+                log.info("%s: uid %d %s is in %s already (same body); not filed again",
+                         self, uid, mid, folder)  # fmt: skip
+            else:
+                log.info("%s: uid %d has the Message-ID %s of a message in %s but another body; "
+                         "filing it too", self, uid, mid, folder)  # fmt: skip
+                todo.append(uid)
         copied = await self.up.copy(todo, folder) if todo else {}
         ids = {uid: mid for uid, mid, _ in group if mid}
         await self._settle(folder, [ids[uid] for uid in copied if uid in ids])
@@ -234,13 +257,14 @@ class Filer:
         folder = self.folder(queued.account)
         try:
             await self._ensure(folder)
-            present = queued.message_id and await self._present(folder, [queued.message_id])
+            duplicate = await self._filed_already(folder, queued)
             outcome = "present"
-            if not present:
+            if not duplicate:
                 flags = queued.flags.split()
                 uid = await self.up.append(folder, queued.content, flags, self.clock())
-                if queued.message_id and uid is not None:
-                    await self._settle(folder, [queued.message_id])
+                mid = _bracketed(queued.message_id)
+                if mid and uid is not None:
+                    await self._settle(folder, [mid])
                 outcome = "appended"
         except CommandRefused as err:
             delay = _RETRY[min(queued.attempts, len(_RETRY) - 1)]
@@ -259,6 +283,28 @@ class Filer:
         log.info("%s: %s %s %s (%s)", self, queued.message_id, outcome, folder, queued.reason)
 
     # -- once per folder ----------------------------------------------------------------------
+
+    async def _filed_already(self, folder: str, queued: QueuedFiling) -> bool:
+        """Whether the folder has this message: its Message-ID with the same body."""
+        mid = _bracketed(queued.message_id)
+        if not mid:
+            return False
+        copies = (await self._present(folder, [mid])).get(mid, [])
+        if not copies:
+            return False
+        if message_digest(queued.content) in (await self._digests(copies)).values():
+            log.info("%s: %s is in %s already (same body); not filed again", self, mid, folder)
+            return True
+        log.info("%s: %s is the Message-ID of a message in %s with another body; filing this "
+                 "one too", self, mid, folder)  # fmt: skip
+        return False
+
+    async def _digests(self, uids: Sequence[int]) -> dict[int, str]:
+        """UID → body digest, in the selected (or examined) mailbox."""
+        if not uids:
+            return {}
+        fetched = await self.up.fetch(uids, "(UID BODY.PEEK[TEXT])")
+        return {f.uid: text_digest(f.text) for f in fetched}
 
     async def _present(self, folder: str, message_ids: Iterable[str]) -> dict[str, list[int]]:
         """Which of these Message-IDs the folder has, with their UIDs (ascending)."""
@@ -280,10 +326,28 @@ class Filer:
         if message_ids:
             await self._keep_one(folder, await self._present(folder, message_ids))
 
-    async def _keep_one(self, folder: str, present: dict[str, list[int]]) -> None:
-        """One copy per Message-ID: the lowest UID stays. Every proxy picks the same one, and
-        removing a copy another proxy removed already is a no-op, so they never disagree."""
-        extra = sorted(uid for uids in present.values() for uid in uids[1:])
+    async def _keep_one(
+        self, folder: str, present: dict[str, list[int]], digests: dict[int, str] | None = None
+    ) -> None:
+        """One copy per Message-ID and body: the lowest UID stays. Every proxy picks the same
+        one, and removing a copy another proxy removed already is a no-op, so they never
+        disagree. The folder is selected or examined; ``digests`` when known already."""
+        several = [uid for uids in present.values() if len(uids) > 1 for uid in uids]
+        if not several:
+            return
+        if digests is None or any(uid not in digests for uid in several):
+            digests = await self._digests(several)
+        extra: list[int] = []
+        for uids in present.values():
+            seen: set[str] = set()
+            for uid in uids:  # ascending: the earliest copy of each body stays
+                digest = digests.get(uid)
+                if digest is None:
+                    continue  # gone meanwhile
+                if digest in seen:
+                    extra.append(uid)
+                seen.add(digest)
+        extra.sort()
         if not extra:
             return
         await self.up.select(folder)

@@ -9,6 +9,7 @@ config and state; all three configs name the same customer account. The team's o
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import smtplib
 import subprocess
@@ -336,3 +337,55 @@ def test_a_new_account_folder_is_shared_with_the_team(dovecot: Dovecot, team: li
     rights = {line.split()[0]: set(line.split()[1:]) for line in acl.splitlines()[1:] if line}
     for member in team:  # share_rights "lrwstipekx", as doveadm names them
         assert {"lookup", "read", "insert", "write", "write-seen"} <= rights[f"user={member.user}"]
+
+
+def test_same_message_id_with_another_body_is_filed_and_a_true_duplicate_is_not(
+    dovecot: Dovecot, team: list[Member]
+) -> None:
+    """Received mail: the server's copy is compared by Message-ID and body, both logged."""
+    alice = team[0]
+    assert alice.proxy is not None
+    folder = _folder(alice)
+    mid = _id()
+    first = customer_mail(mid, [alice])
+    deliver_to(dovecot, [alice.user], first)
+    assert wait_until(lambda: folder_ids(dovecot, alice.user, folder)[mid] == 1, 20)
+    # The very same message again (delivered twice): not filed twice.
+    deliver_to(dovecot, [alice.user], first)
+    pattern = rf"uid \d+ {re.escape(mid)} is in {re.escape(folder)} already \(same body\)"
+    assert alice.proxy.wait_for_log(pattern, 20), alice.proxy.log_text()
+    # Another message that reuses the Message-ID: filed too.
+    headers = {"From": "Customer <ceo@acme.example>", "To": alice.address, "Message-ID": mid,
+               "Subject": "A different message, same Message-ID"}  # fmt: skip
+    deliver_to(dovecot, [alice.user], render(headers, "Another question altogether."))
+    assert wait_until(lambda: folder_ids(dovecot, alice.user, folder)[mid] == 2, 20)
+    assert alice.proxy.wait_for_log(rf"Message-ID {re.escape(mid)} of a message in .* body", 5)
+    assert census(dovecot, alice.user, HOLD)[mid] == 3  # all three kept in alice's own mail
+    time.sleep(0.5)  # the others' proxies look again after copying: nothing removed
+    assert folder_ids(dovecot, alice.user, folder)[mid] == 2
+
+
+def test_sent_mail_reusing_a_message_id_is_filed_and_a_resend_is_not(
+    dovecot: Dovecot, team: list[Member]
+) -> None:
+    """Sent mail (the queue's APPEND): the same comparison; the null sender works too."""
+    alice = team[0]
+    assert alice.proxy is not None
+    folder = _folder(alice)
+    mid = _id()
+    headers = {"From": alice.address, "To": "ceo@acme.example", "Subject": "Our offer",
+               "Message-ID": mid}  # fmt: skip
+    offer = render(headers, "Here is our offer.")
+    alice.send(offer, ["ceo@acme.example"])
+    assert wait_until(lambda: folder_ids(dovecot, alice.user, folder)[mid] == 1, 20)
+    alice.send(offer, ["ceo@acme.example"])  # sent again, unchanged
+    assert alice.proxy.wait_for_log(rf"{re.escape(mid)} is in .* already \(same body\)", 20)
+    # A read receipt or bounce from the same program, with the null sender and the same ID.
+    receipt = render({**headers, "Subject": "Read: Our offer"}, "Your message was read.")
+    with smtplib.SMTP("127.0.0.1", alice.proxy.smtp_port, timeout=30) as smtp:
+        smtp.login(alice.user, alice.password)
+        assert smtp.sendmail("", ["ceo@acme.example"], receipt) == {}
+    assert wait_until(lambda: folder_ids(dovecot, alice.user, folder)[mid] == 2, 20)
+    assert alice.proxy.wait_for_log(rf"{re.escape(mid)} is the Message-ID of a message", 5)
+    assert "after-send hook failed" not in alice.proxy.log_text()
+    assert any(m.mail_from in ("", "<>") for m in dovecot.relay.captured())
