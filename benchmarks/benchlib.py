@@ -30,6 +30,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,23 +227,34 @@ def load_corpus(path: Path, count: int | None = None) -> list[bytes]:
         return out
 
 
-def fill_inbox(dovecot: Dovecot, user: str, messages: list[bytes]) -> None:
-    """Write the messages as maildir files into ``user``'s INBOX, then let Dovecot index them."""
+def fill_inbox(
+    dovecot: Dovecot, user: str, messages: list[bytes], *, keywords: Sequence[str] = ()
+) -> None:
+    """Write the messages as maildir files into ``user``'s INBOX, then let Dovecot index them.
+
+    ``keywords`` go on every message (e.g. the ones triage wrote on mail it already decided):
+    maildir keeps them as letters in the file name, listed in ``dovecot-keywords``.
+    """
     maildir = dovecot.home_dir / user / "Maildir"
     uid, gid = dovecot.identity.uid, dovecot.identity.gid
     made = [dovecot.home_dir / user, maildir, *(maildir / sub for sub in ("cur", "new", "tmp"))]
     for directory in made:
         directory.mkdir(mode=0o700, exist_ok=True)
+    letters = "abcdefghijklmnopqrstuvwxyz"[: len(keywords)]
+    if keywords:
+        listing = maildir / "dovecot-keywords"
+        listing.write_text("".join(f"{i} {word}\n" for i, word in enumerate(keywords)))
+        made.append(listing)
     stamp = int(time.time())
     for i, message in enumerate(messages):
-        name = f"{stamp}.M{i:06d}P{os.getpid()}.bench,S={len(message)}:2,"
+        name = f"{stamp}.M{i:06d}P{os.getpid()}.bench,S={len(message)}:2,{letters}"
         file = maildir / "cur" / name
         file.write_bytes(message)
         if not dovecot.identity.rootless:
             os.chown(file, uid, gid)
     if not dovecot.identity.rootless:
-        for directory in made:
-            os.chown(directory, uid, gid)
+        for path in made:
+            os.chown(path, uid, gid)
     dovecot.doveadm("force-resync", "-u", user, "INBOX")
     have = dovecot.message_count(user)
     if have != len(messages):
@@ -398,18 +410,20 @@ async def open_idle(
         raise ConnectionError(f"LOGIN {user}: connection closed")
 
 
-async def hold_idle(server: Server, logins: list[tuple[str, str]], settle: float) -> dict[str, Any]:
+async def hold_idle(
+    port: int, pid: int, logins: list[tuple[str, str]], settle: float
+) -> dict[str, Any]:
     gate = asyncio.Semaphore(LOGIN_CONCURRENCY)
-    before = server.rss_kb()
+    before = rss_kb(pid)
     start = time.perf_counter()
-    tasks = [open_idle(server.port, user, pw, gate) for user, pw in logins]
+    tasks = [open_idle(port, user, pw, gate) for user, pw in logins]
     outcome = await asyncio.gather(*tasks, return_exceptions=True)
     opened = [w for w in outcome if isinstance(w, asyncio.StreamWriter)]
     errors = [repr(e) for e in outcome if isinstance(e, BaseException)]
     login_seconds = time.perf_counter() - start
     await asyncio.sleep(settle)
-    with_conns = server.rss_kb()
-    peak = rss_kb(server.pid, "VmHWM")
+    with_conns = rss_kb(pid)
+    peak = rss_kb(pid, "VmHWM")
     for writer in opened:
         writer.close()
     for writer in opened:
@@ -429,9 +443,11 @@ async def hold_idle(server: Server, logins: list[tuple[str, str]], settle: float
     }
 
 
-def measure_idle(server: Server, logins: list[tuple[str, str]]) -> dict[str, Any]:
+def measure_idle(port: int, pid: int, logins: list[tuple[str, str]]) -> dict[str, Any]:
+    """Log in ``logins`` through the relay listening on ``port`` (process ``pid``) and keep
+    them open: its RSS before and with them."""
     time.sleep(0.5)  # let the fresh process finish starting up before the "before" reading
-    return asyncio.run(hold_idle(server, logins, settle=1.0))
+    return asyncio.run(hold_idle(port, pid, logins, settle=1.0))
 
 
 def raise_nofile(needed: int) -> tuple[int, int]:
