@@ -124,6 +124,32 @@ def test_swaks_wrong_password_gets_upstream_535(
     assert_password_not_logged(proxy, user, wrong)
 
 
+def test_swaks_null_sender_is_relayed_and_received(
+    dovecot: Dovecot, proxy: ProxyProcess, imap_user: tuple[str, str], tmp_path: Path
+) -> None:
+    """MAIL FROM:<> (bounces, delivery reports, read receipts) goes through like any sender."""
+    user, password = imap_user
+    recipient, recipient_password = dovecot.new_user()
+    subject = f"{token()} a delivery report"
+    swaks = require_program("swaks")
+    result = run_client(
+        [
+            swaks,
+            "--server", f"127.0.0.1:{proxy.smtp_port}",
+            "--auth", "PLAIN", "--auth-user", user, "--auth-password", password,
+            "--from", "<>",
+            "--to", f"{recipient}@localhost",
+            "--header", f"Subject: {subject}", "--body", "delivered",
+            "--timeout", "20",
+        ],
+        env=client_env(tmp_path),
+    )  # fmt: skip
+    assert "MAIL FROM:<>" in result.stdout, output_of(result)
+    wait_for_count(dovecot, recipient, 1)
+    received = upstream_messages(dovecot, recipient, recipient_password)
+    assert [message.subject for message in received] == [subject]
+
+
 def test_swaks_refused_recipient_gets_upstream_error(
     dovecot: Dovecot, proxy: ProxyProcess, imap_user: tuple[str, str], tmp_path: Path
 ) -> None:

@@ -142,6 +142,22 @@ def test_every_malformed_input_gets_an_smtp_reply_in_words(
         session.close()
 
 
+def test_the_refusals_aiosmtpd_makes_itself_carry_enhanced_codes(proxy: ProxyProcess) -> None:
+    session = Session(proxy.smtp_port)
+    try:
+        _assert_smtp_refusal(session.command(b"MAIL FROM:<a@localhost>"), "503")  # before EHLO
+        _assert_smtp_refusal(session.command(b"FOO"), "500")
+        _assert_smtp_refusal(session.command(b"EHLO"), "501")
+        assert session.command(b"EHLO test").startswith("250")
+        _assert_smtp_refusal(session.command(b"RCPT TO:<a@localhost>"), "503")  # before MAIL
+        _assert_smtp_refusal(session.command(b"MAIL FROM:<a@localhost> BODY=WRONG"), "501")
+        _assert_smtp_refusal(session.command(b"MAIL FROM:<a@localhost> SIZE=999999999999"), "552")
+        _assert_smtp_refusal(session.command(b"MAIL FROM:<a@@@>"), "553")
+        _assert_smtp_refusal(session.command("MAIL FROM:<é@localhost>".encode()), "500")
+    finally:
+        session.close()
+
+
 @pytest.mark.parametrize("size", [5_000, 10 << 20], ids=["5000-bytes", "10-MiB-no-CRLF"])
 def test_an_over_long_command_line_gets_500_and_the_connection_closed(
     proxy: ProxyProcess, size: int

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -408,6 +409,25 @@ class RelayHandler:
         return "221 Bye"
 
 
+# RFC 3463 codes for refusals that come without one (aiosmtpd's own, a terse upstream's).
+_ENHANCED = {
+    "500": "5.5.2", "501": "5.5.4", "502": "5.5.1", "503": "5.5.1", "504": "5.5.4",
+    "530": "5.7.0", "535": "5.7.8", "552": "5.3.4", "553": "5.1.3", "554": "5.7.0",
+    "555": "5.5.4", "421": "4.3.0", "451": "4.3.0", "452": "4.3.1", "454": "4.7.0",
+}  # fmt: skip
+_REFUSAL = re.compile(r"^([45])\d\d ")
+_HAS_ENHANCED = re.compile(r"^\d{3} [245]\.\d{1,3}\.\d{1,3}(?: |$)")
+
+
+def with_enhanced_code(status: str) -> str:
+    """``status`` with an enhanced status code after its reply code, when a refusal lacks one."""
+    match = _REFUSAL.match(status)
+    if match is None or _HAS_ENHANCED.match(status):
+        return status
+    code = status[:3]
+    return f"{code} {_ENHANCED.get(code, match.group(1) + '.0.0')} {status[4:]}"
+
+
 class CommandLineTooLong(Exception):
     """A command line (or an AUTH response) passed the line limit before its CRLF."""
 
@@ -439,6 +459,7 @@ class RelaySMTP(SMTP):
     - DATA is read into a spool (``data_reader.py``, ``spool.py``) instead of a list in memory,
       and relayed from there; the in-flight cap answers ``452 4.3.1``.
     - A command line over the limit gets ``500 5.5.6`` and the connection is closed.
+    - A refusal without an enhanced status code (aiosmtpd's own) gets one (RFC 3463).
     - An unexpected error is logged with its details and the client gets an SMTP reply in
       words (aiosmtpd's default puts the exception's class and text in a ``500 Error:``).
     - The upstream link is closed when the client goes away.
@@ -455,6 +476,12 @@ class RelaySMTP(SMTP):
         # The same reader (its buffer and transport stay), with readuntil refusing long lines.
         reader.__class__ = _CommandLineReader
         super()._cb_client_connected(reader, writer)
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str):
+            await super().push(with_enhanced_code(status))
+        else:
+            await super().push(status)
 
     async def handle_exception(self, error: Exception) -> str:
         peer = self.session.peer if self.session is not None else None
