@@ -215,6 +215,9 @@ class TriageConfig:
     notice_after: float = 900.0
     #: The longest wait (seconds) between retries of a failing login; retries never stop.
     retry_max: float = 60.0
+    #: At a login's first start, mail already in INBOX is tagged and left in place, except
+    #: unread mail that arrived (or is dated) within this many seconds; 0: all of it stays.
+    first_start_window: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -679,6 +682,7 @@ def _parse_triage(r: _Reader) -> TriageConfig:
     sent_check = _number(r, "history_sent_check", "seconds", 1, 3600)
     notice_after = _number(r, "notice_after", "seconds", 1, 7 * 86400)
     retry_max = _number(r, "retry_max", "seconds", 1, 3600)
+    window = _number(r, "first_start_window", "seconds", 0, 7 * 86400)
     config = TriageConfig(
         enabled=_flag(r, "enabled", defaults.enabled),
         vip=tuple(vips),
@@ -692,6 +696,7 @@ def _parse_triage(r: _Reader) -> TriageConfig:
         history_sent_check=defaults.history_sent_check if sent_check is None else sent_check,
         notice_after=defaults.notice_after if notice_after is None else notice_after,
         retry_max=defaults.retry_max if retry_max is None else retry_max,
+        first_start_window=defaults.first_start_window if window is None else window,
     )
     r.check_unknown()
     return config

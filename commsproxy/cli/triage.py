@@ -89,6 +89,18 @@ def _show(moment: datetime, zone: tzinfo) -> str:
 # --- status -------------------------------------------------------------------------------------
 
 
+def _first_start_line(first: dict[str, Any] | None, zone: tzinfo) -> str:
+    if first is None:
+        return "first start: not yet (mail already in INBOX then is tagged and left in place)"
+    when = _show(datetime.fromisoformat(first["at"]), zone)
+    hours = first["window_seconds"] / 3600
+    recent = f"; unread mail of the last {hours:g} hour(s) was triaged" if hours else ""
+    return (
+        f"first start: {when}: {first['left_in_place']} message(s) already in INBOX "
+        f"left in place{recent}"
+    )
+
+
 def _history_line(history: dict[str, Any] | None, zone: tzinfo) -> str:
     if history is None:
         return "history with senders: not read yet (read at the first start of `run`)"
@@ -114,8 +126,9 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     Per login: how its triage is doing (connected, or what fails, since when, and what to
     do), each batch with its next and last release, the decisions of the last 24 hours
     by label, the last few decisions and why, how many corrections (mail you moved out of
-    a hold mailbox, or into one) were recorded for training, and how the history with your
-    senders was read from the server (counts only). Exits with 1 when triage of a login does
+    a hold mailbox, or into one) were recorded for training, how the history with your
+    senders was read from the server (counts only), and how many messages already in
+    INBOX at the first start were left in place, and when. Exits with 1 when triage of a login does
     not work while `commsproxy run` runs.
 
     \b
@@ -197,6 +210,7 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
             yield f"    {_decision_line(entry, zone)}"
         yield f"  corrections recorded: {login['corrections']}"
         yield f"  {_history_line(login['history'], zone)}"
+        yield f"  {_first_start_line(login['first_start'], zone)}"
         for queued in login["filing_queue"]:
             error = f"; last error: {queued['last_error']}" if queued["last_error"] else ""
             yield (

@@ -16,6 +16,18 @@ whose move was interrupted (the store has its decision under this UID: move it) 
 brought back from a hold mailbox (a new UID: a correction, leave it). Released mail carries
 ``$Released`` and is never triaged again. Deleting the store therefore loses nothing and
 triages nothing twice: the keywords are the truth.
+
+Nothing a client waits for scans the mailbox. The worker keeps INBOX selected and counts its
+messages from the server's own EXISTS and EXPUNGE responses (upstream.py); a pass runs only when
+the watcher heard INBOX change, a client's gate saw the server announce mail triage has not
+seen, or a batch is due, and looks only at UIDs above the cursor. Between passes the gate gets
+the state triage already knows. With no mail arriving, the server hears nothing but the
+watcher's IDLE, and now and then a STATUS of the few mailboxes the slower timers look at.
+
+A login's first start leaves the past alone: the mail already in INBOX is tagged ``$Triaged``
+``$NotHeld`` in one ``UID STORE`` (crash repair reads that as decided and not held) and stays
+where it is, except unread mail from the last ``[triage] first_start_window`` seconds, which is
+triaged as new mail.
 """
 
 from __future__ import annotations
@@ -29,13 +41,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, TriageConfig
 from ..credentials import CredentialError
 from ..endpoints import Endpoint
+from ..imap.commands import uid_set
 from ..imap.names import (
     FILED,
     HELD_AS,
@@ -46,7 +59,7 @@ from ..imap.names import (
     TRIAGED,
     URGENT,
 )
-from ..imap.responses import Fetched, MailboxInfo
+from ..imap.responses import Fetched, MailboxInfo, untagged_name
 from ..schedule import Schedule
 from .account_match import resolve_incoming
 from .corrections import CorrectionWatch
@@ -64,14 +77,18 @@ from .state_store import Decision as StoredDecision
 from .teamhint import TeamWatch
 from .upstream import CommandRefused, LoginRefused, Upstream, UpstreamImapError, connect
 
-__all__ = ["Engine", "EngineSettings", "left_behind_batch"]
+__all__ = ["CatchUp", "Engine", "EngineSettings", "left_behind_batch"]
 
 log = logging.getLogger("commsproxy.triage")
 
 _CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
 _NOOP_WITHOUT_IDLE = 5 * 60.0  # seconds; servers log out a silent client after 30 minutes
 _IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes (RFC 2177)
-_TICK = 2.0  # seconds between checks for release requests and due releases
+# Servers without IDLE push nothing: the worker looks at INBOX this often instead (a NOOP and
+# a UID SEARCH of the UIDs above the cursor, cheap; clients' own polls are gated anyway).
+_POLL_WITHOUT_IDLE = 5.0
+_LONGEST_NAP = 60.0  # seconds; the worker's wake-ups with nothing to do cost no request
+_CORRECTIONS_GAP = 10.0  # seconds; corrections.py looks at most this often
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then [triage] retry_max, forever (at most)
 _GONE_NOTE = "gone before it was held: deleted or moved by another client"
 
@@ -79,6 +96,9 @@ _UTC_ZONE = ZoneInfo("UTC")
 
 Clock = Callable[[], datetime]
 Spare = Callable[[], tuple[str, str] | None]  # a client's login, to leave a notice with
+# What a caller of catch_up needs: "known" (what triage knows, unless the watcher heard INBOX
+# change), "look" (that, once one STATUS says nothing arrived since), "pass" (a pass, always).
+CatchUp = Literal["known", "look", "pass"]
 
 _TODO_REFUSED = (
     "check the password: what password_command prints (or what your mail program logs in"
@@ -121,6 +141,9 @@ class EngineSettings:
     own_addresses: tuple[str, ...] = ()  # this login's own addresses (for the team hint)
     clock: Clock = field(default=_now)
     connect_timeout: float = 30.0
+    # Seconds between looks (one STATUS each) at the hold mailboxes for the user's corrections,
+    # when the watcher heard nothing that asks for one sooner.
+    look_elsewhere: float = 15.0
 
     def batch_for(self, label: str) -> BatchConfig | None:
         for batch in self.batches:
@@ -149,6 +172,17 @@ class Engine:
         self._lock = asyncio.Lock()
         self._passes = 0  # completed triage passes, for catch_up
         self._pass_done = asyncio.Condition()
+        self._news = 0  # INBOX changes (EXISTS, EXPUNGE) the watcher heard
+        self._seen = -1  # ... as counted when the last pass began: none new if equal
+        self._started = 0  # triage passes begun; a pass ends as _passes reaches this
+        self._wanted = 0  # the pass someone waits for (catch_up): run until _started is this
+        self._flags_news = True  # the watcher heard flags change: corrections worth a look
+        self._elsewhere: tuple[tuple[tuple[str, int], ...], ...] | None = None  # their STATUS
+        self._next_look = 0.0  # loop time of the next look at the hold mailboxes
+        self._corrections_at = 0.0  # loop time before which corrections.py would not look
+        self._worker: Upstream | None = None
+        self._arrivals = -1  # the worker's EXISTS responses as of the last pass's count
+        self._idle = True  # the watcher's server pushes news (IDLE)
         self._releaser: Releaser | None = None
         self._filer: Filer | None = None
         self._team: TeamWatch | None = None
@@ -171,26 +205,37 @@ class Engine:
     # -- for the gate and the CLI -------------------------------------------------------------
 
     @property
+    def worker(self) -> Upstream | None:
+        """The worker's link while connected (what it sent: ``sent``, ``recent``)."""
+        return self._worker
+
+    @property
     def ready(self) -> bool:
         """Connected, and past its first pass: worth waiting for."""
         return self._ready.is_set()
 
-    async def catch_up(self, limit: float, *, while_ready: bool = False) -> tuple[int, int] | None:
+    async def catch_up(
+        self, limit: float, *, while_ready: bool = False, need: CatchUp = "pass"
+    ) -> tuple[int, int] | None:
         """Triage everything that has arrived, waiting at most ``limit`` seconds.
 
         Returns INBOX's (messages, triaged messages) once done, for the gate to know what a
         client may see, or None when triage could not finish in time: the caller fails open.
         ``while_ready`` (the gate): None at once when the engine is not connected or drops
-        while waiting -- no client command may wait out a backoff.
+        while waiting -- no client command may wait out a backoff. ``need`` says how sure the
+        caller must be that nothing arrived unseen (see CatchUp); "known" costs no request.
         """
         if while_ready and not self.ready:
             return None
         try:
             async with asyncio.timeout(limit):
                 await self._ready.wait()
+                quiet = self._news == self._seen and self.inbox_state is not None
+                if quiet and (need == "known" or (need == "look" and await self._nothing_new())):
+                    return self.inbox_state
                 # A pass already running may have started before the mail arrived: wait for
-                # the one after it.
-                target = self._passes + (2 if self._lock.locked() else 1)
+                # one that begins from now on.
+                target = self._wanted = max(self._wanted, self._started + 1)
                 self._wake.set()
                 async with self._pass_done:
                     await self._pass_done.wait_for(
@@ -199,6 +244,41 @@ class Engine:
                 return self.inbox_state if self.ready or not while_ready else None
         except TimeoutError:
             return None
+
+    async def _nothing_new(self) -> bool:
+        """One command on the worker's link says whether INBOX is as triage knows it.
+
+        With INBOX selected there (as between passes) a NOOP: no EXISTS since the last pass,
+        and the count triage knows (a STATUS of the selected mailbox may answer from the
+        session's own view). Otherwise a STATUS: no UID above the cursor, the same count.
+        """
+        worker = self._worker
+        if worker is None:
+            return False
+        try:
+            async with self._lock:
+                if worker.selected == INBOX and worker.info is not None:
+                    arrivals = worker.arrivals
+                    await worker.noop()
+                    same = worker.arrivals == arrivals == self._arrivals
+                    return same and self._known(worker.exists, worker.info.uidvalidity, None)
+                status = await worker.status(INBOX, "(MESSAGES UIDNEXT UIDVALIDITY)")
+        except UpstreamImapError as err:  # the worker's own loop notices and reconnects
+            log.debug("%s: looking at INBOX for a client failed: %s", self, err)
+            return False
+        validity = status.get("UIDVALIDITY", -1)
+        return self._known(status.get("MESSAGES"), validity, status.get("UIDNEXT", -1))
+
+    def _known(self, messages: int | None, uidvalidity: int, uidnext: int | None) -> bool:
+        cursor = self.store.cursor(self.settings.login, INBOX)
+        return (
+            cursor is not None
+            and self.inbox_state is not None
+            and uidvalidity == cursor[0]
+            and (uidnext is None or 0 <= uidnext <= cursor[1] + 1)
+            and messages == self.inbox_state[0]
+            and self._news == self._seen
+        )
 
     async def release(self, batch_name: str | None = None) -> dict[str, int]:
         """Release one batch (or all) now, between triage passes; messages moved per batch."""
@@ -404,11 +484,13 @@ class Engine:
             # Due releases first: on a first start (no release on record) this must not
             # release the mail the first pass is about to hold.
             await self._release_due(releaser)
+            await self._leave_the_past(worker)
             await self._triage_pass(worker)
             if not self.settings.dry_run:
                 await self._notices.remove(worker)
             self._failures = 0
             self._set(State.CONNECTED)
+            self._worker = worker
             self._ready.set()
             log.info("%s: watching INBOX on %s", self, worker.name)
             tasks = [
@@ -423,6 +505,7 @@ class Engine:
                     raise task.exception()  # type: ignore[misc]
         finally:
             await self._not_ready()  # before the logouts, which may take seconds
+            self._worker = None
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -503,9 +586,11 @@ class Engine:
 
     async def _watch(self, watcher: Upstream) -> None:
         await watcher.select(INBOX)
-        if not watcher.has("IDLE"):
-            # No push from this server: the worker's look at INBOX every _TICK seconds finds
-            # new mail; a NOOP now and then keeps the watcher's link from being logged out.
+        self._idle = watcher.has("IDLE")
+        if not self._idle:
+            # No push from this server: the worker polls INBOX (_POLL_WITHOUT_IDLE); a NOOP
+            # now and then keeps the watcher's link from being logged out.
+            self._wake.set()
             while True:
                 await asyncio.sleep(_NOOP_WITHOUT_IDLE)
                 await watcher.noop()
@@ -514,33 +599,95 @@ class Engine:
             loop = asyncio.get_running_loop()
             restart_at = loop.time() + _IDLE_RESTART
             while (left := restart_at - loop.time()) > 0:
-                pushed = await watcher.idle_wait(left)
-                if any(b"EXISTS" in line.upper() for line in pushed):
-                    self._wake.set()
+                self._heard(await watcher.idle_wait(left))
             await watcher.idle_done()
+
+    def _heard(self, pushed: Sequence[bytes]) -> None:
+        """What the watcher heard: INBOX's size changed (a pass is due), or flags did."""
+        for line in pushed:
+            kind = untagged_name(line)
+            if kind is None or kind[0] is None:
+                continue
+            if kind[1] in ("EXISTS", "EXPUNGE"):
+                self._news += 1
+                self._flags_news = True  # a move out of INBOX may be a correction
+                self._wake.set()
+            elif kind[1] == "FETCH":
+                self._flags_news = True
+                self._wake.set()
+
+    def _nap(self) -> float:
+        """Seconds until the worker has something to do by the clock (a batch due, a timer)."""
+        s = self.settings
+        naps = [_LONGEST_NAP]
+        upcoming = self.health.next_release
+        if upcoming is not None:
+            naps.append((upcoming[1] - s.clock()).total_seconds())
+        if not self._idle:
+            naps.append(_POLL_WITHOUT_IDLE)
+        if self.history is not None:
+            naps.append(s.triage.history_sent_check)
+        if self._team is not None and s.filing is not None:
+            naps.append(s.filing.config.team_scan)
+        if self._corrections is not None:
+            now = asyncio.get_running_loop().time()
+            at = max(self._corrections_at, now) if self._flags_news else self._next_look
+            naps.append(at - now)
+        return max(min(naps), 0.05)
 
     async def _work(self, worker: Upstream, releaser: Releaser, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _TICK)
+                await asyncio.wait_for(self._wake.wait(), self._nap())
             self._wake.clear()
             try:
                 await self._credentials.check(worker)  # an OAuth2 login refreshes here, early
             except SignInPaused:
                 await self._leave_sign_in_notice(worker)
                 raise
-            await self._triage_pass(worker)
+            if self._wanted > self._started or self._news != self._seen or not self._idle:
+                await self._triage_pass(worker)
             await self._release_due(releaser)
             async with self._lock:
                 if self.history is not None:
                     await self.history.look_at_sent(worker)
                     self.history.save()
-                if self._corrections is not None:
+                if self._corrections is not None and await self._corrections_due(worker):
                     await self._corrections.maybe_scan()
                 if self._filer is not None and not self.settings.dry_run:
                     await self._filer.drain()
                 if self._team is not None and not self.settings.dry_run:
                     await self._team.maybe_scan()
+
+    async def _corrections_due(self, worker: Upstream) -> bool:
+        """Whether the user may have moved or flagged mail: the watcher heard INBOX change, or
+        (every ``look_elsewhere`` seconds) a STATUS of a hold mailbox differs from the last."""
+        now = asyncio.get_running_loop().time()
+        if now < self._corrections_at:
+            return False  # news waits: corrections.py would skip a look this soon
+        if not self._flags_news and now < self._next_look:
+            return False
+        before, self._elsewhere = self._elsewhere, await self._hold_status(worker)
+        self._next_look = now + self.settings.look_elsewhere
+        if not self._flags_news and before == self._elsewhere:
+            return False
+        self._flags_news = False
+        self._corrections_at = now + _CORRECTIONS_GAP
+        return True
+
+    async def _hold_status(self, worker: Upstream) -> tuple[tuple[tuple[str, int], ...], ...]:
+        # HIGHESTMODSEQ (CONDSTORE) changes with every flag; without it, moves still show.
+        items = "(MESSAGES UIDNEXT UIDVALIDITY" + (
+            " HIGHESTMODSEQ)" if worker.has("CONDSTORE") else ")"
+        )
+        out = []
+        for mailbox in sorted(set(self.hold_names.values())):
+            try:
+                status = await worker.status(mailbox, items)
+            except CommandRefused:
+                status = {}
+            out.append(tuple(sorted(status.items())))
+        return tuple(out)
 
     async def _leave_sign_in_notice(self, worker: Upstream) -> None:
         """A pause needs its notice now: only this worker is still logged in (signin.py)."""
@@ -559,31 +706,109 @@ class Engine:
     async def _triage_pass(self, worker: Upstream) -> None:
         async with self._lock:
             try:
-                info = await worker.select(INBOX)
+                self._seen = self._news
+                self._started += 1
+                # INBOX stays selected between passes; a NOOP brings its news (EXISTS,
+                # EXPUNGE) into the count the worker keeps, without a scan.
+                if worker.selected == INBOX and worker.info is not None:
+                    await worker.noop()
+                    info = worker.info
+                else:
+                    info = await worker.select(INBOX)
                 await self._triage_new(worker, info)
-                # One SEARCH gives both numbers at the same instant.
-                uids = await worker.search("ALL")
-                last = self.store.cursor(self.settings.login, INBOX)
-                done = last[1] if last and last[0] == info.uidvalidity else 0
-                self.inbox_state = (len(uids), sum(1 for uid in uids if uid <= done))
+                self.inbox_state = await self._count(worker, info.uidvalidity)
+                self._arrivals = worker.arrivals
             finally:
                 self._passes += 1
                 async with self._pass_done:
                     self._pass_done.notify_all()
 
-    async def _triage_new(self, worker: Upstream, info: MailboxInfo) -> None:
+    async def _leave_the_past(self, worker: Upstream) -> None:
+        """A login's first start (no INBOX cursor yet): tag what INBOX holds and leave it.
+
+        One ``UID STORE`` over UID ranges writes ``$Triaged $NotHeld`` on every message not
+        decided yet but the recent unread ones (``first_start_window``), which the first pass
+        then triages as new. Mail that carries ``$Triaged`` or ``$Released`` already (a start
+        after the store was deleted) keeps its keywords as they are. The cursor and the record
+        for ``status`` are written together afterwards: a crash before that repeats the
+        tagging, which changes nothing the second time.
+        """
+        s = self.settings
+        if self.store.cursor(s.login, INBOX) is not None:
+            return
+        info = await worker.select(INBOX)
+        top = (info.uidnext or 1) - 1
+        if info.uidnext is None and info.exists:
+            top = max(await worker.search("ALL"), default=0)
+        recent = await self._recent_unread(worker, top) if info.exists else []
+        undecided: list[int] = []
+        if info.exists and top:
+            found = await worker.search(f"UID 1:{top} UNKEYWORD {TRIAGED} UNKEYWORD {RELEASED}")
+            skip = set(recent)
+            undecided = [uid for uid in found if uid <= top and uid not in skip]
+        tagged = max(info.exists - len(recent), 0)  # left in place, tagged now or before
+        if undecided:
+            await worker.add_flags_to(uid_set(undecided), (TRIAGED, NOT_HELD))
+        last = recent[0] - 1 if recent else top
+        window = s.triage.first_start_window
+        self.store.first_start(s.login, info.uidvalidity, last, tagged, window, s.clock())
+        log.info(
+            "%s: first start: %d message(s) already in INBOX left in place (tagged %s %s);"
+            " %d unread from the last %g hour(s) triaged as new",
+            self, tagged, TRIAGED, NOT_HELD, len(recent), window / 3600,
+        )  # fmt: skip
+
+    async def _recent_unread(self, worker: Upstream, top: int) -> list[int]:
+        """UIDs up to ``top`` of unread, untriaged mail that arrived or is dated within the
+        window. SEARCH dates are whole days, so the day before is asked and times compared."""
+        window = self.settings.triage.first_start_window
+        if window <= 0 or top <= 0:
+            return []
+        since = self.settings.clock() - timedelta(seconds=window)
+        day = (since - timedelta(days=1)).strftime("%d-%b-%Y")
+        found = await worker.search(
+            f"UID 1:{top} UNSEEN UNKEYWORD {TRIAGED} UNKEYWORD {RELEASED}"
+            f" OR SINCE {day} SENTSINCE {day}"
+        )
+        found = [uid for uid in found if uid <= top]
+        if not found:
+            return []
+        items = "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE)])"
+        return sorted(f.uid for f in await worker.fetch(found, items) if _since(f, since))
+
+    async def _count(self, worker: Upstream, uidvalidity: int) -> tuple[int, int]:
+        """INBOX's (messages, triaged messages): the count the worker keeps, less the UIDs
+        above the cursor (mail that came during the pass).
+
+        A SEARCH answers for the mailbox as the session knew it when the command began; news
+        the server reports with its answer (EXISTS, EXPUNGE) is newer, so the count taken
+        before the SEARCH goes with its result, and a count that moved meanwhile asks again.
+        """
+        last = self.store.cursor(self.settings.login, INBOX)
+        done = last[1] if last and last[0] == uidvalidity else 0
+        for _ in range(3):
+            before = worker.exists or 0
+            above = [uid for uid in await worker.search(f"UID {done + 1}:*") if uid > done]
+            if worker.exists == before:
+                break
+        else:
+            self._news += 1  # INBOX keeps changing: the next catch_up waits for a pass
+        return before, max(before - len(above), 0)
+
+    async def _triage_new(self, worker: Upstream, info: MailboxInfo) -> list[int]:
+        """Triage the UIDs above the cursor; returns those it found (all triaged by now)."""
         login = self.settings.login
         cursor = self.store.cursor(login, INBOX)
         last = cursor[1] if cursor and cursor[0] == info.uidvalidity else 0
         if cursor and cursor[0] != info.uidvalidity:
             log.warning("%s: INBOX UIDVALIDITY changed; re-scanning by keywords", self)
-        if info.uidnext is not None and info.uidnext <= last + 1:
-            return
+        # ``n:*`` names the last message even when n is above every UID: hence the filter.
         uids = [uid for uid in await worker.search(f"UID {last + 1}:*") if uid > last]
         for start in range(0, len(uids), _CHUNK):
             chunk = uids[start : start + _CHUNK]
             await self._triage_chunk(worker, info.uidvalidity, chunk)
             self.store.set_cursor(login, INBOX, info.uidvalidity, chunk[-1])
+        return uids
 
     async def _triage_chunk(self, worker: Upstream, uidvalidity: int, uids: list[int]) -> None:
         s = self.settings
@@ -810,6 +1035,18 @@ def left_behind_batch(mailbox: str) -> BatchConfig:
     moving (no re-append, so a redo after a cut never makes a copy), digest as configured."""
     name = f"mail held in {mailbox} before the config changed"
     return BatchConfig(name, mailbox, (), Schedule((), frozenset(), _UTC_ZONE))
+
+
+def _since(fetched: Fetched, since: datetime) -> bool:
+    """The message arrived (INTERNALDATE) or is dated (Date:) at ``since`` or later."""
+    moments = []
+    if fetched.internaldate:
+        with contextlib.suppress(ValueError):
+            moments.append(datetime.strptime(fetched.internaldate.strip(), "%d-%b-%Y %H:%M:%S %z"))
+    date = _mail(fetched).date
+    if date is not None:
+        moments.append(date if date.tzinfo else date.replace(tzinfo=UTC))
+    return any(moment >= since for moment in moments)
 
 
 def _todo_sign_in(login: str) -> str:

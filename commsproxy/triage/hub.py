@@ -21,7 +21,7 @@ from ..credentials import password_from_command
 from ..imap.names import SENT
 from .account_match import resolve_outgoing
 from .decide import Decider
-from .engine import Engine, EngineSettings
+from .engine import CatchUp, Engine, EngineSettings
 from .state_store import StateStore
 from .upstream import Upstream
 
@@ -72,9 +72,13 @@ class TriageHub:
         engine = self.engines.get(login)
         return engine is not None and engine.ready
 
-    async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
+    async def catch_up(
+        self, login: str, limit: float, need: CatchUp = "pass"
+    ) -> tuple[int, int] | None:
         engine = self.engines.get(login)
-        return None if engine is None else await engine.catch_up(limit, while_ready=True)
+        if engine is None:
+            return None
+        return await engine.catch_up(limit, while_ready=True, need=need)
 
     def held_uids(self, login: str) -> frozenset[int]:
         engine = self.engines.get(login)

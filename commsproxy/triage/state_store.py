@@ -129,6 +129,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             login TEXT NOT NULL, mailbox TEXT NOT NULL, first_used TEXT NOT NULL,
             PRIMARY KEY (login, mailbox))""",
     ),
+    (
+        # A login's first start: the mail already in INBOX then was tagged and left in place
+        # (engine.py); how many messages, when, and the recent window triaged as new.
+        """CREATE TABLE first_starts (
+            login TEXT PRIMARY KEY, at TEXT NOT NULL, left_in_place INTEGER NOT NULL,
+            window REAL NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
@@ -340,6 +347,38 @@ class StateStore:
                 " SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
                 (login, mailbox, uidvalidity, last_uid),
             )
+
+    def first_start(
+        self,
+        login: str,
+        uidvalidity: int,
+        last_uid: int,
+        left_in_place: int,
+        window: float,
+        at: datetime,
+    ) -> None:
+        """The first start's end: INBOX's cursor and what was left in place, in one step, so
+        a crash before it repeats the whole (harmless) first start."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (login, mailbox) DO UPDATE"
+                " SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid",
+                (login, "INBOX", uidvalidity, last_uid),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO first_starts VALUES (?, ?, ?, ?)",
+                (login, _text(at), left_in_place, window),
+            )
+
+    def first_start_record(self, login: str) -> tuple[datetime, int, float] | None:
+        """When the login's first start was, how many messages it left in place, the window."""
+        sql = "SELECT at, left_in_place, window FROM first_starts WHERE login = ?"
+        rows = self._read(sql, (login,))
+        if not rows:
+            return None
+        at = _moment(rows[0][0])
+        assert at is not None
+        return at, int(rows[0][1]), float(rows[0][2])
 
     def record_decisions(self, decisions: Iterable[Decision]) -> None:
         """Log decisions in one transaction; a message decided again replaces its old row."""

@@ -53,12 +53,12 @@ def iso(moment: datetime | None) -> str | None:
 def user_model_path() -> Path:
     # Same place as commsproxy.models.store.user_model_path("urgency"), which cannot be imported
     # here without importing scikit-learn (a second or so) just to name a file.
-    return platformdirs.user_data_path("commsproxy") / "models" / "urgency.joblib"
+    return platformdirs.user_data_path("commsproxy") / "models" / "urgency.skops"
 
 
 def bundled_model_path() -> Path:
     # Same as commsproxy.models.store.bundled_model_path("urgency").
-    return Path(__file__).resolve().parent.parent / "models" / "default-urgency.joblib"
+    return Path(__file__).resolve().parent.parent / "models" / "default-urgency.skops"
 
 
 def describe_model(config: Config) -> str:
@@ -122,6 +122,14 @@ def _history_json(record: HistoryRecord | None) -> dict[str, Any] | None:
         "senders": record.senders,
         "updated": iso(record.updated),
     }
+
+
+def _first_start_json(record: tuple[datetime, int, float] | None) -> dict[str, Any] | None:
+    """What the login's first start left in INBOX as it was (None before the first start)."""
+    if record is None:
+        return None
+    at, left, window = record
+    return {"at": iso(at), "left_in_place": left, "window_seconds": window}
 
 
 def _health_json(
@@ -195,6 +203,7 @@ def login_status(
         else [],
         "corrections": len(store.corrections(login)) if store else 0,
         "history": _history_json(store.history_status(login) if store else None),
+        "first_start": _first_start_json(store.first_start_record(login) if store else None),
         "filing_queue": [
             {
                 "account": q.account,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -150,7 +151,18 @@ class Upstream:
         self.name = client.name
         self.timeout = timeout
         self.selected: str | None = None
+        # The selected mailbox as the server last described it: SELECT's answer, and its
+        # message count kept current from the EXISTS and EXPUNGE responses that come with
+        # every command -- so INBOX's size is known without asking (engine.py).
+        self.info: MailboxInfo | None = None
+        self.exists: int | None = None
+        self.arrivals = 0  # EXISTS responses heard: news of mail, even when the count is even
+        # The commands sent on this link, as named in errors (no password is sent through
+        # here): how many, and the latest, for the log at debug level and for the tests.
+        self.sent = 0
+        self.recent: deque[str] = deque(maxlen=1000)
         self._delimiter: str | None = None
+        client.on_untagged = self._heard
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -177,8 +189,19 @@ class Upstream:
         except ImapError as err:
             raise UpstreamImapError(f"{self.name}: {what}: {err}") from None
 
+    def _heard(self, number: int | None, name: str) -> None:
+        if number is None or self.exists is None:
+            return
+        if name == "EXISTS":
+            self.exists = number
+            self.arrivals += 1
+        elif name == "EXPUNGE":
+            self.exists = max(self.exists - 1, 0)
+
     async def _ok(self, what: str, name: str, *args: Arg, limit: float | None = None) -> Reply:
         """One command, its OK reply, within ``limit`` (default: the link's timeout)."""
+        self.sent += 1
+        self.recent.append(what)
         call = self._client.command(name, *args, seconds=limit or self.timeout, what=what)
         return await self._run(what, call)
 
@@ -226,15 +249,24 @@ class Upstream:
         return True
 
     async def select(self, name: str) -> MailboxInfo:
-        reply = await self._ok(f"SELECT {name}", "SELECT", quote_mailbox(name))
-        self.selected = name
-        return parse_select(reply.untagged)
+        return await self._open("SELECT", name)
 
     async def examine(self, name: str) -> MailboxInfo:
         """Select read-only: looking into a shared folder must not change its state."""
-        reply = await self._ok(f"EXAMINE {name}", "EXAMINE", quote_mailbox(name))
-        self.selected = name
-        return parse_select(reply.untagged)
+        return await self._open("EXAMINE", name)
+
+    async def _open(self, command: str, name: str) -> MailboxInfo:
+        # A failed SELECT leaves nothing selected (RFC 3501 6.3.1).
+        self.selected, self.info = None, None
+        self.exists = 0  # counted from the answer's EXISTS on (_heard)
+        try:
+            reply = await self._ok(f"{command} {name}", command, quote_mailbox(name))
+        except BaseException:
+            self.exists = None
+            raise
+        self.selected, self.info = name, parse_select(reply.untagged)
+        self.exists = self.info.exists
+        return self.info
 
     async def status(
         self, name: str, items: str = "(MESSAGES UIDNEXT UIDVALIDITY)"
@@ -290,6 +322,15 @@ class Upstream:
         target = uid_set(uids)
         await self._ok(
             f"UID STORE {target} +FLAGS", "UID STORE", target, "+FLAGS.SILENT", flag_list
+        )
+
+    async def add_flags_to(self, target: str, flags: Iterable[str]) -> None:
+        """``UID STORE`` over a UID set written out (``1:4000,4002:9000``): one command for a
+        whole INBOX, however many messages it holds."""
+        flag_list = "(" + " ".join(flags) + ")"
+        what = f"UID STORE {target[:40]} +FLAGS"
+        await self._ok(
+            what, "UID STORE", target, "+FLAGS.SILENT", flag_list, limit=self.timeout * 4
         )
 
     async def move(self, uids: Iterable[int], mailbox: str) -> Moved:
@@ -401,6 +442,7 @@ class Upstream:
         return parse_appenduid(reply.messages)
 
     async def noop(self) -> None:
+        """NOOP: also brings the selected mailbox's news (EXISTS, EXPUNGE) into ``exists``."""
         await self._ok("NOOP", "NOOP")
 
     # -- IDLE -----------------------------------------------------------------------------------

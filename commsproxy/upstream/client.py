@@ -102,6 +102,9 @@ class ImapClient:
         self._tags = 0
         self._lost: str | None = None
         self._bye: str | None = None
+        # Sees every untagged response once, in the order received (a mailbox's EXISTS and
+        # EXPUNGE, which a caller may count), besides where the response goes anyway.
+        self.on_untagged: Callable[[int | None, str], None] | None = None
         self._read_task = asyncio.create_task(self._read_loop(), name=f"imap-read {name}")
 
     # -- state ----------------------------------------------------------------------------------
@@ -414,6 +417,8 @@ class ImapClient:
         if first == b"*":
             kind = untagged_name(message)
             name = kind[1] if kind is not None else ""
+            if self.on_untagged is not None and kind is not None:
+                self.on_untagged(*kind)
             if name in _STATUS:
                 self._status(name, message)
             if current is not None and not current.idle:

@@ -226,14 +226,14 @@ def test_vip_stays_and_newsletter_is_held_with_keywords(account: Account) -> Non
 
 
 def test_already_read_mail_is_tagged_but_left_in_inbox(account: Account) -> None:
-    news = _id()
-    account.deliver(newsletter(news))
-    conn = account.imap()
-    conn.select("INBOX")
-    conn.uid("STORE", uid_of(conn, news), "+FLAGS", "(\\Seen)")
-    conn.logout()
-
+    """New mail that arrives read (another device read it, or it was appended read)."""
     proxy = account.start()
+    assert proxy.wait_for_log("watching INBOX", 20), proxy.log_text()
+    news = _id()
+    conn = account.imap()
+    typ, data = conn.append("INBOX", "(\\Seen)", None, newsletter(news))
+    assert typ == "OK", data
+    conn.logout()
     wait_decided(proxy, 1)
     assert wait_until(lambda: "$Triaged" in account.flags(news)), account.flags(news)
     assert {"$Triaged", "\\Seen"} <= account.flags(news)

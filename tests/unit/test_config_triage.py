@@ -256,8 +256,8 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
         "[triage]\nenabled = true\nvips = []\n",
         ("vips", 1),
         "[triage] vips",
-        "unknown key (known keys here: body_prefix, digest, enabled, gate_timeout, "
-        "history_messages, history_seconds, history_sent_check, hold_seen, model, "
+        "unknown key (known keys here: body_prefix, digest, enabled, first_start_window, "
+        "gate_timeout, history_messages, history_seconds, history_sent_check, hold_seen, model, "
         "notice_after, retry_max, vip)",
     ),
     (
@@ -287,6 +287,20 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
         ("history_messages", 1),
         "[triage] history_messages",
         "expected a whole number of messages, got 2.5",
+    ),
+    (
+        "first_start_window negative",
+        "[triage]\nenabled = true\nfirst_start_window = -1\n",
+        ("first_start_window", 1),
+        "[triage] first_start_window",
+        "expected seconds from 0 to 604800, got -1",
+    ),
+    (
+        "first_start_window text",
+        '[triage]\nfirst_start_window = "1 day"\n',
+        ("first_start_window", 1),
+        "[triage] first_start_window",
+        "expected a number of seconds",
     ),
     (
         "history_sent_check nan",
@@ -705,3 +719,11 @@ def test_history_keys(tmp_path: Path) -> None:
         500,
         2.5,
     )
+
+
+def test_first_start_window(tmp_path: Path) -> None:
+    """Unread mail of the last day is triaged at a first start by default; 0 leaves all of it."""
+    assert TriageConfig().first_start_window == 86400.0
+    for text, expected in (("0", 0.0), ("3600", 3600.0), ("1.5", 1.5)):
+        path = write(tmp_path, f"[triage]\nfirst_start_window = {text}\n")
+        assert load_config(path).triage.first_start_window == expected

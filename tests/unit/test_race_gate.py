@@ -199,6 +199,7 @@ class FakeBackend:
     def __init__(self, ready: bool) -> None:
         self.up = ready
         self.asked = 0
+        self.needs: list[str] = []
 
     def login_for(self, user: str) -> str | None:
         return "me"
@@ -206,8 +207,11 @@ class FakeBackend:
     def ready(self, login: str) -> bool:
         return self.up
 
-    async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
+    async def catch_up(
+        self, login: str, limit: float, need: str = "pass"
+    ) -> tuple[int, int] | None:
         self.asked += 1
+        self.needs.append(need)
         if not self.up:
             raise AssertionError("the gate waited for triage that is down")
         return (4, 4)  # all four messages decided, none held
@@ -370,3 +374,22 @@ def test_a_message_gone_before_its_move_is_recorded_as_not_held(tmp_path: Path) 
     assert gone is not None
     assert not gone.held
     assert gone.reason == "low urgency (gone before it was held)"
+
+
+async def test_what_the_gate_asks_of_triage_per_command() -> None:
+    """Polls take what triage knows; a SELECT, EXAMINE or STATUS has it look; mail the server
+    announces that the client has not seen asks for a pass."""
+    backend = FakeBackend(ready=True)
+    hooks = GateHooks(backend, timeout=30)
+    fake = FakeSession()
+    session = _session(fake)
+    for line in (b"a NOOP", b"b CHECK", b"c IDLE", b"d SELECT INBOX", b"e STATUS INBOX (UIDNEXT)"):
+        await hooks.before_command(session, parse_command(line))
+    await hooks.before_command(session, parse_command(b"f EXAMINE INBOX"))
+    await hooks.before_command(session, parse_command(b"g STATUS Later (MESSAGES)"))
+    assert backend.needs == ["known", "known", "known", "look", "look", "look"]
+    hooks.on_response(session, parse_response(b"* 3 EXISTS"))
+    hooks.on_response(session, parse_response(b"* 5 EXISTS"))  # more than the client has seen
+    assert fake.paused
+    await asyncio.wait_for(_settled(hooks, session), 1)
+    assert backend.needs[6:] == ["pass"]

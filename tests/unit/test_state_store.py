@@ -102,6 +102,16 @@ def test_cursor_round_trip_and_update(store: StateStore) -> None:
     assert store.cursor("carol", "INBOX") == (5, 1)
 
 
+def test_first_start_sets_the_cursor_and_its_record_together(store: StateStore) -> None:
+    at = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+    assert store.first_start_record("alice") is None
+    store.first_start("alice", 7, 4999, 4990, 86400.0, at)
+    assert store.cursor("alice", "INBOX") == (7, 4999)
+    assert store.first_start_record("alice") == (at, 4990, 86400.0)
+    assert store.first_start_record("carol") is None
+    assert store.cursor("carol", "INBOX") is None
+
+
 def test_decision_round_trip(store: StateStore) -> None:
     urgent = decision(2, label="urgent", score=None, batch=None, held=False, reason="VIP")
     store.record_decisions([decision(1), urgent])

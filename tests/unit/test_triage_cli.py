@@ -347,7 +347,7 @@ def test_model_paths_match_the_model_store() -> None:
 
 
 def test_describe_model_prefers_a_trained_model(tmp_path: Path) -> None:
-    user = tmp_path / "data" / "commsproxy" / "models" / "urgency.joblib"
+    user = tmp_path / "data" / "commsproxy" / "models" / "urgency.skops"
     user.parent.mkdir(parents=True)
     user.write_bytes(b"")
     assert status_report.describe_model(Config()) == f"default: your trained model at {user}"
@@ -636,3 +636,30 @@ def test_status_json_has_the_history_counts(config_file: Path, state: Path) -> N
         "updated": "2026-05-04T11:00:00+00:00",
     }
     assert "ann@acme.example" not in result.output
+
+
+# --- status: the first start ------------------------------------------------------------------
+
+
+def test_status_says_what_the_first_start_left_in_place(
+    config_file: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    result = invoke(config_file, "status")
+    assert "first start: not yet (mail already in INBOX then is tagged and left in place)" in (
+        result.output
+    )
+    with StateStore.open(state) as store:
+        store.first_start(LOGIN, 7, 1200, 1187, 86400.0, STARTED)
+    result = invoke(config_file, "status")
+    assert result.exit_code == 0, result.output
+    assert (
+        "first start: 2026-05-04 09:00 UTC: 1187 message(s) already in INBOX left in place;"
+        " unread mail of the last 24 hour(s) was triaged"
+    ) in result.output
+    data = json.loads(invoke(config_file, "status", "--json").output)
+    assert data["logins"][0]["first_start"] == {
+        "at": "2026-05-04T09:00:00+00:00",
+        "left_in_place": 1187,
+        "window_seconds": 86400.0,
+    }

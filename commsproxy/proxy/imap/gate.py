@@ -1,14 +1,17 @@
 """The relay hooks that drive the no-flicker gate (inbox_view.py).
 
 Per session: before a client's SELECT/EXAMINE/STATUS/NOOP/IDLE on INBOX, triage is asked to catch
-up, which closes most races before they happen. When upstream still announces mail the client
-has not seen, the session's responses are paused, triage catches up (bounded by the gate
-timeout), the upstream is made to report the resulting expunges (its own ``NOOP`` between client
-commands; in IDLE they come by themselves), and the paused responses go out rewritten so the
-held mail never shows. A slow or broken triage only delays the client by the timeout: then the
-gate fails open and the message shows, to be held a moment later. Triage that is not connected
-(starting, or waiting to reconnect) is not waited for at all: the gate fails open at once and
-says so once, not per command.
+up, which closes most races before they happen. That costs the client nothing when nothing
+arrived: a NOOP, IDLE or CHECK gets what triage already knows unless its watcher heard INBOX
+change, and a SELECT, EXAMINE or STATUS (whose answer shows every message at once) one NOOP on
+triage's own link, where INBOX stays selected, to be sure. When upstream still announces mail
+the client has not seen, the session's responses are paused, triage makes a real pass (bounded
+by the gate timeout), the upstream is made to report the resulting expunges (its own ``NOOP``
+between client commands; in IDLE they come by themselves), and the paused responses go out
+rewritten so the held mail never shows. A slow or broken triage only delays the client by the
+timeout: then the gate fails open and the message shows, to be held a moment later. Triage that
+is not connected (starting, or waiting to reconnect) is not waited for at all: the gate fails
+open at once and says so once, not per command.
 
 The gate keeps no copy of the session's state: whether INBOX is selected (once the server said
 OK), the message count the upstream reported and the proxy's own commands in flight are read
@@ -28,7 +31,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ...imap.grammar import Command, Response, ResponseKind
 from ...imap.names import INBOX
@@ -53,9 +56,12 @@ class TriageBackend(Protocol):
     def ready(self, login: str) -> bool:
         """Triage for ``login`` is connected and working: worth waiting for."""
 
-    async def catch_up(self, login: str, limit: float) -> tuple[int, int] | None:
+    async def catch_up(
+        self, login: str, limit: float, need: Literal["known", "look", "pass"] = "pass"
+    ) -> tuple[int, int] | None:
         """Triage what arrived; INBOX's (messages, triaged messages), or None on timeout or
-        when triage is not (or no longer) connected."""
+        when triage is not (or no longer) connected. ``need``: "known" takes what triage knows
+        unless it heard of news, "look" checks with one STATUS, "pass" waits for a pass."""
 
     def held_uids(self, login: str) -> frozenset[int]:
         """INBOX UIDs recently moved to hold mailboxes."""
@@ -115,14 +121,17 @@ class GateHooks:
         login = self._login(session)
         if login is None:
             return
-        if command.name in ("SELECT", "EXAMINE", "STATUS"):
+        opening = command.name in ("SELECT", "EXAMINE", "STATUS")
+        if opening:
             if not _is_inbox(command.mailbox):
                 return
         elif not _inbox_open(session.state):
             return
         if not self._triage_up(login):
             return
-        if await self.backend.catch_up(login, self.timeout) is None and self._triage_up(login):
+        need: Literal["look", "known"] = "look" if opening else "known"
+        state = await self.backend.catch_up(login, self.timeout, need)
+        if state is None and self._triage_up(login):
             log.warning("%s: triage did not catch up within %g s; going on", session, self.timeout)
 
     def _triage_up(self, login: str) -> bool:
@@ -182,7 +191,7 @@ class GateHooks:
             while login is not None and (left := deadline - loop.time()) > 0:
                 if not self._triage_up(login):
                     break
-                state = await self.backend.catch_up(login, left)
+                state = await self.backend.catch_up(login, left, "pass")
                 if state is None:
                     if self._triage_up(login):
                         log.warning("%s: triage too slow; showing new mail unchecked", session)
