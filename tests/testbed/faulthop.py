@@ -5,12 +5,19 @@ that matters: just before a command reaches the server (the server never did it)
 after the server completed it (the server did it, the client never heard). The hop forwards
 bytes unchanged and reads only client command lines, skipping literals (``{n}`` / ``{n+}``) so a
 message body is never taken for a command.
+
+``cut_randomly`` is the other mode: a seeded generator decides, for each stretch of ``within``
+bytes a connection passes (both directions counted), whether it is cut in that stretch and
+after how many bytes, wherever that falls: inside a command, a literal, a server answer, an
+IDLE. A long-lived connection is cut sooner or later too. Every cut is written to ``journal``,
+so a failing run says where it cut, and the seed repeats the draws.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -30,6 +37,10 @@ class _Link:
     server: asyncio.StreamWriter
     tag: bytes | None = None  # "after" mode: the command whose completion is withheld
     withheld: bytearray = field(default_factory=bytearray)
+    number: int = 0
+    passed: int = 0  # random mode: bytes through the link so far, both ways
+    budget: int | None = None  # random mode: cut once ``passed`` would exceed this
+    recheck: int | None = None  # random mode: no cut drawn; draw again at this many bytes
 
     def close(self) -> None:
         self.client.close()
@@ -55,12 +66,30 @@ class FaultHop:
         self._pattern: re.Pattern[bytes] | None = None
         self._mode: Mode = "before"
         self._left = 0
+        self.journal: list[str] = []  # random mode: each cut, where it fell
+        self._random: random.Random | None = None
+        self._chance = 0.0
+        self._within = 0
+        self._cuts_left = 0
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
         self._handlers: set[asyncio.Task[None]] = set()
 
     def arm(self, pattern: bytes, mode: Mode, times: int = 1) -> None:
         self._pattern, self._mode, self._left = re.compile(pattern), mode, times
+
+    def cut_randomly(
+        self,
+        rng: random.Random | None,
+        chance: float = 0.5,
+        within: int = 20000,
+        limit: int = 10**9,
+    ) -> None:
+        """From now on each stretch of ``within`` bytes of a connection is cut, with
+        ``chance``, after a number of bytes drawn from ``rng``; at most ``limit`` cuts. ``None``
+        stops all cutting, also of links already drawn."""
+        self._random, self._chance, self._within = rng, chance, within
+        self._cuts_left = limit if rng is not None else 0
 
     async def start(self) -> FaultHop:
         self._server = await asyncio.start_server(self._serve, self.host, 0)
@@ -95,7 +124,8 @@ class FaultHop:
             writer.close()
             return
         self.connections += 1
-        link = _Link(writer, up_writer)
+        link = _Link(writer, up_writer, number=self.connections)
+        self._draw(link, 0)
         self._links.add(link)
         pumps = [
             asyncio.create_task(self._client_to_server(reader, link)),
@@ -117,6 +147,32 @@ class FaultHop:
         self.cuts += 1
         link.close()
 
+    def _draw(self, link: _Link, at: int) -> None:
+        """Random mode: whether the stretch from ``at`` bytes on ends in a cut, and where."""
+        link.budget = link.recheck = None
+        if self._random is None:
+            return
+        if self._random.random() < self._chance:
+            link.budget = at + self._random.randrange(self._within)
+        else:
+            link.recheck = at + self._within
+
+    def _spend(self, link: _Link, data: bytes, direction: str) -> tuple[bytes, bool]:
+        """Random mode: the part of ``data`` the link passes, and whether it is cut after."""
+        end = link.passed + len(data)
+        while link.recheck is not None and link.recheck < end:
+            self._draw(link, link.recheck)
+        if self._cuts_left <= 0 or link.budget is None or link.budget >= end:
+            link.passed = end
+            return data, False
+        keep = link.budget - link.passed
+        link.passed = end
+        self._cuts_left -= 1
+        self.journal.append(
+            f"connection {link.number}: cut after {link.budget} bytes ({direction})"
+        )
+        return data[:keep], True
+
     def _matches(self, line: bytes) -> bool:
         if self._pattern is None or self._left <= 0 or not self._pattern.search(line):
             return False
@@ -128,6 +184,12 @@ class FaultHop:
         literal = 0  # bytes of a literal still to pass through unread
         with contextlib.suppress(OSError):
             while data := await reader.read(_READ):
+                data, cut = self._spend(link, data, "to the server")
+                if cut:  # what fits the budget goes as it comes, even half a line
+                    link.server.write(bytes(buffer) + data)
+                    await link.server.drain()
+                    self._cut(link)
+                    return
                 buffer += data
                 while buffer:
                     if literal:
@@ -155,6 +217,12 @@ class FaultHop:
     async def _server_to_client(self, reader: asyncio.StreamReader, link: _Link) -> None:
         with contextlib.suppress(OSError):
             while data := await reader.read(_READ):
+                data, cut = self._spend(link, data, "to the client")
+                if cut:
+                    link.client.write(data)
+                    await link.client.drain()
+                    self._cut(link)
+                    return
                 if link.tag is None:
                     link.client.write(data)
                     await link.client.drain()
