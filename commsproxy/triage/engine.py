@@ -621,8 +621,8 @@ class Engine:
         s = self.settings
         naps = [_LONGEST_NAP]
         upcoming = self.health.next_release
-        if upcoming is not None:
-            naps.append((upcoming[1] - s.clock()).total_seconds())
+        if upcoming is not None:  # one overdue and not yet released is looked at every 1 s
+            naps.append(max((upcoming[1] - s.clock()).total_seconds(), 1.0))
         if not self._idle:
             naps.append(_POLL_WITHOUT_IDLE)
         if self.history is not None:

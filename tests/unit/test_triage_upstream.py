@@ -131,3 +131,26 @@ async def test_create_refused(refusal: bytes, created: bool) -> None:
     names = [message.split()[1] for message in seen]
     assert names[:2] == [b"LIST", b"CREATE"]
     assert (b"SUBSCRIBE" in names) is created
+
+
+async def test_the_selected_mailbox_count_follows_exists_and_expunge() -> None:
+    """INBOX's size from the server's own news: no SEARCH ALL to count it."""
+    seen: list[bytes] = []
+    answers = {
+        "SELECT": b"* 5 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 9] n\r\n",
+        "NOOP": b"* 6 EXISTS\r\n",
+        "UID MOVE": b"* OK [COPYUID 3 8 20] moved\r\n* 6 EXPUNGE\r\n",
+        "UID SEARCH": b"* 2 EXPUNGE\r\n* 6 EXISTS\r\n* SEARCH 9\r\n",
+    }
+    async with _upstream("MOVE UIDPLUS", answers, seen) as upstream:
+        assert upstream.exists is None
+        info = await upstream.select("INBOX")
+        assert (info.exists, info.uidvalidity, upstream.exists, upstream.arrivals) == (5, 7, 5, 1)
+        await upstream.noop()
+        assert (upstream.exists, upstream.arrivals) == (6, 2)
+        await upstream.move([8], "Later")
+        assert upstream.exists == 5
+        assert await upstream.search("UID 9:*") == [9]
+        assert (upstream.exists, upstream.arrivals) == (6, 3)
+        assert upstream.sent == 4
+        assert list(upstream.recent)[-1] == "UID SEARCH UID 9:*"
