@@ -1,0 +1,81 @@
+"""``release --now`` served by a running service whose link is cut in the first batch's release.
+
+Found by the random cuts of test_fault_random_cuts.py and pinned here at the exact point: the
+fault hop drops the first ``APPEND`` (the digest of the first batch's release), so that
+release fails with the link lost. The engine reconnects and finishes the interrupted release
+(the store shows it started), but the service marks the whole request done when one batch's
+release raised (``TriageHub._serve_requests`` in triage/hub.py completes the request whatever
+happened), so the batches after it are never released: their mail stays held until its
+schedule, though ``release --now`` asked for everything, and the command exits 0 saying
+"released 0 messages" for each batch. Expected: the request stays queued until every batch it
+names is released, and the census finds nothing held. Marked xfail (strict) until hub.py is
+fixed; the mark goes when it passes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from commsproxy.triage.state_store import StateStore
+from tests.integration.test_fault_random_cuts import held, hop_thread, on_loop
+from tests.integration.test_triage import newsletter, thread_reply
+from tests.integration.test_triage_health import Login
+from tests.testbed.census import Census, assert_sound
+from tests.testbed.dovecot import Dovecot
+from tests.testbed.triage import wait_until
+
+HOLDS = ("Later", "Later/Bulk")
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="triage/hub.py marks a release request done when one batch's release failed",
+)
+def test_a_release_request_cut_short_is_carried_out_in_full(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    with hop_thread(dovecot.imap_port) as (hop, loop):
+        login = Login(dovecot, tmp_path, upstream=f"imap://127.0.0.1:{hop.port}")
+        user = login.user
+        delivered = []
+        for i in range(4):
+            mid = f"<request-cut-{i}@test.example>"
+            dovecot.deliver(user, newsletter(mid) if i % 2 else thread_reply(mid))
+            delivered.append(mid)
+        proxy = login.start()
+        try:
+            assert wait_until(lambda: held(dovecot, user) == 4, 30), proxy.log_text()
+            on_loop(loop, hop.arm, rb"^\S+ APPEND ", "before", 1)
+            done = subprocess.run(
+                [sys.executable, "-m", "commsproxy", "release", "--now",
+                 "--config", str(login.config)],
+                capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+            )  # fmt: skip
+            assert hop.cuts == 1, proxy.log_text()
+
+            def settled() -> bool:
+                with StateStore.open(login.state) as store:
+                    return not store.pending_release_requests() and not (
+                        store.unfinished_releases(user)
+                    )
+
+            assert wait_until(settled, 30), proxy.log_text()
+            assert wait_until(lambda: held(dovecot, user) == 0, 10), (
+                f"release --now exited {done.returncode}: {done.stdout}{done.stderr}\n"
+                + proxy.log_text()
+            )
+        finally:
+            proxy.stop()
+    assert_sound(
+        Census.take(dovecot, user),
+        delivered,
+        holds=HOLDS,
+        released=HOLDS,
+        store=login.state,
+        login=user,
+    )
