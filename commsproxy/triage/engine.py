@@ -48,7 +48,6 @@ from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, TriageConfig
 from ..credentials import CredentialError
 from ..endpoints import Endpoint
-from ..imap.commands import uid_set
 from ..imap.names import (
     FILED,
     HELD_AS,
@@ -741,14 +740,13 @@ class Engine:
         if info.uidnext is None and info.exists:
             top = max(await worker.search("ALL"), default=0)
         recent = await self._recent_unread(worker, top) if info.exists else []
-        undecided: list[int] = []
-        if info.exists and top:
-            found = await worker.search(f"UID 1:{top} UNKEYWORD {TRIAGED} UNKEYWORD {RELEASED}")
-            skip = set(recent)
-            undecided = [uid for uid in found if uid <= top and uid not in skip]
         tagged = max(info.exists - len(recent), 0)  # left in place, tagged now or before
-        if undecided:
-            await worker.add_flags_to(uid_set(undecided), (TRIAGED, NOT_HELD))
+        if info.exists and top:
+            decided = await worker.search(f"UID 1:{top} OR KEYWORD {TRIAGED} KEYWORD {RELEASED}")
+            # Ranges between the UIDs to skip: UIDs no message has any more cost nothing.
+            skip = sorted({*recent, *(uid for uid in decided if uid <= top)})
+            for target in _uid_ranges(top, skip):
+                await worker.add_flags_to(target, (TRIAGED, NOT_HELD))
         last = recent[0] - 1 if recent else top
         window = s.triage.first_start_window
         self.store.first_start(s.login, info.uidvalidity, last, tagged, window, s.clock())
@@ -1035,6 +1033,24 @@ def left_behind_batch(mailbox: str) -> BatchConfig:
     moving (no re-append, so a redo after a cut never makes a copy), digest as configured."""
     name = f"mail held in {mailbox} before the config changed"
     return BatchConfig(name, mailbox, (), Schedule((), frozenset(), _UTC_ZONE))
+
+
+def _uid_ranges(top: int, skip: Sequence[int], longest: int = 4000) -> list[str]:
+    """UIDs 1..top except ``skip`` (sorted) as UID sets (``1:4,6:9``), each at most about
+    ``longest`` characters, so no command line grows past what servers take (Dovecot: 64 KB)."""
+    parts: list[str] = []
+    start = 1
+    for uid in [*skip, top + 1]:
+        if uid > start:
+            parts.append(str(start) if uid - 1 == start else f"{start}:{uid - 1}")
+        start = max(start, uid + 1)
+    out: list[str] = []
+    for part in parts:
+        if out and len(out[-1]) + len(part) < longest:
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return out
 
 
 def _since(fetched: Fetched, since: datetime) -> bool:
