@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.testbed.dovecot import Dovecot  # noqa: E402
 from tests.testbed.proxy import ProxyProcess, proxy_args  # noqa: E402
+from tests.testbed.triage import quiet_batches  # noqa: E402
 
 
 def rss_kib(pid: int) -> int:
@@ -38,17 +39,50 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def message(size: int, index: int) -> bytes:
+def message(size: int, index: int, user: str) -> bytes:
     line = b"z" * 76 + b"\r\n"
-    head = f"Subject: big {index}\r\nMessage-ID: <big-{index}-{time.time()}@bench>\r\n\r\n"
+    head = (
+        f"From: {user}@team.example\r\nTo: ceo@acme.example\r\nSubject: big {index}\r\n"
+        f"Message-ID: <big-{index}-{time.time()}@bench>\r\n\r\n"
+    )
     return head.encode() + line * (size // len(line))
+
+
+def triage_config(dovecot: Dovecot, user: tuple[str, str], directory: Path) -> Path:
+    """A login with triage and a customer account the big messages go to (so each is filed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "config.toml"
+    config.write_text(
+        f"""
+[proxy]
+imap = "127.0.0.1:0"
+smtp = "127.0.0.1:0"
+state_dir = "{directory / "state"}"
+
+[[login]]
+username = "{user[0]}"
+password_command = "printf %s {user[1]}"
+upstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"
+upstream_smtp = "smtp+starttls://localhost:{dovecot.submission_port}"
+cafile = "{dovecot.ca_file}"
+
+{quiet_batches()}
+[accounts]
+internal_domains = ["team.example"]
+[accounts.acme]
+name = "Acme"
+domains = ["acme.example"]
+""",
+        encoding="utf-8",
+    )
+    return config
 
 
 def measure(proxy: ProxyProcess, user: tuple[str, str], count: int, size: int) -> dict[str, float]:
     pid = proxy.pid
     time.sleep(1.0)
     before = rss_kib(pid)
-    bodies = [message(size, i) for i in range(count)]
+    bodies = [message(size, i, user[0]) for i in range(count)]
     ready = threading.Barrier(count + 1)
     replies: list[int] = []
 
@@ -57,7 +91,7 @@ def measure(proxy: ProxyProcess, user: tuple[str, str], count: int, size: int) -
             smtp.login(*user)
             ready.wait()
             try:
-                smtp.sendmail(f"{user[0]}@localhost", [f"{user[0]}@localhost"], body)
+                smtp.sendmail(f"{user[0]}@localhost", ["ceo@acme.example"], body)
                 replies.append(250)
             except smtplib.SMTPResponseException as err:
                 replies.append(err.smtp_code)
@@ -72,6 +106,13 @@ def measure(proxy: ProxyProcess, user: tuple[str, str], count: int, size: int) -
         peak = max(peak, rss_kib(pid))
         time.sleep(0.02)
     took = time.monotonic() - start
+    # With triage, each message is also filed into the account folder: wait for that too.
+    deadline = time.monotonic() + 120
+    while proxy.log_text().count(" appended ") < count and "filing" in proxy.log_text():
+        peak = max(peak, rss_kib(pid))
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     time.sleep(2.0)
     after = rss_kib(pid)
     return {
@@ -96,6 +137,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--size-mb", type=int, default=30)
     parser.add_argument("--baseline", default=None, help="a commit to compare with")
+    parser.add_argument("--triage", action="store_true", help="with triage, filing each message")
     args = parser.parse_args()
     size = args.size_mb << 20
     rows: dict[str, dict[str, float]] = {}
@@ -107,7 +149,11 @@ def main() -> int:
                 (f"baseline {args.baseline[:10]}", baseline_tree(args.baseline, Path(tmp)))
             )
         for name, tree in builds:
-            proxy = ProxyProcess(proxy_args(dovecot))
+            if args.triage:
+                config = triage_config(dovecot, user, Path(tmp) / name.replace(" ", "-"))
+                proxy = ProxyProcess(["--config", str(config)])
+            else:
+                proxy = ProxyProcess(proxy_args(dovecot))
             if tree is not None:  # the baseline's package first on the path, not this tree's
                 code = (
                     "import sys; sys.path.insert(0, sys.argv.pop(1)); "
@@ -115,6 +161,8 @@ def main() -> int:
                 )
                 proxy.args = [sys.executable, "-c", code, str(tree), *proxy.args[3:]]
             proxy.start()
+            if args.triage and not proxy.wait_for_log(r"watching INBOX", 30):
+                raise SystemExit("triage did not start:\n" + proxy.log_text())
             try:
                 rows[name] = measure(proxy, user, args.messages, size)
             finally:

@@ -362,3 +362,22 @@ def test_upstream_refusals_keep_their_own_words(
         _assert_smtp_refusal(session.command(b"MAIL FROM:<x@localhost>"), "451")
     finally:
         session.close()
+
+
+async def test_a_client_gone_in_the_middle_of_data_gives_its_bytes_back(
+    capped: SmtpListener, dovecot: Dovecot, imap_user: User
+) -> None:
+    assert capped.address is not None
+    recipient = dovecot.new_user()[0]
+    client = await _Client.open(capped.address.port, imap_user)
+    await client.start(imap_user[0], recipient)
+    await client.body(1 << 20)
+    while capped.handler.in_flight.used < 900 << 10:
+        await asyncio.sleep(0.01)
+    client.writer.close()  # gone without the final dot
+    await client.writer.wait_closed()
+    deadline = time.monotonic() + 10
+    while capped.handler.in_flight.used:
+        assert time.monotonic() < deadline, "the spool of a vanished client was kept"
+        await asyncio.sleep(0.01)
+    assert dovecot.message_count(recipient) == 0

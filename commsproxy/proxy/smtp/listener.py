@@ -12,6 +12,7 @@ from ...endpoints import Endpoint, ListenAddress, is_loopback
 from ..oauth_logins import OAuthLogins
 from ..routing import LoginRoutes, describe
 from .handler import DEFAULT_MAX_IN_FLIGHT, RelayHandler, RelaySMTP, SentHook
+from .heap import return_big_blocks
 
 __all__ = ["SmtpListener", "SmtpListenerSettings"]
 
@@ -75,6 +76,9 @@ class SmtpListener:
                 auth_require_tls=require_tls,
             )
 
+        # Big messages come in here: their memory must go back to the system once they are
+        # gone (process-wide, and harmless for the rest; see heap.py).
+        return_big_blocks()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(factory, s.listen.host, s.listen.port)
         host, port = self._server.sockets[0].getsockname()[:2]
