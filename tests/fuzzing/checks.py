@@ -17,8 +17,9 @@ PYTHON_TALK = re.compile(
 )
 _IMAP_LINE = re.compile(rb"\+(?: .*)?|\* .+|[\x21-\x7e]+ (?:OK|NO|BAD)(?: .*)?", re.DOTALL)
 _LITERAL_AT_END = re.compile(rb"~?\{(\d+)\}$")
-# 334 carries a base64 challenge, which may be empty.
-_SMTP_LINE = re.compile(rb"334 [A-Za-z0-9+/=]*|[2-5]\d\d[ -][\x20-\x7e]*[A-Za-z]{2}[\x20-\x7e]*")
+# 334 carries a base64 challenge, which may be empty. Other replies may quote what the client
+# sent (aiosmtpd: 'command "\x00" not recognized'), bytes and all.
+_SMTP_LINE = re.compile(rb"334 [A-Za-z0-9+/=]*|[2-5]\d\d[ -][^\n]*[A-Za-z]{2}[^\n]*")
 
 
 def imap_lines(data: bytes) -> list[bytes]:

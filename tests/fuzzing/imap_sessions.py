@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.fuzzing.steps import TAG, Exchange, Pause, Probe, Send, Session, StartTls, Step, numbered
 
-PROBE = Probe(b"\r\nDONE\r\nzz LOGOUT\r\n", rb"zz |\* BYE")
+PROBE = Probe(rb"\* (?:OK|PREAUTH|BYE)", b"\r\nDONE\r\nzz LOGOUT\r\n", rb"zz |\* BYE")
 
 _VALID = [
     b"CAPABILITY", b"NOOP", b"CHECK", b"NAMESPACE", b'ID ("name" "fuzz" "version" "1")', b"ID NIL",

@@ -29,6 +29,9 @@ ANSWER_TIMEOUT = 15.0
 # Right after such a line the wait is short, since that is the likely outcome.
 GO_AHEAD_TIMEOUT = 3.0
 GLUED_TIMEOUT = 0.3
+# Quiet time before an exchange, for answers to earlier commands to arrive (the first command
+# that goes upstream may wait for a connection and TLS there).
+SETTLE = 0.1
 # Exchanges and STARTTLS are written with this in place of their tag; ``numbered`` gives each
 # its own, so an answer to one is never taken for another's.
 TAG = b"@T@"
@@ -85,8 +88,10 @@ class Session:
 
 @dataclass(frozen=True)
 class Probe:
-    """How a protocol ends an honest session: send ``data``, expect ``answer`` and the end."""
+    """How a protocol begins and ends a session: the listener's ``greeting``; for an honest
+    session, send ``data`` at the end and expect ``answer`` and the end of the connection."""
 
+    greeting: bytes
     data: bytes
     answer: bytes
 
@@ -116,7 +121,13 @@ def numbered(steps: list[Step]) -> tuple[Step, ...]:
 
 def play(wire: Wire, session: Session, probe: Probe, tls: ssl.SSLContext) -> Outcome:
     outcome = Outcome()
-    mark = len(wire.received)  # answers before this are spoken for
+    greeted = wire.wait_for_line(probe.greeting, 0, ANSWER_TIMEOUT)
+    if greeted is None:
+        if not wire.closed:
+            outcome.problems.append(f"no greeting within {ANSWER_TIMEOUT:g} s")
+        wire.close()
+        return outcome
+    mark = greeted[0]  # answers before this are spoken for
     glued = False  # the last bytes sent did not end a line
     for step in session.steps:
         if wire.closed:
@@ -130,6 +141,9 @@ def play(wire: Wire, session: Session, probe: Probe, tls: ssl.SSLContext) -> Out
         if isinstance(step, Send):
             wire.send(step.data, step.cuts, step.pause)
             continue
+        # Answers to what was pipelined before are in by now (the listener is on this machine),
+        # so none of them is taken for this step's.
+        mark = max(mark, wire.settle(SETTLE))
         wire.send(step.data)
         answer = _await(wire, step.go, step.stop, mark, wait)
         if answer is None:

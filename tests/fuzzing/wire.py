@@ -45,12 +45,19 @@ class Wire:
         """Receive one chunk if one arrives within ``wait`` s; False if none (or closed)."""
         if self.closed or not self._readable(wait):
             return False
+        # Never block in recv: readable may mean a TLS record without application data (a
+        # session ticket), and a blocking recv would then wait for data that is not coming.
+        self.sock.settimeout(0)
         try:
             chunk = self.sock.recv(_RECV)
-        except ssl.SSLWantReadError:
-            return True  # a TLS record without application data yet
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return True
         except (OSError, ssl.SSLError):
             chunk = b""
+        finally:
+            if not self.closed:
+                with contextlib.suppress(OSError):
+                    self.sock.settimeout(self.timeout)
         if not chunk:
             self.closed = True
             return False
@@ -62,6 +69,12 @@ class Wire:
         if self._recv_once(wait):
             while self._recv_once(0.0):
                 pass
+
+    def settle(self, quiet: float) -> int:
+        """Read until nothing arrives for ``quiet`` s; where the last whole line ends."""
+        while self._recv_once(quiet):
+            self.drain()
+        return self.received.rfind(b"\n") + 1
 
     def wait_for(self, found: Callable[[bytes], bool], since: int, timeout: float) -> bool:
         """Read until ``found(received[since:])``; False on timeout or when the peer closed."""
