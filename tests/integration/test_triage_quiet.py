@@ -28,11 +28,14 @@ import pytest
 
 from commsproxy.classifier.mail import Mail
 from commsproxy.config import BatchConfig, TriageConfig
-from commsproxy.endpoints import parse_endpoint
+from commsproxy.endpoints import ListenAddress, parse_endpoint
 from commsproxy.imap.names import BULK, NORMAL
+from commsproxy.proxy.imap.gate import GateHooks
+from commsproxy.proxy.imap.listener import ImapListener, ImapListenerSettings
 from commsproxy.schedule import Schedule
 from commsproxy.triage.decide import Decision, RuleDecider
 from commsproxy.triage.engine import Engine, EngineSettings
+from commsproxy.triage.hub import LoginRoute, TriageHub
 from commsproxy.triage.state_store import StateStore
 from commsproxy.triage.upstream import Upstream
 from tests.mailfactory import render
@@ -228,6 +231,82 @@ async def test_mail_the_watcher_has_not_reported_yet_still_gets_a_pass(
             await deliver(dovecot, user, second)
             assert await engine.catch_up(10, while_ready=True, need="look") == (0, 0)
             assert (await places(dovecot, user))[mid_of(second)] == "Later"
+
+
+class PollingClient:
+    """A mail program polling INBOX through the proxy with NOOP; what it was told."""
+
+    def __init__(self, port: int, user: str, password: str) -> None:
+        self.conn = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+        self.conn.login(user, password)
+        self.conn.select("INBOX")
+        self.exists: list[int] = []
+        self.expunges = 0
+
+    def noop(self) -> None:
+        self.conn.noop()
+        self.exists += [int(v) for v in self.conn.untagged_responses.pop("EXISTS", [])]
+        self.expunges += len(self.conn.untagged_responses.pop("EXPUNGE", []))
+
+
+async def test_a_client_through_the_proxy_polls_without_costing_a_scan(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """The real path: a client's NOOP, SELECT and STATUS through the proxy's gate and the hub;
+    new mail arriving while it polls is held without ever being shown to it."""
+    user, password = dovecot.new_user()
+    old = datetime.now(UTC) - timedelta(days=30)
+    append(
+        dovecot, user, password, [(mail(f"old {n}", date=old), "(\\Seen)", old) for n in range(200)]
+    )
+    with StateStore.open(tmp_path / "state") as store:
+        engine = Engine(settings(dovecot, user), LabelDecider(), store, Password(user, password))
+        hub = TriageHub(store)
+        hub.add(LoginRoute(user, user, None), engine)
+        listener = ImapListener(
+            ImapListenerSettings(
+                upstream=parse_endpoint(f"imap://127.0.0.1:{dovecot.imap_port}", "imap"),
+                upstream_tls=ssl.create_default_context(),
+                listen=ListenAddress("127.0.0.1", 0),
+            ),
+            hooks=GateHooks(hub, 5.0),
+            logins=hub,
+        )
+        await listener.start()
+        try:
+            async with running(engine):
+                worker = engine.worker
+                assert worker is not None
+                await settled(worker)
+                port = listener.addresses[0].port
+                client = await asyncio.to_thread(PollingClient, port, user, password)
+                before = worker.sent
+                for _ in range(100):
+                    await asyncio.to_thread(client.noop)
+                assert worker.sent == before  # a hundred NOOPs: not a word to the server
+                for _ in range(5):
+                    await asyncio.to_thread(client.conn.select, "INBOX")
+                    await asyncio.to_thread(client.conn.status, "INBOX", "(MESSAGES)")
+                assert worker.sent - before <= 10  # one NOOP each
+                assert set(list(worker.recent)[-(worker.sent - before) :]) <= {"NOOP"}
+
+                # Mail arriving while the client polls: the held one is never shown.
+                client.exists.clear()
+                urgent, later = mail("call me", sender="boss@example.com"), mail("notes")
+                await deliver(dovecot, user, later)
+                await deliver(dovecot, user, urgent)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 20
+                while 201 not in client.exists and loop.time() < deadline:
+                    await asyncio.to_thread(client.noop)
+                    await asyncio.sleep(0.02)
+                assert max(client.exists, default=0) == 201, client.exists
+                assert client.expunges == 0
+                found = await places(dovecot, user)
+                assert (found[mid_of(urgent)], found[mid_of(later)]) == ("INBOX", "Later")
+                await asyncio.to_thread(client.conn.logout)
+        finally:
+            await listener.stop()
 
 
 # --- a first start leaves the past alone ------------------------------------------------------
