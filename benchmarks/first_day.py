@@ -10,6 +10,12 @@ first day and after:
 - **trained**: ``train`` on the user's older 80% with the left-out bundled model as its prior,
   judged on the newest 20% beside that bundled model warm on the same mail ("never worse").
 
+In every mode each message is judged with the sender's relation as live triage derives it
+without an ``[accounts]`` config (triage/history.py): a sender at the user's own domain is a
+colleague, so the policy takes no bulk score from the model for them and does not veto their
+urgent score (policy.py). Without it the benchmark measured a stricter policy than triage
+runs: at Enron nearly all received mail is from colleagues.
+
 SpamAssassin spam the recipe did not train on (every fifth spam message by date is kept out)
 is classified in every mode: spam called urgent must stay at or under 1%. Counts are small for
 some users, so every share comes with its exact (Clopper-Pearson) 95% interval.
@@ -27,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ from commsproxy.classifier.predict import Classifier, LoadedModel
 from commsproxy.classifier.recipe import Labelled, enron_people, spamassassin_samples, train_bundled
 from commsproxy.classifier.social import NO_HISTORY
 from commsproxy.classifier.train import Prior, TrainingError, cold, train_urgency
+from commsproxy.triage.history import LiveHistory
 
 Say = Callable[[str], None]
 
@@ -95,9 +102,22 @@ class Mode:
         return {k: v.as_dict() for k, v in vars(self).items()}
 
 
+def as_live(samples: Sequence[Sample], user: frozenset[str]) -> list[Sample]:
+    """The samples with the sender's relation live triage gives them (no ``[accounts]``)."""
+    live = LiveHistory(user)
+    out = []
+    for sample in samples:
+        relation = live.relation(sample.mail.sender.strip().lower()) if sample.mail.sender else None
+        out.append(replace(sample, context=replace(sample.context, relation=relation)))
+    return out
+
+
 def judge_mode(
     model: LoadedModel, samples: Sequence[Sample], labels: Sequence[str], spam: Sequence[Sample]
 ) -> Mode:
+    """Urgent delivered, other mail held and spam called urgent, as live triage judges them."""
+    user = user_addresses(samples)
+    samples, spam = as_live(samples, user), as_live(spam, user)
     classifier = Classifier(model)
     said = [v.label for v in classifier.classify(list(samples))]
     urgent = [s == URGENT for s in said]
