@@ -273,11 +273,25 @@ def test_one_unanswered_message_answered_senders_and_no_history_are_left_to_the_
     assert judge(unanswered(12, history_known=False), p(0.7, 0.1), CUTS).label == URGENT
 
 
-@pytest.mark.parametrize("relation", ["colleague", "customer"])
-def test_colleagues_and_customers_are_not_held_for_going_unanswered(relation: str) -> None:
-    sample = unanswered(12, relation=relation)
+def test_customers_are_not_held_for_going_unanswered() -> None:
+    sample = unanswered(12, relation="customer")
     assert not never_answered(sample)
     assert judge(sample, p(0.5, 0.1), CUTS).label == URGENT
+
+
+def test_a_colleague_never_answered_waits_but_is_never_bulk_by_the_model() -> None:
+    # "Colleague" is everyone at the user's own domain: an all-staff sender included.
+    sample = unanswered(NEVER_ANSWERED_AFTER, relation="colleague")
+    assert never_answered(sample)
+    assert judge(sample, p(0.5, 0.1), CUTS) == Judgement(
+        NORMAL, 0.30, f"you never answered ann@acme.com ({NEVER_ANSWERED_AFTER} messages before)"
+    )
+    # Still a person: no bulk from the model's score, and what the message says delivers.
+    assert judge(sample, p(0.05, 0.95), CUTS).label == NORMAL
+    call_me = unanswered(12, "The order system is down, can you call me?", relation="colleague")
+    assert judge(call_me, p(0.5, 0.1), CUTS).label == URGENT
+    # A colleague answered once, or written to once, is left to the score.
+    assert not never_answered(unanswered(NEVER_ANSWERED_AFTER - 1, relation="colleague"))
 
 
 def test_markers_still_make_an_answered_senders_list_mail_bulk() -> None:
