@@ -325,6 +325,9 @@ async def test_the_cap_answers_452_while_other_sessions_go_on(
         await other.start(user, recipient)
         await other.body(1800 << 10)  # 3.6 MiB in all: over the cap
         _assert_smtp_refusal(await other.finish(), "452")
+        # One that says its size up front hears 452 at MAIL, before sending its data.
+        _assert_smtp_refusal(await small.command(b"MAIL FROM:<a@localhost> SIZE=1800000"), "452")
+        assert (await small.command(b"RSET")).startswith("250")
         await small.start(user, recipient)
         await small.body(100 << 10)  # fits beside the big one
         assert (await small.finish()).startswith("250")

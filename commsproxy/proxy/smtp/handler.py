@@ -46,6 +46,7 @@ SentHook = Callable[["SentMessage"], Awaitable[None]]
 
 NULL_SENDER = "<>"  # MAIL FROM:<>, as aiosmtpd hands it on
 DEFAULT_MAX_IN_FLIGHT = 200 << 20
+OVER_CAP_REPLY = DataOutcome.OVER_CAP.reply
 INTERNAL_ERROR = "451 4.3.0 commsproxy: internal error; the details are in its log"
 
 
@@ -75,6 +76,15 @@ class _NoRoute(Exception):
     def __init__(self, reply: str) -> None:
         super().__init__(reply)
         self.reply = reply
+
+
+def _declared_size(mail_options: list[str]) -> int | None:
+    """The size a client announced with ``MAIL FROM:<...> SIZE=n`` (RFC 1870), if any."""
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return None
 
 
 def _reply(err: aiosmtplib.SMTPResponseException) -> str:
@@ -329,6 +339,11 @@ class RelayHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        declared = _declared_size(mail_options)
+        if declared is not None and declared > self.in_flight.cap - self.in_flight.used:
+            # Said before the data is sent, instead of after it (the cap may free up later).
+            log.info("smtp: a message of %d bytes waits for room in flight", declared)
+            return OVER_CAP_REPLY
         # aiosmtplib writes the null sender as "" (it takes "<>" for a malformed address).
         sender = "" if address == NULL_SENDER else address
         refused = await self._upstream_step(
