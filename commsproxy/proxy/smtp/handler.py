@@ -7,6 +7,12 @@ later, is what makes the promise hold: the client hears ``250`` only once the up
 message, and a refused recipient or message reaches the client with the upstream's code and
 text. Nothing is queued here, so nothing can be lost here.
 
+A message is read into a spool (``spool.py``: memory up to 256 KiB, then an unlinked 0600 file)
+and sent upstream from it block by block (``upstream_data.py``), so a big message is never
+whole in memory; all sessions' messages share one cap, over which the client hears ``452
+4.3.1``. Every refusal is an SMTP reply in words with an enhanced status code; an exception's
+name or text goes to the log, never to the client.
+
 AUTH is checked against the upstream at once (the client learns of a wrong password at AUTH,
 not at DATA); the credentials live in the aiosmtpd session in memory only.
 
