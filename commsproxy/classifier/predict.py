@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from .cues import urgency_cues
 from .features import Sample, meta_features
-from .pipeline import TEXT_FEATURES, Scored, linear_parts, score_batch
+from .pipeline import Scored, linear_parts, score_batch
 from .policy import URGENT, Thresholds, judge
 from .wording import Reasons, score_words
 
@@ -245,7 +245,7 @@ def _named_rows(
     if words is not None:
         worded = np.zeros(len(samples), dtype=bool)
         worded[list(words)] = True
-        keep &= (matrix.indices >= TEXT_FEATURES) | worded[owner]
+        keep &= (matrix.indices >= _text_width(pipeline)) | worded[owner]
     if row_class is not None:
         keep &= which >= 0
     kept = np.flatnonzero(keep)
@@ -282,6 +282,7 @@ class _ColumnNames:
         meta_steps = features.transformer_list[1][1]
         vectorizer = text_steps.named_steps["hash"]
         analyzer = vectorizer.build_analyzer()
+        self.text_width = int(vectorizer.n_features)  # the signals' columns follow the words'
         self.tokens: list[list[str]] = [[] for _ in samples]
         wanted = range(len(samples)) if words is None else words
         texts = text_steps.named_steps["select"].func([samples[i] for i in wanted])
@@ -314,10 +315,16 @@ class _ColumnNames:
             if index in wanted:
                 names[index] = "word:" + token
         for signal in self.signals[i]:
-            index = self.signal_column[signal] + TEXT_FEATURES
+            index = self.signal_column[signal] + self.text_width
             if index in wanted:
                 names[index] = signal
         return names
+
+
+def _text_width(pipeline: Pipeline) -> int:
+    """Columns of the hashed words; the named signals' columns come after them."""
+    features = pipeline.named_steps["features"]
+    return int(features.transformer_list[0][1].named_steps["hash"].n_features)
 
 
 def _first_columns(matrix: Any) -> list[int]:

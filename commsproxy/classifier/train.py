@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
@@ -33,7 +34,9 @@ from sklearn.pipeline import Pipeline
 from .cuts import UrgentCut, choose_precision_threshold, choose_urgent_cut, outcome
 from .features import Sample
 from .pipeline import (
+    META_FEATURES,
     MIN_CALIBRATION_EXAMPLES,
+    TEXT_FEATURES,
     accounts_pipeline,
     blend_pipeline,
     decision_scores,
@@ -69,6 +72,9 @@ COLD_SHARE = 0.3
 # prior always keeps a share: a user's mailbox rarely holds spam, so a model of it alone
 # does not know spam (measured: 24% of spam urgent for one Enron user, 0% blended).
 BLEND_WEIGHTS = (0.75, 0.5, 0.25, 0.0)
+# The accounts model's two fits run side by side while their weights (four copies at their
+# peak) fit in this; beyond it, one after the other.
+SIDE_BY_SIDE_BYTES = 256 << 20
 
 
 class TrainingError(ValueError):
@@ -578,6 +584,36 @@ def train_urgency(
     return final, report
 
 
+def fit_accounts(samples: Sequence[Sample], labels: Any, seed: int = 0) -> Pipeline:
+    """``accounts_pipeline(seed).fit(samples, labels)``, with the SVM solved on the columns the
+    mail uses.
+
+    The SVM's weights are sums of training rows, so a hashed column no message has gets none:
+    the solver is given only the used columns (their order kept) and the weights are put back
+    in place after. The same model, while the solver's memory (its weights and its copy of
+    them, accounts x columns each) follows the mail's vocabulary instead of 2^18 per account.
+    """
+    pipeline = accounts_pipeline(seed)
+    features = pipeline.named_steps["features"]
+    svm = pipeline.named_steps["model"]
+    rows = features.fit_transform(samples, labels).tocsr()
+    width = rows.shape[1]
+    used = np.unique(rows.indices)
+    position = np.full(width, -1, dtype=rows.indices.dtype)
+    position[used] = np.arange(len(used), dtype=rows.indices.dtype)
+    compact = type(rows)(  # a CSR matrix, as rows is
+        (rows.data, position[rows.indices], rows.indptr), shape=(rows.shape[0], len(used))
+    )
+    del rows
+    svm.fit(compact, labels)
+    del compact
+    weights = np.zeros((svm.coef_.shape[0], width), dtype=svm.coef_.dtype)
+    weights[:, used] = svm.coef_
+    svm.coef_ = weights
+    svm.n_features_in_ = width
+    return pipeline
+
+
 def train_accounts(
     samples: Sequence[Sample],
     labels: Sequence[str],
@@ -597,13 +633,22 @@ def train_accounts(
     y = np.asarray(labels)
     # The probe (older mail, for the threshold) and the final model (all mail) are independent
     # fits, each most of the training time; the SVM solver releases the GIL, so with two CPUs
-    # they run side by side. The result is the same either way: each fit is seeded.
-    with ThreadPoolExecutor(max_workers=min(2, usable_cpus())) as pool:
-        probe_job = pool.submit(accounts_pipeline(seed).fit, list(samples[:cut]), y[:cut])
-        final_job = pool.submit(accounts_pipeline(seed).fit, list(samples), y)
-        scores, classes = decision_scores(probe_job.result(), list(samples[cut:]))
-        del probe_job  # weights are accounts x 2^18 floats: free the probe's before the end
-        final = final_job.result()
+    # they run side by side. The result is the same either way: each fit is seeded. But each
+    # fit holds its weights twice at its end (the solver's and scikit-learn's copy), accounts
+    # x 2^18 floats each: with many accounts, one after the other, the probe freed first.
+    weights = len(counts) * (TEXT_FEATURES + META_FEATURES) * 8
+    if usable_cpus() >= 2 and 4 * weights <= SIDE_BY_SIDE_BYTES:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            probe_job = pool.submit(fit_accounts, list(samples[:cut]), y[:cut], seed)
+            final_job = pool.submit(fit_accounts, list(samples), y, seed)
+            scores, classes = decision_scores(probe_job.result(), list(samples[cut:]))
+            del probe_job  # free the probe's weights before the end
+            final = final_job.result()
+    else:
+        probe = fit_accounts(list(samples[:cut]), y[:cut], seed)
+        scores, classes = decision_scores(probe, list(samples[cut:]))
+        del probe
+        final = fit_accounts(list(samples), y, seed)
     best = scores.argmax(axis=1)
     confidence = scores[np.arange(len(best)), best]
     correct = np.asarray(classes)[best] == y[cut:]
