@@ -479,10 +479,16 @@ def idle_window(
     }
 
 
-def start_triage_proxy(dovecot: Dovecot, user: str, password: str, directory: Path) -> ProxyProcess:
+def start_triage_proxy(
+    dovecot: Dovecot, user: str, password: str, directory: Path, connections: int
+) -> ProxyProcess:
     from tests.testbed.triage import quiet_batches, triage_proxy, write_triage_config
 
     config = write_triage_config(dovecot, user, password, directory, batches=quiet_batches())
+    # Room for the idle connections measured later (the default may be lower).
+    text = config.read_text(encoding="utf-8")
+    room = f"[proxy]\nmax_connections = {max(1000, connections + 100)}\n"
+    config.write_text(text.replace("[proxy]\n", room, 1), encoding="utf-8")
     return triage_proxy(config)
 
 
@@ -840,7 +846,7 @@ def measure_size(
     }
     directory = work / f"triage-{size}"
     t0 = time.perf_counter()
-    proxy = start_triage_proxy(dovecot, user, password, directory)
+    proxy = start_triage_proxy(dovecot, user, password, directory, plan.connections)
     try:
         result["triage_ready_seconds"] = time.perf_counter() - t0
         direct = SizeClient(dovecot.imap_port, user, password)
