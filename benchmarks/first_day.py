@@ -32,7 +32,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -259,7 +259,25 @@ def lines(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
                 share = result.spam_urgent
                 verdicts.append((f"{user} {mode}: spam urgent <= 1% ({share.text()})",
                                  (share.value or 0) <= TARGET_SPAM_URGENT))  # fmt: skip
+    for mode in ("cold", "warm"):
+        modes = [row[mode] for row in results.values()]
+        if not modes:
+            continue
+        out.append(
+            f"all {len(modes)} | {mode} | {pooled(m.delivered for m in modes).text()} | "
+            f"{pooled(m.held for m in modes).text()} | "
+            f"at most {max(m.spam_urgent.k for m in modes)}/{modes[0].spam_urgent.n} per user | "
+            f"{pooled(m.bulk_of_person for m in modes).text()}"
+        )
     return out, verdicts
+
+
+def pooled(shares: Iterable[Share]) -> Share:
+    """The users' counts added up (each user's mail counts once)."""
+    k = n = 0
+    for share in shares:
+        k, n = k + share.k, n + share.n
+    return Share(k, n)
 
 
 def main(argv: list[str] | None = None) -> int:

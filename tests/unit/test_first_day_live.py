@@ -1,4 +1,4 @@
-"""The first-day benchmark judges mail with the sender's relation live triage gives it."""
+"""The first-day benchmark: the sender's relation as live triage gives it; pooled rows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from commsproxy.classifier.policy import known_person
 from tests.mailfactory import render
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from first_day import as_live
+from first_day import Mode, Share, as_live, lines, pooled
 
 ME = frozenset({"me@corp.example"})
 
@@ -41,3 +41,21 @@ def test_freemail_is_never_internal_and_the_rest_of_the_context_is_kept() -> Non
     assert stranger.context.history_known is False
     (nobody,) = as_live([sample("bob@corp.example")], frozenset())
     assert nobody.context.relation is None
+
+
+def test_pooled_adds_each_users_counts() -> None:
+    assert pooled([Share(1, 1), Share(3, 6), Share(0, 0)]) == Share(4, 7)
+    assert pooled([]) == Share(0, 0)
+
+
+def test_lines_end_with_all_users_pooled_per_mode() -> None:
+    def mode(k: int, n: int) -> Mode:
+        return Mode(Share(k, n), Share(60, 100), Share(k, 303), Share(0, 50))
+
+    row = {"cold": mode(1, 2), "warm": mode(2, 2), "bundled_on_newest": mode(1, 1),
+           "trained": {"skipped": "too little mail"}}  # fmt: skip
+    text, _ = lines({"ann": row, "bob": {**row, "warm": mode(3, 4)}})
+    assert text[-2].startswith("all 2 | cold | 2/4 50% ")
+    assert text[-1].startswith("all 2 | warm | 5/6 83% ")
+    assert "| 120/200 60% " in text[-1]
+    assert "| at most 3/303 per user |" in text[-1]
