@@ -11,7 +11,7 @@ from commsproxy.classifier.policy import known_person
 from tests.mailfactory import render
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from first_day import Mode, Share, as_live, lines, pooled
+from first_day import Mode, Share, as_live, lines, pooled  # type: ignore[import-not-found]
 
 ME = frozenset({"me@corp.example"})
 
