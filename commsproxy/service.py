@@ -222,6 +222,7 @@ def plan(config: Config, options: RunOptions) -> Plan:
             listen=_listen(options.smtp_listen, "--smtp-listen", proxy.smtp),
             local_tls=local_tls,
             size_limit=proxy.max_message_size,
+            max_in_flight=proxy.smtp_max_in_flight,
             routes=smtp_routes,
         )
     triage = None

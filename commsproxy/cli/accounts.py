@@ -12,6 +12,7 @@ import click
 
 from ..config import ConfigError, default_config_path, load_config, parse_config_text
 from ..init import toml_string
+from ..private_files import write_private_text
 from ..triage.accountlist import AccountsListError, list_accounts
 from .common import config_option, main
 
@@ -107,8 +108,7 @@ def add_command(
             err.key.rpartition(" ")[2], "--key"
         )
         raise click.BadParameter(str(err), param_hint=flag) from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    write_private_text(path, text)
     click.echo(f"added [accounts.{key}] {name} to {path}; restart `commsproxy run` to use it")
 
 

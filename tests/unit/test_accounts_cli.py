@@ -28,6 +28,7 @@ def test_add_writes_a_table_that_loads(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     text = config.read_text(encoding="utf-8")
     assert text.startswith("# my settings\n")  # the user's own text and comments stay
+    assert config.stat().st_mode & 0o777 == 0o600  # it may name password commands
     (account,) = load_config(config, required=True).accounts.accounts
     assert (account.key, account.name, account.domains, account.addresses, account.owner) == (
         "acme-corp", "Acme Corp", ("acme.com",), ("buyer@gmail.com",), "alice@example.com"

@@ -26,6 +26,7 @@ smtp = "127.0.0.1:2587"
 max_connections = 7
 max_literal = "1M"
 max_message_size = "2M"
+smtp_max_in_flight = "8M"
 
 [[login]]
 upstream_imap = "imaps://imap.example.com"
@@ -45,6 +46,7 @@ def test_config_alone(tmp_path: Path) -> None:
     assert str(the_plan.smtp.upstream) == "smtp.example.com:465"
     assert the_plan.smtp.listen == ListenAddress("127.0.0.1", 2587)
     assert the_plan.smtp.size_limit == 2 << 20
+    assert the_plan.smtp.max_in_flight == 8 << 20
 
 
 def test_command_line_overrides_config(tmp_path: Path) -> None:
