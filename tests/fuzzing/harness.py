@@ -90,7 +90,11 @@ class Target:
             return [f"commsproxy exited with {self.proxy.returncode}:\n{self.proxy.log_text()}"]
         lines = self.proxy.lines()
         new, self._log_seen = lines[self._log_seen :], len(lines)
-        return [f"log: {line}" for line in log_problems(new)]
+        bad = log_problems(new)
+        if not bad:
+            return []
+        # The whole stretch, so the traceback's own lines say what failed.
+        return [f"log: {line}" for line in bad] + ["log since the last example:", *new[-60:]]
 
     def batch_problems(self) -> list[str]:
         problems = []
