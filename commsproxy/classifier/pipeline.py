@@ -29,6 +29,7 @@ from sklearn.svm import LinearSVC
 from .features import full_text_of, meta_of, text_of
 
 __all__ = [
+    "ACCOUNT_TEXT_FEATURES",
     "META_FEATURES",
     "TEXT_FEATURES",
     "Blend",
@@ -42,6 +43,10 @@ __all__ = [
 ]
 
 TEXT_FEATURES = 1 << 18
+# The accounts model keeps a weight per account and column: 2^16 columns of words hold its
+# accuracy (Enron foldering, five users, forward in time: 66.3% at 2^16, 66.3% at 2^18) at a
+# quarter of the memory (183 folders: 144 MB of weights instead of 432 MB).
+ACCOUNT_TEXT_FEATURES = 1 << 16
 WORD_PATTERN = r"(?u)\b[^\W\d_][\w'-]+\b"  # words of two or more characters, not numbers
 ANY_WORD_PATTERN = r"(?u)\b\w\w+\b"  # numbers too
 META_FEATURES = 1 << 15
@@ -50,6 +55,7 @@ META_FEATURES = 1 << 15
 def _features(
     *,
     text_view: Callable[[Any], list[str]] = text_of,
+    text_features: int = TEXT_FEATURES,
     tokens: str = WORD_PATTERN,
     sublinear: bool = True,
     meta_weight: float = 1.0,
@@ -60,7 +66,7 @@ def _features(
             (
                 "hash",
                 HashingVectorizer(
-                    n_features=TEXT_FEATURES,
+                    n_features=text_features,
                     alternate_sign=False,
                     norm=None,
                     lowercase=True,
@@ -122,7 +128,11 @@ def accounts_pipeline(seed: int = 0) -> Pipeline:
     # one-vs-rest SVM otherwise leans to the big folders, and a small account's few messages
     # are the ones a team most needs filed right (+2.9 points on average, every user gains).
     features = _features(
-        text_view=full_text_of, tokens=ANY_WORD_PATTERN, sublinear=True, meta_weight=0.2
+        text_view=full_text_of,
+        text_features=ACCOUNT_TEXT_FEATURES,
+        tokens=ANY_WORD_PATTERN,
+        sublinear=True,
+        meta_weight=0.2,
     )
     model = LinearSVC(C=0.5, class_weight="balanced", random_state=seed, max_iter=5000)
     return Pipeline([("features", features), ("model", model)])

@@ -34,9 +34,9 @@ from sklearn.pipeline import Pipeline
 from .cuts import UrgentCut, choose_precision_threshold, choose_urgent_cut, outcome
 from .features import Sample
 from .pipeline import (
+    ACCOUNT_TEXT_FEATURES,
     META_FEATURES,
     MIN_CALIBRATION_EXAMPLES,
-    TEXT_FEATURES,
     accounts_pipeline,
     blend_pipeline,
     decision_scores,
@@ -591,7 +591,7 @@ def fit_accounts(samples: Sequence[Sample], labels: Any, seed: int = 0) -> Pipel
     The SVM's weights are sums of training rows, so a hashed column no message has gets none:
     the solver is given only the used columns (their order kept) and the weights are put back
     in place after. The same model, while the solver's memory (its weights and its copy of
-    them, accounts x columns each) follows the mail's vocabulary instead of 2^18 per account.
+    them, accounts x columns each) follows the mail's vocabulary instead of every column.
     """
     pipeline = accounts_pipeline(seed)
     features = pipeline.named_steps["features"]
@@ -635,8 +635,8 @@ def train_accounts(
     # fits, each most of the training time; the SVM solver releases the GIL, so with two CPUs
     # they run side by side. The result is the same either way: each fit is seeded. But each
     # fit holds its weights twice at its end (the solver's and scikit-learn's copy), accounts
-    # x 2^18 floats each: with many accounts, one after the other, the probe freed first.
-    weights = len(counts) * (TEXT_FEATURES + META_FEATURES) * 8
+    # x columns floats each: with many accounts, one after the other, the probe freed first.
+    weights = len(counts) * (ACCOUNT_TEXT_FEATURES + META_FEATURES) * 8
     if usable_cpus() >= 2 and 4 * weights <= SIDE_BY_SIDE_BYTES:
         with ThreadPoolExecutor(max_workers=2) as pool:
             probe_job = pool.submit(fit_accounts, list(samples[:cut]), y[:cut], seed)
