@@ -244,6 +244,11 @@ class Framer:
         return self._in_message or self._pos < len(self._data)
 
     @property
+    def ended(self) -> bool:
+        """The peer closed the stream (``receive_data(b"")``)."""
+        return self._eof
+
+    @property
     def in_literal(self) -> bool:
         return self._literal_left > 0
 

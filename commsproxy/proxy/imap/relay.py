@@ -288,9 +288,9 @@ class Session:
             if eof:
                 log.info("%s: client closed the connection", self)
                 return
-            data = await self._client.read()
-            framer.receive_data(data)
-            eof = not data
+            out.clear()
+            framer.receive_data(await self._client.read())
+            eof = framer.ended
 
     async def _act(self, events: list[ev.Event]) -> bool:
         """Do what the machine asked of the client side; False when the session is over."""
@@ -328,7 +328,7 @@ class Session:
         self, reader: asyncio.StreamReader, until_answered: bool = False
     ) -> None:
         framer, machine, held = self._server.framer, self.state, self._held
-        eof = False
+        eof, chunk = False, b""
         while True:
             out: list[bytes] = []
             try:
@@ -368,9 +368,12 @@ class Session:
                     )
                     self._client.write_now(_UPSTREAM_GONE)
                 return
-            data = await reader.read(_READ_SIZE)
-            framer.receive_data(data)
-            eof = not data
+            # Nothing of what was relayed stays referenced while waiting: an idle session
+            # holds no copy of its last read (up to 256 KiB after a FETCH).
+            out.clear()
+            chunk = b""
+            framer.receive_data(await reader.read(_READ_SIZE))
+            eof = framer.ended
 
     def _upstream_line(self, data: bytes) -> bytes:
         out, response = self.state.server_line(data)
