@@ -677,6 +677,7 @@ def summarize(samples: dict[str, list[Sample]]) -> dict[str, Any]:
             row[f"{what}_ms"] = statistics.median(values) * 1e3
             row[f"{what}_ms_per_round"] = [round(v * 1e3, 4) for v in values]
             row[f"{what}_vs_raw"] = median_ratio(values, per_round("raw relay", what))
+            row[f"{what}_ms_best"] = min(min(getattr(s, what)) for s in samples[name]) * 1e3
         row["fetch_mb_per_s"] = statistics.median(mbps(name))
         row["fetch_mb_per_s_per_round"] = [round(v, 1) for v in mbps(name)]
         row["fetch_vs_raw"] = median_ratio(mbps(name), mbps("raw relay"))
@@ -720,6 +721,11 @@ def size_table(size: int, result: dict[str, Any]) -> list[str]:
             f"{row['idle_vs_raw']:>7.2f}x | {row['flags_vs_raw']:>11.2f}x | "
             f"{row['fetch_vs_raw']:>9.2f}x"
         )
+    lines.append(
+        "fastest single SELECT, ms: "
+        + ", ".join(f"{name} {paths[name]['select_ms_best']:.3f}" for name in PATHS)
+        + " (Dovecot answers some sessions' SELECT far slower than others', on every path)"
+    )
     off, on = result["idle_cpu"]["triage off"], result["idle_cpu"]["triage on"]
     lines.append(
         f"idle {on['seconds']:.0f} s, a client IDLEing through the proxy: triage on: proxy "
