@@ -109,6 +109,7 @@ HOLD_MAILBOXES = ("Later", "Later/Bulk")
 CHUNK = 500  # triage's messages per step (engine._CHUNK), for the server's own time
 BODY_PREFIX = 64 << 10  # [triage] body_prefix's default: what triage fetches of a body
 SERVER_TIME = re.compile(rb"\((\d+\.\d+)(?: \+ \d+\.\d+)* secs\)")
+HELD_LOG = re.compile(r"held (\d+) message\(s\) in ")
 POLL = 0.02  # seconds between the backlog probe's polls
 MAX_USERIP = 5000  # connections per user+IP this benchmark's Dovecot allows
 SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None  # tmpfs for the maildirs, if there
@@ -758,6 +759,13 @@ def size_table(size: int, result: dict[str, Any]) -> list[str]:
             f"{b['dovecot_cpu_seconds']:.2f} s); the server alone: {s['rate']:.0f} msg/s "
             f"(MOVE alone {s['move_rate']:.0f} msg/s)"
         )
+        if b.get("moves_logged"):
+            chunks = -(-b["messages"] // CHUNK)
+            lines.append(
+                f"  triage held them in {len(b['moves_logged'])} UID MOVEs (largest "
+                f"{max(b['moves_logged'])}); the server alone in {chunks} of {CHUNK}, "
+                f"{s['seconds']['move'] * 1e3 / chunks:.0f} ms each"
+            )
     return lines
 
 
@@ -907,9 +915,13 @@ def measure_size(
         )
         result["rss_idle_mb"] = rss_kb(proxy.pid) / 1024
         if plan.backlog > 0:
+            logged = len(proxy.lines())
             result["backlog"] = backlog_through_triage(
                 dovecot, proxy.pid, user, password, plan.backlog, size, say
             )
+            # Each "held N message(s)" is one UID MOVE: on maildir its cost grows with the INBOX.
+            moves = [int(m.group(1)) for m in map(HELD_LOG.search, proxy.lines()[logged:]) if m]
+            result["backlog"]["moves_logged"] = moves
     finally:
         proxy.stop()
     result["triage_log_warnings"] = [
