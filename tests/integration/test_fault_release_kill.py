@@ -152,7 +152,7 @@ def test_sigkill_during_releases_with_mail_to_release(dovecot: Dovecot, tmp_path
     proxy = started(login)
     try:
         for round_ in range(ROUNDS):
-            n = 24 if round_ == 0 else rng.randint(3, 8)
+            n = 16 if round_ == 0 else rng.randint(3, 6)
             proxy, new, said = one_round(login, proxy, rng, n)
             delivered += new
             head, _, log = said.partition("\n")

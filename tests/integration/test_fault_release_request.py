@@ -65,7 +65,7 @@ def test_a_release_request_cut_short_is_carried_out_in_full(
                     )
 
             assert wait_until(settled, 30), proxy.log_text()
-            assert wait_until(lambda: held(dovecot, user) == 0, 10), (
+            assert wait_until(lambda: held(dovecot, user) == 0, 5), (
                 f"release --now exited {done.returncode}: {done.stdout}{done.stderr}\n"
                 + proxy.log_text()
             )
