@@ -979,10 +979,18 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
              "per CPU second)", own >= TARGET_BACKLOG_RATE)
         )  # fmt: skip
         bound = bool(server) and rate >= SERVER_BOUND * server
-        limit = "the server" if bound else "commsproxy"
+        waited = bl["proxy_waited_for_cpu_seconds"]
+        starved = waited > 0.3 * bl["seconds_from_arrival"]
+        limit = (
+            "the server"
+            if bound
+            else f"other processes on the machine (the proxy waited {waited:.1f} s for a CPU)"
+            if starved
+            else "commsproxy"
+        )
         verdicts.append(
             (f"backlog >= {TARGET_BACKLOG_RATE:.0f} msg/s or limited by the server ({rate:.0f} "
-             f"msg/s, the server alone {server:.0f}: {limit} limits)",
+             f"msg/s, the server alone {server:.0f}; what limits: {limit})",
              rate >= TARGET_BACKLOG_RATE or bound)
         )  # fmt: skip
     if rel := report.get("release"):
