@@ -8,9 +8,8 @@ in Later/Bulk and a customer's FYI should wait in Later (a person's mail is neve
 evidence). The second trains on a mailbox with only three urgent examples: the bundled model is
 kept, and ``train`` says so, rather than saving a model of too little mail that holds nothing.
 
-Two promises do not hold yet and are strict xfails (PERSON_MAIL_IS_URGENT): the bundled model
-calls a person's ordinary mail urgent whatever it says, so the FYI is delivered at once and
-the kept model holds less than half of the thin mailbox's other mail.
+One promise does not hold yet and is a strict xfail (PERSON_MAIL_IS_URGENT): the bundled model
+calls a person's ordinary mail urgent whatever it says, so the FYI is delivered at once.
 """
 
 from __future__ import annotations
@@ -260,13 +259,13 @@ def test_newsletter_waits_in_bulk_and_a_person_never_does(first_start: FirstStar
     assert first_start.places["fyi"] != "Later/Bulk", _shown(first_start)
 
 
-# Found while writing these tests: the bundled model (default-urgency.skops, cuts 0.079 with
-# the history, 0.049 without) scores one-to-one mail from a person above its cuts whatever the
+# Found while writing these tests: the bundled model (default-urgency.skops, cuts 0.071 with
+# the history, 0.057 without) scores one-to-one mail from a person above its cuts whatever the
 # text says, unless the user never answered that sender.
 PERSON_MAIL_IS_URGENT = (
-    "the bundled model calls a person's ordinary mail urgent: Carla's FYI scores p(urgent) 0.31 "
-    "with the live history (cut 0.079) and 0.115 cold (cut 0.049), the same as her 'call me "
-    "asap' (0.31, 0.114); only a sender never answered, or a stranger once the history is "
+    "the bundled model calls a person's ordinary mail urgent: Carla's FYI scores p(urgent) 0.25 "
+    "with the live history (cut 0.071) and 0.130 cold (cut 0.057), the same as her 'call me "
+    "asap' (0.25, 0.129); only a sender never answered, or a stranger once the history is "
     "read, scores below the cuts"
 )
 
@@ -413,11 +412,12 @@ def test_train_on_three_urgent_says_so_and_keeps_the_bundled_model(thin_training
     assert metrics["other_held"] > 0.0, metrics  # not a model that holds nothing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=PERSON_MAIL_IS_URGENT + "; on the thin mailbox the kept bundled model calls 31 of "
-    "the 37 normal messages urgent and holds 46% of the other mail",
-)
 def test_kept_model_holds_half_of_the_other_mail(thin_training: Trained) -> None:
-    """MIN_HELD_SHARE: the model train saves should hold at least half of the other mail."""
+    """MIN_HELD_SHARE: the model train saves holds at least half of the other mail.
+
+    The bundled model with cuts measured on more urgent mail (recipe.BUNDLED_VALIDATION) holds
+    54% of the thin mailbox's other mail and delivers 2 of its 3 urgent at once; the one it
+    replaced held 46% and delivered 1 of 3.
+    """
     assert thin_training.metrics["other_held"] >= 0.5, thin_training.output
+    assert "the bundled model holds only" not in thin_training.output, thin_training.output
