@@ -89,7 +89,8 @@ def release_now(
     ``state_dir`` overrides the config's. ``on_waiting`` hears who was asked (e.g.
     ``commsproxy run (pid 42)``) before the wait starts. ``wait`` and ``poll`` default to
     ``WAIT_SECONDS`` and ``POLL_SECONDS``. Raises ``ReleaseNowError`` when nothing was
-    released, saying whether the request stays queued.
+    released, saying whether the request stays queued, and when ``run`` marked the request
+    done without finishing a release of every batch asked for (one failed).
     """
     wait = WAIT_SECONDS if wait is None else wait
     poll = POLL_SECONDS if poll is None else poll
@@ -107,6 +108,14 @@ def release_now(
                     raise ReleaseNowError(
                         f"{who} has not finished the release within {wait:g} s; "
                         "the request stays queued and it will release when it gets to it"
+                    )
+                logins = [login] if login else [c.username for c in config.logins if c.username]
+                left = _not_released(store, logins, targets, requested)
+                if left:
+                    # run marks a request done even when a release of it failed (a cut link).
+                    raise ReleaseNowError(
+                        f"{who} did not finish releasing {', '.join(left)} (its log says why); "
+                        "mail may still be held there: ask again with `commsproxy release --now`"
                     )
                 moved = _released_since(store, login, targets, requested)
                 return Released(request_id, "run", moved)
@@ -153,6 +162,23 @@ def _wait_for(
         if monotonic() >= deadline:
             return False
         sleep(poll)
+
+
+def _not_released(
+    store: StateStore, logins: Sequence[str], batches: Sequence[BatchConfig], since: datetime
+) -> list[str]:
+    """``login/batch`` of each asked-for release with no finished release started since."""
+    done = {
+        (release.login, release.batch)
+        for release in store.recent_releases(None, 10_000)
+        if release.started >= since and release.finished is not None
+    }
+    return [
+        f"{login}/{batch.name}" if len(logins) > 1 else batch.name
+        for login in logins
+        for batch in batches
+        if (login, batch.name) not in done
+    ]
 
 
 def _released_since(

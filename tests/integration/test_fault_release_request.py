@@ -6,14 +6,16 @@ release fails with the link lost. The engine reconnects and finishes the interru
 (the store shows it started), but the service marks the whole request done when one batch's
 release raised (``TriageHub._serve_requests`` in triage/hub.py completes the request whatever
 happened), so the batches after it are never released: their mail stays held until its
-schedule, though ``release --now`` asked for everything, and the command exits 0 saying
-"released 0 messages" for each batch. Expected: the request stays queued until every batch it
-names is released, and the census finds nothing held. Marked xfail (strict) until hub.py is
-fixed; the mark goes when it passes.
+schedule, though ``release --now`` asked for everything (and the command exited 0 saying
+"released 0 messages" for each batch). Expected: the request stays queued until every batch it
+names is released, and the census finds nothing held. Until hub.py is fixed the test checks
+that the command at least says so (it exits 1 naming the batch not released; release_now.py),
+that asking again releases the rest, the census, and then ends as xfail; once fixed it passes.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +34,13 @@ HOLDS = ("Later", "Later/Bulk")
 ROOT = Path(__file__).parents[2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triage/hub.py marks a release request done when one batch's release failed",
-)
+def release_command(login: Login) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "commsproxy", "release", "--now", "--config", str(login.config)],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )  # fmt: skip
+
+
 def test_a_release_request_cut_short_is_carried_out_in_full(
     dovecot: Dovecot, tmp_path: Path
 ) -> None:
@@ -51,11 +56,7 @@ def test_a_release_request_cut_short_is_carried_out_in_full(
         try:
             assert wait_until(lambda: held(dovecot, user) == 4, 30), proxy.log_text()
             on_loop(loop, hop.arm, rb"^\S+ APPEND ", "before", 1)
-            done = subprocess.run(
-                [sys.executable, "-m", "commsproxy", "release", "--now",
-                 "--config", str(login.config)],
-                capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
-            )  # fmt: skip
+            done = release_command(login)
             assert hop.cuts == 1, proxy.log_text()
 
             def settled() -> bool:
@@ -65,10 +66,16 @@ def test_a_release_request_cut_short_is_carried_out_in_full(
                     )
 
             assert wait_until(settled, 30), proxy.log_text()
-            assert wait_until(lambda: held(dovecot, user) == 0, 5), (
-                f"release --now exited {done.returncode}: {done.stdout}{done.stderr}\n"
-                + proxy.log_text()
-            )
+            stranded = not wait_until(lambda: held(dovecot, user) == 0, 5)
+            said = f"release --now exited {done.returncode}: {done.stdout}{done.stderr}"
+            # The command never claims what did not happen: with mail still held it fails
+            # and names the batch (release_now checks the release log, not only the request).
+            if stranded:
+                assert done.returncode != 0, said
+                assert re.search(r"did not finish releasing (later, )?bulk ", done.stderr), said
+                again = release_command(login)  # asking again releases the rest
+                assert again.returncode == 0, again.stdout + again.stderr
+                assert wait_until(lambda: held(dovecot, user) == 0, 30), proxy.log_text()
         finally:
             proxy.stop()
     assert_sound(
@@ -79,3 +86,5 @@ def test_a_release_request_cut_short_is_carried_out_in_full(
         store=login.state,
         login=user,
     )
+    if stranded:
+        pytest.xfail("triage/hub.py marks a release request done when one batch's release failed")
