@@ -52,8 +52,9 @@ def test_a_file_from_before_the_table_gets_it(tmp_path: Path) -> None:
         store.set_cursor("alice", "INBOX", 1, 2)
         path = store.path
     older = sqlite3.connect(path)
-    older.execute("DROP TABLE hold_mailboxes")
-    older.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    older.execute("DROP TABLE hold_mailboxes")  # migration 7, and the one after it
+    older.execute("DROP TABLE first_starts")
+    older.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 2}")
     older.close()
     with StateStore(path) as store:
         assert store.cursor("alice", "INBOX") == (1, 2)  # the rest is kept

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from commsproxy.triage.state_store import (
+    SCHEMA_VERSION,
     Correction,
     Decision,
     Release,
@@ -110,6 +111,19 @@ def test_first_start_sets_the_cursor_and_its_record_together(store: StateStore) 
     assert store.first_start_record("alice") == (at, 4990, 86400.0)
     assert store.first_start_record("carol") is None
     assert store.cursor("carol", "INBOX") is None
+
+
+def test_a_file_from_before_the_first_starts_table_gets_it(tmp_path: Path) -> None:
+    with StateStore.open(tmp_path) as made:
+        made.set_cursor("alice", "INBOX", 7, 42)
+        path = made.path
+    older = sqlite3.connect(path)
+    older.execute("DROP TABLE first_starts")
+    older.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    older.close()
+    with StateStore(path) as store:
+        assert store.cursor("alice", "INBOX") == (7, 42)  # not a first start: it has a cursor
+        assert store.first_start_record("alice") is None
 
 
 def test_decision_round_trip(store: StateStore) -> None:
