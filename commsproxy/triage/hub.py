@@ -22,7 +22,7 @@ from ..imap.names import SENT
 from .account_match import resolve_outgoing
 from .decide import Decider
 from .engine import CatchUp, Engine, EngineSettings
-from .state_store import StateStore
+from .state_store import ReleaseRequest, StateStore
 from .upstream import Upstream
 
 __all__ = ["LoginRoute", "TriageHub"]
@@ -30,6 +30,7 @@ __all__ = ["LoginRoute", "TriageHub"]
 log = logging.getLogger("commsproxy.triage")
 
 _REQUEST_POLL = 0.5  # seconds between looks for `commsproxy release --now` requests
+_REQUEST_RETRY_MAX = 60.0  # seconds; the longest wait before a failed request is tried again
 
 
 @dataclass(frozen=True)
@@ -199,24 +200,59 @@ class TriageHub:
         self._running[key] = asyncio.create_task(engine.run(stop), name=str(engine))
 
     async def _serve_requests(self, stop: asyncio.Event) -> None:
-        """Carry out ``commsproxy release --now`` asked for by another process."""
+        """Carry out ``commsproxy release --now`` asked for by another process.
+
+        A request is marked done only once every batch it names is released for every login
+        it names: a release that fails (a link cut in the middle) is tried again, with waits
+        growing to a minute, and the batches already released are not released twice.
+        """
+        loop = asyncio.get_running_loop()
+        released: dict[int, set[tuple[str, str]]] = {}  # request -> (login, batch) done
+        retry_at: dict[int, float] = {}
+        tries: dict[int, int] = {}
+        said: dict[int, str] = {}
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _REQUEST_POLL)
             for request in self.store.pending_release_requests():
-                keys: Sequence[str] = (
-                    list(self.engines) if request.login is None else [request.login]
-                )
-                for key in keys:
-                    engine = self.engines.get(key)
-                    if engine is None:
-                        continue
-                    try:
-                        moved = await engine.release(request.batch)
-                        log.info("triage[%s]: released on request: %s", key, moved)
-                    except Exception as err:  # one failed release must not stop the others
-                        log.error("triage[%s]: requested release failed: %s", key, err)
-                self.store.complete_release_request(request.id, datetime.now(UTC))
+                if retry_at.get(request.id, 0.0) > loop.time():
+                    continue
+                done = released.setdefault(request.id, set())
+                error = await self._serve_request(request, done)
+                if error is None:
+                    self.store.complete_release_request(request.id, datetime.now(UTC))
+                    for record in (released, retry_at, tries, said):
+                        record.pop(request.id, None)
+                    continue
+                tries[request.id] = tries.get(request.id, 0) + 1
+                wait = min(2.0 ** tries[request.id], _REQUEST_RETRY_MAX)
+                retry_at[request.id] = loop.time() + wait
+                if said.get(request.id) != error:  # once per reason, not per try
+                    said[request.id] = error
+                    log.error("%s; trying again in %g s", error, wait)
+
+    async def _serve_request(
+        self, request: ReleaseRequest, done: set[tuple[str, str]]
+    ) -> str | None:
+        """Release what ``request`` names and is not in ``done`` yet; None when all is, else
+        what failed (the request then stays queued)."""
+        keys: Sequence[str] = list(self.engines) if request.login is None else [request.login]
+        failed: list[str] = []
+        for key in keys:
+            engine = self.engines.get(key)
+            if engine is None:
+                continue
+            for batch in engine.settings.batches:
+                if request.batch not in (None, batch.name) or (key, batch.name) in done:
+                    continue
+                try:
+                    moved = await engine.release(batch.name)
+                except Exception as err:  # one failed release must not stop the others
+                    failed.append(f"triage[{key}]: requested release of {batch.name} failed: {err}")
+                    break  # this login's link is down: its other batches wait for the retry
+                log.info("triage[%s]: released on request: %s", key, moved)
+                done.add((key, batch.name))
+        return "; ".join(failed) or None
 
 
 class CredentialSource:
