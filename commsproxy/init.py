@@ -52,7 +52,7 @@ smtp = "{smtp}"
 # Outgoing mail being received or sent at once, over all clients; beyond it a client is
 # asked to try again shortly.  Big messages wait on disk, not in memory.
 # smtp_max_in_flight = "200M"
-# max_connections = 1000
+# max_connections = 1000   # default: as many as the open-file limit allows
 # Where triage keeps its log and cache (default: the platform's user state directory).
 # state_dir = "~/.local/state/commsproxy"
 # `commsproxy run` also logs here, rotated at 5 MB (default: the platform's user log dir,
