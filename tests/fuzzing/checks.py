@@ -8,6 +8,7 @@ name or traceback: that is the proxy talking about itself instead of the protoco
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -73,3 +74,27 @@ def rss_kib(pid: int) -> int:
 def log_problems(lines: list[str]) -> list[str]:
     """Log lines that show the proxy failed in itself rather than refused bad input."""
     return [line for line in lines if "Traceback" in line or re.search(r"\bERROR\b", line)]
+
+
+def upstream_connections(pid: int, port: int) -> int:
+    """How many established TCP connections process ``pid`` has to ``port`` (from /proc)."""
+    inodes = set()
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():
+            continue
+        for row in path.read_text().splitlines()[1:]:
+            fields = row.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count

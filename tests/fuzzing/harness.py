@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from tests.fuzzing.checks import log_problems, rss_kib
+from tests.fuzzing.checks import log_problems, rss_kib, upstream_connections
 from tests.integration.helpers import message
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess
@@ -60,6 +60,7 @@ class Target:
         """
         self.played += 1
         problems = self.imap_settled(imap_port) if imap_port is not None else []
+        problems += self.upstream_released()
         problems += self.process_problems()
         if not problems and self.played % BATCH == 0:
             problems = self.batch_problems()
@@ -83,6 +84,19 @@ class Target:
                 return []
             if time.monotonic() > deadline or self.proxy.returncode is not None:
                 return [f"{names[-1]} did not end within {timeout:g} s after the client left"]
+            time.sleep(0.02)
+
+    def upstream_released(self, timeout: float = 5.0) -> list[str]:
+        """Once its client has left, the proxy keeps no connection upstream (triage is off)."""
+        ports = {"IMAP": self.dovecot.imaps_port, "SMTP": self.dovecot.submission_port}
+        deadline = time.monotonic() + timeout
+        while True:
+            held = {k: upstream_connections(self.proxy.pid, p) for k, p in ports.items()}
+            if not any(held.values()):
+                return []
+            if time.monotonic() > deadline or self.proxy.returncode is not None:
+                return [f"{n} {kind} upstream connection(s) still open {timeout:g} s after the "
+                        "client left" for kind, n in held.items() if n]  # fmt: skip
             time.sleep(0.02)
 
     def process_problems(self) -> list[str]:

@@ -64,3 +64,43 @@ def test_fuzzed_imap_sessions(target: Target, data: st.DataObject) -> None:
 def test_after_fuzzing_the_proxy_still_serves(target: Target) -> None:
     problems = target.final_problems()
     assert not problems, "\n".join(problems) + f"\nRSS per batch (MiB): {target.rss_mib}"
+
+
+# Sessions the fuzzer found, reduced to what matters; each is checked on its own too.
+
+
+def _logged_in(target: Target) -> Wire:
+    wire = Wire(target.proxy.imap_port)
+    assert wire.wait_for_line(rb"\* OK", 0, 10) is not None
+    user, password = target.user
+    wire.send(b"a LOGIN %s %s\r\n" % (user.encode(), password.encode()))
+    assert wire.wait_for_line(rb"a OK", 0, 15) is not None
+    return wire
+
+
+def test_literal_over_the_bound_after_login_ends_the_session_cleanly(target: Target) -> None:
+    wire = _logged_in(target)
+    port = wire.sock.getsockname()[1]
+    wire.send(b"b APPEND INBOX {67108865+}\r\nhello\r\n")
+    assert wire.wait_for_line(rb"\* BYE \[TOOBIG\]", 0, 15) is not None
+    wire.close()
+    problems = target.imap_settled(port) + target.upstream_released()
+    assert not problems + target.process_problems()
+
+
+def test_line_over_the_bound_at_once_ends_the_session_cleanly(target: Target) -> None:
+    wire = Wire(target.proxy.imap_port)
+    port = wire.sock.getsockname()[1]
+    wire.send(b"x SEARCH " + b"1," * 600_000 + b"1\r\n")  # before reading the greeting
+    assert wire.read_to_end(15)
+    assert b"* BYE command line too long" in wire.received
+    problems = target.imap_settled(port) + target.upstream_released()
+    assert not problems + target.process_problems()
+
+
+def test_own_refusal_of_a_command_with_an_invalid_tag_is_proper_imap(target: Target) -> None:
+    wire = _logged_in(target)
+    wire.send(b"\x00e5 STARTTLS\r\n\xff\xfe APPEND INBOX {99999999999}\r\nz NOOP\r\n")
+    assert wire.wait_for_line(rb"z OK", 0, 15) is not None
+    wire.close()
+    assert not imap_problems(bytes(wire.received))

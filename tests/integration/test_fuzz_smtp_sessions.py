@@ -21,6 +21,7 @@ A failure prints the smallest session hypothesis found that still fails, byte fo
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 
@@ -70,3 +71,69 @@ def test_fuzzed_smtp_sessions(target: Target, data: st.DataObject) -> None:
 def test_after_fuzzing_the_proxy_still_serves(target: Target) -> None:
     problems = target.final_problems()
     assert not problems, "\n".join(problems) + f"\nRSS per batch (MiB): {target.rss_mib}"
+
+
+# Sessions the fuzzer found, reduced to what matters; each is checked on its own too.
+
+
+def _greeted(target: Target) -> Wire:
+    wire = Wire(target.proxy.smtp_port)
+    assert wire.wait_for_line(rb"220 ", 0, 10) is not None
+    return wire
+
+
+def _ask(wire: Wire, command: bytes, answer: bytes = rb"\d\d\d ") -> bytes:
+    since = len(wire.received)
+    wire.send(command)
+    hit = wire.wait_for_line(answer, since, 15)
+    assert hit is not None, f"no answer to {command!r}: {bytes(wire.received)!r}"
+    return hit[1]
+
+
+def test_starttls_after_auth_leaves_no_upstream_login_behind(target: Target) -> None:
+    """AUTH, then STARTTLS: TLS starts the session afresh (RFC 3207), and the upstream link
+    logged in before must go with the old session, never to a later client."""
+    plain = base64.b64encode(b"\0%s\0%s" % (target.user[0].encode(), target.user[1].encode()))
+    tls = client_context(target.dovecot)
+    for _ in range(5):
+        wire = _greeted(target)
+        _ask(wire, b"EHLO fuzz.example\r\n")
+        assert _ask(wire, b"AUTH PLAIN " + plain + b"\r\n").startswith(b"235")
+        assert _ask(wire, b"STARTTLS\r\n").startswith(b"220")
+        assert wire.start_tls(tls)
+        assert _ask(wire, b"QUIT\r\n").startswith(b"221")
+        wire.close()
+    problems = target.upstream_released()
+    # Without AUTH, no session may send through someone else's upstream login.
+    for _ in range(30):
+        wire = _greeted(target)
+        _ask(wire, b"EHLO stranger.example\r\n")
+        reply = _ask(wire, b"MAIL FROM:<stranger@localhost>\r\n")
+        if reply.startswith(b"250"):
+            problems.append(f"MAIL without AUTH accepted: {reply!r}")
+        wire.close()
+    problems += target.process_problems()
+    assert not problems, "\n".join(problems)
+
+
+def test_starttls_inside_tls_is_refused(target: Target) -> None:
+    wire = _greeted(target)
+    _ask(wire, b"EHLO fuzz.example\r\n")
+    assert _ask(wire, b"STARTTLS\r\n").startswith(b"220")
+    assert wire.start_tls(client_context(target.dovecot))
+    _ask(wire, b"EHLO fuzz.example\r\n")
+    reply = _ask(wire, b"STARTTLS\r\n")
+    assert reply[:1] in (b"4", b"5"), f"a second STARTTLS inside TLS got {reply!r}"
+    assert _ask(wire, b"QUIT\r\n").startswith(b"221")
+    wire.close()
+    time.sleep(SETTLE)
+    assert not target.process_problems()
+
+
+def test_client_leaving_before_the_tls_handshake_is_no_error(target: Target) -> None:
+    wire = _greeted(target)
+    _ask(wire, b"EHLO fuzz.example\r\n")
+    assert _ask(wire, b"STARTTLS\r\n").startswith(b"220")
+    wire.close()
+    time.sleep(0.5)  # the proxy notices the client is gone
+    assert not target.process_problems()
