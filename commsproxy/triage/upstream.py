@@ -158,7 +158,7 @@ class Upstream:
         self.exists: int | None = None
         self.arrivals = 0  # EXISTS responses heard: news of mail, even when the count is even
         # The commands sent on this link, as named in errors (no password is sent through
-        # here): how many, and the latest, for the log at debug level and for the tests.
+        # here): how many, and the latest -- what a test counts to prove a step asked nothing.
         self.sent = 0
         self.recent: deque[str] = deque(maxlen=1000)
         self._delimiter: str | None = None
