@@ -84,8 +84,10 @@ class CorrectionWatch:
     async def _flagged(self, mailbox: str) -> None:
         await self.up.select(mailbox)
         since = (self.clock() - _FRESH).strftime("%d-%b-%Y")
+        # Only mail triage decided on: what a first start left in place carries no label.
         uids = await self.up.search(
-            f"FLAGGED KEYWORD {TRIAGED} UNKEYWORD {URGENT_KEYWORD} SINCE {since}"
+            f"FLAGGED KEYWORD {TRIAGED} OR KEYWORD {LATER} KEYWORD {BULK_KEYWORD} "
+            f"UNKEYWORD {URGENT_KEYWORD} SINCE {since}"
         )
         if not uids:
             return
