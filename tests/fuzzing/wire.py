@@ -26,12 +26,17 @@ _PIECE = 64 * 1024
 class Wire:
     """A client socket to ``127.0.0.1:port``."""
 
-    def __init__(self, port: int, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, port: int, *, timeout: float = 10.0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """With ``tls``, TLS from the start (implicit TLS)."""
         self.sock: socket.socket = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.timeout = timeout
         self.received = bytearray()
         self.closed = False  # the peer hung up (or we did)
         self.tls = False
+        if tls is not None:
+            self.start_tls(tls)
 
     # -- reading -------------------------------------------------------------------------------
 

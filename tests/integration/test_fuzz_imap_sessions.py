@@ -2,11 +2,13 @@
 
 hypothesis builds client sessions from a grammar of valid and broken commands, literals that
 tell the truth or lie, AUTHENTICATE, IDLE, STARTTLS at odd moments, pauses, split writes and
-hang-ups (``tests/fuzzing/imap_sessions.py``) and plays each over a raw socket. After every
-session: every line the client got is a proper IMAP response with no Python internals in it, a
-session that stayed well framed is still answered (LOGOUT), the process is up and its log has
-no traceback or ERROR. Every 25 sessions, and at the end: the process's memory is under a
-ceiling and not growing, and imaplib still reads a known message and smtplib still sends.
+hang-ups (``tests/fuzzing/imap_sessions.py``) and plays each over a raw socket, to the plain
+port or, one time in four, the implicit TLS port. After every session: every line the client
+got is a proper IMAP response with no Python internals in it, a session that stayed well framed
+is still answered (LOGOUT), the session logs its end, the proxy keeps no upstream connection
+for it, the process is up and its log has no traceback or ERROR. Every 25 sessions, and at the
+end: the process's memory is under a ceiling and not growing, and imaplib still reads a known
+message and smtplib still sends.
 
 By default a fixed, derandomized set of examples runs (about half a minute). For a longer run
 with fresh random examples, set ``COMMSPROXY_FUZZ_EXAMPLES``::
@@ -53,9 +55,13 @@ def target(dovecot: Dovecot) -> Iterator[Target]:
 @given(data=st.data())
 def test_fuzzed_imap_sessions(target: Target, data: st.DataObject) -> None:
     session = data.draw(sessions(*target.user), label="session")
-    wire = Wire(target.proxy.imap_port)
+    tls = client_context(target.dovecot)
+    if data.draw(st.integers(0, 3), label="implicit TLS") == 0:
+        wire = Wire(target.proxy.imaps_port, tls=tls)
+    else:
+        wire = Wire(target.proxy.imap_port)
     port = wire.sock.getsockname()[1]
-    outcome = play(wire, session, PROBE, client_context(target.dovecot))
+    outcome = play(wire, session, PROBE, tls)
     problems = outcome.problems + imap_problems(bytes(wire.received))
     problems += target.after_example(imap_port=port)
     assert not problems, "\n".join(problems) + f"\n\nreceived: {bytes(wire.received)!r:.3000}"

@@ -7,7 +7,8 @@ split writes and hang-ups (``tests/fuzzing/smtp_sessions.py``), and plays each o
 socket; mail it sends goes through Dovecot's submission service to the relay target. After
 every session: every line the client got is an SMTP reply (three digits and words) with no
 Python internals in it (no ``Error: (``, no exception name), a session still answers QUIT, the
-process is up and its log has no traceback or ERROR. Every 25 sessions, and at the end: the
+proxy keeps no upstream connection for it, the process is up and its log has no traceback or
+ERROR. Every 25 sessions, and at the end: the
 process's memory is under a ceiling and not growing, and imaplib still reads a known message
 and smtplib still sends one that arrives.
 
