@@ -27,7 +27,9 @@ watcher's IDLE, and now and then a STATUS of the few mailboxes the slower timers
 A login's first start leaves the past alone: the mail already in INBOX is tagged ``$Triaged``
 ``$NotHeld`` in one ``UID STORE`` (crash repair reads that as decided and not held) and stays
 where it is, except unread mail from the last ``[triage] first_start_window`` seconds, which is
-triaged as new mail.
+triaged as new mail (first_start.py). The parts: new_mail.py triages a chunk of new mail,
+due_releases.py and left_behind.py release held mail, correction_timing.py says when to look
+for the user's corrections; this module keeps the life cycle and the watcher and the worker.
 """
 
 from __future__ import annotations
@@ -36,64 +38,46 @@ import asyncio
 import contextlib
 import logging
 import os
-import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
-from zoneinfo import ZoneInfo
 
-from ..classifier.mail import Mail, MailParseError, parse_mail
-from ..config import BatchConfig, TriageConfig
+from ..classifier.mail import Mail
 from ..credentials import CredentialError
-from ..endpoints import Endpoint
-from ..imap.names import (
-    FILED,
-    HELD_AS,
-    INBOX,
-    LABEL_KEYWORDS,
-    NOT_HELD,
-    RELEASED,
-    TRIAGED,
-    URGENT,
-)
-from ..imap.responses import Fetched, MailboxInfo, untagged_name
-from ..schedule import Schedule
-from .account_match import resolve_incoming
+from ..imap.names import INBOX
+from ..imap.responses import untagged_name
+from .correction_timing import CorrectionTiming
 from .corrections import CorrectionWatch
 from .decide import Decider
-from .filer import Filer, FilingSetup
+from .due_releases import release_due, upcoming_release
+from .engine_settings import EngineSettings
+from .filer import Filer
+from .first_start import leave_the_past
 from .health import Health, State
 from .history_keeper import HistoryKeeper
-from .holding import holding_stopped
+from .left_behind import adopt_left_behind, release_left_behind
+from .new_mail import NewMail
 from .notice import NoticeBox
 from .release import Releaser
-from .scheduler import due_release, next_release
 from .signin import Connector, SignInPaused
-from .state_store import Correction, StateStore
-from .state_store import Decision as StoredDecision
+from .state_store import StateStore
 from .teamhint import TeamWatch
 from .upstream import CommandRefused, LoginRefused, Upstream, UpstreamImapError, connect
 
-__all__ = ["CatchUp", "Engine", "EngineSettings", "left_behind_batch"]
+__all__ = ["CatchUp", "Credentials", "Engine", "EngineSettings", "Spare"]
 
 log = logging.getLogger("commsproxy.triage")
 
-_CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
 _NOOP_WITHOUT_IDLE = 5 * 60.0  # seconds; servers log out a silent client after 30 minutes
 _IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes (RFC 2177)
 # Servers without IDLE push nothing: the worker looks at INBOX this often instead (a NOOP and
 # a UID SEARCH of the UIDs above the cursor, cheap; clients' own polls are gated anyway).
 _POLL_WITHOUT_IDLE = 5.0
 _LONGEST_NAP = 60.0  # seconds; the worker's wake-ups with nothing to do cost no request
-_CORRECTIONS_GAP = 10.0  # seconds; corrections.py looks at most this often
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then [triage] retry_max, forever (at most)
-_GONE_NOTE = "gone before it was held: deleted or moved by another client"
 
-_UTC_ZONE = ZoneInfo("UTC")
-
-Clock = Callable[[], datetime]
 Spare = Callable[[], tuple[str, str] | None]  # a client's login, to leave a notice with
 # What a caller of catch_up needs: "known" (what triage knows, unless the watcher heard INBOX
 # change), "look" (that, once one STATUS says nothing arrived since), "pass" (a pass, always).
@@ -124,33 +108,6 @@ class Credentials(Protocol):
         """Between steps; raises SignInPaused when the login cannot go on signed in."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    login: str  # the upstream user name, the key in the store
-    endpoint: Endpoint
-    tls: ssl.SSLContext
-    triage: TriageConfig
-    batches: tuple[BatchConfig, ...]
-    dry_run: bool = False
-    filing: FilingSetup | None = None  # None: no [accounts] to file into
-    own_addresses: tuple[str, ...] = ()  # this login's own addresses (for the team hint)
-    clock: Clock = field(default=_now)
-    connect_timeout: float = 30.0
-    # Seconds between looks (one STATUS each) at the hold mailboxes for the user's corrections,
-    # when the watcher heard nothing that asks for one sooner.
-    look_elsewhere: float = 15.0
-
-    def batch_for(self, label: str) -> BatchConfig | None:
-        for batch in self.batches:
-            if label in batch.labels:
-                return batch
-        return None
-
-
 class Engine:
     def __init__(
         self,
@@ -175,10 +132,6 @@ class Engine:
         self._seen = -1  # ... as counted when the last pass began: none new if equal
         self._started = 0  # triage passes begun; a pass ends as _passes reaches this
         self._wanted = 0  # the pass someone waits for (catch_up): run until _started is this
-        self._flags_news = True  # the watcher heard flags change: corrections worth a look
-        self._elsewhere: tuple[tuple[tuple[str, int], ...], ...] | None = None  # their STATUS
-        self._next_look = 0.0  # loop time of the next look at the hold mailboxes
-        self._corrections_at = 0.0  # loop time before which corrections.py would not look
         self._worker: Upstream | None = None
         self._arrivals = -1  # the worker's EXISTS responses as of the last pass's count
         self._idle = True  # the watcher's server pushes news (IDLE)
@@ -191,6 +144,7 @@ class Engine:
         # in UID order, so the gate may show a client that many and no more.
         self.inbox_state: tuple[int, int] | None = None
         self.hold_names: dict[str, str] = {}  # batch name -> mailbox name on the server
+        self._timing = CorrectionTiming(self.hold_names)
         self._spare = spare
         self._failures = 0  # in a row, for the backoff
         self._notices = NoticeBox(store, settings.login, settings.clock)
@@ -466,6 +420,10 @@ class Engine:
             self._linked = True
             await self._prepare(worker)
             await self._start_filing(worker)
+            new_mail = NewMail(
+                self.settings, self.store, self.decider, self.hold_names, self.recent_held,
+                self.history, self._filer, self._decided, str(self),
+            )  # fmt: skip
             if self._first_history_read():
                 self._set(State.HISTORY)
                 limit = self.settings.triage.history_messages
@@ -477,14 +435,20 @@ class Engine:
                 self.settings.clock,
             )  # fmt: skip
             releaser = self._releaser = self._make_releaser(worker)
-            left_behind = self._adopt_left_behind(releaser)
+            login = self.settings.login
+            left_behind = (
+                {} if self.settings.dry_run
+                else adopt_left_behind(releaser, self.store, login, self.hold_names)
+            )  # fmt: skip
             await releaser.resume_unfinished(self.settings.batches)
-            await self._release_left_behind(releaser, left_behind)
+            await release_left_behind(
+                releaser, left_behind, self.store, login, self._lock, str(self)
+            )
             # Due releases first: on a first start (no release on record) this must not
             # release the mail the first pass is about to hold.
             await self._release_due(releaser)
-            await self._leave_the_past(worker)
-            await self._triage_pass(worker)
+            await leave_the_past(worker, self.store, self.settings, str(self))
+            await self._triage_pass(worker, new_mail)
             if not self.settings.dry_run:
                 await self._notices.remove(worker)
             self._failures = 0
@@ -494,7 +458,9 @@ class Engine:
             log.info("%s: watching INBOX on %s", self, worker.name)
             tasks = [
                 asyncio.create_task(self._watch(watcher), name=f"{self}-watch"),
-                asyncio.create_task(self._work(worker, releaser, stop), name=f"{self}-work"),
+                asyncio.create_task(
+                    self._work(worker, releaser, new_mail, stop), name=f"{self}-work"
+                ),
             ]
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -609,10 +575,10 @@ class Engine:
                 continue
             if kind[1] in ("EXISTS", "EXPUNGE"):
                 self._news += 1
-                self._flags_news = True  # a move out of INBOX may be a correction
+                self._timing.heard()  # a move out of INBOX may be a correction
                 self._wake.set()
             elif kind[1] == "FETCH":
-                self._flags_news = True
+                self._timing.heard()
                 self._wake.set()
 
     def _nap(self) -> float:
@@ -630,11 +596,12 @@ class Engine:
             naps.append(s.filing.config.team_scan)
         if self._corrections is not None:
             now = asyncio.get_running_loop().time()
-            at = max(self._corrections_at, now) if self._flags_news else self._next_look
-            naps.append(at - now)
+            naps.append(self._timing.wait(now))
         return max(min(naps), 0.05)
 
-    async def _work(self, worker: Upstream, releaser: Releaser, stop: asyncio.Event) -> None:
+    async def _work(
+        self, worker: Upstream, releaser: Releaser, new_mail: NewMail, stop: asyncio.Event
+    ) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._nap())
@@ -645,48 +612,20 @@ class Engine:
                 await self._leave_sign_in_notice(worker)
                 raise
             if self._wanted > self._started or self._news != self._seen or not self._idle:
-                await self._triage_pass(worker)
+                await self._triage_pass(worker, new_mail)
             await self._release_due(releaser)
             async with self._lock:
                 if self.history is not None:
                     await self.history.look_at_sent(worker)
                     self.history.save()
-                if self._corrections is not None and await self._corrections_due(worker):
+                if self._corrections is not None and await self._timing.due(
+                    worker, self.settings.look_elsewhere
+                ):
                     await self._corrections.maybe_scan()
                 if self._filer is not None and not self.settings.dry_run:
                     await self._filer.drain()
                 if self._team is not None and not self.settings.dry_run:
                     await self._team.maybe_scan()
-
-    async def _corrections_due(self, worker: Upstream) -> bool:
-        """Whether the user may have moved or flagged mail: the watcher heard INBOX change, or
-        (every ``look_elsewhere`` seconds) a STATUS of a hold mailbox differs from the last."""
-        now = asyncio.get_running_loop().time()
-        if now < self._corrections_at:
-            return False  # news waits: corrections.py would skip a look this soon
-        if not self._flags_news and now < self._next_look:
-            return False
-        before, self._elsewhere = self._elsewhere, await self._hold_status(worker)
-        self._next_look = now + self.settings.look_elsewhere
-        if not self._flags_news and before == self._elsewhere:
-            return False
-        self._flags_news = False
-        self._corrections_at = now + _CORRECTIONS_GAP
-        return True
-
-    async def _hold_status(self, worker: Upstream) -> tuple[tuple[tuple[str, int], ...], ...]:
-        # HIGHESTMODSEQ (CONDSTORE) changes with every flag; without it, moves still show.
-        items = "(MESSAGES UIDNEXT UIDVALIDITY" + (
-            " HIGHESTMODSEQ)" if worker.has("CONDSTORE") else ")"
-        )
-        out = []
-        for mailbox in sorted(set(self.hold_names.values())):
-            try:
-                status = await worker.status(mailbox, items)
-            except CommandRefused:
-                status = {}
-            out.append(tuple(sorted(status.items())))
-        return tuple(out)
 
     async def _leave_sign_in_notice(self, worker: Upstream) -> None:
         """A pause needs its notice now: only this worker is still logged in (signin.py)."""
@@ -702,7 +641,7 @@ class Engine:
 
     # -- triage -------------------------------------------------------------------------------
 
-    async def _triage_pass(self, worker: Upstream) -> None:
+    async def _triage_pass(self, worker: Upstream, new_mail: NewMail) -> None:
         async with self._lock:
             try:
                 self._seen = self._news
@@ -714,65 +653,13 @@ class Engine:
                     info = worker.info
                 else:
                     info = await worker.select(INBOX)
-                await self._triage_new(worker, info)
+                await new_mail.triage_new(worker, info)
                 self.inbox_state = await self._count(worker, info.uidvalidity)
                 self._arrivals = worker.arrivals
             finally:
                 self._passes += 1
                 async with self._pass_done:
                     self._pass_done.notify_all()
-
-    async def _leave_the_past(self, worker: Upstream) -> None:
-        """A login's first start (no INBOX cursor yet): tag what INBOX holds and leave it.
-
-        One ``UID STORE`` over UID ranges writes ``$Triaged $NotHeld`` on every message not
-        decided yet but the recent unread ones (``first_start_window``), which the first pass
-        then triages as new. Mail that carries ``$Triaged`` or ``$Released`` already (a start
-        after the store was deleted) keeps its keywords as they are. The cursor and the record
-        for ``status`` are written together afterwards: a crash before that repeats the
-        tagging, which changes nothing the second time.
-        """
-        s = self.settings
-        if self.store.cursor(s.login, INBOX) is not None:
-            return
-        info = await worker.select(INBOX)
-        top = (info.uidnext or 1) - 1
-        if info.uidnext is None and info.exists:
-            top = max(await worker.search("ALL"), default=0)
-        recent = await self._recent_unread(worker, top) if info.exists else []
-        tagged = max(info.exists - len(recent), 0)  # left in place, tagged now or before
-        if info.exists and top:
-            decided = await worker.search(f"UID 1:{top} OR KEYWORD {TRIAGED} KEYWORD {RELEASED}")
-            # Ranges between the UIDs to skip: UIDs no message has any more cost nothing.
-            skip = sorted({*recent, *(uid for uid in decided if uid <= top)})
-            for target in _uid_ranges(top, skip):
-                await worker.add_flags_to(target, (TRIAGED, NOT_HELD))
-        last = recent[0] - 1 if recent else top
-        window = s.triage.first_start_window
-        self.store.first_start(s.login, info.uidvalidity, last, tagged, window, s.clock())
-        log.info(
-            "%s: first start: %d message(s) already in INBOX left in place (tagged %s %s);"
-            " %d unread from the last %g hour(s) triaged as new",
-            self, tagged, TRIAGED, NOT_HELD, len(recent), window / 3600,
-        )  # fmt: skip
-
-    async def _recent_unread(self, worker: Upstream, top: int) -> list[int]:
-        """UIDs up to ``top`` of unread, untriaged mail that arrived or is dated within the
-        window. SEARCH dates are whole days, so the day before is asked and times compared."""
-        window = self.settings.triage.first_start_window
-        if window <= 0 or top <= 0:
-            return []
-        since = self.settings.clock() - timedelta(seconds=window)
-        day = (since - timedelta(days=1)).strftime("%d-%b-%Y")
-        found = await worker.search(
-            f"UID 1:{top} UNSEEN UNKEYWORD {TRIAGED} UNKEYWORD {RELEASED}"
-            f" OR SINCE {day} SENTSINCE {day}"
-        )
-        found = [uid for uid in found if uid <= top]
-        if not found:
-            return []
-        items = "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (DATE)])"
-        return sorted(f.uid for f in await worker.fetch(found, items) if _since(f, since))
 
     async def _count(self, worker: Upstream, uidvalidity: int) -> tuple[int, int]:
         """INBOX's (messages, triaged messages): the count the worker keeps, less the UIDs
@@ -793,295 +680,25 @@ class Engine:
             self._news += 1  # INBOX keeps changing: the next catch_up waits for a pass
         return before, max(before - len(above), 0)
 
-    async def _triage_new(self, worker: Upstream, info: MailboxInfo) -> list[int]:
-        """Triage the UIDs above the cursor; returns those it found (all triaged by now)."""
-        login = self.settings.login
-        cursor = self.store.cursor(login, INBOX)
-        last = cursor[1] if cursor and cursor[0] == info.uidvalidity else 0
-        if cursor and cursor[0] != info.uidvalidity:
-            log.warning("%s: INBOX UIDVALIDITY changed; re-scanning by keywords", self)
-        # ``n:*`` names the last message even when n is above every UID: hence the filter.
-        uids = [uid for uid in await worker.search(f"UID {last + 1}:*") if uid > last]
-        for start in range(0, len(uids), _CHUNK):
-            chunk = uids[start : start + _CHUNK]
-            await self._triage_chunk(worker, info.uidvalidity, chunk)
-            self.store.set_cursor(login, INBOX, info.uidvalidity, chunk[-1])
-        return uids
-
-    async def _triage_chunk(self, worker: Upstream, uidvalidity: int, uids: list[int]) -> None:
-        s = self.settings
-        flags = {f.uid: f.flags for f in await worker.fetch(uids, "(UID FLAGS)")}
-        fresh = [uid for uid, fl in flags.items() if TRIAGED not in fl and RELEASED not in fl]
-        pending: dict[str, list[int]] = {}  # mailbox -> UIDs whose move was interrupted
-        rescued: dict[int, str] = {}  # UID -> the label it was held as
-        for uid, fl in flags.items():
-            if TRIAGED not in fl or RELEASED in fl:
-                continue
-            held_as = next((HELD_AS[k] for k in fl if k in HELD_AS), None)
-            if held_as is None or NOT_HELD in fl:
-                continue
-            known = self.store.decision_for_uid(s.login, INBOX, uidvalidity, uid)
-            if known is not None and known.held and known.batch in self.hold_names:
-                pending.setdefault(self.hold_names[known.batch], []).append(uid)
-            elif known is None:
-                rescued[uid] = held_as
-        if rescued:
-            await self._rescued(worker, rescued)
-        if fresh:
-            prefix = s.triage.body_prefix
-            items = f"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{prefix}>)"
-            fetched = await worker.fetch(fresh, items)
-            mails = [_mail(f) for f in fetched]
-            holds, labels = self._decide(fetched, mails, uidvalidity)
-            for mailbox, held in holds.items():
-                pending.setdefault(mailbox, []).extend(held)
-            # Filing copies before tagging, so the team's copy carries none of our keywords.
-            filed = await self._file([f.uid for f in fetched], mails)
-            await self._tag(worker, labels)
-            # Would be held but was not (read already, or a dry run): say so on the server, so
-            # that without the store it is not mistaken for mail the user brought back.
-            held_now = {uid for uids in holds.values() for uid in uids}
-            kept = [u for u, label in labels.items() if label != URGENT and u not in held_now]
-            if kept:
-                await worker.add_flags(kept, (NOT_HELD,))
-            if filed:
-                await worker.add_flags(filed, (FILED,))
-        if s.dry_run:
-            return
-        for mailbox, held in pending.items():
-            moved = await worker.move(held, mailbox)
-            kept = [uid for uid in held if uid not in moved.gone]
-            self.recent_held.extend(kept)
-            if kept:
-                log.info("%s: held %d message(s) in %s", self, len(kept), mailbox)
-            if moved.gone:
-                self._gone(uidvalidity, sorted(moved.gone))
-
-    def _gone(self, uidvalidity: int, uids: list[int]) -> None:
-        """Deleted or moved by another client before the move: done, not a failure."""
-        log.info(
-            "%s: uid %s gone before it could be held (deleted or moved by another client)",
-            self, ",".join(map(str, uids)),
-        )  # fmt: skip
-        self.store.mark_gone(self.settings.login, INBOX, uidvalidity, uids, _GONE_NOTE)
-
-    def _decide(
-        self, fetched: Sequence[Fetched], mails: Sequence[Mail], uidvalidity: int
-    ) -> tuple[dict[str, list[int]], dict[int, str]]:
-        """Classify, and write the decisions to the store before anything changes upstream.
-
-        Returns the UIDs to hold per mailbox and each UID's label."""
-        s = self.settings
-        decisions = self.decider.decide(mails)
-        now = s.clock()
-        # `commsproxy stop-holding`: decide and tag as ever, but leave everything in INBOX.
-        stopped = holding_stopped(self.store.path.parent) is not None
-        records: list[StoredDecision] = []
-        holds: dict[str, list[int]] = {}
-        labels: dict[int, str] = {}
-        for f, mail, decision in zip(fetched, mails, decisions, strict=True):
-            batch = s.batch_for(decision.label) if decision.label != URGENT else None
-            seen = "\\Seen" in f.flags and not s.triage.hold_seen
-            held = batch is not None and not seen and not s.dry_run and not stopped
-            reason = decision.reason + (" (already read: left in INBOX)" if batch and seen else "")
-            if batch is not None and not seen and stopped and not s.dry_run:
-                reason += " (holding stopped: left in INBOX)"
-            labels[f.uid] = decision.label
-            records.append(
-                StoredDecision(
-                    login=s.login,
-                    mailbox=INBOX,
-                    uidvalidity=uidvalidity,
-                    uid=f.uid,
-                    message_id=mail.message_id,
-                    label=decision.label,
-                    score=decision.score,
-                    reason=reason,
-                    batch=batch.name if batch else None,
-                    held=held,
-                    sender=mail.sender,
-                    subject=mail.subject,
-                    decided_at=now,
-                )
-            )
-            where = ""
-            if batch is not None and held:
-                holds.setdefault(self.hold_names[batch.name], []).append(f.uid)
-                where = f" -> {batch.mailbox}"
-            elif batch is not None and not seen and s.dry_run:  # say what a run would do
-                where = f" (dry run: would be held in {batch.mailbox})"
-            elif batch is not None and not seen:
-                where = " (holding stopped: left in INBOX)"
-            log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
-        self.store.record_decisions(records)
-        if records:
-            last = records[-1]
-            mailboxes = {b.name: b.mailbox for b in s.batches}
-            held_in = mailboxes.get(last.batch or "", last.batch)
-            what = f"{last.label}, " + (f"held in {held_in}" if last.held else "in INBOX")
-            self.health = replace(self.health, last_decision=(last.decided_at, what))
-            self._publish()
-        if self.history is not None:
-            self.history.received(mails)  # after deciding: a message is not its own history
-        return holds, labels
-
-    async def _file(self, uids: Sequence[int], mails: Sequence[Mail]) -> set[int]:
-        """Copy each message that belongs to a customer account into its folder."""
-        setup = self.settings.filing
-        if setup is None or self._filer is None:
-            return set()
-        filings = resolve_incoming(mails, setup.rules, setup.guesser)
-        items = [
-            (uid, mail.message_id, filing)
-            for uid, mail, filing in zip(uids, mails, filings, strict=True)
-            if filing is not None
-        ]
-        if self.settings.dry_run:
-            for uid, _, filing in items:
-                log.info("%s: uid %d (dry run: would file in %s: %s)", self, uid,
-                         filing.account, filing.reason)  # fmt: skip
-            return set()
-        return await self._filer.file_incoming(items) if items else set()
-
-    async def _tag(self, worker: Upstream, labels: dict[int, str]) -> None:
-        by_label: dict[str, list[int]] = {}
-        for uid, label in labels.items():
-            by_label.setdefault(label, []).append(uid)
-        for label, uids in by_label.items():
-            await worker.add_flags(uids, (TRIAGED, *LABEL_KEYWORDS[label]))
-
-    async def _rescued(self, worker: Upstream, rescued: dict[int, str]) -> None:
-        """Held messages back in INBOX under new UIDs: the user moved them; learn from that."""
-        headers = {f.uid: f for f in await worker.fetch(list(rescued), "(UID BODY.PEEK[HEADER])")}
-        for uid, previous in rescued.items():
-            log.info("%s: uid %d came back from a hold mailbox: recorded as urgent", self, uid)
-            mail = _mail(headers.get(uid, Fetched(uid, frozenset())))
-            self.store.record_correction(
-                Correction(
-                    login=self.settings.login,
-                    message_id=mail.message_id,  # without it the correction cannot train
-                    kind="rescue",
-                    label=URGENT,
-                    previous=previous,
-                    sender=mail.sender,
-                    subject=mail.subject,
-                    at=self.settings.clock(),
-                )
-            )
-
     # -- releases -----------------------------------------------------------------------------
 
     def _upcoming(self, now: datetime) -> tuple[str, datetime] | None:
-        """The next release of any batch: after its last one on record, so a release missed
-        while triage failed shows as overdue (it happens once triage works)."""
-        times = []
-        for batch in self.settings.batches:
-            if batch.schedule.days:
-                last = self.store.last_scheduled_release(self.settings.login, batch.name)
-                times.append((next_release(batch.schedule, last or now), batch.name))
-        return (min(times)[1], min(times)[0]) if times else None
-
-    def _adopt_left_behind(self, releaser: Releaser) -> dict[str, BatchConfig]:
-        """Hold mailboxes on record that no batch names now (the config moved or removed
-        the batch), each as a batch of its own for the releaser; by mailbox."""
-        if self.settings.dry_run:
-            return {}
-        current = set(self.hold_names.values())
-        left: dict[str, BatchConfig] = {}
-        for mailbox in self.store.hold_mailboxes(self.settings.login):
-            if mailbox not in current:
-                left[mailbox] = left_behind_batch(mailbox)
-                releaser.adopt(left[mailbox], mailbox)
-        return left
-
-    async def _release_left_behind(self, releaser: Releaser, left: dict[str, BatchConfig]) -> None:
-        """Mail held in a mailbox the config no longer names goes back to INBOX at once (the
-        releaser's usual order: logged, ``$Released``, digest, moved): what triage held there
-        (``$Triaged``), never other mail in it. The mailbox is kept on record until it holds
-        none, so a release cut short is finished at the next start; it stays on the server."""
-        for mailbox, batch in left.items():
-            async with self._lock:
-                if await self._holds_mail(releaser.worker, mailbox):
-                    log.info("%s: %s is no batch's hold mailbox now: releasing it", self, mailbox)
-                    await releaser.release(batch, scheduled=None)
-                if not await self._holds_mail(releaser.worker, mailbox):
-                    self.store.forget_hold_mailbox(self.settings.login, mailbox)
-
-    @staticmethod
-    async def _holds_mail(worker: Upstream, mailbox: str) -> bool:
-        if not await worker.list_mailboxes(mailbox):
-            return False
-        await worker.examine(mailbox)
-        return bool(await worker.search(f"UNDELETED KEYWORD {TRIAGED}"))
+        return upcoming_release(self.settings.batches, self.store, self.settings.login, now)
 
     async def _release_due(self, releaser: Releaser) -> None:
-        now = self.settings.clock()
-        for batch in self.settings.batches:
-            last = self.store.last_scheduled_release(self.settings.login, batch.name)
-            due = due_release(batch.schedule, last, now)
-            if due is not None:
-                async with self._lock:
-                    await releaser.release(batch, scheduled=due)
+        s = self.settings
+        now = s.clock()
+        await release_due(releaser, s.batches, self.store, s.login, now, self._lock)
         upcoming = self._upcoming(now)
         if upcoming != self.health.next_release:
             self.health = replace(self.health, next_release=upcoming)
             self._publish()
 
-
-def left_behind_batch(mailbox: str) -> BatchConfig:
-    """A batch for mail held in ``mailbox`` before the config changed: released at once, by
-    moving (no re-append, so a redo after a cut never makes a copy), digest as configured."""
-    name = f"mail held in {mailbox} before the config changed"
-    return BatchConfig(name, mailbox, (), Schedule((), frozenset(), _UTC_ZONE))
-
-
-def _uid_ranges(top: int, skip: Sequence[int], longest: int = 4000) -> list[str]:
-    """UIDs 1..top except ``skip`` (sorted) as UID sets (``1:4,6:9``), each at most about
-    ``longest`` characters, so no command line grows past what servers take (Dovecot: 64 KB)."""
-    parts: list[str] = []
-    start = 1
-    for uid in [*skip, top + 1]:
-        if uid > start:
-            parts.append(str(start) if uid - 1 == start else f"{start}:{uid - 1}")
-        start = max(start, uid + 1)
-    out: list[str] = []
-    for part in parts:
-        if out and len(out[-1]) + len(part) < longest:
-            out[-1] += "," + part
-        else:
-            out.append(part)
-    return out
-
-
-def _since(fetched: Fetched, since: datetime) -> bool:
-    """The message arrived (INTERNALDATE) or is dated (Date:) at ``since`` or later."""
-    moments = []
-    if fetched.internaldate:
-        with contextlib.suppress(ValueError):
-            moments.append(datetime.strptime(fetched.internaldate.strip(), "%d-%b-%Y %H:%M:%S %z"))
-    date = _mail(fetched).date
-    if date is not None:
-        moments.append(date if date.tzinfo else date.replace(tzinfo=UTC))
-    return any(moment >= since for moment in moments)
+    def _decided(self, at: datetime, what: str) -> None:
+        """The last decision, for health (``status``)."""
+        self.health = replace(self.health, last_decision=(at, what))
+        self._publish()
 
 
 def _todo_sign_in(login: str) -> str:
     return f"run `commsproxy login {login}`"
-
-
-def _mail(fetched: Fetched) -> Mail:
-    try:
-        return parse_mail(fetched.raw, folder=INBOX, size=fetched.size)
-    except MailParseError:
-        return Mail(
-            message_id=None,
-            in_reply_to=(),
-            references=(),
-            date=None,
-            sender="",
-            sender_name="",
-            to=(),
-            cc=(),
-            subject="",
-            body="",
-        )

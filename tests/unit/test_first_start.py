@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from commsproxy.imap.commands import expand_uid_set
 from commsproxy.imap.responses import Fetched
-from commsproxy.triage.engine import _since, _uid_ranges
+from commsproxy.triage.first_start import arrived_since as _since
+from commsproxy.triage.first_start import uid_ranges as _uid_ranges
 
 
 def test_ranges_skip_exactly_the_given_uids() -> None:

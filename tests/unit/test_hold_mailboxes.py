@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from commsproxy.triage.engine import left_behind_batch
+from commsproxy.triage.left_behind import left_behind_batch
 from commsproxy.triage.state_store import SCHEMA_VERSION, StateStore
 
 T0 = datetime(2024, 5, 6, 8, 30, tzinfo=UTC)

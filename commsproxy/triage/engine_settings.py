@@ -1,0 +1,43 @@
+"""What one login's triage engine is set up with: the server, the config and the clock."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..config import BatchConfig, TriageConfig
+from ..endpoints import Endpoint
+from .filer import FilingSetup
+
+__all__ = ["Clock", "EngineSettings"]
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    login: str  # the upstream user name, the key in the store
+    endpoint: Endpoint
+    tls: ssl.SSLContext
+    triage: TriageConfig
+    batches: tuple[BatchConfig, ...]
+    dry_run: bool = False
+    filing: FilingSetup | None = None  # None: no [accounts] to file into
+    own_addresses: tuple[str, ...] = ()  # this login's own addresses (for the team hint)
+    clock: Clock = field(default=_now)
+    connect_timeout: float = 30.0
+    # Seconds between looks (one STATUS each) at the hold mailboxes for the user's corrections,
+    # when the watcher heard nothing that asks for one sooner.
+    look_elsewhere: float = 15.0
+
+    def batch_for(self, label: str) -> BatchConfig | None:
+        for batch in self.batches:
+            if label in batch.labels:
+                return batch
+        return None

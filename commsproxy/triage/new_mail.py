@@ -1,0 +1,240 @@
+"""Triage of new mail in INBOX, one chunk at a time: decide, tag, file and hold.
+
+Every change on the server follows engine.py's order: the decision goes to the state store,
+``UID STORE +FLAGS`` writes it as keywords, ``UID MOVE`` holds the message. A message in INBOX
+that carries ``$Triaged`` and a hold keyword is either one whose move was interrupted (the store
+has its decision under this UID: move it) or one the user brought back from a hold mailbox (a
+new UID: a correction, leave it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..classifier.mail import Mail
+from ..imap.names import (
+    FILED,
+    HELD_AS,
+    INBOX,
+    LABEL_KEYWORDS,
+    NOT_HELD,
+    RELEASED,
+    TRIAGED,
+    URGENT,
+)
+from ..imap.responses import Fetched, MailboxInfo
+from .account_match import resolve_incoming
+from .decide import Decider
+from .engine_settings import EngineSettings
+from .fetched_mail import mail_of
+from .filer import Filer
+from .history_keeper import HistoryKeeper
+from .holding import holding_stopped
+from .state_store import Correction, StateStore
+from .state_store import Decision as StoredDecision
+from .upstream import Upstream
+
+__all__ = ["NewMail"]
+
+log = logging.getLogger("commsproxy.triage")
+
+_CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
+_GONE_NOTE = "gone before it was held: deleted or moved by another client"
+
+
+@dataclass
+class NewMail:
+    """What triaging one session's new mail needs; ``decided`` hears of the last decision
+    (when, and what: for health), ``name`` says whose triage in the log."""
+
+    settings: EngineSettings
+    store: StateStore
+    decider: Decider
+    hold_names: dict[str, str]  # batch name -> mailbox name on the server
+    recent_held: deque[int]  # INBOX UIDs moved, for the gate
+    history: HistoryKeeper | None
+    filer: Filer | None
+    decided: Callable[[datetime, str], None]
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+    async def triage_new(self, worker: Upstream, info: MailboxInfo) -> list[int]:
+        """Triage the UIDs above the cursor; returns those it found (all triaged by now)."""
+        login = self.settings.login
+        cursor = self.store.cursor(login, INBOX)
+        last = cursor[1] if cursor and cursor[0] == info.uidvalidity else 0
+        if cursor and cursor[0] != info.uidvalidity:
+            log.warning("%s: INBOX UIDVALIDITY changed; re-scanning by keywords", self)
+        # ``n:*`` names the last message even when n is above every UID: hence the filter.
+        uids = [uid for uid in await worker.search(f"UID {last + 1}:*") if uid > last]
+        for start in range(0, len(uids), _CHUNK):
+            chunk = uids[start : start + _CHUNK]
+            await self._triage_chunk(worker, info.uidvalidity, chunk)
+            self.store.set_cursor(login, INBOX, info.uidvalidity, chunk[-1])
+        return uids
+
+    async def _triage_chunk(self, worker: Upstream, uidvalidity: int, uids: list[int]) -> None:
+        s = self.settings
+        flags = {f.uid: f.flags for f in await worker.fetch(uids, "(UID FLAGS)")}
+        fresh = [uid for uid, fl in flags.items() if TRIAGED not in fl and RELEASED not in fl]
+        pending: dict[str, list[int]] = {}  # mailbox -> UIDs whose move was interrupted
+        rescued: dict[int, str] = {}  # UID -> the label it was held as
+        for uid, fl in flags.items():
+            if TRIAGED not in fl or RELEASED in fl:
+                continue
+            held_as = next((HELD_AS[k] for k in fl if k in HELD_AS), None)
+            if held_as is None or NOT_HELD in fl:
+                continue
+            known = self.store.decision_for_uid(s.login, INBOX, uidvalidity, uid)
+            if known is not None and known.held and known.batch in self.hold_names:
+                pending.setdefault(self.hold_names[known.batch], []).append(uid)
+            elif known is None:
+                rescued[uid] = held_as
+        if rescued:
+            await self._rescued(worker, rescued)
+        if fresh:
+            prefix = s.triage.body_prefix
+            items = f"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{prefix}>)"
+            fetched = await worker.fetch(fresh, items)
+            mails = [mail_of(f) for f in fetched]
+            holds, labels = self._decide(fetched, mails, uidvalidity)
+            for mailbox, held in holds.items():
+                pending.setdefault(mailbox, []).extend(held)
+            # Filing copies before tagging, so the team's copy carries none of our keywords.
+            filed = await self._file([f.uid for f in fetched], mails)
+            await self._tag(worker, labels)
+            # Would be held but was not (read already, or a dry run): say so on the server, so
+            # that without the store it is not mistaken for mail the user brought back.
+            held_now = {uid for uids in holds.values() for uid in uids}
+            kept = [u for u, label in labels.items() if label != URGENT and u not in held_now]
+            if kept:
+                await worker.add_flags(kept, (NOT_HELD,))
+            if filed:
+                await worker.add_flags(filed, (FILED,))
+        if s.dry_run:
+            return
+        for mailbox, held in pending.items():
+            moved = await worker.move(held, mailbox)
+            kept = [uid for uid in held if uid not in moved.gone]
+            self.recent_held.extend(kept)
+            if kept:
+                log.info("%s: held %d message(s) in %s", self, len(kept), mailbox)
+            if moved.gone:
+                self._gone(uidvalidity, sorted(moved.gone))
+
+    def _gone(self, uidvalidity: int, uids: list[int]) -> None:
+        """Deleted or moved by another client before the move: done, not a failure."""
+        log.info(
+            "%s: uid %s gone before it could be held (deleted or moved by another client)",
+            self, ",".join(map(str, uids)),
+        )  # fmt: skip
+        self.store.mark_gone(self.settings.login, INBOX, uidvalidity, uids, _GONE_NOTE)
+
+    def _decide(
+        self, fetched: Sequence[Fetched], mails: Sequence[Mail], uidvalidity: int
+    ) -> tuple[dict[str, list[int]], dict[int, str]]:
+        """Classify, and write the decisions to the store before anything changes upstream.
+
+        Returns the UIDs to hold per mailbox and each UID's label."""
+        s = self.settings
+        decisions = self.decider.decide(mails)
+        now = s.clock()
+        # `commsproxy stop-holding`: decide and tag as ever, but leave everything in INBOX.
+        stopped = holding_stopped(self.store.path.parent) is not None
+        records: list[StoredDecision] = []
+        holds: dict[str, list[int]] = {}
+        labels: dict[int, str] = {}
+        for f, mail, decision in zip(fetched, mails, decisions, strict=True):
+            batch = s.batch_for(decision.label) if decision.label != URGENT else None
+            seen = "\\Seen" in f.flags and not s.triage.hold_seen
+            held = batch is not None and not seen and not s.dry_run and not stopped
+            reason = decision.reason + (" (already read: left in INBOX)" if batch and seen else "")
+            if batch is not None and not seen and stopped and not s.dry_run:
+                reason += " (holding stopped: left in INBOX)"
+            labels[f.uid] = decision.label
+            records.append(
+                StoredDecision(
+                    login=s.login,
+                    mailbox=INBOX,
+                    uidvalidity=uidvalidity,
+                    uid=f.uid,
+                    message_id=mail.message_id,
+                    label=decision.label,
+                    score=decision.score,
+                    reason=reason,
+                    batch=batch.name if batch else None,
+                    held=held,
+                    sender=mail.sender,
+                    subject=mail.subject,
+                    decided_at=now,
+                )
+            )
+            where = ""
+            if batch is not None and held:
+                holds.setdefault(self.hold_names[batch.name], []).append(f.uid)
+                where = f" -> {batch.mailbox}"
+            elif batch is not None and not seen and s.dry_run:  # say what a run would do
+                where = f" (dry run: would be held in {batch.mailbox})"
+            elif batch is not None and not seen:
+                where = " (holding stopped: left in INBOX)"
+            log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
+        self.store.record_decisions(records)
+        if records:
+            last = records[-1]
+            mailboxes = {b.name: b.mailbox for b in s.batches}
+            held_in = mailboxes.get(last.batch or "", last.batch)
+            what = f"{last.label}, " + (f"held in {held_in}" if last.held else "in INBOX")
+            self.decided(last.decided_at, what)
+        if self.history is not None:
+            self.history.received(mails)  # after deciding: a message is not its own history
+        return holds, labels
+
+    async def _file(self, uids: Sequence[int], mails: Sequence[Mail]) -> set[int]:
+        """Copy each message that belongs to a customer account into its folder."""
+        setup = self.settings.filing
+        if setup is None or self.filer is None:
+            return set()
+        filings = resolve_incoming(mails, setup.rules, setup.guesser)
+        items = [
+            (uid, mail.message_id, filing)
+            for uid, mail, filing in zip(uids, mails, filings, strict=True)
+            if filing is not None
+        ]
+        if self.settings.dry_run:
+            for uid, _, filing in items:
+                log.info("%s: uid %d (dry run: would file in %s: %s)", self, uid,
+                         filing.account, filing.reason)  # fmt: skip
+            return set()
+        return await self.filer.file_incoming(items) if items else set()
+
+    async def _tag(self, worker: Upstream, labels: dict[int, str]) -> None:
+        by_label: dict[str, list[int]] = {}
+        for uid, label in labels.items():
+            by_label.setdefault(label, []).append(uid)
+        for label, uids in by_label.items():
+            await worker.add_flags(uids, (TRIAGED, *LABEL_KEYWORDS[label]))
+
+    async def _rescued(self, worker: Upstream, rescued: dict[int, str]) -> None:
+        """Held messages back in INBOX under new UIDs: the user moved them; learn from that."""
+        headers = {f.uid: f for f in await worker.fetch(list(rescued), "(UID BODY.PEEK[HEADER])")}
+        for uid, previous in rescued.items():
+            log.info("%s: uid %d came back from a hold mailbox: recorded as urgent", self, uid)
+            mail = mail_of(headers.get(uid, Fetched(uid, frozenset())))
+            self.store.record_correction(
+                Correction(
+                    login=self.settings.login,
+                    message_id=mail.message_id,  # without it the correction cannot train
+                    kind="rescue",
+                    label=URGENT,
+                    previous=previous,
+                    sender=mail.sender,
+                    subject=mail.subject,
+                    at=self.settings.clock(),
+                )
+            )
