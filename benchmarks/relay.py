@@ -691,7 +691,7 @@ def run_benchmark(
                     )
                     servers.append(fresh)
                     say(f"{args.idle} idle logged-in connections through {name} ({users} users)")
-                    idle[name] = measure_idle(fresh, logins)
+                    idle[name] = measure_idle(fresh.port, fresh.pid, logins)
                     fresh.stop()
                     servers.remove(fresh)
                     warnings = [ln for ln in fresh.log_text().splitlines() if ln.strip()]
