@@ -101,7 +101,6 @@ class Outcome:
     """What playing a session showed, beyond the bytes the wire kept."""
 
     problems: list[str] = field(default_factory=list)
-    tls_from: int | None = None  # where the TLS part of ``received`` begins
 
 
 def numbered(steps: list[Step]) -> tuple[Step, ...]:
@@ -154,7 +153,7 @@ def play(wire: Wire, session: Session, probe: Probe, tls: ssl.SSLContext) -> Out
                 wire.send(step.then)
                 glued = bool(step.then) and not step.then.endswith(b"\n")
         elif go and not wire.tls and wire.start_tls(tls):
-            outcome.tls_from = mark = len(wire.received)
+            mark = len(wire.received)
             if step.injected_reply is not None:
                 _check_not_answered(wire, step.injected_reply, mark, outcome)
     _end(wire, session, probe, outcome)
