@@ -37,11 +37,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, Protocol
 
 from ..classifier.mail import Mail
@@ -56,17 +55,17 @@ from .engine_settings import EngineSettings
 from .filer import Filer
 from .first_start import leave_the_past
 from .health import Health, State
+from .health_keeper import HealthKeeper, Spare, sleep_unless_stopped
 from .history_keeper import HistoryKeeper
 from .left_behind import adopt_left_behind, release_left_behind
 from .new_mail import NewMail
-from .notice import NoticeBox
 from .release import Releaser
 from .signin import Connector, SignInPaused
 from .state_store import StateStore
 from .teamhint import TeamWatch
 from .upstream import CommandRefused, LoginRefused, Upstream, UpstreamImapError, connect
 
-__all__ = ["CatchUp", "Credentials", "Engine", "EngineSettings", "Spare"]
+__all__ = ["CatchUp", "Credentials", "Engine", "EngineSettings"]
 
 log = logging.getLogger("commsproxy.triage")
 
@@ -76,9 +75,7 @@ _IDLE_RESTART = 25 * 60.0  # seconds; servers may drop an IDLE after 29 minutes 
 # a UID SEARCH of the UIDs above the cursor, cheap; clients' own polls are gated anyway).
 _POLL_WITHOUT_IDLE = 5.0
 _LONGEST_NAP = 60.0  # seconds; the worker's wake-ups with nothing to do cost no request
-_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # then [triage] retry_max, forever (at most)
 
-Spare = Callable[[], tuple[str, str] | None]  # a client's login, to leave a notice with
 # What a caller of catch_up needs: "known" (what triage knows, unless the watcher heard INBOX
 # change), "look" (that, once one STATUS says nothing arrived since), "pass" (a pass, always).
 CatchUp = Literal["known", "look", "pass"]
@@ -145,17 +142,22 @@ class Engine:
         self.inbox_state: tuple[int, int] | None = None
         self.hold_names: dict[str, str] = {}  # batch name -> mailbox name on the server
         self._timing = CorrectionTiming(self.hold_names)
-        self._spare = spare
-        self._failures = 0  # in a row, for the backoff
-        self._notices = NoticeBox(store, settings.login, settings.clock)
         before = store.health(settings.login)
-        self.health = Health.start(settings.login, settings.clock(), before and before[0])
-        self.health = replace(self.health, next_release=self._upcoming(settings.clock()))
-        self._told = False  # a failure on record from before a restart is news to this log
+        health = Health.start(settings.login, settings.clock(), before and before[0])
+        health = replace(health, next_release=self._upcoming(settings.clock()))
+        self._report = HealthKeeper(settings, store, health, spare, self._connect, str(self))
         self._linked = False  # this try got past logging in
-        self._spare_refused: tuple[str, str] | None = None
 
     # -- for the gate and the CLI -------------------------------------------------------------
+
+    @property
+    def health(self) -> Health:
+        """This login's health, as `status` shows it (health_keeper.py)."""
+        return self._report.health
+
+    @health.setter
+    def health(self, health: Health) -> None:
+        self._report.health = health
 
     @property
     def worker(self) -> Upstream | None:
@@ -249,21 +251,23 @@ class Engine:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; on any failure say so once (health.py) and retry with
         backoff, forever."""
-        self._publish()
+        self._report.publish()
         while not stop.is_set():
             try:
                 credentials = await self._credentials()
             except CredentialError as err:
-                await self._failed(stop, None, State.SIGNIN_FAILED, str(err), _TODO_COMMAND)
+                await self._report.failed(stop, None, State.SIGNIN_FAILED, str(err), _TODO_COMMAND)
                 continue
             if credentials is None:
                 paused = self.store.paused(self.settings.login)
                 if paused is not None:  # signin.py logged why; status shows it
-                    self._set(State.PAUSED, paused.reason, _todo_sign_in(self.settings.login))
+                    self._report.set(
+                        State.PAUSED, paused.reason, _todo_sign_in(self.settings.login)
+                    )
                 else:
                     reason = "no password to log in with yet"
-                    self._set(State.WAITING, reason, _TODO_WAITING)
-                await self._sleep(stop, 1.0)
+                    self._report.set(State.WAITING, reason, _TODO_WAITING)
+                await sleep_unless_stopped(stop, 1.0)
                 continue
             self._linked = False
             try:
@@ -271,124 +275,30 @@ class Engine:
             except SignInPaused:
                 paused = self.store.paused(self.settings.login)
                 reason = paused.reason if paused else "the sign-in must be renewed"
-                self._set(State.PAUSED, reason, _todo_sign_in(self.settings.login))
-                await self._sleep(stop, 1.0)  # costs no request while paused (signin.py)
+                self._report.set(State.PAUSED, reason, _todo_sign_in(self.settings.login))
+                await sleep_unless_stopped(stop, 1.0)  # costs no request while paused (signin.py)
             except LoginRefused as err:
                 self._credentials.refused()
-                await self._failed(stop, credentials, State.SIGNIN_FAILED, str(err), _TODO_REFUSED)
+                await self._report.failed(
+                    stop, credentials, State.SIGNIN_FAILED, str(err), _TODO_REFUSED
+                )
             except CommandRefused as err:  # logged in, but the server refuses a step
-                await self._failed(stop, credentials, State.FAILING, str(err), _TODO_FAILING)
+                await self._report.failed(stop, credentials, State.FAILING, str(err), _TODO_FAILING)
             except UpstreamImapError as err:  # the link: cannot connect, or lost
                 # A link that was up and dropped is an event of its own, said each time; a
                 # server that cannot be reached is one state, however often it is tried.
-                await self._failed(
+                await self._report.failed(
                     stop, credentials, State.UNREACHABLE, str(err), _TODO_SERVER, self._linked
                 )
             except Exception as err:
                 # A bug must not silently end triage for this login: say so, start over.
-                if self._set(
+                if self._report.set(
                     State.FAILING, f"unexpected error: {err!r}", _TODO_FAILING, log_it=False
                 ):
                     log.exception("%s: unexpected error; starting over", self)
-                await self._sleep(stop, self.settings.triage.retry_max)
+                await sleep_unless_stopped(stop, self.settings.triage.retry_max)
             finally:
                 await self._not_ready()
-
-    async def _failed(
-        self,
-        stop: asyncio.Event,
-        credentials: tuple[str, str] | Connector | None,
-        state: State,
-        reason: str,
-        todo: str,
-        lost: bool = False,
-    ) -> None:
-        """One failed try: health (logged when news), the notice when due, then the backoff."""
-        delay = min(
-            _BACKOFF[min(self._failures, len(_BACKOFF) - 1)], self.settings.triage.retry_max
-        )
-        self._failures += 1
-        self._set(state, reason, todo, retry=delay, news=lost)
-        after = timedelta(seconds=self.settings.triage.notice_after)
-        if self.health.notice_due(self.settings.clock(), after):
-            await self._notice_from_outside(credentials)
-        await self._sleep(stop, delay)
-
-    def _set(
-        self,
-        state: State,
-        reason: str | None = None,
-        todo: str | None = None,
-        *,
-        retry: float | None = None,
-        log_it: bool = True,
-        news: bool = False,
-    ) -> bool:
-        """Move health to ``state`` and publish it; log it when it is news. True if news."""
-        before = self.health
-        self.health = before.moved(state, self.settings.clock(), reason, todo)
-        news = news or self.health.is_news(before) or not self._told
-        if news:
-            self._publish()
-        self._told = True
-        if not news or not log_it:
-            if reason is not None:
-                log.debug("%s: still %s: %s", self, state.value, reason)
-            return news
-        again = f"; reconnecting in {retry:g} s" if retry is not None else ""
-        if state is State.SIGNIN_FAILED:
-            log.error("%s: %s: %s%s", self, state.value, reason, again)
-        elif state is State.WAITING:
-            log.info("%s: waiting for a password: log in through the proxy once", self)
-        elif state is State.PAUSED:
-            log.debug("%s: paused: %s", self, reason)  # signin.py says it, once
-        elif not self.health.working:
-            log.warning("%s: %s%s", self, reason, again)
-        elif not before.working and before.failing_since is not None:
-            log.info("%s: triage works again (it had not since %s: %s)", self,
-                     before.failing_since.isoformat(timespec="seconds"), before.reason)  # fmt: skip
-        return news
-
-    def _publish(self) -> None:
-        """Write health where `status`, another process, reads it."""
-        self.store.save_health(self.health, os.getpid(), self.settings.clock())
-
-    async def _notice_from_outside(self, credentials: tuple[str, str] | Connector | None) -> None:
-        """Leave the notice over a connection of its own, once it is due.
-
-        When the login itself fails, only a client's working login (kept in memory by the hub)
-        can reach INBOX; a server that cannot be reached cannot take a notice either.
-        """
-        notice = self._notices.left
-        state = self.health.state
-        reason = self.health.reason or state.value
-        if self.settings.dry_run or (
-            notice is not None and notice.appended is not None and notice.reason == reason
-        ):
-            return  # there, saying why: nothing to connect for
-        if state is State.FAILING:
-            login: tuple[str, str] | Connector | None = credentials
-        elif state in (State.SIGNIN_FAILED, State.WAITING):
-            login = self._spare() if self._spare is not None else None
-            if login == self._spare_refused:
-                return  # tried once: no more failed logins until a client brings another
-        else:
-            return
-        if login is None:
-            return
-        try:
-            up = await self._connect(login)
-        except (UpstreamImapError, SignInPaused) as err:
-            if isinstance(err, LoginRefused) and isinstance(login, tuple):
-                self._spare_refused = login
-            log.debug("%s: cannot leave the notice: %s", self, err)
-            return
-        try:
-            await self._notices.leave(up, reason, self.health.todo or "")
-        except UpstreamImapError as err:
-            log.warning("%s: could not leave the notice in INBOX: %s", self, err)
-        finally:
-            await up.logout()
 
     def __str__(self) -> str:
         return f"triage[{self.settings.login}]"
@@ -398,11 +308,6 @@ class Engine:
         self._ready.clear()
         async with self._pass_done:
             self._pass_done.notify_all()
-
-    @staticmethod
-    async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
 
     async def _connect(self, credentials: tuple[str, str] | Connector) -> Upstream:
         s = self.settings
@@ -425,10 +330,10 @@ class Engine:
                 self.history, self._filer, self._decided, str(self),
             )  # fmt: skip
             if self._first_history_read():
-                self._set(State.HISTORY)
+                self._report.set(State.HISTORY)
                 limit = self.settings.triage.history_messages
                 self.health = replace(self.health, history=(0, limit))
-                self._publish()
+                self._report.publish()
             await self._start_history(worker)
             self._corrections = CorrectionWatch(
                 worker, self.store, self.settings.login, self.hold_names, self.settings.batches,
@@ -450,9 +355,9 @@ class Engine:
             await leave_the_past(worker, self.store, self.settings, str(self))
             await self._triage_pass(worker, new_mail)
             if not self.settings.dry_run:
-                await self._notices.remove(worker)
-            self._failures = 0
-            self._set(State.CONNECTED)
+                await self._report.notices.remove(worker)
+            self._report.failures = 0
+            self._report.set(State.CONNECTED)
             self._worker = worker
             self._ready.set()
             log.info("%s: watching INBOX on %s", self, worker.name)
@@ -633,7 +538,7 @@ class Engine:
         if paused is None or self.settings.dry_run:
             return
         try:
-            await self._notices.leave(
+            await self._report.notices.leave(
                 worker, paused.reason, _todo_sign_in(self.settings.login), sign_in=True
             )
         except UpstreamImapError as err:
@@ -692,12 +597,12 @@ class Engine:
         upcoming = self._upcoming(now)
         if upcoming != self.health.next_release:
             self.health = replace(self.health, next_release=upcoming)
-            self._publish()
+            self._report.publish()
 
     def _decided(self, at: datetime, what: str) -> None:
         """The last decision, for health (``status``)."""
         self.health = replace(self.health, last_decision=(at, what))
-        self._publish()
+        self._report.publish()
 
 
 def _todo_sign_in(login: str) -> str:
