@@ -38,6 +38,12 @@ class Wire:
         if tls is not None:
             self.start_tls(tls)
 
+    def __enter__(self) -> Wire:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- reading -------------------------------------------------------------------------------
 
     def _readable(self, wait: float) -> bool:

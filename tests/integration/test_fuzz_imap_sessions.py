@@ -61,7 +61,8 @@ def test_fuzzed_imap_sessions(target: Target, data: st.DataObject) -> None:
     else:
         wire = Wire(target.proxy.imap_port)
     port = wire.sock.getsockname()[1]
-    outcome = play(wire, session, PROBE, tls)
+    with wire:
+        outcome = play(wire, session, PROBE, tls)
     problems = outcome.problems + imap_problems(bytes(wire.received))
     problems += target.after_example(imap_port=port)
     assert not problems, "\n".join(problems) + f"\n\nreceived: {bytes(wire.received)!r:.3000}"
@@ -74,9 +75,20 @@ def test_after_fuzzing_the_proxy_still_serves(target: Target) -> None:
 
 # Sessions the fuzzer found, reduced to what matters; each is checked on its own too.
 
+_opened: list[Wire] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_wires() -> Iterator[None]:
+    """Connections a reduced session opened are closed even when it fails halfway."""
+    yield
+    while _opened:
+        _opened.pop().close()
+
 
 def _logged_in(target: Target) -> Wire:
     wire = Wire(target.proxy.imap_port)
+    _opened.append(wire)
     assert wire.wait_for_line(rb"\* OK", 0, 10) is not None
     user, password = target.user
     wire.send(b"a LOGIN %s %s\r\n" % (user.encode(), password.encode()))
@@ -96,6 +108,7 @@ def test_literal_over_the_bound_after_login_ends_the_session_cleanly(target: Tar
 
 def test_line_over_the_bound_at_once_ends_the_session_cleanly(target: Target) -> None:
     wire = Wire(target.proxy.imap_port)
+    _opened.append(wire)
     port = wire.sock.getsockname()[1]
     wire.send(b"x SEARCH " + b"1," * 600_000 + b"1\r\n")  # before reading the greeting
     assert wire.read_to_end(15)

@@ -61,8 +61,8 @@ def target(dovecot: Dovecot) -> Iterator[Target]:
 @given(data=st.data())
 def test_fuzzed_smtp_sessions(target: Target, data: st.DataObject) -> None:
     session = data.draw(sessions(*target.user), label="session")
-    wire = Wire(target.proxy.smtp_port)
-    outcome = play(wire, session, PROBE, client_context(target.dovecot))
+    with Wire(target.proxy.smtp_port) as wire:
+        outcome = play(wire, session, PROBE, client_context(target.dovecot))
     time.sleep(SETTLE)
     problems = outcome.problems + smtp_problems(bytes(wire.received))
     problems += target.after_example()
@@ -76,9 +76,20 @@ def test_after_fuzzing_the_proxy_still_serves(target: Target) -> None:
 
 # Sessions the fuzzer found, reduced to what matters; each is checked on its own too.
 
+_opened: list[Wire] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_wires() -> Iterator[None]:
+    """Connections a reduced session opened are closed even when it fails halfway."""
+    yield
+    while _opened:
+        _opened.pop().close()
+
 
 def _greeted(target: Target) -> Wire:
     wire = Wire(target.proxy.smtp_port)
+    _opened.append(wire)
     assert wire.wait_for_line(rb"220 ", 0, 10) is not None
     return wire
 
