@@ -80,6 +80,7 @@ class Session:
         self._tasks: list[asyncio.Task[None]] = []
         self._pump_over: asyncio.Future[None] | None = None  # done when the first pump ends
         self._closing = False
+        self._closed: asyncio.Future[tuple[None, None]] | None = None  # closing both links, once
 
     def __str__(self) -> str:
         return f"imap#{self.id}"
@@ -390,12 +391,19 @@ class Session:
         await self._close_all()
 
     async def _close_all(self) -> None:
-        self._closing = True
-        self.state.connection_lost()
-        for task in self._tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
-        await asyncio.gather(self._client.close(), self._server.close())
+        """Close both links; runs once, later callers (a pump, then ``run``) wait for it.
+
+        A second run would cancel the pump that is still inside the first one, and with it the
+        close both wait on, so ``run`` itself would end cancelled and never log the end.
+        """
+        if self._closed is None:
+            self._closing = True
+            self.state.connection_lost()
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+            self._closed = asyncio.gather(self._client.close(), self._server.close())
+        await asyncio.shield(self._closed)
 
     async def _starttls(self, event: ev.StartTls) -> bool:
         """Secure the client link; False when the session is over."""
