@@ -30,6 +30,7 @@ class ClientLink:
         # Set while TLS is being negotiated (a future, not an Event: an Event's deque of
         # waiters costs every idle connection 600 bytes).
         self._tls_pending: asyncio.Future[None] | None = None
+        self._eof_sent = False  # by ``linger``: nothing more may be written after it
 
     async def read(self) -> bytes:
         data = await self.reader.read(_READ_SIZE)
@@ -37,15 +38,23 @@ class ClientLink:
         self.bytes_in += len(data)
         return data
 
+    @property
+    def writable(self) -> bool:
+        """False once the session said its last word (EOF sent) or the link is closing: what
+        the upstream still sends then (its greeting, a late reply) is dropped."""
+        return not self._eof_sent and not self.writer.is_closing()
+
     async def write(self, chunks: list[bytes]) -> None:
         if self._tls_pending is not None:
             await asyncio.shield(self._tls_pending)
+        if not self.writable:
+            return
         self.writer.writelines(chunks)
         self.bytes_out += sum(map(len, chunks))
         await self.writer.drain()
 
     def write_now(self, data: bytes) -> None:
-        if not self.writer.is_closing():
+        if self.writable:
             self.writer.write(data)
 
     async def start_tls(self, context: ssl.SSLContext, reply: bytes, name: str) -> bool:
@@ -89,6 +98,7 @@ class ClientLink:
             await writer.drain()
             if writer.can_write_eof():
                 writer.write_eof()
+                self._eof_sent = True
             async with asyncio.timeout(seconds):
                 while await self.reader.read(_READ_SIZE):
                     pass
