@@ -6,7 +6,16 @@ says what went wrong in words and, where the client can do something, what to do
 
 from __future__ import annotations
 
-__all__ = ["Bad", "ImapRefusal", "No"]
+__all__ = ["Bad", "BadTag", "ImapRefusal", "No", "valid_tag"]
+
+# RFC 9051 (and 3501): tag = 1*<any ASTRING-CHAR except "+">; ASTRING-CHAR is printable ASCII
+# without the atom-specials, except "]" which it allows.
+_TAG_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - set('(){%*"\\+')
+
+
+def valid_tag(tag: str | None) -> bool:
+    """Whether ``tag`` may stand in a tagged response (a refusal never echoes any other)."""
+    return tag is not None and tag != "" and all(c in _TAG_CHARS for c in tag)
 
 
 class ImapRefusal(Exception):
@@ -20,9 +29,11 @@ class ImapRefusal(Exception):
         self.code = code
 
     def reply(self, tag: str | None) -> bytes:
-        """The whole response line: ``tag status [code] text``; untagged when no tag is known."""
+        """The whole response line: ``tag status [code] text``; untagged when no tag is known
+        or the client's is not a valid tag (echoed, it would not be a proper response)."""
         code = f"[{self.code}] " if self.code else ""
-        return f"{tag or '*'} {self.status} {code}{self.text}\r\n".encode()
+        shown = tag if valid_tag(tag) else "*"
+        return f"{shown} {self.status} {code}{self.text}\r\n".encode()
 
 
 class Bad(ImapRefusal):
@@ -35,3 +46,10 @@ class No(ImapRefusal):
     """The command is valid but commsproxy will not or cannot carry it out."""
 
     status = "NO"
+
+
+class BadTag(Bad):
+    """The command's tag is not a valid tag: refused untagged, in Dovecot's words."""
+
+    def __init__(self) -> None:
+        super().__init__("Error in IMAP tag")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import Bad, ImapRefusal, No
+from .errors import Bad, BadTag, ImapRefusal, No, valid_tag
 from .framer import Line
 from .grammar import Command, ParseError, parse_command, sasl_plain_credentials
 
@@ -107,6 +107,8 @@ class PreLogin:
         except ParseError:
             return _refuse(None, Bad("commsproxy: that is not an IMAP command"))
         tag, name = command.tag, command.name
+        if not valid_tag(tag):
+            return _refuse(None, BadTag())  # every answer below would echo it
         if name in self._local:
             return Local(command)
         if name == "CAPABILITY":

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 
 from .capability import rewrite_capabilities
-from .errors import Bad, ImapRefusal, No
+from .errors import Bad, BadTag, ImapRefusal, No, valid_tag
 from .framer import Line, LiteralTooLarge, MessageEnd
 from .grammar import (
     Command,
@@ -378,6 +378,8 @@ class ImapSession:
 
     def _local(self, command: Command) -> None:
         try:
+            if not valid_tag(command.tag):
+                raise BadTag()  # untagged, as the server answers such a line; no TLS begins
             if command.name == "COMPRESS":
                 raise No("COMPRESS is not offered through commsproxy")
             if not self.offer_starttls:

@@ -75,6 +75,22 @@ def test_starttls_and_compress_are_the_relays() -> None:
     assert [a.command.name for a in actions if isinstance(a, Local)] == ["STARTTLS", "COMPRESS"]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [b"\x00a CAPABILITY\r\n", b"a+ NOOP\r\n", b"\xff LOGIN me pw\r\n", b"x% STARTTLS\r\n"],
+)
+def test_a_command_with_an_invalid_tag_is_refused_untagged(data: bytes) -> None:
+    phase = PreLogin(offer_starttls=True, local=frozenset({"STARTTLS"}))
+    assert run(phase, data) == [Reply(b"* BAD Error in IMAP tag\r\n")]
+
+
+def test_an_oversized_literal_with_an_invalid_tag_is_refused_untagged() -> None:
+    refused = run(PreLogin(offer_starttls=False), b"\xfe LOGIN {%d}\r\n" % (MAX_LITERAL + 1))
+    assert refused == [
+        Reply(b"* BAD literal of 8193 bytes before login (limit 8192)\r\n", cancel_literal=True)
+    ]
+
+
 def test_login_with_quoted_strings() -> None:
     (route,) = run(PreLogin(offer_starttls=False), b'a1 LOGIN "me@b.example" "p\\"w"\r\n')
     assert isinstance(route, Route)

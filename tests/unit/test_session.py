@@ -312,6 +312,30 @@ def test_a_literal_over_the_bound_is_refused_with_toobig() -> None:
     assert wire.machine.drain() == [ev.Answer(b"p BAD [TOOBIG] literal of 11 bytes exceeds 10\r\n")]
 
 
+@pytest.mark.parametrize("tag", [b"\x00e5", b"\xff\xfe", b"a*", b"a+", b"a\\b", b"a%", b"\x7f"])
+def test_own_refusals_never_echo_an_invalid_tag(tag: bytes) -> None:
+    # Dovecot answers such lines "* BAD Error in IMAP tag"; the proxy's own answers do too,
+    # and a STARTTLS with such a tag begins no TLS.
+    wire = Wire(ImapSession(offer_starttls=True))
+    wire.from_client(tag + b" STARTTLS\r\n")
+    assert wire.received() == b"* BAD Error in IMAP tag\r\n"
+    assert wire.machine.state is State.NOT_AUTHENTICATED
+    wire = logged_in()
+    wire.from_client(tag + b" COMPRESS DEFLATE\r\n")
+    assert wire.received() == b"* BAD Error in IMAP tag\r\n"
+    wire.client_framer = Framer(max_literal=10)
+    with pytest.raises(LiteralTooLarge) as caught:
+        wire.from_client(tag + b" APPEND INBOX {11}\r\n")
+    assert wire.machine.client_literal_too_large(caught.value)
+    assert wire.machine.drain() == [ev.Answer(b"* BAD [TOOBIG] literal of 11 bytes exceeds 10\r\n")]
+
+
+def test_a_tag_of_other_astring_chars_is_echoed() -> None:
+    wire = logged_in(offer_starttls=True)
+    wire.from_client(b"a.1-b_c~!#$&'/<=>?@^`| STARTTLS\r\n")
+    assert wire.received() == b"a.1-b_c~!#$&'/<=>?@^`| BAD STARTTLS is only valid before login\r\n"
+
+
 # -- the not-authenticated state answered by the proxy (routed logins) ----------------------
 
 
