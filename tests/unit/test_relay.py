@@ -7,6 +7,7 @@ receives, the machine's facts, and the login hooks.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -31,9 +32,15 @@ class FakeUpstream:
     greeting: bytes = b"* OK fake ready\r\n"
     received: bytearray = field(default_factory=bytearray)
     port: int = 0
+    hold_greeting: asyncio.Event | None = None  # greets once it is set
+    greeted: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.hold_greeting is not None:
+            await self.hold_greeting.wait()
         writer.write(self.greeting)
+        await writer.drain()
+        self.greeted.set()
         while line := await reader.readline():
             self.received += line
             reply = self.script(line)
@@ -83,7 +90,7 @@ class Logins:
 
 
 async def start(
-    fake: FakeUpstream, **kwargs: object
+    fake: FakeUpstream, limits: RelayLimits | None = None, **kwargs: object
 ) -> tuple[Session, asyncio.StreamReader, asyncio.StreamWriter, asyncio.Task[None]]:
     ours, theirs = socket.socketpair()
     reader, writer = await asyncio.open_connection(sock=ours)
@@ -92,7 +99,7 @@ async def start(
     parts = SessionParts(
         UpstreamServer(upstream, ssl.create_default_context()),
         None,
-        RelayLimits(),
+        limits or RelayLimits(),
         **kwargs,  # type: ignore[arg-type]
     )
     session = Session(s_reader, s_writer, parts)
@@ -164,3 +171,42 @@ async def test_upstream_bye_reaches_the_client_and_ends_the_session(
     await asyncio.wait_for(task, 5)
     assert session.state.bye == b"* BYE going away\r\n"
     writer.close()
+
+
+def _failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_session_the_proxy_ends_itself_closes_once_and_logs_its_end(
+    upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    session, reader, writer, task = await start(upstream, RelayLimits(max_literal=100))
+    await reader.readline()
+    writer.write(b"a LOGIN me pw\r\n")
+    await until(reader, b"a ")
+    writer.write(b"b APPEND INBOX {101+}\r\nhello\r\n")  # already on its way: BYE
+    assert await until(reader, b"* BYE") == b"* BYE [TOOBIG] literal of 101 bytes exceeds 100\r\n"
+    writer.close()
+    await asyncio.wait_for(task, 5)
+    assert not task.cancelled()  # run() itself was not cancelled by a second close
+    assert any(r.getMessage().startswith(f"{session}: closed (user me") for r in caplog.records)
+    assert _failures(caplog) == []
+
+
+async def test_what_the_upstream_says_after_the_last_word_to_the_client_is_dropped(
+    upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.hold_greeting = asyncio.Event()  # the greeting comes after the BYE and the EOF
+    _, reader, writer, task = await start(upstream, RelayLimits(max_command_line=100))
+    writer.write(b"x SEARCH " + b"1," * 100 + b"1\r\n")
+    got = await asyncio.wait_for(reader.read(), 5)  # up to the proxy's EOF
+    assert got == b"* BYE command line too long (limit 100 bytes)\r\n"
+    upstream.hold_greeting.set()  # while the proxy lingers, reading what the client sends
+    await asyncio.wait_for(upstream.greeted.wait(), 5)
+    await asyncio.sleep(0.1)  # loopback: the proxy reads the greeting
+    assert not task.done()  # still lingering: the greeting did not end the session in error
+    writer.close()
+    await asyncio.wait_for(task, 5)
+    assert not task.cancelled()
+    assert _failures(caplog) == []
