@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Any, AnyStr
 
 import aiosmtplib
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import (
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    TLSSetupException,
+    syntax,
+)
 
 from ...endpoints import Endpoint, Security
 from ...oauth import OAuthError, OAuthProvider, SignInNeeded, Throttled
@@ -124,7 +132,12 @@ def _accept_any(
 
 
 class RelayHandler:
-    """aiosmtpd handler: one upstream connection per client session, opened on demand."""
+    """aiosmtpd handler: one upstream connection per client connection, opened on demand.
+
+    Links are kept per connection (the aiosmtpd protocol object), not per session: aiosmtpd
+    replaces the session at STARTTLS, and a key such as ``id(session)`` may be reused by a
+    later client once the old session is freed, which would hand it someone else's login.
+    """
 
     def __init__(
         self,
@@ -144,8 +157,8 @@ class RelayHandler:
         self.on_sent = on_sent
         self.routes = routes  # several logins: the AUTH user name picks the server
         self.oauth = oauth  # the logins that sign in with OAuth2, and their tokens
-        self._links: dict[int, aiosmtplib.SMTP] = {}
-        self._servers: dict[int, Endpoint] = {}  # the server each session went to, for logs
+        self._links: dict[SMTP, aiosmtplib.SMTP] = {}
+        self._servers: dict[SMTP, Endpoint] = {}  # the server each connection went to, for logs
         self._told: dict[str, str] = {}  # user -> the sign-in trouble already logged
         self.in_flight = InFlight(max_in_flight)  # all sessions' messages together
         self.spool_dir = spool_dir  # None: the system's temporary directory
@@ -166,21 +179,24 @@ class RelayHandler:
             raise _NoRoute("535 5.7.8 commsproxy: no [[login]] with an SMTP server for this user")
         return server
 
-    def _where(self, session: Session) -> Endpoint:
-        return self._servers.get(id(session), self.upstream)
+    def _where(self, conn: SMTP) -> Endpoint:
+        return self._servers.get(conn, self.upstream)
 
     # -- the upstream link --------------------------------------------------------------------
 
     async def _connect(
-        self, session: Session, credentials: LoginPassword | None = None
+        self, conn: SMTP, credentials: LoginPassword | None = None
     ) -> aiosmtplib.SMTP:
-        link = self._links.get(id(session))
+        """The upstream link of client connection ``conn``, opened (and logged in) if need be."""
+        link = self._links.get(conn)
         if link is not None and link.is_connected:
             return link
-        if credentials is None and isinstance(session.auth_data, LoginPassword):
-            credentials = session.auth_data
+        session = conn.session
+        if credentials is None and session is not None:
+            auth = session.auth_data
+            credentials = auth if isinstance(auth, LoginPassword) else None
         server = self._server_for(credentials)
-        where = self._servers[id(session)] = server.endpoint
+        where = self._servers[conn] = server.endpoint
         if credentials is not None:
             # An OAuth2 login needs a token first: without one, the upstream is not bothered
             # (Gmail counts connections per user).
@@ -194,14 +210,15 @@ class RelayHandler:
             timeout=self.timeout,
             local_hostname="localhost",
         )
-        await link.connect()
-        if credentials is not None:
-            try:
+        try:
+            await link.connect()
+            if credentials is not None:
                 await self._log_in(link, credentials, where)
-            except BaseException:
-                link.close()  # a refused login must not leave the connection behind
-                raise
-        self._links[id(session)] = link
+        except BaseException:
+            # A refused login, or the client gone meanwhile (cancelled): nothing left behind.
+            link.close()
+            raise
+        self._links[conn] = link
         return link
 
     async def _log_in(
@@ -255,35 +272,40 @@ class RelayHandler:
             return "535 5.7.8 commsproxy: wrong user name or local password"
         return None
 
-    async def close_session(self, session: Session) -> None:
-        self._servers.pop(id(session), None)
-        link = self._links.pop(id(session), None)
-        if link is None or not link.is_connected:
+    async def close_upstream(self, conn: SMTP) -> None:
+        """Close the upstream link of client connection ``conn``, if it has one."""
+        self._servers.pop(conn, None)
+        link = self._links.pop(conn, None)
+        if link is None:
+            return
+        if not link.is_connected:
+            link.close()
             return
         try:
             await link.quit()
-        except aiosmtplib.SMTPException:
+        except Exception:  # whatever went wrong, the link must go
             link.close()
 
     async def _upstream_step(
-        self, session: Session, step: Callable[[aiosmtplib.SMTP], Awaitable[Any]]
+        self, conn: SMTP, step: Callable[[aiosmtplib.SMTP], Awaitable[Any]]
     ) -> str | None:
         """Run one step upstream; None when it succeeded, else the reply for the client."""
+        session = conn.session
         try:
-            link = await self._connect(session)
+            link = await self._connect(conn)
             await step(link)
         except _NoRoute as err:
             return err.reply
         except OAuthError as err:  # reconnecting an OAuth2 login needs a token again
-            auth = session.auth_data
+            auth = session.auth_data if session is not None else None
             user = auth.login.decode(errors="replace") if isinstance(auth, LoginPassword) else ""
             return self._oauth_refused(user, err)
         except aiosmtplib.SMTPResponseException as err:
             return _reply(err)
         except (aiosmtplib.SMTPException, OSError) as err:
-            where = self._where(session)
+            where = self._where(conn)
             log.error("smtp: upstream %s failed: %s", where, err)
-            await self.close_session(session)
+            await self.close_upstream(conn)
             return f"451 4.4.1 commsproxy: upstream {where} unavailable; try again later"
         except ValueError as err:
             # aiosmtplib checks what goes into a command line (an address it cannot quote,
@@ -303,9 +325,7 @@ class RelayHandler:
     async def _auth(self, server: SMTP, decoded: AuthResult) -> AuthResult:
         if not decoded.success or not isinstance(decoded.auth_data, LoginPassword):
             return decoded
-        session = server.session
-        assert session is not None
-        await self.close_session(session)
+        await self.close_upstream(server)
         try:
             decoded.auth_data.login.decode()
             decoded.auth_data.password.decode()
@@ -318,7 +338,7 @@ class RelayHandler:
         if refused is not None:
             return AuthResult(success=False, handled=False, message=refused)
         try:
-            await self._connect(session, decoded.auth_data)
+            await self._connect(server, decoded.auth_data)
         except _NoRoute as err:
             log.info("smtp: AUTH for %s matches no [[login]] with an SMTP server", user)
             return AuthResult(success=False, handled=False, message=err.reply)
@@ -328,7 +348,7 @@ class RelayHandler:
             log.info("smtp: upstream refused AUTH for %s: %s", user, err.code)
             return AuthResult(success=False, handled=False, message=_reply(err))
         except (aiosmtplib.SMTPException, OSError) as err:
-            where = self._where(session)
+            where = self._where(server)
             log.error("smtp: upstream %s failed during AUTH: %s", where, err)
             message = f"454 4.7.0 commsproxy: upstream {where} unavailable; try again later"
             return AuthResult(success=False, handled=False, message=message)
@@ -353,7 +373,7 @@ class RelayHandler:
         # aiosmtplib writes the null sender as "" (it takes "<>" for a malformed address).
         sender = "" if address == NULL_SENDER else address
         refused = await self._upstream_step(
-            session, lambda link: link.mail(sender, options=mail_options)
+            server, lambda link: link.mail(sender, options=mail_options)
         )
         if refused is not None:
             return refused
@@ -370,7 +390,7 @@ class RelayHandler:
         rcpt_options: list[str],
     ) -> str:
         refused = await self._upstream_step(
-            session, lambda link: link.rcpt(address, options=rcpt_options)
+            server, lambda link: link.rcpt(address, options=rcpt_options)
         )
         if refused is not None:
             return refused
@@ -378,7 +398,7 @@ class RelayHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
-    async def relay_message(self, session: Session, envelope: Envelope, spool: Spool) -> str:
+    async def relay_message(self, conn: SMTP, envelope: Envelope, spool: Spool) -> str:
         """DATA: send the spooled message upstream; the client's reply."""
         replies: list[str] = []
 
@@ -386,11 +406,11 @@ class RelayHandler:
             response = await send_data(link, spool)
             replies.append(f"{response.code} {' '.join(response.message.splitlines())}")
 
-        refused = await self._upstream_step(session, send)
+        refused = await self._upstream_step(conn, send)
         if refused is not None:
             log.warning("smtp: upstream refused a message: %s", refused)
             return refused
-        credentials = session.auth_data
+        credentials = conn.session.auth_data if conn.session is not None else None
         user = (
             credentials.login.decode(errors="replace")
             if isinstance(credentials, LoginPassword)
@@ -405,14 +425,14 @@ class RelayHandler:
                 log.exception("smtp: after-send hook failed")
         return replies[0]
 
-    async def reset_upstream(self, session: Session) -> None:
+    async def reset_upstream(self, conn: SMTP) -> None:
         """End the upstream's transaction (RSET), as after a message refused here."""
-        link = self._links.get(id(session))
+        link = self._links.get(conn)
         if link is not None and link.is_connected:
             try:
                 await link.rset()
             except aiosmtplib.SMTPException:
-                await self.close_session(session)
+                await self.close_upstream(conn)
 
     async def close_all(self) -> None:
         """Close every upstream link (the listener is stopping)."""
@@ -422,11 +442,11 @@ class RelayHandler:
         self._servers.clear()
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        await self.reset_upstream(session)
+        await self.reset_upstream(server)
         return "250 OK"
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        await self.close_session(session)
+        await self.close_upstream(server)
         return "221 Bye"
 
 
@@ -499,13 +519,36 @@ class RelaySMTP(SMTP):
         super()._cb_client_connected(reader, writer)
 
     async def push(self, status: AnyStr) -> None:
-        if isinstance(status, str):
-            await super().push(with_enhanced_code(status))
-        else:
-            await super().push(status)
+        try:
+            if isinstance(status, str):
+                await super().push(with_enhanced_code(status))
+            else:
+                await super().push(status)
+        except ConnectionError as err:
+            # The client went away while its reply was written: nobody is left to tell, and
+            # the session ends here (aiosmtpd ends it on ConnectionResetError, quietly below).
+            log.debug("smtp: client gone before its reply was written: %r", err)
+            self._close()
+            if isinstance(err, ConnectionResetError):
+                raise
+            raise ConnectionResetError(str(err)) from err
+
+    async def _handle_client(self) -> None:
+        # aiosmtpd re-raises a client's reset out of the session's task, which nobody awaits:
+        # asyncio would log it as an ERROR ("Task exception was never retrieved").
+        try:
+            await super()._handle_client()
+        except ConnectionError as err:
+            log.debug("smtp: client gone: %r", err)
 
     async def handle_exception(self, error: Exception) -> str:
         peer = self.session.peer if self.session is not None else None
+        if isinstance(error, TLSSetupException | ConnectionError):
+            # The client left (or broke off the TLS handshake): no failure of the proxy's.
+            cause = error.__cause__ or error
+            log.info("smtp: %s went away: %s", peer, type(cause).__name__)
+            self.loop.call_soon(self._close)
+            return "421 4.4.2 commsproxy: connection lost"
         if isinstance(error, CommandLineTooLong):
             log.info("smtp: %s sent a line over %d bytes; closing", peer, self.line_length_limit)
             # After the reply is written (the caller pushes it), not before.
@@ -517,6 +560,18 @@ class RelaySMTP(SMTP):
     def _close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self._tls_protocol is not None:
+            # A handshake inside TLS is not SMTP (RFC 3207 4.2: STARTTLS is not offered after).
+            await self.push("503 5.5.1 commsproxy: TLS is already active")
+            return
+        if not arg and self.tls_context:
+            # RFC 3207 4.2: after TLS the session starts afresh, without its login; so does
+            # the upstream link, logged in as the old session.
+            await self._relay.close_upstream(self)
+        await super().smtp_STARTTLS(arg)
 
     async def smtp_DATA(self, arg: str | None) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
@@ -538,18 +593,17 @@ class RelaySMTP(SMTP):
                 line_limit=self.line_length_limit,
             )
             if outcome is DataOutcome.COMPLETE:
-                status = await self._relay.relay_message(self.session, self.envelope, spool)
+                status = await self._relay.relay_message(self, self.envelope, spool)
             else:
                 log.info("smtp: message not taken (%s, %d bytes kept)", outcome.value, spool.size)
-                await self._relay.reset_upstream(self.session)
+                await self._relay.reset_upstream(self)
                 status = outcome.reply
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        session = self.session
         super().connection_lost(exc)
-        if session is not None:
-            task = self.loop.create_task(self._relay.close_session(session))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        # However the connection ended (QUIT, reset, timeout, failed TLS), its link goes.
+        task = self.loop.create_task(self._relay.close_upstream(self))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
