@@ -292,6 +292,11 @@ class ImapSession:
         if command.name in _LOCAL and line.literal is None:
             self._local(command)
             return False
+        if not valid_tag(command.tag):
+            # The server refuses it untagged ("* BAD Error in IMAP tag"): tracked, it would
+            # stay in flight for good, one entry per such line.
+            self._current = None
+            return True
         self._sent(command)
         self.sent = command
         return True

@@ -330,6 +330,19 @@ def test_own_refusals_never_echo_an_invalid_tag(tag: bytes) -> None:
     assert wire.machine.drain() == [ev.Answer(b"* BAD [TOOBIG] literal of 11 bytes exceeds 10\r\n")]
 
 
+def test_a_command_with_an_invalid_tag_goes_upstream_untracked() -> None:
+    wire = logged_in()
+    for n in range(3):
+        wire.from_client(b"\x01%d SELECT INBOX\r\n" % n)
+        wire.from_server(b"* BAD Error in IMAP tag: Invalid tag\r\n")
+    assert wire.sent() == b"".join(b"\x01%d SELECT INBOX\r\n" % n for n in range(3))
+    assert wire.machine.in_flight == {}  # never answered tagged: nothing waits for good
+    assert not wire.machine.selecting
+    wire.from_client(b"b SELECT INBOX\r\n")
+    wire.from_server(b"* 1 EXISTS\r\nb OK [READ-WRITE] selected\r\n")
+    assert wire.machine.selected == "INBOX"
+
+
 def test_a_tag_of_other_astring_chars_is_echoed() -> None:
     wire = logged_in(offer_starttls=True)
     wire.from_client(b"a.1-b_c~!#$&'/<=>?@^`| STARTTLS\r\n")
