@@ -116,7 +116,8 @@ class Engine:
         spare: Spare | None = None,
     ) -> None:
         self.settings = settings
-        self.decider = decider
+        self._decider = decider
+        self._new_mail: NewMail | None = None  # the running session's, to hand a new decider
         self.store = store
         self._credentials = credentials
         self.history = history  # the user's history with senders, kept current (or None)
@@ -158,6 +159,17 @@ class Engine:
     @health.setter
     def health(self, health: Health) -> None:
         self._report.health = health
+
+    @property
+    def decider(self) -> Decider:
+        return self._decider
+
+    @decider.setter
+    def decider(self, decider: Decider) -> None:
+        """A reloaded config's rules (VIPs) apply from the running session's next decision."""
+        self._decider = decider
+        if self._new_mail is not None:
+            self._new_mail.decider = decider
 
     @property
     def worker(self) -> Upstream | None:
@@ -325,7 +337,7 @@ class Engine:
             self._linked = True
             await self._prepare(worker)
             await self._start_filing(worker)
-            new_mail = NewMail(
+            new_mail = self._new_mail = NewMail(
                 self.settings, self.store, self.decider, self.hold_names, self.recent_held,
                 self.history, self._filer, self._decided, str(self),
             )  # fmt: skip
