@@ -218,6 +218,11 @@ class RelayHandler:
             # A refused login, or the client gone meanwhile (cancelled): nothing left behind.
             link.close()
             raise
+        if conn.transport is None:
+            # The client left meanwhile, and the cancellation that said so was lost (Python
+            # 3.11's wait_for can drop one when its wait ends at the same moment).
+            link.close()
+            raise asyncio.CancelledError
         self._links[conn] = link
         return link
 
@@ -543,11 +548,13 @@ class RelaySMTP(SMTP):
 
     async def handle_exception(self, error: Exception) -> str:
         peer = self.session.peer if self.session is not None else None
-        if isinstance(error, TLSSetupException | ConnectionError):
-            # The client left (or broke off the TLS handshake): no failure of the proxy's.
+        if isinstance(error, TLSSetupException | ConnectionError | asyncio.IncompleteReadError):
+            # The client left (or broke off the TLS handshake, or said EOF while a command was
+            # still being answered): no failure of the proxy's. Closed at once: the session's
+            # loop would otherwise read the same end again without ever yielding.
             cause = error.__cause__ or error
             log.info("smtp: %s went away: %s", peer, type(cause).__name__)
-            self.loop.call_soon(self._close)
+            self._close()
             return "421 4.4.2 commsproxy: connection lost"
         if isinstance(error, CommandLineTooLong):
             log.info("smtp: %s sent a line over %d bytes; closing", peer, self.line_length_limit)
