@@ -508,7 +508,11 @@ class RelaySMTP(SMTP):
     - A refusal without an enhanced status code (aiosmtpd's own) gets one (RFC 3463).
     - An unexpected error is logged with its details and the client gets an SMTP reply in
       words (aiosmtpd's default puts the exception's class and text in a ``500 Error:``).
-    - The upstream link is closed when the client goes away.
+    - The upstream link is closed when the connection ends, however it ends, and before a
+      STARTTLS handshake (the login does not carry over into TLS, RFC 3207 4.2); STARTTLS
+      inside TLS gets ``503 5.5.1``.
+    - A client going away (also mid-handshake, or while its reply is written) is logged as
+      that, without a traceback.
     """
 
     def __init__(self, handler: RelayHandler, **kwargs: Any) -> None:
