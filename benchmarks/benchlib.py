@@ -283,6 +283,10 @@ class Client:
         return b"b%05d" % self._seq
 
     def _read_tagged(self, tag: bytes) -> bytes:
+        return self._read_line_starting(tag + b" ")
+
+    def _read_line_starting(self, prefix: bytes) -> bytes:
+        """Everything up to and including the first read ending in a line that starts so."""
         data = bytearray()
         while True:
             chunk = self.sock.recv(65536)
@@ -291,7 +295,7 @@ class Client:
             data += chunk
             if data.endswith(b"\r\n"):
                 start = data.rfind(b"\n", 0, len(data) - 1) + 1
-                if data.startswith(tag + b" ", start):
+                if data.startswith(prefix, start):
                     return bytes(data)
 
     def command(self, text: str) -> bytes:

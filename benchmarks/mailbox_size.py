@@ -218,18 +218,6 @@ def drop_new_mail(dovecot: Dovecot, user: str, messages: list[bytes]) -> float:
 class SizeClient(Client):
     """The lean client of benchlib with SELECT, IDLE and FETCH FLAGS round trips."""
 
-    def _read_line_starting(self, prefix: bytes) -> bytes:
-        data = bytearray()
-        while True:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            data += chunk
-            if data.endswith(b"\r\n"):
-                start = data.rfind(b"\n", 0, len(data) - 1) + 1
-                if data.startswith(prefix, start):
-                    return bytes(data)
-
     def timed(self, command: str) -> tuple[float, bytes]:
         start = time.perf_counter()
         response = self.command(command)
