@@ -34,6 +34,7 @@ __all__ = [
     "LoginConfig",
     "ProxyConfig",
     "TriageConfig",
+    "WebConfig",
     "default_batches",
     "default_config_path",
     "load_config",
@@ -194,6 +195,9 @@ class TriageConfig:
     enabled: bool = True
     #: Senders whose mail is always urgent: addresses or ``*@domain``, lower-cased.
     vip: tuple[str, ...] = ()
+    #: Senders whose mail is never urgent (held like the model says, at least ``normal``);
+    #: the same forms as ``vip``. A sender in both lists is urgent.
+    never_urgent: tuple[str, ...] = ()
     #: A model file; None for the bundled default model.
     model: str | None = None
     #: How long a client command may wait for triage of new mail before it goes on without it.
@@ -286,6 +290,18 @@ class AccountsConfig:
         return None
 
 
+#: The local page's default port (``[web] port``); it listens on 127.0.0.1 only.
+DEFAULT_WEB_PORT = 1180
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The local page (``[web]``): served by ``run`` on 127.0.0.1, opened by ``commsproxy open``."""
+
+    enabled: bool = True
+    port: int = DEFAULT_WEB_PORT
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole config file.
@@ -301,6 +317,7 @@ class Config:
     triage: TriageConfig = field(default_factory=TriageConfig)
     batches: tuple[BatchConfig, ...] = field(default_factory=default_batches)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
@@ -450,7 +467,7 @@ def parse_config_text(path: Path, text: str) -> Config:
     return _parse(_Loader(path, text), data)
 
 
-_TABLES = ("proxy", "login", "triage", "batch", "accounts")
+_TABLES = ("proxy", "login", "triage", "batch", "accounts", "web")
 
 
 def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
@@ -461,8 +478,8 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
                 loader.error(
                     "",
                     key,
-                    "unknown table (expected [proxy], [[login]], [triage], [[batch]] or "
-                    "[accounts])",
+                    "unknown table (expected [proxy], [[login]], [triage], [[batch]], "
+                    "[accounts] or [web])",
                 )
             )
 
@@ -480,6 +497,7 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
         "batch", list, None, "expected one or more [[batch]] tables (two brackets)"
     )
     accounts_table = table("accounts", dict, {}, "expected a table: [accounts]")
+    web_table = table("web", dict, {}, "expected a table: [web]")
     logins: list[tuple[int, LoginConfig]] = []
     for index, login_table in enumerate(login_tables):
         reader = _Reader(loader, login_table, "login", index)
@@ -497,6 +515,7 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
         ),
         batches=default_batches() if batch_tables is None else _parse_batches(loader, batch_tables),
         accounts=_parse_accounts(loader, accounts_table),
+        web=loader.attempt(lambda: _parse_web(_Reader(loader, web_table, "web", 0)), WebConfig()),
     )
     loader.raise_errors()
     return config
@@ -654,14 +673,8 @@ _VIP = re.compile(r"^(\*|[^\s@*]+)@[^\s@*.]+(\.[^\s@*.]+)*$")
 
 def _parse_triage(r: _Reader) -> TriageConfig:
     defaults = TriageConfig()
-    vip_example = 'a list of addresses such as ["boss@example.com", "*@example.com"]'
-    vips: list[str] = []
-    for entry in r.get("vip", list, vip_example) or []:
-        text = entry.strip().lower() if isinstance(entry, str) else ""
-        if not _VIP.match(text):
-            r.problem("vip", f'{entry!r}: expected an address ("boss@example.com") or "*@domain"')
-        elif text not in vips:
-            vips.append(text)
+    vips = _senders(r, "vip")
+    never_urgent = _senders(r, "never_urgent")
     model = r.get("model", str, 'a path to a model file, or "default"')
     if model is not None and model.strip().lower() in ("default", "bundled"):
         model = None
@@ -685,7 +698,8 @@ def _parse_triage(r: _Reader) -> TriageConfig:
     window = _number(r, "first_start_window", "seconds", 0, 7 * 86400)
     config = TriageConfig(
         enabled=_flag(r, "enabled", defaults.enabled),
-        vip=tuple(vips),
+        vip=vips,
+        never_urgent=never_urgent,
         model=model,
         gate_timeout=defaults.gate_timeout if timeout is None else float(timeout),
         body_prefix=defaults.body_prefix if prefix is None else prefix,
@@ -700,6 +714,31 @@ def _parse_triage(r: _Reader) -> TriageConfig:
     )
     r.check_unknown()
     return config
+
+
+def _parse_web(r: _Reader) -> WebConfig:
+    port = r.get("port", int, "a port number such as 1180")
+    if port is not None and not 1 <= port <= 65535:
+        r.problem("port", f"expected a port from 1 to 65535, got {port}")
+        port = None
+    config = WebConfig(
+        enabled=_flag(r, "enabled", True), port=DEFAULT_WEB_PORT if port is None else port
+    )
+    r.check_unknown()
+    return config
+
+
+def _senders(r: _Reader, key: str) -> tuple[str, ...]:
+    """A list of sender patterns (``boss@example.com`` or ``*@example.com``), lower-cased."""
+    example = 'a list of addresses such as ["boss@example.com", "*@example.com"]'
+    patterns: list[str] = []
+    for entry in r.get(key, list, example) or []:
+        text = entry.strip().lower() if isinstance(entry, str) else ""
+        if not _VIP.match(text):
+            r.problem(key, f'{entry!r}: expected an address ("boss@example.com") or "*@domain"')
+        elif text not in patterns:
+            patterns.append(text)
+    return tuple(patterns)
 
 
 def _number(r: _Reader, key: str, unit: str, low: float, high: float) -> float | None:
