@@ -257,8 +257,8 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
         ("vips", 1),
         "[triage] vips",
         "unknown key (known keys here: body_prefix, digest, enabled, first_start_window, "
-        "gate_timeout, history_messages, history_seconds, history_sent_check, hold_seen, model, never_urgent, "
-        "notice_after, retry_max, vip)",
+        "gate_timeout, history_messages, history_seconds, history_sent_check, hold_seen, model, "
+        "never_urgent, notice_after, retry_max, vip)",
     ),
     (
         "history_seconds negative",
