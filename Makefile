@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEBS := dovecot-imapd dovecot-lmtpd dovecot-submissiond isync offlineimap3 neomutt swaks tmux \
         libnet-ssleay-perl libio-socket-ssl-perl \
-        openssl ca-certificates python3-venv python3-pip systemd
+        openssl ca-certificates python3-venv python3-pip systemd chromium chromium-driver
 
 .PHONY: test deps venv lint check bench clean
 
