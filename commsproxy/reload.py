@@ -3,9 +3,10 @@
 ``ConfigWatch`` looks at the config file's modification time every few seconds, and at once
 when poked (SIGHUP). A changed file is loaded whole; when it has errors the last good config
 stays in force and the log says why (the errors name file, line and key). A good one is
-compared with the config in force (``changes``): VIPs, batches, customer accounts and the other
-triage settings take effect at once, through the ``apply`` callback; listeners, logins and the
-models are read only at start, so for those the log says that a restart is needed.
+compared with the config in force (``changes``): the sender rules (``vip``, ``never_urgent``),
+batches, customer accounts and the other triage settings take effect at once, through the
+``apply`` callback; listeners, logins and the models are read only at start, so for those the
+log says that a restart is needed.
 """
 
 from __future__ import annotations
@@ -29,21 +30,28 @@ _TRIAGE_AT_START = frozenset(
      "history_sent_check"}
 )  # fmt: skip
 
+#: The sender rules: the decider takes them from the next decision, nothing starts over.
+_RULES = frozenset({"vip", "never_urgent"})
+
 
 @dataclass(frozen=True)
 class Changes:
     """What differs between two configs, in the config's own words (``[triage] vip``)."""
 
     vip: bool = False  # takes effect with the next decision
+    never_urgent: bool = False  # the same
     engines: tuple[str, ...] = ()  # take effect when each login's triage starts over
     restart: tuple[str, ...] = ()  # need `commsproxy run` restarted
 
     @property
     def live(self) -> tuple[str, ...]:
-        return (("[triage] vip",) if self.vip else ()) + self.engines
+        rules = (("[triage] vip",) if self.vip else ()) + (
+            ("[triage] never_urgent",) if self.never_urgent else ()
+        )
+        return rules + self.engines
 
     def __bool__(self) -> bool:
-        return bool(self.vip or self.engines or self.restart)
+        return bool(self.vip or self.never_urgent or self.engines or self.restart)
 
 
 def changes(old: Config, new: Config) -> Changes:
@@ -56,7 +64,7 @@ def changes(old: Config, new: Config) -> Changes:
         restart.append("[[login]]")
     engines: list[str] = []
     for f in fields(old.triage):
-        if f.name == "vip" or getattr(old.triage, f.name) == getattr(new.triage, f.name):
+        if f.name in _RULES or getattr(old.triage, f.name) == getattr(new.triage, f.name):
             continue
         (restart if f.name in _TRIAGE_AT_START else engines).append(f"[triage] {f.name}")
     if old.batches != new.batches:
@@ -65,7 +73,12 @@ def changes(old: Config, new: Config) -> Changes:
         restart.append("[accounts] model")
     if _without_model(old) != _without_model(new):
         engines.append("[accounts]")
-    return Changes(old.triage.vip != new.triage.vip, tuple(engines), tuple(restart))
+    return Changes(
+        old.triage.vip != new.triage.vip,
+        old.triage.never_urgent != new.triage.never_urgent,
+        tuple(engines),
+        tuple(restart),
+    )
 
 
 def _without_model(config: Config) -> object:

@@ -370,8 +370,8 @@ def _config_watch(the_plan: Plan, hub: TriageHub | None, interval: float) -> Con
                     settings = replace(settings, own_addresses=own)
                 settings = replace(settings, triage=new.triage, batches=new.batches, filing=filing)
             decider = engine.decider
-            if changed.vip and isinstance(decider, RuleDecider):
-                decider = RuleDecider(new.triage.vip, decider.fallback)
+            if (changed.vip or changed.never_urgent) and isinstance(decider, RuleDecider):
+                decider = RuleDecider(new.triage.vip, decider.fallback, new.triage.never_urgent)
             await hub.reconfigure(route.key, decider, settings)
 
     return ConfigWatch(the_plan.config, apply, interval=interval)
@@ -419,7 +419,7 @@ def _start_triage(
         )
         model = decider_for(route.username)
         history = _live_history(config, route, model, store)
-        decider = RuleDecider(config.triage.vip, model)
+        decider = RuleDecider(config.triage.vip, model, config.triage.never_urgent)
         credentials: Credentials = hub.credentials_for(route.key)
         provider = oauth.provider_for(route.username or "") if oauth is not None else None
         if oauth is not None and provider is not None and route.username is not None:

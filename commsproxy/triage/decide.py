@@ -67,10 +67,19 @@ def vip_match(address: str, patterns: Sequence[str]) -> str | None:
 
 
 class RuleDecider:
-    """VIP rules; what they do not decide goes to ``fallback`` (or counts as normal)."""
+    """The user's sender rules; what they do not decide goes to ``fallback`` (or counts as
+    normal).
 
-    def __init__(self, vip: Sequence[str], fallback: Model | None = None) -> None:
+    ``vip`` senders are urgent without asking the model. ``never`` senders (``[triage]
+    never_urgent``) are never urgent: the model still decides between normal and bulk, and its
+    urgent becomes normal. A sender on both lists is urgent (vip wins).
+    """
+
+    def __init__(
+        self, vip: Sequence[str], fallback: Model | None = None, never: Sequence[str] = ()
+    ) -> None:
         self.vip = tuple(p.lower() for p in vip)
+        self.never = tuple(p.lower() for p in never)
         self.fallback = fallback
 
     def decide(self, mails: Sequence[Mail]) -> list[Decision]:
@@ -91,6 +100,13 @@ class RuleDecider:
                 labelled = self.fallback.label([mails[i] for i in rest])
                 for i, decision in zip(rest, labelled, strict=True):
                     out[i] = decision
+            for i in rest:
+                given = out[i]
+                if given is None or given.label != URGENT or not mails[i].sender:
+                    continue
+                never = vip_match(mails[i].sender, self.never)
+                if never is not None:
+                    out[i] = Decision(NORMAL, given.score, f"never urgent: rule for {never}")
         return [d for d in out if d is not None]
 
 
