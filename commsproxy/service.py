@@ -46,6 +46,7 @@ from .triage.hub import LoginRoute, TriageHub
 if TYPE_CHECKING:
     from .triage.history_keeper import HistoryKeeper
     from .triage.state_store import StateStore
+    from .web.server import WebServer
 
 __all__ = ["Plan", "RunOptions", "Running", "TriagePlan", "TriageStartError", "plan", "serve"]
 
@@ -99,6 +100,7 @@ class Running:
     imap: ImapListener
     smtp: SmtpListener | None
     oauth: OAuthLogins | None = None
+    web: WebServer | None = None  # the local page, when it listens
 
 
 def _flag(flag: str, message: str) -> ConfigError:
@@ -317,6 +319,7 @@ async def _serve(
 
     smtp = SmtpListener(the_plan.smtp, on_sent=on_sent, oauth=oauth) if the_plan.smtp else None
     triage_task = asyncio.create_task(hub.run(stop)) if hub is not None else None
+    page: WebServer | None = None
     watch_task = asyncio.create_task(watch.run(stop)) if watch is not None else None
     try:
         await imap.start()
@@ -324,8 +327,9 @@ async def _serve(
             await smtp.start()
         else:
             log.info("SMTP relay off: no SMTP upstream configured (--smtp-upstream)")
+        page = await _start_page(the_plan, hub, watch)
         if started is not None:
-            started(Running(imap, smtp, oauth))
+            started(Running(imap, smtp, oauth, page))
         log.info("commsproxy ready")
         await stop.wait()
         log.info("commsproxy shutting down")
@@ -334,6 +338,8 @@ async def _serve(
         if watch_task is not None:
             watch_task.cancel()
             await asyncio.gather(watch_task, return_exceptions=True)
+        if page is not None:
+            await page.stop()
         await imap.stop(grace)
         if smtp is not None:
             await smtp.stop(grace)
@@ -341,6 +347,39 @@ async def _serve(
             stop.set()
             await triage_task
         log.info("commsproxy stopped")
+
+
+async def _start_page(
+    the_plan: Plan, hub: TriageHub | None, watch: ConfigWatch | None
+) -> WebServer | None:
+    """The local page on 127.0.0.1 (``[web]``), reading triage's store; None when off.
+
+    A port that cannot be had stops the page, not the proxy: mail keeps flowing, and the
+    error names the port and the key that changes it.
+    """
+    triage = the_plan.triage
+    if triage is None or hub is None or not triage.config.web.enabled:
+        if triage is not None and not triage.config.web.enabled:
+            log.info("local page off ([web] enabled = false)")
+        return None
+    from .web.access import load_or_create_secret
+    from .web.app import PageContext
+    from .web.server import WebServer, WebStartError
+
+    config = triage.config
+
+    def current() -> Config:
+        return watch.current if watch is not None else config
+
+    secret = await asyncio.to_thread(load_or_create_secret, triage.state_dir)
+    context = PageContext(current, hub.store, triage.state_dir, secret, config.web.port)
+    page = WebServer(context)
+    try:
+        await page.start()
+    except WebStartError as err:
+        log.error("%s", err)
+        return None
+    return page
 
 
 def _config_watch(the_plan: Plan, hub: TriageHub | None, interval: float) -> ConfigWatch | None:

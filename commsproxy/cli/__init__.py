@@ -8,6 +8,7 @@ from . import login as _login  # noqa: F401  (registers login)
 from . import proxy as _proxy  # noqa: F401  (registers run, init)
 from . import service as _service  # noqa: F401  (registers service install, uninstall, status)
 from . import triage as _triage  # noqa: F401  (registers status, release, explain)
+from . import web as _web  # noqa: F401  (registers open)
 from .common import main
 
 __all__ = ["main"]

@@ -804,6 +804,45 @@ class StateStore:
             )
         return StoreError(f"state store {self.path}: {exc}")
 
+    # -- the local page (web/): read-only views ----------------------------------------------
+
+    def held_now(self, login: str) -> list[Decision]:
+        """Messages held for ``login`` that nothing has brought back yet, by batch and time.
+
+        A held decision counts until a finished release of its batch that started after it,
+        or a correction of the same message after it (the user dragged or flagged it, or had
+        it delivered). What the server says wins in the end; this is the store's best view.
+        """
+        sql = (
+            "SELECT * FROM decisions d WHERE d.login = ? AND d.held = 1 AND d.batch IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM releases r WHERE r.login = d.login"
+            " AND r.batch = d.batch AND r.finished IS NOT NULL AND r.started >= d.decided_at)"
+            " AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.login = d.login"
+            " AND c.message_id = d.message_id AND c.at >= d.decided_at)"
+            " ORDER BY d.batch, d.decided_at, d.id"
+        )
+        return self._records(Decision, sql, (login,))
+
+    def decisions_since(self, since: datetime) -> list[Decision]:
+        """Every decision from ``since`` on, oldest first (the page's charts and counts)."""
+        sql = "SELECT * FROM decisions WHERE decided_at >= ? ORDER BY decided_at, id"
+        return self._records(Decision, sql, (_text(since),))
+
+    def releases_since(self, since: datetime) -> list[Release]:
+        sql = "SELECT * FROM releases WHERE started >= ? ORDER BY started, id"
+        return self._records(Release, sql, (_text(since),))
+
+    def corrections_since(self, since: datetime, limit: int = 1000) -> list[Correction]:
+        """The user's corrections from ``since`` on, newest first."""
+        sql = "SELECT * FROM corrections WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?"
+        return self._records(Correction, sql, (_text(since), limit))
+
+    def recent_filings(self, limit: int = 500) -> list[Filed]:
+        """The latest filings into account folders, newest first."""
+        sql = "SELECT * FROM filings ORDER BY filed_at DESC, id DESC LIMIT ?"
+        return self._records(Filed, sql, (limit,))
+
+
 
 def _create_private(path: Path) -> None:
     """The file holds senders and subjects, so only the user may read it or its directory."""

@@ -1,0 +1,351 @@
+"""The local page's routes: thin handlers that check access, ask a facts module, render.
+
+Every GET only reads. Every action is a POST that passes the CSRF check, reads its own form
+fields and nothing else, calls the one function the CLI calls too (``Actions``), and answers
+with a redirect back to the page, whose ``#flash`` says what happened. The store is SQLite,
+so the facts are read in a worker thread, never on the event loop the proxy relays mail on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from ..config import Config
+from ..triage.state_store import StateStore
+from . import access
+from .actions import Actions, Outcome
+from .facts_today import today_facts
+from .links import confirm_csrf, sender_sig
+
+__all__ = ["PAGES", "PageContext", "make_app"]
+
+log = logging.getLogger("commsproxy.web")
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: The pages, in the order of the navigation: path -> title.
+PAGES = {"/today": "Today", "/day": "The day", "/accounts": "Accounts", "/model": "Model"}
+_FLASHES = 20  # messages kept for the page they are shown on
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PageContext:
+    """What the page reads and acts through; ``config`` gives the config now in force."""
+
+    config: Callable[[], Config]
+    store: StateStore
+    state_dir: Path
+    secret: str
+    port: int
+    actions: Actions | None = None
+    clock: Callable[[], datetime] = _now
+    flashes: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def flash(self, message: str) -> str:
+        key = str(next(self._ids))
+        self.flashes[key] = message
+        while len(self.flashes) > _FLASHES:
+            self.flashes.popitem(last=False)
+        return key
+
+
+_CONTEXT = web.AppKey("context", PageContext)
+_TEMPLATES = web.AppKey("templates", jinja2.Environment)
+
+
+def make_app(context: PageContext) -> web.Application:
+    app = web.Application(middlewares=[_guard], client_max_size=64 * 1024)
+    app[_CONTEXT] = context
+    app[_TEMPLATES] = _templates()
+    app.on_response_prepare.append(_headers)
+    app.router.add_get("/", _index)
+    app.router.add_get("/today", _today)
+    app.router.add_post("/actions/{name}", _action)
+    app.router.add_get("/confirm/always-urgent", _confirm_page)
+    app.router.add_post("/confirm/always-urgent", _confirm_post)
+    app.router.add_static("/static/", STATIC, name="static")
+    return app
+
+
+# -- templates --------------------------------------------------------------------------------
+
+
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("commsproxy.web", "templates"),
+        autoescape=True,  # every value is escaped; nothing is marked safe but our own SVG
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
+    env.filters["when"] = _when
+    env.filters["iso"] = lambda moment: moment.isoformat() if moment else ""
+    env.filters["until"] = _until
+    env.globals["correction_words"] = _correction_words
+    return env
+
+
+_CORRECTIONS = {
+    "rescue": "took it out of a batch: it was {label}",
+    "demote": "moved it out of INBOX: it was {label}",
+    "flag": "flagged it: it was {label}",
+    "deliver": "had it delivered now: it was {label}",
+}
+
+
+def _correction_words(correction: Any) -> str:
+    """A correction in words: what the user did, and what that says the message was."""
+    text = _CORRECTIONS.get(correction.kind, correction.kind + ": it was {label}")
+    return str(text).format(label=correction.label)
+
+
+def _when(moment: datetime | None) -> str:
+    """A local time, with the day when it is not today."""
+    if moment is None:
+        return ""
+    local = moment.astimezone()
+    if local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M")
+    return local.strftime("%a %d %b %H:%M")
+
+
+def _until(moment: datetime | None, now: datetime) -> str:
+    """How long until ``moment``, as the countdown shows it before its script runs."""
+    if moment is None:
+        return ""
+    seconds = int((moment - now).total_seconds())
+    if seconds <= 0:
+        return "now"
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    return f"in {hours} h {minutes:02d} min" if hours else f"in {minutes} min"
+
+
+def _render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
+    context = request.app[_CONTEXT]
+    flash_key = request.query.get("flash")
+    flash = context.flashes.get(flash_key, "") if flash_key else ""
+    html = (
+        request.app[_TEMPLATES]
+        .get_template(name)
+        .render(
+            pages=PAGES,
+            path=request.path,
+            csrf=access.csrf_token(context.secret),
+            flash=flash,
+            **values,
+        )
+    )
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+# -- access -----------------------------------------------------------------------------------
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in access.SECURITY_HEADERS.items():
+        response.headers[name] = value
+
+
+def _refusal(request: web.Request, why: str, status: int = 403) -> web.Response:
+    html = request.app[_TEMPLATES].get_template("refused.html").render(why=why)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    context = request.app[_CONTEXT]
+    if not access.host_allowed(request.headers.get("Host"), context.port):
+        return _refusal(request, "This page answers only at 127.0.0.1 or localhost.")
+    path = request.path
+    if path.startswith("/static/") or path == "/" or path.startswith("/confirm/"):
+        return await handler(request)  # the page itself checks the key or the link's signature
+    cookie = request.cookies.get(access.cookie_name(context.port))
+    if not access.same(cookie, access.cookie_value(context.secret)):
+        return _refusal(request, "Open this page with `commsproxy open`.")
+    if request.method == "POST":
+        refused = await _csrf_refusal(request, access.csrf_token(context.secret))
+        if refused is not None:
+            return _refusal(request, refused)
+    elif request.method not in ("GET", "HEAD"):
+        return _refusal(request, "Not allowed.", 405)
+    return await handler(request)
+
+
+async def _csrf_refusal(request: web.Request, token: str) -> str | None:
+    """Why a POST is refused as a possible cross-site request, or None when it is fine."""
+    context = request.app[_CONTEXT]
+    if not access.origin_allowed(
+        request.headers.get("Origin"), request.headers.get("Referer"), context.port
+    ):
+        return "Refused: this request did not come from the page itself."
+    form = await request.post()
+    given = form.get("csrf")
+    if not isinstance(given, str) or not access.same(given, token):
+        return "Refused: the form's security token is missing or wrong. Reload the page."
+    return None
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    """``/?key=SECRET`` from ``commsproxy open``: the cookie, then the page without the key."""
+    context = request.app[_CONTEXT]
+    name, value = access.cookie_name(context.port), access.cookie_value(context.secret)
+    key = request.query.get("key")
+    if key is not None:
+        if not access.same(key, context.secret):
+            return _refusal(request, "This key is not right. Open the page with `commsproxy open`.")
+        response = _see_other("/today")
+        response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
+        return response
+    if access.same(request.cookies.get(name), value):
+        return _see_other("/today")
+    return _refusal(request, "Open this page with `commsproxy open`.")
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+async def _today(request: web.Request) -> web.StreamResponse:
+    context = request.app[_CONTEXT]
+    now = context.clock()
+    facts = await asyncio.to_thread(
+        today_facts, context.config(), context.store, context.state_dir, now
+    )
+    return _render(request, "today.html", facts=facts, now=facts.now)
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _back(form: Any) -> str:
+    back = _field(form, "back")
+    return back if back in PAGES else "/today"
+
+
+def _until_time(text: str, now: datetime) -> datetime:
+    """``HH:MM`` (today, or tomorrow when it has passed) or an ISO time, as an aware time."""
+    local = now.astimezone()
+    try:
+        if len(text) <= 5 and ":" in text:
+            clock = time.fromisoformat(text.zfill(5))
+            moment = datetime.combine(local.date(), clock, tzinfo=local.tzinfo)
+            return moment if moment > local else moment + timedelta(days=1)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"until: {text!r} is not a time such as 14:30") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=local.tzinfo)
+
+
+async def _run_action(actions: Actions, name: str, form: Any, now: datetime) -> Outcome | str:
+    """Call the action ``name`` with the form's fields; a string says why it cannot be done."""
+    login = _field(form, "login") or None
+    if name == "deliver":
+        message_id = _field(form, "message_id")
+        if not message_id:
+            return "deliver: which message? (no message_id)"
+        return await actions.deliver(login, message_id)
+    if name == "release":
+        return await actions.release(login, _field(form, "batch") or None)
+    if name in ("always-urgent", "never-urgent"):
+        pattern = _field(form, "pattern")
+        if not pattern:
+            return f"{name}: which sender? (no pattern)"
+        if name == "always-urgent":
+            return await actions.always_urgent(pattern)
+        return await actions.never_urgent(pattern)
+    if name == "focus-off":
+        try:
+            until = _until_time(_field(form, "until"), now)
+        except ValueError as err:
+            return str(err)
+        return await actions.focus_off(until)
+    if name == "focus-on":
+        return await actions.focus_on()
+    return f"no such action: {name}"
+
+
+async def _action(request: web.Request) -> web.StreamResponse:
+    context = request.app[_CONTEXT]
+    form = await request.post()  # read once already by the CSRF check; cached
+    name = request.match_info["name"]
+    if context.actions is None:
+        message = "Actions are not available in this commsproxy."
+    else:
+        try:
+            done = await _run_action(context.actions, name, form, context.clock())
+        except Exception as err:  # ActionError says why; anything else is logged as well
+            if type(err).__name__ != "ActionError":
+                log.warning("page action %s failed: %s", name, err)
+            message = str(err) or type(err).__name__
+        else:
+            message = done if isinstance(done, str) else done.message
+    return _see_other(f"{_back(form)}?flash={context.flash(message)}")
+
+
+# -- links from the digest --------------------------------------------------------------------
+
+
+async def _confirm_page(request: web.Request) -> web.StreamResponse:
+    """The digest's "always urgent" link: a confirmation, changing nothing by itself."""
+    context = request.app[_CONTEXT]
+    sender = request.query.get("sender", "")
+    sig = request.query.get("sig", "")
+    if not sender or not access.same(sig, sender_sig(context.secret, sender)):
+        return _refusal(request, "This link is not valid (it was changed, or is for another "
+                        "commsproxy).")  # fmt: skip
+    return _render(
+        request,
+        "confirm.html",
+        sender=sender,
+        sig=sig,
+        confirm_token=confirm_csrf(context.secret, sig),
+        now=context.clock().astimezone(),
+    )
+
+
+async def _confirm_post(request: web.Request) -> web.StreamResponse:
+    """The confirmation's button: accepted with the link's signature, without the cookie."""
+    context = request.app[_CONTEXT]
+    form = await request.post()
+    sender, sig = _field(form, "sender"), _field(form, "sig")
+    if not sender or not access.same(sig, sender_sig(context.secret, sender)):
+        return _refusal(request, "This link is not valid.")
+    if not access.origin_allowed(
+        request.headers.get("Origin"), request.headers.get("Referer"), context.port
+    ) or not access.same(_field(form, "csrf") or None, confirm_csrf(context.secret, sig)):
+        return _refusal(request, "Refused: this request did not come from the page itself.")
+    if context.actions is None:
+        message = "Actions are not available in this commsproxy."
+    else:
+        try:
+            message = (await context.actions.always_urgent(sender)).message
+        except Exception as err:
+            message = str(err) or type(err).__name__
+    return _render(request, "confirmed.html", message=message, now=context.clock().astimezone())

@@ -1,0 +1,130 @@
+"""What the Today page shows, as plain data: per login its health, the next release, and what
+is held now per batch; the user's corrections as they happen; whether holding is paused.
+
+"Held now" is read from the state store: the held decisions minus those a finished release of
+their batch or a later correction (a drag, a flag, a "deliver now") has brought back
+(``StateStore.held_now``). The store, not the engine, because the page must answer at once and
+without a word to the server, from any moment of the engine's life (also while it reconnects);
+the engine writes each decision, release and correction to the store before it acts on the
+next one, so the view trails the server by one step at most.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..triage.holding import holding_stopped
+from ..triage.scheduler import next_release
+from ..triage.state_store import Correction, StateStore
+from ..triage.status_report import login_keys, login_status
+from .words import plain_reason
+
+__all__ = ["BatchNow", "HeldRow", "LoginToday", "Today", "today_facts"]
+
+
+@dataclass(frozen=True)
+class HeldRow:
+    login: str
+    message_id: str | None
+    sender: str
+    subject: str
+    why: str  # in plain words
+    held_at: datetime
+    comes_at: datetime | None  # the batch's next release
+
+
+@dataclass(frozen=True)
+class BatchNow:
+    name: str
+    mailbox: str
+    next_release: datetime | None
+    held: tuple[HeldRow, ...]
+
+
+@dataclass(frozen=True)
+class LoginToday:
+    login: str
+    health: dict[str, Any] | None  # as `commsproxy status` reports it; None: run not seen
+    paused: dict[str, Any] | None
+    next_release: tuple[str, datetime] | None  # batch, when
+    batches: tuple[BatchNow, ...]
+
+    @property
+    def held_count(self) -> int:
+        return sum(len(batch.held) for batch in self.batches)
+
+
+@dataclass(frozen=True)
+class Today:
+    now: datetime
+    logins: tuple[LoginToday, ...]
+    holding_stopped: datetime | None
+    corrections: tuple[Correction, ...]  # today's, newest first
+
+
+def today_facts(
+    config: Config, store: StateStore, state_dir: Path, now: datetime, pid: int | None = None
+) -> Today:
+    """Everything the Today page shows at ``now`` (aware). Blocking: call it from a thread."""
+    local = now.astimezone()
+    stopped = holding_stopped(state_dir)
+    logins = tuple(
+        _login(config, store, login, now, os.getpid() if pid is None else pid, stopped)
+        for login in login_keys(config)
+    )
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    corrections = tuple(store.corrections_since(midnight, limit=50))
+    return Today(local, logins, stopped, corrections)
+
+
+def _login(
+    config: Config,
+    store: StateStore,
+    login: str,
+    now: datetime,
+    pid: int,
+    stopped: datetime | None,
+) -> LoginToday:
+    status = login_status(config, store, login, now, pid)
+    held = store.held_now(login)
+    batches: list[BatchNow] = []
+    coming: tuple[str, datetime] | None = None
+    for batch in config.batches:
+        when = None if stopped is not None else next_release(batch.schedule, now).astimezone()
+        rows = tuple(
+            HeldRow(
+                login=login,
+                message_id=d.message_id,
+                sender=d.sender,
+                subject=d.subject,
+                why=plain_reason(d.reason),
+                held_at=d.decided_at.astimezone(),
+                comes_at=when,
+            )
+            for d in held
+            if d.batch == batch.name
+        )
+        batches.append(BatchNow(batch.name, batch.mailbox, when, rows))
+        if when is not None and (coming is None or when < coming[1]):
+            coming = (batch.name, when)
+    # Mail held in a batch the config no longer names: shown, released at the next start.
+    known = {batch.name for batch in config.batches}
+    for name in sorted({d.batch for d in held if d.batch and d.batch not in known}):
+        rows = tuple(
+            HeldRow(login, d.message_id, d.sender, d.subject, plain_reason(d.reason),
+                    d.decided_at.astimezone(), None)
+            for d in held if d.batch == name
+        )  # fmt: skip
+        batches.append(BatchNow(name, "", None, rows))
+    health = status["health"]
+    if health is not None and health.get("next_release"):
+        reported = health["next_release"]
+        at = datetime.fromisoformat(reported["at"]).astimezone()
+        if at > now - timedelta(minutes=1) and stopped is None:
+            coming = (reported["batch"], at)
+    return LoginToday(login, health, status["paused"], coming, tuple(batches))

@@ -1,0 +1,55 @@
+"""The local page as part of ``commsproxy run``: started beside the listeners on the same event
+loop, on 127.0.0.1 only, and stopped with them."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from aiohttp import web
+
+from .app import PageContext, make_app
+
+__all__ = ["WebServer", "WebStartError"]
+
+log = logging.getLogger("commsproxy.web")
+
+HOST = "127.0.0.1"  # never another address: the page shows private mail
+
+
+class WebStartError(RuntimeError):
+    """The page cannot listen; the message names the port and the ``[web] port`` key."""
+
+
+class WebServer:
+    def __init__(self, context: PageContext) -> None:
+        self.context = context
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.context.port}/"
+
+    async def start(self) -> None:
+        runner = web.AppRunner(
+            make_app(self.context), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, HOST, self.context.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as err:
+            await runner.cleanup()
+            why = "it is in use" if err.errno == errno.EADDRINUSE else str(err.strerror or err)
+            raise WebStartError(
+                f"the local page cannot listen on {HOST}:{self.context.port} ({why}); "
+                "choose another port with [web] port in the config, or turn the page off "
+                "with [web] enabled = false"
+            ) from None
+        self._runner = runner
+        log.info("local page on %s (open it with `commsproxy open`)", self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
