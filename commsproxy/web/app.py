@@ -25,8 +25,12 @@ from ..config import Config
 from ..triage.state_store import StateStore
 from . import access
 from .actions import Actions, Outcome
+from .facts_accounts import accounts_facts
+from .facts_day import day_facts
+from .facts_model import model_facts
 from .facts_today import today_facts
 from .links import confirm_csrf, sender_sig
+from .svg import hour_bars
 
 __all__ = ["PAGES", "PageContext", "make_app"]
 
@@ -77,6 +81,9 @@ def make_app(context: PageContext) -> web.Application:
     app.on_response_prepare.append(_headers)
     app.router.add_get("/", _index)
     app.router.add_get("/today", _today)
+    app.router.add_get("/day", _day)
+    app.router.add_get("/accounts", _accounts)
+    app.router.add_get("/model", _model)
     app.router.add_post("/actions/{name}", _action)
     app.router.add_get("/confirm/always-urgent", _confirm_page)
     app.router.add_post("/confirm/always-urgent", _confirm_post)
@@ -234,6 +241,39 @@ async def _today(request: web.Request) -> web.StreamResponse:
         today_facts, context.config(), context.store, context.state_dir, now
     )
     return _render(request, "today.html", facts=facts, now=facts.now)
+
+
+async def _day(request: web.Request) -> web.StreamResponse:
+    context = request.app[_CONTEXT]
+    day = await asyncio.to_thread(day_facts, context.store, context.clock())
+    chart = hour_bars(
+        [
+            ("delivered at once", "#1f5fbf", day.at_once),
+            ("held", "#d18a00", day.held),
+            ("released", "#1b7a3d", day.released),
+        ],
+        "Mail per hour today: delivered at once, held, released",
+    )
+    return _render(request, "day.html", day=day, chart=chart, now=day.now)
+
+
+async def _accounts(request: web.Request) -> web.StreamResponse:
+    context = request.app[_CONTEXT]
+    accounts = await asyncio.to_thread(accounts_facts, context.config(), context.store)
+    return _render(request, "accounts.html", accounts=accounts, now=context.clock().astimezone())
+
+
+async def _model(request: web.Request) -> web.StreamResponse:
+    context = request.app[_CONTEXT]
+    now = context.clock()
+    model = await asyncio.to_thread(model_facts, context.config(), context.store, now)
+    kinds = {
+        "rescue": "brought a held message to INBOX",
+        "demote": "moved urgent mail to a batch",
+        "flag": "flagged a message it had held or not marked urgent",
+        "deliver": "asked for a held message now",
+    }
+    return _render(request, "model.html", model=model, kind_words=kinds, now=now.astimezone())
 
 
 # -- actions ----------------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""What the day's picture shows, as plain data: mail per hour delivered at once, held and
+released today, and the interruptions holding saved today and this week.
+
+"Interruptions avoided" counts arrivals the user did not have: each held message would have
+arrived on its own, one interruption each; a release brings a whole batch at once, one
+interruption however many messages it moves. So: messages held in the period, minus the
+releases in the period that moved any (never below zero). A message delivered at once is an
+interruption either way and does not count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ..triage.state_store import Decision, Release, StateStore
+
+__all__ = ["Day", "Interruptions", "day_facts", "interruptions"]
+
+
+@dataclass(frozen=True)
+class Interruptions:
+    held: int  # messages held in the period
+    releases: int  # releases that brought held mail back, each one arrival
+    avoided: int
+
+
+@dataclass(frozen=True)
+class Day:
+    now: datetime
+    at_once: tuple[int, ...]  # per local hour 0..23 of today
+    held: tuple[int, ...]
+    released: tuple[int, ...]
+    today: Interruptions
+    week: Interruptions
+    week_start: datetime
+
+
+def interruptions(decisions: list[Decision], releases: list[Release]) -> Interruptions:
+    held = sum(1 for d in decisions if d.held)
+    arrivals = sum(1 for r in releases if r.moved > 0 and r.finished is not None)
+    return Interruptions(held, arrivals, max(0, held - arrivals))
+
+
+def day_facts(store: StateStore, now: datetime) -> Day:
+    """The picture of today (local time) at ``now``. Blocking: call it from a thread."""
+    local = now.astimezone()
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    monday = midnight - timedelta(days=local.weekday())
+    decisions = store.decisions_since(monday)
+    releases = [r for r in store.releases_since(monday - timedelta(days=1))]
+    at_once, held, released = [0] * 24, [0] * 24, [0] * 24
+    for d in decisions:
+        at = d.decided_at.astimezone()
+        if at >= midnight:
+            (held if d.held else at_once)[at.hour] += 1
+    for r in releases:
+        if r.finished is not None and r.finished.astimezone() >= midnight:
+            released[r.finished.astimezone().hour] += r.moved
+
+    def finished_since(start: datetime) -> list[Release]:
+        return [r for r in releases if r.finished is not None and r.finished >= start]
+
+    today = interruptions(
+        [d for d in decisions if d.decided_at >= midnight], finished_since(midnight)
+    )
+    week = interruptions(decisions, finished_since(monday))
+    return Day(local, tuple(at_once), tuple(held), tuple(released), today, week, monday)

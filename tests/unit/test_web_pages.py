@@ -1,0 +1,171 @@
+"""What each page of the local page shows, from a real state store with decisions, releases,
+corrections and filings in it: held now is only what nothing brought back, the day's counts
+and interruptions follow their stated definition, and every value is escaped."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from commsproxy.config import Config, parse_config_text
+from commsproxy.triage.state_store import Correction, Decision, Filed, StateStore
+from commsproxy.web import access
+from commsproxy.web.app import PageContext, make_app
+from commsproxy.web.facts_day import day_facts
+from commsproxy.web.facts_today import today_facts
+
+PORT = 1180
+HOST = f"127.0.0.1:{PORT}"
+# Local noon today, so "today" holds whatever the machine's zone is.
+NOW = datetime.now().astimezone().replace(hour=12, minute=0, second=0, microsecond=0)
+LOGIN = "me@example.com"
+
+
+def _config() -> Config:
+    return parse_config_text(
+        Path("config.toml"),
+        f"""
+[[login]]
+username = "{LOGIN}"
+upstream_imap = "imaps://imap.example.com"
+
+[accounts.acme]
+name = "Acme"
+domains = ["acme.example"]
+owner = "alice"
+""",
+    )
+
+
+def _decision(uid: int, at: datetime, *, held: bool = True, batch: str | None = "later",
+              sender: str = "ann@news.example", subject: str = "hello") -> Decision:  # fmt: skip
+    return Decision(LOGIN, "INBOX", 1, uid, f"m{uid}@x", "normal" if held else "urgent", 0.1,
+                    "normal (0.10, urgent from 0.50)", batch if held else None, held, sender,
+                    subject, at)  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StateStore:
+    store = StateStore.open(tmp_path)
+    early = NOW - timedelta(hours=3)
+    store.record_decisions(
+        [
+            _decision(1, early),  # released at 10:00 below
+            _decision(2, NOW - timedelta(hours=1), subject="<script>alert(1)</script>"),
+            _decision(3, NOW - timedelta(minutes=50), sender="bob@acme.example"),  # rescued
+            _decision(4, NOW - timedelta(minutes=40), held=False, sender="boss@example.com"),
+            _decision(5, NOW - timedelta(minutes=30), batch="bulk", subject="sale"),
+        ]
+    )
+    release = store.start_release(LOGIN, "later", None, NOW - timedelta(hours=2))
+    store.finish_release(release, 1, NOW - timedelta(hours=2) + timedelta(seconds=5))
+    store.record_correction(
+        Correction(
+            LOGIN,
+            "m3@x",
+            "rescue",
+            "urgent",
+            "normal",
+            "bob@acme.example",
+            "contract",
+            NOW - timedelta(minutes=20),
+        )
+    )
+    store.record_filings(
+        [
+            Filed(LOGIN, "m3@x", "acme", "incoming", "copied", "domain", NOW - timedelta(hours=1)),
+            Filed(
+                "alice",
+                "out1@x",
+                "acme",
+                "outgoing",
+                "appended",
+                "domain",
+                NOW - timedelta(minutes=55),
+            ),
+            Filed(
+                LOGIN, "m6@x", "acme", "incoming", "copied", "domain", NOW - timedelta(minutes=5)
+            ),
+        ]
+    )
+    return store
+
+
+def test_held_now_leaves_out_what_was_released_or_corrected(
+    store: StateStore, tmp_path: Path
+) -> None:
+    today = today_facts(_config(), store, tmp_path, NOW, pid=1)
+    (login,) = today.logins
+    held = {b.name: [r.message_id for r in b.held] for b in login.batches}
+    assert held == {"later": ["m2@x"], "bulk": ["m5@x"]}
+    assert login.next_release is not None
+    assert [c.message_id for c in today.corrections] == ["m3@x"]
+
+
+def test_day_counts_and_interruptions(store: StateStore) -> None:
+    day = day_facts(store, NOW)
+    assert sum(day.held) == 4
+    assert sum(day.at_once) == 1
+    assert sum(day.released) == 1
+    # 4 held today, brought back by 1 release: 3 arrivals the user did not have.
+    assert (day.today.held, day.today.releases, day.today.avoided) == (4, 1, 3)
+    assert day.week.avoided >= day.today.avoided
+
+
+@pytest.fixture
+async def client(store: StateStore, tmp_path: Path) -> AsyncIterator[TestClient[object, object]]:
+    secret = access.load_or_create_secret(tmp_path)
+    context = PageContext(_config, store, tmp_path, secret, PORT, None, lambda: NOW)
+    test = TestClient(TestServer(make_app(context)))
+    await test.start_server()
+    await test.get(f"/?key={secret}", headers={"Host": HOST}, allow_redirects=False)
+    try:
+        yield test
+    finally:
+        await test.close()
+
+
+async def _page(client: TestClient[object, object], path: str) -> str:
+    answer = await client.get(path, headers={"Host": HOST})
+    assert answer.status == 200, path
+    return await answer.text()
+
+
+async def test_today_page(client: TestClient[object, object]) -> None:
+    text = await _page(client, "/today")
+    assert f'<tr class="held" data-message-id="m2@x" data-login="{LOGIN}">' in text
+    assert 'data-message-id="m1@x"' not in text  # released
+    assert 'data-message-id="m3@x"' not in text  # the user brought it back
+    assert "<script>alert(1)" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "data-release-at=" in text
+    for action in ("deliver", "always-urgent", "release", "focus-off"):
+        assert f'data-action="{action}"' in text
+    assert "took it out of a batch" in text  # the correction, in words
+
+
+async def test_day_page(client: TestClient[object, object]) -> None:
+    text = await _page(client, "/day")
+    assert '<div class="value" id="interruptions-today">3</div>' in text
+    assert 'id="interruptions-week"' in text
+    assert "<svg" in text
+    assert "<rect" in text
+
+
+async def test_accounts_page(client: TestClient[object, object]) -> None:
+    text = await _page(client, "/accounts")
+    assert "Acme" in text
+    assert "looked after by alice" in text
+    assert "1 waiting for an answer" in text  # m6 came after alice's answer; m3 before it
+    assert "answered by alice" in text
+
+
+async def test_model_page(client: TestClient[object, object]) -> None:
+    text = await _page(client, "/model")
+    assert '<main id="page-model"' in text
+    assert 'id="model-trained"' in text
+    assert "<strong>1</strong> of its" in text  # one correction this week
