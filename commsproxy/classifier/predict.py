@@ -7,23 +7,36 @@ from the linear model: each feature's weight towards urgent, against the other l
 its value in this message; a blend adds up its parts' by their weights. They are computed for
 a whole batch at once from the feature rows it was scored with, so asking for them costs a
 fraction of the scoring.
+
+A model is a fitted scikit-learn Pipeline (classify, train, explain) or its scoring form
+(scoring_form.py: the same scores with numpy alone, what ``run`` loads); both give the same
+verdicts and reasons here, and scikit-learn is imported only for a Pipeline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
-from sklearn.feature_extraction import FeatureHasher
-from sklearn.pipeline import Pipeline
 
 from .cues import urgency_cues
 from .features import Sample, meta_features
-from .pipeline import Scored, linear_parts, score_batch
 from .policy import URGENT, Thresholds, judge
+from .scoring_form import LeanScored, LinearPart, ScoringForm
 from .wording import Reasons, score_words
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from .pipeline import Scored
+
+    #: A fitted Pipeline, or its scoring form.
+    Model: TypeAlias = Pipeline | ScoringForm
+    #: One scored part: a Pipeline, or a part of a scoring form.
+    Part: TypeAlias = Pipeline | LinearPart
+    AnyScored: TypeAlias = Scored | LeanScored
 
 __all__ = ["Classifier", "LoadedModel", "Verdict"]
 
@@ -44,7 +57,7 @@ class Verdict:
 
 @dataclass
 class LoadedModel:
-    pipeline: Pipeline
+    pipeline: Model
     threshold: float | None
     thresholds: Thresholds = field(default_factory=Thresholds)
 
@@ -81,10 +94,10 @@ class Classifier:
             return verdicts
         batch = list(samples)
         rules: list[str] = [""] * len(samples)
-        urgency: Scored | None = None
-        accounts: Scored | None = None
+        urgency: AnyScored | None = None
+        accounts: AnyScored | None = None
         if self.urgency is not None:
-            urgency = score_batch(self.urgency.pipeline, batch)
+            urgency = _score(self.urgency.pipeline, batch)
             classes = urgency.classes
             for i, (sample, verdict) in enumerate(zip(samples, verdicts, strict=True)):
                 p = {c: float(urgency.scores[i, j]) for j, c in enumerate(classes)}
@@ -94,7 +107,7 @@ class Classifier:
                 verdict.p_urgent = round(p[URGENT], 4) if URGENT in p else None
                 rules[i] = judged.rule
         if self.accounts is not None:
-            accounts = score_batch(self.accounts.pipeline, batch)
+            accounts = _score(self.accounts.pipeline, batch)
             scores, names = accounts.scores, accounts.classes
             best = scores.argmax(axis=1)
             threshold = self.accounts.threshold if self.accounts.threshold is not None else 0.0
@@ -111,8 +124,8 @@ class Classifier:
         samples: list[Sample],
         verdicts: list[Verdict],
         rules: list[str],
-        urgency: Scored | None,
-        accounts: Scored | None,
+        urgency: AnyScored | None,
+        accounts: AnyScored | None,
         kept: int | None,
     ) -> None:
         """Every verdict's reasons, from the feature rows the batch was scored with.
@@ -149,7 +162,7 @@ class Classifier:
         verdicts: list[Verdict],
         rules: list[str],
         pushes: list[dict[str, float]],
-        urgency: Scored | None,
+        urgency: AnyScored | None,
     ) -> Reasons:
         sample, verdict = samples[i], verdicts[i]
         reasons = Reasons(sample, verdict.label or "normal")
@@ -163,7 +176,7 @@ class Classifier:
         return reasons
 
     def _pushes(
-        self, samples: list[Sample], urgency: Scored | None, words: list[int] | None
+        self, samples: list[Sample], urgency: AnyScored | None, words: list[int] | None
     ) -> list[dict[str, float]]:
         """Per message, each named feature -> its push towards urgent (see _named_rows)."""
         pushes: list[dict[str, float]] = [{} for _ in samples]
@@ -179,10 +192,10 @@ class Classifier:
                     push[name] = push.get(name, 0.0) + value * weight / total
         return pushes
 
-    def _towards_urgent(self, pipeline: Pipeline) -> np.ndarray | None:
+    def _towards_urgent(self, pipeline: Part) -> np.ndarray | None:
         key = id(pipeline)
         if key not in self._towards:
-            coef, _, classes = linear_parts(pipeline)
+            coef, _, classes = _linear_parts(pipeline)
             if URGENT not in classes:
                 return None
             urgent = classes.index(URGENT)
@@ -193,16 +206,16 @@ class Classifier:
 
 
 def _account_words(
-    pipeline: Pipeline, samples: list[Sample], verdicts: list[Verdict], scored: Scored
+    pipeline: Model, samples: list[Sample], verdicts: list[Verdict], scored: AnyScored
 ) -> list[list[str]]:
     """Per verdict with an account: the words that pushed hardest towards that account."""
-    coef, _, classes = linear_parts(pipeline)
+    [(part, _, _, rows)] = scored.rows
+    coef, _, classes = _linear_parts(part)
     row_class = np.array(
         [classes.index(v.account) if v.account in classes else -1 for v in verdicts]
     )
     if not (row_class >= 0).any():
         return [[] for _ in samples]
-    [(part, _, _, rows)] = scored.rows
     named = _named_rows(part, samples, rows, coef, row_class)
     out: list[list[str]] = []
     for i, names in enumerate(named):
@@ -214,14 +227,14 @@ def _account_words(
     return out
 
 
-def account_words(pipeline: Pipeline, sample: Sample, account: str) -> list[str]:
+def account_words(pipeline: Model, sample: Sample, account: str) -> list[str]:
     """The words that pushed hardest towards ``account`` in this message."""
     verdict = Verdict(account=account)
-    return _account_words(pipeline, [sample], [verdict], score_batch(pipeline, [sample]))[0]
+    return _account_words(pipeline, [sample], [verdict], _score(pipeline, [sample]))[0]
 
 
 def _named_rows(
-    pipeline: Pipeline,
+    pipeline: Part,
     samples: Sequence[Sample],
     rows: Any,
     weights: np.ndarray,
@@ -252,7 +265,7 @@ def _named_rows(
     starts = np.searchsorted(kept, matrix.indptr)
     columns_kept = matrix.indices[kept].tolist()
     values_kept = contribution[kept].tolist()
-    names = _ColumnNames(pipeline.named_steps["features"], samples, words)
+    names = _ColumnNames(_naming(pipeline), samples, words)
     out: list[dict[str, float]] = []
     for i in range(len(samples)):
         named: dict[str, float] = {}
@@ -276,37 +289,25 @@ class _ColumnNames:
     """
 
     def __init__(
-        self, features: Any, samples: Sequence[Sample], words: Sequence[int] | None = None
+        self, naming: _Naming, samples: Sequence[Sample], words: Sequence[int] | None = None
     ) -> None:
-        text_steps = features.transformer_list[0][1]
-        meta_steps = features.transformer_list[1][1]
-        vectorizer = text_steps.named_steps["hash"]
-        analyzer = vectorizer.build_analyzer()
-        self.text_width = int(vectorizer.n_features)  # the signals' columns follow the words'
+        self.text_width = naming.text_width  # the signals' columns follow the words'
         self.tokens: list[list[str]] = [[] for _ in samples]
         wanted = range(len(samples)) if words is None else words
-        texts = text_steps.named_steps["select"].func([samples[i] for i in wanted])
+        texts = naming.texts([samples[i] for i in wanted])
         for i, text in zip(wanted, texts, strict=True):
-            self.tokens[i] = sorted(set(analyzer(text)))
+            self.tokens[i] = sorted(set(naming.analyze(text)))
         self.signals = [sorted(meta_features(sample)) for sample in samples]
         every_token = sorted({t for tokens in self.tokens for t in tokens})
         every_signal = sorted({s for signals in self.signals for s in signals})
         self.token_column: dict[str, int] = {}
         self.signal_column: dict[str, int] = {}
         if every_token:
-            # The vectorizer's own hasher, one token per row: each row has its single column.
-            hasher = FeatureHasher(
-                n_features=vectorizer.n_features,
-                input_type="string",
-                dtype=vectorizer.dtype,
-                alternate_sign=vectorizer.alternate_sign,
-            )
-            matrix = hasher.transform([[token] for token in every_token]).tocsr()
-            self.token_column = dict(zip(every_token, _first_columns(matrix), strict=True))
+            found = naming.token_columns(every_token)
+            self.token_column = dict(zip(every_token, found, strict=True))
         if every_signal:
-            hasher = meta_steps.named_steps["hash"]
-            matrix = hasher.transform([{s: 1.0} for s in every_signal]).tocsr()
-            self.signal_column = dict(zip(every_signal, _first_columns(matrix), strict=True))
+            found = naming.signal_columns(every_signal)
+            self.signal_column = dict(zip(every_signal, found, strict=True))
 
     def of(self, i: int, wanted: Mapping[int, float]) -> dict[int, str]:
         names: dict[int, str] = {}
@@ -321,8 +322,77 @@ class _ColumnNames:
         return names
 
 
-def _text_width(pipeline: Pipeline) -> int:
+class _Naming(Protocol):
+    """What naming a part's columns needs: its views, its analyzer and its two hashers."""
+
+    @property
+    def text_width(self) -> int: ...
+    def texts(self, samples: Sequence[Sample]) -> list[str]: ...
+    def analyze(self, text: str) -> list[str]: ...
+    def token_columns(self, tokens: Sequence[str]) -> list[int]: ...
+    def signal_columns(self, signals: Sequence[str]) -> list[int]: ...
+
+
+class _PipelineNaming:
+    """A fitted Pipeline's columns, named with its own vectorizer and hashers."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        features = pipeline.named_steps["features"]
+        self._text = features.transformer_list[0][1]
+        self._meta = features.transformer_list[1][1]
+        self._vectorizer = self._text.named_steps["hash"]
+        self._analyzer = self._vectorizer.build_analyzer()
+        self.text_width = int(self._vectorizer.n_features)
+
+    def analyze(self, text: str) -> list[str]:
+        return list(self._analyzer(text))
+
+    def texts(self, samples: Sequence[Sample]) -> list[str]:
+        return list(self._text.named_steps["select"].func(samples))
+
+    def token_columns(self, tokens: Sequence[str]) -> list[int]:
+        from sklearn.feature_extraction import FeatureHasher
+
+        vectorizer = self._vectorizer
+        # The vectorizer's own hasher, one token per row: each row has its single column.
+        hasher = FeatureHasher(
+            n_features=vectorizer.n_features,
+            input_type="string",
+            dtype=vectorizer.dtype,
+            alternate_sign=vectorizer.alternate_sign,
+        )
+        return _first_columns(hasher.transform([[token] for token in tokens]).tocsr())
+
+    def signal_columns(self, signals: Sequence[str]) -> list[int]:
+        hasher = self._meta.named_steps["hash"]
+        return _first_columns(hasher.transform([{s: 1.0} for s in signals]).tocsr())
+
+
+def _naming(part: Part) -> _Naming:
+    return part if isinstance(part, LinearPart) else _PipelineNaming(part)
+
+
+def _score(model: Model, samples: list[Sample]) -> AnyScored:
+    """The batch's scores and feature rows, from a Pipeline or its scoring form."""
+    if isinstance(model, ScoringForm):
+        return model.score(samples)
+    from .pipeline import score_batch
+
+    return score_batch(model, samples)
+
+
+def _linear_parts(part: Part) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    if isinstance(part, LinearPart):
+        return part.linear()
+    from .pipeline import linear_parts
+
+    return linear_parts(part)
+
+
+def _text_width(pipeline: Part) -> int:
     """Columns of the hashed words; the named signals' columns come after them."""
+    if isinstance(pipeline, LinearPart):
+        return pipeline.text_width
     features = pipeline.named_steps["features"]
     return int(features.transformer_list[0][1].named_steps["hash"].n_features)
 
