@@ -1,0 +1,190 @@
+"""The local page of a real ``commsproxy run`` in front of the test Dovecot, over HTTP.
+
+Mail is delivered to Dovecot and triaged by the running process (the bundled model holds a
+reply in a thread as normal and a newsletter as bulk); the page is then asked what a browser
+would ask, with and without its key, cookie, token and origin.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from commsproxy.web.access import SECRET_FILE, SECURITY_HEADERS, csrf_token
+from tests.mailfactory import render
+from tests.testbed.dovecot import Dovecot
+from tests.testbed.proxy import ProxyProcess
+from tests.testbed.triage import quiet_batches, triage_proxy, wait_until, where, write_triage_config
+
+PAGES = ("/today", "/day", "/accounts", "/model")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def thread_reply(mid: str, subject: str) -> bytes:
+    """Normal under the bundled model: held in Later."""
+    headers = {
+        "From": "Anna Smith <anna@example.org>",
+        "To": "me@example.com",
+        "Subject": subject,
+        "Message-ID": mid,
+        "In-Reply-To": "<earlier@example.org>",
+        "References": "<earlier@example.org>",
+        "Date": "Sun, 22 Nov 2026 10:00:00 +0000",
+    }
+    return render(headers, "Thanks, I read your notes. Let's discuss the plan tomorrow.\r\nAnna")
+
+
+@dataclass
+class Page:
+    port: int
+    secret: str
+    proxy: ProxyProcess
+    config: Path
+    state_dir: Path
+    dovecot: Dovecot
+    user: str
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        cookie: bool = True,
+        headers: dict[str, str] | None = None,
+        form: dict[str, str] | None = None,
+        host: str | None = None,
+    ) -> tuple[int, http.client.HTTPMessage, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            sent = {"Host": host or f"127.0.0.1:{self.port}", **(headers or {})}
+            if cookie:
+                sent["Cookie"] = self.cookie
+            body = None
+            if form is not None:
+                body = urlencode(form)
+                sent["Content-Type"] = "application/x-www-form-urlencoded"
+            conn.request(method, path, body=body, headers=sent)
+            answer = conn.getresponse()
+            return answer.status, answer.headers, answer.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    cookie: str = ""
+
+
+@pytest.fixture
+def page(dovecot: Dovecot, tmp_path: Path) -> Iterator[Page]:
+    user, password = dovecot.new_user()
+    port = _free_port()
+    config = write_triage_config(
+        dovecot, user, password, tmp_path, batches=quiet_batches(), tables=f"[web]\nport = {port}\n"
+    )
+    proxy = triage_proxy(config)
+    try:
+        assert proxy.wait_for_log(rf"local page on http://127\.0\.0\.1:{port}/", 10), (
+            proxy.log_text()
+        )
+        state_dir = tmp_path / "state"
+        secret = (state_dir / SECRET_FILE).read_text().strip()
+        yield Page(port, secret, proxy, config, state_dir, dovecot, user)
+    finally:
+        proxy.stop()
+    assert "Traceback" not in proxy.log_text(), proxy.log_text()
+
+
+def _enter(page: Page) -> None:
+    status, headers, _ = page.request("GET", f"/?key={page.secret}", cookie=False)
+    assert status == 303
+    assert headers["Location"] == "/today"
+    page.cookie = headers["Set-Cookie"].split(";", 1)[0]
+
+
+def _held(page: Page, subject: str) -> str:
+    """Deliver a message that triage holds; returns its Message-ID (without <>)."""
+    mid = f"<{uuid.uuid4().hex}@test.example>"
+    page.dovecot.deliver(page.user, thread_reply(mid, subject))
+    assert wait_until(lambda: where(page.dovecot, page.user).get(mid) == "Later", 20), (
+        page.proxy.log_text()
+    )
+    return mid[1:-1]
+
+
+def test_refused_without_key_then_cookie_then_every_page(page: Page) -> None:
+    for path in ("/", "/today", "/day", f"/?key={page.secret[:-1]}x"):
+        status, headers, text = page.request("GET", path, cookie=False)
+        assert status == 403, path
+        assert "commsproxy open" in text
+        assert headers["Content-Security-Policy"] == SECURITY_HEADERS["Content-Security-Policy"]
+    _enter(page)
+    mid = _held(page, "notes from the <b>meeting</b>")
+    for path in PAGES:
+        status, headers, text = page.request("GET", path)
+        assert status == 200, (path, text)
+        for name, value in SECURITY_HEADERS.items():
+            assert headers[name] == value, (path, name)
+        assert f'<main id="page-{path[1:]}"' in text
+    _, _, today = page.request("GET", "/today")
+    assert f'data-message-id="{mid}" data-login="{page.user}"' in today
+    assert "anna@example.org" in today
+    assert "notes from the &lt;b&gt;meeting&lt;/b&gt;" in today
+    _, _, day = page.request("GET", "/day")
+    assert 'id="interruptions-today">1<' in day
+
+
+def test_host_check_and_loopback_only(page: Page) -> None:
+    _enter(page)
+    for host in ("attacker.example", f"attacker.example:{page.port}", "127.0.0.1:1"):
+        status, _, _ = page.request("GET", "/today", host=host)
+        assert status == 403, host
+    assert page.request("GET", "/today", host=f"localhost:{page.port}")[0] == 200
+    # Bound to 127.0.0.1 alone: another loopback address of this machine gets no answer.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", page.port), timeout=2).close()
+
+
+def test_csrf_refusals_change_nothing(page: Page) -> None:
+    _enter(page)
+    mid = _held(page, "keep me held")
+    token = csrf_token(page.secret)
+    form = {"login": page.user, "message_id": mid, "back": "/today"}
+    for data, headers in (
+        (form, {"Origin": page.origin}),  # no token
+        ({**form, "csrf": token}, {"Origin": "http://attacker.example"}),
+        ({**form, "csrf": token}, {}),  # neither Origin nor Referer
+    ):
+        status, _, text = page.request("POST", "/actions/deliver", form=data, headers=headers)
+        assert status == 403, text
+    # Without the cookie the right token is not enough either.
+    status, _, _ = page.request(
+        "POST", "/actions/deliver", cookie=False, form={**form, "csrf": token},
+        headers={"Origin": page.origin},
+    )  # fmt: skip
+    assert status == 403
+    assert where(page.dovecot, page.user).get(f"<{mid}>") == "Later"
+
+
+def test_open_prints_the_address(page: Page) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "commsproxy", "open", "--print", "--config", str(page.config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"http://127.0.0.1:{page.port}/?key={page.secret}"
