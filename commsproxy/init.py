@@ -59,9 +59,19 @@ smtp = "{smtp}"
 # ~/.local/state/commsproxy/log/commsproxy.log on Linux); false: the terminal only.
 # log_file = "~/commsproxy.log"
 
+# The local page, opened with `commsproxy open`: what is held now and when it comes, the
+# day in a picture, your accounts and the model, with buttons for the same actions as the
+# commands (deliver now, always/never urgent, release a batch, pause holding).  It listens
+# on 127.0.0.1 only and lets in only whoever holds the key in the state directory.
+# [web]
+# port = 1180
+# enabled = true  # false: no page
+
 [triage]
 # Senders whose mail is always urgent, delivered at once: addresses or "*@domain".
 # vip = ["boss@example.com", "*@family.example"]
+# Senders whose mail is never urgent: held like the rest of its batch (vip wins).
+# never_urgent = ["*@newsletters.example"]
 # The classifier: "default" (shipped with commsproxy) or the path of a model file.
 # model = "default"
 # Seconds your mail client may wait for new mail to be triaged before it sees it anyway.
