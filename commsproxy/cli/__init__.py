@@ -1,6 +1,7 @@
 """The ``commsproxy`` command: parse options, call the library, print. No logic of its own."""
 
 from . import accounts as _accounts  # noqa: F401  (registers accounts list, add)
+from . import actions as _actions  # noqa: F401  (registers deliver, urgent)
 from . import check as _check  # noqa: F401  (registers check)
 from . import classifier as _classifier  # noqa: F401  (registers train, classify)
 from . import holding as _holding  # noqa: F401  (registers stop-holding, start-holding)

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from ..config import BatchConfig, Config, ConfigError, load_config, local_zone
-from ..triage.holding import holding_stopped
+from ..triage.holding import holding_stopped, holding_switch
 from ..triage.release_now import ReleaseNowError, release_now
 from ..triage.runlock import running_pid
 from ..triage.state_store import (
@@ -142,11 +142,13 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     pid = running_pid(directory)
     with _existing_store(directory) as store:
         logins = [login_status(config, store, key, now, pid) for key in login_keys(config)]
-    stopped = holding_stopped(directory)
+    stopped = holding_stopped(directory, now)
+    switch = holding_switch(directory) if stopped is not None else None
     result = {
         "running": pid is not None,
         "pid": pid,
         "holding_stopped": iso(stopped) if stopped is not None else None,
+        "holding_until": iso(switch.until) if switch is not None else None,
         "model": describe_model(config),
         "state_file": str(directory / FILENAME),
         "state_exists": store is not None,
@@ -166,7 +168,13 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
         yield "commsproxy run: not running (held mail waits until it runs or `release --now`)"
     else:
         yield f"commsproxy run: running (pid {pid})" if pid else "commsproxy run: running"
-    if result["holding_stopped"] is not None:
+    if result["holding_until"] is not None:
+        until = _show(datetime.fromisoformat(result["holding_until"]), local_zone())
+        yield (
+            f"holding: paused until {until} (commsproxy stop-holding --until): new mail "
+            "stays in INBOX until then; `commsproxy start-holding` holds it again sooner"
+        )
+    elif result["holding_stopped"] is not None:
         since = _show(datetime.fromisoformat(result["holding_stopped"]), local_zone())
         yield (
             f"holding: STOPPED since {since} (commsproxy stop-holding): new mail stays in "

@@ -21,8 +21,9 @@ from ..credentials import password_from_command
 from ..imap.names import SENT
 from .account_match import resolve_outgoing
 from .decide import Decider
+from .deliver_now import NotHeld, deliver_held
 from .engine import CatchUp, Engine, EngineSettings
-from .state_store import ReleaseRequest, StateStore
+from .state_store import DeliverRequest, ReleaseRequest, StateStore
 from .upstream import Upstream
 
 __all__ = ["LoginRoute", "TriageHub"]
@@ -169,10 +170,11 @@ class TriageHub:
         for key, engine in self.engines.items():
             self._running[key] = asyncio.create_task(engine.run(stop), name=str(engine))
         requests = asyncio.create_task(self._serve_requests(stop), name="release-requests")
+        deliveries = asyncio.create_task(self._serve_deliveries(stop), name="deliver-requests")
         try:
             await stop.wait()
         finally:
-            tasks = [*self._running.values(), requests]
+            tasks = [*self._running.values(), requests, deliveries]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -253,6 +255,65 @@ class TriageHub:
                 log.info("triage[%s]: released on request: %s", key, moved)
                 done.add((key, batch.name))
         return "; ".join(failed) or None
+
+    async def _serve_deliveries(self, stop: asyncio.Event) -> None:
+        """Carry out ``commsproxy deliver`` (and the local page's "deliver now") for held
+        messages, through each login's engine between two of its steps.
+
+        A request is completed once the message is in INBOX, or refused when it is not held;
+        one that fails on the way (a cut link, the engine not connected yet) stays queued and
+        is tried again, with waits growing to a minute.
+        """
+        loop = asyncio.get_running_loop()
+        retry_at: dict[int, float] = {}
+        tries: dict[int, int] = {}
+        said: dict[int, str] = {}
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _REQUEST_POLL)
+            for request in self.store.pending_deliveries():
+                if retry_at.get(request.id, 0.0) > loop.time():
+                    continue
+                error = await self._serve_delivery(request)
+                if error is None:
+                    for record in (retry_at, tries, said):
+                        record.pop(request.id, None)
+                    continue
+                tries[request.id] = tries.get(request.id, 0) + 1
+                wait = min(2.0 ** (tries[request.id] - 1), _REQUEST_RETRY_MAX)
+                retry_at[request.id] = loop.time() + wait
+                if said.get(request.id) != error:  # once per reason, not per try
+                    said[request.id] = error
+                    log.warning("%s; trying again in %g s", error, wait)
+
+    async def _serve_delivery(self, request: DeliverRequest) -> str | None:
+        """Serve one deliver request; None when it is completed, else why it waits."""
+        now = datetime.now(UTC)
+        engine = self.engines.get(request.login)
+        if engine is None:
+            detail = f"no login {request.login!r} in the running commsproxy run"
+            self.store.complete_delivery(request.id, "refused", detail, now)
+            return None
+        what = f"triage[{request.login}]: deliver <{request.message_id}>"
+        if not engine.ready:
+            return f"{what}: waiting for the login's triage to connect"
+        async with engine._lock:  # between two steps of the engine's worker
+            worker = engine.worker
+            if worker is None:
+                return f"{what}: waiting for the login's triage to connect"
+            holds = [*engine.hold_names.values(), *self.store.hold_mailboxes(request.login)]
+            try:
+                detail = await deliver_held(
+                    worker, self.store, request, holds, engine.settings.clock
+                )
+            except NotHeld as err:
+                self.store.complete_delivery(request.id, "refused", str(err), datetime.now(UTC))
+                return None
+            except Exception as err:  # the worker's own loop notices a dead link
+                return f"{what} failed: {err}"
+        self.store.complete_delivery(request.id, "delivered", detail, datetime.now(UTC))
+        engine.wake()  # the message's arrival in INBOX: counted by the next pass
+        return None
 
 
 class CredentialSource:

@@ -33,6 +33,7 @@ __all__ = [
     "Released",
     "direct_release",
     "release_now",
+    "release_now_async",
 ]
 
 #: Releases without a running ``run``: ``(config, login, batch)``, None meaning all, to
@@ -91,7 +92,36 @@ def release_now(
     ``WAIT_SECONDS`` and ``POLL_SECONDS``. Raises ``ReleaseNowError`` when nothing was
     released, saying whether the request stays queued, and when ``run`` marked the request
     done without finishing a release of every batch asked for (one failed).
+    For a command line; on an event loop, ``release_now_async`` does the same.
     """
+
+    async def slept(seconds: float) -> None:
+        sleep(seconds)
+
+    return asyncio.run(
+        release_now_async(
+            config, login, batch, state_dir=state_dir, on_waiting=on_waiting, direct=direct,
+            wait=wait, poll=poll, sleep=slept, monotonic=monotonic, clock=clock,
+        )
+    )  # fmt: skip
+
+
+async def release_now_async(
+    config: Config,
+    login: str | None,
+    batch: str | None,
+    *,
+    state_dir: Path | None = None,
+    on_waiting: Callable[[str], None] = lambda who: None,
+    direct: Callable[[], DirectRelease | None] = direct_release,
+    wait: float | None = None,
+    poll: float | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    clock: Callable[[], datetime] = _utcnow,
+) -> Released:
+    """``release_now`` without blocking the event loop it runs on (the local page in ``run``:
+    the loop that serves the request must keep running while this waits for it)."""
     wait = WAIT_SECONDS if wait is None else wait
     poll = POLL_SECONDS if poll is None else poll
     directory = (state_dir or config.proxy.state_dir).expanduser()
@@ -104,7 +134,7 @@ def release_now(
             if pid is not None:
                 who = f"commsproxy run (pid {pid})" if pid else "commsproxy run"
                 on_waiting(who)
-                if not _wait_for(store, request_id, wait, poll, sleep, monotonic):
+                if not await _wait_for(store, request_id, wait, poll, sleep, monotonic):
                     raise ReleaseNowError(
                         f"{who} has not finished the release within {wait:g} s; "
                         "the request stays queued and it will release when it gets to it"
@@ -131,7 +161,7 @@ def release_now(
                     config, proxy=dataclasses.replace(config.proxy, state_dir=directory)
                 )
             try:
-                moved = asyncio.run(_awaited(function(config, login, batch)))
+                moved = await function(config, login, batch)
             except Exception as err:  # whatever went wrong, the request must stay queued
                 raise ReleaseNowError(
                     f"release failed: {err}; the request stays queued for `commsproxy run`"
@@ -142,16 +172,12 @@ def release_now(
         raise ReleaseNowError(str(err)) from None
 
 
-async def _awaited(result: Awaitable[dict[str, int]]) -> dict[str, int]:
-    return await result
-
-
-def _wait_for(
+async def _wait_for(
     store: StateStore,
     request_id: int,
     wait: float,
     poll: float,
-    sleep: Callable[[float], None],
+    sleep: Callable[[float], Awaitable[None]],
     monotonic: Callable[[], float],
 ) -> bool:
     """Whether ``run`` marked the request done within ``wait`` seconds."""
@@ -161,7 +187,7 @@ def _wait_for(
             return True
         if monotonic() >= deadline:
             return False
-        sleep(poll)
+        await sleep(poll)
 
 
 def _not_released(

@@ -26,6 +26,7 @@ from .health import Health, State
 __all__ = [
     "Correction",
     "Decision",
+    "DeliverRequest",
     "Filed",
     "HistoryRecord",
     "Notice",
@@ -136,12 +137,23 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             login TEXT PRIMARY KEY, at TEXT NOT NULL, left_in_place INTEGER NOT NULL,
             window REAL NOT NULL)""",
     ),
+    (
+        # "Deliver this now" (deliver_now.py) for one held message, asked by the CLI or the
+        # local page: queued first, served by `run` (or by the asker), marked started once
+        # the message was found in a hold mailbox (so a redo after a cut knows the message
+        # in INBOX is the one it moved), completed with the outcome the asker waits for.
+        """CREATE TABLE deliver_requests (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, message_id TEXT NOT NULL,
+            requested TEXT NOT NULL, started TEXT, mailbox TEXT, completed TEXT,
+            outcome TEXT, detail TEXT)""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
 _TIMES = frozenset(
     {"decided_at", "at", "scheduled", "started", "finished", "requested", "created", "next_try"}
     | {"filed_at", "updated", "since", "notice_sent", "planned", "appended"}
+    | {"completed"}
 )
 
 
@@ -227,6 +239,21 @@ class ReleaseRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliverRequest:
+    """A request to deliver one held message now (``commsproxy deliver``, the local page)."""
+
+    id: int
+    login: str  # the login's key in the store
+    message_id: str  # without <>
+    requested: datetime
+    started: datetime | None  # found held and about to move (a redo may find it in INBOX)
+    mailbox: str | None  # the hold mailbox it was found in
+    completed: datetime | None
+    outcome: str | None  # "delivered" or "refused" (not held: ``detail`` says why)
+    detail: str | None  # what happened, in words
+
+
+@dataclass(frozen=True, slots=True)
 class Filed:
     """A message put into (or found already in) an account folder."""
 
@@ -287,6 +314,7 @@ _R = TypeVar(
     Correction,
     Release,
     ReleaseRequest,
+    DeliverRequest,
     Filed,
     QueuedFiling,
     HistoryRecord,
@@ -534,6 +562,41 @@ class StateStore:
     def complete_release_request(self, request_id: int, at: datetime) -> None:
         sql = "UPDATE release_requests SET completed = COALESCE(completed, ?) WHERE id = ?"
         self._update(sql, (_text(at), request_id), f"release request {request_id}")
+
+    def request_delivery(self, login: str, message_id: str, at: datetime) -> int:
+        """Ask for one held message to be delivered to INBOX now (deliver_now.py)."""
+        sql = "INSERT INTO deliver_requests (login, message_id, requested) VALUES (?, ?, ?)"
+        return self._insert(sql, (login, _message_id(message_id), _text(at)))
+
+    def pending_deliveries(self) -> list[DeliverRequest]:
+        sql = "SELECT * FROM deliver_requests WHERE completed IS NULL ORDER BY requested, id"
+        return self._records(DeliverRequest, sql)
+
+    def delivery(self, request_id: int) -> DeliverRequest | None:
+        sql = "SELECT * FROM deliver_requests WHERE id = ?"
+        return _first(self._records(DeliverRequest, sql, (request_id,)))
+
+    def start_delivery(self, request_id: int, mailbox: str, at: datetime) -> None:
+        """Found held in ``mailbox``: the move is about to start (kept on a redo)."""
+        sql = "UPDATE deliver_requests SET started = COALESCE(started, ?), mailbox = ? WHERE id = ?"
+        self._update(sql, (_text(at), mailbox, request_id), f"deliver request {request_id}")
+
+    def complete_delivery(self, request_id: int, outcome: str, detail: str, at: datetime) -> None:
+        sql = (
+            "UPDATE deliver_requests SET completed = ?, outcome = ?, detail = ?"
+            " WHERE id = ? AND completed IS NULL"
+        )
+        with self._write() as db:
+            db.execute(sql, (_text(at), outcome, detail, request_id))
+
+    def delivered_since(self, login: str | None, since: datetime) -> list[DeliverRequest]:
+        """Messages delivered on request since ``since`` (no longer held, whatever the
+        decision said)."""
+        sql = (
+            "SELECT * FROM deliver_requests WHERE outcome = 'delivered' AND completed >= ?1"
+            " AND (?2 IS NULL OR login = ?2) ORDER BY completed, id"
+        )
+        return self._records(DeliverRequest, sql, (_text(since), login))
 
     # -- filing ---------------------------------------------------------------------------------
 
@@ -841,7 +904,6 @@ class StateStore:
         """The latest filings into account folders, newest first."""
         sql = "SELECT * FROM filings ORDER BY filed_at DESC, id DESC LIMIT ?"
         return self._records(Filed, sql, (limit,))
-
 
 
 def _create_private(path: Path) -> None:

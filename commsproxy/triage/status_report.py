@@ -14,6 +14,7 @@ from typing import Any
 import platformdirs
 
 from ..config import LABELS, Config
+from .holding import holding_stopped, holding_switch
 from .scheduler import next_release
 from .state_store import Correction, Decision, HistoryRecord, Release, StateStore
 
@@ -24,6 +25,7 @@ __all__ = [
     "correction_json",
     "decision_json",
     "describe_model",
+    "holding_json",
     "iso",
     "login_keys",
     "login_status",
@@ -216,3 +218,13 @@ def login_status(
             for q in (store.queued_filings(login) if store else [])
         ],
     }
+
+
+def holding_json(state_dir: Path, now: datetime) -> dict[str, Any] | None:
+    """Holding paused (``stop-holding``): since when, and until when (None: until
+    ``start-holding``); None while triage holds mail (also once the pause ran out)."""
+    since = holding_stopped(state_dir, now)
+    if since is None:
+        return None
+    switch = holding_switch(state_dir)
+    return {"since": iso(since), "until": iso(switch.until) if switch is not None else None}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from commsproxy.triage.state_store import (
-    SCHEMA_VERSION,
+    _MIGRATIONS,
     Correction,
     Decision,
     Release,
@@ -117,9 +117,16 @@ def test_a_file_from_before_the_first_starts_table_gets_it(tmp_path: Path) -> No
     with StateStore.open(tmp_path) as made:
         made.set_cursor("alice", "INBOX", 7, 42)
         path = made.path
+    # The file as the commsproxy before first_starts left it: that migration and later ones undone.
+    version = next(
+        i for i, step in enumerate(_MIGRATIONS) if any("TABLE first_starts" in s for s in step)
+    )
     older = sqlite3.connect(path)
-    older.execute("DROP TABLE first_starts")
-    older.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    for step in _MIGRATIONS[version:]:
+        for statement in step:
+            if statement.startswith("CREATE TABLE "):
+                older.execute(f"DROP TABLE {statement.split()[2]}")
+    older.execute(f"PRAGMA user_version = {version}")
     older.close()
     with StateStore(path) as store:
         assert store.cursor("alice", "INBOX") == (7, 42)  # not a first start: it has a cursor
