@@ -464,6 +464,9 @@ class Engine:
             self.hold_names,
             self.settings.triage,
             self.settings.clock,
+            history=self.history.history if self.history is not None else None,
+            filing=self.settings.filing,
+            digest_link=self.settings.digest_link,
         )
 
     async def _watch(self, watcher: Upstream) -> None:

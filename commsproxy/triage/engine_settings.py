@@ -35,6 +35,8 @@ class EngineSettings:
     # Seconds between looks (one STATUS each) at the hold mailboxes for the user's corrections,
     # when the watcher heard nothing that asks for one sooner.
     look_elsewhere: float = 15.0
+    # Sender address -> the local page's "always urgent" link for the digest; None: no page.
+    digest_link: Callable[[str], str | None] | None = None
 
     def batch_for(self, label: str) -> BatchConfig | None:
         for batch in self.batches:

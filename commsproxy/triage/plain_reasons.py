@@ -203,7 +203,19 @@ def parse_reason(stored: str) -> PlainReason:
         plain = plain_phrase(part, side) or UNKNOWN
         if plain not in sides[side]:
             sides[side].append(plain)
-    return PlainReason(head[1], tuple(sides["held"]), tuple(sides["urgent"]), tuple(notes))
+    held, urgent = _fold_first_mail(sides["held"]), _fold_first_mail(sides["urgent"])
+    return PlainReason(head[1], held, urgent, tuple(notes))
+
+
+def _fold_first_mail(phrases: list[str]) -> tuple[str, ...]:
+    """ "the first mail from anyone at x.org" says nothing more beside the first from a@x.org."""
+    senders = {p[19:].rpartition("@")[2] for p in phrases if p.startswith("the first mail from ")}
+    return tuple(
+        p for p in phrases if not (p.startswith(_FIRST_AT) and p[len(_FIRST_AT) :] in senders)
+    )
+
+
+_FIRST_AT = "the first mail from anyone at "
 
 
 def plain_reason(stored: str) -> str:

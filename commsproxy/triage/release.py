@@ -7,35 +7,45 @@ is only ever moved, doing it twice moves nothing twice. With ``reappend`` each m
 appended to INBOX with a fresh arrival date and the original is then expunged by UID; a redo
 first looks for the appended copy, so an interruption between the two steps makes no duplicate.
 
-A digest message (one per release, when there is something to say) lists the batch by account
-and sender with each message's reason, so the user sees why mail waited. It is appended before
-the mail moves, under a Message-ID made from the release, so that a redo after a cut (the mail
-may have moved already) neither loses the digest nor writes it twice.
+A digest message (one per release, when there is something to say; digest.py) lists the
+batch, likely mistakes first, with each message's reason in plain words, so the user sees why
+mail waited and what perhaps should not have. It is appended unread and dated at the release,
+before the mail moves, under a Message-ID made from the release, so that a redo after a cut
+(the mail may have moved already) neither loses the digest nor writes it twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import format_datetime
 
-from ..classifier.mail import MailParseError, parse_mail
+from ..classifier.labels import bulk_reason
+from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, Config, TriageConfig
 from ..imap.commands import quote_string
-from ..imap.names import DIGEST, INBOX, RELEASED, SEEN, TRIAGED
+from ..imap.names import DIGEST, INBOX, RELEASED, TRIAGED
 from ..imap.responses import Fetched
+from .account_match import AccountGuesser, AccountRules, resolve_incoming
+from .digest import Digest, DigestItem, arrange, digest_message
+from .digest_order import Ordering, SenderHistory, likely_mistake, rank_of
+from .fetched_mail import mail_of
+from .filer import FilingSetup
+from .plain_reasons import plain_reason
 from .state_store import StateStore
 from .upstream import Upstream
 
-__all__ = ["ReleaseError", "Releaser", "digest_message", "release_without_run"]
+__all__ = ["DigestLink", "ReleaseError", "Releaser", "release_without_run"]
 
 log = logging.getLogger("commsproxy.triage")
 
-_DIGEST_KEYWORDS = (RELEASED, TRIAGED, DIGEST, SEEN)
-_DIGEST_LIMIT = 200  # lines listed in one digest; a longer batch is summarised
+# The digest is unread: it is news, and a client shows it as such.
+_DIGEST_KEYWORDS = (RELEASED, TRIAGED, DIGEST)
+# Bytes of a message's body read for the digest (after its header): where it says it is urgent.
+_BODY_PEEK = 8192
+
+DigestLink = Callable[[str], str | None]  # sender address -> the page's "always urgent" link
 
 
 class Releaser:
@@ -47,6 +57,10 @@ class Releaser:
         hold_names: Mapping[str, str],
         triage: TriageConfig,
         clock: Callable[[], datetime],
+        *,
+        history: SenderHistory | None = None,
+        filing: FilingSetup | None = None,
+        digest_link: DigestLink | None = None,
     ) -> None:
         self.worker = worker
         self.store = store
@@ -54,6 +68,9 @@ class Releaser:
         self.hold_names = hold_names
         self.triage = triage
         self.clock = clock
+        self.history = history  # the user's history with senders: who is answered quickly
+        self.filing = filing  # the customer accounts, for grouping; None: none configured
+        self.digest_link = digest_link
         self.batches: dict[str, BatchConfig] = {}
         self.left_behind: dict[str, str] = {}  # batch name -> a hold mailbox no batch uses now
 
@@ -116,8 +133,7 @@ class Releaser:
         if digest:
             by_id = f"HEADER Message-ID {quote_string(digest_id)}"
             if not (redo and (await self._in_inbox([by_id], mailbox))[0]):
-                headers = await self.worker.fetch(uids, "(UID BODY.PEEK[HEADER])")
-                await self._append_digest(batch, headers, digest_id)
+                await self._append_digest(batch, uids, digest_id, self.clock())
         await self.worker.add_flags(uids, [RELEASED])
         if batch.reappend:
             await self._reappend(uids, mailbox, redo=redo)
@@ -162,66 +178,73 @@ class Releaser:
         return {uid for uid, there in zip(ids.values(), present, strict=True) if there}
 
     async def _append_digest(
-        self, batch: BatchConfig, headers: Sequence[Fetched], message_id: str
+        self, batch: BatchConfig, uids: Sequence[int], message_id: str, now: datetime
     ) -> None:
-        entries: list[tuple[str, str, str, str]] = []
-        for fetched in headers:
-            try:
-                mail = parse_mail(fetched.header)
-            except MailParseError:
-                continue
+        """The digest (digest.py) of the messages ``uids`` in the selected hold mailbox.
+
+        Headers of all; the start of the body only of those that may say they are urgent
+        (no list or machine markers), bounded, read with PEEK so nothing is marked read.
+        """
+        fetched = await self.worker.fetch(uids, "(UID INTERNALDATE BODY.PEEK[HEADER])")
+        mails = {f.uid: mail_of(f) for f in fetched}
+        arrived = {f.uid: _arrival(f) for f in fetched}
+        personal = [uid for uid, mail in mails.items() if bulk_reason(mail) is None]
+        if personal:
+            items = f"(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{_BODY_PEEK}>)"
+            for f in await self.worker.fetch(personal, items):
+                mails[f.uid] = mail_of(f)
+        message = digest_message(self.login, self._digest(batch, mails, arrived), now, message_id)
+        # Unread (no \Seen) and dated at the release: it sits on top of a sorted INBOX.
+        await self.worker.append(INBOX, message, _DIGEST_KEYWORDS, now)
+
+    def _digest(
+        self, batch: BatchConfig, mails: Mapping[int, Mail], arrived: Mapping[int, datetime | None]
+    ) -> Digest:
+        uids = list(mails)
+        accounts: list[str | None] = [None] * len(uids)
+        if self.filing is not None:
+            filings = resolve_incoming([mails[uid] for uid in uids], *self._matching())
+            accounts = [filing.account if filing else None for filing in filings]
+        items: list[DigestItem] = []
+        for uid, account in zip(uids, accounts, strict=True):
+            mail = mails[uid]
             decision = (
                 self.store.latest_decision_by_message_id(self.login, mail.message_id)
                 if mail.message_id
                 else None
             )
-            reason = decision.reason if decision else "moved here by hand"
-            account = "-"
-            entries.append((account, mail.sender or "(no sender)", mail.subject, reason))
-        message = digest_message(self.login, batch.name, entries, self.clock(), message_id)
-        await self.worker.append(INBOX, message, _DIGEST_KEYWORDS, self.clock())
+            reason = plain_reason(decision.reason if decision else "moved here by hand")
+            mistake = likely_mistake(mail, self.history)
+            label = decision.label if decision else None
+            rank = rank_of(mail, label, account, mistake, self.history)
+            link = self.digest_link(mail.sender) if self.digest_link and mail.sender else None
+            items.append(
+                DigestItem(
+                    sender=mail.sender,
+                    sender_name=mail.sender_name,
+                    subject=mail.subject,
+                    account=account,
+                    reason=reason,
+                    mistake=mistake,
+                    order=Ordering(rank, arrived[uid] or mail.date),
+                    link=link,
+                )
+            )
+        return arrange(items, batch.name, grouped=self.filing is not None)
+
+    def _matching(self) -> tuple[AccountRules, AccountGuesser | None]:
+        assert self.filing is not None
+        return self.filing.rules, self.filing.guesser
 
 
-def digest_message(
-    login: str,
-    batch: str,
-    entries: Sequence[tuple[str, str, str, str]],
-    now: datetime,
-    message_id: str | None = None,
-) -> bytes:
-    """A plain-text digest: ``entries`` are (account, sender, subject, reason)."""
-    count = len(entries)
-    lines = [f"{count} message{'s' if count != 1 else ''} released from {batch}.", ""]
-    by_account: dict[str, list[tuple[str, str, str]]] = {}
-    for account, sender, subject, reason in entries:
-        by_account.setdefault(account, []).append((sender, subject, reason))
-    shown = 0
-    for account in sorted(by_account, key=lambda a: (a == "-", a.lower())):
-        if shown == _DIGEST_LIMIT:
-            break
-        lines.append("No account" if account == "-" else f"Account: {account}")
-        for sender, subject, reason in sorted(by_account[account], key=lambda e: e[0].lower()):
-            if shown == _DIGEST_LIMIT:
-                break
-            lines.append(f"  - {sender}: {subject or '(no subject)'}")
-            lines.append(f"      why: {reason}")
-            shown += 1
-        lines.append("")
-    if shown < count:
-        lines.append(f"... and {count - shown} more.")
-    headers = [
-        "From: commsproxy <commsproxy@localhost>",
-        f"To: {login}",
-        f"Subject: commsproxy: {count} held message{'s' if count != 1 else ''} released ({batch})",
-        f"Date: {format_datetime(now.astimezone(UTC))}",
-        f"Message-ID: {message_id or f'<digest-{uuid.uuid4().hex}@commsproxy.localhost>'}",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: 8bit",
-        "Auto-Submitted: auto-generated",
-    ]
-    text = "\r\n".join(headers) + "\r\n\r\n" + "\r\n".join(lines) + "\r\n"
-    return text.encode("utf-8")
+def _arrival(fetched: Fetched) -> datetime | None:
+    """INTERNALDATE: when the message reached the server."""
+    if not fetched.internaldate:
+        return None
+    try:
+        return datetime.strptime(fetched.internaldate.strip(), "%d-%b-%Y %H:%M:%S %z")
+    except ValueError:
+        return None
 
 
 async def release_without_run(
@@ -254,8 +277,11 @@ async def release_without_run(
             try:
                 names = {b.name: await worker.server_name(b.mailbox) for b in config.batches}
                 releaser = Releaser(
-                    worker, store, entry.username, names, config.triage, lambda: datetime.now(UTC)
-                )
+                    worker, store, entry.username, names, config.triage,
+                    lambda: datetime.now(UTC),
+                    history=_saved_history(store, entry.username, config),
+                    filing=_rules_only(config, entry.username),
+                )  # fmt: skip
                 for chosen in config.batches:
                     if batch in (None, chosen.name):
                         moved = await releaser.release(chosen, scheduled=None)
@@ -263,6 +289,31 @@ async def release_without_run(
             finally:
                 await worker.logout()
     return released
+
+
+def _saved_history(store: StateStore, login: str, config: Config) -> SenderHistory | None:
+    """The history with senders ``run`` saved for ``login``, for the digest's order."""
+    import json
+
+    from .history import LiveHistory
+
+    saved = store.history(login)
+    if saved is None or saved.document is None:
+        return None
+    history = LiveHistory([login], accounts=config.accounts)
+    try:
+        history.load_document(json.loads(saved.document))
+    except ValueError:
+        return None  # run reads it again; the digest goes without
+    return history
+
+
+def _rules_only(config: Config, login: str) -> FilingSetup | None:
+    """The [accounts] rules (no model: this command loads none) for the digest's groups."""
+    if not config.accounts.accounts:
+        return None
+    own = (login.lower(),) if "@" in login else ()
+    return FilingSetup(AccountRules(config.accounts, own))
 
 
 class ReleaseError(Exception):
