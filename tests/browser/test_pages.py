@@ -1,0 +1,197 @@
+"""Each page of the local page loads in Chromium with real content, clean, and only locally.
+
+"Clean": no SEVERE console entry (a Content-Security-Policy violation is one, so this is the
+check that the strict CSP does not break the page) and no request leaving 127.0.0.1. Without
+the secret, the page is refused and says how to open it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+
+from tests.browser.conftest import Browser, PageEnv
+
+PAGES = ("/today", "/day", "/accounts", "/model")
+
+
+def _bare(mid: str | None) -> str:
+    return (mid or "").strip().strip("<>")
+
+
+def held_rows(browser: Browser) -> dict[str, WebElement]:
+    rows = browser.driver.find_elements(By.CSS_SELECTOR, "tr.held")
+    return {_bare(row.get_attribute("data-message-id")): row for row in rows}
+
+
+def _main_text(browser: Browser, page: str) -> str:
+    main = browser.driver.find_element(By.ID, f"page-{page}")
+    text: str = main.text
+    return text
+
+
+def _nav_links(browser: Browser) -> set[str]:
+    hrefs = [a.get_attribute("href") or "" for a in browser.driver.find_elements(By.TAG_NAME, "a")]
+    return {urllib.parse.urlsplit(h).path for h in hrefs}
+
+
+def test_today_shows_what_is_held_with_a_live_countdown(
+    signed_in: Browser, page_env: PageEnv
+) -> None:
+    browser, mids = signed_in, page_env.mids
+    urls = browser.check_clean(page_env.origin)
+    assert any(u.endswith(".css") for u in urls), urls  # the stylesheet came from the page
+    text = _main_text(browser, "today")
+    rows = held_rows(browser)
+    for key, sender, subject in (
+        ("anna", "anna@example.org", "Re: notes from the meeting"),
+        ("bert", "bert@partner.example", "Re: budget draft"),
+        ("dora", "dora@example.net", "Re: slides for Thursday"),
+        ("news", "noreply@news.example.org", "Weekly digest"),
+        ("promo", "offers@shop.example", "Deals this week"),
+    ):
+        row = rows.get(_bare(mids[key]))
+        assert row is not None, f"no held row for {key}: {sorted(rows)}"
+        row_text = row.text
+        assert subject in row_text, row_text
+        assert sender in row_text or sender.split("@")[0].title() in row_text, row_text
+        assert row.get_attribute("data-login") == page_env.user
+        why = row.find_elements(By.CSS_SELECTOR, ".why, [data-why], td.why")
+        assert why, f"no reason shown for {key}: {row_text}"
+        assert why[0].text.strip(), f"no reason shown for {key}: {row_text}"
+        actions = {
+            b.get_attribute("data-action")
+            for b in row.find_elements(By.CSS_SELECTOR, "[data-action]")
+        }
+        assert "deliver" in actions, actions
+    # Urgent mail and the message the user brought back are not held.
+    assert _bare(mids["boss"]) not in rows
+    assert _bare(mids["carl"]) not in rows
+    # The correction made in the mail program is on the page.
+    assert "Re: the offsite plan" in text, text
+    # The next release: 12 hours from now (the test's batches), with a countdown that ticks.
+    countdown = browser.driver.find_element(By.CSS_SELECTOR, "[data-release-at]")
+    release_at = datetime.fromisoformat(countdown.get_attribute("data-release-at") or "")
+    left = release_at.astimezone(UTC) - datetime.now(UTC)
+    assert timedelta(hours=11) < left <= timedelta(hours=12, minutes=1), release_at
+    assert re.fullmatch(r"in 1[12] h \d\d min", countdown.text), countdown.text
+    # It ticks: with a release 90 s away (set on the element), the seconds count down.
+    soon = (datetime.now(UTC) + timedelta(seconds=90)).isoformat()
+    browser.driver.execute_script(
+        "arguments[0].setAttribute('data-release-at', arguments[1])", countdown, soon
+    )
+    assert browser.wait_for(lambda: re.fullmatch(r"in 1 min \d\d s", countdown.text), 3)
+    first = countdown.text
+    time.sleep(1.1)  # the countdown's own second, not a schedule
+    assert countdown.text != first, f"the countdown did not move: {first!r}"
+    browser.driver.refresh()  # back to what the server rendered, for the screenshot
+    assert {"/today", "/day", "/accounts", "/model"} <= _nav_links(browser)
+    browser.screenshot("today")
+
+
+def test_day_shows_the_chart_and_interruptions_avoided(
+    signed_in: Browser, page_env: PageEnv
+) -> None:
+    browser = signed_in
+    browser.get(page_env.page("/day"))
+    browser.check_clean(page_env.origin)
+    main = browser.driver.find_element(By.ID, "page-day")
+    charts = main.find_elements(By.TAG_NAME, "svg")
+    assert charts, "no chart on /day"
+    assert charts[0].size["height"] > 50, charts[0].size
+    assert charts[0].size["width"] > 100, charts[0].size
+    bars = charts[0].find_elements(By.CSS_SELECTOR, "rect, path, polyline")
+    assert bars, "the chart draws nothing"
+    today = browser.driver.find_element(By.ID, "interruptions-today").text
+    week = browser.driver.find_element(By.ID, "interruptions-week").text
+    today_n = int(re.findall(r"\d+", today)[0])
+    week_n = int(re.findall(r"\d+", week)[0])
+    assert today_n >= 1, today  # seven messages were held this morning
+    assert week_n >= today_n, (today, week)
+    browser.screenshot("day")
+
+
+def test_accounts_shows_the_customers_mail_in_and_out(
+    signed_in: Browser, page_env: PageEnv
+) -> None:
+    browser = signed_in
+    browser.get(page_env.page("/accounts"))
+    browser.check_clean(page_env.origin)
+    text = _main_text(browser, "accounts")
+    assert page_env.account in text, text
+    assert "Re: Question about our order" in text, text  # in, and the user's reply out
+    assert "ceo@acme.example" in text or "Acme Buyer" in text, text
+    browser.screenshot("accounts")
+
+
+def test_model_shows_the_model_and_this_weeks_corrections(
+    signed_in: Browser, page_env: PageEnv
+) -> None:
+    browser = signed_in
+    browser.get(page_env.page("/model"))
+    browser.check_clean(page_env.origin)
+    text = _main_text(browser, "model")
+    assert re.search(r"(?i)model", text), text
+    assert re.search(r"(?i)correction", text), text
+    assert re.search(r"\d", text), text
+    browser.screenshot("model")
+
+
+def test_the_page_has_an_icon(signed_in: Browser, page_env: PageEnv) -> None:
+    """Browsers ask for /favicon.ico by themselves; a 404 there is a console error too."""
+    signed_in.check_clean(page_env.origin)
+    assert not signed_in.icon_errors, signed_in.icon_errors
+
+
+def test_a_correction_in_the_mail_program_shows_up_on_the_page(
+    signed_in: Browser, page_env: PageEnv
+) -> None:
+    browser, mids = signed_in, page_env.mids
+    assert _bare(mids["dora"]) in held_rows(browser)
+    page_env.move_to_inbox(mids["dora"], "Later")
+
+    def shown() -> bool:
+        # Read in one script: the page swaps its content in place when it refreshes itself.
+        held, text = browser.driver.execute_script(
+            "return [[...document.querySelectorAll('tr.held')].map(r => r.dataset.messageId),"
+            " document.getElementById('page-today').innerText]"
+        )
+        return _bare(mids["dora"]) not in map(_bare, held) and "Re: slides for Thursday" in text
+
+    assert browser.wait_for(shown, 20), _main_text(browser, "today")
+    assert browser.driver.current_url == page_env.page("/today")
+    browser.check_clean(page_env.origin)
+
+
+def test_without_the_secret_the_page_is_refused(browser: Browser, page_env: PageEnv) -> None:
+    browser.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    for url in (page_env.page("/today"), page_env.login_url("not-the-secret")):
+        browser.get(url)
+        _, events = browser.logs()
+        assert browser.document_status(events)[-1] == 403, url
+        body = browser.driver.find_element(By.TAG_NAME, "body").text
+        assert "commsproxy open" in body, body
+        assert not held_rows(browser), "a refused page shows held mail"
+        assert not browser.driver.get_cookies(), browser.driver.get_cookies()
+    browser.screenshot("refused")
+    # An action without the cookie changes nothing either.
+    data = urllib.parse.urlencode({"login": page_env.user, "message_id": page_env.mids["anna"]})
+    request = urllib.request.Request(
+        page_env.page("/actions/deliver"),
+        data=data.encode(),
+        headers={"Origin": page_env.origin},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as refused:
+        status = refused.code
+    assert status == 403
+    assert page_env.where(page_env.mids["anna"]) == "Later"
