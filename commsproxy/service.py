@@ -362,6 +362,7 @@ async def _start_page(
         if triage is not None and not triage.config.web.enabled:
             log.info("local page off ([web] enabled = false)")
         return None
+    from .triage.user_actions import UserActions
     from .web.access import load_or_create_secret
     from .web.app import PageContext
     from .web.server import WebServer, WebStartError
@@ -371,8 +372,13 @@ async def _start_page(
     def current() -> Config:
         return watch.current if watch is not None else config
 
+    def actions() -> UserActions:
+        # The config in force now; a rule saved is put in force at once (the watch's poke).
+        poke = watch.poke if watch is not None else None
+        return UserActions(current(), state_dir=triage.state_dir, config_saved=poke)
+
     secret = await asyncio.to_thread(load_or_create_secret, triage.state_dir)
-    context = PageContext(current, hub.store, triage.state_dir, secret, config.web.port)
+    context = PageContext(current, hub.store, triage.state_dir, secret, config.web.port, actions)
     page = WebServer(context)
     try:
         await page.start()
@@ -484,11 +490,13 @@ def _load_model(config: Config, triage: TriagePlan) -> Callable[[str | None], Mo
     when they were read from that login (or from files), else the model alone.
     """
     from .classifier.contacts import Contacts, ContactsError, contacts_path
+    from .classifier.live_model import resolve_live
     from .classifier.predict import Classifier, LoadedModel
-    from .models.store import ModelError, resolve_model
+    from .models.store import ModelError
 
     try:
-        pipeline, info = resolve_model(config.triage.model, "urgency")
+        # Its scoring form when it has one: scored with numpy, scikit-learn never imported.
+        pipeline, info = resolve_live(config.triage.model, "urgency")
     except ModelError as err:
         raise TriageStartError(f"[triage] model: {err}") from None
     log.info("triage model: %s", info.path)
@@ -549,8 +557,9 @@ def _own_addresses(username: str | None, domains: Sequence[str]) -> tuple[str, .
 
 def _load_accounts_model(config: Config) -> AccountGuesser | None:
     """The accounts model: configured, else the one `commsproxy train` wrote, else none."""
+    from .classifier.live_model import load_live
     from .classifier.predict import Classifier, LoadedModel
-    from .models.store import ModelError, legacy_path, load_model, user_model_path
+    from .models.store import ModelError, legacy_path, user_model_path
     from .triage.account_match import ModelGuesser
 
     spec = config.accounts.model
@@ -561,7 +570,7 @@ def _load_accounts_model(config: Config) -> AccountGuesser | None:
     if spec is None and not path.exists() and not legacy_path(path).exists():
         return None
     try:
-        pipeline, info = load_model(path, expected_task="accounts")
+        pipeline, info = load_live(path, "accounts")
     except ModelError as err:
         raise TriageStartError(f"[accounts] model: {err}") from None
     log.info("accounts model: %s", path)

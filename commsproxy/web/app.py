@@ -14,7 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ import jinja2
 from aiohttp import web
 
 from ..config import Config
+from ..triage.holding import UntilError, parse_until
 from ..triage.state_store import StateStore
+from ..triage.user_actions import ActionError
 from . import access
 from .actions import Actions, Outcome
 from .facts_accounts import accounts_facts
@@ -57,7 +59,8 @@ class PageContext:
     state_dir: Path
     secret: str
     port: int
-    actions: Actions | None = None
+    #: The user's actions, made for each use (they act on the config in force then).
+    actions: Callable[[], Actions] | None = None
     clock: Callable[[], datetime] = _now
     flashes: OrderedDict[str, str] = field(default_factory=OrderedDict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -289,20 +292,6 @@ def _back(form: Any) -> str:
     return back if back in PAGES else "/today"
 
 
-def _until_time(text: str, now: datetime) -> datetime:
-    """``HH:MM`` (today, or tomorrow when it has passed) or an ISO time, as an aware time."""
-    local = now.astimezone()
-    try:
-        if len(text) <= 5 and ":" in text:
-            clock = time.fromisoformat(text.zfill(5))
-            moment = datetime.combine(local.date(), clock, tzinfo=local.tzinfo)
-            return moment if moment > local else moment + timedelta(days=1)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"until: {text!r} is not a time such as 14:30") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=local.tzinfo)
-
-
 async def _run_action(actions: Actions, name: str, form: Any, now: datetime) -> Outcome | str:
     """Call the action ``name`` with the form's fields; a string says why it cannot be done."""
     login = _field(form, "login") or None
@@ -322,9 +311,9 @@ async def _run_action(actions: Actions, name: str, form: Any, now: datetime) -> 
         return await actions.never_urgent(pattern)
     if name == "focus-off":
         try:
-            until = _until_time(_field(form, "until"), now)
-        except ValueError as err:
-            return str(err)
+            until = parse_until(_field(form, "until"), now)
+        except UntilError as err:
+            return f"focus off: {err}"
         return await actions.focus_off(until)
     if name == "focus-on":
         return await actions.focus_on()
@@ -339,11 +328,12 @@ async def _action(request: web.Request) -> web.StreamResponse:
         message = "Actions are not available in this commsproxy."
     else:
         try:
-            done = await _run_action(context.actions, name, form, context.clock())
-        except Exception as err:  # ActionError says why; anything else is logged as well
-            if type(err).__name__ != "ActionError":
-                log.warning("page action %s failed: %s", name, err)
-            message = str(err) or type(err).__name__
+            done = await _run_action(context.actions(), name, form, context.clock())
+        except ActionError as err:
+            message = str(err)
+        except Exception as err:  # shown and logged; the page stays up
+            log.warning("page action %s failed: %s", name, err)
+            message = f"{name} failed: {err}"
         else:
             message = done if isinstance(done, str) else done.message
     return _see_other(f"{_back(form)}?flash={context.flash(message)}")
@@ -385,7 +375,10 @@ async def _confirm_post(request: web.Request) -> web.StreamResponse:
         message = "Actions are not available in this commsproxy."
     else:
         try:
-            message = (await context.actions.always_urgent(sender)).message
+            message = (await context.actions().always_urgent(sender)).message
+        except ActionError as err:
+            message = str(err)
         except Exception as err:
-            message = str(err) or type(err).__name__
+            log.warning("always urgent for %s from a digest link failed: %s", sender, err)
+            message = f"always urgent failed: {err}"
     return _render(request, "confirmed.html", message=message, now=context.clock().astimezone())

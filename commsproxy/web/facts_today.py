@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..triage.holding import holding_stopped
+from ..triage.holding import Switch, holding_switch
 from ..triage.scheduler import next_release
 from ..triage.state_store import Correction, StateStore
 from ..triage.status_report import login_keys, login_status
@@ -63,7 +63,7 @@ class LoginToday:
 class Today:
     now: datetime
     logins: tuple[LoginToday, ...]
-    holding_stopped: datetime | None
+    holding_paused: Switch | None  # since when, and until when (None: until switched on)
     corrections: tuple[Correction, ...]  # today's, newest first
 
 
@@ -72,14 +72,17 @@ def today_facts(
 ) -> Today:
     """Everything the Today page shows at ``now`` (aware). Blocking: call it from a thread."""
     local = now.astimezone()
-    stopped = holding_stopped(state_dir)
+    switch = holding_switch(state_dir)
+    if switch is not None and not switch.on(now):
+        switch = None  # its time has passed: holding is on again
+    stopped = switch.since if switch is not None else None
     logins = tuple(
         _login(config, store, login, now, os.getpid() if pid is None else pid, stopped)
         for login in login_keys(config)
     )
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     corrections = tuple(store.corrections_since(midnight, limit=50))
-    return Today(local, logins, stopped, corrections)
+    return Today(local, logins, switch, corrections)
 
 
 def _login(

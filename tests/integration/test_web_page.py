@@ -14,11 +14,14 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
+from commsproxy.triage.holding import holding_switch
+from commsproxy.triage.state_store import StateStore
 from commsproxy.web.access import SECRET_FILE, SECURITY_HEADERS, csrf_token
 from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
@@ -188,3 +191,62 @@ def test_open_prints_the_address(page: Page) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"http://127.0.0.1:{page.port}/?key={page.secret}"
+
+
+def _act(page: Page, name: str, form: dict[str, str]) -> str:
+    """Press a button: POST the action with the page's token and origin; the flash message."""
+    form = {**form, "csrf": csrf_token(page.secret), "back": "/today"}
+    status, headers, _ = page.request(
+        "POST", f"/actions/{name}", form=form, headers={"Origin": page.origin}
+    )
+    assert status == 303
+    location = headers["Location"]
+    assert location.startswith("/today?flash=")
+    _, _, text = page.request("GET", location)
+    flash = text.split('<div id="flash" role="status">', 1)[1].split("</div>", 1)[0]
+    return flash.strip()
+
+
+def test_each_action_changes_the_server(page: Page) -> None:
+    _enter(page)
+    # Deliver now: the held message is in INBOX on the server, and no longer shown as held.
+    first = _held(page, "deliver me")
+    said = _act(page, "deliver", {"login": page.user, "message_id": first})
+    assert where(page.dovecot, page.user).get(f"<{first}>") == "INBOX", said
+    assert f'data-message-id="{first}"' not in page.request("GET", "/today")[2]
+
+    # Always urgent: the config file gets the VIP, the user's comment stays where it was.
+    text = page.config.read_text(encoding="utf-8")
+    page.config.write_text(
+        text.replace("vip = [", "# people I answer at once\nvip = ["), encoding="utf-8"
+    )
+    said = _act(page, "always-urgent", {"pattern": "carl@example.net"})
+    edited = page.config.read_text(encoding="utf-8")
+    assert "# people I answer at once\nvip = [" in edited, edited
+    assert '"carl@example.net"' in edited.split("vip = [", 1)[1].split("]", 1)[0], said
+    said = _act(page, "never-urgent", {"pattern": "*@news.example.org"})
+    assert '"*@news.example.org"' in page.config.read_text(encoding="utf-8"), said
+
+    # Release this batch now: both held replies are back in INBOX.
+    held = [_held(page, "release me 1"), _held(page, "release me 2")]
+    said = _act(page, "release", {"login": page.user, "batch": "later"})
+    assert wait_until(
+        lambda: all(where(page.dovecot, page.user).get(f"<{m}>") == "INBOX" for m in held), 20
+    ), said
+
+    # Focus off until a time: the switch says until when, new mail stays in INBOX.
+    until = (datetime.now().astimezone() + timedelta(hours=2)).strftime("%H:%M")
+    said = _act(page, "focus-off", {"until": until})
+    switch = holding_switch(page.state_dir)
+    assert switch is not None, said
+    assert switch.until is not None
+    assert switch.until.astimezone().strftime("%H:%M") == until
+    assert 'id="holding-paused"' in page.request("GET", "/today")[2]
+    mid = f"<{uuid.uuid4().hex}@test.example>"
+    page.dovecot.deliver(page.user, thread_reply(mid, "while focus is off"))
+    with StateStore.open(page.state_dir) as store:
+        assert wait_until(lambda: store.latest_decision_by_message_id(page.user, mid), 20)
+    assert where(page.dovecot, page.user).get(mid) == "INBOX"
+    # Focus on: holding again.
+    _act(page, "focus-on", {})
+    assert holding_switch(page.state_dir) is None

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from commsproxy.config import Config
 from commsproxy.triage.state_store import StateStore
+from commsproxy.triage.user_actions import ActionError
 from commsproxy.web import access
 from commsproxy.web.app import PageContext, make_app
 from commsproxy.web.links import confirm_csrf, correction_link, sender_sig
@@ -38,6 +39,8 @@ class FakeActions:
         self.calls: list[tuple[object, ...]] = []
 
     async def deliver(self, login: str | None, message_id: str) -> Said:
+        if message_id == "gone@x":
+            raise ActionError("no held message gone@x")
         self.calls.append(("deliver", login, message_id))
         return Said(f"delivered {message_id}")
 
@@ -71,7 +74,9 @@ def actions() -> FakeActions:
 async def client(tmp_path: Path, actions: FakeActions) -> AsyncIterator[TestClient[object, object]]:
     secret = access.load_or_create_secret(tmp_path)
     store = StateStore.open(tmp_path)
-    context = PageContext(lambda: Config(), store, tmp_path, secret, PORT, actions, lambda: NOW)
+    context = PageContext(
+        lambda: Config(), store, tmp_path, secret, PORT, lambda: actions, lambda: NOW
+    )
     test = TestClient(TestServer(make_app(context)))
     await test.start_server()
     test.secret = secret  # type: ignore[attr-defined]
@@ -251,3 +256,25 @@ async def test_digest_link_confirms_one_sender(
     )
     assert done.status == 200
     assert actions.calls == [("always_urgent", "ann@example.com")]
+
+
+async def test_refused_action_says_why(client: TestClient[object, object]) -> None:
+    await _enter(client)
+    token = access.csrf_token(client.secret)  # type: ignore[attr-defined]
+    for data, words in (
+        ({"login": "me", "message_id": "gone@x"}, "no held message gone@x"),
+        ({"login": "me", "message_id": ""}, "deliver: which message?"),
+    ):
+        answer = await client.post(
+            "/actions/deliver",
+            data={**data, "csrf": token},
+            headers={"Host": HOST, "Origin": ORIGIN},
+        )
+        assert answer.status == 200  # the redirect followed
+        assert words in await answer.text()
+    answer = await client.post(
+        "/actions/focus-off",
+        data={"until": "25:99", "csrf": token},
+        headers={"Host": HOST, "Origin": ORIGIN},
+    )
+    assert "focus off: " in await answer.text()
