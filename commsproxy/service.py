@@ -447,6 +447,7 @@ def _start_triage(
     decider_for = _load_model(config, triage)
     guesser = _load_accounts_model(config)
     hub = TriageHub(store)
+    digest_link = _digest_link(config, triage.state_dir)
     for route, server in triage.routes:
         own = _own_addresses(route.username, config.accounts.internal_domains)
         filing = None
@@ -461,6 +462,7 @@ def _start_triage(
             dry_run=triage.dry_run,
             filing=filing,
             own_addresses=own,
+            digest_link=digest_link,
         )
         model = decider_for(route.username)
         history = _live_history(config, route, model, store)
@@ -481,6 +483,23 @@ def _start_triage(
     mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
     log.info("triage on for %s%s", ", ".join(r.key for r, _ in triage.routes), mode)
     return hub
+
+
+def _digest_link(config: Config, state_dir: Path) -> Callable[[str], str | None] | None:
+    """Sender -> the local page's signed "always urgent" link, for the digest; None when the
+    page is off (or its key cannot be kept: the digest then says to flag the message)."""
+    if not config.web.enabled:
+        return None
+    from .web.access import load_or_create_secret
+    from .web.links import correction_link
+
+    try:
+        secret = load_or_create_secret(state_dir)
+    except OSError as err:
+        log.warning("no links in digests: the page's key cannot be kept in %s (%s)", state_dir, err)
+        return None
+    port = config.web.port
+    return functools.partial(correction_link, secret, port)
 
 
 def _load_model(config: Config, triage: TriagePlan) -> Callable[[str | None], ModelDecider]:

@@ -7,7 +7,11 @@ would ask, with and without its key, cookie, token and origin.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import http.client
+import imaplib
+import re
 import socket
 import subprocess
 import sys
@@ -16,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -60,6 +64,7 @@ class Page:
     state_dir: Path
     dovecot: Dovecot
     user: str
+    password: str
 
     def request(
         self,
@@ -107,7 +112,7 @@ def page(dovecot: Dovecot, tmp_path: Path) -> Iterator[Page]:
         )
         state_dir = tmp_path / "state"
         secret = (state_dir / SECRET_FILE).read_text().strip()
-        yield Page(port, secret, proxy, config, state_dir, dovecot, user)
+        yield Page(port, secret, proxy, config, state_dir, dovecot, user, password)
     finally:
         proxy.stop()
     assert "Traceback" not in proxy.log_text(), proxy.log_text()
@@ -250,3 +255,48 @@ def test_each_action_changes_the_server(page: Page) -> None:
     # Focus on: holding again.
     _act(page, "focus-on", {})
     assert holding_switch(page.state_dir) is None
+
+
+def _digest_texts(page: Page) -> list[str]:
+    """The plain-text part of every digest in INBOX, read from Dovecot."""
+    conn = imaplib.IMAP4("127.0.0.1", page.dovecot.imap_port, timeout=30)
+    texts = []
+    try:
+        conn.login(page.user, page.password)
+        conn.select("INBOX", readonly=True)
+        typ, data = conn.uid("SEARCH", "KEYWORD", "$Digest")
+        assert typ == "OK", data
+        for uid in (data[0] or b"").decode().split():
+            typ, parts = conn.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = next(part for part in parts if isinstance(part, tuple))[1]
+            message = email.message_from_bytes(raw, policy=email.policy.default)
+            body = message.get_body(preferencelist=("plain",))  # type: ignore[attr-defined]
+            texts.append(str(body.get_content()))
+    finally:
+        conn.logout()
+    return texts
+
+
+def test_digest_link_confirms_always_urgent_without_the_cookie(page: Page) -> None:
+    _enter(page)
+    _held(page, "a digest with a link")
+    _act(page, "release", {"login": page.user, "batch": "later"})
+    link = rf"http://127\.0\.0\.1:{page.port}/confirm/always-urgent\?\S+"
+    assert wait_until(lambda: any(re.search(link, t) for t in _digest_texts(page)), 20)
+    found = next(m for t in _digest_texts(page) if (m := re.search(link, t)))
+    url = urlsplit(found[0])
+    query = parse_qs(url.query)
+    assert query["sender"] == ["anna@example.org"]
+    # The link works from the mail program: no cookie. Its GET only asks.
+    status, _, text = page.request("GET", f"{url.path}?{url.query}", cookie=False)
+    assert status == 200, text
+    assert "anna@example.org" not in page.config.read_text(encoding="utf-8")
+    token = re.search(r'name="csrf" value="([^"]+)"', text)
+    assert token is not None
+    form = {"sender": "anna@example.org", "sig": query["sig"][0], "csrf": token[1]}
+    status, _, text = page.request(
+        "POST", url.path, cookie=False, form=form, headers={"Origin": page.origin}
+    )
+    assert status == 200, text
+    vip = page.config.read_text(encoding="utf-8").split("vip = [", 1)[1].split("]", 1)[0]
+    assert '"anna@example.org"' in vip
