@@ -300,3 +300,29 @@ def test_digest_link_confirms_always_urgent_without_the_cookie(page: Page) -> No
     assert status == 200, text
     vip = page.config.read_text(encoding="utf-8").split("vip = [", 1)[1].split("]", 1)[0]
     assert '"anna@example.org"' in vip
+
+
+def test_a_drag_in_the_mail_program_shows_as_it_happens(page: Page) -> None:
+    """Moving a held message to INBOX behind the page's back is a correction: the page stops
+    showing it as held and lists the correction, with no button pressed."""
+    _enter(page)
+    mid = _held(page, "drag me back")
+    assert f'data-message-id="{mid}"' in page.request("GET", "/today")[2]
+    conn = imaplib.IMAP4("127.0.0.1", page.dovecot.imap_port, timeout=30)
+    try:
+        conn.login(page.user, page.password)
+        conn.select("Later")
+        typ, data = conn.uid("SEARCH", "HEADER", "Message-ID", mid)
+        assert typ == "OK", data
+        (uid,) = data[0].decode().split()
+        typ, data = conn.uid("MOVE", uid, "INBOX")
+        assert typ == "OK", data
+    finally:
+        conn.logout()
+
+    def shown() -> bool:
+        text = page.request("GET", "/today")[2]
+        return f'data-message-id="{mid}"' not in text and 'data-kind="rescue"' in text
+
+    assert wait_until(shown, 40), page.proxy.log_text()
+    assert "drag me back" in page.request("GET", "/today")[2]  # in the corrections list
