@@ -8,6 +8,7 @@ scores as the model itself.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,10 +25,35 @@ from .features import Sample, meta_of
 from .pipeline import Blend, score_batch
 from .scoring_form import TEXT_VIEWS, FormError, LinearPart, ScoringForm, Signals, Words
 
-__all__ = ["SAME_SCORE", "agreement", "scoring_form_of"]
+__all__ = ["CHECKED_ON", "SAME_SCORE", "agreement", "scoring_bytes", "scoring_form_of"]
+
+log = logging.getLogger(__name__)
 
 #: Largest difference in any score between the form and the model that counts as the same.
 SAME_SCORE = 1e-9
+#: Messages a form is checked on before it is saved (the first of the training messages).
+CHECKED_ON = 500
+
+
+def scoring_bytes(pipeline: Any, task: str, samples: Sequence[Sample]) -> bytes | None:
+    """The form of ``pipeline`` to save beside it, once it scores ``samples`` (the first
+    ``CHECKED_ON``) as the model does; None, and why in the log, when it has none."""
+    try:
+        form = scoring_form_of(pipeline, task)
+        data = form.dumps()
+        difference = agreement(pipeline, ScoringForm.loads(data), samples[:CHECKED_ON])
+    except FormError as err:
+        log.info("no scoring form for this model (%s): run scores it with scikit-learn", err)
+        return None
+    if not difference <= SAME_SCORE:
+        log.warning(
+            "no scoring form for this model: it scores %d messages up to %.3g apart from the "
+            "model; run scores it with scikit-learn",
+            min(len(samples), CHECKED_ON),
+            difference,
+        )
+        return None
+    return data
 
 
 def scoring_form_of(pipeline: Any, task: str) -> ScoringForm:

@@ -32,6 +32,7 @@ from .labels import LABELS, Label, LabelResult, Override, derive_labels, normali
 from .mail import Mail
 from .policy import Thresholds
 from .predict import Classifier, LoadedModel, Verdict
+from .scoring_convert import scoring_bytes
 from .social import SocialHistory
 from .train import AccountsReport, Prior, UrgencyReport, cold, train_accounts, train_urgency
 
@@ -150,6 +151,7 @@ def train_urgency_from_mail(
     pipeline, report = train_urgency(
         samples, labels, recall_target=recall_target, seed=seed, prior=bundled_prior()
     )
+    scoring = scoring_bytes(pipeline, "urgency", samples)
     info = save_model(
         pipeline,
         out,
@@ -166,6 +168,7 @@ def train_urgency_from_mail(
         metrics=urgency_metrics(report),
         threshold=report.threshold,
         thresholds=report.thresholds.as_dict(),
+        scoring=scoring,
     )
     person = PersonHistory.from_labels(result, mails, is_sent)
     Contacts.from_history(person.social, person.user_addresses, person.sent_ids, login=login).save(
@@ -282,6 +285,7 @@ def _train_accounts_pairs(
     samples = [Sample(mail) for _, mail in dated]
     labels = [label for label, _ in dated]
     pipeline, report = train_accounts(samples, labels, precision_target=precision_target, seed=seed)
+    scoring = scoring_bytes(pipeline, "accounts", samples)
     info = save_model(
         pipeline,
         out,
@@ -302,6 +306,7 @@ def _train_accounts_pairs(
             "seconds": report.seconds,
         },
         threshold=report.threshold,
+        scoring=scoring,
     )
     return AccountsTraining(info, report, stats)
 

@@ -25,9 +25,14 @@ Why loading checks so much:
   produce confident nonsense, so callers say which task they expect, and the loaded object must
   have the steps and classes that task's pipeline has.
 
-Saving is atomic: the model and the sidecar are written to temporary files in the target directory
-and renamed over the old ones, so a crash or an unsavable object never leaves a half-written model
-behind. Models are trained on private mail, so the files are created readable by the owner only.
+Beside the model goes its scoring form when it has one (``NAME.npz``, models/scoring_file.py):
+the same model as plain arrays, what ``run`` scores new mail with, without scikit-learn or skops;
+its sha256 is in the sidecar too. Reading a sidecar and a scoring form imports neither.
+
+Saving is atomic: the model, its scoring form and the sidecar are written to temporary files in
+the target directory and renamed over the old ones, so a crash or an unsavable object never
+leaves a half-written model behind. Models are trained on private mail, so the files are created
+readable by the owner only.
 """
 
 from __future__ import annotations
@@ -47,11 +52,9 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-import sklearn
 
 import commsproxy
 
-from . import trusted
 from .errors import (
     IncompatibleModelError,
     LegacyModelError,
@@ -69,6 +72,7 @@ __all__ = [
     "FORMAT",
     "LEGACY_SUFFIX",
     "MODEL_SUFFIX",
+    "SCORING_SUFFIX",
     "TASKS",
     "IncompatibleModelError",
     "LegacyModelError",
@@ -80,7 +84,10 @@ __all__ = [
     "TamperedModelError",
     "UntrustedTypeError",
     "WrongTaskError",
+    "attach_scoring",
     "bundled_model_path",
+    "check_use",
+    "checked_sidecar",
     "describe",
     "legacy_path",
     "legacy_refusal",
@@ -88,6 +95,7 @@ __all__ = [
     "load_checked",
     "load_model",
     "migrate_command",
+    "model_choice",
     "read_sidecar",
     "resolve_model",
     "save_model",
@@ -108,6 +116,8 @@ APP = "commsproxy"
 MODEL_SUFFIX = ".skops"
 LEGACY_SUFFIX = ".joblib"
 SIDECAR_SUFFIX = ".json"
+#: The scoring form's file beside the model (``NAME.npz``).
+SCORING_SUFFIX = ".npz"
 #: Where the bundled default models live (``default-<task>.skops`` + ``.json``).
 BUNDLED_DIR = Path(__file__).resolve().parent
 
@@ -134,6 +144,13 @@ class ModelInfo:
     bundled: bool = False
     # Further named cuts (urgency: "urgent", "urgent_cold", "bulk"); absent in older sidecars.
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    # The sha256 of the scoring form saved beside the model (None: the model has none).
+    scoring_sha256: str | None = None
+
+    @property
+    def scoring_path(self) -> Path:
+        """Where the model's scoring form is (when ``scoring_sha256`` says it has one)."""
+        return self.path.with_suffix(SCORING_SUFFIX)
 
     def sidecar(self) -> dict[str, Any]:
         """The sidecar's content, as written to ``NAME.json``."""
@@ -150,6 +167,7 @@ class ModelInfo:
             "threshold": self.threshold,
             "thresholds": dict(self.thresholds),
             "sha256": self.sha256,
+            "scoring_sha256": self.scoring_sha256,
         }
 
 
@@ -296,6 +314,7 @@ def save_model(
     threshold: float | None = None,
     thresholds: Mapping[str, float] | None = None,
     created: datetime | None = None,
+    scoring: bytes | None = None,
 ) -> ModelInfo:
     """Save *model* to ``path`` (``.skops`` added if missing) and its sidecar next to it.
 
@@ -304,7 +323,9 @@ def save_model(
     saved: what cannot be loaded again is refused before anything is written. Both files are
     written to temporary files first and renamed into place only when both are complete, so a
     failure (an unsavable object, a full disk) leaves any previous model intact and no partial
-    file behind. ``training`` should carry ``counts`` (messages per label), the
+    file behind. ``scoring``: the model's scoring form (classifier/scoring_convert.py), saved
+    as ``NAME.npz`` with its checksum in the sidecar; without it, a form an earlier save left
+    there is removed. ``training`` should carry ``counts`` (messages per label), the
     sources and a digest of the data; ``metrics`` the validation figures. Returns what was written.
     """
     _check_task(task)
@@ -330,13 +351,19 @@ def save_model(
             with _temp_file(model_path) as (tmp_model, f):
                 f.write(data)
             cleanup.callback(tmp_model.unlink, missing_ok=True)
+            scoring_path = model_path.with_suffix(SCORING_SUFFIX)
+            tmp_scoring: Path | None = None
+            if scoring is not None:
+                with _temp_file(scoring_path) as (tmp_scoring, f):
+                    f.write(scoring)
+                cleanup.callback(tmp_scoring.unlink, missing_ok=True)
             info = ModelInfo(
                 path=model_path,
                 sidecar_path=side_path,
                 format=FORMAT,
                 task=task,
                 labels=label_tuple,
-                sklearn_version=str(sklearn.__version__),
+                sklearn_version=_sklearn_version(),
                 commsproxy_version=commsproxy.__version__,
                 python_version=platform.python_version(),
                 created=(created or datetime.now(UTC)).replace(microsecond=0),
@@ -345,6 +372,7 @@ def save_model(
                 threshold=threshold,
                 thresholds=named,
                 sha256=hashlib.sha256(data).hexdigest(),
+                scoring_sha256=None if scoring is None else hashlib.sha256(scoring).hexdigest(),
             )
             with _temp_file(side_path) as (tmp_side, f):
                 f.write(json.dumps(info.sidecar(), indent=2).encode("utf-8") + b"\n")
@@ -352,15 +380,42 @@ def save_model(
             # Model first: between the two renames the new model sits next to the old sidecar,
             # and a load in that instant is refused by the checksum, never loads a mismatch.
             os.replace(tmp_model, model_path)
+            if tmp_scoring is not None:
+                os.replace(tmp_scoring, scoring_path)
             os.replace(tmp_side, side_path)
+            if tmp_scoring is None:
+                scoring_path.unlink(missing_ok=True)
             _fsync_dir(model_path.parent)
     except OSError as exc:
         raise ModelError(f"could not save the model to {model_path}: {exc}") from exc
     return info
 
 
+def attach_scoring(path: Path, scoring: bytes) -> ModelInfo:
+    """Saves ``scoring`` as the scoring form of the model already at ``path``.
+
+    For a model saved before forms existed (the bundled one is converted so, its weights
+    unchanged): the model must still match its sidecar's checksum, the form is written first,
+    then the sidecar with the form's checksum, each whole or not at all.
+    """
+    model_path, info, what = checked_sidecar(path, bundled=False)
+    try:
+        model = model_path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {what}: {exc}") from exc
+    if hashlib.sha256(model).hexdigest() != info.sha256:
+        raise TamperedModelError(f"{what} does not match its sidecar's checksum; not converted")
+    side = json.loads(info.sidecar_path.read_text(encoding="utf-8"))
+    side["scoring_sha256"] = hashlib.sha256(scoring).hexdigest()
+    write_atomically(info.scoring_path, scoring)
+    write_atomically(info.sidecar_path, json.dumps(side, indent=2).encode("utf-8") + b"\n")
+    return read_sidecar(model_path)
+
+
 def _serialise(model: object, task: str, labels: tuple[str, ...]) -> bytes:
     """The skops bytes of ``model``, after making sure they load back as the same model."""
+    from . import trusted
+
     problem = trusted.check_shape(model, task, labels)
     if problem is not None:
         raise NotAModelError(f"not saved: not a {task} model: {problem}")
@@ -451,8 +506,13 @@ def read_sidecar(
     ):
         raise bad("thresholds", "a JSON object of numbers")
     sha256 = text_field("sha256").lower()
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+    if not _is_digest(sha256):
         raise bad("sha256", "a hex sha256 digest")
+    scoring_sha256 = data.get("scoring_sha256")
+    if scoring_sha256 is not None:
+        if not isinstance(scoring_sha256, str) or not _is_digest(scoring_sha256.lower()):
+            raise bad("scoring_sha256", "a hex sha256 digest or null")
+        scoring_sha256 = scoring_sha256.lower()
     try:
         created = datetime.fromisoformat(text_field("created"))
     except ValueError:
@@ -475,10 +535,17 @@ def read_sidecar(
         thresholds={str(k): float(v) for k, v in thresholds.items()},
         sha256=sha256,
         bundled=bundled,
+        scoring_sha256=scoring_sha256,
     )
 
 
-def _load(path: Path, expected_task: str | None, *, bundled: bool) -> tuple[object, ModelInfo]:
+def _is_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def checked_sidecar(path: Path, *, bundled: bool) -> tuple[Path, ModelInfo, str]:
+    """The model's path, its sidecar and its name in messages: not a ``.joblib``, and a
+    readable sidecar. Imports neither scikit-learn nor skops."""
     model_path = _model_path(path)
     if model_path.suffix == LEGACY_SUFFIX:
         raise legacy_refusal(model_path)
@@ -487,6 +554,47 @@ def _load(path: Path, expected_task: str | None, *, bundled: bool) -> tuple[obje
         raise legacy_refusal(old)
     what = _describe_path(model_path, bundled)
     info = read_sidecar(model_path, bundled=bundled)  # before reading the model at all
+    return model_path, info, what
+
+
+def check_use(info: ModelInfo, what: str, expected_task: str | None) -> None:
+    """Refuses a model (its file matched its checksum) trained with another scikit-learn
+    series, or for another task than ``expected_task``."""
+    bundled = info.bundled
+    running = _sklearn_version()
+    if _series(info.sklearn_version) != _series(running):
+        if bundled:
+            raise IncompatibleModelError(
+                f"{what} was built with scikit-learn {info.sklearn_version}, this is {running}: "
+                f"train your own model with `commsproxy train`, or install the matching "
+                f"scikit-learn (pip install scikit-learn=={info.sklearn_version})"
+            )
+        raise IncompatibleModelError(
+            f"{what} was trained with scikit-learn {info.sklearn_version}, this is {running}: "
+            f"{_RETRAIN}"
+        )
+    if expected_task is not None and info.task != expected_task:
+        raise WrongTaskError(
+            f"{what} was trained for the {info.task} task, not {expected_task}: give a model "
+            f"trained for {expected_task} instead, or train one with "
+            f"`commsproxy train --task {expected_task}`"
+        )
+    if info.task not in TASKS:
+        raise WrongTaskError(f"{what} is for an unknown task {info.task!r}; {_RETRAIN}")
+
+
+def _sklearn_version() -> str:
+    """The installed scikit-learn's version, read without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("scikit-learn")
+    except PackageNotFoundError:
+        return "none"
+
+
+def _load(path: Path, expected_task: str | None, *, bundled: bool) -> tuple[object, ModelInfo]:
+    model_path, info, what = checked_sidecar(path, bundled=bundled)
 
     try:
         data = model_path.read_bytes()
@@ -502,33 +610,14 @@ def _load(path: Path, expected_task: str | None, *, bundled: bool) -> tuple[obje
             f"{what} does not match the checksum written when it was trained; refusing to load "
             f"it. If you did not replace it yourself, find out who did; then {fix}"
         )
-
-    running = str(sklearn.__version__)
-    if _series(info.sklearn_version) != _series(running):
-        if bundled:
-            raise IncompatibleModelError(
-                f"{what} was built with scikit-learn {info.sklearn_version}, this is {running}: "
-                f"train your own model with `commsproxy train`, or install the matching "
-                f"scikit-learn (pip install scikit-learn=={info.sklearn_version})"
-            )
-        raise IncompatibleModelError(
-            f"{what} was trained with scikit-learn {info.sklearn_version}, this is {running}: "
-            f"{_RETRAIN}"
-        )
-
-    if expected_task is not None and info.task != expected_task:
-        raise WrongTaskError(
-            f"{what} was trained for the {info.task} task, not {expected_task}: give a model "
-            f"trained for {expected_task} instead, or train one with "
-            f"`commsproxy train --task {expected_task}`"
-        )
-    if info.task not in TASKS:
-        raise WrongTaskError(f"{what} is for an unknown task {info.task!r}; {_RETRAIN}")
+    check_use(info, what, expected_task)
     return load_checked(data, info, what), info
 
 
 def load_checked(data: bytes, info: ModelInfo, what: str) -> object:
     """The model in ``data`` (skops bytes), once every type in it is trusted, and its shape."""
+    from . import trusted
+
     try:
         unknown = trusted.untrusted_types(data)
     except trusted.NotSkopsError as exc:
@@ -590,9 +679,21 @@ def resolve_model(spec: str | Path | None, task: str) -> tuple[object, ModelInfo
     A user model that exists but fails its checks is an error, not a silent fall back to the
     bundled one: the user trained it and should know it is not being used.
     """
+    path, bundled = model_choice(spec, task)
+    return _load(path, task, bundled=bundled)
+
+
+def model_choice(spec: str | Path | None, task: str) -> tuple[Path, bool]:
+    """Which model file ``resolve_model`` loads for ``spec``, and whether it is the bundled one."""
     _check_task(task)
     if isinstance(spec, str) and spec.strip() == "bundled":
-        return load_bundled(task)
+        path = bundled_model_path(task)
+        if not path.exists():
+            raise ModelNotFoundError(
+                f"commsproxy has no bundled default {task} model ({path} is missing): "
+                f"train one with `commsproxy train`"
+            )
+        return path, True
     if spec is None or (isinstance(spec, str) and spec.strip() in ("", "default")):
         user = user_model_path(task)
         if (
@@ -600,15 +701,15 @@ def resolve_model(spec: str | Path | None, task: str) -> tuple[object, ModelInfo
             or user.with_suffix(SIDECAR_SUFFIX).exists()
             or user.with_suffix(LEGACY_SUFFIX).exists()
         ):
-            return _load(user, task, bundled=False)
+            return user, False
         bundled = bundled_model_path(task)
         if bundled.exists():
-            return _load(bundled, task, bundled=True)
+            return bundled, True
         raise ModelNotFoundError(
             f"no {task} model: none trained yet ({user} does not exist) and commsproxy has no "
             f"bundled default for it; run `commsproxy train` to train one from your mail"
         )
-    return load_model(Path(spec), expected_task=task)
+    return Path(spec), False
 
 
 # --- describing ----------------------------------------------------------------------------------

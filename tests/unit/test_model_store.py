@@ -156,8 +156,10 @@ def test_sidecar_is_plain_json_with_every_field(tmp_path: Path) -> None:
         "threshold",
         "thresholds",
         "sha256",
+        "scoring_sha256",
     }
     assert data == info.sidecar()
+    assert data["scoring_sha256"] is None  # saved without a scoring form
     assert data["created"].endswith("+00:00")
 
 
