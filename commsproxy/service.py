@@ -358,9 +358,11 @@ async def _start_page(
     error names the port and the key that changes it.
     """
     triage = the_plan.triage
-    if triage is None or hub is None or not triage.config.web.enabled:
-        if triage is not None and not triage.config.web.enabled:
-            log.info("local page off ([web] enabled = false)")
+    if triage is None or hub is None:
+        log.info("local page off: it shows triage, which is off")
+        return None
+    if not triage.config.web.enabled:
+        log.info("local page off ([web] enabled = false)")
         return None
     from .triage.user_actions import UserActions
     from .web.access import load_or_create_secret
@@ -377,9 +379,16 @@ async def _start_page(
         poke = watch.poke if watch is not None else None
         return UserActions(current(), state_dir=triage.state_dir, config_saved=poke)
 
-    secret = await asyncio.to_thread(load_or_create_secret, triage.state_dir)
-    context = PageContext(current, hub.store, triage.state_dir, secret, config.web.port, actions)
-    page = WebServer(context)
+    from .triage.state_store import StateStore, StoreError
+
+    try:
+        secret = await asyncio.to_thread(load_or_create_secret, triage.state_dir)
+        store = await asyncio.to_thread(StateStore.open, triage.state_dir)  # its own connection
+    except (OSError, StoreError) as err:
+        log.error("the local page cannot start: %s", err)
+        return None
+    context = PageContext(current, store, triage.state_dir, secret, config.web.port, actions)
+    page = WebServer(context, owns_store=True)
     try:
         await page.start()
     except WebStartError as err:

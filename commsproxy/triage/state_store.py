@@ -869,27 +869,45 @@ class StateStore:
 
     # -- the local page (web/): read-only views ----------------------------------------------
 
-    def held_now(self, login: str) -> list[Decision]:
+    def held_now(self, login: str, batches: Iterable[str]) -> list[Decision]:
         """Messages held for ``login`` that nothing has brought back yet, by batch and time.
 
         A held decision counts until a finished release of its batch that started after it,
         or a correction of the same message after it (the user dragged or flagged it, or had
-        it delivered). What the server says wins in the end; this is the store's best view.
+        it delivered). Only decisions since the oldest latest release of ``batches`` (the
+        configured ones) are read, so the answer costs the same after a year of mail; a batch
+        no longer configured was released at the start that dropped it (left_behind.py).
         """
+        cuts = {
+            str(row[0]): str(row[1])
+            for row in self._read(
+                "SELECT batch, MAX(started) FROM releases WHERE login = ? AND finished IS NOT NULL"
+                " GROUP BY batch",
+                (login,),
+            )
+        }
+        since = min((cuts.get(batch, "") for batch in batches), default="")
         sql = (
-            "SELECT * FROM decisions d WHERE d.login = ? AND d.held = 1 AND d.batch IS NOT NULL"
+            "SELECT * FROM decisions d WHERE d.login = ? AND d.decided_at >= ? AND d.held = 1"
+            " AND d.batch IS NOT NULL"
             " AND NOT EXISTS (SELECT 1 FROM releases r WHERE r.login = d.login"
             " AND r.batch = d.batch AND r.finished IS NOT NULL AND r.started >= d.decided_at)"
             " AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.login = d.login"
             " AND c.message_id = d.message_id AND c.at >= d.decided_at)"
             " ORDER BY d.batch, d.decided_at, d.id"
         )
-        return self._records(Decision, sql, (login,))
+        return self._records(Decision, sql, (login, since))
 
     def decisions_since(self, since: datetime) -> list[Decision]:
         """Every decision from ``since`` on, oldest first (the page's charts and counts)."""
         sql = "SELECT * FROM decisions WHERE decided_at >= ? ORDER BY decided_at, id"
         return self._records(Decision, sql, (_text(since),))
+
+    def held_counts_since(self, since: datetime) -> tuple[int, int]:
+        """How many decisions from ``since`` on held their message, and how many did not."""
+        sql = "SELECT held, COUNT(*) FROM decisions WHERE decided_at >= ? GROUP BY held"
+        counts = {bool(row[0]): int(row[1]) for row in self._read(sql, (_text(since),))}
+        return counts.get(True, 0), counts.get(False, 0)
 
     def releases_since(self, since: datetime) -> list[Release]:
         sql = "SELECT * FROM releases WHERE started >= ? ORDER BY started, id"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..triage.state_store import Decision, Release, StateStore
+from ..triage.state_store import Release, StateStore
 
 __all__ = ["Day", "Interruptions", "day_facts", "interruptions"]
 
@@ -36,8 +36,7 @@ class Day:
     week_start: datetime
 
 
-def interruptions(decisions: list[Decision], releases: list[Release]) -> Interruptions:
-    held = sum(1 for d in decisions if d.held)
+def interruptions(held: int, releases: list[Release]) -> Interruptions:
     arrivals = sum(1 for r in releases if r.moved > 0 and r.finished is not None)
     return Interruptions(held, arrivals, max(0, held - arrivals))
 
@@ -47,13 +46,12 @@ def day_facts(store: StateStore, now: datetime) -> Day:
     local = now.astimezone()
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     monday = midnight - timedelta(days=local.weekday())
-    decisions = store.decisions_since(monday)
-    releases = [r for r in store.releases_since(monday - timedelta(days=1))]
+    decisions = store.decisions_since(midnight)  # a day's worth; the week only counted
+    releases = store.releases_since(monday - timedelta(days=1))
     at_once, held, released = [0] * 24, [0] * 24, [0] * 24
     for d in decisions:
         at = d.decided_at.astimezone()
-        if at >= midnight:
-            (held if d.held else at_once)[at.hour] += 1
+        (held if d.held else at_once)[at.hour] += 1
     for r in releases:
         if r.finished is not None and r.finished.astimezone() >= midnight:
             released[r.finished.astimezone().hour] += r.moved
@@ -61,8 +59,6 @@ def day_facts(store: StateStore, now: datetime) -> Day:
     def finished_since(start: datetime) -> list[Release]:
         return [r for r in releases if r.finished is not None and r.finished >= start]
 
-    today = interruptions(
-        [d for d in decisions if d.decided_at >= midnight], finished_since(midnight)
-    )
-    week = interruptions(decisions, finished_since(monday))
+    today = interruptions(sum(held), finished_since(midnight))
+    week = interruptions(store.held_counts_since(monday)[0], finished_since(monday))
     return Day(local, tuple(at_once), tuple(held), tuple(released), today, week, monday)

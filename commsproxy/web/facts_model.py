@@ -90,7 +90,7 @@ def model_facts(config: Config, store: StateStore, now: datetime) -> ModelNow:
     monday = local.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
         days=local.weekday()
     )
-    decided = len(store.decisions_since(monday))
+    decided = sum(store.held_counts_since(monday))
     kinds = Counter(c.kind for c in store.corrections_since(monday, limit=100_000))
     return ModelNow(
         described=describe_model(config),

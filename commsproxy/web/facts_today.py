@@ -94,7 +94,7 @@ def _login(
     stopped: datetime | None,
 ) -> LoginToday:
     status = login_status(config, store, login, now, pid)
-    held = store.held_now(login)
+    held = store.held_now(login, [batch.name for batch in config.batches])
     batches: list[BatchNow] = []
     coming: tuple[str, datetime] | None = None
     for batch in config.batches:

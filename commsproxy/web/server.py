@@ -22,8 +22,15 @@ class WebStartError(RuntimeError):
 
 
 class WebServer:
-    def __init__(self, context: PageContext) -> None:
+    """The page's HTTP server; ``owns_store``: close the context's store at ``stop``.
+
+    ``run`` gives the page a state store connection of its own, so a page being read never
+    holds the lock of the connection the engines write through on the event loop.
+    """
+
+    def __init__(self, context: PageContext, *, owns_store: bool = False) -> None:
         self.context = context
+        self.owns_store = owns_store
         self._runner: web.AppRunner | None = None
 
     @property
@@ -40,6 +47,7 @@ class WebServer:
             await site.start()
         except OSError as err:
             await runner.cleanup()
+            self._close_store()
             why = "it is in use" if err.errno == errno.EADDRINUSE else str(err.strerror or err)
             raise WebStartError(
                 f"the local page cannot listen on {HOST}:{self.context.port} ({why}); "
@@ -53,3 +61,8 @@ class WebServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+            self._close_store()
+
+    def _close_store(self) -> None:
+        if self.owns_store:
+            self.context.store.close()
