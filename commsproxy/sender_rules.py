@@ -127,6 +127,8 @@ def change_sender_rule(path: Path, pattern: str, want: Want) -> RuleChange:
     if not change.changed:
         return change
     after = tomlkit.dumps(document)
+    if "\r\n" in before:  # the lines tomlkit added end as the file's own do
+        after = re.sub(r"(?<!\r)\n", "\r\n", after)
     _checked(path, after)
     write_private_text(path, after)
     return change
@@ -134,7 +136,7 @@ def change_sender_rule(path: Path, pattern: str, want: Want) -> RuleChange:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")  # as it is: CRLF line ends stay
     except FileNotFoundError:
         raise SenderRuleError(
             f"{path}: no config file there (write one with `commsproxy init`)"

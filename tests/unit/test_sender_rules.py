@@ -139,10 +139,12 @@ def test_the_config_init_writes(tmp_path: Path) -> None:
     gone, new = changed_lines(before, after)
     assert gone == []
     assert new == ['vip = ["*@bigcustomer.example"]\n', 'never_urgent = ["news@shop.example"]\n']
+    # Each key right under its commented-out example, where init explains it.
     lines = after.splitlines()
-    at = lines.index('vip = ["*@bigcustomer.example"]')
-    assert lines[at - 1].startswith("# vip =")
-    assert lines[at + 1].startswith("never_urgent")
+    vip = lines.index('vip = ["*@bigcustomer.example"]')
+    assert lines[vip - 1].startswith("# vip =")
+    never = lines.index('never_urgent = ["news@shop.example"]')
+    assert lines[never - 1].startswith(("# never_urgent =", 'vip = ["*@bigcustomer'))
     triage = load_config(path).triage
     assert triage.vip == ("*@bigcustomer.example",)
     assert triage.never_urgent == ("news@shop.example",)
@@ -202,3 +204,16 @@ def test_a_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(SenderRuleError, match="no config file"):
         change_sender_rule(tmp_path / "none.toml", "x@example.com", "always")
     assert not (tmp_path / "none.toml").exists()
+
+
+def test_a_file_with_crlf_line_ends_keeps_them(tmp_path: Path) -> None:
+    text = COMMENTED.replace("\n", "\r\n")
+    path = tmp_path / "config.toml"
+    path.write_bytes(text.encode())
+    change_sender_rule(path, "alerts@example.net", "never")
+    change_sender_rule(path, "x@example.com", "always")
+    after = path.read_bytes().decode()
+    assert "\n" not in after.replace("\r\n", "")
+    gone, new = changed_lines(text, after)
+    assert gone == []
+    assert new == ['    "x@example.com",\r\n', 'never_urgent = ["alerts@example.net"]\r\n']
