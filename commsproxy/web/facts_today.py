@@ -26,6 +26,8 @@ from .words import plain_reason
 
 __all__ = ["BatchNow", "HeldRow", "LoginToday", "Today", "today_facts"]
 
+DELIVERED = 20  # mail delivered at once that Today lists
+
 
 @dataclass(frozen=True)
 class HeldRow:
@@ -65,6 +67,7 @@ class Today:
     logins: tuple[LoginToday, ...]
     holding_paused: Switch | None  # since when, and until when (None: until switched on)
     corrections: tuple[Correction, ...]  # today's, newest first
+    delivered: tuple[HeldRow, ...]  # today's mail delivered at once (not held), newest first
 
 
 def today_facts(
@@ -82,7 +85,13 @@ def today_facts(
     )
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     corrections = tuple(store.corrections_since(midnight, limit=50))
-    return Today(local, logins, switch, corrections)
+    delivered = tuple(
+        HeldRow(d.login, d.message_id, d.sender, d.subject, plain_reason(d.reason),
+                d.decided_at.astimezone(), None)
+        for d in reversed(store.decisions_since(midnight))
+        if not d.held
+    )[:DELIVERED]  # fmt: skip
+    return Today(local, logins, switch, corrections, delivered)
 
 
 def _login(

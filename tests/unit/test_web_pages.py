@@ -143,9 +143,13 @@ async def test_today_page(client: TestClient[object, object]) -> None:
     assert "<script>alert(1)" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "data-release-at=" in text
-    for action in ("deliver", "always-urgent", "release", "focus-off"):
+    for action in ("deliver", "always-urgent", "never-urgent", "release", "focus-off"):
         assert f'data-action="{action}"' in text
     assert "took it out of a batch" in text  # the correction, in words
+    # Mail delivered at once today, with its never-urgent button.
+    delivered = text.split('<section class="delivered">', 1)[1].split("</section>", 1)[0]
+    assert 'data-message-id="m4@x"' in delivered
+    assert '<input type="hidden" name="pattern" value="boss@example.com">' in delivered
 
 
 async def test_day_page(client: TestClient[object, object]) -> None:
