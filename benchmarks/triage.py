@@ -84,10 +84,20 @@ DEFAULT_JSON = REPO / "benchmarks" / "results" / "triage.json"
 HOST = "127.0.0.1"
 VIP = "Boss <boss@example.com>"
 HOLD_MAILBOXES = ("Later", "Later/Bulk")
-SECTIONS = ("latency", "backlog", "release", "filing", "memory")
-FULL = {"latency": 500, "backlog": 10_000, "release": 5_000, "filing": 2_000, "memory": 1}
-QUICK = {"latency": 50, "backlog": 500, "release": 200, "filing": 200, "memory": 1}
-TARGET_TRIAGE_RSS_MB = 100.0  # run with triage and one login, idle
+SECTIONS = ("latency", "backlog", "release", "filing", "memory", "decisions")
+FULL = {
+    "latency": 500,
+    "backlog": 10_000,
+    "release": 5_000,
+    "filing": 2_000,
+    "memory": 5_000,
+    "decisions": 5_000,
+}
+QUICK = {
+    "latency": 50, "backlog": 500, "release": 200, "filing": 200, "memory": 500, "decisions": 1_000
+}  # fmt: skip
+TARGET_TRIAGE_RSS_MB = 100.0  # run with triage and one login, idle and after a backlog
+DECISION_RATIO = 0.8  # the scoring form's decision speed against scikit-learn's
 WARM_UP = 5  # latency deliveries before the measured ones (first-use costs)
 POLL = 0.005  # seconds between NOOPs of the latency probe
 
@@ -842,43 +852,69 @@ _IMPORT_STEPS = """
 import gc, sys
 def rss():
     return int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1])
+def heavy():
+    return ', '.join(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'skops'}))
 out = [('python', rss())]
 import commsproxy.service; out.append(('commsproxy.service (the plain proxy)', rss()))
 import numpy; out.append(('numpy', rss()))
+from commsproxy.classifier.live_model import resolve_live
+import commsproxy.classifier.predict, commsproxy.triage.decide
+out.append(('what run scores with: the scoring form, the verdicts, the reasons', rss()))
+form, info = resolve_live('bundled', 'urgency'); gc.collect()
+out.append(("the bundled model's scoring form", rss()))
+out.append(('imported so far of scikit-learn, scipy, skops', heavy() or 'none'))
 import scipy.sparse; out.append(('scipy.sparse', rss()))
 import sklearn.base; out.append(('sklearn (its utils import scipy.stats and more)', rss()))
 import sklearn.pipeline, sklearn.linear_model, sklearn.calibration, sklearn.svm
 import sklearn.feature_extraction.text
 out.append(('the sklearn modules of the pipelines', rss()))
-from commsproxy.models.store import load_bundled; out.append(('the model store (skops)', rss()))
+from commsproxy.models.store import load_bundled; import commsproxy.models.trusted
+out.append(('the model store (skops)', rss()))
 pipeline, info = load_bundled('urgency'); gc.collect(); out.append(('the bundled model', rss()))
 out.append(('pytest (pulled in by sklearn.utils._testing when installed)', 'pytest' in sys.modules))
 import json; print(json.dumps(out))
 """
 
+# The ways run can score: the scoring form (the bundled model as shipped), and scikit-learn
+# (the same model copied without its form, which run then loads with scikit-learn).
+SCORING = {"form": "the scoring form", "sklearn": "scikit-learn"}
 
-def measure_memory(dovecot: Dovecot, work: Path, say: Say) -> dict[str, Any]:
-    """VmRSS of ``run`` with one login, idle: without triage, with triage before any mail, and
-    after it triaged a message; and where the difference comes from (imports, one by one, in a
-    fresh interpreter)."""
+
+def measure_memory(
+    dovecot: Dovecot, pool: list[bytes], count: int, work: Path, say: Say
+) -> dict[str, Any]:
+    """VmRSS of ``run`` with one login, idle: without triage, then with triage scoring with
+    the scoring form and with scikit-learn (the same model), before any mail, after one
+    message and after ``count`` messages triaged; and where the difference comes from
+    (imports, one by one, in a fresh interpreter)."""
+    from commsproxy.models.store import bundled_model_path
     from tests.testbed.proxy import ProxyProcess
     from tests.testbed.triage import write_triage_config
 
-    out: dict[str, Any] = {}
-    for name, extra in (("plain", "--no-triage"), ("triage", None)):
+    alone = work / "model-alone"
+    alone.mkdir(exist_ok=True)
+    bundled = bundled_model_path("urgency")
+    for suffix in (".skops", ".json"):
+        shutil.copy(bundled.with_suffix(suffix), alone / f"urgency{suffix}")
+    out: dict[str, Any] = {"messages": count}
+    for name in ("plain", *SCORING):
         user, password = dovecot.new_user()
-        config = write_triage_config(dovecot, user, password, work / f"memory-{name}")
-        proxy = ProxyProcess(["--config", str(config), *([extra] if extra else [])])
+        extra = f'model = "{alone / "urgency.skops"}"' if name == "sklearn" else ""
+        config = write_triage_config(dovecot, user, password, work / f"memory-{name}", extra=extra)
+        triage = name != "plain"
+        proxy = ProxyProcess(["--config", str(config), *([] if triage else ["--no-triage"])])
         proxy.start(timeout=60)
         try:
-            if extra is None and not proxy.wait_for_log(r"watching INBOX", 60):
+            if triage and not proxy.wait_for_log(r"watching INBOX", 60):
                 raise RuntimeError("commsproxy did not start triage:\n" + proxy.log_text())
+            if triage and ("scored with scikit-learn" in proxy.log_text()) != (name == "sklearn"):
+                raise RuntimeError(f"run did not score with {SCORING[name]}:\n" + proxy.log_text())
             # One login through the proxy, as a mail program's.
             client = Imap(dovecot, user, password, port=proxy.imap_port)
             client.command("SELECT INBOX")
             time.sleep(2)
             out[f"{name}_idle_kb"] = rss_kb(proxy.pid)
-            if extra is None:
+            if triage:
                 message = make_message(synthetic_messages(2)[1], "mem", 0)
                 dovecot.deliver(user, message)
                 deadline = time.perf_counter() + 30
@@ -886,7 +922,21 @@ def measure_memory(dovecot: Dovecot, work: Path, say: Say) -> dict[str, Any]:
                     if time.perf_counter() > deadline:
                         raise RuntimeError("memory: the message was not triaged")
                 time.sleep(2)
-                out["triage_after_a_message_kb"] = rss_kb(proxy.pid)
+                out[f"{name}_after_a_message_kb"] = rss_kb(proxy.pid)
+                say(f"memory ({SCORING[name]}): {count} messages arrive at once ...")
+                many = [make_message(pool[i % len(pool)], f"mem-{name}", i) for i in range(count)]
+                staged = stage(dovecot, user, password, many)
+                arrive(dovecot, user, staged, count)
+                staged.close()
+                probe = Imap(dovecot, user, password)
+                deadline = time.perf_counter() + max(120.0, count / 20)
+                while (done := _counts(probe, count + 1)) is None or done[2] > 0:
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError(f"memory: {count} messages not triaged in time")
+                    time.sleep(0.5)
+                probe.close()
+                time.sleep(2)
+                out[f"{name}_after_many_kb"] = rss_kb(proxy.pid)
             client.close()
         finally:
             proxy.stop()
@@ -896,8 +946,58 @@ def measure_memory(dovecot: Dovecot, work: Path, say: Say) -> dict[str, Any]:
     ).stdout  # fmt: skip
     out["import_steps"] = json.loads(steps)
     say(f"memory: plain {out['plain_idle_kb'] / 1024:.0f} MB, triage idle "
-        f"{out['triage_idle_kb'] / 1024:.0f} MB")  # fmt: skip
+        f"{out['form_idle_kb'] / 1024:.0f} MB with the scoring form, "
+        f"{out['sklearn_idle_kb'] / 1024:.0f} MB with scikit-learn")  # fmt: skip
     return out
+
+
+# -- 6. decisions -----------------------------------------------------------------------------
+
+
+def measure_decisions(pool: list[bytes], count: int, say: Say) -> dict[str, Any]:
+    """The decision path alone (parse, then ModelDecider.label in chunks of 500, as the engine
+    calls it) on ``count`` messages, with the scoring form and with scikit-learn, taking
+    turns chunk by chunk; messages per CPU second, and whether every decision is the same."""
+    from commsproxy.classifier.features import Context, Sample
+    from commsproxy.classifier.live_model import resolve_live
+    from commsproxy.classifier.mail import parse_mail
+    from commsproxy.classifier.pipeline import score_batch
+    from commsproxy.classifier.predict import Classifier, LoadedModel
+    from commsproxy.models.store import load_bundled
+    from commsproxy.triage.decide import ModelDecider
+
+    form, info = resolve_live("bundled", "urgency")
+    pipeline, _ = load_bundled("urgency")
+    users = frozenset({"me@example.com"})
+    deciders = {
+        "form": ModelDecider(Classifier(LoadedModel.from_info(form, info)), users),
+        "sklearn": ModelDecider(Classifier(LoadedModel.from_info(pipeline, info)), users),
+    }
+    mails = [parse_mail(make_message(pool[i % len(pool)], "dec", i)) for i in range(count)]
+    cpu = dict.fromkeys(deciders, 0.0)
+    decisions: dict[str, list[Any]] = {name: [] for name in deciders}
+    worst = 0.0
+    say(f"decisions: {count} messages, the scoring form and scikit-learn by turns ...")
+    for lo in range(0, count, 500):
+        chunk = mails[lo : lo + 500]
+        for name, decider in deciders.items():
+            started = time.process_time()
+            decisions[name] += decider.label(chunk)
+            cpu[name] += time.process_time() - started
+        samples = [Sample(m, Context(user_addresses=users, history_known=False)) for m in chunk]
+        theirs = score_batch(pipeline, samples).scores
+        ours = form.score(samples).scores
+        worst = max(worst, float(abs(theirs - ours).max()))
+    return {
+        "messages": count,
+        "form_msgs_per_cpu_second": count / cpu["form"],
+        "sklearn_msgs_per_cpu_second": count / cpu["sklearn"],
+        "ratio": cpu["sklearn"] / cpu["form"],
+        "different_decisions": sum(
+            a != b for a, b in zip(decisions["form"], decisions["sklearn"], strict=True)
+        ),
+        "max_score_difference": worst,
+    }
 
 
 # -- reporting --------------------------------------------------------------------------------
@@ -1011,27 +1111,54 @@ def table(report: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
              f"{fil['filing_msgs_per_s']:.0f} msg/s = {fil['ratio']:.2f}x baseline", ""),
         ]  # fmt: skip
     if mem := report.get("memory"):
-        idle = mem["triage_idle_kb"] / 1024
-        rows += [
-            ("memory: run, one login, idle, no triage (VmRSS)",
-             f"{mem['plain_idle_kb'] / 1024:.1f} MB", ""),
-            ("memory: run, one login, idle, triage on", f"{idle:.1f} MB",
-             f"<= {TARGET_TRIAGE_RSS_MB:.0f} MB"),
-            ("memory: triage on, after triaging a message",
-             f"{mem.get('triage_after_a_message_kb', 0) / 1024:.1f} MB", ""),
-        ]  # fmt: skip
+        n = mem.get("messages", 0)
+
+        def mb(key: str) -> str:
+            return f"{mem[key] / 1024:.1f} MB" if key in mem else "-"
+
+        rows.append(("memory: run, one login, idle, no triage (VmRSS)", mb("plain_idle_kb"), ""))
+        for name, words in SCORING.items():
+            rows += [
+                (f"memory: triage scoring with {words}, idle", mb(f"{name}_idle_kb"),
+                 f"<= {TARGET_TRIAGE_RSS_MB:.0f} MB" if name == "form" else ""),
+                (f"memory: triage scoring with {words}, after a message",
+                 mb(f"{name}_after_a_message_kb"), ""),
+                (f"memory: triage scoring with {words}, after {n} messages",
+                 mb(f"{name}_after_many_kb"), ""),
+            ]  # fmt: skip
         previous = None
         for step, kb in mem["import_steps"]:
-            if isinstance(kb, bool):
-                rows.append((f"  {step}", "yes" if kb else "no", ""))
+            if isinstance(kb, bool | str):
+                shown = ("yes" if kb else "no") if isinstance(kb, bool) else kb
+                rows.append((f"  {step}", shown, ""))
                 continue
             grew = f" (+{(kb - previous) / 1024:.1f})" if previous is not None else ""
             rows.append((f"  import step: {step}", f"{kb / 1024:.1f} MB{grew}", ""))
             previous = kb
-        verdicts.append(
-            (f"triage proxy idle <= {TARGET_TRIAGE_RSS_MB:.0f} MB ({idle:.1f} MB)",
-             idle <= TARGET_TRIAGE_RSS_MB)
-        )  # fmt: skip
+        for key, what in (("form_idle_kb", "idle"), ("form_after_many_kb", f"after {n} messages")):
+            if key in mem:
+                got = mem[key] / 1024
+                verdicts.append(
+                    (f"triage proxy {what} <= {TARGET_TRIAGE_RSS_MB:.0f} MB ({got:.1f} MB)",
+                     got <= TARGET_TRIAGE_RSS_MB)
+                )  # fmt: skip
+    if dec := report.get("decisions"):
+        form_rate, sk_rate = dec["form_msgs_per_cpu_second"], dec["sklearn_msgs_per_cpu_second"]
+        rows += [
+            (f"decisions: {dec['messages']} messages, scikit-learn (baseline)",
+             f"{sk_rate:.0f} msg per CPU s", ""),
+            ("decisions: the same with the scoring form",
+             f"{form_rate:.0f} msg per CPU s = {dec['ratio']:.2f}x", f">= {DECISION_RATIO}x"),
+            ("decisions: different decisions / largest score difference",
+             f"{dec['different_decisions']} / {dec['max_score_difference']:.2g}", "0 / < 1e-9"),
+        ]  # fmt: skip
+        verdicts += [
+            (f"the scoring form decides at >= {DECISION_RATIO}x scikit-learn's speed "
+             f"({dec['ratio']:.2f}x)", dec["ratio"] >= DECISION_RATIO),
+            (f"the scoring form decides as scikit-learn does ({dec['different_decisions']} "
+             f"differ, scores within {dec['max_score_difference']:.2g})",
+             dec["different_decisions"] == 0 and dec["max_score_difference"] < 1e-9),
+        ]  # fmt: skip
     for name in sorted(failed, key=SECTIONS.index):
         rows.append((f"{name}: FAILED", errors[name], ""))
         verdicts.append((f"{name} ran ({errors[name]})", False))
@@ -1056,7 +1183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, help="messages in INBOX before start (10000)")
     parser.add_argument("--release", type=int, help="held messages released (5000)")
     parser.add_argument("--filing", type=int, help="customer messages triaged and filed (2000)")
-    parser.add_argument("--memory", type=int, help="0: skip the memory measure (1)")
+    parser.add_argument(
+        "--memory", type=int, help="messages triaged before the last memory measure (5000)"
+    )
+    parser.add_argument(
+        "--decisions", type=int, help="messages decided by each scoring path (5000)"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: 50 / 500 / 200")
     parser.add_argument("--baseline", type=int, help="deliveries without proxy (latency, 100)")
     parser.add_argument("--interval", type=float, default=0.05, help="s between deliveries")
@@ -1145,7 +1277,8 @@ def run_benchmark(args: argparse.Namespace, sections: list[str], say: Say) -> di
             ),
             "release": lambda: measure_release(dovecot, pool, args.release, work, say),
             "filing": lambda: measure_filing(dovecot, pool, args.filing, args.fill, work, say),
-            "memory": lambda: measure_memory(dovecot, work, say),
+            "memory": lambda: measure_memory(dovecot, pool, args.memory, work, say),
+            "decisions": lambda: measure_decisions(pool, args.decisions, say),
         }
         for name in SECTIONS:
             if name in sections and getattr(args, name) > 0:
