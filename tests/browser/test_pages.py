@@ -71,9 +71,15 @@ def test_today_shows_what_is_held_with_a_live_countdown(
             for b in row.find_elements(By.CSS_SELECTOR, "[data-action]")
         }
         assert "deliver" in actions, actions
-    # Urgent mail and the message the user brought back are not held.
+    # Urgent mail and the message the user brought back are not held; the urgent one is
+    # among the mail delivered at once.
     assert _bare(mids["boss"]) not in rows
     assert _bare(mids["carl"]) not in rows
+    delivered = {
+        _bare(row.get_attribute("data-message-id")): row.text
+        for row in browser.driver.find_elements(By.CSS_SELECTOR, "tr.delivered")
+    }
+    assert "contract today" in delivered.get(_bare(mids["boss"]), ""), delivered
     # The correction made in the mail program is on the page.
     assert "Re: the offsite plan" in text, text
     # The next release: 12 hours from now (the test's batches), with a countdown that ticks.
