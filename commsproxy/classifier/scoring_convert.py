@@ -117,7 +117,7 @@ def _part(pipeline: Any) -> LinearPart:
         _linear_estimator(estimator)
     else:
         raise FormError(f"a {type(model).__name__} model (scored with scikit-learn)")
-    coef = np.ascontiguousarray(estimator.coef_)
+    coef = np.ascontiguousarray(np.asarray(estimator.coef_).T).T  # as ScoringForm.loads keeps it
     _need(coef.shape[1] == words.n_features + signals.n_features, "weights and features differ")
     return LinearPart(
         words=words,

@@ -230,7 +230,8 @@ class LinearPart:
         """The linear model's decision values, summed as scipy's sparse product sums them:
         row by row, entry by entry, in the product's dtype (float32 for a float32 model)."""
         dtype = np.result_type(rows.data.dtype, self.coef.dtype)
-        weights = self.coef.T.astype(dtype)[rows.indices]
+        # coef.T is C-contiguous (see _from_spec): each entry's weights are one gathered row.
+        weights = self.coef.T[rows.indices].astype(dtype, copy=False)
         products = rows.data.astype(dtype)[:, None] * weights
         n = rows.shape[0]
         out = np.zeros((n, self.coef.shape[0]), dtype=dtype)
@@ -417,7 +418,9 @@ def _from_spec(spec: Any, arrays: dict[str, np.ndarray]) -> ScoringForm:
         need(w["norm"] in ("l2", None), f"unknown norm {w['norm']!r}")
         need(re.compile(str(w["pattern"])).groups == 0, "a token pattern with groups")
         n_text, n_meta = _positive(w["n_features"]), _positive(s["n_features"])
-        coef = _floats(arrays, f"coef{i}", 2)
+        # Kept features by classes in memory (a view gives classes by features): scoring
+        # gathers the rows of its entries' columns, without copying the whole matrix.
+        coef = np.ascontiguousarray(_floats(arrays, f"coef{i}", 2).T).T
         intercept = _floats(arrays, f"intercept{i}", 1)
         idf = _floats(arrays, f"idf{i}", 1) if w["idf"] else None
         need(coef.shape[1] == n_text + n_meta, "weights do not fit the features")
