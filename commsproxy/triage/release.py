@@ -25,7 +25,7 @@ from ..classifier.labels import bulk_reason
 from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, Config, TriageConfig
 from ..imap.commands import quote_string
-from ..imap.names import DIGEST, INBOX, RELEASED, TRIAGED
+from ..imap.names import DIGEST, INBOX, RELEASED, TRIAGED, URGENT
 from ..imap.responses import Fetched
 from .account_match import AccountGuesser, AccountRules, resolve_incoming
 from .digest import Digest, DigestItem, arrange, digest_message
@@ -44,6 +44,8 @@ log = logging.getLogger("commsproxy.triage")
 _DIGEST_KEYWORDS = (RELEASED, TRIAGED, DIGEST)
 # Bytes of a message's body read for the digest (after its header): where it says it is urgent.
 _BODY_PEEK = 8192
+
+_MOVED_BY_YOU = "it came at once, and you moved it here to wait"
 
 DigestLink = Callable[[str], str | None]  # sender address -> the page's "always urgent" link
 
@@ -213,9 +215,13 @@ class Releaser:
                 if mail.message_id
                 else None
             )
-            reason = plain_reason(decision.reason if decision else "moved here by hand")
-            mistake = likely_mistake(mail, self.history)
             label = decision.label if decision else None
+            mistake: tuple[str, ...] = ()
+            if label == URGENT:  # delivered at once, then the user moved it here: their call
+                reason = _MOVED_BY_YOU
+            else:
+                reason = plain_reason(decision.reason if decision else "moved here by hand")
+                mistake = likely_mistake(mail, self.history)
             rank = rank_of(mail, label, account, mistake, self.history)
             link = self.digest_link(mail.sender) if self.digest_link and mail.sender else None
             items.append(

@@ -1,8 +1,9 @@
 """The digest of a real release against the real Dovecot: unread, dated at the release, in order.
 
-A running ``commsproxy run`` holds a newsletter (Later/Bulk) and a reply in a thread (Later);
-two more messages are put into Later by hand, as a user or another program might: a customer's
-(an ``[accounts]`` domain) and one that says it cannot wait. ``release --now`` releases both
+A running ``commsproxy run`` holds a newsletter (Later/Bulk) and a reply in a thread (Later),
+and delivers a VIP's message, which the user then moves to Later; two more messages are put
+into Later by hand, as a user or another program might: a customer's (an ``[accounts]``
+domain) and one that says it cannot wait. ``release --now`` releases both
 batches; each digest is then read back from INBOX as any mail program would read it.
 """
 
@@ -26,6 +27,8 @@ from tests.integration.test_triage import (
     Account,
     newsletter,
     thread_reply,
+    uid_of,
+    vip_mail,
     wait_decided,
     wait_in,
 )
@@ -100,12 +103,19 @@ def html_part(message: EmailMessage) -> str:
 
 def test_a_release_appends_an_unread_digest_dated_at_the_release(account: Account) -> None:
     proxy = account.start()
-    news, reply = "<news-1@test.example>", "<reply-1@test.example>"
+    news, reply, vip = "<news-1@test.example>", "<reply-1@test.example>", "<vip-1@test.example>"
     account.deliver(newsletter(news))
     account.deliver(thread_reply(reply))
-    wait_decided(proxy, 2)
+    account.deliver(vip_mail(vip))
+    wait_decided(proxy, 3)
     wait_in(account, news, HELD)
     wait_in(account, reply, ("Later",))
+    # The user moves the VIP's message, delivered at once, to wait in Later.
+    conn = account.imap()
+    conn.select("INBOX")
+    typ, data = conn.uid("MOVE", uid_of(conn, vip), "Later")
+    assert typ == "OK", data
+    conn.logout()
     customer = render(
         {"From": "Bob Buyer <bob@acme.example>", "To": "me@example.com",
          "Subject": "Order 1234", "Message-ID": "<acme-1@test.example>",
@@ -129,7 +139,7 @@ def test_a_release_appends_an_unread_digest_dated_at_the_release(account: Accoun
 
     found = digests(account)
     assert set(found) == {
-        "commsproxy: 3 held messages released (later)",
+        "commsproxy: 4 held messages released (later)",
         "commsproxy: 1 held message released (bulk)",
     }, found
     for message, flags, arrived in found.values():
@@ -143,7 +153,7 @@ def test_a_release_appends_an_unread_digest_dated_at_the_release(account: Accoun
         assert before - 1 <= dated <= after + 1, (before, dated, after)
         assert before - 1 <= arrived <= after + 1, (before, arrived, after)
 
-    later, _, _ = found["commsproxy: 3 held messages released (later)"]
+    later, _, _ = found["commsproxy: 4 held messages released (later)"]
     lines = text_part(later).splitlines()
     items = [line for line in lines if line.startswith("* ")]
     assert items[0] == "* Carl Kunde <carl@shop.example>: Unsere Kasse: Störung", lines
@@ -156,7 +166,11 @@ def test_a_release_appends_an_unread_digest_dated_at_the_release(account: Accoun
     assert "it says" in mistake
     assert "asks you to call" in mistake
     reasons = [line for line in lines if line.startswith("  Why it waited: ")]
-    assert len(reasons) == 3
+    assert len(reasons) == 4
+    boss = lines.index("* Boss <boss@example.com>: contract today")
+    assert lines[boss + 1] == "  Why it waited: it came at once, and you moved it here to wait"
+    assert lines[boss + 2].startswith("  Should this have come at once?")  # no "mistake" line
+    assert boss > lines.index(OTHER_MAIL)
     assert all("held:" not in line and "urgent from" not in line for line in reasons), reasons
     assert "Unsere Kasse: Störung" in html_part(later)
 
