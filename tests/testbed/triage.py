@@ -33,11 +33,15 @@ def write_triage_config(
     upstream: str | None = None,
     tables: str = "",
 ) -> Path:
-    """A config for ``user`` with VIP ``boss@example.com``; default batches unless given.
+    """A config for ``user`` with VIP ``boss@example.com``; default batches unless given;
+    the local page off unless ``tables`` has a ``[web]`` table.
 
     ``upstream`` replaces the test Dovecot as the login's server (e.g. a closed port).
     """
     directory.mkdir(parents=True, exist_ok=True)
+    if "[web]" not in tables:
+        # The local page's fixed port would be shared by every proxy a test starts at once.
+        tables += "\n[web]\nenabled = false\n"
     config = directory / "config.toml"
     config.write_text(
         f"""
