@@ -221,7 +221,7 @@ class Releaser:
                 reason = _MOVED_BY_YOU
             else:
                 reason = plain_reason(decision.reason if decision else "moved here by hand")
-                mistake = likely_mistake(mail, self.history)
+                mistake = likely_mistake(mail, self.history, label)
             rank = rank_of(mail, label, account, mistake, self.history)
             link = self.digest_link(mail.sender) if self.digest_link and mail.sender else None
             items.append(

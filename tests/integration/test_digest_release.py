@@ -2,8 +2,8 @@
 
 A running ``commsproxy run`` holds a newsletter (Later/Bulk) and a reply in a thread (Later),
 and delivers a VIP's message, which the user then moves to Later; two more messages are put
-into Later by hand, as a user or another program might: a customer's (an ``[accounts]``
-domain) and one that says it cannot wait. ``release --now`` releases both
+into Later by hand, as a user or another program might: two from a customer (an ``[accounts]``
+domain), one of which says it cannot wait. ``release --now`` releases both
 batches; each digest is then read back from INBOX as any mail program would read it.
 """
 
@@ -123,7 +123,7 @@ def test_a_release_appends_an_unread_digest_dated_at_the_release(account: Accoun
         "Here is the order for next month.",
     )  # fmt: skip
     urgent = render(
-        {"From": "Carl Kunde <carl@shop.example>", "To": "me@example.com",
+        {"From": "Carl Kunde <carl@acme.example>", "To": "me@example.com",
          "Subject": "Unsere Kasse: Störung", "Message-ID": "<urgent-1@test.example>",
          "Date": "Mon, 23 Nov 2026 08:00:00 +0000"},
         "Our shop system is down since this morning. Please call me back as soon as you can.",
@@ -156,7 +156,8 @@ def test_a_release_appends_an_unread_digest_dated_at_the_release(account: Accoun
     later, _, _ = found["commsproxy: 4 held messages released (later)"]
     lines = text_part(later).splitlines()
     items = [line for line in lines if line.startswith("* ")]
-    assert items[0] == "* Carl Kunde <carl@shop.example>: Unsere Kasse: Störung", lines
+    assert items[0] == "* Carl Kunde <carl@acme.example>: Unsere Kasse: Störung", lines
+    assert lines[lines.index(items[0]) + 1] == "  Customer: Acme"
     assert lines.index(MISTAKES) < lines.index("Acme") < lines.index(OTHER_MAIL), lines
     assert lines.index("Acme") < lines.index("* Bob Buyer <bob@acme.example>: Order 1234")
     assert lines.index(OTHER_MAIL) < next(

@@ -72,6 +72,27 @@ def test_urgent_wording_in_a_persons_mail_is_a_likely_mistake() -> None:
     assert 'it asks you to call ("call me back today")' in why
 
 
+def test_urgent_wording_from_a_stranger_is_not() -> None:
+    """Nobody the user knows (no mail from the sender or domain before, no customer): held
+    mail that says "urgent" from them is mostly spam the model vetoed."""
+    urgent = mail("x@spam.example", subject="URGENT reply needed")
+    assert likely_mistake(urgent, History(), "normal") == ()
+    known = History(domains={"spam.example": stats(3, 0, None)})
+    assert likely_mistake(urgent, known, "normal") == ('it says "urgent"',)
+    customer = History(customers=("spam.example",))
+    assert likely_mistake(urgent, customer, "normal") == ('it says "urgent"',)
+    # Put in a hold mailbox by hand (no decision): it was never counted as received.
+    once = History({"x@spam.example": stats(1, 0, None)})
+    assert likely_mistake(urgent, once, "normal") == ()
+    assert likely_mistake(urgent, once, None) == ('it says "urgent"',)
+
+
+def test_urgent_wording_in_what_triage_called_bulk_is_not() -> None:
+    urgent = mail(subject="URGENT reply needed")
+    assert likely_mistake(urgent, None, "bulk") == ()
+    assert likely_mistake(urgent, None, "normal") == ('it says "urgent"',)
+
+
 def test_urgent_wording_in_a_newsletter_is_not() -> None:
     news = mail(subject="URGENT: last chance", headers={"list-unsubscribe": "<mailto:x>"})
     assert likely_mistake(news, None) == ()
