@@ -36,10 +36,12 @@ HOLD = ("INBOX", "Later", "Later/Bulk")
 TEAM_DOMAIN = "example.com"  # the user's own domain: mail between colleagues is internal
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(str(item.fspath)).parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.browser)
+SAVED: list[Path] = []  # screenshots written in this session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SAVED:
+        terminalreporter.write_line(f"browser screenshots ({len(SAVED)}): {ARTIFACTS}/")
 
 
 # --- the browser ----------------------------------------------------------------------------
@@ -122,6 +124,7 @@ class Browser:
         )
         path.write_bytes(base64.b64decode(shot["data"]))
         print(f"screenshot: {path}")
+        SAVED.append(path)
         return path
 
     def wait_for(self, predicate: Callable[[], object], timeout: float = 10.0) -> bool:

@@ -30,6 +30,8 @@ COMMENTS = (
     "# a free port for this test run",
 )
 
+pytestmark = pytest.mark.browser
+
 
 def _bare(mid: str | None) -> str:
     return (mid or "").strip().strip("<>")
@@ -249,8 +251,11 @@ def test_focus_off_then_on(signed_in: Browser, page_env: PageEnv) -> None:
     button = browser.driver.find_element(By.CSS_SELECTOR, "[data-action='focus-off']")
     now = datetime.now().astimezone()
     _set_until(browser, button, min(now + timedelta(hours=2), now.replace(hour=23, minute=59)))
-    press(browser, page_env, button)
+    flash = press(browser, page_env, button)
+    assert "paused" in flash, flash
     assert switch.exists()
+    paused_note = browser.driver.find_element(By.ID, "page-today").text
+    assert "paused" in paused_note, paused_note
     for mid in (mids["news"], mids["promo"]):  # everything held comes out
         page_env.wait_in(mid, "INBOX")
     paused = _id()

@@ -14,12 +14,15 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
 from tests.browser.conftest import Browser, PageEnv
 
 PAGES = ("/today", "/day", "/accounts", "/model")
+
+pytestmark = pytest.mark.browser
 
 
 def _bare(mid: str | None) -> str:
@@ -98,7 +101,7 @@ def test_today_shows_what_is_held_with_a_live_countdown(
     time.sleep(1.1)  # the countdown's own second, not a schedule
     assert countdown.text != first, f"the countdown did not move: {first!r}"
     browser.driver.refresh()  # back to what the server rendered, for the screenshot
-    assert {"/today", "/day", "/accounts", "/model"} <= _nav_links(browser)
+    assert set(PAGES) <= _nav_links(browser)
     browser.screenshot("today")
 
 
