@@ -33,6 +33,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 HOLD = ("INBOX", "Later", "Later/Bulk")
+REBOUND = "rebound.example"
 TEAM_DOMAIN = "example.com"  # the user's own domain: mail between colleagues is internal
 
 
@@ -156,6 +157,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         "--disable-sync",
         "--disable-dev-shm-usage",
         "--window-size=1280,900",
+        # A DNS name a hostile site could rebind to 127.0.0.1 (for the Host check's test).
+        f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1",
         f"--user-data-dir={profile}",
     ):
         options.add_argument(argument)

@@ -18,7 +18,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from tests.browser.conftest import Browser, PageEnv
+from tests.browser.conftest import REBOUND, Browser, PageEnv
 
 PAGES = ("/today", "/day", "/accounts", "/model")
 
@@ -204,3 +204,15 @@ def test_without_the_secret_the_page_is_refused(browser: Browser, page_env: Page
         status = refused.code
     assert status == 403
     assert page_env.where(page_env.mids["anna"]) == "Later"
+
+
+def test_a_name_rebound_to_127_0_0_1_is_refused(browser: Browser, page_env: PageEnv) -> None:
+    """DNS rebinding: a hostile site's name resolving to 127.0.0.1 gets the refusal, even with
+    the right key, and no cookie."""
+    browser.driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    browser.get(f"http://{REBOUND}:{page_env.port}/?key={page_env.secret}")
+    _, events = browser.logs()
+    assert browser.document_status(events)[-1] == 403
+    body = browser.driver.find_element(By.TAG_NAME, "body").text
+    assert "127.0.0.1" in body, body
+    assert not browser.driver.get_cookies()
