@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
+from .store import ModelInfo
 
 __all__ = ["ModelCheck", "check_models"]
 
@@ -43,7 +44,9 @@ def check_models(config: Config) -> list[ModelCheck]:
     except ModelError as err:
         checks.append(ModelCheck("[triage] model", False, str(err)))
     else:
-        checks.append(ModelCheck("[triage] model", True, f"{info.path}: {describe(info)}"))
+        checks.append(
+            ModelCheck("[triage] model", True, f"{info.path}: {describe(info)}; {_scored(info)}")
+        )
 
     spec = config.accounts.model
     if spec == "none":
@@ -56,5 +59,14 @@ def check_models(config: Config) -> list[ModelCheck]:
     except ModelError as err:
         checks.append(ModelCheck("[accounts] model", False, str(err)))
     else:
-        checks.append(ModelCheck("[accounts] model", True, f"{info.path}: {describe(info)}"))
+        checks.append(
+            ModelCheck("[accounts] model", True, f"{info.path}: {describe(info)}; {_scored(info)}")
+        )
     return checks
+
+
+def _scored(info: ModelInfo) -> str:
+    """How ``run`` scores the model: with its scoring form (numpy alone) or scikit-learn."""
+    if info.scoring_sha256 is not None and info.scoring_path.exists():
+        return "run scores it with its scoring form"
+    return "run scores it with scikit-learn (no scoring form beside it)"

@@ -32,6 +32,7 @@ def test_the_bundled_model_is_ok(tmp_path: Path) -> None:
     assert check.what == "[triage] model"
     assert check.ok
     assert check.detail.startswith(f"{bundled_model_path('urgency')}: bundled default urgency")
+    assert check.detail.endswith("; run scores it with its scoring form")
 
 
 def test_an_old_joblib_model_fails_and_names_the_fix(tmp_path: Path) -> None:
