@@ -7,12 +7,17 @@ the secret, the page is refused and says how to open it.
 
 from __future__ import annotations
 
+import functools
+import html
+import http.server
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -216,3 +221,37 @@ def test_a_name_rebound_to_127_0_0_1_is_refused(browser: Browser, page_env: Page
     body = browser.driver.find_element(By.TAG_NAME, "body").text
     assert "127.0.0.1" in body, body
     assert not browser.driver.get_cookies()
+
+
+def test_a_form_on_another_site_cannot_press_a_button(
+    signed_in: Browser, page_env: PageEnv, tmp_path: Path
+) -> None:
+    """CSRF: with the page's cookie in the browser, a form on another site that posts to an
+    action (even with a made-up token) is refused, and the message stays held."""
+    mid = page_env.mids["anna"]
+    (tmp_path / "hostile.html").write_text(
+        f"""<!doctype html><form method="post"
+        action="{page_env.origin}/actions/deliver">
+        <input type="hidden" name="login" value="{page_env.user}">
+        <input type="hidden" name="message_id" value="{html.escape(mid)}">
+        <input type="hidden" name="csrf" value="made-up">
+        <button id="go" type="submit">win a prize</button></form>""",
+        encoding="utf-8",
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as hostile:
+        thread = threading.Thread(target=hostile.serve_forever, daemon=True)
+        thread.start()
+        try:
+            port = hostile.server_address[1]
+            signed_in.get(f"http://{REBOUND}:{port}/hostile.html")
+            signed_in.driver.find_element(By.ID, "go").click()
+            assert signed_in.wait_for(
+                lambda: signed_in.driver.current_url.startswith(page_env.origin), 10
+            )
+            _, events = signed_in.logs()
+        finally:
+            hostile.shutdown()
+            thread.join(5)
+    assert signed_in.document_status(events)[-1] == 403
+    assert page_env.where(mid) == "Later"
