@@ -10,6 +10,7 @@ ISO-8601 UTC text of fixed width, so text order is time order.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -930,7 +931,14 @@ def _create_private(path: Path) -> None:
         if not path.parent.is_dir():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.parent.chmod(0o700)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        # Only a file that is not there yet is opened here: closing any descriptor of the file
+        # drops every POSIX lock this process holds on it, so a second StateStore in a process
+        # (the local page, an action inside run) would strip run's own connection of its
+        # locks; another process could then take the file as unused and checkpoint and delete
+        # the WAL that run still writes to (SQLite's "how to corrupt" list, 2.2).
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as exc:
         raise StoreError(f"cannot create the state file {path}: {exc}") from exc
 
