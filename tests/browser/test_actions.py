@@ -155,6 +155,16 @@ def test_release_empties_the_batch_and_writes_a_digest(
     assert not page_env.mailbox_ids("Later")
     assert {page_env.where(mids["news"]), page_env.where(mids["promo"])} == {"Later/Bulk"}
     assert digest_message(page_env) is not None
+    # The day's picture counts the release: its messages as released, and one interruption.
+    browser.get(page_env.page("/day"))
+    browser.check_clean(page_env.origin)
+    text = browser.driver.find_element(By.ID, "page-day").text
+    released = re.search(r"released \((\d+)\)", text)
+    assert released is not None, text
+    assert int(released.group(1)) >= len(held), text
+    avoided = int(browser.driver.find_element(By.ID, "interruptions-today").text)
+    assert avoided < 7, text  # seven were held; the release brought some back at once
+    browser.screenshot("day-after-release")
 
 
 def digest_message(env: PageEnv) -> EmailMessage | None:
