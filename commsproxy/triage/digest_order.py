@@ -33,6 +33,7 @@ __all__ = [
     "SenderHistory",
     "likely_mistake",
     "rank_of",
+    "wording_counts",
 ]
 
 # "Quickly": a median answer within the hour, over at least two answers.
@@ -102,17 +103,25 @@ def _stranger(mail: Mail, history: SenderHistory | None, *, decided: bool) -> bo
     return seen <= itself and seen_domain <= itself
 
 
+def wording_counts(mail: Mail, history: SenderHistory | None, label: str | None) -> bool:
+    """Whether what ``mail`` says of itself can make it a likely mistake (see the module doc);
+    only then is its body worth reading."""
+    if label == BULK or bulk_reason(mail) is not None:
+        return False
+    return not _stranger(mail, history, decided=label is not None)
+
+
 def likely_mistake(
-    mail: Mail, history: SenderHistory | None, label: str | None = None
+    mail: Mail, history: SenderHistory | None, label: str | None = None, *, wording: bool = True
 ) -> tuple[str, ...]:
     """Why holding ``mail`` was perhaps a mistake, in plain words; empty when nothing says so.
 
     ``label`` is triage's decision (None: none, the message was put there by hand): what it
     called bulk (spam says "urgent" too) counts by the user's history with the sender only.
+    ``wording``: False leaves what the message says out (its body was not read).
     """
     why: list[str] = []
-    known = not _stranger(mail, history, decided=label is not None)
-    if label != BULK and bulk_reason(mail) is None and known:
+    if wording and wording_counts(mail, history, label):
         for kind, cue in urgency_cues(mail).items():
             why.append(plain_phrase(cue, "urgent") or kind)
     if history is None or not mail.sender:

@@ -21,7 +21,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from ..classifier.labels import bulk_reason
 from ..classifier.mail import Mail, MailParseError, parse_mail
 from ..config import BatchConfig, Config, TriageConfig
 from ..imap.commands import quote_string
@@ -29,11 +28,18 @@ from ..imap.names import DIGEST, INBOX, RELEASED, TRIAGED, URGENT
 from ..imap.responses import Fetched
 from .account_match import AccountGuesser, AccountRules, resolve_incoming
 from .digest import Digest, DigestItem, arrange, digest_message
-from .digest_order import Ordering, SenderHistory, likely_mistake, rank_of
+from .digest_order import (
+    Ordering,
+    Rank,
+    SenderHistory,
+    likely_mistake,
+    rank_of,
+    wording_counts,
+)
 from .fetched_mail import mail_of
 from .filer import FilingSetup
 from .plain_reasons import plain_reason
-from .state_store import StateStore
+from .state_store import Decision, StateStore
 from .upstream import Upstream
 
 __all__ = ["DigestLink", "ReleaseError", "Releaser", "release_without_run"]
@@ -44,6 +50,8 @@ log = logging.getLogger("commsproxy.triage")
 _DIGEST_KEYWORDS = (RELEASED, TRIAGED, DIGEST)
 # Bytes of a message's body read for the digest (after its header): where it says it is urgent.
 _BODY_PEEK = 8192
+# Messages whose body is read for the digest at most (the newest): a bounded read per release.
+_WORDING_READ = 500
 
 _MOVED_BY_YOU = "it came at once, and you moved it here to wait"
 
@@ -184,23 +192,43 @@ class Releaser:
     ) -> None:
         """The digest (digest.py) of the messages ``uids`` in the selected hold mailbox.
 
-        Headers of all; the start of the body only of those that may say they are urgent
-        (no list or machine markers), bounded, read with PEEK so nothing is marked read.
+        Headers of all; the start of the body (read with PEEK: nothing is marked read) only of
+        the newest ``_WORDING_READ`` whose words can make them a likely mistake, so a batch of
+        any size costs a bounded read.
         """
         fetched = await self.worker.fetch(uids, "(UID INTERNALDATE BODY.PEEK[HEADER])")
         mails = {f.uid: mail_of(f) for f in fetched}
-        arrived = {f.uid: _arrival(f) for f in fetched}
-        personal = [uid for uid, mail in mails.items() if bulk_reason(mail) is None]
-        if personal:
+        arrived = {f.uid: _arrival(f) or mails[f.uid].date for f in fetched}
+        decisions = {uid: self._decision(mail) for uid, mail in mails.items()}
+        labels = {uid: d.label if d else None for uid, d in decisions.items()}
+        wordy = [
+            uid
+            for uid, mail in mails.items()
+            if labels[uid] != URGENT and wording_counts(mail, self.history, labels[uid])
+        ]
+        wordy.sort(key=lambda uid: Ordering(Rank.OTHER, arrived[uid]).key())
+        read = set(wordy[:_WORDING_READ])
+        if read:
             items = f"(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{_BODY_PEEK}>)"
-            for f in await self.worker.fetch(personal, items):
+            for f in await self.worker.fetch(sorted(read), items):
                 mails[f.uid] = mail_of(f)
-        message = digest_message(self.login, self._digest(batch, mails, arrived), now, message_id)
+        digest = self._digest(batch, mails, arrived, decisions, read)
+        message = digest_message(self.login, digest, now, message_id)
         # Unread (no \Seen) and dated at the release: it sits on top of a sorted INBOX.
         await self.worker.append(INBOX, message, _DIGEST_KEYWORDS, now)
 
+    def _decision(self, mail: Mail) -> Decision | None:
+        if not mail.message_id:
+            return None
+        return self.store.latest_decision_by_message_id(self.login, mail.message_id)
+
     def _digest(
-        self, batch: BatchConfig, mails: Mapping[int, Mail], arrived: Mapping[int, datetime | None]
+        self,
+        batch: BatchConfig,
+        mails: Mapping[int, Mail],
+        arrived: Mapping[int, datetime | None],
+        decisions: Mapping[int, Decision | None],
+        read: set[int],
     ) -> Digest:
         uids = list(mails)
         accounts: list[str | None] = [None] * len(uids)
@@ -209,19 +237,14 @@ class Releaser:
             accounts = [filing.account if filing else None for filing in filings]
         items: list[DigestItem] = []
         for uid, account in zip(uids, accounts, strict=True):
-            mail = mails[uid]
-            decision = (
-                self.store.latest_decision_by_message_id(self.login, mail.message_id)
-                if mail.message_id
-                else None
-            )
+            mail, decision = mails[uid], decisions[uid]
             label = decision.label if decision else None
             mistake: tuple[str, ...] = ()
             if label == URGENT:  # delivered at once, then the user moved it here: their call
                 reason = _MOVED_BY_YOU
             else:
                 reason = plain_reason(decision.reason if decision else "moved here by hand")
-                mistake = likely_mistake(mail, self.history, label)
+                mistake = likely_mistake(mail, self.history, label, wording=uid in read)
             rank = rank_of(mail, label, account, mistake, self.history)
             link = self.digest_link(mail.sender) if self.digest_link and mail.sender else None
             items.append(
@@ -232,7 +255,7 @@ class Releaser:
                     account=account,
                     reason=reason,
                     mistake=mistake,
-                    order=Ordering(rank, arrived[uid] or mail.date),
+                    order=Ordering(rank, arrived[uid]),
                     link=link,
                 )
             )

@@ -164,3 +164,12 @@ def test_the_live_history_is_what_the_digest_asks() -> None:
     history.known = True
     assert likely_mistake(mail(), history) == ()
     assert rank_of(mail(), "normal", None, (), history) == Rank.CUSTOMER
+
+
+def test_without_the_body_read_only_the_history_counts() -> None:
+    urgent = mail(subject="URGENT reply needed")
+    assert likely_mistake(urgent, None, "normal", wording=False) == ()
+    quick = History({"ann@acme.example": stats(6, 4, 12.0)})
+    assert likely_mistake(urgent, quick, "normal", wording=False) == (
+        "you usually answer ann@acme.example within 12 min",
+    )
