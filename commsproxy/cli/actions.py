@@ -14,7 +14,9 @@ from pathlib import Path
 import click
 
 from ..config import default_config_path
-from ..sender_rules import SenderRuleError, sender_lists
+from ..sender_rules import SenderRuleError, normalize_pattern, sender_lists
+from ..triage.deliver_now import normalize_message_id
+from ..triage.status_report import login_keys
 from ..triage.user_actions import ActionError, Done, UserActions
 from .common import config_option, main
 from .triage import _config, json_option, state_dir_option
@@ -62,7 +64,17 @@ def deliver_command(
         commsproxy deliver '<1234.5678@mail.example.com>'
         commsproxy deliver 1234.5678@mail.example.com --login me@example.com
     """
+    try:
+        normalize_message_id(message_id)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="MESSAGE-ID") from None
     actions = _actions(config_path, state_dir, say_waits=True)
+    keys = login_keys(actions.config)
+    if login is not None and login.strip().lower() not in (k.lower() for k in keys):
+        raise click.BadParameter(
+            f"{login!r} is not a configured login (logins: {', '.join(keys)})",
+            param_hint="--login",
+        )
     _done(actions.deliver(login, message_id))
 
 
@@ -89,6 +101,10 @@ def _rule_command(name: str, want: str, summary: str, example: str) -> None:
     @click.argument("pattern")
     @config_option
     def command(pattern: str, config_path: Path | None) -> None:
+        try:
+            normalize_pattern(pattern)
+        except SenderRuleError as err:
+            raise click.BadParameter(str(err), param_hint="PATTERN") from None
         actions = _actions(config_path, None, say_waits=False)
         call = {
             "always": actions.always_urgent,
@@ -142,6 +158,7 @@ def urgent_list(config_path: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({k: list(v) for k, v in lists.items()}, indent=2))
         return
+    click.echo(f"config: {path}" + ("" if path.exists() else " (not there: no rules)"))
     for title, key in (("always urgent", "vip"), ("never urgent", "never_urgent")):
         click.echo(f"{title} ([triage] {key}):")
         for pattern in lists[key]:
