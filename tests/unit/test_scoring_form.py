@@ -285,6 +285,24 @@ def test_run_loads_the_form_refuses_a_changed_one_and_falls_back_without_one(
     assert "saved without a scoring form" in caplog.text
 
 
+def test_training_saves_the_form_that_run_then_scores_with(tmp_path: Path) -> None:
+    from commsproxy.classifier.workflow import train_accounts_from_folders
+
+    rng = random.Random(3)
+    for account in ("acme", "globex", "initech"):
+        folder = tmp_path / "folders" / account
+        folder.mkdir(parents=True)
+        for i in range(40):
+            text = message(i, rng).replace(b"Subject: ", f"Subject: {account} ".encode(), 1)
+            (folder / f"{i}.eml").write_bytes(text)
+    out = tmp_path / "accounts.skops"
+    training = train_accounts_from_folders(tmp_path / "folders", out)
+    assert training.info.scoring_sha256 is not None
+    assert training.info.scoring_path.exists()
+    model, _ = load_live(out, "accounts")
+    assert isinstance(model, ScoringForm)
+
+
 def test_the_stop_words_are_scikit_learns() -> None:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS as THEIRS
 
