@@ -29,18 +29,27 @@ the messages are generated. Five measurements, each on a fresh user:
    triage gives them), then ``python -m commsproxy release --now --config CFG`` (no proxy
    running, so it releases by itself) until INBOX has them all; messages per second.
 4. filing: the backlog with and without five customer accounts to file into.
-5. memory: VmRSS of ``run`` with one login through it, idle, without and with triage (and
-   after triaging a message), and the resident memory of each import triage adds, one by one
-   in a fresh interpreter.
+5. memory: VmRSS of ``run`` with one login through it, idle, without triage, then with triage
+   scoring with the model's scoring form (the bundled model as shipped) and with scikit-learn
+   (the same model copied without its form), each idle, after a message and after ``--memory``
+   messages arrived at once and were triaged; and the resident memory of each import triage
+   adds, one by one in a fresh interpreter, with which of scikit-learn, scipy and skops the
+   scoring form's path pulls in.
+6. decisions: the decision path alone (ModelDecider on ``--decisions`` corpus messages in
+   chunks of 500) with the scoring form and with scikit-learn by turns: messages per CPU
+   second of each, and whether every decision and score is the same.
 
 Targets: p99 of (held - Dovecot's EXISTS) < 1 s; backlog >= 1,500 messages/s, or at least 90%
-of the server's own rate; the proxy's CPU per message allows 1,500/s; triage proxy <= 100 MB.
+of the server's own rate; the proxy's CPU per message allows 1,500/s; triage proxy <= 100 MB
+(idle and after the backlog); the scoring form decides at >= 0.8x scikit-learn's speed, with
+the same decisions.
 Printed: a markdown table and PASS/MISS per target; written: a JSON file with every sample
 (``--json``/``--out``, default benchmarks/results/triage.json, git-ignored). ``--profile``
 records the proxy with py-spy during the backlog and prints the functions that take its time.
 
     python benchmarks/triage.py [--latency 500] [--backlog 10000] [--release 5000] [--quick]
-                                [--sections latency,backlog,release,filing,memory]
+                                [--memory 5000] [--decisions 5000]
+                                [--sections latency,backlog,release,filing,memory,decisions]
                                 [--fill move|lmtp]
                                 [--synthetic] [--json FILE] [--profile]
 
