@@ -44,6 +44,8 @@ LISTS = (VIP, NEVER)
 #: always: into ``vip``; never: into ``never_urgent``; forget: out of both.
 Want = Literal["always", "never", "forget"]
 
+_LINE = 100  # a longer one-line list is written one entry a line
+
 # The same check as config.py's _VIP: an address, or "*@domain".
 _PATTERN = re.compile(r"^(\*|[^\s@*]+)@[^\s@*.]+(\.[^\s@*.]+)*$")
 
@@ -183,11 +185,20 @@ def _add(table: Any, key: str, pattern: str) -> bool:
         if pattern in _entries(array):
             return False
         array.append(pattern)
+        _wrap(key, array)
         return True
     array = tomlkit.array()
     array.append(pattern)
     _insert_key(table, key, array)
     return True
+
+
+def _wrap(key: str, array: Array) -> None:
+    """A one-line list that grew past the line length goes one sender a line (as a
+    multi-line list the user wrote stays)."""
+    text = array.as_string()
+    if "\n" not in text and len(key) + 3 + len(text) > _LINE:
+        array.multiline(True)
 
 
 def _insert_key(table: Any, key: str, value: Array) -> None:

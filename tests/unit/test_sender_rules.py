@@ -217,3 +217,15 @@ def test_a_file_with_crlf_line_ends_keeps_them(tmp_path: Path) -> None:
     gone, new = changed_lines(text, after)
     assert gone == []
     assert new == ['    "x@example.com",\r\n', 'never_urgent = ["alerts@example.net"]\r\n']
+
+
+def test_a_one_line_list_that_grows_long_goes_one_sender_a_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[triage]\nvip = ["a@b.example"]  # keep\nmodel = "default"\n')
+    for i in range(6):
+        change_sender_rule(path, f"someone.long{i}@example.com", "always")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[1] == "vip = ["
+    assert lines[2:4] == ['    "a@b.example",', '    "someone.long0@example.com",']
+    assert lines[9:] == ["]  # keep", 'model = "default"']
+    assert all(len(line) <= 100 for line in lines)
+    assert len(load_config(path).triage.vip) == 7
