@@ -274,7 +274,11 @@ class TriageHub:
             for request in self.store.pending_deliveries():
                 if retry_at.get(request.id, 0.0) > loop.time():
                     continue
-                error = await self._serve_delivery(request)
+                try:
+                    error = await self._serve_delivery(request)
+                except Exception as err:  # a bug or the store: keep serving the others
+                    log.exception("deliver request %d failed", request.id)
+                    error = f"deliver request {request.id} failed: {err!r}"
                 if error is None:
                     for record in (retry_at, tries, said):
                         record.pop(request.id, None)
