@@ -274,11 +274,11 @@ class TriageHub:
             for request in self.store.pending_deliveries():
                 if retry_at.get(request.id, 0.0) > loop.time():
                     continue
+                crash: Exception | None = None
                 try:
                     error = await self._serve_delivery(request)
                 except Exception as err:  # a bug or the store: keep serving the others
-                    log.exception("deliver request %d failed", request.id)
-                    error = f"deliver request {request.id} failed: {err!r}"
+                    crash, error = err, f"deliver request {request.id} failed: {err!r}"
                 if error is None:
                     for record in (retry_at, tries, said):
                         record.pop(request.id, None)
@@ -288,7 +288,7 @@ class TriageHub:
                 retry_at[request.id] = loop.time() + wait
                 if said.get(request.id) != error:  # once per reason, not per try
                     said[request.id] = error
-                    log.warning("%s; trying again in %g s", error, wait)
+                    log.warning("%s; trying again in %g s", error, wait, exc_info=crash)
 
     async def _serve_delivery(self, request: DeliverRequest) -> str | None:
         """Serve one deliver request; None when it is completed, else why it waits."""
