@@ -11,9 +11,13 @@ census.py): every message exactly once, the hold mailboxes empty, each message b
 marked ``$Released``, at most one digest per release and one for each release that moved mail,
 no release left unfinished.
 
-CI runs 10 kills with the seed below; ``COMMSPROXY_FAULTS_LONG=1`` runs 40, and
-``COMMSPROXY_FAULTS_SEED=<n>`` picks another seed (the seed and each round's kill point are
-printed, so a failure is reproducible).
+CI runs 6 kills with the seed below: each costs a start of run (seconds), so rather than
+drawing the kind of kill point and the way the release is asked at random, the rounds go
+through them in turn (delay, moving, delay, done, ...; ``release --now`` in every third round),
+and the delays of the delay rounds are spread over their window, one per equal slice; six
+rounds reach every kind of point, both ways of asking and the whole delay window.
+``COMMSPROXY_FAULTS_LONG=1`` runs 40, and ``COMMSPROXY_FAULTS_SEED=<n>`` picks another seed
+(the seed and each round's kill point are printed, so a failure is reproducible).
 """
 
 from __future__ import annotations
@@ -42,7 +46,16 @@ HOLDS = ("Later", "Later/Bulk")
 ROOT = Path(__file__).parents[2]  # run the commsproxy of this tree, as ProxyProcess does
 LONG = os.environ.get("COMMSPROXY_FAULTS_LONG", "") not in ("", "0")
 SEED = int(os.environ.get("COMMSPROXY_FAULTS_SEED", "20261207"))
-ROUNDS = 40 if LONG else 10
+ROUNDS = 40 if LONG else 6
+POINTS = ("delay", "moving", "delay", "done")  # round n kills at POINTS[n % 4]
+LONGEST_DELAY = 0.6
+
+
+def delays(rng: random.Random, count: int) -> list[float]:
+    """``count`` delays in ``[0, LONGEST_DELAY)``, one in each equal slice, shuffled."""
+    spread = [(i + rng.random()) * LONGEST_DELAY / count for i in range(count)]
+    rng.shuffle(spread)
+    return spread
 
 
 def count(dovecot: Dovecot, user: str, mailbox: str) -> int:
@@ -112,23 +125,23 @@ def kill_at(point: str, delay: float, proxy: ProxyProcess, login: Login, before:
 
 
 def one_round(
-    login: Login, proxy: ProxyProcess, rng: random.Random, n: int
+    login: Login, proxy: ProxyProcess, rng: random.Random, n: int, round_: int, delay: float
 ) -> tuple[ProxyProcess, list[str], str]:
-    """Hold ``n`` new messages, ask for a release, kill run at a drawn point, start it again,
-    and wait until everything is released; returns the new run, the mail, what happened."""
+    """Hold ``n`` new messages, ask for a release, kill run at the round's point, start it
+    again, and wait until everything is released; returns the new run, the mail, what
+    happened."""
     dovecot, user = login.dovecot, login.user
     new = deliver(dovecot, user, rng, n)
     assert wait_until(lambda: held(dovecot, user) == n, 60), proxy.log_text()
     asked = queued(login)
-    # About one round in five through `release --now`, which waits for the running service and
+    # One round in three through `release --now`, which waits for the running service and
     # must be served by the next one; otherwise queued in the store as that command does.
-    releaser = release_command(login) if rng.random() < 0.2 else None
+    releaser = release_command(login) if round_ % 3 == 1 else None
     if releaser is None:
         with StateStore.open(login.state) as store:
             store.request_release(None, None, datetime.now(UTC))
     assert wait_until(lambda: queued(login) > asked, 30)  # the kill point counts from here
-    point = rng.choice(("delay", "delay", "moving", "done"))
-    delay = rng.uniform(0.0, 0.6)
+    point = POINTS[round_ % len(POINTS)]
     state = kill_at(point, delay, proxy, login, n)
     how = "release --now" if releaser else "request"
     said = f"{n} held, {how}, killed at {point} ({delay:.2f}s): {state}\n{proxy.log_text()}"
@@ -149,11 +162,13 @@ def test_sigkill_during_releases_with_mail_to_release(dovecot: Dovecot, tmp_path
     delivered: list[str] = []
     journal = [f"seed {SEED}"]
     logs: list[str] = []
+    spread = delays(rng, sum(POINTS[r % len(POINTS)] == "delay" for r in range(ROUNDS)))
     proxy = started(login)
     try:
         for round_ in range(ROUNDS):
             n = 16 if round_ == 0 else rng.randint(3, 6)
-            proxy, new, said = one_round(login, proxy, rng, n)
+            delay = spread.pop() if POINTS[round_ % len(POINTS)] == "delay" else 0.0
+            proxy, new, said = one_round(login, proxy, rng, n, round_, delay)
             delivered += new
             head, _, log = said.partition("\n")
             journal.append(f"round {round_}: {head}")
