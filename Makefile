@@ -10,7 +10,7 @@ DEBS := dovecot-imapd dovecot-lmtpd dovecot-submissiond isync offlineimap3 neomu
 .PHONY: test deps venv lint check bench clean
 
 test: deps venv lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
