@@ -212,8 +212,14 @@ class Releaser:
             items = f"(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{_BODY_PEEK}>)"
             for f in await self.worker.fetch(sorted(read), items):
                 mails[f.uid] = mail_of(f)
-        digest = self._digest(batch, mails, arrived, decisions, read)
-        message = digest_message(self.login, digest, now, message_id)
+        try:
+            digest = self._digest(batch, mails, arrived, decisions, read)
+            message = digest_message(self.login, digest, now, message_id)
+        except Exception:
+            # A bug in the digest must not keep the batch held: the mail goes back without it.
+            log.exception("triage[%s]: the digest of %s failed; releasing without", self.login,
+                          batch.name)  # fmt: skip
+            return
         # Unread (no \Seen) and dated at the release: it sits on top of a sorted INBOX.
         await self.worker.append(INBOX, message, _DIGEST_KEYWORDS, now)
 
