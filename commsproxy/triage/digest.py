@@ -4,9 +4,10 @@ One message per release, appended to INBOX unread and dated at the release, so i
 of a date-sorted INBOX. Its order is what most likely needs the user first:
 
 1. **Perhaps these should have come at once**: held mail that says it cannot wait (urgent
-   wording, a deadline today, a request to call, high priority; not list or machine mail),
-   answers a message the user sent, or comes from someone the user answers quickly or often
-   (digest_order.py says exactly when).
+   wording, a deadline today, a request to call, high priority) from someone known, and is
+   neither list or machine mail nor what triage called bulk; mail that answers a message the
+   user sent; mail from someone the user answers quickly or often (digest_order.py says
+   exactly when).
 2. The rest, ranked: people the user writes to, then customers, then everything else, and
    newsletters, lists and machine mail last; newest first within each rank. With customer
    accounts configured it is grouped by account (a group in the order of its first message),
