@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,12 +117,15 @@ async def deliver_held(
     request: DeliverRequest,
     holds: Sequence[str],
     clock: Callable[[], datetime],
+    fresh: Collection[str] = frozenset(),
 ) -> str:
     """Serve ``request`` over ``worker`` (logged in as its login): find the message in one of
-    ``holds`` (server names), then record, mark and move it. Returns what happened in words;
-    raises NotHeld when it is not held. Leaves INBOX selected."""
+    ``holds`` (server names), then record, mark and move it -- or, from the ``fresh`` ones
+    (batches with ``reappend``), append it to INBOX as a fresh arrival and expunge exactly the
+    original, as their releases do. Returns what happened in words; raises NotHeld when it is
+    not held. Leaves INBOX selected."""
     try:
-        detail = await _find_and_move(worker, store, request, holds, clock)
+        detail = await _find_and_move(worker, store, request, holds, clock, fresh)
     except NotHeld:
         await _back_to_inbox(worker)
         raise
@@ -142,6 +145,7 @@ async def _find_and_move(
     request: DeliverRequest,
     holds: Sequence[str],
     clock: Callable[[], datetime],
+    fresh: Collection[str],
 ) -> str:
     mid = request.message_id
     criterion = f"HEADER Message-ID {quote_string('<' + mid + '>')}"
@@ -149,9 +153,15 @@ async def _find_and_move(
         if not await worker.list_mailboxes(mailbox):
             continue  # never created: nothing is held there
         await worker.select(mailbox)
-        found = await _exactly(worker, await worker.search(f"UNDELETED {criterion}"), mid)
-        if found:
-            return await _move_back(worker, store, request, mailbox, found, clock)
+        found = await _exactly(worker, await worker.search(criterion), mid)
+        live = {uid: held for uid, held in found.items() if not held.deleted}
+        # Originals this request marked deleted after appending their copy (a re-append cut
+        # before its UID EXPUNGE): only those, never the user's own deleted mail.
+        left = [u for u, h in found.items() if h.deleted and h.released and request.started]
+        if live or left:
+            return await _move_back(
+                worker, store, request, mailbox, live, left, clock, mailbox in fresh
+            )
     await worker.select(INBOX)
     in_inbox = await _exactly(worker, await worker.search(criterion), mid)
     if in_inbox and request.started is not None:
@@ -167,6 +177,8 @@ class _Held:
     label: str  # the label it was held as
     sender: str
     subject: str
+    deleted: bool = False
+    released: bool = False
 
 
 async def _exactly(worker: Upstream, uids: list[int], mid: str) -> dict[int, _Held]:
@@ -181,7 +193,8 @@ async def _exactly(worker: Upstream, uids: list[int], mid: str) -> dict[int, _He
             continue
         if (mail.message_id or "").strip("<> ") == mid:
             label = next((HELD_AS[k] for k in fetched.flags if k in HELD_AS), NORMAL)
-            found[fetched.uid] = _Held(label, mail.sender, mail.subject)
+            deleted, released = "\\Deleted" in fetched.flags, RELEASED in fetched.flags
+            found[fetched.uid] = _Held(label, mail.sender, mail.subject, deleted, released)
     return found
 
 
@@ -190,26 +203,51 @@ async def _move_back(
     store: StateStore,
     request: DeliverRequest,
     mailbox: str,
-    found: dict[int, _Held],
+    live: dict[int, _Held],
+    left: list[int],
     clock: Callable[[], datetime],
+    reappend: bool,
 ) -> str:
     mid = request.message_id
     store.start_delivery(request.id, mailbox, clock())
-    if not store.has_correction(request.login, mid, "rescue"):
-        held = found[min(found)]
+    if live and not store.has_correction(request.login, mid, "rescue"):
+        held = live[min(live)]
         store.record_correction(
             Correction(
                 login=request.login, message_id=mid, kind="rescue", label=URGENT,
                 previous=held.label, sender=held.sender, subject=held.subject, at=clock(),
             )
         )  # fmt: skip
-    uids = sorted(found)
-    await worker.add_flags(uids, [RELEASED])
-    moved = await worker.move(uids, INBOX)
-    if len(moved.gone) == len(uids):
-        raise NotHeld(f"<{mid}> left {mailbox} meanwhile (another mail program moved it)")
+    uids = sorted(live)
+    if uids:
+        await worker.add_flags(uids, [RELEASED])
+    if uids and reappend:
+        await _append_copies(worker, mailbox, uids, mid, clock)
+        left = [*left, *uids]
+    elif uids:
+        moved = await worker.move(uids, INBOX)
+        if len(moved.gone) == len(uids) and not left:
+            raise NotHeld(f"<{mid}> left {mailbox} meanwhile (another mail program moved it)")
+    if left:
+        await worker.expunge_uids(left)  # exactly the originals whose copy is in INBOX
     log.info("triage[%s]: delivered <%s> from %s on request", request.login, mid, mailbox)
     return f"<{mid}> delivered to INBOX (from {mailbox})"
+
+
+async def _append_copies(
+    worker: Upstream, mailbox: str, uids: list[int], mid: str, clock: Callable[[], datetime]
+) -> None:
+    """A fresh copy of each original in INBOX (new arrival date, ``$Released`` kept), unless
+    an interrupted try appended it already; the originals are then marked deleted."""
+    await worker.select(INBOX)
+    criterion = f"KEYWORD {RELEASED} HEADER Message-ID {quote_string('<' + mid + '>')}"
+    copied = await _exactly(worker, await worker.search(criterion), mid)
+    await worker.select(mailbox)
+    if not copied:
+        for message in await worker.fetch(uids, "(UID FLAGS BODY.PEEK[])"):
+            flags = [f for f in message.flags if f.lower() not in ("\\recent", "\\deleted")]
+            await worker.append(INBOX, message.text, flags, clock())
+    await worker.add_flags(uids, ["\\Deleted"])
 
 
 def _utcnow() -> datetime:
@@ -237,10 +275,11 @@ async def deliver_without_run(config: Config, request: DeliverRequest) -> str:
         entry.upstream_imap, client_tls_context(entry.cafile), entry.username, password
     )
     try:
-        holds = [await worker.server_name(batch.mailbox) for batch in config.batches]
+        names = {batch.name: await worker.server_name(batch.mailbox) for batch in config.batches}
+        fresh = {names[batch.name] for batch in config.batches if batch.reappend}
         with StateStore.open(config.proxy.state_dir) as store:
-            holds += store.hold_mailboxes(request.login)  # ones the config moved away from
-            return await deliver_held(worker, store, request, holds, _utcnow)
+            holds = [*names.values(), *store.hold_mailboxes(request.login)]  # and old ones
+            return await deliver_held(worker, store, request, holds, _utcnow, fresh)
     finally:
         await worker.logout()
 

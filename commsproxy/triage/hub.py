@@ -306,9 +306,11 @@ class TriageHub:
             if worker is None:
                 return f"{what}: waiting for the login's triage to connect"
             holds = [*engine.hold_names.values(), *self.store.hold_mailboxes(request.login)]
+            names, batches = engine.hold_names, engine.settings.batches
+            fresh = {names[b.name] for b in batches if b.reappend and b.name in names}
             try:
                 detail = await deliver_held(
-                    worker, self.store, request, holds, engine.settings.clock
+                    worker, self.store, request, holds, engine.settings.clock, fresh
                 )
             except NotHeld as err:
                 self.store.complete_delivery(request.id, "refused", str(err), datetime.now(UTC))

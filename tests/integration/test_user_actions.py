@@ -5,8 +5,10 @@ focus off until a time and back on, and a SIGKILL of run while it serves a deliv
 from __future__ import annotations
 
 import asyncio
+import imaplib
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tests.integration.test_triage import (
     _id,
     account,
     decisions,
+    internaldate,
     newsletter,
     thread_reply,
     vip_mail,
@@ -27,10 +30,10 @@ from tests.integration.test_triage import (
     wait_in,
 )
 from tests.integration.test_triage_health import Login
-from tests.integration.test_triage_kill import Mail, kill, started
+from tests.integration.test_triage_kill import Mail, kill, reappending, started
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.faulthop import FaultHop, Mode
-from tests.testbed.triage import census, flags_by_id, wait_until
+from tests.testbed.triage import census, flags_by_id, quiet_batches, wait_until
 
 __all__ = ["account"]  # the fixture, used by name
 
@@ -105,6 +108,27 @@ def test_deliver_without_run(account: Account) -> None:
     wait_decided(proxy, 1)
     assert account.where(reply) == "INBOX"
     assert len(decisions(proxy)) == 1
+
+
+def test_deliver_from_a_reappend_batch_arrives_fresh(account: Account) -> None:
+    account.write_config(batches=quiet_batches(later_reappend=True))
+    proxy = account.start()
+    reply = _id()
+    old = imaplib.Time2Internaldate(datetime(2020, 1, 2, 12, 0, tzinfo=UTC))
+    conn = account.imap()
+    conn.append("INBOX", None, old, thread_reply(reply))
+    wait_decided(proxy, 1)
+    assert wait_in(account, reply, HELD) == "Later", "the bundled model no longer says normal"
+    original = internaldate(conn, "Later", reply)
+
+    started = time.time()
+    result = account.cli("deliver", reply)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert internaldate(conn, "INBOX", reply) >= started - 2 > original  # a fresh arrival
+    conn.logout()
+    assert "$Released" in account.flags(reply)
+    assert census(account.dovecot, account.user)[reply] == 1
+    assert rescues(account.state_dir, account.user) == [(reply.strip("<>"), "urgent", "normal")]
 
 
 def test_urgent_always_and_never_while_run_runs(account: Account) -> None:
@@ -182,20 +206,31 @@ def test_focus_off_until_a_time_then_holding_by_itself(account: Account) -> None
     assert "--until" in bad.stderr
 
 
-@pytest.mark.parametrize("cut", ["before", "after"])
+@pytest.mark.parametrize(
+    ("command", "cut", "batches"),
+    [
+        (rb"^\S+ UID MOVE ", "before", None),
+        (rb"^\S+ UID MOVE ", "after", None),
+        (rb"^\S+ APPEND ", "after", "reappend"),  # the copy is in INBOX, the original held
+        (rb"^\S+ UID EXPUNGE ", "before", "reappend"),  # ... and marked deleted
+    ],
+)
 async def test_run_killed_while_serving_a_deliver_request(
-    dovecot: Dovecot, tmp_path: Path, cut: Mode
+    dovecot: Dovecot, tmp_path: Path, command: bytes, cut: Mode, batches: str | None
 ) -> None:
-    """The worker's link is cut at the UID MOVE of the delivery (before the server did it, or
+    """The worker's link is cut at a step of the delivery (before the server did it, or
     after), and run is SIGKILLed; after the restart the message is in INBOX exactly once."""
     async with FaultHop("127.0.0.1", dovecot.imap_port) as hop:
-        login = Login(dovecot, tmp_path, upstream=f"imap://127.0.0.1:{hop.port}")
+        login = Login(
+            dovecot, tmp_path, upstream=f"imap://127.0.0.1:{hop.port}",
+            batches=reappending() if batches else None,
+        )  # fmt: skip
         mail = Mail(dovecot, login.user)
         proxy = await asyncio.to_thread(started, login)
         mids = await asyncio.to_thread(mail.deliver, 3)
         assert await asyncio.to_thread(wait_until, lambda: mail.held() == 3, 30)
 
-        hop.arm(rb"^\S+ UID MOVE ", cut)
+        hop.arm(command, cut)
         asker = subprocess.Popen(
             [sys.executable, "-m", "commsproxy", "deliver", mids[1], "--config", str(login.config)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -26,7 +26,9 @@ class FakeEngine:
         self.ready = False
         self.worker: object | None = None
         self.hold_names = {"later": "Later", "bulk": "Later/Bulk"}
-        self.settings = SimpleNamespace(clock=lambda: T0, batches=[])
+        batches = [SimpleNamespace(name="later", reappend=True)]
+        batches.append(SimpleNamespace(name="bulk", reappend=False))
+        self.settings = SimpleNamespace(clock=lambda: T0, batches=batches)
         self._lock = asyncio.Lock()
         self.woken = 0
 
@@ -39,14 +41,14 @@ async def test_served_through_the_engine_once_it_is_connected(
 ) -> None:
     monkeypatch.setattr(hub_module, "_REQUEST_POLL", 0.01)
     monkeypatch.setattr(hub_module, "_REQUEST_RETRY_MAX", 0.02)
-    seen: list[tuple[object, list[str], bool]] = []
+    seen: list[tuple[object, list[str], bool, set[str]]] = []
     engine = FakeEngine()
 
     async def deliver_held(
         worker: object, store: StateStore, request: DeliverRequest, holds: Sequence[str],
-        clock: object,
+        clock: object, fresh: set[str],
     ) -> str:  # fmt: skip
-        seen.append((worker, list(holds), engine._lock.locked()))
+        seen.append((worker, list(holds), engine._lock.locked(), fresh))
         if request.message_id == "gone@x":
             raise NotHeld("no held message has Message-ID <gone@x>")
         return f"<{request.message_id}> delivered to INBOX (from Later)"
@@ -81,5 +83,5 @@ async def test_served_through_the_engine_once_it_is_connected(
     assert unknown is not None
     assert unknown.outcome == "refused"
     assert "no login 'someone-else'" in (unknown.detail or "")
-    assert seen == [("worker", ["Later", "Later/Bulk", "Old hold"], True)] * 2
+    assert seen == [("worker", ["Later", "Later/Bulk", "Old hold"], True, {"Later"})] * 2
     assert engine.woken == 1
