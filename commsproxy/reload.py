@@ -5,8 +5,8 @@ when poked (SIGHUP). A changed file is loaded whole; when it has errors the last
 stays in force and the log says why (the errors name file, line and key). A good one is
 compared with the config in force (``changes``): the sender rules (``vip``, ``never_urgent``),
 batches, customer accounts and the other triage settings take effect at once, through the
-``apply`` callback; listeners, logins and the models are read only at start, so for those the
-log says that a restart is needed.
+``apply`` callback; listeners, the local page, logins and the models are read only at start, so
+for those the log says that a restart is needed.
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ def changes(old: Config, new: Config) -> Changes:
         engines.append("[[batch]]")
     if old.accounts.model != new.accounts.model:
         restart.append("[accounts] model")
+    restart += [
+        f"[web] {f.name}"
+        for f in fields(old.web)
+        if getattr(old.web, f.name) != getattr(new.web, f.name)
+    ]
     if _without_model(old) != _without_model(new):
         engines.append("[accounts]")
     return Changes(

@@ -68,6 +68,8 @@ def test_listeners_and_logins_need_a_restart(tmp_path: Path) -> None:
     assert login.restart == ("[[login]]",)
     gate = changes(base, edited(tmp_path, "[triage]\n", "[triage]\ngate_timeout = 9\n"))
     assert gate.restart == ("[triage] gate_timeout",)
+    page = changes(base, edited(tmp_path, "[triage]\n", "[web]\nport = 1181\n[triage]\n"))
+    assert page.restart == ("[web] port",)
 
 
 class Applied:
