@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.browser.conftest import Browser, PageEnv, _id, person_mail
 from tests.testbed.triage import wait_until
@@ -47,17 +49,21 @@ def row_of(browser: Browser, mid: str) -> WebElement:
 
 def press(browser: Browser, env: PageEnv, button: WebElement) -> str:
     """Click ``button``; returns the flash message of the page the action comes back to."""
+    old = browser.driver.find_element(By.TAG_NAME, "html")
     button.click()
-    assert browser.wait_for(
-        lambda: (
-            browser.driver.find_elements(By.ID, "flash")
-            and browser.driver.find_element(By.ID, "flash").text.strip()
-        ),
-        20,
-    ), browser.driver.page_source[:2000]
+    # The page the action comes back to, not the one the button was on (it may have a flash).
+    WebDriverWait(browser.driver, 20).until(staleness_of(old))
+
+    def flash() -> str:
+        text: str = browser.driver.execute_script(
+            "const f = document.getElementById('flash');"
+            " return f && document.readyState === 'complete' ? f.textContent.trim() : ''"
+        )
+        return text
+
+    assert browser.wait_for(flash, 20), browser.driver.page_source[:2000]
     browser.check_clean(env.origin)
-    flash: str = browser.driver.find_element(By.ID, "flash").text
-    return flash
+    return flash()
 
 
 def _field(button: WebElement, name: str) -> str | None:
