@@ -28,6 +28,7 @@ from ..imap.commands import quote_string
 from ..imap.names import INBOX
 from .account_match import AccountGuesser, AccountRules, Filing
 from .body_digest import message_digest, text_digest
+from .filed_about import HEADER_FIELDS, filed_about
 from .state_store import Filed, QueuedFiling, StateStore
 from .upstream import CommandRefused, Upstream
 
@@ -176,10 +177,11 @@ class Filer:
         done: set[int] = set()
         records: list[Filed] = []
         try:
+            about = await self._about([uid for uid, _, _ in items], direction)
             for account, group in by_account.items():
                 folder = self.folder(account)
                 try:
-                    done |= await self._copy_group(folder, group, records)
+                    done |= await self._copy_group(folder, group, records, direction, about)
                 except CommandRefused as err:
                     log.error(
                         "%s: cannot file %d message(s) into %s: %s (the mail itself is fine; "
@@ -193,8 +195,23 @@ class Filer:
             self.store.record_filings(records)
         return done
 
+    async def _about(self, uids: Sequence[int], direction: str) -> dict[int, tuple[str, str]]:
+        """UID → (peer, subject) in INBOX, for the page; refused, the filing goes on without."""
+        try:
+            fetched = await self.up.fetch(uids, f"(UID {HEADER_FIELDS})") if uids else []
+        except CommandRefused as err:
+            log.warning("%s: cannot read the senders and subjects of %d message(s) to file: %s",
+                        self, len(uids), err)  # fmt: skip
+            return {}
+        return {f.uid: filed_about(direction, f.header) for f in fetched}
+
     async def _copy_group(
-        self, folder: str, group: list[tuple[int, str | None, Filing]], records: list[Filed]
+        self,
+        folder: str,
+        group: list[tuple[int, str | None, Filing]],
+        records: list[Filed],
+        direction: str,
+        about: dict[int, tuple[str, str]],
     ) -> set[int]:
         await self._ensure(folder)
         present = await self._present(folder, [mid for _, mid, _ in group if mid])
@@ -220,8 +237,9 @@ class Filer:
         now = self.clock()
         for uid, mid, filing in group:
             outcome = "copied" if uid in todo else "present"
-            records.append(Filed(self.login, mid, filing.account, "incoming", outcome,
-                                 filing.reason, now))  # fmt: skip
+            peer, subject = about.get(uid, ("", ""))
+            records.append(Filed(self.login, mid, filing.account, direction, outcome,
+                                 filing.reason, now, peer, subject))  # fmt: skip
             log.info("%s: uid %d %s %s (%s)", self, uid, outcome, folder, filing.reason)
         return {uid for uid, _, _ in group}
 
@@ -275,9 +293,10 @@ class Filer:
             )  # fmt: skip
             self.store.filing_failed(queued.id, str(err), self.clock() + timedelta(seconds=delay))
             return
+        peer, subject = filed_about(queued.direction, queued.content)
         self.store.record_filings(
             [Filed(self.login, queued.message_id, queued.account, queued.direction, outcome,
-                   queued.reason, self.clock())]
+                   queued.reason, self.clock(), peer, subject)]
         )  # fmt: skip
         self.store.filing_done(queued.id)
         log.info("%s: %s %s %s (%s)", self, queued.message_id, outcome, folder, queued.reason)

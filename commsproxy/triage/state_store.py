@@ -148,6 +148,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             requested TEXT NOT NULL, started TEXT, mailbox TEXT, completed TEXT,
             outcome TEXT, detail TEXT)""",
     ),
+    (
+        # What the Accounts page shows of a filed message, kept when it is filed (filer.py):
+        # the sender (in) or the first recipient and how many more (out), and the subject.
+        # NULL in rows filed before: the page says so rather than guess.
+        "ALTER TABLE filings ADD COLUMN peer TEXT",
+        "ALTER TABLE filings ADD COLUMN subject TEXT",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
@@ -265,6 +272,8 @@ class Filed:
     outcome: str  # copied, appended, present (a colleague's copy was there)
     reason: str
     filed_at: datetime
+    peer: str | None = None  # in: the sender; out: the first recipient (and N more)
+    subject: str | None = None  # decoded, bounded; None in rows filed before it was kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,8 +616,8 @@ class StateStore:
             with self._write() as db:
                 db.executemany(
                     "INSERT INTO filings (login, message_id, account, direction, outcome, reason,"
-                    " filed_at) VALUES (:login, :message_id, :account, :direction, :outcome,"
-                    " :reason, :filed_at)",
+                    " filed_at, peer, subject) VALUES (:login, :message_id, :account, :direction,"
+                    " :outcome, :reason, :filed_at, :peer, :subject)",
                     rows,
                 )
 

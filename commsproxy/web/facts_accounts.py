@@ -1,11 +1,13 @@
 """What the Accounts page shows, as plain data: per customer account the latest mail in and
 out, who answered, and what waits for an answer.
 
-Read from the filings in the state store (every message filed into an account folder, in or
-out, with the login that filed it) and, for incoming mail, the decision that names its sender
-and subject. "Waiting for an answer" is incoming mail filed after the account's latest
-outgoing message, from anyone of the team: the store knows no threads, so this is the honest
-reading of "nobody wrote to this customer since".
+Read from the filings in the state store: every message filed into an account folder, in or
+out, with the login that filed it, and what was kept of it when it was filed (the sender of
+mail in, the recipients of mail out, the subject; ``triage/filed_about.py``). Rows filed before
+that was kept have neither, and say so. "Waiting for an answer" is incoming mail filed after
+the account's latest outgoing message, from anyone of the team: the store knows no threads, so
+this is the honest reading of "nobody wrote to this customer since". By the same reading a
+message in was answered by whoever filed the first message out after it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from ..config import Config
 from ..triage.state_store import Filed, StateStore
 
-__all__ = ["AccountNow", "FiledMail", "accounts_facts"]
+__all__ = ["AccountNow", "FiledMail", "accounts_facts", "waited"]
 
 LATEST = 5  # messages shown each way per account
 
@@ -26,8 +28,19 @@ class FiledMail:
     at: datetime
     login: str  # who filed it: for outgoing mail, who wrote
     message_id: str | None
-    sender: str
-    subject: str
+    direction: str  # incoming or outgoing
+    peer: str | None  # in: the sender; out: the first recipient (and N more); None: not kept
+    subject: str | None  # None: filed before subjects were kept
+    answered_by: str | None = None  # in: who filed the first message out after it
+    answered_at: datetime | None = None
+
+    @property
+    def kept(self) -> bool:
+        """Whether the filing kept who and what (rows filed before that have neither)."""
+        return self.peer is not None or self.subject is not None
+
+    def waited(self, now: datetime) -> str:
+        return waited(self.at, now)
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,7 @@ class AccountNow:
     incoming: tuple[FiledMail, ...]  # newest first
     outgoing: tuple[FiledMail, ...]
     answered_by: tuple[str, ...]  # logins that wrote to the account, latest first
-    waiting: tuple[FiledMail, ...]  # incoming mail since the latest outgoing
+    waiting: tuple[FiledMail, ...]  # incoming mail since the latest outgoing, newest first
 
 
 def accounts_facts(config: Config, store: StateStore) -> tuple[AccountNow, ...]:
@@ -56,27 +69,47 @@ def accounts_facts(config: Config, store: StateStore) -> tuple[AccountNow, ...]:
         if account is not None and account.name in by_account and account.name != key:
             filings = sorted([*filings, *by_account.pop(account.name)],
                              key=lambda f: f.filed_at, reverse=True)  # fmt: skip
-        accounts.append(_account(store, key, account.name if account else key,
+        accounts.append(_account(key, account.name if account else key,
                                  account.owner if account else None, filings))  # fmt: skip
     return tuple(a for a in accounts if a.key in configured or a.incoming or a.outgoing)
 
 
-def _account(
-    store: StateStore, key: str, name: str, owner: str | None, filings: list[Filed]
-) -> AccountNow:
-    incoming = [_mail(store, f) for f in filings if f.direction == "incoming"]
-    outgoing = [_mail(store, f) for f in filings if f.direction == "outgoing"]
-    last_out = outgoing[0].at if outgoing else None
-    waiting = [m for m in incoming if last_out is None or m.at > last_out]
+def _account(key: str, name: str, owner: str | None, filings: list[Filed]) -> AccountNow:
+    """``filings`` newest first."""
+    outgoing = [_mail(f) for f in filings if f.direction == "outgoing"]
+    incoming: list[FiledMail] = []
+    answer: FiledMail | None = None  # the earliest message out after the one looked at
+    for filed in filings:
+        if filed.direction == "outgoing":
+            answer = _mail(filed)
+        elif filed.direction == "incoming":
+            mail = _mail(filed)
+            if answer is not None:
+                mail = _answered(mail, answer)
+            incoming.append(mail)
+    waiting = [m for m in incoming if m.answered_by is None]
     answered = tuple(dict.fromkeys(m.login for m in outgoing))
     return AccountNow(key, name, owner, tuple(incoming[:LATEST]), tuple(outgoing[:LATEST]),
                       answered, tuple(waiting))  # fmt: skip
 
 
-def _mail(store: StateStore, filed: Filed) -> FiledMail:
-    sender = subject = ""
-    if filed.message_id is not None and filed.direction == "incoming":
-        decisions = store.decisions_for_message_id(filed.message_id)
-        if decisions:
-            sender, subject = decisions[0].sender, decisions[0].subject
-    return FiledMail(filed.filed_at.astimezone(), filed.login, filed.message_id, sender, subject)
+def _mail(filed: Filed) -> FiledMail:
+    return FiledMail(filed.filed_at.astimezone(), filed.login, filed.message_id,
+                     filed.direction, filed.peer, filed.subject)  # fmt: skip
+
+
+def _answered(mail: FiledMail, answer: FiledMail) -> FiledMail:
+    return FiledMail(mail.at, mail.login, mail.message_id, mail.direction, mail.peer,
+                     mail.subject, answer.login, answer.at)  # fmt: skip
+
+
+def waited(since: datetime, now: datetime) -> str:
+    """How long from ``since`` to ``now``, in the words the page uses ("2 h 05 min")."""
+    minutes = max(0, int((now - since).total_seconds()) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''} {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
