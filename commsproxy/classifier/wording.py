@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
 from .features import Sample, SenderHistory
 from .policy import URGENT
+from .stop_words import ENGLISH_STOP_WORDS
 
 __all__ = ["Reasons", "history_phrase", "score_words"]
 

@@ -332,7 +332,6 @@ RUN_PATH = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(strict=True, reason="wording.py still takes its stop words from scikit-learn")
 def test_deciding_with_the_form_imports_no_scikit_learn_scipy_or_skops() -> None:
     done = subprocess.run(
         [sys.executable, "-c", RUN_PATH], cwd=REPO, capture_output=True, text=True, check=True
