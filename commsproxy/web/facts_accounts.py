@@ -53,6 +53,11 @@ class AccountNow:
     answered_by: tuple[str, ...]  # logins that wrote to the account, latest first
     waiting: tuple[FiledMail, ...]  # incoming mail since the latest outgoing, newest first
 
+    @property
+    def all_kept(self) -> bool:
+        """Whether every message shown kept who and what when it was filed."""
+        return all(m.kept for m in (*self.incoming, *self.outgoing, *self.waiting))
+
 
 def accounts_facts(config: Config, store: StateStore) -> tuple[AccountNow, ...]:
     """Every account with filed mail, plus the configured ones. Blocking: call from a thread."""
