@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from ..classifier.mail import MailParseError, parse_mail
+from ..classifier.mail import Mail, MailParseError, parse_mail
 
-__all__ = ["HEADER_FIELDS", "MAX_CHARS", "filed_about", "header_of"]
+__all__ = ["HEADER_FIELDS", "MAX_CHARS", "filed_about", "header_of", "mail_about"]
 
 MAX_CHARS = 200  # of each value: a subject is for reading in one line, not for storing mail
 # What filed_about reads, for a FETCH of only these fields.
@@ -32,6 +32,11 @@ def filed_about(direction: str, header: bytes) -> tuple[str, str]:
         mail = parse_mail(header_of(header))
     except MailParseError:
         return "", ""
+    return mail_about(direction, mail)
+
+
+def mail_about(direction: str, mail: Mail) -> tuple[str, str]:
+    """As :func:`filed_about`, of a message parsed already."""
     if direction == "outgoing":
         recipients = list(dict.fromkeys(mail.recipients))
         peer = recipients[0] if recipients else ""

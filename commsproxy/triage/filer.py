@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -164,12 +164,17 @@ class Filer:
     # -- received mail ------------------------------------------------------------------------
 
     async def file_incoming(
-        self, items: Sequence[tuple[int, str | None, Filing]], direction: str = "incoming"
+        self,
+        items: Sequence[tuple[int, str | None, Filing]],
+        direction: str = "incoming",
+        about: Mapping[int, tuple[str, str]] | None = None,
     ) -> set[int]:
         """Copy INBOX messages ``(uid, message_id, filing)`` to their folders.
 
         Returns the UIDs now in their folder (copied, or a colleague's copy found), which get
         ``$Filed``. Leaves INBOX selected. A refusal is logged and queued for a retry.
+        ``about``: UID → (peer, subject) kept with each filing (``filed_about.mail_about`` of
+        the parsed message); without it, they are read from the server with one FETCH.
         """
         by_account: dict[str, list[tuple[int, str | None, Filing]]] = {}
         for item in items:
@@ -177,7 +182,8 @@ class Filer:
         done: set[int] = set()
         records: list[Filed] = []
         try:
-            about = await self._about([uid for uid, _, _ in items], direction)
+            if about is None:
+                about = await self._about([uid for uid, _, _ in items], direction)
             for account, group in by_account.items():
                 folder = self.folder(account)
                 try:
@@ -211,7 +217,7 @@ class Filer:
         group: list[tuple[int, str | None, Filing]],
         records: list[Filed],
         direction: str,
-        about: dict[int, tuple[str, str]],
+        about: Mapping[int, tuple[str, str]],
     ) -> set[int]:
         await self._ensure(folder)
         present = await self._present(folder, [mid for _, mid, _ in group if mid])

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from commsproxy.classifier.mail import parse_mail
 from commsproxy.config import Config, parse_config_text
-from commsproxy.triage.filed_about import MAX_CHARS, filed_about
+from commsproxy.triage.filed_about import MAX_CHARS, filed_about, mail_about
 from commsproxy.triage.state_store import SCHEMA_VERSION, Filed, StateStore
 from commsproxy.web import access
 from commsproxy.web.app import PageContext, make_app
@@ -83,6 +84,16 @@ def test_a_long_subject_is_bounded_and_a_message_without_header_keeps_nothing() 
     assert subject.endswith("…")
     assert filed_about("incoming", b"") == ("", "")
     assert filed_about("outgoing", b"\r\njust a body") == ("", "")
+
+
+def test_a_parsed_message_keeps_the_same_as_its_header() -> None:
+    message = (
+        b"From: Buyer <buyer@acme.example>\r\nTo: me@example.com, x@acme.example\r\n"
+        b"Subject: =?iso-8859-1?q?R=E9sum=E9?=\r\n\r\nFrom: body@acme.example\r\n"
+    )
+    for direction in ("incoming", "outgoing"):
+        assert mail_about(direction, parse_mail(message)) == filed_about(direction, message)
+    assert filed_about("outgoing", message) == ("me@example.com and 1 more", "Résumé")
 
 
 def test_waited_in_words() -> None:
