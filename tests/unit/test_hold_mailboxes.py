@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from commsproxy.triage.left_behind import left_behind_batch
-from commsproxy.triage.state_store import SCHEMA_VERSION, StateStore
+from commsproxy.triage.state_store import StateStore
+from tests.unit.older_state_files import migration_creating, undo_migrations_from
 
 T0 = datetime(2024, 5, 6, 8, 30, tzinfo=UTC)
 
@@ -51,11 +52,7 @@ def test_a_file_from_before_the_table_gets_it(tmp_path: Path) -> None:
     with StateStore.open(tmp_path) as store:
         store.set_cursor("alice", "INBOX", 1, 2)
         path = store.path
-    older = sqlite3.connect(path)
-    older.execute("DROP TABLE hold_mailboxes")  # migration 7, and the one after it
-    older.execute("DROP TABLE first_starts")
-    older.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 2}")
-    older.close()
+    undo_migrations_from(path, migration_creating("hold_mailboxes"))
     with StateStore(path) as store:
         assert store.cursor("alice", "INBOX") == (1, 2)  # the rest is kept
         store.note_hold_mailboxes("alice", ["Later"], T0)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from commsproxy.triage.state_store import (
-    _MIGRATIONS,
     Correction,
     Decision,
     Release,
@@ -20,6 +19,7 @@ from commsproxy.triage.state_store import (
     StateStore,
     StoreError,
 )
+from tests.unit.older_state_files import migration_creating, undo_migrations_from
 
 T0 = datetime(2024, 5, 6, 8, 30, tzinfo=UTC)
 
@@ -118,16 +118,7 @@ def test_a_file_from_before_the_first_starts_table_gets_it(tmp_path: Path) -> No
         made.set_cursor("alice", "INBOX", 7, 42)
         path = made.path
     # The file as the commsproxy before first_starts left it: that migration and later ones undone.
-    version = next(
-        i for i, step in enumerate(_MIGRATIONS) if any("TABLE first_starts" in s for s in step)
-    )
-    older = sqlite3.connect(path)
-    for step in _MIGRATIONS[version:]:
-        for statement in step:
-            if statement.startswith("CREATE TABLE "):
-                older.execute(f"DROP TABLE {statement.split()[2]}")
-    older.execute(f"PRAGMA user_version = {version}")
-    older.close()
+    undo_migrations_from(path, migration_creating("first_starts"))
     with StateStore(path) as store:
         assert store.cursor("alice", "INBOX") == (7, 42)  # not a first start: it has a cursor
         assert store.first_start_record("alice") is None
