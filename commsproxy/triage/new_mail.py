@@ -31,6 +31,7 @@ from .account_match import resolve_incoming
 from .decide import Decider
 from .engine_settings import EngineSettings
 from .fetched_mail import mail_of
+from .filed_about import mail_about
 from .filer import Filer
 from .history_keeper import HistoryKeeper
 from .holding import holding_stopped
@@ -211,7 +212,15 @@ class NewMail:
                 log.info("%s: uid %d (dry run: would file in %s: %s)", self, uid,
                          filing.account, filing.reason)  # fmt: skip
             return set()
-        return await self.filer.file_incoming(items) if items else set()
+        if not items:
+            return set()
+        # Who and what each filing is about, from the parsed mail: no second FETCH.
+        about = {
+            uid: mail_about("incoming", mail)
+            for uid, mail, filing in zip(uids, mails, filings, strict=True)
+            if filing is not None
+        }
+        return await self.filer.file_incoming(items, about=about)
 
     async def _tag(self, worker: Upstream, labels: dict[int, str]) -> None:
         by_label: dict[str, list[int]] = {}
