@@ -154,6 +154,7 @@ TRANSITIONS: dict[tuple[State, Trigger], State | None] = {
 
 _LOCAL = frozenset({"STARTTLS", "COMPRESS"})  # about this hop: answered here, never forwarded
 _SELECTS = frozenset({"SELECT", "EXAMINE"})
+_SELECT_CODES = frozenset({"UIDNEXT", "UIDVALIDITY"})
 _UNTAGGED, _TAGGED, _CONTINUATION = (
     ResponseKind.UNTAGGED,
     ResponseKind.TAGGED,
@@ -206,6 +207,9 @@ class ImapSession:
         self.selected: str | None = None
         self.read_only = False
         self.exists: int | None = None  # the upstream's message count for the selected mailbox
+        # What the last SELECT/EXAMINE's answer said (None when it did not): the gate reads them
+        self.uidnext: int | None = None
+        self.uidvalidity: int | None = None
         self.in_flight: dict[str, Command] = {}
         self.own_tags: dict[str, str] = {}  # the proxy's own commands in flight: tag -> name
         self.commands = 0
@@ -364,6 +368,7 @@ class ImapSession:
         if name in _SELECTS:
             self._selecting += 1
             self.exists = None  # what the server says next counts the new mailbox
+            self.uidnext = self.uidvalidity = None
         elif name == "IDLE":
             if self._fire(T.IDLE):
                 self._idle = _Idle(tag)
@@ -487,6 +492,12 @@ class ImapSession:
             self._fire(T.PREAUTH)
         elif name == "OK" and response.code == "CLOSED" and self.selected is not None:
             self._deselect(T.UNSELECTED)  # QRESYNC: the old mailbox closed while a SELECT goes on
+        elif name == "OK" and response.code in _SELECT_CODES and self._selecting:
+            value = _code_number(data)
+            if response.code == "UIDNEXT":
+                self.uidnext = value
+            else:
+                self.uidvalidity = value
 
     def _continuation_from_server(self) -> bool:
         """A ``+``: True to forward it to the client."""
@@ -617,3 +628,11 @@ def _uid_count(line: bytes) -> int:
             low, high = sorted((int(first), int(last or first)))
             total += min(high - low, 100_000) + 1
     return total
+
+
+def _code_number(line: bytes) -> int | None:
+    """The number in a response code such as ``* OK [UIDNEXT 42] ...``; None if there is none."""
+    start = line.find(b"[")
+    end = line.find(b"]", start)
+    parts = line[start + 1 : end].split() if 0 <= start < end else []
+    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None

@@ -212,6 +212,13 @@ class Engine:
         except TimeoutError:
             return None
 
+    def decided(self) -> tuple[int, int] | None:
+        """INBOX's (UIDVALIDITY, UID) triage has finished up to, for the gate: the cursor moves
+        past a UID only once its message is decided and, if held, moved away."""
+        if not self.ready:
+            return None
+        return self.store.cursor(self.settings.login, INBOX)
+
     async def _nothing_new(self) -> bool:
         """One command on the worker's link says whether INBOX is as triage knows it.
 

@@ -86,6 +86,10 @@ class TriageHub:
         engine = self.engines.get(login)
         return frozenset(engine.recent_held) if engine is not None else frozenset()
 
+    def decided(self, login: str) -> tuple[int, int] | None:
+        engine = self.engines.get(login)
+        return engine.decided() if engine is not None else None
+
     def on_logged_in(self, user: str, secret: str) -> None:
         """A client logged in through the proxy (the relay's LoginObserver): keep its password
         for the login it belongs to, in memory, when the config has no password_command."""

@@ -151,3 +151,31 @@ def test_polling_client_never_sees_held_mail(
     status = conn.status("INBOX", "(MESSAGES)")[1][0]
     assert f"MESSAGES {len(urgent)}".encode() in status
     conn.logout()
+
+
+def test_select_right_after_new_mail_never_shows_held_mail(
+    dovecot: Dovecot, triaging: tuple[ProxyProcess, str, str]
+) -> None:
+    """Each message is delivered and INBOX selected again at once, before triage can have
+    seen it: the SELECT waits for it, and shows it only if it stays (urgent)."""
+    process, user, password = triaging
+    client = IMAPClient("127.0.0.1", port=process.imap_port, ssl=False, timeout=30)
+    client.login(user, password)
+    assert client.select_folder("INBOX")[b"EXISTS"] == 0
+    counts: list[int] = []
+    urgent = 0
+    for _, (_mid, message, is_urgent) in zip(range(24), mixed_mail(user, "select"), strict=False):
+        dovecot.deliver(user, message)
+        urgent += is_urgent
+        answer = client.select_folder("INBOX")
+        counts.append(answer[b"EXISTS"])
+        assert answer[b"EXISTS"] == urgent, (counts, process.log_text()[-3000:])
+        assert b"UIDNEXT" in answer  # the server's own answer, not one the proxy made up
+    responses = client.noop()[1]
+    assert not [r for r in responses if len(r) >= 2 and r[1] == b"EXPUNGE"], responses
+    assert dovecot.message_count(user, "INBOX") == urgent == 6
+    client.logout()
+    log = process.log_text()
+    assert "Traceback" not in log
+    assert "too slow" not in log
+    assert "did not catch up" not in log

@@ -483,3 +483,49 @@ def test_client_never_learns_of_held_mail(
     assert result.hidden == len(upstream.held)
     if first_tag_news is not None:
         assert first_tag_news == len(upstream.stayed)
+
+
+# -- a SELECT's held answer --------------------------------------------------------------------
+
+
+def test_a_select_answer_shows_only_what_triage_decided() -> None:
+    """Three of the five messages the SELECT named are surely old (UIDNEXT said at most two
+    are new); the pass held the fifth and decided the fourth urgent."""
+    inbox = InboxView(known=3, total=5, announce=True)
+    held = lines(
+        b"* FLAGS (\\Seen)\r\n",
+        b"* 5 EXISTS\r\n",
+        b"* 2 RECENT\r\n",
+        b"* OK [UNSEEN 4] First unseen.\r\n",
+        b"* OK [UIDNEXT 12] Predicted next UID\r\n",
+        b"d OK [READ-WRITE] Select completed\r\n",
+        b"* 5 EXPUNGE\r\n",
+        b"cp1 OK NOOP completed\r\n",
+    )
+    out = inbox.rewrite(held, OWN, limit=4)
+    assert out.data == [
+        b"* FLAGS (\\Seen)\r\n",
+        b"* OK [UIDNEXT 12] Predicted next UID\r\n",
+        b"* 4 EXISTS\r\n",
+        b"d OK [READ-WRITE] Select completed\r\n",
+    ]
+    assert (inbox.known, inbox.total, inbox.hiding, inbox.announce) == (4, 4, False, False)
+
+
+def test_a_select_answer_keeps_its_count_when_nothing_new_stays() -> None:
+    inbox = InboxView(known=2, total=3, announce=True)
+    held = lines(
+        b"* 3 EXISTS\r\n",
+        b"* OK [UNSEEN 2] First unseen.\r\n",
+        b"d OK [READ-WRITE] Select completed\r\n",
+        b"* 3 EXPUNGE\r\n",
+        b"cp1 OK NOOP completed\r\n",
+    )
+    out = inbox.rewrite(held, OWN, limit=2)
+    assert out.data == [
+        b"* OK [UNSEEN 2] First unseen.\r\n",
+        b"* 2 EXISTS\r\n",
+        b"d OK [READ-WRITE] Select completed\r\n",
+    ]
+    assert out.hidden == 1
+    assert (inbox.known, inbox.total) == (2, 2)

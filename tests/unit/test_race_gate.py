@@ -200,6 +200,7 @@ class FakeBackend:
         self.up = ready
         self.asked = 0
         self.needs: list[str] = []
+        self.cursor: tuple[int, int] | None = None  # triage's (UIDVALIDITY, UID); None: unknown
 
     def login_for(self, user: str) -> str | None:
         return "me"
@@ -218,6 +219,9 @@ class FakeBackend:
 
     def held_uids(self, login: str) -> frozenset[int]:
         return frozenset()
+
+    def decided(self, login: str) -> tuple[int, int] | None:
+        return self.cursor
 
     def remember_password(self, login: str, password: str, user: str) -> None:
         return None
@@ -265,6 +269,8 @@ class FakeSession:
         self.writes += 1
         if self.write_error is not None:
             raise self.write_error
+        if rewrite is not None:
+            rewrite([])  # nothing held here: the view learns what the client may know
         self.paused = keep_paused
 
     def send_own_command(self, command: str) -> str | None:
@@ -388,8 +394,71 @@ async def test_what_the_gate_asks_of_triage_per_command() -> None:
     await hooks.before_command(session, parse_command(b"f EXAMINE INBOX"))
     await hooks.before_command(session, parse_command(b"g STATUS Later (MESSAGES)"))
     assert backend.needs == ["known", "known", "known", "look", "look", "look"]
+    assert not fake.paused
+    backend.cursor = (7, 3)  # triage's cursor known: a SELECT/EXAMINE holds its answer instead
+    for line in (b"h NOOP", b"i IDLE", b"j STATUS INBOX (UIDNEXT)"):
+        await hooks.before_command(session, parse_command(line))
+    assert backend.needs[6:] == ["known", "known", "look"]
+    assert not fake.paused
     hooks.on_response(session, parse_response(b"* 3 EXISTS"))
     hooks.on_response(session, parse_response(b"* 5 EXISTS"))  # more than the client has seen
     assert fake.paused
     await asyncio.wait_for(_settled(hooks, session), 1)
-    assert backend.needs[6:] == ["pass"]
+    assert backend.needs[9:] == ["pass"]
+
+
+def _client_says(state: ImapSession, line: bytes) -> None:
+    framer = Framer()
+    framer.receive_data(line + b"\r\n")
+    for event in framer.events():
+        if isinstance(event, Line):
+            state.client_line(event)
+        elif isinstance(event, MessageEnd):
+            state.client_message_end(event)
+
+
+async def _select_answered(
+    uidnext: int, cursor: tuple[int, int]
+) -> tuple[FakeBackend, FakeSession]:
+    """A client re-selects INBOX (4 messages, UIDNEXT ``uidnext``) with triage at ``cursor``."""
+    backend = FakeBackend(ready=True)
+    backend.cursor = cursor
+    hooks = GateHooks(backend, timeout=30)
+    fake = FakeSession()
+    session = _session(fake)
+    command = b"d SELECT INBOX"
+    _client_says(fake.state, command)
+    await hooks.before_command(session, parse_command(command))
+    assert fake.paused  # the answer is held from the start...
+    assert backend.needs == []  # ...and nothing waits for triage before it goes upstream
+    for line in (
+        b"* 4 EXISTS\r\n",
+        b"* OK [UIDVALIDITY 7] UIDs valid\r\n",
+        b"* OK [UIDNEXT %d] Predicted next UID\r\n" % uidnext,
+        b"d OK [READ-WRITE] Select completed\r\n",
+    ):
+        _, response = fake.state.server_line(line)
+        assert response is not None
+        hooks.on_response(session, response)
+    assert fake.state.uidnext == uidnext
+    await asyncio.sleep(0)  # the answer goes out from a task of its own
+    await asyncio.wait_for(_settled(hooks, session), 1)
+    return backend, fake
+
+
+async def test_a_select_naming_only_decided_mail_goes_out_without_asking_triage() -> None:
+    backend, fake = await _select_answered(uidnext=11, cursor=(7, 10))
+    assert backend.needs == []
+    assert (fake.paused, fake.writes) == (False, 1)
+
+
+async def test_a_select_naming_mail_triage_has_not_finished_waits_for_a_pass() -> None:
+    backend, fake = await _select_answered(uidnext=12, cursor=(7, 10))
+    assert backend.needs == ["pass"]
+    assert not fake.paused
+
+
+async def test_a_select_after_a_new_uidvalidity_waits_for_a_pass() -> None:
+    backend, fake = await _select_answered(uidnext=5, cursor=(6, 10))
+    assert backend.needs == ["pass"]
+    assert not fake.paused

@@ -182,6 +182,21 @@ def test_selected_only_when_the_server_says_ok() -> None:
     assert wire.of(ev.Selected) == [ev.Selected("INBOX", False, 5)]
 
 
+def test_a_select_answer_keeps_its_uidnext_and_uidvalidity() -> None:
+    wire = selected()
+    wire.from_client(b"s SELECT INBOX\r\n")
+    wire.from_server(b"* 5 EXISTS\r\n* OK [UIDVALIDITY 3857529045] UIDs valid\r\n")
+    wire.from_server(b"* OK [UIDNEXT 4392] Predicted next UID\r\n* OK [UIDNEXT x] odd\r\n")
+    wire.from_server(b"s OK [READ-WRITE] selected\r\n")
+    assert (wire.machine.uidnext, wire.machine.uidvalidity) == (None, 3857529045)
+    wire.from_client(b"t EXAMINE INBOX\r\n")
+    assert (wire.machine.uidnext, wire.machine.uidvalidity) == (None, None)  # a new answer
+    wire.from_server(b"* OK [UIDNEXT 4392] Predicted next UID\r\nt OK [READ-ONLY] done\r\n")
+    assert wire.machine.uidnext == 4392
+    wire.from_server(b"* OK [UIDNEXT 9999] not during a SELECT\r\n")
+    assert wire.machine.uidnext == 4392
+
+
 def test_select_failing_from_authenticated_state_stays() -> None:
     wire = logged_in()
     wire.from_client(b"s SELECT Nowhere\r\n")

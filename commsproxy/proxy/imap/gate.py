@@ -1,17 +1,22 @@
 """The relay hooks that drive the no-flicker gate (inbox_view.py).
 
-Per session: before a client's SELECT/EXAMINE/STATUS/NOOP/IDLE on INBOX, triage is asked to catch
-up, which closes most races before they happen. That costs the client nothing when nothing
-arrived: a NOOP, IDLE or CHECK gets what triage already knows unless its watcher heard INBOX
-change, and a SELECT, EXAMINE or STATUS (whose answer shows every message at once) one NOOP on
-triage's own link, where INBOX stays selected, to be sure. When upstream still announces mail
-the client has not seen, the session's responses are paused, triage makes a real pass (bounded
-by the gate timeout), the upstream is made to report the resulting expunges (its own ``NOOP``
-between client commands; in IDLE they come by themselves), and the paused responses go out
-rewritten so the held mail never shows. A slow or broken triage only delays the client by the
-timeout: then the gate fails open and the message shows, to be held a moment later. Triage that
-is not connected (starting, or waiting to reconnect) is not waited for at all: the gate fails
-open at once and says so once, not per command.
+Per session: before a client's NOOP/IDLE/CHECK/STATUS on INBOX, triage is asked to catch up,
+which closes most races before they happen. That costs the client nothing when nothing arrived:
+a NOOP, IDLE or CHECK gets what triage already knows unless its watcher heard INBOX change, and
+a STATUS one NOOP on triage's own link, where INBOX stays selected, to be sure. A SELECT or
+EXAMINE of INBOX waits for nothing: it goes upstream at once and its answer is held until its
+tagged reply, whose ``UIDNEXT`` (and ``UIDVALIDITY``) the session machine keeps. Triage's
+cursor, read before the command went, names the highest UID it has finished with (decided, and
+moved away if held); when every UID the answer can name is at or below it, nothing in the answer
+is about to be held and it goes out unchanged. Otherwise (or without ``UIDNEXT``) the answer is
+settled like announced new mail, the messages surely below the cursor counting as known. When
+upstream announces mail the client has not seen, the session's responses are paused, triage
+makes a real pass (bounded by the gate timeout), the upstream is made to report the resulting
+expunges (its own ``NOOP`` between client commands; in IDLE they come by themselves), and the
+paused responses go out rewritten so the held mail never shows. A slow or broken triage only
+delays the client by the timeout: then the gate fails open and the message shows, to be held a
+moment later. Triage that is not connected (starting, or waiting to reconnect) is not waited
+for at all: the gate fails open at once and says so once, not per command.
 
 The gate keeps no copy of the session's state: whether INBOX is selected (once the server said
 OK), the message count the upstream reported and the proxy's own commands in flight are read
@@ -44,6 +49,7 @@ __all__ = ["GateHooks", "TriageBackend"]
 log = logging.getLogger("commsproxy.gate")
 
 _CATCH_UP_COMMANDS = frozenset({"NOOP", "IDLE", "CHECK", "SELECT", "EXAMINE", "STATUS"})
+_SELECTS = frozenset({"SELECT", "EXAMINE"})
 _IDLE_SETTLE = 2.0  # seconds to wait for an IDLE session to hear of the expunges
 
 
@@ -66,10 +72,23 @@ class TriageBackend(Protocol):
     def held_uids(self, login: str) -> frozenset[int]:
         """INBOX UIDs recently moved to hold mailboxes."""
 
+    def decided(self, login: str) -> tuple[int, int] | None:
+        """INBOX's (UIDVALIDITY, UID) triage has finished up to: every message up to that UID
+        is decided, and moved away if held; None before its first pass."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """A SELECT/EXAMINE of INBOX whose answer is held until its tagged reply."""
+
+    tag: str
+    decided: tuple[int, int]  # triage's (UIDVALIDITY, UID) before the command went upstream
+
 
 @dataclass
 class _SessionGate:
     view: InboxView | None = None  # set while INBOX is selected
+    opening: _Opening | None = None
     settling: asyncio.Task[None] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # a response came while paused
 
@@ -102,6 +121,7 @@ class GateHooks:
             weakref.WeakKeyDictionary()
         )
         self._open: set[str] = set()  # logins whose triage is down: said once, not per command
+        self._showing: set[asyncio.Task[None]] = set()
 
     def _gate(self, session: RelayedSession) -> _SessionGate:
         gate = self._gates.get(session)
@@ -129,10 +149,68 @@ class GateHooks:
             return
         if not self._triage_up(login):
             return
+        if command.name in _SELECTS and self._hold_answer(session, command, login):
+            return
         need: Literal["look", "known"] = "look" if opening else "known"
         state = await self.backend.catch_up(login, self.timeout, need)
         if state is None and self._triage_up(login):
             log.warning("%s: triage did not catch up within %g s; going on", session, self.timeout)
+
+    def _hold_answer(self, session: RelayedSession, command: Command, login: str) -> bool:
+        """Forward a SELECT/EXAMINE of INBOX at once and hold its answer: its UIDNEXT says
+        at the tagged reply whether it shows mail triage has not finished with (``_opened``).
+        False where that cannot be done: then triage is asked first, as for STATUS."""
+        decided = self.backend.decided(login)
+        gate = self._gate(session)
+        if decided is None or session.responses_paused or gate.opening is not None:
+            return False
+        session.pause_responses()
+        gate.opening, gate.view = _Opening(command.tag, decided), None
+        return True
+
+    def _opened(self, session: RelayedSession, gate: _SessionGate, opening: _Opening) -> None:
+        """The held SELECT/EXAMINE answered: show it as it is when triage had finished with
+        every UID it names before it was sent; else settle it like announced new mail."""
+        gate.opening = None
+        state = session.state
+        if not _inbox_open(state):  # refused, or another SELECT follows: nothing to gate
+            gate.view = None
+            self._show(session, gate)
+            return
+        if not session.responses_paused:  # the hold overflowed and failed open: resynchronise
+            gate.view = InboxView()
+            return
+        exists, uidnext = state.exists or 0, state.uidnext
+        validity, last = opening.decided
+        if uidnext is not None and state.uidvalidity == validity:
+            unseen = max(0, uidnext - 1 - last)  # at most this many messages are new
+        else:
+            unseen = exists  # no UIDNEXT (or a new UIDVALIDITY): every message may be new
+        gate.view = InboxView(max(0, exists - unseen), exists, announce=True)
+        if unseen == 0:
+            gate.view.known = gate.view.total = state.exists
+            self._show(session, gate)
+        else:
+            gate.settling = asyncio.create_task(self._settle(session, gate))
+
+    def _show(self, session: RelayedSession, gate: _SessionGate) -> None:
+        task = asyncio.create_task(self._show_answer(session, gate))
+        self._showing.add(task)  # a reference until it is done
+        task.add_done_callback(self._showing.discard)
+
+    async def _show_answer(self, session: RelayedSession, gate: _SessionGate) -> None:
+        """The held answer goes out unchanged, unless new mail announced meanwhile started a
+        settling, which then shows it (``announce`` keeps its EXISTS)."""
+        if gate.settling is not None or gate.opening is not None or not session.responses_paused:
+            return
+        if gate.view is not None:
+            gate.view.announce = False
+        try:
+            await session.resume_responses()
+        except DISCONNECTS as err:
+            log.debug("%s: client left while the gate showed a SELECT: %r", session, err)
+        except Exception:
+            log.exception("%s: gate could not show a SELECT's answer", session)
 
     def _triage_up(self, login: str) -> bool:
         """Whether to wait for triage; its going down and coming back are logged once each."""
@@ -150,6 +228,10 @@ class GateHooks:
 
     def on_response(self, session: RelayedSession, response: Response) -> None:
         gate = self._gates.get(session)
+        if gate is not None and gate.opening is not None:
+            if response.kind is ResponseKind.TAGGED and response.tag == gate.opening.tag:
+                self._opened(session, gate, gate.opening)
+            return
         if gate is not None and gate.settling is not None:
             self._while_paused(session, gate)
             return

@@ -13,7 +13,8 @@ triage catches up; the paused responses are then rewritten here:
 - the tagged replies to the proxy's own commands go.
 
 The ``EXISTS`` for the messages that stayed goes just before the first tagged reply, so a
-client that polled with NOOP sees its new urgent mail in that NOOP's answer.
+client that polled with NOOP sees its new urgent mail in that NOOP's answer. A held SELECT's
+answer (``announce``) always gets that ``EXISTS``, and loses an ``UNSEEN`` past what it shows.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class InboxView:
 
     known: int | None = None  # None until the SELECT's EXISTS
     total: int | None = None
+    # The held responses are a SELECT's answer: the client is told a count (its one EXISTS)
+    # even when nothing new stays, and an UNSEEN past what it may know goes.
+    announce: bool = False
 
     def wants_pause(self, exists: int) -> bool:
         """An unpaused ``* N EXISTS``: True if it announces mail the gate must check first."""
@@ -95,6 +99,9 @@ class InboxView:
                 total = number
             elif name == "RECENT":
                 continue
+            elif self.announce and response.code == "UNSEEN":
+                if (_code_number(first) or 0) <= known:
+                    kept.append(message)
             elif name == "EXPUNGE" and number is not None:
                 total -= 1
                 if number <= known:
@@ -119,13 +126,14 @@ class InboxView:
         out: list[bytes] = []
         if insert_at is None:
             insert_at, known_there = len(kept), known
+        tell = stayed or self.announce
         for index, message in enumerate(kept):
-            if index == insert_at and stayed:
+            if index == insert_at and tell:
                 out.append(b"* %d EXISTS\r\n" % (known_there + stayed))
             out.extend(message)
-        if insert_at == len(kept) and stayed:
+        if insert_at == len(kept) and tell:
             out.append(b"* %d EXISTS\r\n" % (known_there + stayed))
-        self.known, self.total = known + stayed, total
+        self.known, self.total, self.announce = known + stayed, total, False
         return Rewritten(out, hidden_expunges)
 
     @property
@@ -147,6 +155,14 @@ def _vanished(line: bytes, held: frozenset[int]) -> tuple[bytes | None, int, int
     if not hidden:
         return line, len(uids), 0
     return b"* VANISHED " + ",".join(map(str, visible)).encode() + b"\r\n", len(visible), hidden
+
+
+def _code_number(line: bytes) -> int | None:
+    """The number in a response code such as ``* OK [UNSEEN 7] ...``; None if there is none."""
+    start = line.find(b"[")
+    end = line.find(b"]", start)
+    parts = line[start + 1 : end].split() if 0 <= start < end else []
+    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
 
 
 def _expand(uid_set: str) -> list[int]:
