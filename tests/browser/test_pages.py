@@ -57,6 +57,10 @@ def test_today_shows_what_is_held_with_a_live_countdown(
     urls = browser.check_clean(page_env.origin)
     assert any(u.endswith(".css") for u in urls), urls  # the stylesheet came from the page
     text = _main_text(browser, "today")
+    health = browser.driver.find_element(
+        By.CSS_SELECTOR, f"section.login[data-login='{page_env.user}'] .health"
+    ).text
+    assert "triage works" in health, health
     rows = held_rows(browser)
     for key, sender, subject in (
         ("anna", "anna@example.org", "Re: notes from the meeting"),
