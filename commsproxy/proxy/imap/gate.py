@@ -191,6 +191,7 @@ class GateHooks:
             gate.view.known = gate.view.total = state.exists
             self._show(session, gate)
         else:
+            log.debug("%s: the SELECT may name %d new message(s): triage first", session, unseen)
             gate.settling = asyncio.create_task(self._settle(session, gate))
 
     def _show(self, session: RelayedSession, gate: _SessionGate) -> None:
