@@ -192,6 +192,14 @@ async def test_catch_up_for_the_gate_stops_waiting_when_the_engine_drops(tmp_pat
     assert await asyncio.wait_for(waiting, 1) is None
 
 
+def test_what_triage_has_finished_with_is_its_cursor_while_connected(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    engine.store.set_cursor("me", "INBOX", 7, 41)
+    assert engine.decided() is None  # not connected: the gate does not count on it
+    engine._ready.set()
+    assert engine.decided() == (7, 41)
+
+
 # --- the gate ---------------------------------------------------------------------------------
 
 
