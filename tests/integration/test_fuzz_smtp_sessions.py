@@ -12,11 +12,8 @@ ERROR. Every 25 sessions, and at the end: the
 process's memory is under a ceiling and not growing, and imaplib still reads a known message
 and smtplib still sends one that arrives.
 
-By default a fixed, derandomized set of 40 examples runs (under twenty seconds): a check that
-every kind of step still plays out cleanly, not a search. The faults fuzzing found came from
-runs of hundreds of random sessions, and each is kept as a reduced session of its own (below
-and in the relay tests), so doubling the default run buys little. For a longer run with fresh
-random examples, set ``COMMSPROXY_FUZZ_EXAMPLES``::
+By default a fixed, derandomized set of 80 examples runs (about half a minute). For a longer
+run with fresh random examples, set ``COMMSPROXY_FUZZ_EXAMPLES``::
 
     COMMSPROXY_FUZZ_EXAMPLES=5000 .venv/bin/pytest tests/integration/test_fuzz_smtp_sessions.py
 
@@ -42,7 +39,7 @@ from tests.integration.helpers import client_context
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess, proxy_args
 
-EXAMPLES = examples(default=40)
+EXAMPLES = examples(default=80)
 # The proxy logs nothing when an SMTP session ends; a moment lets its last lines arrive.
 SETTLE = 0.05
 
