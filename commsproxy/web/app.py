@@ -175,9 +175,44 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers[name] = value
 
 
-def _refusal(request: web.Request, why: str, status: int = 403) -> web.Response:
-    html = request.app[_TEMPLATES].get_template("refused.html").render(why=why)
+def _refusal(
+    request: web.Request, why: str, status: int = 403, *, how_to_open: bool = True
+) -> web.Response:
+    """A short page saying why; ``how_to_open`` adds how to come in with the key."""
+    html = (
+        request.app[_TEMPLATES]
+        .get_template("refused.html")
+        .render(why=why, how_to_open=how_to_open)
+    )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+class _BadForm(Exception):
+    """A POST body that is no readable form; the message says why, the status how to answer."""
+
+    def __init__(self, why: str, status: int) -> None:
+        super().__init__(why)
+        self.status = status
+
+
+async def _form(request: web.Request) -> Any:
+    """The POST's form fields, or _BadForm: the body is read once here and never trusted.
+
+    aiohttp raises on a body that is too big (413), on bytes that are not UTF-8, on a broken
+    multipart body, and when the client leaves while it is read; each of those is a refusal,
+    never a traceback in ``run``'s log.
+    """
+    try:
+        return await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise _BadForm("Refused: the form is too big.", 413) from None
+    except web.HTTPException as err:  # aiohttp's other refusals of a body
+        status = err.status if 400 <= err.status < 500 else 400
+        raise _BadForm("Refused: the form could not be read.", status) from None
+    except (ValueError, UnicodeError, LookupError, AssertionError):
+        raise _BadForm("Refused: the form could not be read.", 400) from None
+    except (ConnectionError, asyncio.IncompleteReadError, EOFError):
+        raise _BadForm("The request ended before its form was read.", 400) from None
 
 
 @web.middleware
@@ -185,18 +220,28 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     context = request.app[_CONTEXT]
     if not access.host_allowed(request.headers.get("Host"), context.port):
         return _refusal(request, "This page answers only at 127.0.0.1 or localhost.")
+    try:
+        return await _guarded(request, handler, context)
+    except _BadForm as err:
+        return _refusal(request, str(err), err.status, how_to_open=False)
+
+
+async def _guarded(
+    request: web.Request, handler: Handler, context: PageContext
+) -> web.StreamResponse:
     path = request.path
     if path.startswith("/static/") or path == "/" or path.startswith("/confirm/"):
         return await handler(request)  # the page itself checks the key or the link's signature
     cookie = request.cookies.get(access.cookie_name(context.port))
     if not access.same(cookie, access.cookie_value(context.secret)):
-        return _refusal(request, "Open this page with `commsproxy open`.")
+        return _refusal(request, _NO_KEY)
     if request.method == "POST":
         refused = await _csrf_refusal(request, access.csrf_token(context.secret))
         if refused is not None:
-            return _refusal(request, refused)
+            return _refusal(request, refused, how_to_open=False)
     elif request.method not in ("GET", "HEAD"):
-        return _refusal(request, "Not allowed.", 405)
+        return _refusal(request, "This page does not answer that kind of request.", 405,
+                        how_to_open=False)  # fmt: skip
     return await handler(request)
 
 
@@ -207,7 +252,7 @@ async def _csrf_refusal(request: web.Request, token: str) -> str | None:
         request.headers.get("Origin"), request.headers.get("Referer"), context.port
     ):
         return "Refused: this request did not come from the page itself."
-    form = await request.post()
+    form = await _form(request)
     given = form.get("csrf")
     if not isinstance(given, str) or not access.same(given, token):
         return "Refused: the form's security token is missing or wrong. Reload the page."
@@ -225,13 +270,16 @@ async def _index(request: web.Request) -> web.StreamResponse:
     key = request.query.get("key")
     if key is not None:
         if not access.same(key, context.secret):
-            return _refusal(request, "This key is not right. Open the page with `commsproxy open`.")
+            return _refusal(request, "This key is not right (it may be from another install).")
         response = _see_other("/today")
         response.set_cookie(name, value, httponly=True, samesite="Strict", path="/")
         return response
     if access.same(request.cookies.get(name), value):
         return _see_other("/today")
-    return _refusal(request, "Open this page with `commsproxy open`.")
+    return _refusal(request, _NO_KEY)
+
+
+_NO_KEY = "This browser has no key for this page."
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -322,7 +370,7 @@ async def _run_action(actions: Actions, name: str, form: Any, now: datetime) -> 
 
 async def _action(request: web.Request) -> web.StreamResponse:
     context = request.app[_CONTEXT]
-    form = await request.post()  # read once already by the CSRF check; cached
+    form = await _form(request)  # read once already by the CSRF check; cached
     name = request.match_info["name"]
     if context.actions is None:
         message = "Actions are not available in this commsproxy."
@@ -363,7 +411,7 @@ async def _confirm_page(request: web.Request) -> web.StreamResponse:
 async def _confirm_post(request: web.Request) -> web.StreamResponse:
     """The confirmation's button: accepted with the link's signature, without the cookie."""
     context = request.app[_CONTEXT]
-    form = await request.post()
+    form = await _form(request)
     sender, sig = _field(form, "sender"), _field(form, "sig")
     if not sender or not access.same(sig, sender_sig(context.secret, sender)):
         return _refusal(request, "This link is not valid.")

@@ -7,12 +7,34 @@ import errno
 import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .app import PageContext, make_app
 
 __all__ = ["WebServer", "WebStartError"]
 
 log = logging.getLogger("commsproxy.web")
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs a request it cannot even parse (no Host, a bad request line, a broken
+    chunk) as "Error handling request" with a traceback; it answered 400 already and nothing
+    of ours ran, so that is one plain line, not an error. Our own failures keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "refused a malformed HTTP request: %s"
+            record.args = (str(error.message).strip() or type(error).__name__,)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+#: The logger aiohttp's request handler reports to (instead of ``aiohttp.server``).
+http_log = logging.getLogger("commsproxy.web.http")
+http_log.addFilter(_MalformedRequests())
 
 HOST = "127.0.0.1"  # never another address: the page shows private mail
 
@@ -39,7 +61,11 @@ class WebServer:
 
     async def start(self) -> None:
         runner = web.AppRunner(
-            make_app(self.context), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            make_app(self.context),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            logger=http_log,
         )
         await runner.setup()
         site = web.TCPSite(runner, HOST, self.context.port, reuse_address=True)

@@ -278,3 +278,19 @@ async def test_refused_action_says_why(client: TestClient[object, object]) -> No
         headers={"Host": HOST, "Origin": ORIGIN},
     )
     assert "focus off: " in await answer.text()
+
+
+async def test_refusal_says_how_to_come_in_once(client: TestClient[object, object]) -> None:
+    for path in ("/today", "/?key=wrong"):
+        text = await (await client.get(path, headers={"Host": HOST})).text()
+        assert "`" not in text  # markup, not Markdown
+        assert text.count("commsproxy open") == 1, text
+        assert "<code>commsproxy open</code>" in text
+    await _enter(client)
+    # A refused form is not about the key: no word of `commsproxy open` there.
+    answer = await client.post("/actions/focus-on", data={"csrf": "x"},
+                               headers={"Host": HOST, "Origin": ORIGIN})  # fmt: skip
+    assert answer.status == 403
+    text = await answer.text()
+    assert "security token" in text
+    assert "commsproxy open" not in text
