@@ -181,6 +181,12 @@ class Engine:
         """Connected, and past its first pass: worth waiting for."""
         return self._ready.is_set()
 
+    @property
+    def between_steps(self) -> asyncio.Lock:
+        """Held by the worker during each step: taken by work from outside (a deliver
+        request) that uses the worker's link, so it runs between two steps."""
+        return self._lock
+
     async def catch_up(
         self, limit: float, *, while_ready: bool = False, need: CatchUp = "pass"
     ) -> tuple[int, int] | None:

@@ -23,6 +23,7 @@ from .account_match import resolve_outgoing
 from .decide import Decider
 from .deliver_now import NotHeld, deliver_held
 from .engine import CatchUp, Engine, EngineSettings
+from .request_retries import RequestRetries
 from .state_store import DeliverRequest, ReleaseRequest, StateStore
 from .upstream import Upstream
 
@@ -212,29 +213,23 @@ class TriageHub:
         it names: a release that fails (a link cut in the middle) is tried again, with waits
         growing to a minute, and the batches already released are not released twice.
         """
-        loop = asyncio.get_running_loop()
         released: dict[int, set[tuple[str, str]]] = {}  # request -> (login, batch) done
-        retry_at: dict[int, float] = {}
-        tries: dict[int, int] = {}
-        said: dict[int, str] = {}
+        retries = _retries()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _REQUEST_POLL)
             for request in self.store.pending_release_requests():
-                if retry_at.get(request.id, 0.0) > loop.time():
+                if not retries.due(request.id):
                     continue
                 done = released.setdefault(request.id, set())
                 error = await self._serve_request(request, done)
                 if error is None:
                     self.store.complete_release_request(request.id, datetime.now(UTC))
-                    for record in (released, retry_at, tries, said):
-                        record.pop(request.id, None)
+                    released.pop(request.id, None)
+                    retries.done(request.id)
                     continue
-                tries[request.id] = tries.get(request.id, 0) + 1
-                wait = min(2.0 ** tries[request.id], _REQUEST_RETRY_MAX)
-                retry_at[request.id] = loop.time() + wait
-                if said.get(request.id) != error:  # once per reason, not per try
-                    said[request.id] = error
+                wait, news = retries.failed(request.id, error)
+                if news:
                     log.error("%s; trying again in %g s", error, wait)
 
     async def _serve_request(
@@ -268,15 +263,12 @@ class TriageHub:
         one that fails on the way (a cut link, the engine not connected yet) stays queued and
         is tried again, with waits growing to a minute.
         """
-        loop = asyncio.get_running_loop()
-        retry_at: dict[int, float] = {}
-        tries: dict[int, int] = {}
-        said: dict[int, str] = {}
+        retries = _retries()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _REQUEST_POLL)
             for request in self.store.pending_deliveries():
-                if retry_at.get(request.id, 0.0) > loop.time():
+                if not retries.due(request.id):
                     continue
                 crash: Exception | None = None
                 try:
@@ -284,14 +276,10 @@ class TriageHub:
                 except Exception as err:  # a bug or the store: keep serving the others
                     crash, error = err, f"deliver request {request.id} failed: {err!r}"
                 if error is None:
-                    for record in (retry_at, tries, said):
-                        record.pop(request.id, None)
+                    retries.done(request.id)
                     continue
-                tries[request.id] = tries.get(request.id, 0) + 1
-                wait = min(2.0 ** (tries[request.id] - 1), _REQUEST_RETRY_MAX)
-                retry_at[request.id] = loop.time() + wait
-                if said.get(request.id) != error:  # once per reason, not per try
-                    said[request.id] = error
+                wait, news = retries.failed(request.id, error)
+                if news:
                     log.warning("%s; trying again in %g s", error, wait, exc_info=crash)
 
     async def _serve_delivery(self, request: DeliverRequest) -> str | None:
@@ -305,7 +293,7 @@ class TriageHub:
         what = f"triage[{request.login}]: deliver <{request.message_id}>"
         if not engine.ready:
             return f"{what}: waiting for the login's triage to connect"
-        async with engine._lock:  # between two steps of the engine's worker
+        async with engine.between_steps:
             worker = engine.worker
             if worker is None:
                 return f"{what}: waiting for the login's triage to connect"
@@ -324,6 +312,10 @@ class TriageHub:
         self.store.complete_delivery(request.id, "delivered", detail, datetime.now(UTC))
         engine.wake()  # the message's arrival in INBOX: counted by the next pass
         return None
+
+
+def _retries() -> RequestRetries:
+    return RequestRetries(asyncio.get_running_loop().time, lambda: _REQUEST_RETRY_MAX)
 
 
 class CredentialSource:

@@ -29,7 +29,7 @@ class FakeEngine:
         batches = [SimpleNamespace(name="later", reappend=True)]
         batches.append(SimpleNamespace(name="bulk", reappend=False))
         self.settings = SimpleNamespace(clock=lambda: T0, batches=batches)
-        self._lock = asyncio.Lock()
+        self.between_steps = asyncio.Lock()
         self.woken = 0
 
     def wake(self) -> None:
@@ -48,7 +48,7 @@ async def test_served_through_the_engine_once_it_is_connected(
         worker: object, store: StateStore, request: DeliverRequest, holds: Sequence[str],
         clock: object, fresh: set[str],
     ) -> str:  # fmt: skip
-        seen.append((worker, list(holds), engine._lock.locked(), fresh))
+        seen.append((worker, list(holds), engine.between_steps.locked(), fresh))
         if request.message_id == "gone@x":
             raise NotHeld("no held message has Message-ID <gone@x>")
         return f"<{request.message_id}> delivered to INBOX (from Later)"
