@@ -149,7 +149,14 @@ def _until(moment: datetime | None, now: datetime) -> str:
     return f"in {hours} h {minutes:02d} min" if hours else f"in {minutes} min"
 
 
-def _render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
+def _render(
+    request: web.Request,
+    name: str,
+    status: int = 200,
+    *,
+    pages: dict[str, str] = PAGES,
+    **values: Any,
+) -> web.Response:
     context = request.app[_CONTEXT]
     flash_key = request.query.get("flash")
     flash = context.flashes.get(flash_key, "") if flash_key else ""
@@ -157,7 +164,7 @@ def _render(request: web.Request, name: str, status: int = 200, **values: Any) -
         request.app[_TEMPLATES]
         .get_template(name)
         .render(
-            pages=PAGES,
+            pages=pages,
             path=request.path,
             csrf=access.csrf_token(context.secret),
             flash=flash,
@@ -401,6 +408,7 @@ async def _confirm_page(request: web.Request) -> web.StreamResponse:
     return _render(
         request,
         "confirm.html",
+        pages=PAGES if _has_key(request) else {},
         sender=sender,
         sig=sig,
         confirm_token=confirm_csrf(context.secret, sig),
@@ -423,10 +431,32 @@ async def _confirm_post(request: web.Request) -> web.StreamResponse:
         message = "Actions are not available in this commsproxy."
     else:
         try:
-            message = (await context.actions().always_urgent(sender)).message
+            message = _short((await context.actions().always_urgent(sender)).message)
         except ActionError as err:
             message = str(err)
         except Exception as err:
             log.warning("always urgent for %s from a digest link failed: %s", sender, err)
-            message = f"always urgent failed: {err}"
-    return _render(request, "confirmed.html", message=message, now=context.clock().astimezone())
+            message = "always urgent failed; `commsproxy run` logged why"
+    # A link from the digest is read without the cookie: the other pages would refuse such
+    # a visitor, so they are linked only for one who has the key.
+    has_key = _has_key(request)
+    return _render(
+        request,
+        "confirmed.html",
+        pages=PAGES if has_key else {},
+        has_key=has_key,
+        message=message,
+        now=context.clock().astimezone(),
+    )
+
+
+def _has_key(request: web.Request) -> bool:
+    context = request.app[_CONTEXT]
+    cookie = request.cookies.get(access.cookie_name(context.port))
+    return access.same(cookie, access.cookie_value(context.secret))
+
+
+def _short(message: str) -> str:
+    """A rule change's words without the config file's path ("...; /home/x/... saved"): the
+    confirmation is for whoever opened the link, the path is for the terminal."""
+    return message.split("; ", 1)[0]

@@ -50,7 +50,9 @@ class FakeActions:
 
     async def always_urgent(self, pattern: str) -> Said:
         self.calls.append(("always_urgent", pattern))
-        return Said(f"{pattern} is always urgent now")
+        return Said(
+            f"{pattern} is always urgent now; /home/me/.config/commsproxy/config.toml saved"
+        )
 
     async def never_urgent(self, pattern: str) -> Said:
         self.calls.append(("never_urgent", pattern))
@@ -256,6 +258,23 @@ async def test_digest_link_confirms_one_sender(
     )
     assert done.status == 200
     assert actions.calls == [("always_urgent", "ann@example.com")]
+    # Read without the cookie: a short confirmation, no config path, no links that 403.
+    text = await done.text()
+    assert "ann@example.com is always urgent now" in text
+    assert "config.toml" not in text
+    assert "<nav>" not in text
+    assert 'href="/today"' not in text
+    assert "<code>commsproxy open</code>" in text
+    # With the cookie, the page's links are there again.
+    await _enter(client)
+    text = await (
+        await client.post(
+            "/confirm/always-urgent", data=form, headers={"Host": HOST, "Origin": ORIGIN}
+        )
+    ).text()
+    assert 'href="/today"' in text
+    assert "config.toml" not in text
+    assert "commsproxy open" not in text
 
 
 async def test_refused_action_says_why(client: TestClient[object, object]) -> None:
