@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -73,6 +73,9 @@ class Delivered:
     request: int
     by: Literal["run", "direct"]
     detail: str  # what happened, in words
+    #: The message's sender and subject as triage saw them; "" when the store has no decision.
+    sender: str = ""
+    subject: str = ""
 
 
 def normalize_message_id(text: str) -> str:
@@ -321,6 +324,8 @@ async def deliver_now(
                 key = resolve_login(config, store, login, mid)
             except ValueError as err:
                 raise DeliverNowError(str(err)) from None
+            seen = store.latest_decision_by_message_id(key, mid)
+            about = {"sender": seen.sender, "subject": seen.subject} if seen else {}
             request_id = store.request_delivery(key, mid, clock())
             pid = running_pid(directory)
             if pid is not None:
@@ -337,7 +342,7 @@ async def deliver_now(
                             "stays queued and it will deliver it when it gets to it"
                         )
                     await sleep(poll)
-                return _outcome(request, request_id, "run")
+                return replace(_outcome(request, request_id, "run"), **about)
             request = store.delivery(request_id)
             assert request is not None
             if state_dir is not None:
@@ -356,7 +361,7 @@ async def deliver_now(
                     "`commsproxy run`"
                 ) from None
             store.complete_delivery(request_id, "delivered", detail, clock())
-            return Delivered(request_id, "direct", detail)
+            return Delivered(request_id, "direct", detail, **about)
     except StoreError as err:
         raise DeliverNowError(str(err)) from None
 

@@ -76,6 +76,11 @@ class UserActions:
             )  # fmt: skip
         except DeliverNowError as err:
             raise ActionError(str(err)) from None
+        if done.subject:
+            # Say which mail in the words the user knows it by; the Message-ID only says it
+            # when there is nothing else to say.
+            what = f"\u201c{done.subject}\u201d from {done.sender or 'an unknown sender'}"
+            return Done(f"{what} is in your INBOX now; recorded as urgent for training")
         return Done(done.detail + "; recorded as urgent for training")
 
     async def release(self, login: str | None, batch: str | None) -> Done:

@@ -92,7 +92,9 @@ def test_deliver_moves_the_message_to_inbox(signed_in: Browser, page_env: PageEn
     browser, mid = signed_in, page_env.mids["anna"]
     button = row_of(browser, mid).find_element(By.CSS_SELECTOR, "[data-action='deliver']")
     flash = press(browser, page_env, button)
-    assert flash
+    # Named as the user knows it, not by its Message-ID.
+    assert "\u201cRe: notes from the meeting\u201d from anna@example.org" in flash, flash
+    assert mid.strip("<>") not in flash, flash
     page_env.wait_in(mid, "INBOX")
     with pytest.raises(AssertionError):
         row_of(browser, mid)

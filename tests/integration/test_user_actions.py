@@ -55,7 +55,8 @@ def test_deliver_a_held_message_while_run_runs(account: Account) -> None:
 
     result = account.cli("deliver", news.strip("<>"))  # without the <> works too
     assert result.returncode == 0, result.stderr + result.stdout
-    assert f"{news} delivered to INBOX" in result.stdout, result.stdout
+    said = "\u201cWeekly digest\u201d from noreply@news.example.org is in your INBOX now"
+    assert said in result.stdout, result.stdout
     assert f"asked commsproxy run (pid {proxy.pid})" in result.stderr, result.stderr
     assert account.where(news) == "INBOX"
     assert "$Released" in account.flags(news)
@@ -92,7 +93,8 @@ def test_deliver_without_run(account: Account) -> None:
 
     result = account.cli("deliver", reply)
     assert result.returncode == 0, result.stderr + result.stdout
-    assert f"{reply} delivered to INBOX" in result.stdout
+    said = "\u201cRe: notes from the meeting\u201d from anna@example.org is in your INBOX now"
+    assert said in result.stdout, result.stdout
     assert "asked commsproxy run" not in result.stderr
     assert account.where(reply) == "INBOX"
     assert "$Released" in account.flags(reply)

@@ -11,6 +11,7 @@ import pytest
 
 from commsproxy.config import load_config
 from commsproxy.triage.deliver_now import (
+    Delivered,
     DeliverNowError,
     NotHeld,
     deliver_now,
@@ -193,3 +194,48 @@ def test_release_and_focus_refuse_bad_input(tmp_path: Path) -> None:
         asyncio.run(actions.focus_off(datetime(2026, 12, 8, 9, 0)))
     assert not (tmp_path / "state" / "holding-stopped").exists()
     assert "was on already" in asyncio.run(actions.focus_on()).message
+
+
+def test_deliver_names_the_mail_by_subject_and_sender(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load_config(two_logins(tmp_path))
+    state = tmp_path / "state"
+    with StateStore.open(state) as store:
+        store.record_decisions([
+            Decision("bob@example.com", "INBOX", 1, 5, "m@x", "normal", 0.1, "r", "later",
+                     True, "bert@partner.example", "Re: budget draft", T0),
+        ])  # fmt: skip
+
+    async def run_serves(seconds: float) -> None:
+        with StateStore.open(state) as store:
+            [request] = store.pending_deliveries()
+            store.start_delivery(request.id, "Later", T0)
+            store.complete_delivery(request.id, "delivered", "<m@x> delivered to INBOX", T0)
+
+    with RunLock(state):
+        done = asyncio.run(deliver_now(config, None, "<m@x>", sleep=run_serves, clock=lambda: T0))
+    assert (done.sender, done.subject) == ("bert@partner.example", "Re: budget draft")
+
+    # The words the CLI prints and the page flashes: the subject and sender, not the ID.
+    import commsproxy.triage.user_actions as user_actions
+
+    async def delivered(*args: object, **kwargs: object) -> Delivered:
+        return done
+
+    monkeypatch.setattr(user_actions, "deliver_now", delivered)
+    said = asyncio.run(UserActions(config, state_dir=state).deliver(None, "m@x")).message
+    assert said.startswith(
+        "\u201cRe: budget draft\u201d from bert@partner.example is in your INBOX"
+    )
+    assert "m@x" not in said
+
+    # Unknown subject (no decision for it): the Message-ID says which.
+    bare = Delivered(1, "direct", "<n@x> delivered to INBOX (from Later)")
+
+    async def unknown(*args: object, **kwargs: object) -> Delivered:
+        return bare
+
+    monkeypatch.setattr(user_actions, "deliver_now", unknown)
+    said = asyncio.run(UserActions(config, state_dir=state).deliver(None, "n@x")).message
+    assert said.startswith("<n@x> delivered to INBOX")
