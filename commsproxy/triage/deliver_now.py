@@ -325,7 +325,7 @@ async def deliver_now(
             except ValueError as err:
                 raise DeliverNowError(str(err)) from None
             seen = store.latest_decision_by_message_id(key, mid)
-            about = {"sender": seen.sender, "subject": seen.subject} if seen else {}
+            sender, subject = (seen.sender, seen.subject) if seen else ("", "")
             request_id = store.request_delivery(key, mid, clock())
             pid = running_pid(directory)
             if pid is not None:
@@ -342,7 +342,7 @@ async def deliver_now(
                             "stays queued and it will deliver it when it gets to it"
                         )
                     await sleep(poll)
-                return replace(_outcome(request, request_id, "run"), **about)
+                return replace(_outcome(request, request_id, "run"), sender=sender, subject=subject)
             request = store.delivery(request_id)
             assert request is not None
             if state_dir is not None:
@@ -361,7 +361,7 @@ async def deliver_now(
                     "`commsproxy run`"
                 ) from None
             store.complete_delivery(request_id, "delivered", detail, clock())
-            return Delivered(request_id, "direct", detail, **about)
+            return Delivered(request_id, "direct", detail, sender, subject)
     except StoreError as err:
         raise DeliverNowError(str(err)) from None
 
