@@ -426,6 +426,9 @@ def _config_watch(the_plan: Plan, hub: TriageHub | None, interval: float) -> Con
             decider = engine.decider
             if (changed.vip or changed.never_urgent) and isinstance(decider, RuleDecider):
                 decider = RuleDecider(new.triage.vip, decider.fallback, new.triage.never_urgent)
+            follow = getattr(settings.digest_link, "follow", None)
+            if changed.vip and callable(follow):
+                follow(new.triage.vip)  # the digest offers no link for a sender in vip now
             await hub.reconfigure(route.key, decider, settings)
 
     return ConfigWatch(the_plan.config, apply, interval=interval)
@@ -500,15 +503,14 @@ def _digest_link(config: Config, state_dir: Path) -> Callable[[str], str | None]
     if not config.web.enabled:
         return None
     from .web.access import load_or_create_secret
-    from .web.links import correction_link
+    from .web.links import DigestLinks
 
     try:
         secret = load_or_create_secret(state_dir)
     except OSError as err:
         log.warning("no links in digests: the page's key cannot be kept in %s (%s)", state_dir, err)
         return None
-    port = config.web.port
-    return functools.partial(correction_link, secret, port)
+    return DigestLinks(secret, config.web.port, config.triage.vip)
 
 
 def _load_model(config: Config, triage: TriagePlan) -> Callable[[str | None], ModelDecider]:
