@@ -357,13 +357,15 @@ async def _run_action(actions: Actions, name: str, form: Any, now: datetime) -> 
         return await actions.deliver(login, message_id)
     if name == "release":
         return await actions.release(login, _field(form, "batch") or None)
-    if name in ("always-urgent", "never-urgent"):
+    if name in ("always-urgent", "never-urgent", "forget-sender"):
         pattern = _field(form, "pattern")
         if not pattern:
             return f"{name}: which sender? (no pattern)"
         if name == "always-urgent":
             return await actions.always_urgent(pattern)
-        return await actions.never_urgent(pattern)
+        if name == "never-urgent":
+            return await actions.never_urgent(pattern)
+        return await actions.forget_sender(pattern)
     if name == "focus-off":
         try:
             until = parse_until(_field(form, "until"), now)

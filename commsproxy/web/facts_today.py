@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..triage.decide import vip_match
 from ..triage.holding import Switch, holding_switch
 from ..triage.scheduler import next_release
 from ..triage.state_store import Correction, StateStore
@@ -38,6 +39,9 @@ class HeldRow:
     why: str  # in plain words
     held_at: datetime
     comes_at: datetime | None  # the batch's next release
+    #: The ``[triage] vip`` pattern the sender matches now: "never urgent" would change
+    #: nothing for it (vip wins), only taking the pattern out of vip would.
+    vip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ class LoginToday:
     login: str
     health: dict[str, Any] | None  # as `commsproxy status` reports it; None: run not seen
     paused: dict[str, Any] | None
-    next_release: tuple[str, datetime] | None  # batch, when
+    #: The batches due next (all those due at that same moment), and when.
+    next_release: tuple[tuple[str, ...], datetime] | None
     batches: tuple[BatchNow, ...]
 
     @property
@@ -85,9 +90,10 @@ def today_facts(
     )
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     corrections = tuple(store.corrections_since(midnight, limit=50))
+    vip = config.triage.vip
     delivered = tuple(
         HeldRow(d.login, d.message_id, d.sender, d.subject, plain_reason(d.reason),
-                d.decided_at.astimezone(), None)
+                d.decided_at.astimezone(), None, vip_match(d.sender, vip))
         for d in reversed(store.decisions_since(midnight))
         if not d.held
     )[:DELIVERED]  # fmt: skip
@@ -105,7 +111,7 @@ def _login(
     status = login_status(config, store, login, now, pid)
     held = store.held_now(login, [batch.name for batch in config.batches])
     batches: list[BatchNow] = []
-    coming: tuple[str, datetime] | None = None
+    due: dict[str, datetime] = {}
     for batch in config.batches:
         when = None if stopped is not None else next_release(batch.schedule, now).astimezone()
         rows = tuple(
@@ -122,8 +128,8 @@ def _login(
             if d.batch == batch.name
         )
         batches.append(BatchNow(batch.name, batch.mailbox, when, rows))
-        if when is not None and (coming is None or when < coming[1]):
-            coming = (batch.name, when)
+        if when is not None:
+            due[batch.name] = when
     # Mail held in a batch the config no longer names: shown, released at the next start.
     known = {batch.name for batch in config.batches}
     for name in sorted({d.batch for d in held if d.batch and d.batch not in known}):
@@ -133,10 +139,16 @@ def _login(
             for d in held if d.batch == name
         )  # fmt: skip
         batches.append(BatchNow(name, "", None, rows))
+    soonest = min(due.values(), default=None)
     health = status["health"]
     if health is not None and health.get("next_release"):
         reported = health["next_release"]
         at = datetime.fromisoformat(reported["at"]).astimezone()
         if at > now - timedelta(minutes=1) and stopped is None:
-            coming = (reported["batch"], at)
+            soonest = at  # run's own word, which knows of a release it is running late
+            due[str(reported["batch"])] = at
+    coming = None
+    if soonest is not None:
+        # Every batch due at that moment: they come together, so the page names them all.
+        coming = (tuple(name for name, when in due.items() if when == soonest), soonest)
     return LoginToday(login, health, status["paused"], coming, tuple(batches))

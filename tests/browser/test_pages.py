@@ -114,6 +114,48 @@ def test_today_shows_what_is_held_with_a_live_countdown(
     browser.screenshot("today")
 
 
+def test_today_buttons_read_as_groups_at_1280_and_800_px(
+    signed_in: Browser, page_env: PageEnv
+) -> None:
+    """Held rows: "Always urgent: this sender | whole domain" stays one piece on one line,
+    apart from "Never urgent"; the vip sender's row offers to stop the rule; both batches due
+    at the same moment are named. At 1280 px and at 800 px, without sideways scrolling."""
+    browser, mids = signed_in, page_env.mids
+    driver = browser.driver
+    nxt = driver.find_element(By.CSS_SELECTOR, "p.next")
+    names = [b.text for b in nxt.find_elements(By.CSS_SELECTOR, ".next-batch")]
+    assert sorted(names) == ["bulk", "later"], nxt.text  # the test's batches share a time
+    boss = driver.find_element(
+        By.CSS_SELECTOR, f"tr.delivered[data-message-id='{_bare(mids['boss'])}']"
+    )
+    actions = [b.get_attribute("data-action") for b in boss.find_elements(By.TAG_NAME, "button")]
+    assert actions == ["forget-sender"], actions  # "never urgent" would change nothing
+    assert "Stop treating as always urgent" in boss.text
+    try:
+        for width in (1280, 800):
+            driver.set_window_size(width, 900)
+            driver.refresh()
+            row = held_rows(browser)[_bare(mids["bert"])]
+            group = row.find_element(By.CSS_SELECTOR, ".button-group")
+            assert group.text.replace("\n", " ").startswith("Always urgent:"), group.text
+            sender, domain = group.find_elements(By.CSS_SELECTOR, "[data-action='always-urgent']")
+            assert (sender.text, domain.text) == ("this sender", "whole domain")
+            never = row.find_element(By.CSS_SELECTOR, "[data-action='never-urgent']")
+            assert sender.rect["y"] == domain.rect["y"], (width, sender.rect, domain.rect)
+            assert domain.rect["x"] > sender.rect["x"]
+            # "Never urgent" is never between the two: on a line below, or after the group.
+            below = never.rect["y"] > sender.rect["y"]
+            after = never.rect["y"] == sender.rect["y"] and never.rect["x"] > domain.rect["x"]
+            assert below or after, (width, never.rect, sender.rect, domain.rect)
+            wide = driver.execute_script(
+                "const d = document.documentElement; return d.scrollWidth - d.clientWidth"
+            )
+            assert wide <= 0, f"{width} px: {wide} px of sideways scrolling"
+            browser.screenshot(f"today-{width}")
+    finally:
+        driver.set_window_size(1280, 900)
+
+
 def test_day_shows_the_chart_and_interruptions_avoided(
     signed_in: Browser, page_env: PageEnv
 ) -> None:

@@ -58,6 +58,10 @@ class FakeActions:
         self.calls.append(("never_urgent", pattern))
         return Said(f"{pattern} is never urgent now")
 
+    async def forget_sender(self, pattern: str) -> Said:
+        self.calls.append(("forget_sender", pattern))
+        return Said(f"{pattern} has no rule now: the model decides")
+
     async def focus_off(self, until: datetime) -> Said:
         self.calls.append(("focus_off", until))
         return Said("holding paused")
@@ -199,6 +203,7 @@ async def test_each_action_calls_its_function(
         ("deliver", {"login": "me", "message_id": "m1@x"}),
         ("release", {"login": "me", "batch": "later"}),
         ("never-urgent", {"pattern": "*@news.example"}),
+        ("forget-sender", {"pattern": "*@boss.example"}),
         ("focus-off", {"until": "2026-12-07T15:30:00+00:00"}),
         ("focus-on", {}),
     ]
@@ -215,6 +220,7 @@ async def test_each_action_calls_its_function(
         ("deliver", "me", "m1@x"),
         ("release", "me", "later"),
         ("never_urgent", "*@news.example"),
+        ("forget_sender", "*@boss.example"),
         ("focus_off", datetime(2026, 12, 7, 15, 30, tzinfo=UTC)),
         ("focus_on",),
     ]

@@ -4,6 +4,7 @@ and interruptions follow their stated definition, and every value is escaped."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,10 +26,11 @@ NOW = datetime.now().astimezone().replace(hour=12, minute=0, second=0, microseco
 LOGIN = "me@example.com"
 
 
-def _config() -> Config:
+def _config(triage: str = "") -> Config:
     return parse_config_text(
         Path("config.toml"),
         f"""
+{triage}
 [[login]]
 username = "{LOGIN}"
 upstream_imap = "imaps://imap.example.com"
@@ -150,6 +152,65 @@ async def test_today_page(client: TestClient[object, object]) -> None:
     delivered = text.split('<section class="delivered">', 1)[1].split("</section>", 1)[0]
     assert 'data-message-id="m4@x"' in delivered
     assert '<input type="hidden" name="pattern" value="boss@example.com">' in delivered
+
+
+async def test_vip_row_offers_to_stop_the_rule_not_never_urgent(
+    store: StateStore, tmp_path: Path
+) -> None:
+    """Delivered at once because the sender is on the vip list: "never urgent" would change
+    nothing (vip wins), so the row offers to take the vip pattern away instead."""
+    config = _config('[triage]\nvip = ["*@example.com"]\n')
+    secret = access.load_or_create_secret(tmp_path)
+    context = PageContext(lambda: config, store, tmp_path, secret, PORT, None, lambda: NOW)
+    async with TestClient(TestServer(make_app(context))) as test:
+        await test.get(f"/?key={secret}", headers={"Host": HOST}, allow_redirects=False)
+        text = await _page(test, "/today")
+    delivered = text.split('<section class="delivered">', 1)[1].split("</section>", 1)[0]
+    assert 'data-action="forget-sender"' in delivered
+    assert '<input type="hidden" name="pattern" value="*@example.com">' in delivered
+    assert "Stop treating as always urgent" in delivered
+    assert 'data-action="never-urgent"' not in delivered
+
+
+async def test_held_row_groups_always_urgent(client: TestClient[object, object]) -> None:
+    text = await _page(client, "/today")
+    row = text.split('data-message-id="m2@x"', 1)[1].split("</tr>", 1)[0]
+    group = row.split('<div class="button-group"', 1)[1].split("</div>", 1)[0]
+    assert "Always urgent:" in group
+    assert group.count('data-action="always-urgent"') == 2  # this sender | whole domain
+    assert 'data-action="never-urgent"' not in group
+    assert 'data-action="never-urgent"' in row
+
+
+def test_next_release_names_every_batch_due_then(store: StateStore, tmp_path: Path) -> None:
+    def batches(bulk_at: str) -> Config:
+        return _config(
+            '[[batch]]\nname = "later"\nmailbox = "Later"\nlabels = ["normal"]\n'
+            'release = ["09:00", "15:00"]\n'
+            '[[batch]]\nname = "bulk"\nmailbox = "Bulk"\nlabels = ["bulk"]\n'
+            f'release = ["{bulk_at}"]\n'
+        )
+
+    for bulk_at, named in (("15:00", ("later", "bulk")), ("16:00", ("later",))):
+        (login,) = today_facts(batches(bulk_at), store, tmp_path, NOW, pid=1).logins
+        assert login.next_release is not None
+        names, at = login.next_release
+        assert names == named
+        assert at.astimezone().strftime("%H:%M") == "15:00"
+
+    secret = access.load_or_create_secret(tmp_path)
+    config = batches("15:00")
+    context = PageContext(lambda: config, store, tmp_path, secret, PORT, None, lambda: NOW)
+
+    async def page() -> str:
+        async with TestClient(TestServer(make_app(context))) as test:
+            await test.get(f"/?key={secret}", headers={"Host": HOST}, allow_redirects=False)
+            return await _page(test, "/today")
+
+    text = asyncio.run(page())
+    line = text.split('<p class="next">', 1)[1].split("</p>", 1)[0]
+    assert 'Next release: <strong class="next-batch">later</strong> and ' in line
+    assert '<strong class="next-batch">bulk</strong> at' in line
 
 
 async def test_day_page(client: TestClient[object, object]) -> None:
