@@ -16,7 +16,7 @@ from commsproxy.config import Config, parse_config_text
 from commsproxy.triage.state_store import Correction, Decision, Filed, StateStore
 from commsproxy.web import access
 from commsproxy.web.app import PageContext, make_app
-from commsproxy.web.facts_day import day_facts
+from commsproxy.web.facts_day import day_facts, interruptions
 from commsproxy.web.facts_today import today_facts
 
 PORT = 1180
@@ -113,9 +113,32 @@ def test_day_counts_and_interruptions(store: StateStore) -> None:
     assert sum(day.held) == 4
     assert sum(day.at_once) == 1
     assert sum(day.released) == 1
-    # 4 held today, brought back by 1 release: 3 arrivals the user did not have.
-    assert (day.today.held, day.today.releases, day.today.avoided) == (4, 1, 3)
+    # 4 held today; m3 brought back early (a drag to INBOX) interrupted anyway, one release
+    # brought m1: 4 - 1 - 1 = 2 arrivals the user did not have.
+    assert (day.today.held, day.today.early, day.today.releases) == (4, 1, 1)
+    assert day.today.avoided == 2
     assert day.week.avoided >= day.today.avoided
+
+
+def test_brought_back_early_counts_once_and_never_below_zero(store: StateStore) -> None:
+    again = [
+        Correction(LOGIN, "m2@x", kind, "urgent", "normal", "ann@news.example", "hello",
+                   NOW - timedelta(minutes=m))
+        for kind, m in (("rescue", 10), ("deliver", 9), ("flag", 8))
+    ]  # fmt: skip
+    for correction in again:
+        store.record_correction(correction)
+    day = day_facts(store, NOW)
+    # m2 brought back twice counts once; a flag brings nothing back.
+    assert day.today.early == 2
+    assert day.today.avoided == 4 - 2 - 1
+    late = NOW - timedelta(minutes=5)
+    store.record_correction(
+        Correction(LOGIN, "m5@x", "rescue", "urgent", "bulk", "ann@news.example", "sale", late)
+    )
+    day = day_facts(store, NOW)
+    assert (day.today.early, day.today.avoided) == (3, 0)  # 4 - 3 - 1
+    assert interruptions(1, [], early=3).avoided == 0  # never below zero
 
 
 @pytest.fixture
@@ -215,7 +238,9 @@ def test_next_release_names_every_batch_due_then(store: StateStore, tmp_path: Pa
 
 async def test_day_page(client: TestClient[object, object]) -> None:
     text = await _page(client, "/day")
-    assert '<div class="value" id="interruptions-today">3</div>' in text
+    assert '<div class="value" id="interruptions-today">2</div>' in text
+    assert "1 brought back early" in text
+    assert "minus those brought back early" in text
     assert 'id="interruptions-week"' in text
     assert "<svg" in text
     assert "<rect" in text
