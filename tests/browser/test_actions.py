@@ -249,6 +249,13 @@ def test_the_digest_correction_link_adds_the_rule(
     browser.check_clean(page_env.origin)
     for comment in COMMENTS:
         assert comment in page_env.config_text()
+    # A short confirmation: no config path, and no links to pages that refuse this visitor.
+    body = browser.driver.find_element(By.TAG_NAME, "body").text
+    assert "ceo@acme.example is always urgent now" in body, body
+    assert str(page_env.config) not in body, body
+    assert "config.toml" not in body, body
+    assert browser.driver.find_elements(By.TAG_NAME, "nav") == [], body
+    assert "commsproxy open" in body, body
     browser.screenshot("confirmed-always-urgent")
 
 

@@ -251,7 +251,10 @@ def test_without_the_secret_the_page_is_refused(browser: Browser, page_env: Page
         _, events = browser.logs()
         assert browser.document_status(events)[-1] == 403, url
         body = browser.driver.find_element(By.TAG_NAME, "body").text
-        assert "commsproxy open" in body, body
+        assert body.count("commsproxy open") == 1, body  # said once
+        assert "`" not in body, body  # as code, not Markdown backticks
+        code = browser.driver.find_elements(By.TAG_NAME, "code")
+        assert [c.text for c in code] == ["commsproxy open"], body
         assert not held_rows(browser), "a refused page shows held mail"
         assert not browser.driver.get_cookies(), browser.driver.get_cookies()
     browser.screenshot("refused")
