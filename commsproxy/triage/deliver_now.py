@@ -260,31 +260,17 @@ def _utcnow() -> datetime:
 async def deliver_without_run(config: Config, request: DeliverRequest) -> str:
     """Serve ``request`` without a running proxy, over the login's own connection (it needs
     the login's ``password_command``: the proxy is not there to lend the client's password)."""
-    from ..credentials import password_from_command
-    from ..endpoints import client_tls_context
-    from .upstream import connect
+    from .own_connection import own_connection
 
     entries = [e for e in config.logins if (e.username or "default") == request.login]
     if not entries:
         raise DeliverNowError(f"no [[login]] {request.login!r} in {config.path}")
-    entry = entries[0]
-    if not entry.username or not entry.password_command:
-        raise DeliverNowError(
-            f"[[login]] {entry.username or entry.upstream_imap}: delivering without "
-            "`commsproxy run` needs username and password_command in the config"
-        )
-    password = await password_from_command(entry.password_command)
-    worker = await connect(
-        entry.upstream_imap, client_tls_context(entry.cafile), entry.username, password
-    )
-    try:
+    async with own_connection(entries[0], "delivering", DeliverNowError) as worker:
         names = {batch.name: await worker.server_name(batch.mailbox) for batch in config.batches}
         fresh = {names[batch.name] for batch in config.batches if batch.reappend}
         with StateStore.open(config.proxy.state_dir) as store:
             holds = [*names.values(), *store.hold_mailboxes(request.login)]  # and old ones
             return await deliver_held(worker, store, request, holds, _utcnow, fresh)
-    finally:
-        await worker.logout()
 
 
 def _direct() -> DirectDeliver:

@@ -290,9 +290,7 @@ async def release_without_run(
     Needs a ``password_command`` for each login (the proxy is not there to lend the password
     the mail client logged in with). Returns messages released per batch.
     """
-    from ..credentials import password_from_command
-    from ..endpoints import client_tls_context
-    from .upstream import connect
+    from .own_connection import own_connection
 
     released: dict[str, int] = {}
     logins = [entry for entry in config.logins if login in (None, entry.username)]
@@ -300,29 +298,19 @@ async def release_without_run(
         raise ReleaseError(f"no [[login]] with username {login!r} in {config.path}")
     with StateStore.open(config.proxy.state_dir) as store:
         for entry in logins:
-            if not entry.username or not entry.password_command:
-                raise ReleaseError(
-                    f"[[login]] {entry.username or entry.upstream_imap}: releasing without "
-                    "`commsproxy run` needs username and password_command in the config"
-                )
-            password = await password_from_command(entry.password_command)
-            worker = await connect(
-                entry.upstream_imap, client_tls_context(entry.cafile), entry.username, password
-            )
-            try:
+            async with own_connection(entry, "releasing", ReleaseError) as worker:
+                user = entry.username or ""  # own_connection made sure there is one
                 names = {b.name: await worker.server_name(b.mailbox) for b in config.batches}
                 releaser = Releaser(
-                    worker, store, entry.username, names, config.triage,
+                    worker, store, user, names, config.triage,
                     lambda: datetime.now(UTC),
-                    history=_saved_history(store, entry.username, config),
-                    filing=_rules_only(config, entry.username),
+                    history=_saved_history(store, user, config),
+                    filing=_rules_only(config, user),
                 )  # fmt: skip
                 for chosen in config.batches:
                     if batch in (None, chosen.name):
                         moved = await releaser.release(chosen, scheduled=None)
                         released[chosen.name] = released.get(chosen.name, 0) + moved
-            finally:
-                await worker.logout()
     return released
 
 
