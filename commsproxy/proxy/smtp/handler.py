@@ -50,7 +50,7 @@ from ..routing import LoginRoutes, UpstreamServer
 from .data_reader import DataOutcome, read_data
 from .oauth import LocalPassword, authenticate_with_token, check_local_password, oauth_reply
 from .spool import InFlight, Spool
-from .upstream_data import send_data
+from .upstream_data import drop_link, send_data
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "NULL_SENDER", "RelayHandler", "RelaySMTP", "SentMessage"]
 
@@ -159,6 +159,8 @@ class RelayHandler:
         self.oauth = oauth  # the logins that sign in with OAuth2, and their tokens
         self._links: dict[SMTP, aiosmtplib.SMTP] = {}
         self._servers: dict[SMTP, Endpoint] = {}  # the server each connection went to, for logs
+        # Links in the middle of an exchange (a command's reply, a message) for their client.
+        self._busy: set[aiosmtplib.SMTP] = set()
         self._told: dict[str, str] = {}  # user -> the sign-in trouble already logged
         self.in_flight = InFlight(max_in_flight)  # all sessions' messages together
         self.spool_dir = spool_dir  # None: the system's temporary directory
@@ -278,18 +280,48 @@ class RelayHandler:
         return None
 
     async def close_upstream(self, conn: SMTP) -> None:
-        """Close the upstream link of client connection ``conn``, if it has one."""
+        """Close the upstream link of client connection ``conn``, if it has one.
+
+        An idle link is ended with ``QUIT``; one in the middle of an exchange (its client left
+        meanwhile) is dropped: mid-message a ``QUIT`` is only more of the message, which the
+        upstream would never answer, and the link would stay open until its timeout.
+        """
         self._servers.pop(conn, None)
         link = self._links.pop(conn, None)
         if link is None:
             return
-        if not link.is_connected:
-            link.close()
+        if link in self._busy or not link.is_connected:
+            drop_link(link)
             return
         try:
             await link.quit()
         except Exception:  # whatever went wrong, the link must go
             link.close()
+        except asyncio.CancelledError:
+            drop_link(link)
+            raise
+
+    def _drop(self, conn: SMTP, link: aiosmtplib.SMTP) -> None:
+        """Drop ``link`` at once, and forget it if it is still ``conn``'s."""
+        if self._links.get(conn) is link:
+            del self._links[conn]
+            self._servers.pop(conn, None)
+        drop_link(link)
+
+    async def _exchange(
+        self, conn: SMTP, link: aiosmtplib.SMTP, step: Callable[[aiosmtplib.SMTP], Awaitable[Any]]
+    ) -> None:
+        """Run ``step`` on ``link``; when the client leaves meanwhile, the link goes with it."""
+        self._busy.add(link)
+        try:
+            await step(link)
+        except asyncio.CancelledError:
+            # The connection is ending (aiosmtpd cancels its session): whatever the upstream
+            # is in the middle of stays unfinished, so the link cannot be ended politely.
+            self._drop(conn, link)
+            raise
+        finally:
+            self._busy.discard(link)
 
     async def _upstream_step(
         self, conn: SMTP, step: Callable[[aiosmtplib.SMTP], Awaitable[Any]]
@@ -298,7 +330,7 @@ class RelayHandler:
         session = conn.session
         try:
             link = await self._connect(conn)
-            await step(link)
+            await self._exchange(conn, link, step)
         except _NoRoute as err:
             return err.reply
         except OAuthError as err:  # reconnecting an OAuth2 login needs a token again
@@ -309,6 +341,10 @@ class RelayHandler:
             return _reply(err)
         except (aiosmtplib.SMTPException, OSError) as err:
             where = self._where(conn)
+            if conn.transport is None:
+                # The client left meanwhile and its link was dropped with it: no failure.
+                log.info("smtp: upstream link dropped, its client left: %s", err)
+                return "421 4.4.2 commsproxy: connection lost"
             log.error("smtp: upstream %s failed: %s", where, err)
             await self.close_upstream(conn)
             return f"451 4.4.1 commsproxy: upstream {where} unavailable; try again later"
@@ -435,7 +471,7 @@ class RelayHandler:
         link = self._links.get(conn)
         if link is not None and link.is_connected:
             try:
-                await link.rset()
+                await self._exchange(conn, link, lambda link: link.rset())
             except aiosmtplib.SMTPException:
                 await self.close_upstream(conn)
 

@@ -12,19 +12,31 @@ without them falls back to ``data()`` with the message read whole (at most the i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiosmtplib
 
 from .spool import Spool, dot_stuffed
 
-__all__ = ["send_data"]
+__all__ = ["drop_link", "send_data"]
 
 _START_INPUT = 354
 _COMPLETED = 250
 
 
 _USED = ("write", "_drain_helper", "read_response", "_command_lock", "_response_pending")
+
+
+def drop_link(link: aiosmtplib.SMTP) -> None:
+    """Close ``link`` at once, without waiting for what is still to be written.
+
+    A plain ``close()`` first writes out what the transport still holds: half a message to an
+    upstream that has stopped reading would keep the link open for good.
+    """
+    if isinstance(link.transport, asyncio.WriteTransport):
+        link.transport.abort()
+    link.close()
 
 
 def _streamable(protocol: Any) -> bool:
@@ -58,7 +70,7 @@ async def send_data(link: aiosmtplib.SMTP, spool: Spool) -> aiosmtplib.SMTPRespo
             protocol.write(b".\r\n")
             response = await protocol.read_response(timeout=timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, ConnectionError):
-        link.close()  # half a message went: the link cannot be used again
+        drop_link(link)  # half a message went: the link cannot be used again
         raise
     if response.code != _COMPLETED:
         raise aiosmtplib.SMTPDataError(response.code, response.message)
