@@ -3,7 +3,7 @@
 // Served from the page itself (script-src 'self'); it fetches nothing but the page it is on.
 "use strict";
 
-const REFRESH_SECONDS = 15;
+const REFRESH_SECONDS = 5;
 
 function countdownText(ms) {
   if (ms <= 0) return "now";
