@@ -106,6 +106,20 @@ async def test_data_is_unstuffed_into_the_spool_and_reading_stops_at_the_dot() -
     assert await reader.read() == b"QUIT\r\n"  # the next command is left for the session
 
 
+async def test_a_bare_line_break_dot_cannot_end_the_data_upstream() -> None:
+    smuggled = b"Subject: x\r\n\r\nhi\n.\nMAIL FROM:<evil@example.com>\r\nbare\r.\rend\r\n.\r\n"
+    outcome, content, reader = await _read(smuggled + b"QUIT\r\n")
+    assert outcome is DataOutcome.COMPLETE
+    assert content == (
+        b"Subject: x\r\n\r\nhi\r\n.\r\nMAIL FROM:<evil@example.com>\r\nbare\r\n.\r\nend\r\n"
+    )
+    sent = b"".join(dot_stuffed([content]))
+    assert b"\r\n..\r\nMAIL FROM" in sent  # the dot is doubled: the upstream reads text
+    assert b"\n.\n" not in sent
+    assert b"\r.\r" not in sent
+    assert await reader.read() == b"QUIT\r\n"
+
+
 async def test_a_long_line_is_dropped_as_it_comes_and_refused_after_the_dot() -> None:
     outcome, content, reader = await _read(b"a\r\n" + b"x" * 100_000 + b"\r\nb\r\n.\r\nNOOP\r\n")
     assert outcome is DataOutcome.LINE_TOO_LONG

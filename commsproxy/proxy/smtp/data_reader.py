@@ -71,5 +71,19 @@ async def read_data(
             outcome = DataOutcome.LINE_TOO_LONG
         elif size_limit is not None and size > size_limit:
             outcome = DataOutcome.TOO_BIG
-        elif not spool.write(line[1:] if line.startswith(b".") else line):
+        elif not spool.write(_crlf_only(line[1:] if line.startswith(b".") else line)):
             outcome = DataOutcome.OVER_CAP
+
+
+def _crlf_only(line: bytes) -> bytes:
+    """``line`` (ending in its CRLF) with each bare CR or LF in it made a CRLF.
+
+    A line read up to its first CRLF holds no CRLF before its end, so every CR or LF before
+    that is bare. Relayed as they came, a bare ``\n.\n`` could end DATA at an upstream that
+    takes a bare LF for a line end, and what follows would run there as commands (SMTP
+    smuggling); as CRLF, the dot-stuffing towards the upstream doubles such a dot.
+    """
+    body = line[:-2]
+    if b"\r" not in body and b"\n" not in body:
+        return line
+    return body.replace(b"\r", b"\n").replace(b"\n", b"\r\n") + b"\r\n"
