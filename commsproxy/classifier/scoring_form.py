@@ -25,7 +25,7 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,22 +173,9 @@ class LinearPart:
 
     def _words(self, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         words = self.words
-        ids: dict[str, int] = {}
-        flat: list[int] = []
-        counts: list[int] = []
-        per_row: list[int] = []
-        for text in self.texts(samples):
-            counted = Counter(words.analyze(text))
-            per_row.append(len(counted))
-            flat += [ids.setdefault(token, len(ids)) for token in counted]
-            counts += counted.values()
-        column, sign = columns(list(ids), words.n_features)
-        at = np.asarray(flat, dtype=np.int64)
-        rows = np.repeat(np.arange(len(samples), dtype=np.int64), per_row)
-        value = np.asarray(counts, dtype=np.float64)
-        if words.alternate_sign:
-            value = value * sign[at]
-        row, col, val = _summed(rows, column[at], value, words.n_features)
+        counted = (Counter(words.analyze(text)) for text in self.texts(samples))
+        rows, column, value = _hashed(counted, len(samples), words.n_features, words.alternate_sign)
+        row, col, val = _summed(rows, column, value, words.n_features)
         if words.sublinear:  # as TfidfTransformer: in place, in float32
             np.log(val, val)
             val += 1.0
@@ -206,23 +193,13 @@ class LinearPart:
 
     def _signals(self, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         signals = self.signals
-        ids: dict[str, int] = {}
-        flat: list[int] = []
-        values: list[float] = []
-        per_row: list[int] = []
-        for named in meta_of(samples):
-            per_row.append(len(named))
-            flat += [ids.setdefault(name, len(ids)) for name in named]
-            values += named.values()
-        column, sign = columns(list(ids), signals.n_features)
-        at = np.asarray(flat, dtype=np.int64)
-        rows = np.repeat(np.arange(len(samples), dtype=np.int64), per_row)
-        value = np.asarray(values, dtype=np.float64)
-        if signals.alternate_sign:
-            value = value * sign[at]
+        n_features = signals.n_features
+        rows, column, value = _hashed(
+            meta_of(samples), len(samples), n_features, signals.alternate_sign
+        )
         # FeatureHasher keeps each value as float32, then sums a column's duplicates.
         value = value.astype(np.float32).astype(np.float64)
-        return _summed(rows, column[at], value, signals.n_features)
+        return _summed(rows, column, value, n_features)
 
     # -- scores -------------------------------------------------------------------------------
 
@@ -270,6 +247,28 @@ class LinearPart:
                 classes,
             )
         return coef, self.intercept, classes
+
+
+def _hashed(
+    per_row: Iterable[Mapping[str, float]], n_rows: int, n_features: int, alternate_sign: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's named values as (row, hashed column, value) triples, duplicates not summed;
+    each distinct name is hashed once for the whole batch."""
+    ids: dict[str, int] = {}
+    flat: list[int] = []
+    values: list[float] = []
+    lengths: list[int] = []
+    for named in per_row:
+        lengths.append(len(named))
+        flat += [ids.setdefault(name, len(ids)) for name in named]
+        values += named.values()
+    column, sign = columns(list(ids), n_features)
+    at = np.asarray(flat, dtype=np.int64)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
+    value = np.asarray(values, dtype=np.float64)
+    if alternate_sign:
+        value = value * sign[at]
+    return rows, column[at], value
 
 
 def _summed(
