@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,15 +25,19 @@ from .endpoints import Endpoint, EndpointError, ListenAddress, parse_endpoint, p
 from .imap.names import INBOX
 from .oauth.providers import OAuthProvider
 from .schedule import Schedule, ScheduleError, parse_days, parse_times
+from .timespec import TimeSpecError, When, parse_when
 
 __all__ = [
     "LABELS",
+    "AutoreplyConfig",
     "BatchConfig",
     "Config",
     "ConfigError",
     "ConfigErrors",
+    "FollowupConfig",
     "LoginConfig",
     "ProxyConfig",
+    "SnoozeConfig",
     "TriageConfig",
     "WebConfig",
     "default_batches",
@@ -222,6 +227,9 @@ class TriageConfig:
     #: At a login's first start, mail already in INBOX is tagged and left in place, except
     #: unread mail that arrived (or is dated) within this many seconds; 0: all of it stays.
     first_start_window: float = 86400.0
+    #: Mail to the user's address with this tag (``me+urgent@example.com``) always comes
+    #: through at once; "" turns it off.
+    urgent_tag: str = "urgent"
 
 
 @dataclass(frozen=True)
@@ -261,6 +269,10 @@ class AccountConfig:
     domains: tuple[str, ...] = ()  # lower-cased; subdomains match too
     addresses: tuple[str, ...] = ()  # lower-cased exact addresses (e.g. a customer's gmail)
     owner: str | None = None  # the colleague who looks after the account
+    #: Mail from this account is held at most this long (``sla = "1h"``); None: batches only.
+    sla: When | None = None
+    #: Working days to wait for this account's answer before a follow-up; None: [followup] days.
+    followup_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +293,9 @@ class AccountsConfig:
     share_rights: str = "lrwstipekx"
     #: Seconds between looks at the account folders for colleagues' replies.
     team_scan: float = 10.0
+    #: A reply to a thread a colleague answered since the user's copy came: "warn" (sent, with
+    #: a notice in INBOX), "hold" (refused, kept in Drafts/Collision) or "off".
+    collision: str = "warn"
 
     def account(self, key_or_name: str) -> AccountConfig | None:
         wanted = key_or_name.casefold()
@@ -302,6 +317,49 @@ class WebConfig:
     port: int = DEFAULT_WEB_PORT
 
 
+#: The snooze mailboxes there are unless ``[snooze.boxes]`` says otherwise: name -> when.
+DEFAULT_SNOOZE_BOXES = (
+    ("Tomorrow", "tomorrow"),
+    ("Monday", "monday"),
+    ("Next week", "next week"),
+    ("In 2 hours", "in 2 hours"),
+)
+
+
+@dataclass(frozen=True)
+class FollowupConfig:
+    """Sent mail watched for an answer (``[followup]``)."""
+
+    enabled: bool = True
+    #: Working days without an answer before the sent message comes back as a reminder.
+    days: int = 3
+    workdays: frozenset[int] = frozenset(range(5))
+
+
+@dataclass(frozen=True)
+class SnoozeConfig:
+    """Snooze mailboxes (``[snooze]``): mail moved into one comes back to INBOX at its time."""
+
+    enabled: bool = True
+    root: str = "Snoozed"  # "/"-separated, like batch mailboxes
+    morning: time = time(8, 0)  # when "tomorrow", "monday", "next week" come back
+    #: (mailbox name under ``root``, when), in the order the client lists them.
+    boxes: tuple[tuple[str, When], ...] = tuple((n, parse_when(w)) for n, w in DEFAULT_SNOOZE_BOXES)
+
+
+@dataclass(frozen=True)
+class AutoreplyConfig:
+    """One reply per outside sender per day saying when held mail is read (``[autoreply]``)."""
+
+    enabled: bool = False
+    #: The reply's text; {release} becomes the time the mail will be read, {urgent} how to reach
+    #: the user at once. None: the built-in text.
+    message: str | None = None
+    #: How to reach the user when it cannot wait (e.g. "call +32 2 123 45 67"); None: write to
+    #: the ``+urgent`` address.
+    urgent: str | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole config file.
@@ -318,6 +376,9 @@ class Config:
     batches: tuple[BatchConfig, ...] = field(default_factory=default_batches)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    followup: FollowupConfig = field(default_factory=FollowupConfig)
+    snooze: SnoozeConfig = field(default_factory=SnoozeConfig)
+    autoreply: AutoreplyConfig = field(default_factory=AutoreplyConfig)
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
@@ -467,7 +528,17 @@ def parse_config_text(path: Path, text: str) -> Config:
     return _parse(_Loader(path, text), data)
 
 
-_TABLES = ("proxy", "login", "triage", "batch", "accounts", "web")
+_TABLES = (
+    "proxy",
+    "login",
+    "triage",
+    "batch",
+    "accounts",
+    "web",
+    "followup",
+    "snooze",
+    "autoreply",
+)
 
 
 def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
@@ -479,7 +550,7 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
                     "",
                     key,
                     "unknown table (expected [proxy], [[login]], [triage], [[batch]], "
-                    "[accounts] or [web])",
+                    "[accounts], [web], [followup], [snooze] or [autoreply])",
                 )
             )
 
@@ -498,6 +569,9 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
     )
     accounts_table = table("accounts", dict, {}, "expected a table: [accounts]")
     web_table = table("web", dict, {}, "expected a table: [web]")
+    followup_table = table("followup", dict, {}, "expected a table: [followup]")
+    snooze_table = table("snooze", dict, {}, "expected a table: [snooze]")
+    autoreply_table = table("autoreply", dict, {}, "expected a table: [autoreply]")
     logins: list[tuple[int, LoginConfig]] = []
     for index, login_table in enumerate(login_tables):
         reader = _Reader(loader, login_table, "login", index)
@@ -516,6 +590,15 @@ def _parse(loader: _Loader, data: Mapping[str, Any]) -> Config:
         batches=default_batches() if batch_tables is None else _parse_batches(loader, batch_tables),
         accounts=_parse_accounts(loader, accounts_table),
         web=loader.attempt(lambda: _parse_web(_Reader(loader, web_table, "web", 0)), WebConfig()),
+        followup=loader.attempt(
+            lambda: _parse_followup(_Reader(loader, followup_table, "followup", 0)),
+            FollowupConfig(),
+        ),
+        snooze=loader.attempt(lambda: _parse_snooze(loader, snooze_table), SnoozeConfig()),
+        autoreply=loader.attempt(
+            lambda: _parse_autoreply(_Reader(loader, autoreply_table, "autoreply", 0)),
+            AutoreplyConfig(),
+        ),
     )
     loader.raise_errors()
     return config
@@ -696,6 +779,10 @@ def _parse_triage(r: _Reader) -> TriageConfig:
     notice_after = _number(r, "notice_after", "seconds", 1, 7 * 86400)
     retry_max = _number(r, "retry_max", "seconds", 1, 3600)
     window = _number(r, "first_start_window", "seconds", 0, 7 * 86400)
+    tag = r.get("urgent_tag", str, 'a tag such as "urgent" (for me+urgent@...), or ""')
+    if tag is not None and tag and not _TAG.match(tag):
+        r.problem("urgent_tag", f'{tag!r}: expected letters, digits, "-" or "_", e.g. "urgent"')
+        tag = None
     config = TriageConfig(
         enabled=_flag(r, "enabled", defaults.enabled),
         vip=vips,
@@ -711,6 +798,7 @@ def _parse_triage(r: _Reader) -> TriageConfig:
         notice_after=defaults.notice_after if notice_after is None else notice_after,
         retry_max=defaults.retry_max if retry_max is None else retry_max,
         first_start_window=defaults.first_start_window if window is None else window,
+        urgent_tag=defaults.urgent_tag if tag is None else tag.lower(),
     )
     r.check_unknown()
     return config
@@ -723,6 +811,90 @@ def _parse_web(r: _Reader) -> WebConfig:
         port = None
     config = WebConfig(
         enabled=_flag(r, "enabled", True), port=DEFAULT_WEB_PORT if port is None else port
+    )
+    r.check_unknown()
+    return config
+
+
+_TAG = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def _parse_followup(r: _Reader) -> FollowupConfig:
+    defaults = FollowupConfig()
+    days = r.get("days", int, "a whole number of working days")
+    if days is not None and not 1 <= days <= 60:
+        r.problem("days", f"expected 1 to 60 working days, got {days}")
+        days = None
+    workdays = r.convert("workdays", str, 'days such as "mon-fri"', parse_days)
+    config = FollowupConfig(
+        enabled=_flag(r, "enabled", defaults.enabled),
+        days=defaults.days if days is None else days,
+        workdays=defaults.workdays if workdays is None else workdays,
+    )
+    r.check_unknown()
+    return config
+
+
+def _parse_snooze(loader: _Loader, table: Mapping[str, Any]) -> SnoozeConfig:
+    """``[snooze]`` and its ``[snooze.boxes]``: name = when ("off" removes a built-in box)."""
+    settings = {k: v for k, v in table.items() if k != "boxes"}
+    r = _Reader(loader, settings, "snooze", 0)
+    r.known.add("boxes")
+    defaults = SnoozeConfig()
+    root = r.get("root", str, 'a mailbox such as "Snoozed"')
+    if root is not None:
+        root = root.strip().strip("/")
+        problem = _mailbox_problem(root)
+        if problem:
+            raise r.fail("root", f"{root!r}: {problem}")
+    morning = r.get("morning", str, 'a time such as "08:00"')
+    if morning is not None:
+        try:
+            morning_time = parse_times([morning])[0]
+        except ScheduleError as err:
+            raise r.fail("morning", str(err)) from None
+    boxes = dict(defaults.boxes)
+    extra = table.get("boxes", {})
+    if not isinstance(extra, dict):
+        raise r.fail("boxes", 'expected a table such as [snooze.boxes] "After lunch" = "13:30"')
+    for name, rule in extra.items():
+        if not isinstance(rule, str):
+            raise loader.error("snooze.boxes", name, 'expected a time such as "tomorrow" or "off"')
+        if "/" in name or not name.strip() or "*" in name or "%" in name:
+            raise loader.error(
+                "snooze.boxes", name, 'expected a mailbox name without "/", "*", "%"'
+            )
+        if rule.strip().lower() == "off":
+            boxes.pop(name, None)
+            continue
+        try:
+            boxes[name] = parse_when(rule)
+        except TimeSpecError as err:
+            raise loader.error("snooze.boxes", name, str(err)) from None
+    config = SnoozeConfig(
+        enabled=_flag(r, "enabled", defaults.enabled),
+        root=defaults.root if root is None else root,
+        morning=defaults.morning if morning is None else morning_time,
+        boxes=tuple(boxes.items()),
+    )
+    r.check_unknown()
+    return config
+
+
+def _parse_autoreply(r: _Reader) -> AutoreplyConfig:
+    message = r.get("message", str, "the reply's text ({release} and {urgent} are filled in)")
+    if message is not None:
+        try:
+            message.format(release="", urgent="")
+        except (KeyError, IndexError, ValueError) as err:
+            raise r.fail(
+                "message", f"{err}: only {{release}} and {{urgent}} can be filled in"
+            ) from None
+    urgent = r.get("urgent", str, 'how to reach you at once, e.g. "call +32 2 123 45 67"')
+    config = AutoreplyConfig(
+        enabled=_flag(r, "enabled", False),
+        message=message,
+        urgent=urgent.strip() if urgent and urgent.strip() else None,
     )
     r.check_unknown()
     return config
@@ -885,6 +1057,7 @@ _ACCOUNT_SETTINGS = (
     "share_with",
     "share_rights",
     "team_scan",
+    "collision",
 )
 
 
@@ -933,6 +1106,9 @@ def _parse_account_settings(
     scan = r.get("team_scan", (int, float), "a number of seconds")
     if scan is not None and not 1 <= scan <= 3600:
         raise r.fail("team_scan", f"expected seconds from 1 to 3600, got {scan}")
+    collision = r.get("collision", str, '"warn", "hold" or "off"')
+    if collision is not None and collision not in ("warn", "hold", "off"):
+        raise r.fail("collision", f'{collision!r}: expected "warn", "hold" or "off"')
     r.check_unknown()
     defaults = AccountsConfig()
     return AccountsConfig(
@@ -943,6 +1119,7 @@ def _parse_account_settings(
         share_with=tuple(who.strip() for who in share),
         share_rights=rights or defaults.share_rights,
         team_scan=defaults.team_scan if scan is None else float(scan),
+        collision=defaults.collision if collision is None else collision,
     )
 
 
@@ -953,12 +1130,20 @@ def _parse_account(r: _Reader, key: str) -> AccountConfig:
     if problem:
         raise r.fail("name", f"{name!r}: {problem}")
     owner = r.get("owner", str, 'a colleague such as "alice@example.com"')
+    sla = r.convert("sla", str, 'a time such as "1h" or "30m"', parse_when)
+    if sla is not None and not sla.minutes:
+        raise r.fail("sla", 'expected hours or minutes, such as "1h" or "30m"')
+    followup_days = r.get("followup_days", int, "a whole number of working days (0: none)")
+    if followup_days is not None and not 0 <= followup_days <= 60:
+        raise r.fail("followup_days", f"expected 0 to 60 working days, got {followup_days}")
     account = AccountConfig(
         key=key,
         name=name,
         domains=_list_of(r, "domains", _DOMAIN, 'domains such as ["acme.com"]'),
         addresses=_list_of(r, "addresses", _ADDRESS, 'addresses such as ["ceo@gmail.com"]'),
         owner=owner.strip() if owner else None,
+        sla=sla,
+        followup_days=followup_days,
     )
     r.check_unknown()
     return account

@@ -78,6 +78,9 @@ def changes(old: Config, new: Config) -> Changes:
     ]
     if _without_model(old) != _without_model(new):
         engines.append("[accounts]")
+    for table in ("followup", "snooze", "autoreply"):
+        if getattr(old, table) != getattr(new, table):
+            engines.append(f"[{table}]")
     return Changes(
         old.triage.vip != new.triage.vip,
         old.triage.never_urgent != new.triage.never_urgent,

@@ -315,7 +315,7 @@ async def _serve(
         the_hub = hub
 
         async def on_sent(sent: SentMessage) -> None:
-            await the_hub.file_sent(sent.user, sent.rcpt_tos, sent.content)
+            await the_hub.file_sent(sent.user, sent.rcpt_tos, sent.content, sent.followup)
 
     smtp = SmtpListener(the_plan.smtp, on_sent=on_sent, oauth=oauth) if the_plan.smtp else None
     triage_task = asyncio.create_task(hub.run(stop)) if hub is not None else None
@@ -422,7 +422,16 @@ def _config_watch(the_plan: Plan, hub: TriageHub | None, interval: float) -> Con
                     else:
                         filing = None
                     settings = replace(settings, own_addresses=own)
-                settings = replace(settings, triage=new.triage, batches=new.batches, filing=filing)
+                settings = replace(
+                    settings,
+                    triage=new.triage,
+                    batches=new.batches,
+                    filing=filing,
+                    followup=new.followup,
+                    snooze=new.snooze,
+                    autoreply=new.autoreply,
+                    accounts=new.accounts,
+                )
             decider = engine.decider
             if (changed.vip or changed.never_urgent) and isinstance(decider, RuleDecider):
                 decider = RuleDecider(new.triage.vip, decider.fallback, new.triage.never_urgent)
@@ -446,6 +455,7 @@ def _start_triage(
     from .triage.decide import RuleDecider
     from .triage.engine import Credentials, Engine, EngineSettings
     from .triage.filer import FilingSetup
+    from .triage.parts import engine_parts
     from .triage.runlock import RunLock, RunLockError
     from .triage.signin import TokenCredentials
     from .triage.state_store import StateStore, StoreError
@@ -475,6 +485,10 @@ def _start_triage(
             filing=filing,
             own_addresses=own,
             digest_link=digest_link,
+            followup=config.followup,
+            snooze=config.snooze,
+            autoreply=config.autoreply,
+            accounts=config.accounts,
         )
         model = decider_for(route.username)
         history = _live_history(config, route, model, store)
@@ -491,7 +505,8 @@ def _start_triage(
                 settings.clock,
             )
         spare = functools.partial(hub.spare_password, route.key)  # to leave a notice with
-        hub.add(route, Engine(settings, decider, store, credentials, history, spare))
+        parts = engine_parts(settings, store)
+        hub.add(route, Engine(settings, decider, store, credentials, history, spare, parts))
     mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
     log.info("triage on for %s%s", ", ".join(r.key for r, _ in triage.routes), mode)
     return hub

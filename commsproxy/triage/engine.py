@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Literal, Protocol
@@ -51,6 +51,7 @@ from .correction_timing import CorrectionTiming
 from .corrections import CorrectionWatch
 from .decide import Decider
 from .due_releases import release_due, upcoming_release
+from .engine_part import EnginePart
 from .engine_settings import EngineSettings
 from .filer import Filer
 from .first_start import leave_the_past
@@ -114,8 +115,10 @@ class Engine:
         credentials: Credentials,
         history: HistoryKeeper | None = None,
         spare: Spare | None = None,
+        parts: Sequence[EnginePart] = (),
     ) -> None:
-        self.settings = settings
+        self.parts = list(parts)  # follow-ups, snooze, ... (engine_part.py)
+        self._settings = settings
         self._decider = decider
         self._new_mail: NewMail | None = None  # the running session's, to hand a new decider
         self.store = store
@@ -148,6 +151,16 @@ class Engine:
         health = replace(health, next_release=self._upcoming(settings.clock()))
         self._report = HealthKeeper(settings, store, health, spare, self._connect, str(self))
         self._linked = False  # this try got past logging in
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: EngineSettings) -> None:
+        self._settings = settings
+        for part in self.parts:
+            part.reconfigured(settings)
 
     # -- for the gate and the CLI -------------------------------------------------------------
 
@@ -352,7 +365,7 @@ class Engine:
             await self._start_filing(worker)
             new_mail = self._new_mail = NewMail(
                 self.settings, self.store, self.decider, self.hold_names, self.recent_held,
-                self.history, self._filer, self._decided, str(self),
+                self.history, self._filer, self._decided, str(self), self.parts,
             )  # fmt: skip
             if self._first_history_read():
                 self._report.set(State.HISTORY)
@@ -379,6 +392,8 @@ class Engine:
             await self._release_due(releaser)
             await leave_the_past(worker, self.store, self.settings, str(self))
             await self._triage_pass(worker, new_mail)
+            for part in self.parts:  # after the pass: a reply that came meanwhile is known
+                await self._part(part.start(worker), part, "start")
             if not self.settings.dry_run:
                 await self._report.notices.remove(worker)
             self._report.failures = 0
@@ -459,11 +474,13 @@ class Engine:
             # A bug here must not stop triage: the mail is then scored without the history.
             log.exception("%s: reading the history with senders failed; going on without", self)
 
-    def sent(self, mail: Mail) -> None:
+    def sent(self, mail: Mail, followup: str | None = None) -> None:
         """The user sent ``mail`` through the SMTP side: it may answer mail they received."""
+        for part in self.parts:
+            part.sent(mail, followup)
         if self.history is not None:
             self.history.sent(mail)
-            self._wake.set()  # saved by the next step
+        self._wake.set()  # saved (and acted on) by the next step
 
     def wake(self) -> None:
         """New work outside INBOX (mail to file from the SMTP side)."""
@@ -530,6 +547,10 @@ class Engine:
         if self._corrections is not None:
             now = asyncio.get_running_loop().time()
             naps.append(self._timing.wait(now))
+        for part in self.parts:
+            due = part.next_due()
+            if due is not None:
+                naps.append(max((due - s.clock()).total_seconds(), 0.0))
         return max(min(naps), 0.05)
 
     async def _work(
@@ -559,6 +580,18 @@ class Engine:
                     await self._filer.drain()
                 if self._team is not None and not self.settings.dry_run:
                     await self._team.maybe_scan()
+                for part in self.parts:
+                    await self._part(part.step(worker), part, "step")
+
+    async def _part(self, work: Awaitable[None], part: EnginePart, what: str) -> None:
+        """A part's start or step: a server failure ends the session (retried); a bug in a
+        part is logged and must not stop triage."""
+        try:
+            await work
+        except (UpstreamImapError, SignInPaused):
+            raise
+        except Exception:
+            log.exception("%s: %s %s failed; going on", self, part, what)
 
     async def _leave_sign_in_notice(self, worker: Upstream) -> None:
         """A pause needs its notice now: only this worker is still logged in (signin.py)."""

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..config import BatchConfig, TriageConfig
+from ..config import (
+    AccountsConfig,
+    AutoreplyConfig,
+    BatchConfig,
+    FollowupConfig,
+    SnoozeConfig,
+    TriageConfig,
+)
 from ..endpoints import Endpoint
 from .filer import FilingSetup
 
@@ -37,6 +44,10 @@ class EngineSettings:
     look_elsewhere: float = 15.0
     # Sender address -> the local page's "always urgent" link for the digest; None: no page.
     digest_link: Callable[[str], str | None] | None = None
+    followup: FollowupConfig = field(default_factory=FollowupConfig)
+    snooze: SnoozeConfig = field(default_factory=SnoozeConfig)
+    autoreply: AutoreplyConfig = field(default_factory=AutoreplyConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)  # sla, collision, ...
 
     def batch_for(self, label: str) -> BatchConfig | None:
         for batch in self.batches:

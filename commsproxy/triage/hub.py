@@ -110,7 +110,13 @@ class TriageHub:
 
     # -- sent mail (the SMTP side) -------------------------------------------------------------
 
-    async def file_sent(self, user: str | None, recipients: Sequence[str], content: bytes) -> None:
+    async def file_sent(
+        self,
+        user: str | None,
+        recipients: Sequence[str],
+        content: bytes,
+        followup: str | None = None,
+    ) -> None:
         """A message the upstream accepted: into the sender's history, and queued for its
         account folder (the engine appends it).
 
@@ -123,7 +129,7 @@ class TriageHub:
             return
         setup = engine.settings.filing
         filed = setup is not None and not engine.settings.dry_run
-        if engine.history is None and not filed:
+        if engine.history is None and not filed and not engine.parts:
             return
         try:
             mail = parse_mail(content)
@@ -131,7 +137,7 @@ class TriageHub:
             what = "not filed" if filed else "not in the history"
             log.warning("triage[%s]: a sent message cannot be read (%s): %s", key, err, what)
             return
-        engine.sent(mail)
+        engine.sent(mail, followup)
         if setup is None or not filed:
             return
         filing = resolve_outgoing(mail, recipients, setup.rules, setup.guesser)

@@ -29,6 +29,7 @@ from ..imap.names import (
 from ..imap.responses import Fetched, MailboxInfo
 from .account_match import resolve_incoming
 from .decide import Decider
+from .engine_part import EnginePart
 from .engine_settings import EngineSettings
 from .fetched_mail import mail_of
 from .filed_about import mail_about
@@ -61,6 +62,7 @@ class NewMail:
     filer: Filer | None
     decided: Callable[[datetime, str], None]
     name: str
+    parts: Sequence[EnginePart] = ()  # told of each decision before the mail moves
 
     def __str__(self) -> str:
         return self.name
@@ -186,6 +188,8 @@ class NewMail:
                 where = " (holding stopped: left in INBOX)"
             log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
         self.store.record_decisions(records)
+        for part in self.parts:
+            part.decided(mails, records)
         if records:
             last = records[-1]
             mailboxes = {b.name: b.mailbox for b in s.batches}

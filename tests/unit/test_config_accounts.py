@@ -184,15 +184,15 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
         settings(root='"Shared"', share_right='"lr"') + account(),
         ("share_right", 1),
         "[accounts] share_right",
-        "unknown key (known keys here: internal_domains, model, root, share_rights, share_with, "
-        "team_scan)",
+        "unknown key (known keys here: collision, internal_domains, model, root, share_rights, "
+        "share_with, team_scan)",
     ),
     (
         "unknown account key",
         settings() + account() + account("globex", domain='["globex.org"]'),
         ("domain =", 1),
         "[accounts.globex] domain",
-        "unknown key (known keys here: addresses, domains, name, owner)",
+        "unknown key (known keys here: addresses, domains, followup_days, name, owner, sla)",
     ),
     (
         "domain in two accounts",

@@ -258,7 +258,7 @@ ERRORS: list[tuple[str, str, tuple[str, int], str, str]] = [
         "[triage] vips",
         "unknown key (known keys here: body_prefix, digest, enabled, first_start_window, "
         "gate_timeout, history_messages, history_seconds, history_sent_check, hold_seen, model, "
-        "never_urgent, notice_after, retry_max, vip)",
+        "never_urgent, notice_after, retry_max, urgent_tag, vip)",
     ),
     (
         "history_seconds negative",

@@ -78,6 +78,9 @@ class SentMessage:
         self.rcpt_tos: list[str] = list(envelope.rcpt_tos)
         self.size = spool.size
         self._spool = spool
+        #: The local part of a ``...@followup.invalid`` recipient given with the message (kept
+        #: out of ``rcpt_tos`` and never relayed), e.g. "2d"; None when there was none.
+        self.followup: str | None = None
 
     @property
     def content(self) -> bytes:

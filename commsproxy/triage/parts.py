@@ -1,0 +1,14 @@
+"""The parts each login's engine runs beside triage (engine_part.py), built once per login."""
+
+from __future__ import annotations
+
+from .engine_part import EnginePart
+from .engine_settings import EngineSettings
+from .state_store import StateStore
+
+__all__ = ["engine_parts"]
+
+
+def engine_parts(settings: EngineSettings, store: StateStore) -> list[EnginePart]:
+    parts: list[EnginePart] = []
+    return parts
