@@ -95,7 +95,7 @@ def _at(day: date, when: time, zone: ZoneInfo) -> datetime:
 def parse_when(text: str) -> When:
     """``"2h"``, ``"+30m"``, ``"in 2 hours"``, ``"3d"``, ``"1w"``, ``"tomorrow"``,
     ``"tomorrow 13:00"``, ``"monday"``, ``"fri 14:00"``, ``"next week"``, ``"18:00"``."""
-    words = " ".join(text.strip().lower().replace("_", " ").replace("-", " ").split())
+    words = " ".join(re.sub(r"(?<=[a-z])[-_](?=[a-z])", " ", text.strip().lower()).split())
     delay = _DELAY.match(words)
     if delay is not None:
         count, unit = int(delay.group(1)), delay.group(2)
