@@ -72,6 +72,9 @@ smtp = "{smtp}"
 # vip = ["boss@example.com", "*@family.example"]
 # Senders whose mail is never urgent: held like the rest of its batch (vip wins).
 # never_urgent = ["*@newsletters.example"]
+# Mail to your address with this tag (you+urgent@example.com) always comes through at once:
+# give it to the people who may interrupt you.  "" turns it off.
+# urgent_tag = "urgent"
 # The classifier: "default" (shipped with commsproxy) or the path of a model file.
 # model = "default"
 # Seconds your mail client may wait for new mail to be triaged before it sees it anyway.
@@ -94,9 +97,32 @@ smtp = "{smtp}"
 # root = "Public/Accounts"  # default: the server's public namespace + "Accounts"
 # internal_domains = ["example.com"]  # your team's own domains: mail between you is internal
 # share_with = ["alice", "bob"]  # on servers with ACL: who gets rights on a new folder
+# collision = "warn"  # your reply to a thread a colleague answered: "warn", "hold" or "off"
 # [accounts.acme]
 # name = "Acme Corp"
 # domains = ["acme.com"]  # subdomains too; free-mail customers go in addresses = [...]
+# sla = "1h"  # this customer's mail is held at most this long
+# followup_days = 2  # working days to wait for their answer before reminding you
+
+# Mail you send to people outside the team is watched for an answer; without one, it comes
+# back to the top of your INBOX after this many working days.  Per message: bcc
+# 2d@followup.invalid (or 4h@, monday@, never@); that address is never sent on.
+# [followup]
+# days = 3
+# workdays = "mon-fri"
+
+# Move a message into a Snoozed/... mailbox and it comes back to INBOX, unread, at that time.
+# [snooze]
+# morning = "08:00"  # when Tomorrow, Monday and Next week come back
+# [snooze.boxes]
+# "After lunch" = "13:30"  # your own: "2h", "fri 14:00", "next week"...; "off" removes one
+
+# A short reply to people outside the team whose mail is held, once per sender per day:
+# when you will read it, and how to reach you if it cannot wait.  Never to lists, automated
+# senders or bulk mail.
+# [autoreply]
+# enabled = false
+# urgent = "call +32 2 123 45 67"  # default: your +urgent address
 """
 
 

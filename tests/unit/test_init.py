@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from commsproxy.config import ConfigError, TriageConfig, default_batches, load_c
 from commsproxy.endpoints import Security
 from commsproxy.init import write_initial_config
 from commsproxy.service import RunOptions, plan
+from commsproxy.timespec import When
 
 
 def mode(path: Path) -> int:
@@ -192,7 +194,11 @@ def test_triage_and_batch_examples_load(tmp_path: Path, monkeypatch: pytest.Monk
     assert config.batches == default_batches()
     text = path.read_text(encoding="utf-8")
     head, triage = text.split("[triage]\n")
-    example = re.compile(r"^# (\[\[batch\]\]|\[accounts[.a-z]*\]|[a-z_]+ = )", re.MULTILINE)
+    example = re.compile(
+        r"^# (\[\[batch\]\]|\[(?:accounts|snooze)[.a-z]*\]|\[followup\]|\[autoreply\]"
+        r'|[a-z_]+ = |"[A-Za-z ]+" = )',
+        re.MULTILINE,
+    )
     path.write_text(head + "[triage]\n" + example.sub(r"\1", triage), encoding="utf-8")
     config = load_config(path, required=True)
     assert config.triage.vip == ("boss@example.com", "*@family.example")
@@ -211,3 +217,12 @@ def test_triage_and_batch_examples_load(tmp_path: Path, monkeypatch: pytest.Monk
     assert [(a.key, a.name, a.domains) for a in config.accounts.accounts] == [
         ("acme", "Acme Corp", ("acme.com",))
     ]
+    assert config.triage.urgent_tag == "urgent"
+    assert config.accounts.collision == "warn"
+    (acme,) = config.accounts.accounts
+    assert (acme.sla, acme.followup_days) == (When(minutes=60), 2)
+    assert (config.followup.days, config.followup.workdays) == (3, frozenset(range(5)))
+    assert config.snooze.morning == time(8, 0)
+    assert ("After lunch", When(at=time(13, 30))) in config.snooze.boxes
+    assert not config.autoreply.enabled
+    assert config.autoreply.urgent == "call +32 2 123 45 67"
