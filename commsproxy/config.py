@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ from .config_oauth import parse_login_oauth, preset_upstreams
 from .endpoints import Endpoint, EndpointError, ListenAddress, parse_endpoint, parse_listen
 from .imap.names import INBOX
 from .oauth.providers import OAuthProvider
-from .schedule import Schedule, ScheduleError, parse_days, parse_times
+from .schedule import QuietHours, Schedule, ScheduleError, parse_days, parse_times, parse_zone
 from .timespec import TimeSpecError, When, parse_when
 
 __all__ = [
@@ -237,6 +237,9 @@ class BatchConfig:
     """Mail held together and released together (``[[batch]]``).
 
     ``mailbox`` uses "/" as the hierarchy separator whatever the server's own delimiter.
+    A quiet batch (``quiet = "18:00-08:00"``) has no labels of its own: inside its window it
+    holds what no other batch holds (urgent mail still comes through), no other batch is
+    released, and its ``schedule`` is the end of each window.
     """
 
     name: str
@@ -246,6 +249,8 @@ class BatchConfig:
     reappend: bool = False
     #: Overrides ``[triage] digest`` for this batch; None follows it.
     digest: bool | None = None
+    #: A quiet batch's window; None for a batch that holds by label.
+    quiet: QuietHours | None = None
 
 
 def default_batches() -> tuple[BatchConfig, ...]:
@@ -944,7 +949,8 @@ def _parse_batches(loader: _Loader, tables: list[Any]) -> tuple[BatchConfig, ...
 
 
 def _distinct(r: _Reader, batches: list[BatchConfig], batch: BatchConfig) -> bool:
-    """True when ``batch`` shares no name, mailbox or label with the ``batches`` before it."""
+    """True when ``batch`` shares no name, mailbox or label with the ``batches`` before it, and
+    is not a second quiet batch (a quiet batch holds no labels of its own)."""
     for other in batches:
         if other.name == batch.name:
             raise r.fail("name", f"{batch.name!r}: another batch has this name already")
@@ -953,6 +959,12 @@ def _distinct(r: _Reader, batches: list[BatchConfig], batch: BatchConfig) -> boo
                 "mailbox",
                 f"{batch.mailbox!r}: batch {other.name!r} holds its mail there already; "
                 "give each batch its own mailbox",
+            )
+        if batch.quiet is not None and other.quiet is not None:
+            raise r.fail(
+                "quiet",
+                f"batch {other.name!r} is a quiet batch already; one quiet batch can have "
+                "several days, not two windows",
             )
         for label in batch.labels:
             if label in other.labels:
@@ -981,31 +993,21 @@ def _parse_batch(r: _Reader) -> BatchConfig:
     problem = _mailbox_problem(mailbox)
     if problem:
         raise r.fail("mailbox", f"{mailbox!r}: {problem}")
-    labels = _batch_labels(r)
-    release = r.get("release", list, 'a list of times such as ["08:30", "16:30"]')
-    if release is None:
-        release = list(DEFAULT_RELEASE)
-    days = r.get("days", str, 'days such as "mon-fri"')
-    if days is None:
-        days = DEFAULT_DAYS
     zone_name = r.get("timezone", str, "a time zone such as Europe/Amsterdam")
     try:
-        if not all(isinstance(value, str) for value in release):
-            raise ScheduleError(f'expected times as "HH:MM" strings, got {release!r}')
-        times = parse_times(release)
+        zone = local_zone() if zone_name is None else parse_zone(zone_name)
     except ScheduleError as err:
-        raise r.fail("release", str(err)) from None
-    try:
-        weekdays = parse_days(days)
-    except ScheduleError as err:
-        raise r.fail("days", str(err)) from None
-    if zone_name is None:
-        schedule = Schedule(times, weekdays, local_zone())
+        raise r.fail("timezone", str(err)) from None
+    # Looked up only when present, so a misspelt key's hint lists the keys of a plain batch.
+    quiet = r.get("quiet", str, 'a window such as "18:00-08:00"') if "quiet" in r.table else None
+    if quiet is not None:
+        labels: tuple[str, ...] = ()
+        window = _quiet_hours(r, quiet)
+        schedule = window.releases(zone)
     else:
-        try:  # release and days are known to be good: only the zone can be wrong here
-            schedule = Schedule.parse(release, days, zone_name)
-        except ScheduleError as err:
-            raise r.fail("timezone", str(err)) from None
+        labels = _batch_labels(r)
+        window = None
+        schedule = _release_schedule(r, zone)
     batch = BatchConfig(
         name=name,
         mailbox=mailbox,
@@ -1013,9 +1015,66 @@ def _parse_batch(r: _Reader) -> BatchConfig:
         schedule=schedule,
         reappend=_flag(r, "reappend", False),
         digest=r.get("digest", bool, "true or false"),
+        quiet=window,
     )
     r.check_unknown()
     return batch
+
+
+def _quiet_hours(r: _Reader, window: str) -> QuietHours:
+    """A quiet batch's ``quiet`` and ``days``; it takes neither ``labels`` nor ``release``."""
+    for key, what in (("labels", "labels"), ("release", "release times")):
+        r.known.add(key)
+        if key in r.table:
+            raise r.fail(
+                key,
+                f"a quiet batch has no {what} of its own: it holds what no other batch holds "
+                "during its window and is released when the window ends",
+            )
+    days = r.get("days", str, 'days such as "mon-fri"')
+    try:
+        hours = QuietHours.parse(window, "daily")
+    except ScheduleError as err:
+        raise r.fail("quiet", str(err)) from None
+    try:
+        return hours if days is None else replace(hours, days=parse_days(days))
+    except ScheduleError as err:
+        raise r.fail("days", str(err)) from None
+
+
+def _release_schedule(r: _Reader, zone: ZoneInfo) -> Schedule:
+    """``release`` as a list of times with ``days``, or a table of day specs to times."""
+    release = r.get(
+        "release",
+        (list, dict),
+        'a list of times such as ["08:30", "16:30"], or times by day such as '
+        '{ "mon-thu" = ["08:30", "16:30"], fri = ["08:30"] }',
+    )
+    days = r.get("days", str, 'days such as "mon-fri"')
+    if isinstance(release, dict):
+        if days is not None:
+            raise r.fail(
+                "days",
+                "release names its days already (a table of days to times); "
+                "remove days, or make release a plain list of times",
+            )
+        try:
+            return Schedule.parse_table(release, zone)
+        except ScheduleError as err:
+            raise r.fail("release", str(err)) from None
+    if release is None:
+        release = list(DEFAULT_RELEASE)
+    try:
+        if not all(isinstance(value, str) for value in release):
+            raise ScheduleError(f'expected times as "HH:MM" strings, got {release!r}')
+        times = parse_times(release)
+    except ScheduleError as err:
+        raise r.fail("release", str(err)) from None
+    try:
+        weekdays = parse_days(DEFAULT_DAYS if days is None else days)
+    except ScheduleError as err:
+        raise r.fail("days", str(err)) from None
+    return Schedule(times, weekdays, zone)
 
 
 def _batch_labels(r: _Reader) -> tuple[str, ...]:

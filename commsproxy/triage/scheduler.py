@@ -9,6 +9,10 @@ fall-back day fires the first time.
 
 ``due_release`` is the catch-up rule: after the laptop slept through 12:30, the 12:30 batch is
 due at once when it wakes — once, however many release times passed.
+
+A quiet batch's window (``QuietHours``, "18:00-08:00") defers every other batch's release:
+``quiet_window`` says whether a moment is inside one, and ``deferred`` moves a release that
+falls inside to the window's end, where the catch-up rule makes it one release.
 """
 
 from __future__ import annotations
@@ -17,9 +21,15 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ..schedule import Schedule, ScheduleError
+from ..schedule import QuietHours, Schedule, ScheduleError
 
-__all__ = ["due_release", "next_release", "releases_between"]
+__all__ = [
+    "deferred",
+    "due_release",
+    "next_release",
+    "quiet_window",
+    "releases_between",
+]
 
 
 def _at(day: date, when: time, zone: ZoneInfo) -> datetime:
@@ -32,9 +42,8 @@ def _at(day: date, when: time, zone: ZoneInfo) -> datetime:
 def _releases_from(schedule: Schedule, day: date) -> Iterator[datetime]:
     """Release moments in order, starting with ``day`` (local calendar date)."""
     while True:
-        if day.weekday() in schedule.days:
-            for when in schedule.times:
-                yield _at(day, when, schedule.zone)
+        for when in schedule.times_on(day.weekday()):
+            yield _at(day, when, schedule.zone)
         day += timedelta(days=1)
 
 
@@ -81,3 +90,25 @@ def _previous_release(schedule: Schedule, now: datetime) -> datetime | None:
             return latest
         latest = moment
     return latest
+
+
+def quiet_window(
+    quiet: QuietHours, zone: ZoneInfo, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """The window ``[start, end)`` that ``now`` is in, in UTC, or None."""
+    today = now.astimezone(zone).date()
+    # A window that began yesterday evening may still be running this morning.
+    for day in (today - timedelta(days=1), today):
+        if day.weekday() not in quiet.days:
+            continue
+        start = _at(day, quiet.start, zone)
+        end = _at(day + timedelta(days=1) if quiet.overnight else day, quiet.end, zone)
+        if start <= now < end:
+            return start, end
+    return None
+
+
+def deferred(moment: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
+    """When a release due at ``moment`` happens: at the end of a quiet window it falls in."""
+    window = quiet_window(quiet, zone, moment)
+    return moment if window is None else window[1]
