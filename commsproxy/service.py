@@ -44,6 +44,7 @@ from .triage.decide import ModelDecider
 from .triage.hub import LoginRoute, TriageHub
 
 if TYPE_CHECKING:
+    from .triage.decide import UrgentTag
     from .triage.history_keeper import HistoryKeeper
     from .triage.state_store import StateStore
     from .web.server import WebServer
@@ -433,8 +434,15 @@ def _config_watch(the_plan: Plan, hub: TriageHub | None, interval: float) -> Con
                     accounts=new.accounts,
                 )
             decider = engine.decider
-            if (changed.vip or changed.never_urgent) and isinstance(decider, RuleDecider):
-                decider = RuleDecider(new.triage.vip, decider.fallback, new.triage.never_urgent)
+            if (changed.vip or changed.never_urgent or changed.engines) and isinstance(
+                decider, RuleDecider
+            ):
+                decider = RuleDecider(
+                    new.triage.vip,
+                    decider.fallback,
+                    new.triage.never_urgent,
+                    _urgent_tag(new, route.username),
+                )
             follow = getattr(settings.digest_link, "follow", None)
             if changed.vip and callable(follow):
                 follow(new.triage.vip)  # the digest offers no link for a sender in vip now
@@ -492,7 +500,8 @@ def _start_triage(
         )
         model = decider_for(route.username)
         history = _live_history(config, route, model, store)
-        decider = RuleDecider(config.triage.vip, model, config.triage.never_urgent)
+        tag = _urgent_tag(config, route.username)
+        decider = RuleDecider(config.triage.vip, model, config.triage.never_urgent, tag)
         credentials: Credentials = hub.credentials_for(route.key)
         provider = oauth.provider_for(route.username or "") if oauth is not None else None
         if oauth is not None and provider is not None and route.username is not None:
@@ -590,6 +599,16 @@ def _live_history(
     live = LiveHistory(own, accounts=config.accounts, fallback=model.history)
     model.history = live
     return HistoryKeeper(live, store, route.key, config.triage, address=address)
+
+
+def _urgent_tag(config: Config, username: str | None) -> UrgentTag:
+    """``me+urgent@``: the login's own addresses with ``[triage] urgent_tag``; for a user name
+    that is not an address, any local part at the team's domains."""
+    from .triage.decide import UrgentTag
+
+    domains = config.accounts.internal_domains
+    own = _own_addresses(username, domains)
+    return UrgentTag.of(config.triage.urgent_tag, own, () if "@" in (username or "@") else domains)
 
 
 def _own_addresses(username: str | None, domains: Sequence[str]) -> tuple[str, ...]:

@@ -76,6 +76,9 @@ class Mail:
     attachments: int = 0  # parts with a filename or Content-Disposition: attachment
     folder: str = ""  # the folder it was read from, relative to the mailbox root
     path: str | None = None  # where it was read from (file path or imap://...)
+    # Whom the server delivered it to: Delivered-To, X-Original-To, Envelope-To and the "for"
+    # of the newest Received (a Bcc or list copy names the user in none of To and Cc).
+    envelope_to: tuple[str, ...] = ()
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -165,6 +168,7 @@ def parse_mail(
         attachments=walk.attachments,
         folder=folder,
         path=path,
+        envelope_to=_envelope_to(headers),
     )
 
 
@@ -182,13 +186,30 @@ def _split_message(text: bytes) -> tuple[dict[bytes, bytes], bytes]:
         key = name.lower()
         if key not in headers:
             headers[key] = value
-        elif key in (b"to", b"cc"):  # repeated address headers all count
+        elif key in _JOINED:  # repeated address headers all count
             headers[key] += b"," + value
     if headers and _FIELD.match(block) is None:
         # The block does not open with a field: this is text that happens to contain a colon
         # (or a body glued to no header), not a header block.
         return {}, text
     return headers, body
+
+
+_ENVELOPE_HEADERS = (b"delivered-to", b"x-original-to", b"envelope-to", b"x-envelope-to")
+_JOINED = frozenset((b"to", b"cc", *_ENVELOPE_HEADERS))
+_RECEIVED_FOR = re.compile(r"\bfor\s+<?([^\s<>;@]+@[^\s<>;]+?)>?\s*(?:;|$)", re.IGNORECASE)
+
+
+def _envelope_to(headers: dict[bytes, bytes]) -> tuple[str, ...]:
+    found: list[str] = []
+    for key in _ENVELOPE_HEADERS:
+        found.extend(_addresses(headers.get(key)))
+    received = headers.get(b"received")  # the newest: the delivering server's
+    if received:
+        match = _RECEIVED_FOR.search(_header_text(received))
+        if match:
+            found.append(match.group(1).lower())
+    return tuple(dict.fromkeys(found))
 
 
 def _header_text(value: bytes | None) -> str:

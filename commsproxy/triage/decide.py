@@ -24,7 +24,9 @@ __all__ = [
     "HistoryView",
     "ModelDecider",
     "RuleDecider",
+    "UrgentTag",
     "reason_words",
+    "urgent_tag_reason",
     "vip_match",
 ]
 
@@ -66,28 +68,76 @@ def vip_match(address: str, patterns: Sequence[str]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class UrgentTag:
+    """``me+urgent@``: mail to one of the user's own addresses with the tag is urgent.
+
+    ``addresses`` are the login's own; ``domains`` are where any local part counts as the
+    user's (for a login whose user name is not an address). An empty ``tag`` matches nothing.
+    """
+
+    tag: str
+    addresses: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, tag: str, addresses: Sequence[str], domains: Sequence[str] = ()) -> UrgentTag:
+        return cls(
+            tag.lower(),
+            frozenset(a.lower() for a in addresses),
+            frozenset(d.lower() for d in domains),
+        )
+
+    def match(self, mail: Mail) -> str | None:
+        """The tagged own address ``mail`` was sent to, or None."""
+        if not self.tag:
+            return None
+        suffix = "+" + self.tag
+        for address in (*mail.to, *mail.cc, *mail.envelope_to):
+            local, at, domain = address.rpartition("@")
+            if not at or not local.endswith(suffix) or len(local) == len(suffix):
+                continue
+            if domain in self.domains or f"{local[: -len(suffix)]}@{domain}" in self.addresses:
+                return address
+        return None
+
+
+def urgent_tag_reason(tag: str, address: str) -> str:
+    return f"sent to your +{tag} address ({address})"
+
+
 class RuleDecider:
     """The user's sender rules; what they do not decide goes to ``fallback`` (or counts as
     normal).
 
-    ``vip`` senders are urgent without asking the model. ``never`` senders (``[triage]
-    never_urgent``) are never urgent: the model still decides between normal and bulk, and its
-    urgent becomes normal. A sender on both lists is urgent (vip wins).
+    Mail sent to the user's tagged address (``urgent``: ``me+urgent@``) is urgent first: the
+    sender asked for it through an address the user gave out, so this wins over
+    ``never_urgent``. ``vip`` senders are urgent without asking the model. ``never`` senders
+    (``[triage] never_urgent``) are never urgent: the model still decides between normal and
+    bulk, and its urgent becomes normal. A sender on both lists is urgent (vip wins).
     """
 
     def __init__(
-        self, vip: Sequence[str], fallback: Model | None = None, never: Sequence[str] = ()
+        self,
+        vip: Sequence[str],
+        fallback: Model | None = None,
+        never: Sequence[str] = (),
+        urgent: UrgentTag | None = None,
     ) -> None:
         self.vip = tuple(p.lower() for p in vip)
         self.never = tuple(p.lower() for p in never)
         self.fallback = fallback
+        self.urgent = urgent
 
     def decide(self, mails: Sequence[Mail]) -> list[Decision]:
         out: list[Decision | None] = []
         rest: list[int] = []
         for i, mail in enumerate(mails):
+            tagged = self.urgent.match(mail) if self.urgent is not None else None
             pattern = vip_match(mail.sender, self.vip) if mail.sender else None
-            if pattern is not None:
+            if tagged is not None and self.urgent is not None:
+                out.append(Decision(URGENT, None, urgent_tag_reason(self.urgent.tag, tagged)))
+            elif pattern is not None:
                 out.append(Decision(URGENT, None, f"VIP sender ({pattern})"))
             else:
                 out.append(None)

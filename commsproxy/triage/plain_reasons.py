@@ -29,6 +29,10 @@ _NOTES = (
 _WHOLE: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"^VIP sender \((.+)\)$"), lambda m: f"on your always-urgent list ({m[1]})"),
     (
+        re.compile(r"^sent to your \+[\w-]+ address \((.+)\)$"),
+        lambda m: f"sent to your urgent address ({m[1]}), so it came through at once",
+    ),
+    (
         re.compile(r"^no model: held by default$"),
         lambda m: "no trained model yet, so all mail waits for the batch",
     ),
