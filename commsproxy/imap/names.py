@@ -14,6 +14,7 @@ __all__ = [
     "BULK_KEYWORD",
     "DIGEST",
     "FILED",
+    "FOLLOW_UP",
     "HELD_AS",
     "HOLD_KEYWORD",
     "INBOX",
@@ -44,6 +45,7 @@ BULK_KEYWORD: Final = "$Bulk"
 FILED: Final = "$Filed"  # copied into its account's shared folder
 SENT: Final = "$Sent"  # a filed copy of mail the user sent
 DIGEST: Final = "$Digest"  # the summary that comes with a release
+FOLLOW_UP: Final = "$FollowUp"  # a sent message back in INBOX: no answer came in time
 SEEN: Final = "\\Seen"
 
 # What each judgment writes; $label1 is Thunderbird's "Important" tag, so urgent shows in colour.

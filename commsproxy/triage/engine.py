@@ -124,6 +124,8 @@ class Engine:
         self.store = store
         self._credentials = credentials
         self.history = history  # the user's history with senders, kept current (or None)
+        if history is not None:  # mail found in Sent is sent mail to the parts too
+            history.found_sent = self._found_in_sent
         self.recent_held: deque[int] = deque(maxlen=10_000)  # INBOX UIDs moved, for the gate
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -481,6 +483,15 @@ class Engine:
         if self.history is not None:
             self.history.sent(mail)
         self._wake.set()  # saved (and acted on) by the next step
+
+    def _found_in_sent(self, mails: Sequence[Mail]) -> None:
+        """Mail the user sent from another device, found in Sent by the history."""
+        for part in self.parts:
+            try:
+                for mail in mails:
+                    part.sent(mail, None)
+            except Exception:  # a part's bug must not stop the history's look at Sent
+                log.exception("%s: %s failed on mail found in Sent; going on", self, part)
 
     def wake(self) -> None:
         """New work outside INBOX (mail to file from the SMTP side)."""

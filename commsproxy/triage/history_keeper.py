@@ -61,6 +61,8 @@ class HistoryKeeper:
             login, "reading", None, None, 0, 0, None, 0, None, None, None, now
         )
         self._last_look: float | None = None  # when Sent was last looked at (monotonic)
+        # Hears each message found in Sent (sent from another device): the follow-ups.
+        self.found_sent: Callable[[Sequence[Mail]], None] | None = None
         self._last_save = monotonic()
         self._logged = 0
 
@@ -193,6 +195,8 @@ class HistoryKeeper:
             return
         mails, highest = await read_new(up, mailbox, last, CATCH_UP)
         added = self.history.add_sent_batch(mails)
+        if self.found_sent is not None and mails:
+            self.found_sent(mails)
         self.record = replace(
             self.record, sent_mailbox=mailbox, sent_uidvalidity=validity, sent_uid=highest
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
+from .followups import FollowUps
 from .state_store import StateStore
 
 __all__ = ["engine_parts"]
@@ -11,4 +12,5 @@ __all__ = ["engine_parts"]
 
 def engine_parts(settings: EngineSettings, store: StateStore) -> list[EnginePart]:
     parts: list[EnginePart] = []
+    parts.append(FollowUps(settings, store))
     return parts

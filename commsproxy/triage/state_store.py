@@ -29,6 +29,7 @@ __all__ = [
     "Decision",
     "DeliverRequest",
     "Filed",
+    "FollowUp",
     "HistoryRecord",
     "Notice",
     "Pause",
@@ -154,6 +155,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # NULL in rows filed before: the page says so rather than guess.
         "ALTER TABLE filings ADD COLUMN peer TEXT",
         "ALTER TABLE filings ADD COLUMN subject TEXT",
+    ),
+    (
+        # Follow-ups (followups.py): sent mail watched for an answer, once per Message-ID;
+        # "returning" is written before the reminder's APPEND, so a restart looks for it first.
+        """CREATE TABLE followups (
+            login TEXT NOT NULL, message_id TEXT NOT NULL, recipients TEXT NOT NULL,
+            subject TEXT NOT NULL, sent_at TEXT NOT NULL, due_at TEXT NOT NULL,
+            state TEXT NOT NULL, answered_by TEXT, answered_at TEXT, returned_at TEXT,
+            PRIMARY KEY (login, message_id))""",
+        "CREATE INDEX followups_state_due ON followups (login, state, due_at)",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -933,6 +944,66 @@ class StateStore:
         sql = "SELECT * FROM filings ORDER BY filed_at DESC, id DESC LIMIT ?"
         return self._records(Filed, sql, (limit,))
 
+    # -- follow-ups (followups.py): sent mail waiting for an answer ---------------------------
+
+    def watch_followup(self, followup: FollowUp) -> bool:
+        """Watch a sent message; False when its Message-ID is watched (or was) already."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO followups (login, message_id, recipients, subject,"
+                " sent_at, due_at, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (followup.login, _message_id(followup.message_id), "\n".join(followup.recipients),
+                 followup.subject, _text(followup.sent_at), _text(followup.due_at),
+                 followup.state),
+            )  # fmt: skip
+            return cursor.rowcount > 0
+
+    def followups(
+        self, login: str | None = None, states: Iterable[str] = ("waiting", "returning")
+    ) -> list[FollowUp]:
+        """Follow-ups in these states (of one login, or all), by due time."""
+        wanted = "," + ",".join(states) + ","
+        sql = (
+            "SELECT * FROM followups WHERE instr(?1, ',' || state || ',') > 0"
+            " AND (?2 IS NULL OR login = ?2) ORDER BY due_at, sent_at, message_id"
+        )
+        return [_followup(row) for row in self._read(sql, (wanted, login))]
+
+    def followup(self, login: str, message_id: str) -> FollowUp | None:
+        sql = "SELECT * FROM followups WHERE login = ? AND message_id = ?"
+        rows = self._read(sql, (login, _message_id(message_id)))
+        return _followup(rows[0]) if rows else None
+
+    def followup_answered(self, login: str, message_id: str, by: str, at: datetime) -> bool:
+        """A reply came; False when it was answered (or cancelled) already."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE followups SET state = 'answered', answered_by = ?, answered_at = ?"
+                " WHERE login = ? AND message_id = ? AND state IN ('waiting', 'returning',"
+                " 'returned')",
+                (by, _text(at), login, _message_id(message_id)),
+            )
+            return cursor.rowcount > 0
+
+    def followup_state(
+        self, login: str, message_id: str, state: str, at: datetime | None = None
+    ) -> None:
+        """Move a follow-up on: "returning" (before the APPEND), "returned" (``at``: after
+        it), "cancelled"."""
+        sql = (
+            "UPDATE followups SET state = ?, returned_at = COALESCE(?, returned_at)"
+            " WHERE login = ? AND message_id = ?"
+        )
+        args = (state, _text(at) if at else None, login, _message_id(message_id))
+        self._update(sql, args, f"follow-up {message_id}")
+
+    def followups_returned_since(self, login: str, since: datetime) -> list[FollowUp]:
+        sql = (
+            "SELECT * FROM followups WHERE login = ? AND returned_at >= ?"
+            " ORDER BY returned_at, message_id"
+        )
+        return [_followup(row) for row in self._read(sql, (login, _text(since)))]
+
 
 def _create_private(path: Path) -> None:
     """The file holds senders and subjects, so only the user may read it or its directory."""
@@ -987,3 +1058,36 @@ def _columns(record: Decision | Correction | Filed | HistoryRecord) -> dict[str,
 
 def _first(records: list[_R]) -> _R | None:
     return records[0] if records else None
+
+
+# -- follow-ups -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """A sent message watched for an answer (followups.py)."""
+
+    login: str
+    message_id: str  # without <>
+    recipients: tuple[str, ...]  # the outside recipients watched for
+    subject: str
+    sent_at: datetime
+    due_at: datetime
+    state: str  # waiting, answered, returning, returned, cancelled
+    answered_by: str | None = None  # the reply's sender
+    answered_at: datetime | None = None
+    returned_at: datetime | None = None
+
+
+def _followup(row: sqlite3.Row) -> FollowUp:
+    def moment(name: str) -> datetime | None:
+        return _moment(row[name])
+
+    sent_at, due_at = moment("sent_at"), moment("due_at")
+    assert sent_at is not None
+    assert due_at is not None
+    return FollowUp(
+        row["login"], row["message_id"], tuple(filter(None, row["recipients"].split("\n"))),
+        row["subject"], sent_at, due_at, row["state"], row["answered_by"],
+        moment("answered_at"), moment("returned_at"),
+    )  # fmt: skip
