@@ -28,6 +28,7 @@ import asyncio
 import logging
 import re
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, AnyStr
@@ -48,9 +49,12 @@ from ...oauth import OAuthError, OAuthProvider, SignInNeeded, Throttled
 from ..oauth_logins import OAuthLogins
 from ..routing import LoginRoutes, UpstreamServer
 from .data_reader import DataOutcome, read_data
+from .followup_address import FollowupAddress, read_followup_address, refusal
+from .header_rewrite import RewrittenMessage, read_head, without_followup
 from .oauth import LocalPassword, authenticate_with_token, check_local_password, oauth_reply
+from .outgoing_check import SEND, Outgoing, OutgoingCheck, Verdict
 from .spool import InFlight, Spool
-from .upstream_data import drop_link, send_data
+from .upstream_data import Message, drop_link, send_data
 
 __all__ = ["DEFAULT_MAX_IN_FLIGHT", "NULL_SENDER", "RelayHandler", "RelaySMTP", "SentMessage"]
 
@@ -62,6 +66,11 @@ NULL_SENDER = "<>"  # MAIL FROM:<>, as aiosmtpd hands it on
 DEFAULT_MAX_IN_FLIGHT = 200 << 20
 OVER_CAP_REPLY = DataOutcome.OVER_CAP.reply
 INTERNAL_ERROR = "451 4.3.0 commsproxy: internal error; the details are in its log"
+NO_REAL_RECIPIENT = (
+    "554 5.5.1 commsproxy: no recipient besides the follow-up address, which only sets when"
+    " to follow up; add a real recipient"
+)
+DEFAULT_CHECK_TIMEOUT = 3.0  # seconds a look before sending may take; then it is sent anyway
 
 
 class SentMessage:
@@ -71,16 +80,17 @@ class SentMessage:
     from the spool when asked for; the spool's bytes stay counted in flight until the hook ends.
     """
 
-    def __init__(self, user: str | None, envelope: Envelope, spool: Spool) -> None:
+    def __init__(
+        self, user: str | None, envelope: Envelope, spool: Message, followup: str | None = None
+    ) -> None:
         self.user = user
-        sender = envelope.mail_from
-        self.mail_from: str = "" if sender in (None, NULL_SENDER) else sender
+        self.mail_from: str = _sender(envelope)
         self.rcpt_tos: list[str] = list(envelope.rcpt_tos)
         self.size = spool.size
         self._spool = spool
         #: The local part of a ``...@followup.invalid`` recipient given with the message (kept
         #: out of ``rcpt_tos`` and never relayed), e.g. "2d"; None when there was none.
-        self.followup: str | None = None
+        self.followup: str | None = followup
 
     @property
     def content(self) -> bytes:
@@ -93,6 +103,18 @@ class _NoRoute(Exception):
     def __init__(self, reply: str) -> None:
         super().__init__(reply)
         self.reply = reply
+
+
+def _sender(envelope: Envelope) -> str:
+    sender = envelope.mail_from
+    return "" if sender in (None, NULL_SENDER) else sender
+
+
+def _user(conn: SMTP) -> str | None:
+    credentials = conn.session.auth_data if conn.session is not None else None
+    if isinstance(credentials, LoginPassword):
+        return credentials.login.decode(errors="replace")
+    return None
 
 
 def _declared_size(mail_options: list[str]) -> int | None:
@@ -167,6 +189,11 @@ class RelayHandler:
         self._told: dict[str, str] = {}  # user -> the sign-in trouble already logged
         self.in_flight = InFlight(max_in_flight)  # all sessions' messages together
         self.spool_dir = spool_dir  # None: the system's temporary directory
+        #: Asked about each message before it goes upstream (set by the service: collision).
+        self.outgoing_check: OutgoingCheck | None = None
+        self.check_timeout = DEFAULT_CHECK_TIMEOUT
+        # The follow-up address's local part given in a transaction (first one wins).
+        self._followups: weakref.WeakKeyDictionary[Envelope, str] = weakref.WeakKeyDictionary()
 
     def new_spool(self) -> Spool:
         return Spool(self.in_flight, self.spool_dir)
@@ -433,6 +460,9 @@ class RelayHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        followup = read_followup_address(address)
+        if followup is not None:
+            return self._followup_rcpt(envelope, address, followup)
         refused = await self._upstream_step(
             server, lambda link: link.rcpt(address, options=rcpt_options)
         )
@@ -442,28 +472,84 @@ class RelayHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
+    def _followup_rcpt(self, envelope: Envelope, address: str, found: FollowupAddress) -> str:
+        """RCPT of a follow-up address: answered here, never relayed, kept out of the envelope."""
+        if found.error is not None:
+            log.info("smtp: follow-up address refused: %s", address)
+            return refusal(found)
+        local = found.local
+        first = self._followups.setdefault(envelope, local)
+        if first != local:
+            log.info("smtp: a second follow-up address (%s) ignored; %s counts", local, first)
+        return "250 2.1.5 OK (follow-up time noted, not relayed)"
+
+    def followup_only(self, envelope: Envelope) -> bool:
+        """The transaction's only recipient was a follow-up address."""
+        return not envelope.rcpt_tos and envelope in self._followups
+
+    def _as_sent(self, spool: Spool) -> tuple[Message, bytes]:
+        """The message as it goes upstream (follow-up addresses out of its header), and its
+        header block."""
+        head = read_head(spool)
+        rewritten = without_followup(head) if head else None
+        if rewritten is None:
+            return spool, head
+        log.info("smtp: follow-up address taken out of the message's header")
+        return RewrittenMessage(spool, len(head), rewritten), rewritten
+
+    async def _check(self, outgoing: Outgoing) -> Verdict:
+        """The outgoing check's verdict, bounded: a slow or failing check lets the message go."""
+        if self.outgoing_check is None:
+            return SEND
+        try:
+            return await asyncio.wait_for(self.outgoing_check.check(outgoing), self.check_timeout)
+        except TimeoutError:
+            log.warning(
+                "smtp: the check before sending took over %g s; sent without it",
+                self.check_timeout,
+            )
+        except Exception:
+            log.exception("smtp: the check before sending failed; sent without it")
+        return SEND
+
+    async def _after_sent(self, verdict: Verdict) -> None:
+        if verdict.after_sent is None:
+            return
+        try:
+            await asyncio.wait_for(verdict.after_sent(), self.check_timeout)
+        except TimeoutError:
+            log.warning("smtp: the step after sending took over %g s", self.check_timeout)
+        except Exception:
+            log.exception("smtp: the step after sending failed")
+
     async def relay_message(self, conn: SMTP, envelope: Envelope, spool: Spool) -> str:
         """DATA: send the spooled message upstream; the client's reply."""
         replies: list[str] = []
+        user = _user(conn)
+        message, head = self._as_sent(spool)
+        outgoing = Outgoing(
+            user, _sender(envelope), tuple(envelope.rcpt_tos), head, message.read_all
+        )
+        verdict = await self._check(outgoing)
+        if verdict.refusal is not None:
+            log.info("smtp: a message kept back: %s", verdict.refusal)
+            await self.reset_upstream(conn)
+            return verdict.refusal
 
         async def send(link: aiosmtplib.SMTP) -> None:
-            response = await send_data(link, spool)
+            response = await send_data(link, message)
             replies.append(f"{response.code} {' '.join(response.message.splitlines())}")
 
         refused = await self._upstream_step(conn, send)
         if refused is not None:
             log.warning("smtp: upstream refused a message: %s", refused)
             return refused
-        credentials = conn.session.auth_data if conn.session is not None else None
-        user = (
-            credentials.login.decode(errors="replace")
-            if isinstance(credentials, LoginPassword)
-            else None
-        )
-        log.info("smtp: relayed %d bytes for %d recipients", spool.size, len(envelope.rcpt_tos))
+        log.info("smtp: relayed %d bytes for %d recipients", message.size, len(envelope.rcpt_tos))
+        await self._after_sent(verdict)
         if self.on_sent is not None:
+            followup = self._followups.get(envelope)
             try:
-                await self.on_sent(SentMessage(user, envelope, spool))
+                await self.on_sent(SentMessage(user, envelope, message, followup))
             except Exception:
                 # The message is already sent: a failing hook must not turn that into an error.
                 log.exception("smtp: after-send hook failed")
@@ -628,6 +714,9 @@ class RelaySMTP(SMTP):
             return
         assert self.envelope is not None
         assert self.session is not None
+        if self._relay.followup_only(self.envelope):
+            await self.push(NO_REAL_RECIPIENT)
+            return
         if not self.envelope.rcpt_tos:
             await self.push("503 5.5.1 commsproxy: RCPT TO first")
             return

@@ -13,13 +13,25 @@ without them falls back to ``data()`` with the message read whole (at most the i
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import aiosmtplib
 
-from .spool import Spool, dot_stuffed
+from .spool import dot_stuffed
 
-__all__ = ["drop_link", "send_data"]
+__all__ = ["Message", "drop_link", "send_data"]
+
+
+class Message(Protocol):
+    """What is sent: a Spool, or a spool with its header rewritten (header_rewrite.py)."""
+
+    size: int
+
+    def blocks(self) -> Iterator[bytes]: ...
+
+    def read_all(self) -> bytes: ...
+
 
 _START_INPUT = 354
 _COMPLETED = 250
@@ -43,7 +55,7 @@ def _streamable(protocol: Any) -> bool:
     return all(hasattr(protocol, name) for name in _USED)
 
 
-async def send_data(link: aiosmtplib.SMTP, spool: Spool) -> aiosmtplib.SMTPResponse:
+async def send_data(link: aiosmtplib.SMTP, spool: Message) -> aiosmtplib.SMTPResponse:
     """Send ``spool`` as the message of the current transaction; the server's final reply.
 
     Raises SMTPDataError when the server refuses (at ``DATA`` or after the data),
