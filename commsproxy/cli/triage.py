@@ -194,6 +194,9 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
             since = _show(datetime.fromisoformat(login["paused"]["since"]), zone)
             yield f"  triage PAUSED since {since}: {login['paused']['reason']}"
         yield from _health_lines(login["health"], login["paused"] is not None, zone)
+        if login.get("quiet_until"):
+            until = _show(datetime.fromisoformat(login["quiet_until"]), zone)
+            yield f"  quiet until {until}: only urgent mail comes in, releases wait till then"
         width = max((len(b["name"]) for b in login["batches"]), default=0)
         for entry in login["batches"]:
             batch = by_name[entry["name"]]
@@ -206,9 +209,9 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
                 when = _show(datetime.fromisoformat(last["started"]), batch_zone)
                 done = "" if last["finished"] else ", unfinished"
                 last_text = f"last {when}, {last['moved']} moved{done}"
+            held = ", ".join(batch.labels) or f"quiet {batch.quiet}"
             yield (
-                f"  {entry['name']:<{width}}  {batch.mailbox} ({', '.join(batch.labels)}): "
-                f"next {next_at}; {last_text}"
+                f"  {entry['name']:<{width}}  {batch.mailbox} ({held}): next {next_at}; {last_text}"
             )
         counts = ", ".join(f"{n} {label}" for label, n in login["decisions_24h"].items())
         yield f"  last 24 h: {counts}"

@@ -16,7 +16,9 @@ from ..config import (
     TriageConfig,
 )
 from ..endpoints import Endpoint
+from ..imap.names import URGENT
 from .filer import FilingSetup
+from .scheduler import quiet_window
 
 __all__ = ["Clock", "EngineSettings"]
 
@@ -48,9 +50,16 @@ class EngineSettings:
     snooze: SnoozeConfig = field(default_factory=SnoozeConfig)
     autoreply: AutoreplyConfig = field(default_factory=AutoreplyConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)  # sla, collision, ...
+    smtp: Endpoint | None = None  # the login's SMTP server (auto-replies); TLS as ``tls``
 
-    def batch_for(self, label: str) -> BatchConfig | None:
+    def batch_for(self, label: str, now: datetime | None = None) -> BatchConfig | None:
+        """The batch that holds ``label``; inside a quiet batch's window (at ``now``) a label
+        no batch holds goes to the quiet batch. Urgent mail is never held."""
         for batch in self.batches:
             if label in batch.labels:
                 return batch
+        if now is not None and label != URGENT:
+            for batch in self.batches:
+                if batch.quiet and quiet_window(batch.quiet, batch.schedule.zone, now):
+                    return batch
         return None

@@ -154,7 +154,7 @@ class NewMail:
         holds: dict[str, list[int]] = {}
         labels: dict[int, str] = {}
         for f, mail, decision in zip(fetched, mails, decisions, strict=True):
-            batch = s.batch_for(decision.label) if decision.label != URGENT else None
+            batch = s.batch_for(decision.label, now) if decision.label != URGENT else None
             seen = "\\Seen" in f.flags and not s.triage.hold_seen
             held = batch is not None and not seen and not s.dry_run and not stopped
             reason = decision.reason + (" (already read: left in INBOX)" if batch and seen else "")

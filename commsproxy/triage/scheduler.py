@@ -17,17 +17,23 @@ falls inside to the window's end, where the catch-up rule makes it one release.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from ..schedule import QuietHours, Schedule, ScheduleError
+
+if TYPE_CHECKING:
+    from ..config import BatchConfig
 
 __all__ = [
     "deferred",
     "due_release",
     "next_release",
+    "quiet_until",
     "quiet_window",
+    "release_time",
     "releases_between",
 ]
 
@@ -112,3 +118,29 @@ def deferred(moment: datetime, quiet: QuietHours, zone: ZoneInfo) -> datetime:
     """When a release due at ``moment`` happens: at the end of a quiet window it falls in."""
     window = quiet_window(quiet, zone, moment)
     return moment if window is None else window[1]
+
+
+def quiet_until(batches: Sequence[BatchConfig], now: datetime) -> datetime | None:
+    """The end of the quiet window ``now`` is in, or None when no quiet batch is quiet."""
+    for batch in batches:
+        if batch.quiet is not None:
+            window = quiet_window(batch.quiet, batch.schedule.zone, now)
+            if window is not None:
+                return window[1]
+    return None
+
+
+def release_time(
+    batch: BatchConfig, batches: Sequence[BatchConfig], moment: datetime, now: datetime
+) -> datetime:
+    """When a release of ``batch`` scheduled at ``moment`` happens: at the end of a quiet
+    window that it, or ``now`` for an overdue one, falls in; otherwise at ``moment``."""
+    if batch.quiet is not None:
+        return moment  # its own release is its window's end
+    probe = max(moment, now)
+    for other in batches:
+        if other.quiet is not None:
+            later = deferred(probe, other.quiet, other.schedule.zone)
+            if later != probe:
+                return later
+    return moment

@@ -15,7 +15,7 @@ import platformdirs
 
 from ..config import LABELS, Config
 from .holding import holding_stopped, holding_switch
-from .scheduler import next_release
+from .scheduler import next_release, quiet_until, release_time
 from .state_store import Correction, Decision, HistoryRecord, Release, StateStore
 
 __all__ = [
@@ -173,13 +173,15 @@ def login_status(
     batches = []
     for batch in config.batches:
         zone = batch.schedule.zone
+        coming = release_time(batch, config.batches, next_release(batch.schedule, now), now)
         batches.append(
             {
                 "name": batch.name,
                 "mailbox": batch.mailbox,
                 "labels": list(batch.labels),
                 "timezone": zone.key,
-                "next_release": iso(next_release(batch.schedule, now).astimezone(zone)),
+                "quiet": str(batch.quiet) if batch.quiet is not None else None,
+                "next_release": iso(coming.astimezone(zone)),
                 "last_release": _release_json(
                     store.last_release(login, batch.name) if store else None
                 ),
@@ -188,9 +190,12 @@ def login_status(
     counts = store.decision_counts(login, now - timedelta(hours=24)) if store else {}
     paused = store.paused(login) if store else None
     notice = store.notice(login) if store and paused else None
+    quiet_end = quiet_until(config.batches, now)
     return {
         "login": login,
         "health": _health_json(store, login, pid, now),
+        # inside a quiet batch's window: when it ends (nothing but urgent mail comes till then)
+        "quiet_until": iso(quiet_end) if quiet_end is not None else None,
         "paused": None
         if paused is None
         else {

@@ -20,7 +20,7 @@ from typing import Any
 from ..config import Config
 from ..triage.decide import vip_match
 from ..triage.holding import Switch, holding_switch
-from ..triage.scheduler import next_release
+from ..triage.scheduler import next_release, release_time
 from ..triage.state_store import Correction, StateStore
 from ..triage.status_report import login_keys, login_status
 from .words import plain_reason
@@ -113,7 +113,8 @@ def _login(
     batches: list[BatchNow] = []
     due: dict[str, datetime] = {}
     for batch in config.batches:
-        when = None if stopped is not None else next_release(batch.schedule, now).astimezone()
+        at = release_time(batch, config.batches, next_release(batch.schedule, now), now)
+        when = None if stopped is not None else at.astimezone()
         rows = tuple(
             HeldRow(
                 login=login,
