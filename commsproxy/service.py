@@ -80,6 +80,8 @@ class TriagePlan:
     state_dir: Path
     routes: tuple[tuple[LoginRoute, UpstreamServer], ...]
     dry_run: bool
+    #: Each login's SMTP server by its key (auto-replies are sent there, as the login).
+    smtp: Mapping[str, Endpoint] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,7 @@ def plan(config: Config, options: RunOptions) -> Plan:
             state_dir=options.state_dir or proxy.state_dir,
             routes=routes,
             dry_run=options.dry_run,
+            smtp={e.username or "default": e.smtp.endpoint for e in servers if e.smtp},
         )
     oauth = {str(e.username): e.oauth for e in servers if e.oauth is not None}
     return Plan(imap, smtp, triage, oauth, config)
@@ -460,6 +463,7 @@ def _start_triage(
     ``held``, which gives them up, store first, when the caller's ``with`` ends.
     """
     from .triage.account_match import AccountRules
+    from .triage.autoreply import give_credentials
     from .triage.decide import RuleDecider
     from .triage.engine import Credentials, Engine, EngineSettings
     from .triage.filer import FilingSetup
@@ -497,6 +501,7 @@ def _start_triage(
             snooze=config.snooze,
             autoreply=config.autoreply,
             accounts=config.accounts,
+            smtp=triage.smtp.get(route.key),
         )
         model = decider_for(route.username)
         history = _live_history(config, route, model, store)
@@ -515,6 +520,7 @@ def _start_triage(
             )
         spare = functools.partial(hub.spare_password, route.key)  # to leave a notice with
         parts = engine_parts(settings, store)
+        give_credentials(parts, credentials)  # auto-replies log in to SMTP as the login
         hub.add(route, Engine(settings, decider, store, credentials, history, spare, parts))
     mode = " (dry run: tagging only, nothing held)" if triage.dry_run else ""
     log.info("triage on for %s%s", ", ".join(r.key for r, _ in triage.routes), mode)

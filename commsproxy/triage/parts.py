@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .autoreply import AutoReplies
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
 from .followups import FollowUps
@@ -13,4 +14,5 @@ __all__ = ["engine_parts"]
 def engine_parts(settings: EngineSettings, store: StateStore) -> list[EnginePart]:
     parts: list[EnginePart] = []
     parts.append(FollowUps(settings, store))
+    parts.append(AutoReplies(settings, store))
     return parts

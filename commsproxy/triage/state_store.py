@@ -25,6 +25,7 @@ from typing import Any, Self, TypeVar
 from .health import Health, State
 
 __all__ = [
+    "AutoReply",
     "Correction",
     "Decision",
     "DeliverRequest",
@@ -165,6 +166,17 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state TEXT NOT NULL, answered_by TEXT, answered_at TEXT, returned_at TEXT,
             PRIMARY KEY (login, message_id))""",
         "CREATE INDEX followups_state_due ON followups (login, state, due_at)",
+    ),
+    (
+        # Auto-replies (autoreply.py): one per outside sender per day, written before it is
+        # sent; "sending" is written before each try, so a crash never sends one twice.
+        """CREATE TABLE autoreplies (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, recipient TEXT NOT NULL,
+            day TEXT NOT NULL, message_id TEXT, refs TEXT NOT NULL, subject TEXT NOT NULL,
+            batch TEXT NOT NULL, release TEXT NOT NULL, queued_at TEXT NOT NULL,
+            state TEXT NOT NULL, tries INTEGER NOT NULL, next_try TEXT NOT NULL, done TEXT,
+            UNIQUE (login, recipient, day))""",
+        "CREATE INDEX autoreplies_due ON autoreplies (login, state, next_try)",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -1004,6 +1016,47 @@ class StateStore:
         )
         return [_followup(row) for row in self._read(sql, (login, _text(since)))]
 
+    # -- auto-replies (autoreply.py) ----------------------------------------------------------
+
+    def queue_autoreply(self, reply: AutoReply) -> bool:
+        """Queue a reply; False when ``reply.recipient`` has one for ``reply.day`` already."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO autoreplies (login, recipient, day, message_id, refs,"
+                " subject, batch, release, queued_at, state, tries, next_try)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (reply.login, reply.recipient, reply.day, reply.message_id,
+                 " ".join(reply.references), reply.subject, reply.batch, _text(reply.release),
+                 _text(reply.queued_at), reply.state, reply.tries,
+                 _text(reply.next_try or reply.queued_at)),
+            )  # fmt: skip
+            return cursor.rowcount > 0
+
+    def autoreplies(
+        self, login: str, state: str, before: datetime | None = None, limit: int = 1000
+    ) -> list[AutoReply]:
+        """A login's replies in ``state`` (due by ``before``, if given), soonest first."""
+        sql = (
+            "SELECT * FROM autoreplies WHERE login = ? AND state = ?"
+            " AND (? IS NULL OR next_try <= ?) ORDER BY next_try, id LIMIT ?"
+        )
+        until = _text(before) if before is not None else None
+        return [_autoreply(row) for row in self._read(sql, (login, state, until, until, limit))]
+
+    def set_autoreply(
+        self, reply_id: int, state: str, at: datetime, tries: int, next_try: datetime
+    ) -> None:
+        """Move a reply on: "sending" (before a try), "queued" (to try again at
+        ``next_try``), "sent", "failed", "late" or "unsure" (``at``: when it ended)."""
+        done = None if state in ("queued", "sending") else _text(at)
+        sql = "UPDATE autoreplies SET state = ?, tries = ?, next_try = ?, done = ? WHERE id = ?"
+        self._update(sql, (state, tries, _text(next_try), done, reply_id), f"auto-reply {reply_id}")
+
+    def autoreplies_done_since(self, login: str, state: str, since: datetime) -> int:
+        """How many replies ended as ``state`` from ``since`` on (e.g. sent today)."""
+        sql = "SELECT COUNT(*) FROM autoreplies WHERE login = ? AND state = ? AND done >= ?"
+        return int(self._read(sql, (login, state, _text(since)))[0][0])
+
 
 def _create_private(path: Path) -> None:
     """The file holds senders and subjects, so only the user may read it or its directory."""
@@ -1090,4 +1143,38 @@ def _followup(row: sqlite3.Row) -> FollowUp:
         row["login"], row["message_id"], tuple(filter(None, row["recipients"].split("\n"))),
         row["subject"], sent_at, due_at, row["state"], row["answered_by"],
         moment("answered_at"), moment("returned_at"),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AutoReply:
+    """An auto-reply to held mail (autoreply.py): to whom, about what, and how it went."""
+
+    login: str
+    recipient: str  # lower-case; one reply per recipient per day
+    day: str  # the user's calendar day, ISO (2026-12-07)
+    message_id: str | None  # the original's, "<...>"
+    references: tuple[str, ...]  # the original's References, then its Message-ID
+    subject: str  # the original's, decoded
+    batch: str  # the batch that holds the original
+    release: datetime  # when that batch is released next: when the mail will be read
+    queued_at: datetime
+    state: str = "queued"  # queued, sending, sent, failed, late, unsure
+    tries: int = 0
+    next_try: datetime | None = None  # None: at once (queued_at)
+    id: int = 0  # the store's row id, once stored
+
+    def __post_init__(self) -> None:
+        if self.next_try is None:
+            object.__setattr__(self, "next_try", self.queued_at)
+
+
+def _autoreply(row: sqlite3.Row) -> AutoReply:
+    release, queued_at = _moment(row["release"]), _moment(row["queued_at"])
+    assert release is not None
+    assert queued_at is not None
+    return AutoReply(
+        row["login"], row["recipient"], row["day"], row["message_id"],
+        tuple(row["refs"].split()), row["subject"], row["batch"], release, queued_at,
+        row["state"], row["tries"], _moment(row["next_try"]), row["id"],
     )  # fmt: skip
