@@ -35,7 +35,7 @@ from .autoreply_send import PasswordLogin, SmtpRefused, TokenLogin, smtp_link
 from .autoreply_text import REFERENCES_KEPT, reply_message, reply_text, urgent_hint
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
-from .scheduler import next_release
+from .scheduler import next_release, release_time
 from .signin import TokenCredentials
 from .state_store import AutoReply, Decision, StateStore
 from .upstream import Upstream
@@ -152,7 +152,8 @@ class AutoReplies(EnginePart):
             references=mail.references[-REFERENCES_KEPT:],
             subject=mail.subject[:300],
             batch=batch.name,
-            release=next_release(batch.schedule, now),
+            # A release inside a quiet batch's window happens at the window's end.
+            release=release_time(batch, s.batches, next_release(batch.schedule, now), now),
             queued_at=now,
         )
         if not self.store.queue_autoreply(reply):

@@ -14,6 +14,8 @@ rely on it, and it makes some servers file the reply as bulk.
 
 from __future__ import annotations
 
+import functools
+import textwrap
 from collections.abc import Sequence
 from datetime import datetime, time
 from email.message import EmailMessage
@@ -36,12 +38,13 @@ __all__ = [
 REFERENCES_KEPT = 10
 
 _BUILT_IN = (
-    "Hello,\n\n"
+    "Hello,",
     "Thank you for your message. I read mail at set times: {times}; yours will be read at"
-    " {release}.\n"
-    "{urgent_line}"
-    "\nThis is an automatic reply, sent at most once a day.\n"
+    " {release}.{urgent}",
+    "This is an automatic reply, sent at most once a day.",
 )
+#: Lines of the built-in text are kept this short, so the reply goes as plain 7-bit text.
+_WIDTH = 72
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -96,8 +99,13 @@ def reply_text(
     when = spoken_release(release, now, zone)
     if config.message is not None:
         return config.message.format(release=when, urgent=urgent)
-    urgent_line = f"If it cannot wait, {urgent}.\n" if urgent else ""
-    return _BUILT_IN.format(times=spoken_times(times), release=when, urgent_line=urgent_line)
+    hint = f" If it cannot wait, {urgent}." if urgent else ""
+    paragraphs = [p.format(times=spoken_times(times), release=when, urgent=hint) for p in _BUILT_IN]
+    # Addresses and phone numbers are never split across lines.
+    wrap = functools.partial(
+        textwrap.fill, width=_WIDTH, break_long_words=False, break_on_hyphens=False
+    )
+    return "\n\n".join(wrap(p) for p in paragraphs) + "\n"
 
 
 def reply_message(

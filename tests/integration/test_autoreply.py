@@ -177,7 +177,7 @@ async def test_one_reply_per_sender_per_day_none_to_lists_or_bulk(
             when = spoken_release(next_release(later, clock.now), clock.now, later.zone)
             body = reply.get_body()
             assert body is not None
-            text = body.get_content()
+            text = " ".join(body.get_content().split())
             assert f"yours will be read at {when}" in text
             assert f"write to {user}+urgent@localhost" in text
 

@@ -62,6 +62,8 @@ def test_built_in_text() -> None:
         AutoreplyConfig(), release=release, now=NOW, zone=BRUSSELS, times=TIMES,
         urgent="write to jan+urgent@acme.be",
     )  # fmt: skip
+    assert max(len(line) for line in text.splitlines()) <= 72
+    text = " ".join(text.split())
     times = "I read mail at set times: 08:30, 12:30 and 16:30"
     assert f"{times}; yours will be read at 12:30 today" in text
     assert "If it cannot wait, write to jan+urgent@acme.be." in text
