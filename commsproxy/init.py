@@ -88,7 +88,16 @@ smtp = "{smtp}"
 # labels = ["normal"]  # "normal" and/or "bulk"; a label no batch holds arrives at once
 # release = ["08:30", "12:30", "16:30"]
 # days = "mon-fri"
+#   or times by day, without days:
+#   release = {{ "mon-thu" = ["08:30", "12:30", "16:30"], fri = ["08:30", "12:30"] }}
 # timezone = "Europe/Amsterdam"  # default: this machine's time zone
+# A quiet batch holds, from 18:00 to 08:00, the mail no other batch holds (urgent mail still
+# comes), and every other batch's release waits until 08:00; then all of it comes at once:
+#   [[batch]]
+#   name = "evening"
+#   mailbox = "Evening"
+#   quiet = "18:00-08:00"
+#   days = "mon-fri"  # the evenings it starts on; default every day
 
 # Customer accounts: mail from or to a customer is filed once into a shared folder per
 # account (ROOT/NAME), whoever on the team received or sent it.  Add one with
