@@ -26,6 +26,7 @@ __all__ = [
     "SEEN",
     "SENT",
     "TRIAGED",
+    "UNSNOOZED",
     "URGENT",
     "URGENT_KEYWORD",
 ]
@@ -46,6 +47,7 @@ FILED: Final = "$Filed"  # copied into its account's shared folder
 SENT: Final = "$Sent"  # a filed copy of mail the user sent
 DIGEST: Final = "$Digest"  # the summary that comes with a release
 FOLLOW_UP: Final = "$FollowUp"  # a sent message back in INBOX: no answer came in time
+UNSNOOZED: Final = "$Unsnoozed"  # a snoozed message's copy, back in INBOX at its time
 SEEN: Final = "\\Seen"
 
 # What each judgment writes; $label1 is Thunderbird's "Important" tag, so urgent shows in colour.

@@ -43,9 +43,11 @@ __all__ = [
     "DeliverNowError",
     "Delivered",
     "NotHeld",
+    "bring_back",
     "deliver_held",
     "deliver_now",
     "deliver_without_run",
+    "held_here",
     "normalize_message_id",
     "resolve_login",
 ]
@@ -221,6 +223,32 @@ async def _move_back(
                 previous=held.label, sender=held.sender, subject=held.subject, at=clock(),
             )
         )  # fmt: skip
+    await bring_back(worker, mailbox, sorted(live), left, mid, clock, reappend)
+    log.info("triage[%s]: delivered <%s> from %s on request", request.login, mid, mailbox)
+    return f"<{mid}> delivered to INBOX (from {mailbox})"
+
+
+async def held_here(worker: Upstream, mid: str) -> tuple[list[int], list[int]]:
+    """The message ``mid`` (without <>) in the selected hold mailbox: the UIDs still held, and
+    those marked ``$Released`` and deleted (their copy went to INBOX before a cut)."""
+    criterion = f"HEADER Message-ID {quote_string('<' + mid + '>')}"
+    found = await _exactly(worker, await worker.search(criterion), mid)
+    live = sorted(uid for uid, held in found.items() if not held.deleted)
+    return live, sorted(uid for uid, held in found.items() if held.deleted and held.released)
+
+
+async def bring_back(
+    worker: Upstream,
+    mailbox: str,
+    live: list[int],
+    left: list[int],
+    mid: str,
+    clock: Callable[[], datetime],
+    reappend: bool,
+) -> None:
+    """``live`` (held in the selected ``mailbox``) marked ``$Released`` and moved to INBOX --
+    or, with ``reappend``, appended as fresh arrivals -- and ``left`` (originals whose copy is
+    in INBOX already) expunged by UID. NotHeld when another program took all of it first."""
     uids = sorted(live)
     if uids:
         await worker.add_flags(uids, [RELEASED])
@@ -233,8 +261,6 @@ async def _move_back(
             raise NotHeld(f"<{mid}> left {mailbox} meanwhile (another mail program moved it)")
     if left:
         await worker.expunge_uids(left)  # exactly the originals whose copy is in INBOX
-    log.info("triage[%s]: delivered <%s> from %s on request", request.login, mid, mailbox)
-    return f"<{mid}> delivered to INBOX (from {mailbox})"
 
 
 async def _append_copies(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from ..classifier.mail import Mail, MailParseError, parse_mail
@@ -42,7 +42,14 @@ from .plain_reasons import plain_reason
 from .state_store import Decision, StateStore
 from .upstream import Upstream
 
-__all__ = ["DigestLink", "ReleaseError", "Releaser", "release_without_run"]
+__all__ = [
+    "DigestLink",
+    "ReleaseError",
+    "Releaser",
+    "kept_flags",
+    "reappend",
+    "release_without_run",
+]
 
 log = logging.getLogger("commsproxy.triage")
 
@@ -164,14 +171,7 @@ class Releaser:
             chunk = uids[start : start + 50]
             whole = await self.worker.fetch(chunk, "(UID FLAGS BODY.PEEK[])")
             copied = await self._already_in_inbox(whole, mailbox) if redo else set()
-            for message in whole:
-                if message.uid in copied:
-                    continue
-                flags = [f for f in message.flags if f.lower() not in ("\\recent", "\\deleted")]
-                await self.worker.append(INBOX, message.text, flags, self.clock())
-            await self.worker.select(mailbox)
-            await self.worker.add_flags(chunk, ["\\Deleted"])
-            await self.worker.expunge_uids(chunk)
+            await reappend(self.worker, mailbox, whole, kept_flags, self.clock, copied)
 
     async def _already_in_inbox(self, messages: Sequence[Fetched], mailbox: str) -> set[int]:
         """UIDs (in ``mailbox``) whose released copy an interrupted release already appended."""
@@ -270,6 +270,33 @@ class Releaser:
     def _matching(self) -> tuple[AccountRules, AccountGuesser | None]:
         assert self.filing is not None
         return self.filing.rules, self.filing.guesser
+
+
+def kept_flags(message: Fetched) -> list[str]:
+    """A message's flags for its copy: all but the session's ``\\Recent`` and ``\\Deleted``."""
+    return [f for f in message.flags if f.lower() not in ("\\recent", "\\deleted")]
+
+
+async def reappend(
+    worker: Upstream,
+    mailbox: str,
+    originals: Sequence[Fetched],
+    flags_of: Callable[[Fetched], Sequence[str]],
+    clock: Callable[[], datetime],
+    copied: Collection[int] = frozenset(),
+) -> None:
+    """A fresh copy of each original (fetched whole) in INBOX, with ``flags_of`` its flags and
+    the arrival date now, unless ``copied`` names it (an interrupted try appended it already);
+    then exactly the originals in ``mailbox`` are expunged by UID, never a plain EXPUNGE."""
+    for message in originals:
+        if message.uid not in copied:
+            await worker.append(INBOX, message.text, flags_of(message), clock())
+    uids = [message.uid for message in originals]
+    if not uids:
+        return
+    await worker.select(mailbox)
+    await worker.add_flags(uids, ["\\Deleted"])
+    await worker.expunge_uids(uids)
 
 
 def _arrival(fetched: Fetched) -> datetime | None:

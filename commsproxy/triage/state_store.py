@@ -37,6 +37,8 @@ __all__ = [
     "QueuedFiling",
     "Release",
     "ReleaseRequest",
+    "SlaDue",
+    "Snooze",
     "StateStore",
     "StoreError",
 ]
@@ -177,6 +179,28 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state TEXT NOT NULL, tries INTEGER NOT NULL, next_try TEXT NOT NULL, done TEXT,
             UNIQUE (login, recipient, day))""",
         "CREATE INDEX autoreplies_due ON autoreplies (login, state, next_try)",
+    ),
+    (
+        # Snooze (snooze.py): each message noticed in a snooze mailbox, with when it comes
+        # back; "returning" is written before its copy goes to INBOX, so a redo after a cut
+        # looks for that copy before appending again. Cursors of the snooze mailboxes are in
+        # ``cursors``.
+        """CREATE TABLE snoozes (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, mailbox TEXT NOT NULL,
+            box TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+            message_id TEXT, noticed TEXT NOT NULL, due TEXT NOT NULL, state TEXT NOT NULL,
+            done TEXT, UNIQUE (login, mailbox, uidvalidity, uid))""",
+        "CREATE INDEX snoozes_due ON snoozes (login, state, due)",
+    ),
+    (
+        # An account's sla (sla.py): a held message of that account is delivered at ``due``
+        # unless its batch came first; "delivering" is written before it is marked and moved.
+        """CREATE TABLE sla_due (
+            id INTEGER PRIMARY KEY, login TEXT NOT NULL, message_id TEXT NOT NULL,
+            batch TEXT NOT NULL, account TEXT NOT NULL, sla TEXT NOT NULL,
+            decided_at TEXT NOT NULL, due TEXT NOT NULL, state TEXT NOT NULL, done TEXT,
+            UNIQUE (login, message_id, decided_at))""",
+        "CREATE INDEX sla_due_state ON sla_due (login, state, due)",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -1016,6 +1040,80 @@ class StateStore:
         )
         return [_followup(row) for row in self._read(sql, (login, _text(since)))]
 
+    # -- snooze (snooze.py) --------------------------------------------------------------------
+
+    def note_snoozed(
+        self,
+        login: str,
+        mailbox: str,
+        box: str,
+        uidvalidity: int,
+        found: Iterable[tuple[int, str | None]],
+        noticed: datetime,
+        due: datetime,
+    ) -> None:
+        """Messages (UID, Message-ID) seen in a snooze mailbox, due back at ``due``; a UID
+        known already keeps its record."""
+        rows = [
+            (login, mailbox, box, uidvalidity, uid, _message_id(mid), _text(noticed), _text(due))
+            for uid, mid in found
+        ]
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO snoozes (login, mailbox, box, uidvalidity, uid,"
+                " message_id, noticed, due, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'waiting')",
+                rows,
+            )
+
+    def snoozed(self, login: str) -> list[Snooze]:
+        """A login's snoozed messages not back yet (waiting or returning), soonest first."""
+        sql = (
+            "SELECT * FROM snoozes WHERE login = ? AND state IN ('waiting', 'returning')"
+            " ORDER BY due, id"
+        )
+        return [_snooze(row) for row in self._read(sql, (login,))]
+
+    def set_snooze_state(self, snooze_id: int, state: str, at: datetime) -> None:
+        """``returning`` (before its copy goes to INBOX), ``returned`` or ``forgotten``."""
+        done = None if state == "returning" else _text(at)
+        sql = "UPDATE snoozes SET state = ?, done = ? WHERE id = ?"
+        self._update(sql, (state, done, snooze_id), f"snooze {snooze_id}")
+
+    # -- sla (sla.py) --------------------------------------------------------------------------
+
+    def note_sla(self, entries: Iterable[SlaDue]) -> None:
+        """Held messages of an account with an sla, each due at its limit (once per decision)."""
+        rows = [
+            (e.login, e.message_id, e.batch, e.account, e.sla, _text(e.decided_at), _text(e.due))
+            for e in entries
+        ]
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO sla_due (login, message_id, batch, account, sla,"
+                " decided_at, due, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'waiting')",
+                rows,
+            )
+
+    def sla_pending(self, login: str) -> list[SlaDue]:
+        """A login's sla limits not settled yet (waiting or delivering), soonest first."""
+        sql = (
+            "SELECT * FROM sla_due WHERE login = ? AND state IN ('waiting', 'delivering')"
+            " ORDER BY due, id"
+        )
+        return [_sla_due(row) for row in self._read(sql, (login,))]
+
+    def set_sla_state(self, sla_id: int, state: str, at: datetime) -> None:
+        """``delivering`` (before it is marked and moved), then ``delivered``, ``released``
+        (its batch came first) or ``gone`` (not held any more)."""
+        done = None if state == "delivering" else _text(at)
+        sql = "UPDATE sla_due SET state = ?, done = ? WHERE id = ?"
+        self._update(sql, (state, done, sla_id), f"sla limit {sla_id}")
+
+    def sla_settled(self, login: str, state: str, since: datetime) -> list[SlaDue]:
+        """Limits settled as ``state`` from ``since`` on (e.g. delivered at their sla today)."""
+        sql = "SELECT * FROM sla_due WHERE login = ? AND state = ? AND done >= ? ORDER BY done"
+        return [_sla_due(row) for row in self._read(sql, (login, state, _text(since)))]
+
     # -- auto-replies (autoreply.py) ----------------------------------------------------------
 
     def queue_autoreply(self, reply: AutoReply) -> bool:
@@ -1111,6 +1209,61 @@ def _columns(record: Decision | Correction | Filed | HistoryRecord) -> dict[str,
 
 def _first(records: list[_R]) -> _R | None:
     return records[0] if records else None
+
+
+# -- snooze and sla records (appended with their tables) ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Snooze:
+    """A message in a snooze mailbox (``mailbox``, the server name; ``box``, its config
+    name), due back in INBOX at ``due``."""
+
+    id: int
+    login: str
+    mailbox: str
+    box: str
+    uidvalidity: int
+    uid: int
+    message_id: str | None  # without <>
+    noticed: datetime
+    due: datetime
+    state: str  # waiting, returning, returned, forgotten
+    done: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlaDue:
+    """A held message of an account with an sla: delivered at ``due`` unless released."""
+
+    login: str
+    message_id: str  # without <>
+    batch: str
+    account: str  # the account's folder name
+    sla: str  # the limit in words ("1h"), for the log
+    decided_at: datetime
+    due: datetime
+    state: str = "waiting"  # waiting, delivering, delivered, released, gone
+    done: datetime | None = None
+    id: int = 0  # 0 until stored
+
+
+def _snooze(row: sqlite3.Row) -> Snooze:
+    return Snooze(
+        id=row["id"], login=row["login"], mailbox=row["mailbox"], box=row["box"],
+        uidvalidity=row["uidvalidity"], uid=row["uid"], message_id=row["message_id"],
+        noticed=datetime.fromisoformat(row["noticed"]), due=datetime.fromisoformat(row["due"]),
+        state=row["state"], done=_moment(row["done"]),
+    )  # fmt: skip
+
+
+def _sla_due(row: sqlite3.Row) -> SlaDue:
+    return SlaDue(
+        id=row["id"], login=row["login"], message_id=row["message_id"], batch=row["batch"],
+        account=row["account"], sla=row["sla"],
+        decided_at=datetime.fromisoformat(row["decided_at"]),
+        due=datetime.fromisoformat(row["due"]), state=row["state"], done=_moment(row["done"]),
+    )  # fmt: skip
 
 
 # -- follow-ups -------------------------------------------------------------------------------

@@ -1,0 +1,265 @@
+"""Snooze: mail the user moves into a ``Snoozed/…`` mailbox comes back to INBOX at its time.
+
+Any mail program can snooze: the boxes are ordinary mailboxes under ``[snooze] root`` (Tomorrow,
+Monday, Next week, In 2 hours, and the user's own, each with a time rule), created and subscribed
+at each session start. The server is the truth, as for batches:
+
+- **Noticing.** Every few seconds one ``STATUS (MESSAGES UIDNEXT UIDVALIDITY)`` per box; only a
+  box whose answer changed is selected. Messages above the box's UID cursor are recorded in the
+  state store with their due time (the box's rule from the moment they were noticed) before
+  anything else happens to them; recorded messages no longer there (the user took them out
+  early) are forgotten, never returned.
+- **Returning.** A due message is marked ``returning`` in the store first; then a copy goes to
+  INBOX dated now, unread, with ``$Triaged $Released`` (triage never decides about it again)
+  and ``$Unsnoozed``; then exactly the original is expunged by UID (release.py's ``reappend``).
+  A redo of a ``returning`` record looks in INBOX for its copy (``$Unsnoozed``, the same size
+  and header) before appending, so a cut at any point leaves exactly one copy. A laptop that
+  wakes past the time returns everything due at once, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as monotonic_time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from ..classifier.mail import MailParseError, parse_mail
+from ..config import local_zone
+from ..imap.commands import quote_string
+from ..imap.names import INBOX, RELEASED, SEEN, TRIAGED, UNSNOOZED
+from ..imap.responses import Fetched
+from ..timespec import When
+from .engine_part import EnginePart
+from .engine_settings import EngineSettings
+from .release import reappend
+from .state_store import Snooze, StateStore
+from .upstream import CommandRefused, Upstream
+
+__all__ = ["SnoozeBox", "Snoozes", "due_back", "returned_flags"]
+
+log = logging.getLogger("commsproxy.triage")
+
+LOOK_EVERY = 5.0  # seconds between looks at the boxes (one STATUS each)
+_RETRY = 60.0  # seconds before a return the server refused is tried again
+_DROPPED = frozenset({"\\recent", "\\deleted", SEEN.lower()})
+
+
+@dataclass(frozen=True)
+class SnoozeBox:
+    name: str  # as in the config ("Tomorrow"), under [snooze] root
+    when: When
+    mailbox: str  # the server's name for it
+
+
+def due_back(
+    when: When, noticed: datetime, zone: ZoneInfo, morning: time, workdays: frozenset[int]
+) -> datetime:
+    """When a message noticed in a box at ``noticed`` comes back (aware UTC)."""
+    return when.after(noticed, zone, morning, workdays)
+
+
+def returned_flags(flags: frozenset[str]) -> list[str]:
+    """The copy's flags: the original's, unread, marked as triaged, released and unsnoozed."""
+    kept = [f for f in sorted(flags) if f.lower() not in _DROPPED]
+    return [*kept, *(k for k in (TRIAGED, RELEASED, UNSNOOZED) if k not in flags)]
+
+
+class Snoozes(EnginePart):
+    name = "snooze"
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        store: StateStore,
+        *,
+        zone: ZoneInfo | None = None,
+        look_every: float = LOOK_EVERY,
+    ) -> None:
+        super().__init__(settings)
+        self.store = store
+        self.zone = zone  # None: this machine's zone, read when a due time is computed
+        self.look_every = look_every
+        self.boxes: list[SnoozeBox] = []
+        self.stepped: datetime | None = None  # the clock as the last finished step began
+        self._seen: dict[str, tuple[int, ...]] = {}  # mailbox -> its last STATUS
+        self._next_look = 0.0  # monotonic time
+        self._retry: dict[int, float] = {}  # snooze id -> monotonic time of its next try
+
+    # -- the engine's hooks -------------------------------------------------------------------
+
+    async def start(self, worker: Upstream) -> None:
+        self.boxes, self._seen, self._retry = [], {}, {}
+        snooze = self.settings.snooze
+        if snooze.enabled:
+            for name, when in snooze.boxes:
+                mailbox = await worker.server_name(f"{snooze.root}/{name}")
+                self.boxes.append(SnoozeBox(name, when, mailbox))
+            if not self.settings.dry_run:
+                await worker.ensure_mailbox(await worker.server_name(snooze.root))
+                for box in self.boxes:
+                    await worker.ensure_mailbox(box.mailbox)
+        await self.step(worker)
+
+    def next_due(self) -> datetime | None:
+        now = self.settings.clock()
+        pending = self.store.snoozed(self.settings.login)
+        later = [s.due for s in pending if s.id not in self._retry]
+        if self._retry:
+            later.append(now + timedelta(seconds=min(self._retry.values()) - _now()))
+        if self.boxes:
+            later.append(now + timedelta(seconds=max(self._next_look - _now(), 0.0)))
+        return min(later, default=None)
+
+    async def step(self, worker: Upstream) -> None:
+        began = self.settings.clock()
+        try:
+            if self.boxes and _now() >= self._next_look:
+                await self._look(worker)
+            if not self.settings.dry_run:
+                await self._return_due(worker, began)
+        finally:
+            if worker.selected != INBOX and not worker.closed:
+                await worker.select(INBOX)  # the engine's worker keeps INBOX selected
+        self.stepped = began
+
+    def reconfigured(self, settings: EngineSettings) -> None:
+        # New boxes are made at the next session start; noticed mail keeps its time either way.
+        super().reconfigured(settings)
+        if not settings.snooze.enabled:
+            self.boxes = []
+
+    # -- noticing -----------------------------------------------------------------------------
+
+    async def _look(self, worker: Upstream) -> None:
+        self._next_look = _now() + self.look_every
+        for box in self.boxes:
+            try:
+                status = await worker.status(box.mailbox, "(MESSAGES UIDNEXT UIDVALIDITY)")
+            except CommandRefused:  # removed by the user, or never created (a dry run)
+                continue
+            key = tuple(status.get(k, -1) for k in ("MESSAGES", "UIDNEXT", "UIDVALIDITY"))
+            if self._seen.get(box.mailbox) != key:
+                await self._reconcile(worker, box, key[0], key[2])
+                self._seen[box.mailbox] = key
+
+    async def _reconcile(self, worker: Upstream, box: SnoozeBox, count: int, validity: int) -> None:
+        """Record what is new in ``box``; forget what the user took out of it."""
+        login = self.settings.login
+        records = [
+            s
+            for s in self.store.snoozed(login)
+            if s.mailbox == box.mailbox and s.state == "waiting"
+        ]
+        present: set[int] = set()
+        if count > 0:
+            info = await worker.select(box.mailbox)
+            validity = info.uidvalidity
+            present = set(await worker.search("UNDELETED"))
+        cursor = self.store.cursor(login, box.mailbox)
+        last = cursor[1] if cursor is not None and cursor[0] == validity else 0
+        new = sorted(uid for uid in present if uid > last)
+        if new:
+            now = self.settings.clock()
+            zone = self.zone or local_zone()
+            s = self.settings
+            due = due_back(box.when, now, zone, s.snooze.morning, s.followup.workdays)
+            ids = await _message_ids(worker, new)
+            self.store.note_snoozed(
+                login, box.mailbox, box.name, validity, [(u, ids.get(u)) for u in new], now, due
+            )
+            self.store.set_cursor(login, box.mailbox, validity, new[-1])
+            log.info(
+                "%s: %d message(s) snoozed in %s until %s",
+                self, len(new), box.mailbox, due.astimezone(zone).strftime("%a %d %b %H:%M"),
+            )  # fmt: skip
+        for record in records:
+            if record.uidvalidity != validity or record.uid not in present:
+                self.store.set_snooze_state(record.id, "forgotten", self.settings.clock())
+                log.info("%s: uid %d taken out of %s before its time", self, record.uid,
+                         box.mailbox)  # fmt: skip
+
+    # -- returning ----------------------------------------------------------------------------
+
+    async def _return_due(self, worker: Upstream, now: datetime) -> None:
+        for record in self.store.snoozed(self.settings.login):
+            if record.due > now:
+                break
+            if self._retry.get(record.id, 0.0) > _now():
+                continue
+            try:
+                await self._return(worker, record)
+            except CommandRefused as err:  # e.g. the server refuses the APPEND: later again
+                self._retry[record.id] = _now() + _RETRY
+                log.warning("%s: uid %d in %s could not come back yet: %s", self, record.uid,
+                            record.mailbox, err)  # fmt: skip
+            else:
+                self._retry.pop(record.id, None)
+
+    async def _return(self, worker: Upstream, record: Snooze) -> None:
+        now = self.settings.clock()
+        redo = record.state == "returning"
+        if not redo:
+            self.store.set_snooze_state(record.id, "returning", now)
+        original = await self._original(worker, record)
+        if original is None:
+            # Taken out by the user; or, for a redo, returned by the try that was cut.
+            state = "returned" if redo else "forgotten"
+            self.store.set_snooze_state(record.id, state, now)
+            log.info("%s: uid %d is no longer in %s: %s", self, record.uid, record.mailbox, state)
+            return
+        copied = {original.uid} if redo and await self._copy_there(worker, original) else set()
+        await reappend(
+            worker, record.mailbox, [original], lambda m: returned_flags(m.flags),
+            self.settings.clock, copied,
+        )  # fmt: skip
+        self.store.set_snooze_state(record.id, "returned", self.settings.clock())
+        log.info("%s: uid %d back in INBOX from %s (snoozed in %s)", self, record.uid,
+                 record.mailbox, record.box)  # fmt: skip
+
+    async def _original(self, worker: Upstream, record: Snooze) -> Fetched | None:
+        try:
+            info = await worker.select(record.mailbox)
+        except CommandRefused:  # the box is gone, and what was in it with it
+            return None
+        if info.uidvalidity != record.uidvalidity:
+            return None
+        fetched = await worker.fetch([record.uid], "(UID FLAGS RFC822.SIZE BODY.PEEK[])")
+        return next((f for f in fetched if f.uid == record.uid), None)
+
+    async def _copy_there(self, worker: Upstream, original: Fetched) -> bool:
+        """Whether INBOX holds this original's copy (a try cut after its APPEND)."""
+        header = original.text.split(b"\r\n\r\n", 1)[0]
+        size = len(original.text)
+        criteria = f"KEYWORD {UNSNOOZED} LARGER {size - 1} SMALLER {size + 1}"
+        mid = _message_id(header)
+        if mid:
+            criteria += f" HEADER Message-ID {quote_string(mid)}"
+        await worker.select(INBOX)
+        uids = await worker.search(criteria)
+        if not uids:
+            return False
+        copies = await worker.fetch(uids, "(UID BODY.PEEK[HEADER])")
+        return any(c.header.split(b"\r\n\r\n", 1)[0] == header for c in copies)
+
+
+async def _message_ids(worker: Upstream, uids: Sequence[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for fetched in await worker.fetch_headers(uids, ["MESSAGE-ID"]):
+        mid = _message_id(fetched.header)
+        if mid:
+            found[fetched.uid] = mid
+    return found
+
+
+def _message_id(header: bytes) -> str | None:
+    try:
+        return parse_mail(header.rstrip(b"\r\n") + b"\r\n\r\n").message_id or None
+    except MailParseError:
+        return None
+
+
+def _now() -> float:
+    return monotonic_time.monotonic()
