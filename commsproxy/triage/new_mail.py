@@ -160,6 +160,8 @@ class NewMail:
             reason = decision.reason + (" (already read: left in INBOX)" if batch and seen else "")
             if batch is not None and not seen and stopped and not s.dry_run:
                 reason += " (holding stopped: left in INBOX)"
+            elif held and batch is not None and batch.quiet is not None:
+                reason += " (quiet hours: held until they end)"
             labels[f.uid] = decision.label
             records.append(
                 StoredDecision(

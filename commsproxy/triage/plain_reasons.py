@@ -24,6 +24,7 @@ _SIDE = re.compile(r"^(urgent|held): (.*)$", re.DOTALL)
 _NOTES = (
     (" (already read: left in INBOX)", "you had already read it, so it stayed in INBOX"),
     (" (holding stopped: left in INBOX)", "holding was switched off, so it stayed in INBOX"),
+    (" (quiet hours: held until they end)", "it came in quiet hours, so it waited for their end"),
 )
 # Whole reasons that are not the model's.
 _WHOLE: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
@@ -190,7 +191,7 @@ def parse_reason(stored: str) -> PlainReason:
             notes.append(note)
     for pattern, make in _WHOLE:
         if match := pattern.fullmatch(text):
-            label = "urgent" if text.startswith("VIP") else None
+            label = "urgent" if text.startswith(("VIP", "sent to your +")) else None
             said = (make(match),)
             return PlainReason(label, () if label else said, said if label else (), tuple(notes))
     head = _HEAD.fullmatch(text)

@@ -240,6 +240,10 @@ async def test_quiet_hours_hold_normal_mail_and_defer_releases(setup: Setup) -> 
         evening = await setup.deliver(note("notes from tonight"))
         boss = await setup.deliver(note("call me", sender="boss@example.com"))
         await placed(setup, {evening: "Quiet", boss: "INBOX"})
+        decision = store.latest_decision_by_message_id(user, evening)
+        assert decision is not None
+        assert (decision.batch, decision.held) == ("quiet", True)
+        assert decision.reason == "normal by its subject (quiet hours: held until they end)"
 
         for now in (at(1, 19), at(1, 23, 59), at(2, 7, 59)):
             await tick(now)  # bulk's 19:00 falls inside the window: nothing is released

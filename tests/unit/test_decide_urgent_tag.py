@@ -8,7 +8,7 @@ import pytest
 
 from commsproxy.classifier.mail import Mail, parse_mail
 from commsproxy.triage.decide import Decision, RuleDecider, UrgentTag
-from commsproxy.triage.plain_reasons import plain_reason
+from commsproxy.triage.plain_reasons import parse_reason, plain_reason
 
 JAN = UrgentTag.of("urgent", ["jan@acme.be", "jan.peeters@acme.be"])
 
@@ -41,7 +41,15 @@ def test_tagged_own_address_is_urgent(headers: str) -> None:
     (decision,) = RuleDecider([], Bulk(), urgent=JAN).decide([mail(headers)])
     assert decision.label == "urgent"
     assert decision.reason.startswith("sent to your +urgent address (jan")
-    assert "urgent address" in plain_reason(decision.reason)
+    words = parse_reason(decision.reason)
+    assert words.label == "urgent"
+    assert words.text().startswith("sent to your urgent address (jan")
+
+
+def test_a_message_held_in_quiet_hours_says_so() -> None:
+    assert plain_reason("normal (0.02, urgent from 0.04) (quiet hours: held until they end)") == (
+        "no sign it is urgent; it came in quiet hours, so it waited for their end"
+    )
 
 
 @pytest.mark.parametrize(
