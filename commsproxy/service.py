@@ -322,6 +322,11 @@ async def _serve(
             await the_hub.file_sent(sent.user, sent.rcpt_tos, sent.content, sent.followup)
 
     smtp = SmtpListener(the_plan.smtp, on_sent=on_sent, oauth=oauth) if the_plan.smtp else None
+    if smtp is not None and hub is not None:
+        from .triage.collision import CollisionCheck
+
+        # A reply to a thread a colleague answered meanwhile: kept back or noticed.
+        smtp.handler.outgoing_check = CollisionCheck(hub)
     triage_task = asyncio.create_task(hub.run(stop)) if hub is not None else None
     page: WebServer | None = None
     watch_task = asyncio.create_task(watch.run(stop)) if watch is not None else None

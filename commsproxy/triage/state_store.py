@@ -202,6 +202,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (login, message_id, decided_at))""",
         "CREATE INDEX sla_due_state ON sla_due (login, state, due)",
     ),
+    (
+        # Collision holds (collision.py): a reply kept back because a colleague answered the
+        # thread; the same reply sent again within the window goes through, also after a
+        # restart. ``key`` digests the sender, the message answered and the recipients.
+        """CREATE TABLE collision_holds (
+            login TEXT NOT NULL, key TEXT NOT NULL, held_at TEXT NOT NULL,
+            PRIMARY KEY (login, key))""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
@@ -1154,6 +1162,24 @@ class StateStore:
         """How many replies ended as ``state`` from ``since`` on (e.g. sent today)."""
         sql = "SELECT COUNT(*) FROM autoreplies WHERE login = ? AND state = ? AND done >= ?"
         return int(self._read(sql, (login, state, _text(since)))[0][0])
+
+    # -- collision holds (collision.py) --------------------------------------------------------
+
+    def hold_collision(self, login: str, key: str, at: datetime, forget_before: datetime) -> None:
+        """A reply kept back at ``at``; holds older than ``forget_before`` are dropped."""
+        with self._write() as db:
+            db.execute("DELETE FROM collision_holds WHERE held_at < ?", (_text(forget_before),))
+            db.execute(
+                "INSERT OR REPLACE INTO collision_holds (login, key, held_at) VALUES (?, ?, ?)",
+                (login, key, _text(at)),
+            )
+
+    def collision_held_at(self, login: str, key: str) -> datetime | None:
+        """When this reply was last kept back, if it was."""
+        rows = self._read(
+            "SELECT held_at FROM collision_holds WHERE login = ? AND key = ?", (login, key)
+        )
+        return _moment(rows[0][0]) if rows else None
 
 
 def _create_private(path: Path) -> None:
