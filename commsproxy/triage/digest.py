@@ -38,13 +38,23 @@ from .digest_order import Ordering
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-__all__ = ["LIMIT", "Digest", "DigestItem", "Section", "arrange", "digest_message"]
+__all__ = [
+    "LIMIT",
+    "WAITING",
+    "Digest",
+    "DigestItem",
+    "Section",
+    "WaitingItem",
+    "arrange",
+    "digest_message",
+]
 
 LIMIT = 200  # items listed in one digest; a longer batch is summarised
 
 MISTAKES = "Perhaps these should have come at once"
 THE_REST = "The rest"
 OTHER_MAIL = "Other mail"
+WAITING = "Waiting for an answer"
 ORDER_NOTE = (
     "Likely mistakes first, then people you write to, customers, the rest, and newsletters "
     "and machine mail last; newest first within each."
@@ -93,6 +103,8 @@ class Digest:
     total: int  # messages released, listed or not
     sections: tuple[Section, ...]
     grouped: bool  # by customer account
+    # Sent mail without an answer (followups.py): back since the last release, or due soon.
+    waiting: tuple[WaitingItem, ...] = ()
 
     @property
     def shown(self) -> int:
@@ -164,6 +176,9 @@ def render_text(digest: Digest) -> str:
                 lines.append(f"  Always deliver mail from {item.sender} at once: {item.safe_link}")
     if digest.left > 0:
         lines += ["", f"... and {digest.left} more."]
+    if digest.waiting:
+        lines += ["", WAITING, "-" * len(WAITING)]
+        lines += [f"* {item.words()}" for item in digest.waiting]
     lines += ["", DRAG_HINT]
     return "\r\n".join(lines) + "\r\n"
 
@@ -188,6 +203,7 @@ def render_html(digest: Digest, subject: str) -> str:
         order_note=ORDER_NOTE,
         flag_hint=FLAG_HINT,
         drag_hint=DRAG_HINT,
+        waiting_title=WAITING,
     )
 
 
@@ -222,3 +238,19 @@ def _recipient(login: str) -> Address | str:
     if at and local and domain and login.isascii() and " " not in login:
         return Address(addr_spec=login)
     return login
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingItem:
+    """A sent message still without an answer, in words (followup_digest.py makes them)."""
+
+    subject: str
+    to: str  # "bob@acme.example", or "bob@acme.example and 2 more"
+    sent: str  # when it was sent, in the user's zone
+    when: str  # when it came back to INBOX, or comes back
+    came_back: bool  # True: back since the last release; False: due before the next
+
+    def words(self) -> str:
+        back = "came back to INBOX" if self.came_back else "comes back to INBOX"
+        subject = self.subject or "(no subject)"
+        return f"{subject}: sent to {self.to} on {self.sent}, {back} {self.when}"

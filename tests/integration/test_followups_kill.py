@@ -84,7 +84,7 @@ def reminders(dovecot: Dovecot, user: str, password: str) -> list[tuple[str, str
     out = []
     for uid in uids:
         data = conn.uid("FETCH", uid, "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")[1]
-        meta, header = data[0][0].decode(), data[0][1].decode()  # type: ignore[index,union-attr]
+        meta, header = data[0][0].decode(), data[0][1].decode()
         found = re.search(r"<[^>]+>", header)
         assert found is not None
         out.append((found.group(0), meta))
