@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -52,6 +53,8 @@ TRIES = 3
 RETRY_AFTER = (timedelta(minutes=1), timedelta(minutes=10))
 #: Seconds for each SMTP exchange (connect, login, one message).
 SMTP_TIMEOUT = 20.0
+# What new_mail.py adds to the reason of mail left in INBOX because it was read already.
+_READ = "(already read"
 #: Seconds to wait for the login's password (it is there while the engine is connected).
 _CREDENTIALS_WAIT = 5.0
 
@@ -96,10 +99,19 @@ class AutoReplies(EnginePart):
         return self._next if self._active() else None
 
     def decided(self, mails: Sequence[Mail], decisions: Sequence[Decision]) -> None:
-        s = self.settings
-        if not s.autoreply.enabled:
+        if not self.settings.autoreply.enabled:
             return
+        try:
+            self._decided(mails, decisions)
+        except Exception:
+            # Called in the middle of a triage pass: a fault here must not stop triage.
+            log.exception("%s: choosing auto-replies failed; going on", self)
+
+    def _decided(self, mails: Sequence[Mail], decisions: Sequence[Decision]) -> None:
+        s = self.settings
         for mail, decision in zip(mails, decisions, strict=True):
+            if s.dry_run and decision.batch is not None and _READ not in decision.reason:
+                decision = replace(decision, held=True)  # what a run would hold
             reason = why_not(mail, decision, s.own_addresses, s.accounts.internal_domains)
             batch = next((b for b in s.batches if b.name == decision.batch), None)
             if reason is None and batch is None:

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from commsproxy.classifier.mail import Mail, parse_mail
-from commsproxy.config import AutoreplyConfig, BatchConfig, TriageConfig
+from commsproxy.config import AutoreplyConfig, BatchConfig, TriageConfig, load_config
 from commsproxy.endpoints import parse_endpoint
 from commsproxy.imap.names import NORMAL
 from commsproxy.schedule import Schedule
+from commsproxy.service import RunOptions, plan
 from commsproxy.triage import autoreply
 from commsproxy.triage.autoreply import PER_STEP, TRIES, AutoReplies, give_credentials
 from commsproxy.triage.autoreply_send import PasswordLogin, SmtpRefused
@@ -255,3 +256,45 @@ async def test_the_custom_message_and_urgent_text(store: StateStore, smtp: FakeS
     decide(p, held("pia@client.example", 1))
     await p.step(None)  # type: ignore[arg-type]
     assert words(smtp.sent[0][2]) == "Read at 12:30 today. call 1"
+
+
+async def test_a_dry_run_says_what_it_would_send(
+    store: StateStore, smtp: FakeSmtp, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = part(store, Clock(), dry_run=True)
+    mail, decision = held("pia@client.example", 1)
+    not_held = replace(decision, held=False)  # a dry run holds nothing
+    read = replace(not_held, uid=2, reason="normal (already read: left in INBOX)")
+    with caplog.at_level(logging.INFO, "commsproxy.triage"):
+        decide(p, (mail, not_held), (mail, read))
+    assert caplog.text.count("dry run: would auto-reply to pia@client.example") == 1
+    await p.step(None)  # type: ignore[arg-type]
+    assert smtp.sent == []
+    assert store.autoreplies("jan", "queued") == []
+
+
+def test_a_fault_while_choosing_never_stops_triage(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> str | None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(autoreply, "why_not", broken)
+    with caplog.at_level(logging.ERROR, "commsproxy.triage"):
+        decide(part(store, Clock()), held("pia@client.example", 1))
+    assert "choosing auto-replies failed" in caplog.text
+
+
+def test_run_gives_each_login_its_smtp_server(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[[login]]\nusername = "jan@acme.be"\nupstream_imap = "imaps://imap.acme.be"\n'
+        'upstream_smtp = "smtp+starttls://smtp.acme.be"\n'
+        '[[login]]\nusername = "ops@acme.be"\nupstream_imap = "imaps://imap.acme.be"\n',
+        encoding="utf-8",
+    )
+    the_plan = plan(load_config(config, required=True), RunOptions())
+    assert the_plan.triage is not None
+    assert {k: str(v) for k, v in the_plan.triage.smtp.items()} == {
+        "jan@acme.be": "smtp.acme.be:587"
+    }
