@@ -19,15 +19,17 @@ from typing import Any
 
 from ..config import Config
 from ..triage.decide import vip_match
+from ..triage.followup_report import WAITING, recipients_words
 from ..triage.holding import Switch, holding_switch
 from ..triage.scheduler import next_release, release_time
 from ..triage.state_store import Correction, StateStore
 from ..triage.status_report import login_keys, login_status
 from .words import plain_reason
 
-__all__ = ["BatchNow", "HeldRow", "LoginToday", "Today", "today_facts"]
+__all__ = ["BatchNow", "HeldRow", "LoginToday", "Today", "WaitingRow", "today_facts"]
 
 DELIVERED = 20  # mail delivered at once that Today lists
+WAITING_ROWS = 50  # sent mail waiting for an answer that Today lists per login
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,17 @@ class BatchNow:
 
 
 @dataclass(frozen=True)
+class WaitingRow:
+    """Sent mail waiting for an answer (followups.py): it comes back to INBOX at ``due_at``."""
+
+    message_id: str
+    to: str  # "bob@acme.example", or "bob@acme.example and 2 more"
+    subject: str
+    sent_at: datetime
+    due_at: datetime
+
+
+@dataclass(frozen=True)
 class LoginToday:
     login: str
     health: dict[str, Any] | None  # as `commsproxy status` reports it; None: run not seen
@@ -60,6 +73,7 @@ class LoginToday:
     #: The batches due next (all those due at that same moment), and when.
     next_release: tuple[tuple[str, ...], datetime] | None
     batches: tuple[BatchNow, ...]
+    waiting: tuple[WaitingRow, ...] = ()  # sent mail waiting for an answer, soonest due first
 
     @property
     def held_count(self) -> int:
@@ -152,4 +166,9 @@ def _login(
     if soonest is not None:
         # Every batch due at that moment: they come together, so the page names them all.
         coming = (tuple(name for name, when in due.items() if when == soonest), soonest)
-    return LoginToday(login, health, status["paused"], coming, tuple(batches))
+    waiting = tuple(
+        WaitingRow(f.message_id, recipients_words(f.recipients), f.subject,
+                   f.sent_at.astimezone(), f.due_at.astimezone())
+        for f in store.followups(login, WAITING)[:WAITING_ROWS]
+    )  # fmt: skip
+    return LoginToday(login, health, status["paused"], coming, tuple(batches), waiting)
