@@ -88,7 +88,7 @@ def parse_day_times(table: Mapping[str, Iterable[str]]) -> tuple[tuple[time, ...
         raise ScheduleError('expected at least one day, e.g. { "mon-fri" = ["08:30"] }')
     for spec, values in table.items():
         days = parse_days(spec)
-        if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
             raise ScheduleError(f'{spec!r}: expected a list of times such as ["08:30", "16:30"]')
         times = parse_times(values)
         for day in sorted(days):

@@ -43,12 +43,12 @@ async def release_due(
     lock: asyncio.Lock,
 ) -> None:
     """Release every batch whose time has come since its last release on record, each under
-    ``lock`` (the engine's between-steps lock); inside a quiet window only the quiet batch
-    may be due (its window's end is outside it), every other waits for the end."""
-    quiet = quiet_until(batches, now) is not None
+    ``lock`` (the engine's between-steps lock). Inside a quiet window nothing is released:
+    not the other batches, nor a release of the quiet batch itself that is overdue (triage
+    was down at the last window's end); they all come when this window ends."""
+    if quiet_until(batches, now) is not None:
+        return
     for batch in batches:
-        if quiet and batch.quiet is None:
-            continue
         last = store.last_scheduled_release(login, batch.name)
         due = due_release(batch.schedule, last, now)
         if due is not None:

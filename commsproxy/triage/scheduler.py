@@ -134,9 +134,8 @@ def release_time(
     batch: BatchConfig, batches: Sequence[BatchConfig], moment: datetime, now: datetime
 ) -> datetime:
     """When a release of ``batch`` scheduled at ``moment`` happens: at the end of a quiet
-    window that it, or ``now`` for an overdue one, falls in; otherwise at ``moment``."""
-    if batch.quiet is not None:
-        return moment  # its own release is its window's end
+    window that it, or ``now`` for an overdue one, falls in; otherwise at ``moment``. (A quiet
+    batch's own release is the end of a window, outside it: only an overdue one moves.)"""
     probe = max(moment, now)
     for other in batches:
         if other.quiet is not None:

@@ -100,6 +100,12 @@ def test_quiet_batch_defaults_to_every_day(tmp_path: Path) -> None:
             "expected a list of times",
         ),
         (
+            WEEK.replace('sat = ["10:00"]', 'sat = { at = "10:00" }'),
+            ("release", 1),
+            "[batch] release",
+            "'sat': expected a list of times",
+        ),
+        (
             QUIET.replace('"18:00-08:00"', '"18:00"'),
             ("quiet", 1),
             "[batch] quiet",
@@ -136,6 +142,7 @@ def test_quiet_batch_defaults_to_every_day(tmp_path: Path) -> None:
         "a bad time in a table",
         "a bad day spec",
         "times not a list",
+        "times a table",
         "quiet not a window",
         "quiet days",
         "quiet with labels",

@@ -102,3 +102,20 @@ def test_the_next_release_shown_is_the_windows_end() -> None:
     late = Store({"bulk": local(2026, 11, 22, 19, 0), "evening": local(2026, 11, 23, 8, 0)})
     coming = upcoming_release(BATCHES, cast(Any, late), "jan", local(2026, 11, 23, 20, 0))
     assert coming == ("bulk", local(2026, 11, 24, 8, 0))
+
+
+def test_a_quiet_release_missed_while_triage_was_down_waits_for_the_next_windows_end() -> None:
+    # the 08:00 release did not happen (triage down all day); at 18:30 the next window runs
+    store = Store({"bulk": local(2026, 11, 23, 12, 0), "evening": local(2026, 11, 23, 8, 0)})
+    releaser = Releaser(store)
+    run_due(releaser, store, local(2026, 11, 24, 18, 30))
+    assert releaser.done == []
+    assert upcoming_release(BATCHES, cast(Any, store), "jan", local(2026, 11, 24, 18, 30)) == (
+        "bulk",
+        local(2026, 11, 25, 8, 0),
+    )
+    run_due(releaser, store, local(2026, 11, 25, 8, 0))
+    assert releaser.done == [
+        ("bulk", local(2026, 11, 24, 19, 0)),
+        ("evening", local(2026, 11, 25, 8, 0)),
+    ]
