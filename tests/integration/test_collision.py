@@ -11,6 +11,7 @@ the relay target, which records what left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import imaplib
 import re
@@ -40,8 +41,49 @@ from tests.testbed.triage import census, fetch_fields, wait_until
 DRAFTS = "Drafts/Collision"
 
 
+class _Stall:
+    """A TCP hop that, once armed, holds back the client's bytes from the first chunk that
+    matches a pattern until ``resume``: a server that stops answering."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream = port
+        self.pattern: bytes | None = None
+        self.go = asyncio.Event()
+        self.go.set()
+        self.port = 0
+        self._links: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        self._links += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, check: bool) -> None:
+            while data := await src.read(65536):
+                if check and self.pattern is not None and re.search(self.pattern, data, re.M):
+                    self.pattern = None
+                    self.go.clear()
+                if check:
+                    await self.go.wait()
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        with contextlib.suppress(OSError):
+            await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+
+    async def close(self) -> None:
+        self.go.set()
+        self._server.close()
+        for link in self._links:
+            link.close()
+
+
 class _Hop:
-    """A FaultHop on its own event loop thread, in front of Dovecot's IMAP."""
+    """Dovecot's IMAP behind a FaultHop (cuts) behind a _Stall, on their own loop thread."""
 
     def __init__(self, dovecot: Dovecot) -> None:
         self.loop = asyncio.new_event_loop()
@@ -49,15 +91,24 @@ class _Hop:
         self.thread.start()
         self.hop = FaultHop("127.0.0.1", dovecot.imap_port)
         asyncio.run_coroutine_threadsafe(self.hop.start(), self.loop).result(10)
+        self.stall = _Stall(self.hop.port)
+        asyncio.run_coroutine_threadsafe(self.stall.start(), self.loop).result(10)
 
     @property
     def port(self) -> int:
-        return self.hop.port
+        return self.stall.port
 
     def arm(self, pattern: bytes) -> None:
         self.loop.call_soon_threadsafe(self.hop.arm, pattern, "before", 1)
 
+    def hold(self, pattern: bytes) -> None:
+        self.loop.call_soon_threadsafe(setattr, self.stall, "pattern", pattern)
+
+    def resume(self) -> None:
+        self.loop.call_soon_threadsafe(self.stall.go.set)
+
     def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.stall.close(), self.loop).result(10)
         asyncio.run_coroutine_threadsafe(self.hop.close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
@@ -239,3 +290,24 @@ def test_a_look_that_cannot_reach_the_server_lets_the_reply_go(
     log = bob.proxy.log_text()
     assert re.search(r"collision\[\w+\]: the look failed, sent without it: .*connection lost", log)
     assert census(dovecot, bob.user, (DRAFTS,))[late] == 0
+
+
+def test_a_look_that_takes_too_long_lets_the_reply_go_after_the_bound(
+    dovecot: Dovecot, pair: tuple[Member, Member, _Hop]
+) -> None:
+    alice, bob, hop = pair
+    assert bob.proxy is not None
+    log = bob.proxy.log_text
+    # After the cut of the test before, bob's triage is connected again.
+    assert wait_until(lambda: "watching INBOX" in log().split("the look failed")[-1], 30)
+    question = _question(dovecot, pair)
+    _answered_first(dovecot, alice, "Alice Peeters", question)
+    late, message = _reply(bob, "Bob", question, datetime.now(UTC))
+    hop.hold(rb"^\S+ UID SEARCH OR HEADER In-Reply-To ")  # the server stops answering bob
+    try:
+        took = _send(bob, message)
+    finally:
+        hop.resume()
+    assert _left(dovecot, late) == 1
+    assert 3.0 <= took < 6.0
+    assert "the check before sending took over 3 s; sent without it" in log()
