@@ -54,6 +54,12 @@ class FollowUps(EnginePart):
     # -- watching ------------------------------------------------------------------------------
 
     def sent(self, mail: Mail, followup: str | None = None) -> None:
+        try:
+            self._sent(mail, followup)
+        except Exception:  # called from sending and triage: a bug here must stop neither
+            log.exception("%s: watching a sent message failed; going on", self)
+
+    def _sent(self, mail: Mail, followup: str | None) -> None:
         s = self.settings
         if not s.followup.enabled or not mail.message_id:
             return
@@ -99,6 +105,12 @@ class FollowUps(EnginePart):
     # -- answers -------------------------------------------------------------------------------
 
     def decided(self, mails: Sequence[Mail], decisions: Sequence[Decision]) -> None:
+        try:
+            self._answers(mails)
+        except Exception:  # called inside a triage pass: a bug here must not stop triage
+            log.exception("%s: looking for answers failed; going on", self)
+
+    def _answers(self, mails: Sequence[Mail]) -> None:
         s = self.settings
         watched = self.store.followups(s.login, _OPEN)
         if not watched:
@@ -113,6 +125,10 @@ class FollowUps(EnginePart):
                 log.info("%s: an answer came to <%s>", self, found.message_id)
                 watched = [f for f in watched if f.message_id != found.message_id]
                 self._due_known = False
+
+    def reconfigured(self, settings: EngineSettings) -> None:
+        super().reconfigured(settings)
+        self._due_known = False  # [followup] may have been switched on or off
 
     # -- coming back ---------------------------------------------------------------------------
 
