@@ -109,6 +109,7 @@ class AutoReplies(EnginePart):
 
     def _decided(self, mails: Sequence[Mail], decisions: Sequence[Decision]) -> None:
         s = self.settings
+        sla: dict[str, datetime] | None = None  # Message-ID -> its account's sla, read once
         for mail, decision in zip(mails, decisions, strict=True):
             if s.dry_run and decision.batch is not None and _READ not in decision.reason:
                 decision = replace(decision, held=True)  # what a run would hold
@@ -120,8 +121,17 @@ class AutoReplies(EnginePart):
                 log.debug("%s: uid %d: no auto-reply: %s", self, decision.uid, reason)
                 continue
             assert batch is not None
-            self._queue(mail, decision, batch)
+            if sla is None:
+                sla = self._sla_due()
+            self._queue(mail, decision, batch, sla.get((decision.message_id or "").strip("<>")))
         self._refresh()
+
+    def _sla_due(self) -> dict[str, datetime]:
+        """When held mail of an account with an sla comes at the latest (sla.py, which heard
+        of the decisions first), by Message-ID without <>."""
+        if not any(a.sla is not None for a in self.settings.accounts.accounts):
+            return {}
+        return {e.message_id: e.due for e in self.store.sla_pending(self.settings.login)}
 
     async def step(self, worker: Upstream) -> None:
         if not self._active():
@@ -143,7 +153,9 @@ class AutoReplies(EnginePart):
         s = self.settings
         return s.autoreply.enabled and not s.dry_run and s.smtp is not None
 
-    def _queue(self, mail: Mail, decision: Decision, batch: BatchConfig) -> None:
+    def _queue(
+        self, mail: Mail, decision: Decision, batch: BatchConfig, sla: datetime | None
+    ) -> None:
         s = self.settings
         if s.dry_run:
             log.info("%s: uid %d (dry run: would auto-reply to %s)", self, decision.uid,
@@ -156,6 +168,11 @@ class AutoReplies(EnginePart):
         now = s.clock()
         zone = batch.schedule.zone
         recipient = reply_address(mail)
+        # A release inside a quiet batch's window happens at the window's end; an account's
+        # sla may bring the mail sooner.
+        release = release_time(batch, s.batches, next_release(batch.schedule, now), now)
+        if sla is not None and now < sla < release:
+            release = sla
         reply = AutoReply(
             login=s.login,
             recipient=recipient,
@@ -164,8 +181,7 @@ class AutoReplies(EnginePart):
             references=mail.references[-REFERENCES_KEPT:],
             subject=mail.subject[:300],
             batch=batch.name,
-            # A release inside a quiet batch's window happens at the window's end.
-            release=release_time(batch, s.batches, next_release(batch.schedule, now), now),
+            release=release,
             queued_at=now,
         )
         if not self.store.queue_autoreply(reply):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import textwrap
 from collections.abc import Sequence
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -64,6 +64,8 @@ def spoken_release(release: datetime, now: datetime, zone: ZoneInfo) -> str:
     """``12:30 today``, ``08:30 tomorrow``, ``08:30 on Monday`` (within a week), else
     ``08:30 on Monday 14 December``: in the user's zone."""
     local, today = release.astimezone(zone), now.astimezone(zone).date()
+    if local.second or local.microsecond:  # 10:05:37 is not by 10:05: say 10:06
+        local = (local + timedelta(minutes=1)).replace(second=0, microsecond=0)
     days = (local.date() - today).days
     clock = f"{local:%H:%M}"
     if days <= 0:

@@ -18,15 +18,24 @@ from typing import Any
 import pytest
 
 from commsproxy.classifier.mail import Mail, parse_mail
-from commsproxy.config import AutoreplyConfig, BatchConfig, TriageConfig, load_config
+from commsproxy.config import (
+    AccountConfig,
+    AccountsConfig,
+    AutoreplyConfig,
+    BatchConfig,
+    TriageConfig,
+    load_config,
+)
 from commsproxy.endpoints import parse_endpoint
 from commsproxy.imap.names import NORMAL
 from commsproxy.schedule import Schedule
 from commsproxy.service import RunOptions, plan
+from commsproxy.timespec import parse_when
 from commsproxy.triage import autoreply
 from commsproxy.triage.autoreply import PER_STEP, TRIES, AutoReplies, give_credentials
 from commsproxy.triage.autoreply_send import PasswordLogin, SmtpRefused
 from commsproxy.triage.engine_settings import EngineSettings
+from commsproxy.triage.sla import SlaLimits
 from commsproxy.triage.state_store import Decision, StateStore
 from tests.mailfactory import render
 
@@ -298,3 +307,19 @@ def test_run_gives_each_login_its_smtp_server(tmp_path: Path) -> None:
     assert {k: str(v) for k, v in the_plan.triage.smtp.items()} == {
         "jan@acme.be": "smtp.acme.be:587"
     }
+
+
+async def test_an_account_sla_that_comes_first_is_the_time_named(
+    store: StateStore, smtp: FakeSmtp
+) -> None:
+    clock = Clock()
+    account = AccountConfig(key="client", name="Client", domains=("client.example",),
+                            sla=parse_when("1h"))  # fmt: skip
+    s = settings(clock, accounts=AccountsConfig(accounts=(account,)))
+    sla, replies = SlaLimits(s, store), AutoReplies(s, store)
+    give_credentials([replies], Creds())
+    mail, decision = held("pia@client.example", 1)
+    for one in (sla, replies):  # in the order of parts.py: the sla hears first
+        one.decided([mail], [decision])
+    await replies.step(None)  # type: ignore[arg-type]
+    assert "yours will be read at 10:00 today" in words(smtp.sent[0][2])  # START + 1h

@@ -122,3 +122,8 @@ def test_references_are_bounded() -> None:
     assert len(kept) == 10
     assert kept[-1] == "<q@x.example>"
     assert kept[-2] == "<r49@x.example>"
+
+
+def test_a_release_between_minutes_is_promised_at_the_next_one() -> None:
+    at = datetime(2026, 12, 7, 10, 5, 37, tzinfo=UTC)
+    assert spoken_release(at, NOW, ZoneInfo("UTC")) == "10:06 today"
