@@ -2,13 +2,13 @@
 
 The user snoozes a few messages into ``Snoozed/Tomorrow`` while run is down; run notices them
 at its start and records them; with run down again, their due time is moved into the past in
-the state store, as a laptop waking the next morning would find it. Then run is started again and again, each time behind a
-TCP hop (tests/testbed/faulthop.py) armed to cut at one step of a return, and killed with
-SIGKILL the moment the hop cuts: just after the copy's APPEND (the copy is there, the original
-too, the record says "returning"), just before and just after the original's ``UID EXPUNGE``
-(each run redoes what the one before left); and once after a delay drawn from a seeded
-generator. A last run finishes the work. Then every message is in INBOX exactly once (unread,
-``$Unsnoozed``) and none is left in the snooze box.
+the state store, as a laptop waking the next morning would find it. Then run is started again
+and again, each time behind a TCP hop (tests/testbed/faulthop.py) armed to cut at one step of a
+return, and killed with SIGKILL the moment the hop cuts: just after the copy's APPEND (the copy
+is there, the original too, the record says "returning"), just before and just after the
+original's ``UID EXPUNGE`` (each run redoes what the one before left); and once after a delay
+drawn from a seeded generator. A last run finishes the work. Then every message is in INBOX
+exactly once (unread, ``$Unsnoozed``) and none is left in the snooze box.
 """
 
 from __future__ import annotations
