@@ -10,9 +10,11 @@ from __future__ import annotations
 import smtplib
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from tests.clients.helpers import client_env, require_program, run_client
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess
 from tests.testbed.relay_target import CapturedMessage
@@ -87,3 +89,32 @@ def test_a_message_to_the_follow_up_address_alone_is_refused_at_data(
         assert b"no recipient besides the follow-up address" in raised.value.smtp_error
         smtp.rset()
     assert not _captured_with(dovecot, token.encode(), timeout=0.5)
+
+
+def test_swaks_with_the_follow_up_address_in_to_and_cc(
+    proxy: ProxyProcess, dovecot: Dovecot, imap_user: User, tmp_path: Path
+) -> None:
+    user, password = imap_user
+    recipient = dovecot.new_user()[0]
+    token = uuid.uuid4().hex
+    common = [
+        require_program("swaks"),
+        "--server", f"127.0.0.1:{proxy.smtp_port}",
+        "--auth-user", user, "--auth-password", password,
+        "--from", f"{user}@localhost", "--timeout", "20",
+    ]  # fmt: skip
+    run_client(
+        [*common, "--to", f"{recipient}@localhost,monday@followup.invalid",
+         "--header", f"Subject: {token}", "--header", "Cc: monday@followup.invalid"],
+        env=client_env(tmp_path),
+    )  # fmt: skip
+    (captured,) = _captured_with(dovecot, token.encode())
+    assert captured.rcpt_tos == (f"{recipient}@localhost",)
+    assert b"followup.invalid" not in captured.content.lower()
+    refused = run_client(
+        [*common, "--to", "someday@followup.invalid"],
+        env=client_env(tmp_path),
+        expect_success=False,
+    )
+    assert refused.returncode == 24  # swaks: no recipient accepted
+    assert "553 5.1.3 commsproxy: 'someday' is not a follow-up time" in refused.stdout
