@@ -10,14 +10,20 @@ from __future__ import annotations
 import smtplib
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from commsproxy.triage.state_store import FollowUp, StateStore
 from tests.clients.helpers import client_env, require_program, run_client
+from tests.integration.test_filing import TEAM_DOMAIN, Member, accounts_table
+from tests.mailfactory import render
 from tests.testbed.dovecot import Dovecot
 from tests.testbed.proxy import ProxyProcess
 from tests.testbed.relay_target import CapturedMessage
+from tests.testbed.triage import wait_until
 
 User = tuple[str, str]
 
@@ -118,3 +124,40 @@ def test_swaks_with_the_follow_up_address_in_to_and_cc(
     )
     assert refused.returncode == 24  # swaks: no recipient accepted
     assert "553 5.1.3 commsproxy: 'someday' is not a follow-up time" in refused.stdout
+
+
+@pytest.fixture(scope="module")
+def member(dovecot: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Member]:
+    """One user behind a proxy that runs triage (follow-ups on, as by default)."""
+    name = f"Acme {uuid.uuid4().hex[:8]}"
+    one = Member(dovecot, tmp_path_factory.mktemp("followup") / "me", name, accounts_table(name))
+    try:
+        one.start()
+        yield one
+    finally:
+        one.stop()
+
+
+def test_the_follow_up_time_reaches_triage(member: Member) -> None:
+    """``4h@`` sets the sent message's follow-up four hours on; ``never@`` watches none."""
+    sent: dict[str, str] = {}
+    for local in ("4h", "never"):
+        mid = f"<{uuid.uuid4().hex}@{TEAM_DOMAIN}>"
+        sent[local] = mid
+        headers = {"From": member.address, "To": "ceo@acme.example", "Subject": "the offer",
+                   "Message-ID": mid, "Bcc": f"{local}@followup.invalid"}  # fmt: skip
+        member.send(
+            render(headers, "As promised."), ["ceo@acme.example", f"{local}@followup.invalid"]
+        )
+    with StateStore.open(member.directory / "state") as store:
+
+        def watched(mid: str) -> FollowUp | None:
+            return store.followup(member.user, mid)
+
+        assert wait_until(lambda: watched(sent["4h"]) is not None, 10)
+        four = watched(sent["4h"])
+        assert four is not None
+        assert four.state == "waiting"
+        assert four.due_at - four.sent_at == timedelta(hours=4)
+        never = watched(sent["never"])
+        assert never is None or never.state == "cancelled"

@@ -30,8 +30,9 @@ _EXPECTED = "expected e.g. 2d@followup.invalid (2 working days), 4h@, monday@, t
 
 @dataclass(frozen=True)
 class FollowupAddress:
-    """A recipient at the follow-up domain: ``local`` is its local part as given (``2d``);
-    ``error`` says what is wrong with it, or is None when it names a time (or never)."""
+    """A recipient at the follow-up domain: ``local`` is its local part as ``parse_when`` reads
+    it (``2d``, ``fri 14:00`` for ``fri-14:00``), or as given when ``error`` says what is wrong
+    with it; ``error`` is None when it names a time (or never)."""
 
     local: str
     error: str | None = None
@@ -58,14 +59,15 @@ def read_followup_address(address: str) -> FollowupAddress | None:
     local, _ = _split(address)
     if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
         local = local[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    local = local.strip()
-    if local.lower() in NEVER:
-        return FollowupAddress(local.lower())
+    given = local.strip()
+    text = " ".join(given.replace("_", " ").replace("-", " ").split()).lower()
+    if text in NEVER:
+        return FollowupAddress(text)
     try:
-        parse_when(local.replace("_", " ").replace("-", " "))
+        parse_when(text)
     except TimeSpecError:
-        return FollowupAddress(local, f"{local!r} is not a follow-up time; {_EXPECTED}")
-    return FollowupAddress(local)
+        return FollowupAddress(given, f"{given!r} is not a follow-up time; {_EXPECTED}")
+    return FollowupAddress(text)
 
 
 def refusal(found: FollowupAddress) -> str:
