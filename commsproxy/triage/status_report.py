@@ -211,6 +211,7 @@ def login_status(
         "corrections": len(store.corrections(login)) if store else 0,
         "history": _history_json(store.history_status(login) if store else None),
         "first_start": _first_start_json(store.first_start_record(login) if store else None),
+        "snoozed": _snoozed_json(store, login, now),
         "filing_queue": [
             {
                 "account": q.account,
@@ -233,3 +234,15 @@ def holding_json(state_dir: Path, now: datetime) -> dict[str, Any] | None:
         return None
     switch = holding_switch(state_dir)
     return {"since": iso(since), "until": iso(switch.until) if switch is not None else None}
+
+
+def _snoozed_json(store: StateStore | None, login: str, now: datetime) -> dict[str, Any]:
+    """Mail in the snooze mailboxes (snooze.py) and its next return; mail of an account
+    delivered at its sla (sla.py) in the last 24 hours."""
+    snoozed = store.snoozed(login) if store else []
+    sla = store.sla_settled(login, "delivered", now - timedelta(hours=24)) if store else []
+    return {
+        "count": len(snoozed),
+        "next_return": iso(snoozed[0].due) if snoozed else None,
+        "sla_delivered_24h": len(sla),
+    }
