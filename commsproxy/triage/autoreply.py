@@ -53,6 +53,7 @@ TRIES = 3
 RETRY_AFTER = (timedelta(minutes=1), timedelta(minutes=10))
 #: Seconds for each SMTP exchange (connect, login, one message).
 SMTP_TIMEOUT = 20.0
+_NO_SMTP = "auto-replies are on but this login has no upstream_smtp: none are sent"
 # What new_mail.py adds to the reason of mail left in INBOX because it was read already.
 _READ = "(already read"
 #: Seconds to wait for the login's password (it is there while the engine is connected).
@@ -93,6 +94,13 @@ class AutoReplies(EnginePart):
                 "%s: the auto-reply to %s was being sent when commsproxy stopped; it may have"
                 " gone out, so it is not sent again", self, reply.recipient,
             )  # fmt: skip
+        s = self.settings
+        if s.autoreply.enabled and not s.own_addresses:
+            self._say("noaddress", "auto-replies are on but this login's address is not known:"
+                      " make [[login]] username your address, or set [accounts]"
+                      " internal_domains")  # fmt: skip
+        elif s.autoreply.enabled and s.smtp is None and not s.dry_run:
+            self._say("nosmtp", _NO_SMTP)
         self._refresh()
 
     def next_due(self) -> datetime | None:
@@ -162,8 +170,7 @@ class AutoReplies(EnginePart):
                      reply_address(mail))  # fmt: skip
             return
         if s.smtp is None:
-            self._say("nosmtp", "no SMTP server is configured for this login (upstream_smtp):"
-                      " auto-replies are not sent")  # fmt: skip
+            self._say("nosmtp", _NO_SMTP)
             return
         now = s.clock()
         zone = batch.schedule.zone

@@ -323,3 +323,14 @@ async def test_an_account_sla_that_comes_first_is_the_time_named(
         one.decided([mail], [decision])
     await replies.step(None)  # type: ignore[arg-type]
     assert "yours will be read at 10:00 today" in words(smtp.sent[0][2])  # START + 1h
+
+
+async def test_start_says_once_what_keeps_replies_from_going(
+    store: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "commsproxy.triage"):
+        await part(store, Clock(), own_addresses=()).start(None)  # type: ignore[arg-type]
+        await part(store, Clock(), smtp=None).start(None)  # type: ignore[arg-type]
+        await part(store, Clock()).start(None)  # type: ignore[arg-type]
+    assert caplog.text.count("address is not known") == 1
+    assert caplog.text.count("has no upstream_smtp") == 1
