@@ -98,6 +98,8 @@ def test_killed_run_gives_one_reminder_each_and_none_after_an_answer(
     user, password = dovecot.new_user()
     path = config(dovecot, user, password, tmp_path / "login")
     state = tmp_path / "login" / "state"
+    in_2d = outgoing("in-2d", "fay@client.example", "Samples")
+    never = outgoing("never", "gus@client.example", "Thanks")
     proxy = triage_proxy(path)
     try:
         assert proxy.wait_for_log(READY, 30), proxy.log_text()
@@ -114,12 +116,23 @@ def test_killed_run_gives_one_reminder_each_and_none_after_an_answer(
             smtp.login(user, password)
             for _, content in sent.values():
                 smtp.sendmail(ME, [content.split(b"To: ")[1].split(b"\r\n")[0].decode()], content)
+            # The follow-up address, kept out of the envelope, says when (or never).
+            smtp.sendmail(ME, ["fay@client.example", "2d@followup.invalid"], in_2d[1])
+            smtp.sendmail(ME, ["gus@client.example", "never@followup.invalid"], never[1])
 
         def watched() -> bool:
             with StateStore.open(state) as store:
-                return len(store.followups(user)) == 4
+                return (
+                    len(store.followups(user)) == 5 and store.followup(user, never[0]) is not None
+                )
 
         assert wait_until(watched, 20), proxy.log_text()
+        with StateStore.open(state) as store:
+            two_days, not_at_all = store.followup(user, in_2d[0]), store.followup(user, never[0])
+        assert two_days is not None
+        assert not_at_all is not None
+        assert timedelta(days=2) <= two_days.due_at - two_days.sent_at <= timedelta(days=4)
+        assert not_at_all.state == "cancelled"
     finally:
         proxy.signal(signal.SIGKILL)
         proxy.wait()
@@ -144,7 +157,7 @@ def test_killed_run_gives_one_reminder_each_and_none_after_an_answer(
     conn.logout()
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="microseconds")
     with sqlite3.connect(state / FILENAME) as db:
-        db.execute("UPDATE followups SET due_at = ?", (past,))
+        db.execute("UPDATE followups SET due_at = ? WHERE message_id != ?", (past, in_2d[0][1:-1]))
         db.execute(
             "UPDATE followups SET state = 'returning' WHERE message_id IN (?, ?)",
             (half_done.strip("<>"), not_yet.strip("<>")),
@@ -168,6 +181,9 @@ def test_killed_run_gives_one_reminder_each_and_none_after_an_answer(
             states = {
                 f.message_id: f.state for f in store.followups(user, ("answered", "returned"))
             }
+            still = store.followup(user, in_2d[0])
+        assert still is not None
+        assert still.state == "waiting", "not due yet: no reminder"
         assert states == {
             answered.strip("<>"): "answered",
             **{m.strip("<>"): "returned" for m in (control, half_done, not_yet)},
