@@ -2,7 +2,8 @@
 
 Any mail program can snooze: the boxes are ordinary mailboxes under ``[snooze] root`` (Tomorrow,
 Monday, Next week, In 2 hours, and the user's own, each with a time rule), created and subscribed
-at each session start. The server is the truth, as for batches:
+at each session start and when a reload changes them (not in a dry run). The server is the
+truth, as for batches:
 
 - **Noticing.** Every few seconds one ``STATUS (MESSAGES UIDNEXT UIDVALIDITY)`` per box; only a
   box whose answer changed is selected. Messages above the box's UID cursor are recorded in the
@@ -27,7 +28,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ..classifier.mail import MailParseError, parse_mail
-from ..config import local_zone
+from ..config import SnoozeConfig, local_zone
 from ..imap.commands import quote_string
 from ..imap.names import INBOX, RELEASED, SEEN, TRIAGED, UNSNOOZED
 from ..imap.responses import Fetched
@@ -87,20 +88,13 @@ class Snoozes(EnginePart):
         self._seen: dict[str, tuple[int, ...]] = {}  # mailbox -> its last STATUS
         self._next_look = 0.0  # monotonic time
         self._retry: dict[int, float] = {}  # snooze id -> monotonic time of its next try
+        self._made_for: SnoozeConfig | None = None  # the config the boxes were made for
 
     # -- the engine's hooks -------------------------------------------------------------------
 
     async def start(self, worker: Upstream) -> None:
-        self.boxes, self._seen, self._retry = [], {}, {}
-        snooze = self.settings.snooze
-        if snooze.enabled:
-            for name, when in snooze.boxes:
-                mailbox = await worker.server_name(f"{snooze.root}/{name}")
-                self.boxes.append(SnoozeBox(name, when, mailbox))
-            if not self.settings.dry_run:
-                await worker.ensure_mailbox(await worker.server_name(snooze.root))
-                for box in self.boxes:
-                    await worker.ensure_mailbox(box.mailbox)
+        self._retry = {}
+        self._made_for = None  # a new session: the boxes are looked at and made again
         await self.step(worker)
 
     def next_due(self) -> datetime | None:
@@ -116,6 +110,8 @@ class Snoozes(EnginePart):
     async def step(self, worker: Upstream) -> None:
         began = self.settings.clock()
         try:
+            if self._made_for != self.settings.snooze:  # a session start, or a reload
+                await self._make_boxes(worker)
             if self.boxes and _now() >= self._next_look:
                 await self._look(worker)
             if not self.settings.dry_run:
@@ -125,11 +121,19 @@ class Snoozes(EnginePart):
                 await worker.select(INBOX)  # the engine's worker keeps INBOX selected
         self.stepped = began
 
-    def reconfigured(self, settings: EngineSettings) -> None:
-        # New boxes are made at the next session start; noticed mail keeps its time either way.
-        super().reconfigured(settings)
-        if not settings.snooze.enabled:
-            self.boxes = []
+    async def _make_boxes(self, worker: Upstream) -> None:
+        """The configured boxes exist and are subscribed (mail programs show them); none
+        is made or watched in a dry run or with ``[snooze] enabled = false``. Mail noticed
+        before keeps its time either way."""
+        snooze = self.settings.snooze
+        self.boxes, self._seen, self._next_look = [], {}, 0.0
+        if snooze.enabled and not self.settings.dry_run:
+            await worker.ensure_mailbox(await worker.server_name(snooze.root))
+            for name, when in snooze.boxes:
+                mailbox = await worker.server_name(f"{snooze.root}/{name}")
+                await worker.ensure_mailbox(mailbox)
+                self.boxes.append(SnoozeBox(name, when, mailbox))
+        self._made_for = snooze
 
     # -- noticing -----------------------------------------------------------------------------
 
