@@ -15,7 +15,8 @@ first (In-Reply-To or References name the watched Message-ID); a message whose h
 parent that is not watched is trusted and matches nothing more; one without such headers
 matches by its subject: a reply or forward prefix on the same thread subject, from one of the
 watched recipients, not dated before the message was sent. Only mail from outside the team
-answers: the user's own copy or a colleague's note in the thread does not.
+answers: the user's own copy or a colleague's note in the thread does not (the team being also
+the domain the watched message was sent from, unless free mail).
 """
 
 from __future__ import annotations
@@ -139,7 +140,10 @@ def answered(
 ) -> FollowUp | None:
     """The watched message ``mail`` answers, if any (see the module doc)."""
     sender = mail.sender.lower()
-    if not is_outsider(sender, rules, {a.lower() for a in own}, ()):
+    # The user's own addresses (also as the watched mail's From) and their domain are the team.
+    mine = {a.lower() for a in own} | {f.sender for f in watched if f.sender}
+    team = {_domain(a) for a in mine if "@" in a} - FREEMAIL
+    if not is_outsider(sender, rules, mine, team):
         return None
     by_id = {normalise_id(f.message_id): f for f in watched}
     if mail.message_id and normalise_id(mail.message_id) in by_id:

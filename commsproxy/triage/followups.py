@@ -24,6 +24,7 @@ from .account_match import AccountGuesser, AccountRules
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
 from .followup_match import NOT_WATCHED, answered, plan_followup
+from .followup_report import WAITING
 from .followup_return import return_followup, sent_mailbox
 from .state_store import Decision, FollowUp, StateStore
 from .upstream import Upstream
@@ -35,8 +36,8 @@ log = logging.getLogger("commsproxy.triage")
 # Sent mail older than this when first seen is not watched: a renumbered Sent is read again
 # from its newest messages, which must not bring back weeks of old mail.
 MAX_AGE = timedelta(days=7)
-# States a reply can still change ("returned": the reminder is in INBOX, the answer came later).
-_OPEN = ("waiting", "returning", "returned")
+# A follow-up back in INBOX is still marked answered by a reply this long after it came back.
+_RETURNED_ANSWERS = timedelta(days=30)
 
 
 class FollowUps(EnginePart):
@@ -91,7 +92,7 @@ class FollowUps(EnginePart):
         assert mail.message_id is not None
         followup = FollowUp(
             self.settings.login, mail.message_id, recipients, mail.subject[:300], sent_at, due,
-            state,
+            state, sender=mail.sender,
         )  # fmt: skip
         self._due_known = False
         return self.store.watch_followup(followup)
@@ -112,11 +113,13 @@ class FollowUps(EnginePart):
 
     def _answers(self, mails: Sequence[Mail]) -> None:
         s = self.settings
-        watched = self.store.followups(s.login, _OPEN)
+        now = s.clock()
+        watched = self.store.followups(s.login, WAITING)
+        back = self.store.followups_returned_since(s.login, now - _RETURNED_ANSWERS)
+        watched += [f for f in back if f.state == "returned"]
         if not watched:
             return
         rules, _ = self._rules()
-        now = s.clock()
         for mail in mails:
             found = answered(mail, watched, rules, s.own_addresses)
             if found is None:

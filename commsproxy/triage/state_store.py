@@ -939,9 +939,10 @@ class StateStore:
 
         A held decision counts until a finished release of its batch that started after it,
         or a correction of the same message after it (the user dragged or flagged it, or had
-        it delivered). Only decisions since the oldest latest release of ``batches`` (the
-        configured ones) are read, so the answer costs the same after a year of mail; a batch
-        no longer configured was released at the start that dropped it (left_behind.py).
+        it delivered), or its account's sla delivering it (sla.py). Only decisions since the
+        oldest latest release of ``batches`` (the configured ones) are read, so the answer
+        costs the same after a year of mail; a batch no longer configured was released at the
+        start that dropped it (left_behind.py).
         """
         cuts = {
             str(row[0]): str(row[1])
@@ -959,6 +960,9 @@ class StateStore:
             " AND r.batch = d.batch AND r.finished IS NOT NULL AND r.started >= d.decided_at)"
             " AND NOT EXISTS (SELECT 1 FROM corrections c WHERE c.login = d.login"
             " AND c.message_id = d.message_id AND c.at >= d.decided_at)"
+            " AND NOT EXISTS (SELECT 1 FROM sla_due s WHERE s.login = d.login"
+            " AND s.message_id = d.message_id AND s.decided_at = d.decided_at"
+            " AND s.state = 'delivered')"
             " ORDER BY d.batch, d.decided_at, d.id"
         )
         return self._records(Decision, sql, (login, since))

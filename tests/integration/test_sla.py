@@ -96,7 +96,7 @@ class Bed:
 @asynccontextmanager
 async def bed(dovecot: Dovecot, tmp_path: Path, *, reappend: bool) -> AsyncIterator[Bed]:
     user, password = dovecot.new_user()
-    clock = Clock(local(10))
+    clock = Clock(local(9, 59))  # the start (and its release of what is due) comes first
     schedule = Schedule.parse(["03:00"], "daily", "UTC")  # never inside the test's hours
     settings = EngineSettings(
         login=user,
@@ -116,6 +116,7 @@ async def bed(dovecot: Dovecot, tmp_path: Path, *, reappend: bool) -> AsyncItera
         task = asyncio.create_task(engine.run(stop))
         try:
             assert await engine.catch_up(30) is not None, "the engine did not start"
+            clock.now = local(10)
             yield Bed(dovecot, user, engine, part, store, clock)
         finally:
             stop.set()
@@ -144,6 +145,8 @@ async def test_sla_mail_is_in_inbox_when_its_sla_is_up(
         (_, flags) = flags_by_id(b.dovecot, b.user, ("INBOX",))[acme]
         assert "$Released" in flags
         assert b.store.corrections(b.user) == []  # delivered by the clock, not a correction
+        held = {d.message_id for d in b.store.held_now(b.user, ["later"])}  # the page's view
+        assert held == {other.strip("<>"), stranger.strip("<>")}
         assert b.store.sla_pending(b.user) == []
         assert [x.message_id for x in b.store.sla_settled(b.user, "delivered", local(10))] == [
             acme.strip("<>")

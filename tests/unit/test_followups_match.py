@@ -173,3 +173,14 @@ def test_the_users_own_copy_and_colleagues_do_not_answer() -> None:
     assert answered(colleague, w, RULES, OWN) is None
     copy = reply(mid="<sent-1@team.example>", sender="bob@customer.example")
     assert answered(copy, w, RULES, OWN) is None
+
+
+def test_the_watched_messages_sender_and_domain_are_the_team_too() -> None:
+    rules = AccountRules(AccountsConfig(), ())
+    w = [watched(sender="me@small.example")]
+    mine = reply(sender="me@small.example", in_reply_to=("<sent-1@team.example>",))
+    assert answered(mine, w, rules, ()) is None
+    pal = reply(sender="pal@small.example", in_reply_to=("<sent-1@team.example>",))
+    assert answered(pal, w, rules, ()) is None
+    bob = reply(in_reply_to=("<sent-1@team.example>",))
+    assert answered(bob, w, rules, ()) is w[0]
