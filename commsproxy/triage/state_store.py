@@ -166,7 +166,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             login TEXT NOT NULL, message_id TEXT NOT NULL, recipients TEXT NOT NULL,
             subject TEXT NOT NULL, sent_at TEXT NOT NULL, due_at TEXT NOT NULL,
             state TEXT NOT NULL, answered_by TEXT, answered_at TEXT, returned_at TEXT,
-            PRIMARY KEY (login, message_id))""",
+            sender TEXT NOT NULL DEFAULT '', PRIMARY KEY (login, message_id))""",
         "CREATE INDEX followups_state_due ON followups (login, state, due_at)",
     ),
     (
@@ -999,10 +999,10 @@ class StateStore:
         with self._write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO followups (login, message_id, recipients, subject,"
-                " sent_at, due_at, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " sent_at, due_at, state, sender) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (followup.login, _message_id(followup.message_id), "\n".join(followup.recipients),
                  followup.subject, _text(followup.sent_at), _text(followup.due_at),
-                 followup.state),
+                 followup.state, followup.sender),
             )  # fmt: skip
             return cursor.rowcount > 0
 
@@ -1313,6 +1313,7 @@ class FollowUp:
     answered_by: str | None = None  # the reply's sender
     answered_at: datetime | None = None
     returned_at: datetime | None = None
+    sender: str = ""  # the From of the sent message: the user's address
 
 
 def _followup(row: sqlite3.Row) -> FollowUp:
@@ -1325,7 +1326,7 @@ def _followup(row: sqlite3.Row) -> FollowUp:
     return FollowUp(
         row["login"], row["message_id"], tuple(filter(None, row["recipients"].split("\n"))),
         row["subject"], sent_at, due_at, row["state"], row["answered_by"],
-        moment("answered_at"), moment("returned_at"),
+        moment("answered_at"), moment("returned_at"), row["sender"],
     )  # fmt: skip
 
 
