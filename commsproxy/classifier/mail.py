@@ -46,6 +46,8 @@ KEPT_HEADERS = (
     "content-type",
     "x-mailer",
     "return-path",
+    "reply-to",  # where an auto-reply goes
+    "x-auto-response-suppress",
 )
 
 # How much of a message is parsed, and how much body text is kept.
