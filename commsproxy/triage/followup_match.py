@@ -3,7 +3,8 @@
 Outside the team is any recipient that is not one of the login's own addresses, not in the
 team's domains (the login's own domain, ``[accounts] internal_domains``; never a free-mail
 domain as a whole, see account_match.py) and not a ``.invalid`` address such as the SMTP side's
-``2d@followup.invalid``. A message with no such recipient is not watched.
+``2d@followup.invalid``. A message with no such recipient is not watched, nor is an automatic
+one (``Auto-Submitted`` other than ``no``: an out-of-office reply expects no answer).
 
 The due time is, in this order: the message's own ``...@followup.invalid`` (``2d``, ``4h``,
 ``monday``; ``never`` or ``none``: not watched), the customer account's ``followup_days``
@@ -92,6 +93,9 @@ class Plan:
     recipients: tuple[str, ...]
     due_at: datetime | None  # None: not watched
     why: str  # in words, for the log
+    #: Not watched by choice (never@, an automatic message): kept as such, so that its copy
+    #: found in Sent later (whose header may not say it) is not watched either.
+    remember: bool = False
 
 
 def plan_followup(
@@ -114,7 +118,10 @@ def plan_followup(
     given = (followup or "").strip().lower()
     when: When | None = None
     if given in NOT_WATCHED:
-        return Plan(recipients, None, f"{followup}@followup.invalid")
+        return Plan(recipients, None, f"{followup}@followup.invalid", remember=True)
+    automatic = mail.headers.get("auto-submitted", "no").strip().lower()
+    if not automatic.startswith("no"):
+        return Plan(recipients, None, f"Auto-Submitted: {automatic}", remember=True)
     if given:
         try:
             when = parse_when(given)

@@ -23,7 +23,7 @@ from ..config import local_zone
 from .account_match import AccountGuesser, AccountRules
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
-from .followup_match import NOT_WATCHED, answered, plan_followup
+from .followup_match import answered, plan_followup
 from .followup_report import WAITING
 from .followup_return import return_followup, sent_mailbox
 from .state_store import Decision, FollowUp, StateStore
@@ -77,8 +77,7 @@ class FollowUps(EnginePart):
             own=s.own_addresses, zone=self.zone, morning=s.snooze.morning, guesser=guesser,
         )  # fmt: skip
         if plan.due_at is None:
-            if plan.recipients and (followup or "").strip().lower() in NOT_WATCHED:
-                # Remembered as not wanted, so its copy in Sent is not watched after all.
+            if plan.remember:  # so that its copy in Sent is not watched after all
                 self._watch(mail, plan.recipients, sent_at, sent_at, "cancelled")
             log.debug("%s: %s not watched: %s", self, mail.message_id, plan.why)
             return

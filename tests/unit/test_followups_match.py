@@ -184,3 +184,17 @@ def test_the_watched_messages_sender_and_domain_are_the_team_too() -> None:
     assert answered(pal, w, rules, ()) is None
     bob = reply(in_reply_to=("<sent-1@team.example>",))
     assert answered(bob, w, rules, ()) is w[0]
+
+
+def test_an_automatic_message_is_not_watched_but_remembered() -> None:
+    m = mail()
+    auto = Mail(m.message_id, (), (), m.date, m.sender, "", m.to, (), "Out of office", "",
+                {"auto-submitted": "auto-replied"})  # fmt: skip
+    planned = plan_followup(
+        auto, FRIDAY, None, config=FollowupConfig(), accounts=ACCOUNTS, rules=RULES, own=OWN,
+        zone=BERLIN,
+    )  # fmt: skip
+    assert (planned.due_at, planned.remember) == (None, True)
+    said_no = Mail(m.message_id, (), (), m.date, m.sender, "", m.to, (), "Hi", "",
+                   {"auto-submitted": "no"})  # fmt: skip
+    assert plan(said_no) is not None
