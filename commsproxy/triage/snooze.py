@@ -100,9 +100,11 @@ class Snoozes(EnginePart):
     def next_due(self) -> datetime | None:
         now = self.settings.clock()
         pending = self.store.snoozed(self.settings.login)
-        later = [s.due for s in pending if s.id not in self._retry]
-        if self._retry:
-            later.append(now + timedelta(seconds=min(self._retry.values()) - _now()))
+        retry = self._retry = {s.id: self._retry[s.id] for s in pending if s.id in self._retry}
+        later = [
+            s.due if s.id not in retry else now + timedelta(seconds=retry[s.id] - _now())
+            for s in pending
+        ]
         if self.boxes:
             later.append(now + timedelta(seconds=max(self._next_look - _now(), 0.0)))
         return min(later, default=None)
@@ -208,6 +210,8 @@ class Snoozes(EnginePart):
         if not redo:
             self.store.set_snooze_state(record.id, "returning", now)
         original = await self._original(worker, record)
+        if original is not None and not redo and "\\Deleted" in original.flags:
+            original = None  # the user deleted it there (our own mark comes after "returning")
         if original is None:
             # Taken out by the user; or, for a redo, returned by the try that was cut.
             state = "returned" if redo else "forgotten"
