@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import click
@@ -70,7 +70,7 @@ def followups_command(
             click.echo(f"  {_line(followup, zone, now)}")
 
 
-def _line(f: FollowUp, zone: object, now: datetime) -> str:
+def _line(f: FollowUp, zone: tzinfo, now: datetime) -> str:
     what = f"{f.subject or '(no subject)'}: to {recipients_words(f.recipients)}, sent "
     what += when_words(f.sent_at, zone, now)
     if f.state in ("waiting", "returning"):

@@ -8,12 +8,19 @@ not-watched ones too, newest first.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from .state_store import FollowUp, StateStore
 
-__all__ = ["EVERY_STATE", "WAITING", "followup_json", "followups_by_login", "when_words"]
+__all__ = [
+    "EVERY_STATE",
+    "WAITING",
+    "followup_json",
+    "followups_by_login",
+    "recipients_words",
+    "when_words",
+]
 
 WAITING = ("waiting", "returning")
 EVERY_STATE = (*WAITING, "returned", "answered", "cancelled")
@@ -50,7 +57,7 @@ def followup_json(followup: FollowUp) -> dict[str, Any]:
     }
 
 
-def when_words(moment: datetime, zone: Any, now: datetime | None = None) -> str:
+def when_words(moment: datetime, zone: tzinfo, now: datetime | None = None) -> str:
     """``Wed 09 Dec 10:00`` in ``zone``; with the year when it is not ``now``'s."""
     local = moment.astimezone(zone)
     same_year = now is None or local.year == now.astimezone(zone).year
