@@ -107,21 +107,31 @@ async def find_answer(
     rules: AccountRules,
     since: datetime | None,
 ) -> Answer | None:
-    """A colleague's reply to ``parent`` in ``folder`` filed after ``since`` (any when None);
-    the first of them. Leaves ``folder`` selected read-only (the caller selects INBOX again)."""
+    """A colleague's reply to ``parent`` in ``folder`` filed after ``since``, the first of them.
+
+    With ``since`` unknown, the filed copy of ``parent`` itself says when it came (when it is
+    not there either, any reply counts). Leaves ``folder`` selected read-only (the caller
+    selects INBOX again)."""
     if not await up.list_mailboxes(folder):
         return None
     await up.examine(folder)
     wanted = quote_string(parent.strip("<>"))  # HEADER matches substrings: checked below
-    uids = await up.search(f"OR HEADER In-Reply-To {wanted} HEADER References {wanted}")
+    uids = await up.search(
+        f"OR OR HEADER In-Reply-To {wanted} HEADER References {wanted} HEADER Message-ID {wanted}"
+    )
     if not uids:
         return None
     items = f"(UID FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS {_FIELDS}])"
-    found: list[Answer] = []
+    replies: list[tuple[Mail, datetime | None]] = []
     for fetched in await up.fetch(uids, items):
         try:
             mail = parse_mail(fetched.header)
         except MailParseError:
+            continue
+        filed = _internaldate(fetched.internaldate)
+        if mail.message_id == parent:
+            if since is None and filed is not None:
+                since = filed
             continue
         if parent not in mail.in_reply_to and parent not in mail.references:
             continue
@@ -130,14 +140,15 @@ async def find_answer(
             continue
         if SENT not in fetched.flags and not rules.is_internal(sender):
             continue  # the customer's own mail in the thread, not a colleague's answer
-        filed = _internaldate(fetched.internaldate)
+        replies.append((mail, filed))
+    found: list[Answer] = []
+    for mail, filed in replies:
         # INTERNALDATE has whole seconds: filed in the second the user's copy arrived counts.
         if since is not None and (filed is None or filed + timedelta(seconds=1) <= since):
             continue
         at = mail.date or filed
-        if at is None:
-            continue
-        found.append(Answer(mail.sender_name, sender, at, mail.subject))
+        if at is not None:
+            found.append(Answer(mail.sender_name, mail.sender.lower(), at, mail.subject))
     return min(found, key=lambda answer: answer.at) if found else None
 
 
@@ -154,6 +165,7 @@ class CollisionCheck:
     def __init__(self, hub: TriageHub) -> None:
         self.hub = hub
         self._tasks: set[asyncio.Task[Verdict]] = set()
+        self._notices: set[asyncio.Task[None]] = set()
         self.looks = 0  # looks on the server, for tests and the log
 
     async def check(self, message: Outgoing) -> Verdict:
@@ -195,6 +207,7 @@ class CollisionCheck:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_retrieved)  # a look that ended after the SMTP side gave up
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -244,7 +257,7 @@ class CollisionCheck:
                 settings.login, answer.address, parent.strip("<>"), settings.accounts.collision,
             )  # fmt: skip
             if settings.accounts.collision != "hold":
-                return Verdict(after_sent=lambda: self._notice(engine, answer, mail.subject))
+                return Verdict(after_sent=lambda: self._notice_soon(engine, answer, mail.subject))
             if look.late:
                 return SEND
             drafts = await up.server_name(DRAFTS)
@@ -271,6 +284,14 @@ class CollisionCheck:
         known = [m for m in moments if m is not None]
         return min(known) if known else None
 
+    async def _notice_soon(self, engine: Engine, answer: Answer, subject: str) -> None:
+        """ "warn": the notice is appended by a task of its own, between two of the engine's
+        steps; the client hears its 250 at once, and no time bound cuts the APPEND."""
+        task = asyncio.create_task(self._notice(engine, answer, subject))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+        task.add_done_callback(_log_failure)
+
     async def _notice(self, engine: Engine, answer: Answer, subject: str) -> None:
         """ "warn": the one-line message in INBOX, after the reply went out."""
         async with engine.between_steps:
@@ -282,6 +303,16 @@ class CollisionCheck:
             notice = notice_message(answer, subject, now, _zone(engine))
             await up.append(INBOX, notice, (TRIAGED, NOT_HELD), now)
         engine.wake()  # its EXISTS: counted by the next pass, already decided
+
+
+def _retrieved(task: asyncio.Task[Verdict]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("collision: a look that came too late failed: %s", task.exception())
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("collision: the notice of a double reply failed: %s", task.exception())
 
 
 def _zone(engine: Engine) -> ZoneInfo:

@@ -276,6 +276,22 @@ def test_a_reply_nobody_else_gave_is_sent_at_once(
     assert bob.proxy.log_text().count(" already (hold)") == found_before
 
 
+def test_an_answer_filed_before_the_users_copy_came_does_not_count(
+    dovecot: Dovecot, pair: tuple[Member, Member, _Hop]
+) -> None:
+    alice, bob, _ = pair
+    question = _id()
+    deliver_to(dovecot, [alice.user], customer_mail(question, [alice, bob]))
+    assert wait_until(lambda: "$Triaged" in alice.flags(question), 20)
+    _answered_first(dovecot, alice, "Alice Peeters", question)
+    time.sleep(1.1)  # INTERNALDATE counts whole seconds: bob's copy comes a second later
+    deliver_to(dovecot, [bob.user], customer_mail(question, [alice, bob]))  # forwarded late
+    assert wait_until(lambda: "$Triaged" in bob.flags(question), 20)
+    reply, message = _reply(bob, "Bob", question, datetime.now(UTC))
+    _send(bob, message)
+    assert _left(dovecot, reply) == 1
+
+
 def test_a_look_that_cannot_reach_the_server_lets_the_reply_go(
     dovecot: Dovecot, pair: tuple[Member, Member, _Hop]
 ) -> None:
@@ -283,7 +299,7 @@ def test_a_look_that_cannot_reach_the_server_lets_the_reply_go(
     question = _question(dovecot, pair)
     _answered_first(dovecot, alice, "Alice Peeters", question)
     late, message = _reply(bob, "Bob", question, datetime.now(UTC))
-    hop.arm(rb"^\S+ UID SEARCH OR HEADER In-Reply-To ")  # bob's look loses its link
+    hop.arm(rb"^\S+ UID SEARCH OR OR HEADER In-Reply-To ")  # bob's look loses its link
     _send(bob, message)
     assert _left(dovecot, late) == 1
     assert bob.proxy is not None
@@ -303,7 +319,7 @@ def test_a_look_that_takes_too_long_lets_the_reply_go_after_the_bound(
     question = _question(dovecot, pair)
     _answered_first(dovecot, alice, "Alice Peeters", question)
     late, message = _reply(bob, "Bob", question, datetime.now(UTC))
-    hop.hold(rb"^\S+ UID SEARCH OR HEADER In-Reply-To ")  # the server stops answering bob
+    hop.hold(rb"^\S+ UID SEARCH OR OR HEADER In-Reply-To ")  # the server stops answering bob
     try:
         took = _send(bob, message)
     finally:
