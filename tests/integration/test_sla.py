@@ -4,7 +4,8 @@ The engine runs in process with the sla part and a clock the test sets. Mail fro
 account (``acme.example``, sla = "1h") and from anyone else is held at 10:00; at 10:59 both are
 still held, at 11:00 the account's is in INBOX (``$Released``, not recorded as a correction)
 and the other one waits for its batch. A message whose batch was released first is not
-delivered a second time. Both batch kinds: one moves mail back, one re-appends it.
+delivered a second time. Both batch kinds: one moves mail back, one re-appends it. Quiet hours
+do not delay an sla: mail the quiet batch holds at 18:30 is in INBOX at 19:30.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,7 @@ import pytest
 from commsproxy.config import AccountConfig, AccountsConfig, BatchConfig, TriageConfig
 from commsproxy.endpoints import parse_endpoint
 from commsproxy.imap.names import NORMAL
-from commsproxy.schedule import Schedule
+from commsproxy.schedule import QuietHours, Schedule
 from commsproxy.timespec import parse_when
 from commsproxy.triage.engine import Engine, EngineSettings
 from commsproxy.triage.sla import SlaLimits
@@ -36,7 +37,7 @@ from tests.testbed.triage import Password, flags_by_id
 ZONE = ZoneInfo("Europe/Brussels")
 ACME = AccountConfig(key="acme", name="Acme", domains=("acme.example",), sla=parse_when("1h"))
 OTHER = AccountConfig(key="other", name="Other", domains=("other.example",))
-MAILBOXES = ("INBOX", "Later")
+MAILBOXES = ("INBOX", "Later", "Quiet")
 
 
 def local(hour: int, minute: int = 0) -> datetime:
@@ -61,14 +62,15 @@ class Bed:
     store: StateStore
     clock: Clock
 
-    async def held(self, sender: str) -> str:
-        """Mail from ``sender`` arrives and is held (decided at the clock's time)."""
+    async def held(self, sender: str, mailbox: str = "Later") -> str:
+        """Mail from ``sender`` arrives and is held in ``mailbox`` (decided at the clock's
+        time)."""
         message = mail(f"notes {uuid.uuid4().hex[:6]}", sender=sender)
         await asyncio.to_thread(self.dovecot.deliver, self.user, message)
         mid = mid_of(message)
         for _ in range(100):
             assert await self.engine.catch_up(10) is not None
-            if (await self.places()).get(mid) == ("Later",):
+            if (await self.places()).get(mid) == (mailbox,):
                 return mid
             await asyncio.sleep(0.05)
         raise AssertionError(f"{mid} was not held")
@@ -94,16 +96,26 @@ class Bed:
 
 
 @asynccontextmanager
-async def bed(dovecot: Dovecot, tmp_path: Path, *, reappend: bool) -> AsyncIterator[Bed]:
+async def bed(
+    dovecot: Dovecot,
+    tmp_path: Path,
+    *,
+    reappend: bool = False,
+    batches: tuple[BatchConfig, ...] | None = None,
+    start: datetime | None = None,
+) -> AsyncIterator[Bed]:
     user, password = dovecot.new_user()
-    clock = Clock(local(9, 59))  # the start (and its release of what is due) comes first
+    start = start or local(10)
+    clock = Clock(start - timedelta(minutes=1))  # the start (and its due releases) come first
     schedule = Schedule.parse(["03:00"], "daily", "UTC")  # never inside the test's hours
+    if batches is None:
+        batches = (BatchConfig("later", "Later", (NORMAL,), schedule, reappend=reappend),)
     settings = EngineSettings(
         login=user,
         endpoint=parse_endpoint(f"imap://127.0.0.1:{dovecot.imap_port}", "imap"),
         tls=ssl.create_default_context(),
         triage=TriageConfig(vip=("boss@example.com",), retry_max=1),
-        batches=(BatchConfig("later", "Later", (NORMAL,), schedule, reappend=reappend),),
+        batches=batches,
         clock=clock,
         connect_timeout=10,
         look_elsewhere=3600,
@@ -116,7 +128,7 @@ async def bed(dovecot: Dovecot, tmp_path: Path, *, reappend: bool) -> AsyncItera
         task = asyncio.create_task(engine.run(stop))
         try:
             assert await engine.catch_up(30) is not None, "the engine did not start"
-            clock.now = local(10)
+            clock.now = start
             yield Bed(dovecot, user, engine, part, store, clock)
         finally:
             stop.set()
@@ -171,3 +183,14 @@ async def test_a_batch_released_first_is_not_delivered_twice(
         assert (await b.places())[acme] == ("INBOX",)  # one copy, where the release put it
         assert b.store.sla_pending(b.user) == []
         assert len(b.store.sla_settled(b.user, "released", local(10))) == 1
+
+
+async def test_quiet_hours_do_not_delay_an_sla(dovecot: Dovecot, tmp_path: Path) -> None:
+    quiet = QuietHours.parse("18:00-08:00", "daily")
+    batches = (BatchConfig("quiet", "Quiet", (), quiet.releases(ZONE), quiet=quiet),)
+    async with bed(dovecot, tmp_path, batches=batches, start=local(18, 30)) as b:
+        acme = await b.held("anna@acme.example", "Quiet")
+        other = await b.held("olaf@other.example", "Quiet")
+        await b.at(local(19, 30))
+        places = await b.places()
+        assert (places[acme], places[other]) == (("INBOX",), ("Quiet",))
