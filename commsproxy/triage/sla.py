@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from time import monotonic
 
 from ..classifier.mail import Mail
 from ..config import AccountConfig
@@ -28,11 +29,13 @@ from .deliver_now import NotHeld, bring_back, held_here
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
 from .state_store import Decision, SlaDue, StateStore
-from .upstream import Upstream
+from .upstream import CommandRefused, Upstream
 
 __all__ = ["SlaLimits", "sla_words"]
 
 log = logging.getLogger("commsproxy.triage")
+
+_RETRY = 60.0  # seconds before a delivery the server refused is tried again
 
 
 def sla_words(minutes: int) -> str:
@@ -48,6 +51,7 @@ class SlaLimits(EnginePart):
         super().__init__(settings)
         self.store = store
         self.stepped: datetime | None = None  # the clock as the last finished step began
+        self._retry: dict[int, float] = {}  # limit id -> monotonic time of its next try
 
     def _limited(self) -> dict[str, AccountConfig]:
         """Accounts with an sla, by folder name (what account matching answers)."""
@@ -91,8 +95,14 @@ class SlaLimits(EnginePart):
             self.store.note_sla(entries)
 
     def next_due(self) -> datetime | None:
+        now = self.settings.clock()
         pending = self.store.sla_pending(self.settings.login)
-        return pending[0].due if pending else None
+        retry = self._retry = {x.id: self._retry[x.id] for x in pending if x.id in self._retry}
+        later = [
+            x.due if x.id not in retry else now + timedelta(seconds=retry[x.id] - monotonic())
+            for x in pending
+        ]
+        return min(later, default=None)
 
     async def step(self, worker: Upstream) -> None:
         if self.settings.dry_run:
@@ -102,7 +112,16 @@ class SlaLimits(EnginePart):
             for limit in self.store.sla_pending(self.settings.login):
                 if limit.due > now:
                     break
-                await self._settle(worker, limit)
+                if self._retry.get(limit.id, 0.0) > monotonic():
+                    continue
+                try:
+                    await self._settle(worker, limit)
+                except CommandRefused as err:  # the server refuses a step: a minute later
+                    self._retry[limit.id] = monotonic() + _RETRY
+                    log.warning("%s: <%s> could not be delivered at its sla yet: %s", self,
+                                limit.message_id, err)  # fmt: skip
+                else:
+                    self._retry.pop(limit.id, None)
         finally:
             if worker.selected != INBOX and not worker.closed:
                 await worker.select(INBOX)  # the engine's worker keeps INBOX selected
