@@ -40,6 +40,7 @@ __all__ = [
     "NOT_WATCHED",
     "SKEW",
     "Plan",
+    "Watched",
     "answered",
     "is_outsider",
     "outside_recipients",
@@ -142,30 +143,53 @@ def plan_followup(
     return Plan(recipients, when.after(sent_at, zone, morning, config.workdays), why)
 
 
+class Watched:
+    """The watched messages indexed once (by Message-ID, by thread subject), so that a chunk of
+    new mail is matched in time linear in its size, however many wait (see the module doc)."""
+
+    def __init__(
+        self, watched: Sequence[FollowUp], rules: AccountRules, own: Collection[str]
+    ) -> None:
+        self.rules = rules
+        # The user's own addresses (also as the watched mail's From) and their domains.
+        self.mine = {a.lower() for a in own} | {f.sender for f in watched if f.sender}
+        self.team = {_domain(a) for a in self.mine if "@" in a} - FREEMAIL
+        self.by_id = {normalise_id(f.message_id): f for f in watched}
+        self.by_subject: dict[str, list[FollowUp]] = {}
+        for f in watched:
+            self.by_subject.setdefault(normalise_subject(f.subject), []).append(f)
+
+    def answered_by(self, mail: Mail) -> FollowUp | None:
+        """The watched message ``mail`` answers, if any."""
+        sender = mail.sender.lower()
+        if not is_outsider(sender, self.rules, self.mine, self.team):
+            return None
+        if mail.message_id and normalise_id(mail.message_id) in self.by_id:
+            return None  # a copy of the watched message itself
+        parents = [normalise_id(p) for p in (*mail.in_reply_to, *mail.references)]
+        if parents:
+            return next((self.by_id[p] for p in reversed(parents) if p in self.by_id), None)
+        subject = normalise_subject(mail.subject)
+        if not subject or subject == " ".join(mail.subject.split()).casefold():
+            return None  # no "Re:" (or "Fwd:"): a new conversation, not an answer
+        found = [
+            f
+            for f in self.by_subject.get(subject, ())
+            if sender in f.recipients and (mail.date is None or mail.date >= f.sent_at - SKEW)
+        ]
+        return max(found, key=lambda f: f.sent_at, default=None)  # the latest, as labels.py
+
+    def forget(self, followup: FollowUp) -> None:
+        """Answered: no later mail of the same chunk answers it again."""
+        self.by_id.pop(normalise_id(followup.message_id), None)
+        same = self.by_subject.get(normalise_subject(followup.subject), [])
+        self.by_subject[normalise_subject(followup.subject)] = [
+            f for f in same if f is not followup
+        ]
+
+
 def answered(
     mail: Mail, watched: Sequence[FollowUp], rules: AccountRules, own: Collection[str]
 ) -> FollowUp | None:
-    """The watched message ``mail`` answers, if any (see the module doc)."""
-    sender = mail.sender.lower()
-    # The user's own addresses (also as the watched mail's From) and their domain are the team.
-    mine = {a.lower() for a in own} | {f.sender for f in watched if f.sender}
-    team = {_domain(a) for a in mine if "@" in a} - FREEMAIL
-    if not is_outsider(sender, rules, mine, team):
-        return None
-    by_id = {normalise_id(f.message_id): f for f in watched}
-    if mail.message_id and normalise_id(mail.message_id) in by_id:
-        return None  # a copy of the watched message itself
-    parents = [normalise_id(p) for p in (*mail.in_reply_to, *mail.references)]
-    if parents:
-        return next((by_id[p] for p in reversed(parents) if p in by_id), None)
-    subject = normalise_subject(mail.subject)
-    if not subject or subject == " ".join(mail.subject.split()).casefold():
-        return None  # no "Re:" (or "Fwd:"): a new conversation, not an answer
-    found = [
-        f
-        for f in watched
-        if sender in f.recipients
-        and normalise_subject(f.subject) == subject
-        and (mail.date is None or mail.date >= f.sent_at - SKEW)
-    ]
-    return max(found, key=lambda f: f.sent_at, default=None)  # the latest, as labels.py
+    """The watched message ``mail`` answers, if any (one message; see ``Watched``)."""
+    return Watched(watched, rules, own).answered_by(mail)

@@ -23,7 +23,7 @@ from ..config import local_zone
 from .account_match import AccountGuesser, AccountRules
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
-from .followup_match import answered, plan_followup
+from .followup_match import Watched, plan_followup
 from .followup_report import WAITING
 from .followup_return import return_followup, sent_mailbox
 from .state_store import Decision, FollowUp, StateStore
@@ -119,13 +119,14 @@ class FollowUps(EnginePart):
         if not watched:
             return
         rules, _ = self._rules()
+        index = Watched(watched, rules, s.own_addresses)
         for mail in mails:
-            found = answered(mail, watched, rules, s.own_addresses)
+            found = index.answered_by(mail)
             if found is None:
                 continue
+            index.forget(found)
             if self.store.followup_answered(s.login, found.message_id, mail.sender, now):
                 log.info("%s: an answer came to <%s>", self, found.message_id)
-                watched = [f for f in watched if f.message_id != found.message_id]
                 self._due_known = False
 
     def reconfigured(self, settings: EngineSettings) -> None:
