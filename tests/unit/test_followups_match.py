@@ -10,7 +10,12 @@ import pytest
 from commsproxy.classifier.mail import Mail
 from commsproxy.config import AccountConfig, AccountsConfig, FollowupConfig
 from commsproxy.triage.account_match import AccountRules
-from commsproxy.triage.followup_match import answered, outside_recipients, plan_followup
+from commsproxy.triage.followup_match import (
+    Watched,
+    answered,
+    outside_recipients,
+    plan_followup,
+)
 from commsproxy.triage.state_store import FollowUp
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -198,3 +203,13 @@ def test_an_automatic_message_is_not_watched_but_remembered() -> None:
     said_no = Mail(m.message_id, (), (), m.date, m.sender, "", m.to, (), "Hi", "",
                    {"auto-submitted": "no"})  # fmt: skip
     assert plan(said_no) is not None
+
+
+def test_one_chunk_answers_each_watched_message_once() -> None:
+    w = [watched()]
+    index = Watched(w, RULES, OWN)
+    first = index.answered_by(reply())
+    assert first is w[0]
+    index.forget(first)
+    assert index.answered_by(reply(mid="<again@customer.example>")) is None
+    assert index.answered_by(reply(in_reply_to=("<sent-1@team.example>",))) is None
