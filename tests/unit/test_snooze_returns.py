@@ -11,7 +11,7 @@ import asyncio
 import re
 import ssl
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -280,3 +280,18 @@ def test_a_refused_return_waits_a_minute_and_is_not_lost(store: StateStore) -> N
     run(snoozes.step(server))  # type: ignore[arg-type]
     assert len(inbox(server)) == 1
     assert store.snoozed("me") == []
+
+
+@pytest.mark.parametrize("how", ["disabled", "dry run"])
+def test_disabled_or_a_dry_run_makes_and_watches_nothing(store: StateStore, how: str) -> None:
+    server, clock = FakeServer(), Clock(NOW)
+    snoozes = part(store, clock)
+    if how == "disabled":
+        snooze = replace(snoozes.settings.snooze, enabled=False)
+        snoozes.reconfigured(replace(snoozes.settings, snooze=snooze))
+    else:
+        snoozes.reconfigured(replace(snoozes.settings, dry_run=True))
+    run(snoozes.start(server))  # type: ignore[arg-type]
+    run(snoozes.step(server))  # type: ignore[arg-type]
+    assert server.sent == []
+    assert snoozes.next_due() is None
