@@ -266,3 +266,6 @@ async def test_quiet_hours_hold_normal_mail_and_defer_releases(setup: Setup) -> 
     assert {"$Released"} <= found[evening][1]
     assert "$Released" not in found[day][1]
     assert await setup.census() == Counter({day: 1, bulk: 1, evening: 1, boss: 1, morning: 1})
+    everything = await asyncio.to_thread(census, setup.dovecot, user, MAILBOXES)
+    digests = [mid for mid in everything if mid.startswith("<digest-")]
+    assert len(digests) == 2, digests  # one for each batch released at 08:00
