@@ -80,3 +80,20 @@ def test_nothing_waiting_leaves_the_digest_as_it_was(tmp_path: Path) -> None:
     text, html = parts(base)
     assert WAITING not in text
     assert "digest-waiting" not in html
+
+
+def test_a_batch_released_on_request_only_lists_what_came_back(tmp_path: Path) -> None:
+    manual = BatchConfig("later", "Later", ("normal",), Schedule((), frozenset(), UTC_ZONE))
+    with StateStore.open(tmp_path) as store:
+        watch(store, "back@x", "Offer", NOW - timedelta(hours=2))
+        watch(store, "soon@x", "Invoice", NOW + timedelta(hours=10))
+        store.followup_state(LOGIN, "back@x", "returned", NOW - timedelta(hours=2))
+        digest = with_followups(arrange([], "later", grouped=False), store, LOGIN, manual, NOW)
+    assert [w.subject for w in digest.waiting] == ["Offer"]
+
+
+def test_a_failure_leaves_the_digest_as_it_was(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path)
+    store.close()  # every read fails
+    base = arrange([], "later", grouped=False)
+    assert with_followups(base, store, LOGIN, BATCH, NOW, UTC_ZONE) is base
