@@ -2,11 +2,11 @@
 
 Four messages go out through the proxy's SMTP side (and two more with a follow-up address:
 ``2d@`` is due two working days on, ``never@`` is not watched). run is killed; meanwhile the
-answer to one arrives, and the state file is set as a kill would leave it: every due time in the past, one
-follow-up "returning" whose reminder the killed run had appended already, one "returning"
-whose APPEND never happened. The next run decides the answer in its first pass, before the
-follow-ups look at the clock: no reminder for the answered one, and exactly one for each of
-the three others.
+answer to one arrives, and the state file is set as a kill would leave it: every due time of
+the four in the past, one follow-up "returning" whose reminder the killed run had appended
+already, one "returning" whose APPEND never happened. The next run decides the answer in its
+first pass, before the follow-ups look at the clock: no reminder for the answered one, and
+exactly one for each of the three others.
 """
 
 from __future__ import annotations
