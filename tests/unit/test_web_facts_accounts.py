@@ -16,10 +16,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from commsproxy.classifier.mail import parse_mail
 from commsproxy.config import Config, parse_config_text
 from commsproxy.triage.filed_about import MAX_CHARS, filed_about, mail_about
-from commsproxy.triage.state_store import SCHEMA_VERSION, Filed, StateStore
+from commsproxy.triage.state_store import _MIGRATIONS, Filed, StateStore
 from commsproxy.web import access
 from commsproxy.web.app import PageContext, make_app
 from commsproxy.web.facts_accounts import accounts_facts, waited
+
+from .older_state_files import undo_migrations_from
 
 PORT = 1180
 HOST = f"127.0.0.1:{PORT}"
@@ -163,15 +165,16 @@ def _old_file(tmp_path: Path) -> Path:
     """A state file as the commsproxy before kept details left it, with one filing in."""
     with StateStore.open(tmp_path) as made:
         path = made.path
+    kept_details = next(
+        i for i, step in enumerate(_MIGRATIONS) if any("filings ADD COLUMN peer" in s for s in step)
+    )
+    undo_migrations_from(path, kept_details)
     older = sqlite3.connect(path)
-    older.execute("ALTER TABLE filings DROP COLUMN peer")
-    older.execute("ALTER TABLE filings DROP COLUMN subject")
     older.execute(
         "INSERT INTO filings (login, message_id, account, direction, outcome, reason, filed_at)"
         " VALUES (?, 'old@x', 'Acme', 'outgoing', 'appended', 'domain', ?)",
         (LOGIN, (NOW - timedelta(days=2)).isoformat()),
     )
-    older.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
     older.commit()
     older.close()
     return path
