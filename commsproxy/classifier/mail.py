@@ -86,6 +86,12 @@ class Mail:
     def recipients(self) -> tuple[str, ...]:
         return self.to + self.cc
 
+    @property
+    def automatic(self) -> bool:
+        """Sent by a machine (RFC 3834 ``Auto-Submitted`` other than "no"): an auto-reply,
+        a report, a notice."""
+        return self.headers.get("auto-submitted", "no").strip().lower() not in ("", "no")
+
 
 # A header field and its continuation lines, in a block whose line ends are already b"\n".
 # Names are printable ASCII without colon (RFC 5322 2.2); lines that are neither are skipped.

@@ -479,7 +479,10 @@ class Engine:
     def sent(self, mail: Mail, followup: str | None = None) -> None:
         """The user sent ``mail`` through the SMTP side: it may answer mail they received."""
         for part in self.parts:
-            part.sent(mail, followup)
+            try:
+                part.sent(mail, followup)
+            except Exception:  # a part's bug must not stop triage (engine_part.py)
+                log.exception("%s: %s failed to hear of sent mail", self, part)
         if self.history is not None:
             self.history.sent(mail)
         self._wake.set()  # saved (and acted on) by the next step

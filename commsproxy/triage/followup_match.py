@@ -120,9 +120,9 @@ def plan_followup(
     when: When | None = None
     if given in NOT_WATCHED:
         return Plan(recipients, None, f"{followup}@followup.invalid", remember=True)
-    automatic = mail.headers.get("auto-submitted", "no").strip().lower()
-    if not automatic.startswith("no"):
-        return Plan(recipients, None, f"Auto-Submitted: {automatic}", remember=True)
+    if mail.automatic:
+        value = mail.headers["auto-submitted"].strip().lower()
+        return Plan(recipients, None, f"Auto-Submitted: {value}", remember=True)
     if given:
         try:
             when = parse_when(given)

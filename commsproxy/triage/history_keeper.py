@@ -166,7 +166,8 @@ class HistoryKeeper:
 
     def sent(self, mail: Mail) -> None:
         """A message the user sent through the SMTP side."""
-        self.history.add_sent(mail, from_user=True)
+        if not mail.automatic:
+            self.history.add_sent(mail, from_user=True)
 
     async def look_at_sent(self, up: Upstream, *, force: bool = False) -> None:
         """Read what arrived in Sent since the last look; one STATUS when nothing did."""
@@ -194,7 +195,9 @@ class HistoryKeeper:
         if uidnext is not None and uidnext <= last + 1:
             return
         mails, highest = await read_new(up, mailbox, last, CATCH_UP)
-        added = self.history.add_sent_batch(mails)
+        # An auto-reply's copy in Sent (Gmail and Microsoft 365 keep one) is not the user
+        # answering that sender.
+        added = self.history.add_sent_batch([m for m in mails if not m.automatic])
         if self.found_sent is not None and mails:
             self.found_sent(mails)
         self.record = replace(

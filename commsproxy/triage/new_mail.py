@@ -191,7 +191,10 @@ class NewMail:
             log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
         self.store.record_decisions(records)
         for part in self.parts:
-            part.decided(mails, records)
+            try:
+                part.decided(mails, records)
+            except Exception:  # a part's bug must not stop triage (engine_part.py)
+                log.exception("%s: %s failed to hear of new decisions", self, part)
         if records:
             last = records[-1]
             mailboxes = {b.name: b.mailbox for b in s.batches}

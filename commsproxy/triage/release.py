@@ -38,6 +38,7 @@ from .digest_order import (
 )
 from .fetched_mail import mail_of
 from .filer import FilingSetup
+from .followup_digest import with_followups
 from .plain_reasons import plain_reason
 from .state_store import Decision, StateStore
 from .upstream import Upstream
@@ -214,6 +215,7 @@ class Releaser:
                 mails[f.uid] = mail_of(f)
         try:
             digest = self._digest(batch, mails, arrived, decisions, read)
+            digest = with_followups(digest, self.store, self.login, batch, now)
             message = digest_message(self.login, digest, now, message_id)
         except Exception:
             # A bug in the digest must not keep the batch held: the mail goes back without it.

@@ -11,6 +11,8 @@ the message's own ``2d``/``never`` follow-up address are kept.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import imaplib
 import re
 import ssl
@@ -109,6 +111,19 @@ class Mailbox:
             conn.logout()
 
         await asyncio.to_thread(run)
+
+    async def digest_text(self) -> str:
+        def run() -> str:
+            conn = self._conn()
+            conn.select("INBOX", readonly=True)
+            uids = conn.uid("SEARCH", "KEYWORD", "$Digest")[1][0].split()
+            data = conn.uid("FETCH", uids[-1], "(BODY.PEEK[])")[1]
+            conn.logout()
+            message = email.message_from_bytes(data[0][1], policy=email.policy.default)
+            body = message.get_body(preferencelist=("plain",))
+            return str(body.get_content())
+
+        return await asyncio.to_thread(run)
 
     async def followups(self) -> list[tuple[str, str, frozenset[str], datetime]]:
         """INBOX's $FollowUp messages: (Message-ID, Subject, flags, INTERNALDATE)."""
@@ -251,10 +266,22 @@ async def test_a_week_of_follow_ups(dovecot: Dovecot, store: StateStore) -> None
         assert await back() == {acme_back, two_days_back, plain, elsewhere}
         clock.now = wednesday + timedelta(hours=1)
         await back()
+        # The release's digest lists what came back since the batch's previous release.
+        assert (await engine.release("later"))["later"] == 2  # both answers
+        digest = await box.digest_text()
+        waiting = digest.split("Waiting for an answer", 1)[1]
+        assert "* Offer: sent to bob@customer.example on " in waiting
+        assert "* Proposal: sent to eve@customer.example on " in waiting
+        assert "came back to INBOX" in waiting
+        # Since the batch's previous release (the one the first start recorded on Friday).
+        assert "* Contract: sent to ceo@acme.example on " in waiting
+        assert "* Invoice: sent to fred@customer.example on " in waiting
 
     rows = await box.followups()
     assert len(rows) == 4, "each came back exactly once"
-    newest_other = max(r[3] for r in await box.inbox() if FOLLOW_UP not in r[2])
+    newest_other = max(
+        r[3] for r in await box.inbox() if FOLLOW_UP not in r[2] and "$Digest" not in r[2]
+    )
     came_back = {acme_back: FRIDAY + timedelta(days=3), two_days_back: FRIDAY + timedelta(days=4)}
     for mid, subject, flags, date in rows:
         assert {TRIAGED, NOT_HELD} <= flags
