@@ -25,7 +25,7 @@ import aiosmtplib
 
 from .config import Config, LoginConfig
 from .credentials import CredentialError, password_from_command
-from .endpoints import Endpoint, Security, client_tls_context
+from .endpoints import Endpoint, client_tls_context
 from .models.check import ModelCheck, check_models
 from .oauth import AccessTokens, OAuthError, OAuthProvider, SignIns, mailbox_identity
 from .oauth.password import has_local_password
@@ -34,6 +34,7 @@ from .proxy.smtp.oauth import authenticate_with_token
 from .triage.filer import accounts_root
 from .triage.signin import connect_oauth2
 from .triage.upstream import LoginRefused, Upstream, UpstreamImapError, connect
+from .upstream.smtp import smtp_client
 
 __all__ = [
     "CAPABILITIES",
@@ -326,15 +327,7 @@ async def _check_smtp(
     seconds: float,
 ) -> ServerCheck:
     user = login.username or ""
-    link = aiosmtplib.SMTP(
-        hostname=where.host,
-        port=where.port,
-        use_tls=where.security is Security.IMPLICIT_TLS,
-        start_tls=where.security is Security.STARTTLS,
-        tls_context=tls,
-        timeout=seconds,
-        local_hostname="localhost",
-    )
+    link = smtp_client(where, tls, seconds)
     try:
         await link.connect()
     except (aiosmtplib.SMTPException, OSError) as err:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from ..endpoints import Endpoint, Security
-from ..oauth import AccessTokens, choose_mechanism, parse_error_challenge
+from ..endpoints import Endpoint
+from ..oauth import AccessTokens
+from ..upstream.smtp import bearer_login, smtp_client
 
 __all__ = ["PasswordLogin", "SmtpRefused", "TokenLogin", "smtp_link"]
 
@@ -56,30 +57,6 @@ async def _password(link: aiosmtplib.SMTP, login: PasswordLogin) -> None:
         await link.auth_login(login.user, login.password)
 
 
-async def _bearer(link: aiosmtplib.SMTP, login: TokenLogin, where: Endpoint) -> bool:
-    """One bearer exchange; False when the token was refused and a fresh one may help."""
-    mechanism = choose_mechanism(link.server_auth_methods)
-    if mechanism is None:
-        offered = " ".join(m.upper() for m in link.server_auth_methods) or "none"
-        raise SmtpRefused("log in", 504, f"neither XOAUTH2 nor OAUTHBEARER offered ({offered})")
-    token = await login.tokens.get()
-    first = await link.execute_command(b"AUTH", mechanism.name.encode())
-    if first.code != 334:
-        raise SmtpRefused("log in", first.code, first.message)
-    reply = await link.execute_command(
-        mechanism.response(login.mailbox, token, where.host, where.port)
-    )
-    if reply.code == 235:
-        return True
-    challenge = None
-    if reply.code == 334:  # the error challenge (RFC 7628 3.2.2): answer it, then the 535
-        challenge = parse_error_challenge(reply.message)
-        reply = await link.execute_command(mechanism.abort)
-    if challenge.token_rejected if challenge is not None else reply.code == 535:
-        return False
-    raise SmtpRefused("log in", reply.code, reply.message)
-
-
 async def _log_in(
     link: aiosmtplib.SMTP, login: PasswordLogin | TokenLogin, where: Endpoint
 ) -> None:
@@ -87,12 +64,8 @@ async def _log_in(
         await link.ehlo()
     if isinstance(login, PasswordLogin):
         await _password(link, login)
-        return
-    if await _bearer(link, login, where):
-        return
-    login.tokens.forget()
-    if not await _bearer(link, login, where):
-        raise SmtpRefused("log in", 535, "the access token was refused twice")
+    else:
+        await bearer_login(link, login.tokens, login.mailbox, where)
 
 
 @asynccontextmanager
@@ -104,15 +77,7 @@ async def smtp_link(
     Raises SmtpRefused when the server refuses the login, aiosmtplib.SMTPException or OSError
     when it cannot be reached, OAuthError when no access token can be had.
     """
-    link = aiosmtplib.SMTP(
-        hostname=where.host,
-        port=where.port,
-        use_tls=where.security is Security.IMPLICIT_TLS,
-        start_tls=where.security is Security.STARTTLS,
-        tls_context=tls,
-        timeout=seconds,
-        local_hostname="localhost",
-    )
+    link = smtp_client(where, tls, seconds)
     await link.connect()
     try:
         try:

@@ -44,8 +44,9 @@ from aiosmtpd.smtp import (
     syntax,
 )
 
-from ...endpoints import Endpoint, Security
+from ...endpoints import Endpoint
 from ...oauth import OAuthError, OAuthProvider, SignInNeeded, Throttled
+from ...upstream.smtp import smtp_client
 from ..oauth_logins import OAuthLogins
 from ..routing import LoginRoutes, UpstreamServer
 from .data_reader import DataOutcome, read_data
@@ -233,15 +234,7 @@ class RelayHandler:
             # An OAuth2 login needs a token first: without one, the upstream is not bothered
             # (Gmail counts connections per user).
             await self._token_for(credentials)
-        link = aiosmtplib.SMTP(
-            hostname=where.host,
-            port=where.port,
-            use_tls=where.security is Security.IMPLICIT_TLS,
-            start_tls=where.security is Security.STARTTLS,
-            tls_context=server.tls,
-            timeout=self.timeout,
-            local_hostname="localhost",
-        )
+        link = smtp_client(where, server.tls, self.timeout)
         try:
             await link.connect()
             if credentials is not None:
