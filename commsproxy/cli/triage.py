@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -157,13 +157,15 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        for line in _status_lines(config, result, pid):
+        for line in _status_lines(config, result, pid, now):
             click.echo(line)
     if any(login["health"] is not None and not login["health"]["ok"] for login in logins):
         raise SystemExit(1)
 
 
-def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> Iterator[str]:
+def _status_lines(
+    config: Config, result: dict[str, Any], pid: int | None, now: datetime
+) -> Iterator[str]:
     if pid is None:
         yield "commsproxy run: not running (held mail waits until it runs or `release --now`)"
     else:
@@ -215,6 +217,7 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
             )
         counts = ", ".join(f"{n} {label}" for label, n in login["decisions_24h"].items())
         yield f"  last 24 h: {counts}"
+        yield from _later_lines(login, zone, now)
         if login["recent"]:
             yield "  recent:"
         for entry in login["recent"]:
@@ -228,6 +231,31 @@ def _status_lines(config: Config, result: dict[str, Any], pid: int | None) -> It
                 f"  waiting to be filed: {queued['message_id'] or '(no Message-ID)'} in "
                 f"{queued['account']} ({queued['attempts']} attempts{error})"
             )
+
+
+def _soon(moment: str, zone: tzinfo, now: datetime) -> str:
+    """``Tue 08:00`` within the coming week, else with the date."""
+    local = datetime.fromisoformat(moment).astimezone(zone)
+    within = local - now < timedelta(days=6)
+    return local.strftime("%a %H:%M" if within else "%a %d %b %H:%M")
+
+
+def _later_lines(login: dict[str, Any], zone: tzinfo, now: datetime) -> Iterator[str]:
+    """Snoozed mail, sent mail waiting for an answer, sla deliveries and auto-replies: a line
+    each, only when there is something to say."""
+    snoozed = login.get("snoozed") or {}
+    if snoozed.get("count"):
+        back = f", next back {_soon(snoozed['next_return'], zone, now)}"
+        yield f"  snoozed: {snoozed['count']}{back if snoozed['next_return'] else ''}"
+    waiting = login.get("waiting_for_answer") or {}
+    if waiting.get("count"):
+        due = waiting["next_reminder"]
+        reminder = f", next reminder {_soon(due, zone, now)}" if due else ""
+        yield f"  waiting for an answer: {waiting['count']}{reminder}"
+    if snoozed.get("sla_delivered_24h"):
+        yield f"  delivered at an account's sla in the last 24 h: {snoozed['sla_delivered_24h']}"
+    if login.get("autoreplies_sent_today"):
+        yield f"  auto-replies sent today: {login['autoreplies_sent_today']}"
 
 
 def _health_lines(health: dict[str, Any] | None, paused: bool, zone: tzinfo) -> Iterator[str]:

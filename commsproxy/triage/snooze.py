@@ -35,6 +35,7 @@ from ..imap.responses import Fetched
 from ..timespec import When
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
+from .filed_about import mail_about
 from .release import reappend
 from .state_store import Snooze, StateStore
 from .upstream import CommandRefused, Upstream
@@ -172,10 +173,11 @@ class Snoozes(EnginePart):
             zone = self.zone or local_zone()
             s = self.settings
             due = due_back(box.when, now, zone, s.snooze.morning, s.followup.workdays)
-            ids = await _message_ids(worker, new)
+            ids, about = await _message_ids(worker, new)
             self.store.note_snoozed(
                 login, box.mailbox, box.name, validity, [(u, ids.get(u)) for u in new], now, due
             )
+            self.store.describe_snoozed(login, box.mailbox, validity, about)
             self.store.set_cursor(login, box.mailbox, validity, new[-1])
             log.info(
                 "%s: %d message(s) snoozed in %s until %s",
@@ -253,13 +255,22 @@ class Snoozes(EnginePart):
         return any(c.header.split(b"\r\n\r\n", 1)[0] == header for c in copies)
 
 
-async def _message_ids(worker: Upstream, uids: Sequence[int]) -> dict[int, str]:
+async def _message_ids(
+    worker: Upstream, uids: Sequence[int]
+) -> tuple[dict[int, str], list[tuple[int, str, str]]]:
+    """Each message's Message-ID, and its (UID, sender, subject) for the page and `status`."""
     found: dict[int, str] = {}
-    for fetched in await worker.fetch_headers(uids, ["MESSAGE-ID"]):
-        mid = _message_id(fetched.header)
-        if mid:
-            found[fetched.uid] = mid
-    return found
+    about: list[tuple[int, str, str]] = []
+    for fetched in await worker.fetch_headers(uids, ["MESSAGE-ID", "FROM", "SUBJECT"]):
+        header = fetched.header.rstrip(b"\r\n") + b"\r\n\r\n"
+        try:
+            mail = parse_mail(header)
+        except MailParseError:
+            continue
+        if mail.message_id:
+            found[fetched.uid] = mail.message_id
+        about.append((fetched.uid, *mail_about("incoming", mail)))
+    return found, about
 
 
 def _message_id(header: bytes) -> str | None:

@@ -210,6 +210,12 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             login TEXT NOT NULL, key TEXT NOT NULL, held_at TEXT NOT NULL,
             PRIMARY KEY (login, key))""",
     ),
+    (
+        # What the Today page and `status` show of a snoozed message: its sender and subject,
+        # read from its header when it is noticed in the snooze mailbox.
+        "ALTER TABLE snoozes ADD COLUMN sender TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE snoozes ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _UNREADABLE = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
@@ -1185,6 +1191,33 @@ class StateStore:
         )
         return _moment(rows[0][0]) if rows else None
 
+    # -- what the Today page and `status` show of snoozed mail ---------------------------------
+
+    def describe_snoozed(
+        self,
+        login: str,
+        mailbox: str,
+        uidvalidity: int,
+        about: Iterable[tuple[int, str, str]],
+    ) -> None:
+        """The sender and subject of messages (UID, sender, subject) noted in a snooze
+        mailbox, for showing them; a record described already keeps what it has."""
+        rows = [(who, subject, login, mailbox, uidvalidity, uid) for uid, who, subject in about]
+        with self._write() as db:
+            db.executemany(
+                "UPDATE snoozes SET sender = ?, subject = ? WHERE login = ? AND mailbox = ?"
+                " AND uidvalidity = ? AND uid = ? AND sender = '' AND subject = ''",
+                rows,
+            )
+
+    def snoozes_returned_since(self, login: str, since: datetime) -> list[Snooze]:
+        """Snoozed messages back in INBOX from ``since`` on, in the order they came back."""
+        sql = (
+            "SELECT * FROM snoozes WHERE login = ? AND state = 'returned' AND done >= ?"
+            " ORDER BY done, id"
+        )
+        return [_snooze(row) for row in self._read(sql, (login, _text(since)))]
+
 
 def _create_private(path: Path) -> None:
     """The file holds senders and subjects, so only the user may read it or its directory."""
@@ -1260,6 +1293,8 @@ class Snooze:
     due: datetime
     state: str  # waiting, returning, returned, forgotten
     done: datetime | None = None
+    sender: str = ""  # as the Today page shows it ("Anna <anna@example.org>"); "" if unknown
+    subject: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1283,7 +1318,8 @@ def _snooze(row: sqlite3.Row) -> Snooze:
         id=row["id"], login=row["login"], mailbox=row["mailbox"], box=row["box"],
         uidvalidity=row["uidvalidity"], uid=row["uid"], message_id=row["message_id"],
         noticed=datetime.fromisoformat(row["noticed"]), due=datetime.fromisoformat(row["due"]),
-        state=row["state"], done=_moment(row["done"]),
+        state=row["state"], done=_moment(row["done"]), sender=row["sender"],
+        subject=row["subject"],
     )  # fmt: skip
 
 

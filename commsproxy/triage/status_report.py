@@ -13,7 +13,8 @@ from typing import Any
 
 import platformdirs
 
-from ..config import LABELS, Config
+from ..config import LABELS, Config, local_zone
+from .followup_report import WAITING
 from .holding import holding_stopped, holding_switch
 from .scheduler import next_release, quiet_until, release_time
 from .state_store import Correction, Decision, HistoryRecord, Release, StateStore
@@ -212,6 +213,8 @@ def login_status(
         "history": _history_json(store.history_status(login) if store else None),
         "first_start": _first_start_json(store.first_start_record(login) if store else None),
         "snoozed": _snoozed_json(store, login, now),
+        "waiting_for_answer": _waiting_json(store, login),
+        "autoreplies_sent_today": _autoreplies_today(store, login, now),
         "filing_queue": [
             {
                 "account": q.account,
@@ -246,3 +249,17 @@ def _snoozed_json(store: StateStore | None, login: str, now: datetime) -> dict[s
         "next_return": iso(snoozed[0].due) if snoozed else None,
         "sla_delivered_24h": len(sla),
     }
+
+
+def _waiting_json(store: StateStore | None, login: str) -> dict[str, Any]:
+    """Sent mail waiting for an answer (followups.py) and when the next one comes back."""
+    waiting = store.followups(login, WAITING) if store else []
+    return {"count": len(waiting), "next_reminder": iso(waiting[0].due_at) if waiting else None}
+
+
+def _autoreplies_today(store: StateStore | None, login: str, now: datetime) -> int:
+    """Auto-replies sent since this machine's midnight."""
+    if store is None:
+        return 0
+    midnight = now.astimezone(local_zone()).replace(hour=0, minute=0, second=0, microsecond=0)
+    return store.autoreplies_done_since(login, "sent", midnight)

@@ -1,5 +1,8 @@
-"""What the Today page shows, as plain data: per login its health, the next release, and what
-is held now per batch; the user's corrections as they happen; whether holding is paused.
+"""What the Today page shows, as plain data: per login its health, the next release, what is
+held now per batch, what is snoozed and when it comes back, the sent mail waiting for an answer
+(and what came back today without one), a quiet batch's window while it runs, and today's count
+of mail an account's sla delivered and of auto-replies sent; the user's corrections as they
+happen; whether holding is paused.
 
 "Held now" is read from the state store: the held decisions minus those a finished release of
 their batch or a later correction (a drag, a flag, a "deliver now") has brought back
@@ -22,14 +25,23 @@ from ..triage.decide import vip_match
 from ..triage.followup_report import WAITING, recipients_words
 from ..triage.holding import Switch, holding_switch
 from ..triage.scheduler import next_release, release_time
-from ..triage.state_store import Correction, StateStore
+from ..triage.state_store import Correction, Snooze, StateStore
 from ..triage.status_report import login_keys, login_status
 from .words import plain_reason
 
-__all__ = ["BatchNow", "HeldRow", "LoginToday", "Today", "WaitingRow", "today_facts"]
+__all__ = [
+    "BatchNow",
+    "HeldRow",
+    "LoginToday",
+    "SnoozedRow",
+    "Today",
+    "WaitingRow",
+    "today_facts",
+]
 
 DELIVERED = 20  # mail delivered at once that Today lists
 WAITING_ROWS = 50  # sent mail waiting for an answer that Today lists per login
+SNOOZED_ROWS = 50  # snoozed mail that Today lists per login (the count is of all)
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,19 @@ class WaitingRow:
     subject: str
     sent_at: datetime
     due_at: datetime
+    returned_at: datetime | None = None  # came back to INBOX without an answer
+
+
+@dataclass(frozen=True)
+class SnoozedRow:
+    """A message in a snooze mailbox (snooze.py): it comes back to INBOX at ``due``."""
+
+    message_id: str | None
+    box: str  # the box's name in the config ("Tomorrow")
+    sender: str
+    subject: str
+    due: datetime
+    back_at: datetime | None = None  # when it came back (today's returns)
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,13 @@ class LoginToday:
     next_release: tuple[tuple[str, ...], datetime] | None
     batches: tuple[BatchNow, ...]
     waiting: tuple[WaitingRow, ...] = ()  # sent mail waiting for an answer, soonest due first
+    came_back: tuple[WaitingRow, ...] = ()  # sent mail back in INBOX today without an answer
+    snoozed: tuple[SnoozedRow, ...] = ()  # soonest back first (at most SNOOZED_ROWS)
+    snoozed_count: int = 0  # all of them
+    snoozed_back: tuple[SnoozedRow, ...] = ()  # back from a snooze box today
+    quiet_until: datetime | None = None  # a quiet batch's window runs till then
+    sla_delivered: int = 0  # held mail delivered at its account's sla today
+    autoreplies_sent: int = 0  # today
 
     @property
     def held_count(self) -> int:
@@ -171,4 +203,40 @@ def _login(
                    f.sent_at.astimezone(), f.due_at.astimezone())
         for f in store.followups(login, WAITING)[:WAITING_ROWS]
     )  # fmt: skip
-    return LoginToday(login, health, status["paused"], coming, tuple(batches), waiting)
+    midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    came_back = tuple(
+        WaitingRow(f.message_id, recipients_words(f.recipients), f.subject,
+                   f.sent_at.astimezone(), f.due_at.astimezone(), f.returned_at.astimezone())
+        for f in store.followups_returned_since(login, midnight)[-WAITING_ROWS:]
+        if f.returned_at is not None and f.state == "returned"
+    )  # fmt: skip
+    snoozed = store.snoozed(login)
+    quiet = status["quiet_until"]
+    return LoginToday(
+        login,
+        health,
+        status["paused"],
+        coming,
+        tuple(batches),
+        waiting,
+        came_back=came_back,
+        snoozed=tuple(_snoozed_row(store, s) for s in snoozed[:SNOOZED_ROWS]),
+        snoozed_count=len(snoozed),
+        snoozed_back=tuple(
+            _snoozed_row(store, s) for s in store.snoozes_returned_since(login, midnight)
+        )[-SNOOZED_ROWS:],
+        quiet_until=datetime.fromisoformat(quiet).astimezone() if quiet else None,
+        sla_delivered=len(store.sla_settled(login, "delivered", midnight)),
+        autoreplies_sent=store.autoreplies_done_since(login, "sent", midnight),
+    )
+
+
+def _snoozed_row(store: StateStore, snooze: Snooze) -> SnoozedRow:
+    sender, subject = snooze.sender, snooze.subject
+    if not (sender or subject) and snooze.message_id:
+        # Noticed before the store kept what a snoozed message is: triage's decision knows.
+        decided = store.latest_decision_by_message_id(snooze.login, snooze.message_id)
+        if decided is not None:
+            sender, subject = decided.sender, decided.subject
+    back = snooze.done.astimezone() if snooze.state == "returned" and snooze.done else None
+    return SnoozedRow(snooze.message_id, snooze.box, sender, subject, snooze.due.astimezone(), back)
