@@ -34,9 +34,12 @@ class ClientLink:
 
     async def read(self) -> bytes:
         data = await self.reader.read(_READ_SIZE)
-        quick_ack(self._socket)  # see sockopts.py: not sticky, so after every read
         self.bytes_in += len(data)
         return data
+
+    def quick_ack(self) -> None:
+        """Acknowledge what was read at once: the client is mid-message (see sockopts.py)."""
+        quick_ack(self._socket)
 
     @property
     def writable(self) -> bool:

@@ -290,6 +290,8 @@ class Session:
                 log.info("%s: client closed the connection", self)
                 return
             out.clear()
+            if framer.in_message:  # the client goes on without an answer: ACK what came
+                self._client.quick_ack()
             framer.receive_data(await self._client.read())
             eof = framer.ended
 

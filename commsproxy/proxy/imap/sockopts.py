@@ -2,15 +2,17 @@
 
 Some clients write one command in two pieces without TCP_NODELAY (IMAPClient's SEARCH, imaplib's
 APPEND). Their second piece waits (Nagle) until the first is acknowledged, and the proxy, having
-nothing to answer yet, delays that acknowledgement. TCP_QUICKACK makes Linux acknowledge at once;
-it is not sticky (the kernel may fall back to delayed ACKs), so it is set again after every read.
+nothing to answer yet, delays that acknowledgement. TCP_QUICKACK makes Linux acknowledge at once
+(and sends an ACK already due); it is not sticky (the kernel may fall back to delayed ACKs), so
+the relay sets it again after each read that left the client in the middle of a message. After
+a whole command the client waits for the answer, which carries the ACK: setting it there too
+would cost a system call and a bare ACK packet per command for nothing.
 TCP_NODELAY on both sockets keeps the proxy itself from doing to others what Nagle does to it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from typing import Any
 
@@ -32,8 +34,10 @@ def no_delay(writer: asyncio.StreamWriter) -> Any:
 
 
 def quick_ack(sock: Any) -> None:
-    """Acknowledge what was just read at once (after every read: the option does not stick)."""
+    """Acknowledge what was just read at once (the option does not stick: set it each time)."""
     if sock is None or _QUICKACK is None:
         return
-    with contextlib.suppress(OSError):
+    try:
         sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+    except OSError:  # the peer left: nothing to acknowledge (no contextlib.suppress: per read)
+        return
