@@ -301,6 +301,10 @@ domains = ["acme.example"]
 
     def move_to_inbox(self, mid: str, mailbox: str) -> None:
         """The user drags a held message back to INBOX in the mail program (IMAP MOVE)."""
+        self.move(mid, mailbox, "INBOX")
+
+    def move(self, mid: str, mailbox: str, target: str) -> None:
+        """The user drags a message to another mailbox in the mail program (IMAP MOVE)."""
         conn = self.imap()
         try:
             typ, _ = conn.select(f'"{mailbox}"')
@@ -309,7 +313,7 @@ domains = ["acme.example"]
             uids = (data[0] or b"").decode().split()
             assert typ == "OK", data
             assert len(uids) == 1, uids
-            typ, data = conn.uid("MOVE", uids[0], "INBOX")
+            typ, data = conn.uid("MOVE", uids[0], f'"{target}"')
             assert typ == "OK", data
         finally:
             conn.logout()

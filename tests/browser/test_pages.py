@@ -318,3 +318,36 @@ def test_a_form_on_another_site_cannot_press_a_button(
             thread.join(5)
     assert signed_in.document_status(events)[-1] == 403
     assert page_env.where(mid) == "Later"
+
+
+def test_snoozed_and_waiting_for_an_answer_show_what_run_recorded(
+    signed_in: Browser, page_env: PageEnv
+) -> None:
+    """The boss's message dragged into Snoozed/Tomorrow in the mail program shows under
+    "Snoozed" with its sender, subject, box and tomorrow morning's time, as the running
+    snooze part noticed it; the reply sent to the customer through the proxy waits for an
+    answer."""
+    browser, mids = signed_in, page_env.mids
+    page_env.move(mids["boss"], "INBOX", "Snoozed/Tomorrow")
+
+    def listed(selector: str, mid: str) -> str:
+        rows = browser.driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0])]"
+            ".map(r => [r.dataset.messageId, r.innerText])",
+            selector,
+        )
+        return next((text for found, text in rows if _bare(found) == _bare(mid)), "")
+
+    # The page refreshes itself every 5 s; the snooze part looks at its boxes every 5 s.
+    assert browser.wait_for(lambda: listed("li.snoozed-mail", mids["boss"]), 30), _main_text(
+        browser, "today"
+    )
+    snoozed = listed("li.snoozed-mail", mids["boss"])
+    assert "contract today from Boss <boss@example.com>: back" in snoozed, snoozed
+    assert snoozed.endswith("08:00 (Tomorrow)"), snoozed
+    waiting = listed("li.waiting-for-answer", mids["reply"])
+    assert "Re: Question about our order: sent to ceo@acme.example on" in waiting, waiting
+    assert "reminder on" in waiting, waiting
+    browser.check_clean(page_env.origin)
+    browser.driver.refresh()
+    browser.screenshot("today-snoozed-waiting")
