@@ -128,8 +128,12 @@ def status(config_path: Path | None, state_dir: Path | None, as_json: bool) -> N
     by label, the last few decisions and why, how many corrections (mail you moved out of
     a hold mailbox, or into one) were recorded for training, how the history with your
     senders was read from the server (counts only), and how many messages already in
-    INBOX at the first start were left in place, and when. Exits with 1 when triage of a login does
-    not work while `commsproxy run` runs.
+    INBOX at the first start were left in place, and when. When there are some: how many
+    messages are snoozed and when the next comes back, how much sent mail waits for an
+    answer and when the next reminder comes (`commsproxy followups` lists them), how much
+    held mail an account's sla delivered in the last 24 hours, and how many auto-replies
+    went out today. Exits with 1 when triage of a login does not work while
+    `commsproxy run` runs.
 
     \b
     Example:
