@@ -107,6 +107,7 @@ def _templates() -> jinja2.Environment:
     )
     env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
     env.filters["when"] = _when
+    env.filters["at_when"] = _at_when
     env.filters["iso"] = lambda moment: moment.isoformat() if moment else ""
     env.filters["until"] = _until
     env.globals["correction_words"] = _correction_words
@@ -135,6 +136,14 @@ def _when(moment: datetime | None) -> str:
     if local.date() == datetime.now().astimezone().date():
         return local.strftime("%H:%M")
     return local.strftime("%a %d %b %H:%M")
+
+
+def _at_when(moment: datetime | None) -> str:
+    """ "at 17:51" today, "on Tue 08 Dec 08:00" another day: to follow a verb."""
+    if moment is None:
+        return ""
+    text = _when(moment)
+    return f"at {text}" if len(text) == 5 else f"on {text}"
 
 
 def _until(moment: datetime | None, now: datetime) -> str:

@@ -346,8 +346,9 @@ def test_snoozed_and_waiting_for_an_answer_show_what_run_recorded(
     assert "contract today from Boss <boss@example.com>: back" in snoozed, snoozed
     assert snoozed.endswith("08:00 (Tomorrow)"), snoozed
     waiting = listed("li.waiting-for-answer", mids["reply"])
-    assert "Re: Question about our order: sent to ceo@acme.example on" in waiting, waiting
-    assert "reminder on" in waiting, waiting
+    assert re.match(
+        r"Re: Question about our order: sent to ceo@acme\.example (at|on) .*, reminder on ", waiting
+    ), waiting
     browser.check_clean(page_env.origin)
     browser.driver.refresh()
     browser.screenshot("today-snoozed-waiting")

@@ -259,9 +259,9 @@ async def test_today_page_shows_them_escaped(tmp_path: Path) -> None:
     assert "Ann &lt;ann@client.example&gt;" in snoozed
     due = (NOW + timedelta(hours=20)).strftime("%a %d %b %H:%M")
     words = _words(snoozed)
-    assert f"Offer <b>final</b> from Ann <ann@client.example>: back {due} (Tomorrow)" in words
+    assert f"Offer <b>final</b> from Ann <ann@client.example>: back on {due} (Tomorrow)" in words
     assert snoozed.index("soon@x") < snoozed.index("known@x") < snoozed.index("Later on")
-    assert f"(no subject): back {due} (Tomorrow)" in words  # the one nothing is known of
+    assert f"(no subject): back on {due} (Tomorrow)" in words  # the one nothing is known of
     back = (NOW - timedelta(hours=3)).strftime("%H:%M")
     assert f"Back in INBOX today Back again from bo@back.example: back at {back} (In 2 hours)" in (
         words
