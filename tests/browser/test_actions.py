@@ -12,11 +12,13 @@ import email
 import email.policy
 import re
 import tomllib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
@@ -47,10 +49,18 @@ def row_of(browser: Browser, mid: str) -> WebElement:
     raise AssertionError(f"no held row for {mid}")
 
 
-def press(browser: Browser, env: PageEnv, button: WebElement) -> str:
-    """Click ``button``; returns the flash message of the page the action comes back to."""
-    old = browser.driver.find_element(By.TAG_NAME, "html")
-    button.click()
+def press(browser: Browser, env: PageEnv, find: Callable[[], WebElement]) -> str:
+    """Click the button ``find`` finds; returns the flash message of the page the action comes
+    back to. The page's live refresh may swap its content between finding and clicking: then
+    the button is found again, as a person would."""
+    for attempt in range(3):
+        old = browser.driver.find_element(By.TAG_NAME, "html")
+        try:
+            find().click()
+            break
+        except StaleElementReferenceException:
+            if attempt == 2:
+                raise
     # The page the action comes back to, not the one the button was on (it may have a flash).
     WebDriverWait(browser.driver, 20).until(staleness_of(old))
 
@@ -90,8 +100,11 @@ def _matches(patterns: list[str], address: str) -> bool:
 
 def test_deliver_moves_the_message_to_inbox(signed_in: Browser, page_env: PageEnv) -> None:
     browser, mid = signed_in, page_env.mids["anna"]
-    button = row_of(browser, mid).find_element(By.CSS_SELECTOR, "[data-action='deliver']")
-    flash = press(browser, page_env, button)
+    flash = press(
+        browser,
+        page_env,
+        lambda: row_of(browser, mid).find_element(By.CSS_SELECTOR, "[data-action='deliver']"),
+    )
     # Named as the user knows it, not by its Message-ID.
     assert "\u201cRe: notes from the meeting\u201d from anna@example.org" in flash, flash
     assert mid.strip("<>") not in flash, flash
@@ -105,9 +118,13 @@ def test_always_urgent_adds_the_sender_to_vip_keeping_comments(
     signed_in: Browser, page_env: PageEnv
 ) -> None:
     browser = signed_in
-    row = row_of(browser, page_env.mids["bert"])
-    button = row.find_element(By.CSS_SELECTOR, "[data-action='always-urgent']")
-    press(browser, page_env, button)
+    press(
+        browser,
+        page_env,
+        lambda: row_of(browser, page_env.mids["bert"]).find_element(
+            By.CSS_SELECTOR, "[data-action='always-urgent']"
+        ),
+    )
     text = page_env.config_text()
     assert _matches(rules(page_env)["vip"], "bert@partner.example"), text
     assert "boss@example.com" in rules(page_env)["vip"], text
@@ -131,9 +148,13 @@ def test_never_urgent_adds_the_sender_to_never_urgent(
 ) -> None:
     browser = signed_in
     sender = "noreply@news.example.org"
-    row = row_of(browser, page_env.mids["news"])
-    button = row.find_element(By.CSS_SELECTOR, "[data-action='never-urgent']")
-    assert _field(button, "pattern") == sender
+
+    def button() -> WebElement:
+        row = row_of(browser, page_env.mids["news"])
+        found: WebElement = row.find_element(By.CSS_SELECTOR, "[data-action='never-urgent']")
+        return found
+
+    assert _field(button(), "pattern") == sender
     press(browser, page_env, button)
     text = page_env.config_text()
     assert _matches(rules(page_env)["never_urgent"], sender), text
@@ -157,7 +178,7 @@ def test_release_empties_the_batch_and_writes_a_digest(
     browser, mids = signed_in, page_env.mids
     held = [mids["bert"], mids["acme"]]
     assert all(page_env.where(mid) == "Later" for mid in held)
-    press(browser, page_env, _release_button(browser, "later"))
+    press(browser, page_env, lambda: _release_button(browser, "later"))
     for mid in held:
         page_env.wait_in(mid, "INBOX")
     assert not page_env.mailbox_ids("Later")
@@ -276,7 +297,8 @@ def test_focus_off_then_on(signed_in: Browser, page_env: PageEnv) -> None:
     button = browser.driver.find_element(By.CSS_SELECTOR, "[data-action='focus-off']")
     now = datetime.now().astimezone()
     _set_until(browser, button, min(now + timedelta(hours=2), now.replace(hour=23, minute=59)))
-    flash = press(browser, page_env, button)
+    # Typing the time keeps the page's refresh away (it never swaps content under an input).
+    flash = press(browser, page_env, lambda: button)
     assert "paused" in flash, flash
     assert switch.exists()
     paused_note = browser.driver.find_element(By.ID, "page-today").text
@@ -294,8 +316,11 @@ def test_focus_off_then_on(signed_in: Browser, page_env: PageEnv) -> None:
     assert page_env.where(paused) == "INBOX"
     browser.screenshot("focus-off")
 
-    button = browser.driver.find_element(By.CSS_SELECTOR, "[data-action='focus-on']")
-    press(browser, page_env, button)
+    press(
+        browser,
+        page_env,
+        lambda: browser.driver.find_element(By.CSS_SELECTOR, "[data-action='focus-on']"),
+    )
     assert not switch.exists()
     resumed = _id()
     page_env.dovecot.deliver(
