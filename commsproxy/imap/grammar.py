@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -46,8 +47,11 @@ class Atom(str):
 Token = Atom | bytes | tuple["Token", ...]
 
 # What ends an atom here. Lenient on purpose: list wildcards "%*" and the backslash of system
-# flags (\Seen) stay inside atoms; "]" ends one because response codes are bracketed.
-_ATOM_END = frozenset(b'(){ "]\r\n')
+# flags (\Seen) stay inside atoms; "]" ends one because response codes are bracketed. Atoms and
+# plain quoted strings are found by regular expressions, not byte by byte in Python: every
+# client command and every response the upstream client reads goes through here.
+_ATOM = re.compile(rb'[^(){ "\]\r\n]+')
+_PLAIN_QUOTED = re.compile(rb'([^"\\\r\n]*)"')  # the rest of a quoted string without escapes
 
 
 def tokenize(data: bytes, pos: int = 0) -> list[Token]:
@@ -80,17 +84,19 @@ def _tokens(data: bytes, pos: int, closing: int | None) -> tuple[list[Token], in
             value, pos = literal
             out.append(value)
         else:
-            start = pos
-            while pos < n and data[pos] not in _ATOM_END:
-                pos += 1
-            if pos == start:  # a stray special such as ")" or "]": skip it
+            atom = _ATOM.match(data, pos)
+            if atom is None:  # a stray special such as ")" or "]": skip it
                 pos += 1
                 continue
-            out.append(Atom(data[start:pos].decode("utf-8", "replace")))
+            pos = atom.end()
+            out.append(Atom(atom.group().decode("utf-8", "replace")))
     return out, pos
 
 
 def _quoted(data: bytes, pos: int) -> tuple[bytes | None, int]:
+    plain = _PLAIN_QUOTED.match(data, pos)
+    if plain is not None:
+        return plain.group(1), plain.end()
     value = bytearray()
     n = len(data)
     while pos < n:
