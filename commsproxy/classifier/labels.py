@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
+from commsproxy.classifier.aliases import find_aliases
 from commsproxy.classifier.mail import Mail
 from commsproxy.classifier.quotes import QuotedHeader, quoted_original, same_person
 from commsproxy.classifier.rebuild import rebuild_originals
@@ -385,6 +386,8 @@ def _split_mailbox(
             if message_id is not None:
                 id_owner[message_id] = owner
     ids = {message_id: owner for message_id, owner in id_owner.items() if owner >= 0}
+    # Aliases say who the mail is to, never who sent it: mail from them stays received.
+    users |= find_aliases(users, received)
     return ReplyMatching(received, sent, users, duplicates, ids)
 
 

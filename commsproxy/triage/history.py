@@ -2,7 +2,8 @@
 
 A mutable sibling of :class:`~commsproxy.classifier.contacts.Contacts` with the same view of a
 new message (``context``), fed as mail flows: every triaged message counts as received from its
-sender; every message the user sends (through the SMTP side, or found in Sent) may answer one
+sender (and an alias of the user it is addressed to, classifier/aliases.py, joins the user's
+addresses); every message the user sends (through the SMTP side, or found in Sent) may answer one
 received before, and its Message-ID makes an answer to it "a reply to your message". Replies are
 found by training's own matcher (:func:`~commsproxy.classifier.labels.match_replies`), run on the
 one sent message and the few received messages it may answer.
@@ -25,6 +26,7 @@ from datetime import datetime
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
+from ..classifier.aliases import aliases_of
 from ..classifier.features import Context
 from ..classifier.labels import (
     infer_user_addresses,
@@ -185,6 +187,7 @@ class LiveHistory:
         inferred = infer_user_addresses(sent)
         self._add_users([*([login] if login and "@" in login else []), *inferred])
         matching = match_replies(mails, is_sent=is_sent, user_addresses=self._users)
+        self._add_users(matching.user_addresses)  # with the aliases the received mail shows
         answered = set(matching.replies)
         oldest_first = sorted(
             range(len(matching.received)), key=lambda i: _sort_date(matching.received[i])
@@ -202,6 +205,7 @@ class LiveHistory:
         sender = mail.sender.strip().lower()
         if not sender or sender in self._users:
             return False
+        self._add_users(aliases_of(mail.to, mail.cc, self._users))
         key = _received_key(mail)
         if key in self._received:
             return False
