@@ -176,6 +176,17 @@ def _unread_lines(start: bytes, max_line: int) -> re.Pattern[bytes]:
     return re.compile(rb"(?:%s[^\n]{0,%d}\n)+" % (start, rest))
 
 
+@lru_cache(maxsize=8)
+def _unread_with_literal(start: bytes, max_line: int) -> re.Pattern[bytes]:
+    """The most common unread message's first line, alone: it begins with ``start``, holds no
+    other brace, and ends in a plain literal announcement (``* 12 FETCH (UID 40 BODY[] {5120}``),
+    whose size is group 1. Every line it matches ``_unread_lines`` matches too, and is read
+    the same (see ``Framer._run``), in one step instead of four.
+    """
+    rest = max(0, max_line - _MAX_UNREAD_START - 1 - 23)  # 23: "{", 20 digits, "}", CR
+    return re.compile(rb"(?:%s)[^\n{}]{0,%d}\{([0-9]{1,20})\}\r\n" % (start, rest))
+
+
 def _announcing(data: bytes, pos: int, end: int) -> int:
     """The end of the first line in ``data[pos:end]`` (whole lines) that ends in "}", or -1."""
     while (brace := data.find(b"}", pos, end)) >= 0:
@@ -227,6 +238,9 @@ class Framer:
         self.max_literal = max_literal
         self.max_head = max_head
         self._unread = _unread_lines(unread, max_line) if unread is not None else None
+        self._unread_literal = (
+            _unread_with_literal(unread, max_line) if unread is not None else None
+        )
         self.passing = unread is not None  # hand unread messages on as Unread (else as Lines)
         self._data = b""
         self._pos = 0
@@ -338,9 +352,11 @@ class Framer:
         and message state at that point. Stops before anything it is not sure of (a line it
         must hand out, a partial line, a literal over the bound), which the caller then frames
         line by line as ever, bounds and errors included."""
-        lines = self._unread
+        lines, whole = self._unread, self._unread_literal
         assert lines is not None
+        assert whole is not None
         left, in_message, max_line = self._literal_left, self._in_message, self.max_line
+        max_literal = self.max_literal
         while pos < size:
             if left:  # literal bytes, as many as there are
                 step = left if left < size - pos else size - pos
@@ -353,6 +369,18 @@ class Framer:
                     break
                 start, end = pos, newline + 1
             else:  # first lines: a run of whole unread messages up to the first announcement
+                # A FETCH of a body, the bulk of a sync: its first line, its literal and a
+                # closing ")" line in one step (the same reading as the general path below).
+                first = whole.match(data, pos)
+                if first is not None:
+                    literal = int(first[1])
+                    if max_literal is None or literal <= max_literal:
+                        pos, in_message = first.end() + literal, True
+                        if pos > size:
+                            left, pos = pos - size, size
+                        elif data.startswith(b")\r\n", pos):
+                            pos, in_message = pos + 3, False
+                        continue
                 match = lines.match(data, pos)
                 if match is None:
                     break
