@@ -9,8 +9,17 @@ DEBS := dovecot-imapd dovecot-lmtpd dovecot-submissiond isync offlineimap3 neomu
 
 .PHONY: test deps venv lint check bench clean
 
+# The suite mostly waits (Dovecot, sockets, subprocesses), so it runs on more workers than
+# CPUs; each worker has its own private Dovecot on free ports. Tests marked `alone` time
+# themselves against a budget and run afterwards, with nothing beside them.
+TEST_WORKERS ?= 3
+ALONE_TESTS = $(shell $(BIN)/python -c 'from tests.conftest import ALONE; print(*ALONE)')
+
 test: deps venv lint
-	$(BIN)/pytest -q --durations=25
+	@status=0; \
+	$(BIN)/pytest -q -n $(TEST_WORKERS) -m "not alone" --durations=25 || status=$$?; \
+	$(BIN)/pytest -q -m alone --durations=5 $(ALONE_TESTS) || status=$$?; \
+	exit $$status
 
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
