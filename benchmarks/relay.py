@@ -344,7 +344,8 @@ def profile_commsproxy(
     bench: Bench, pid: int, out_dir: Path, say: Callable[[str], None]
 ) -> dict[str, Any]:
     """Record commsproxy with py-spy while it relays fetches, then NOOPs; print the top."""
-    pyspy = shutil.which("py-spy")
+    # On PATH, or installed beside this Python (a virtualenv that is not activated).
+    pyspy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if pyspy is None:
         say("--profile: py-spy not found (pip install py-spy); skipped")
         return {"error": "py-spy not found"}
