@@ -17,6 +17,7 @@ from commsproxy.classifier.policy import (
     bulk_wins,
     judge,
     known_person,
+    marked_bulk,
     never_answered,
     rule_delivers,
 )
@@ -75,9 +76,25 @@ def test_model_cut_is_vetoed_when_bulk_is_likelier_than_the_rest() -> None:
     assert judge(PLAIN, p(0.40, CUE_VETO - 0.01), CUTS).label == URGENT
 
 
-def test_the_model_cut_comes_before_bulk_markers() -> None:
-    """A score above the cut decides by itself (rule 2 before rule 4): the rule is empty."""
-    assert judge(NEWSLETTER, p(0.5, 0.2), CUTS) == Judgement(URGENT, 0.30, "")
+def test_bulk_markers_hold_the_score_unless_the_user_answered_the_sender() -> None:
+    """List, machine or mass mail is not urgent on the score, but for a sender once answered."""
+    assert judge(NEWSLETTER, p(0.5, 0.2), CUTS) == Judgement(BULK, 0.30, "has List-Id")
+    assert marked_bulk(NEWSLETTER) == "has List-Id"
+    # An all-staff message from a colleague: no bulk veto for a colleague, held all the same.
+    staff = Sample(
+        message(To=", ".join(f"p{i}@corp.example" for i in range(16))),
+        Context(relation="colleague"),
+    )
+    assert judge(staff, p(0.5, 0.2), CUTS) == Judgement(BULK, 0.30, "sent to 16 recipients")
+    answered = Sample(NEWSLETTER.mail, Context(sender=SenderStats(4, 1, 30.0, None)))
+    assert marked_bulk(answered) is None
+    assert judge(answered, p(0.5, 0.2), CUTS) == Judgement(URGENT, 0.30, "")
+    # Without history nobody is known to be answered.
+    cold = Sample(
+        NEWSLETTER.mail, Context(sender=SenderStats(4, 1, 30.0, None), history_known=False)
+    )
+    assert judge(cold, p(0.7, 0.2), CUTS).label == BULK
+    assert marked_bulk(PLAIN) is None
 
 
 # -- rule 3: cues without bulk evidence ------------------------------------------------------
