@@ -340,7 +340,8 @@ def test_plain_upstream_on_loopback_needs_no_allow_insecure(tmp_path: Path) -> N
         (
             '[prox]\nimap = "127.0.0.1:1143"\n',
             "prox",
-            "unknown table (expected [proxy], [[login]], [triage], [[batch]], [accounts], [web], [followup], [snooze] or [autoreply])",
+            "unknown table (expected [proxy], [[login]], [triage], [[batch]], [accounts], [web], "
+            "[followup], [snooze] or [autoreply])",
         ),
         (
             '[[login]]\nusername = "alice"\n',
