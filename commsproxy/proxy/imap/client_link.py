@@ -31,6 +31,7 @@ class ClientLink:
         # waiters costs every idle connection 600 bytes).
         self._tls_pending: asyncio.Future[None] | None = None
         self._eof_sent = False  # by ``linger``: nothing more may be written after it
+        self._high_water = writer.transport.get_write_buffer_limits()[1]
 
     async def read(self) -> bytes:
         data = await self.reader.read(_READ_SIZE)
@@ -55,6 +56,21 @@ class ClientLink:
         self.writer.writelines(chunks)
         self.bytes_out += sum(map(len, chunks))
         await self.writer.drain()
+
+    @property
+    def ready_now(self) -> bool:
+        """Writes may go out at once: TLS is not being negotiated."""
+        return self._tls_pending is None
+
+    def write_nowait(self, chunks: list[bytes]) -> bool:
+        """Write without waiting; False when the client's buffer is past its high mark, so
+        that the next write waits for it (``write``)."""
+        if not self.writable:
+            return True
+        transport = self.writer.transport
+        transport.writelines(chunks)
+        self.bytes_out += sum(map(len, chunks))
+        return transport.get_write_buffer_size() <= self._high_water
 
     def write_now(self, data: bytes) -> None:
         if self.writable:

@@ -11,6 +11,12 @@ the session (``pause_responses``).
 
 Whatever the machine reads, it reads in the pump's own turn and the pump acts on the machine's
 events before its next ``await``, so the two pumps never act on each other's events.
+
+While the upstream pump waits for the server with nothing left to write, what the server sends
+is relayed in the transport's own callback (``_UpstreamFeed``), in the pump's stead and with the
+same code: no stream buffer copies and no task switch per read, which is most of what a reply
+cost over a plain copy loop. Anything else (the client link busy, being secured or slow to take
+what was written, the end of the stream) goes through the stream and the pump as before.
 """
 
 from __future__ import annotations
@@ -78,6 +84,8 @@ class Session:
         )
         self._held = HeldResponses(parts.limits.max_paused_bytes)
         self._tasks: list[asyncio.Task[None]] = []
+        self._upstream_task: asyncio.Task[None] | None = None
+        self._upstream_waiting = False  # the upstream pump waits for data, nothing unwritten
         self._pump_over: asyncio.Future[None] | None = None  # done when the first pump ends
         self._closing = False
         self._closed: asyncio.Future[tuple[None, None]] | None = None  # closing both links, once
@@ -112,6 +120,8 @@ class Session:
         task = asyncio.create_task(pump, name=f"{self}-{name}")
         task.add_done_callback(self._pump_ended)
         self._tasks.append(task)
+        if name == "upstream":
+            self._upstream_task = task
 
     def _pump_ended(self, task: asyncio.Task[None]) -> None:
         """Every pump's end is looked at, also one cancelled later by ``_close_all``."""
@@ -330,34 +340,18 @@ class Session:
     async def _upstream_pump(
         self, reader: asyncio.StreamReader, until_answered: bool = False
     ) -> None:
-        framer, machine, held = self._server.framer, self.state, self._held
-        eof, chunk = False, b""
+        framer, machine = self._server.framer, self.state
+        if not until_answered:
+            self._feed_upstream()
+        eof = False
         while True:
             out: list[bytes] = []
             try:
-                # The hottest loop of the proxy (every byte of every FETCH): kept lean. Unread
-                # (a run of responses nobody reads) comes only while responses are not paused.
-                while (event := framer.next_event()) is not NEED_DATA:
-                    kind = type(event)
-                    if kind is Unread:
-                        out.append(event.data)  # type: ignore[union-attr]
-                        continue
-                    if kind is Line and event.first:  # type: ignore[union-attr]
-                        first, chunk = True, self._upstream_line(event.data)  # type: ignore[union-attr]
-                    else:
-                        first, chunk = False, event.data  # type: ignore[union-attr]
-                    if not held.paused:
-                        out.append(chunk)
-                    elif not held.add(chunk, first, out):
-                        framer.passing = True
-                        log.warning(
-                            "%s: paused responses over %d bytes; resuming", self, held.limit
-                        )
+                self._frame_upstream(out)
             except FramingError as err:
                 await self._client.write(out)
                 return self._server.complaint(err, str(self))
-            for noted in machine.drain() if machine.events else ():
-                self._note(noted)
+            self._note_all()
             if out:
                 await self._client.write(out)
             if until_answered and machine.state is not State.LOGGING_IN:
@@ -373,10 +367,80 @@ class Session:
                 return
             # Nothing of what was relayed stays referenced while waiting: an idle session
             # holds no copy of its last read (up to 256 KiB after a FETCH).
-            out.clear()
-            chunk = b""
-            framer.receive_data(await reader.read(_READ_SIZE))
+            del out
+            self._upstream_waiting = not until_answered  # see _take_upstream
+            data = await reader.read(_READ_SIZE)
+            self._upstream_waiting = False
+            framer.receive_data(data)
+            del data
             eof = framer.ended
+
+    def _frame_upstream(self, out: list[bytes]) -> None:
+        """What the upstream framer holds, framed into ``out`` (or held while paused)."""
+        framer, held = self._server.framer, self._held
+        # The hottest loop of the proxy (every byte of every FETCH): kept lean. Unread (a run
+        # of responses nobody reads) comes only while responses are not paused.
+        while (event := framer.next_event()) is not NEED_DATA:
+            kind = type(event)
+            if kind is Unread:
+                out.append(event.data)  # type: ignore[union-attr]
+                continue
+            if kind is Line and event.first:  # type: ignore[union-attr]
+                first, chunk = True, self._upstream_line(event.data)  # type: ignore[union-attr]
+            else:
+                first, chunk = False, event.data  # type: ignore[union-attr]
+            if not held.paused:
+                out.append(chunk)
+            elif not held.add(chunk, first, out):
+                framer.passing = True
+                log.warning("%s: paused responses over %d bytes; resuming", self, held.limit)
+
+    def _note_all(self) -> None:
+        machine = self.state
+        for noted in machine.drain() if machine.events else ():
+            self._note(noted)
+
+    def _feed_upstream(self) -> None:
+        """Let the upstream transport hand data to ``_take_upstream`` (once per connection)."""
+        writer = self._server.writer
+        if writer is None:
+            return
+        transport = writer.transport
+        stream = transport.get_protocol()
+        if not isinstance(stream, _UpstreamFeed):
+            transport.set_protocol(_UpstreamFeed(stream, self))
+
+    def _upstream_failed(self, err: Exception) -> None:
+        """What relaying in the transport's callback raised: logged as a pump's failure, and
+        the session ends (its upstream pump is cancelled)."""
+        self._upstream_waiting = False
+        if isinstance(err, DISCONNECTS):
+            log.debug("%s: connection lost: %r", self, err)
+        else:
+            log.error("%s: relay error", self, exc_info=err)
+        if self._upstream_task is not None:
+            self._upstream_task.cancel()
+
+    def _take_upstream(self, data: bytes) -> bool:
+        """Relay ``data`` from the server now, as the waiting pump would; False to leave it to
+        the stream (and the pump) instead."""
+        if not self._upstream_waiting or self._closing or not self._client.ready_now:
+            return False
+        self._server.framer.receive_data(data)
+        out: list[bytes] = []
+        try:
+            self._frame_upstream(out)
+        except FramingError as err:  # as the pump: what was framed goes out, the session ends
+            self._upstream_waiting = False
+            self._client.write_nowait(out)
+            self._server.complaint(err, str(self))
+            if self._upstream_task is not None:
+                self._upstream_task.cancel()
+            return True
+        self._note_all()
+        if out and not self._client.write_nowait(out):
+            self._upstream_waiting = False  # the client is slow: the pump's next write waits
+        return True
 
     def _upstream_line(self, data: bytes) -> bytes:
         out, response = self.state.server_line(data)
@@ -420,3 +484,38 @@ class Session:
             return True
         await self._close_all()
         return False
+
+
+class _UpstreamFeed(asyncio.Protocol):
+    """The upstream transport's protocol while relaying: data goes to the session's
+    ``_take_upstream`` first, and to the stream (its pump) when that declines; flow control and
+    the end of the connection go to the stream's own protocol, which its writer waits on."""
+
+    def __init__(self, stream: asyncio.BaseProtocol, session: Session) -> None:
+        assert isinstance(stream, asyncio.Protocol)
+        self._stream, self._session = stream, session
+
+    def data_received(self, data: bytes) -> None:
+        session = self._session
+        try:
+            taken = session._take_upstream(data)
+        except Exception as err:  # the session ends as when its pump fails
+            session._upstream_failed(err)
+            return
+        if not taken:
+            session._upstream_waiting = False  # what the stream holds comes first
+            self._stream.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        self._session._upstream_waiting = False
+        return self._stream.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._session._upstream_waiting = False
+        self._stream.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._stream.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._stream.resume_writing()
