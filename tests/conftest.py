@@ -1,16 +1,15 @@
 """Shared fixtures: the private Dovecot test bed and commsproxy instances in front of it.
 
-The suite runs in parallel with pytest-xdist (``make test``: ``-n 3``, ``--dist loadgroup``
-from pyproject.toml). Each worker has its own session fixtures (Dovecot, OAuth2 server,
-Chromium), so tests are spread one by one, except where they share more than the session:
-a module whose tests share a module- or class-scoped fixture runs on one worker (its fixture
-is set up once, its tests in order), and every browser test runs on one worker (one Chromium).
-Tests that time themselves against a budget are marked ``alone``; ``make test`` runs them
-after the parallel part, with nothing else running.
+The suite runs in parallel with pytest-xdist (``make test`` passes ``-n 3``): tests go to the
+workers one by one, except a module's tests that share a module-scoped fixture and the browser
+tests, which each stay together on one worker (tests/testbed/parallel.py). Tests that time
+themselves against a budget are marked ``alone``; ``make test`` runs them after the parallel
+part, with nothing else running.
 """
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -28,31 +27,22 @@ ALONE = (
     "tests/integration/test_testbed.py::test_failed_login_is_quick_and_leaves_no_penalty",
     "tests/integration/test_oauth_day.py::test_a_day_at_debug_level_leaves_no_secret_behind",
 )
-_SHARED_SCOPES = frozenset({"module", "class", "package"})
 
 
-def _xdist_group(item: pytest.Item) -> str | None:
-    """The worker group ``item`` belongs to, or None when it may run on any worker."""
-    if item.nodeid.startswith("tests/browser/"):
-        return "browser"
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return None
-    for definitions in info.name2fixturedefs.values():
-        if definitions and definitions[-1].scope in _SHARED_SCOPES:
-            return item.nodeid.split("::", 1)[0]
-    return None
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # tryfirst: xdist reads the xdist_group marks in its own hook, after this one.
     for item in items:
-        group = _xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
         if item.nodeid.startswith(ALONE):
             item.add_marker(pytest.mark.alone)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which may be absent
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``-n`` and xdist's default distribution, the scheduler that keeps groups together."""
+    if config.getvalue("dist") != "load":
+        return None  # a --dist the user asked for
+    from tests.testbed.parallel import SharedFixtureScheduling
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(autouse=True, scope="session")
