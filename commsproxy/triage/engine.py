@@ -153,6 +153,7 @@ class Engine:
         health = replace(health, next_release=self._upcoming(settings.clock()))
         self._report = HealthKeeper(settings, store, health, spare, self._connect, str(self))
         self._linked = False  # this try got past logging in
+        self._cursor: tuple[int, int] | None = None  # INBOX's, as of the last pass (decided)
 
     @property
     def settings(self) -> EngineSettings:
@@ -215,10 +216,12 @@ class Engine:
         """
         if while_ready and not self.ready:
             return None
+        if need == "known" and self.ready and self._quiet():
+            return self.inbox_state  # a client's NOOP or IDLE: no timer, no wait
         try:
             async with asyncio.timeout(limit):
                 await self._ready.wait()
-                quiet = self._news == self._seen and self.inbox_state is not None
+                quiet = self._quiet()
                 if quiet and (need == "known" or (need == "look" and await self._nothing_new())):
                     return self.inbox_state
                 # A pass already running may have started before the mail arrived: wait for
@@ -233,12 +236,15 @@ class Engine:
         except TimeoutError:
             return None
 
+    def _quiet(self) -> bool:
+        return self._news == self._seen and self.inbox_state is not None
+
     def decided(self) -> tuple[int, int] | None:
         """INBOX's (UIDVALIDITY, UID) triage has finished up to, for the gate: the cursor moves
-        past a UID only once its message is decided and, if held, moved away."""
-        if not self.ready:
-            return None
-        return self.store.cursor(self.settings.login, INBOX)
+        past a UID only once its message is decided and, if held, moved away. Kept in memory
+        as of the last pass (every SELECT of INBOX asks): during a pass it may lag behind the
+        store's, which only makes the gate wait for that pass."""
+        return self._cursor if self.ready else None
 
     async def _nothing_new(self) -> bool:
         """One command on the worker's link says whether INBOX is as triage knows it.
@@ -265,7 +271,7 @@ class Engine:
         return self._known(status.get("MESSAGES"), validity, status.get("UIDNEXT", -1))
 
     def _known(self, messages: int | None, uidvalidity: int, uidnext: int | None) -> bool:
-        cursor = self.store.cursor(self.settings.login, INBOX)
+        cursor = self._cursor
         return (
             cursor is not None
             and self.inbox_state is not None
@@ -634,6 +640,7 @@ class Engine:
                 else:
                     info = await worker.select(INBOX)
                 await new_mail.triage_new(worker, info)
+                self._cursor = self.store.cursor(self.settings.login, INBOX)
                 self.inbox_state = await self._count(worker, info.uidvalidity)
                 self._arrivals = worker.arrivals
             finally:
@@ -649,7 +656,7 @@ class Engine:
         the server reports with its answer (EXISTS, EXPUNGE) is newer, so the count taken
         before the SEARCH goes with its result, and a count that moved meanwhile asks again.
         """
-        last = self.store.cursor(self.settings.login, INBOX)
+        last = self._cursor
         done = last[1] if last and last[0] == uidvalidity else 0
         for _ in range(3):
             before = worker.exists or 0
