@@ -37,13 +37,18 @@ class SharedFixtureScheduling(LoadScopeScheduling):  # type: ignore[misc]
         self.rootpath = config.rootpath
 
     def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
-        for directory in _TOGETHER_DIRS:
-            if path.startswith(directory):
-                return directory
-        if _defines_shared_fixture(self.rootpath / path):
-            return path
-        return nodeid
+        return work_unit(nodeid, self.rootpath)
+
+
+def work_unit(nodeid: str, rootpath: Path) -> str:
+    """The group ``nodeid`` goes to a worker with: a directory, a module, or the test alone."""
+    path = nodeid.split("::", 1)[0]
+    for directory in _TOGETHER_DIRS:
+        if path.startswith(directory):
+            return directory
+    if _defines_shared_fixture(rootpath / path):
+        return path
+    return nodeid
 
 
 @functools.cache
