@@ -72,6 +72,9 @@ upstream_imap = "imap://127.0.0.1:{self.dovecot.imap_port}"
 upstream_smtp = "smtp+starttls://localhost:{self.dovecot.submission_port}"
 cafile = "{self.dovecot.ca_file}"
 
+[web]
+enabled = false
+
 [triage]
 vip = ["boss@acme.example"]
 {quiet_batches()}

@@ -114,6 +114,8 @@ username = "{user}"
 password_command = {command}
 upstream_imap = "imap://127.0.0.1:{port}"
 {quiet_batches()}
+[web]
+enabled = false
 """,
         encoding="utf-8",
     )

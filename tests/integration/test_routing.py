@@ -93,7 +93,7 @@ def _start(dovecot: Dovecot, other: Dovecot, tmp_path: Path, *, triage: bool) ->
             f"smtp+starttls://localhost:{other.submission_port}",
             other.ca_file,
         )
-        + '[triage]\nvip = ["boss@example.com"]\n'
+        + '[web]\nenabled = false\n[triage]\nvip = ["boss@example.com"]\n'
         + f"enabled = {'true' if triage else 'false'}\n",
         encoding="utf-8",
     )

@@ -70,6 +70,9 @@ username = "{self.user}"
 password_command = "cat {shlex.quote(str(self.password_file))}"
 upstream_imap = "{server}"
 
+[web]
+enabled = false
+
 [triage]
 gate_timeout = 5
 notice_after = {NOTICE_AFTER}

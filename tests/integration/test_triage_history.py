@@ -77,6 +77,9 @@ upstream_imap = "imap://127.0.0.1:{dovecot.imap_port}"
 upstream_smtp = "smtp+starttls://localhost:{dovecot.submission_port}"
 cafile = "{dovecot.ca_file}"
 
+[web]
+enabled = false
+
 [triage]
 history_seconds = 60
 history_messages = 1000

@@ -79,6 +79,9 @@ username = "{user}"
 {provider_toml(provider)}
 upstream_imap = "imap://127.0.0.1:{oauth_dovecot.imap_port}"
 
+[web]
+enabled = false
+
 [triage]
 gate_timeout = 5
 {quiet_batches()}

@@ -167,7 +167,7 @@ async def test_action_needs_token_and_origin(
     form = {"pattern": "a@example.com", "back": "/today"}
     cases = [
         ({**form}, {"Origin": ORIGIN}),  # no token
-        ({**form, "csrf": "x" + token[1:]}, {"Origin": ORIGIN}),  # wrong token
+        ({**form, "csrf": ("y" if token[0] == "x" else "x") + token[1:]}, {"Origin": ORIGIN}),
         ({**form, "csrf": token}, {"Origin": "http://evil.example"}),  # other site
         ({**form, "csrf": token}, {"Origin": "null"}),
         ({**form, "csrf": token}, {}),  # neither Origin nor Referer
