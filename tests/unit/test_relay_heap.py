@@ -12,9 +12,9 @@ import pytest
 # the stream's 512 KiB buffer, touched, then freed; prints the page faults it took.
 _CYCLES = """
 import ctypes, resource, sys
-from commsproxy.proxy.imap import heap
+from commsproxy.proxy import heap
 if sys.argv[1] == "keep":
-    assert heap.keep_read_buffers() and heap.keep_read_buffers()
+    assert heap.tune_malloc() and heap.tune_malloc()
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]

@@ -14,8 +14,8 @@ import ssl
 from dataclasses import dataclass, field
 
 from ...endpoints import Endpoint, ListenAddress
+from ..heap import tune_malloc
 from ..routing import LoginRoutes, UpstreamServer, describe
-from .heap import keep_read_buffers
 from .hooks import (
     DISCONNECTS,
     LoginObserver,
@@ -77,7 +77,7 @@ class ImapListener:
         s = self.settings
         limit = connection_limit(s.max_connections, raise_open_files())
         self.max_connections = limit.value
-        keep_read_buffers()
+        tune_malloc()
         if (why := limit.warning()) is not None:
             log.warning("imap: %s", why)
         files = f"open-file limit {limit.open_files}" if limit.open_files else "limit unknown"

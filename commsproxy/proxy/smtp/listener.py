@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...endpoints import Endpoint, ListenAddress, is_loopback
+from ..heap import tune_malloc
 from ..oauth_logins import OAuthLogins
 from ..routing import LoginRoutes, describe
 from .handler import DEFAULT_MAX_IN_FLIGHT, RelayHandler, RelaySMTP, SentHook
-from .heap import return_big_blocks
 
 __all__ = ["SmtpListener", "SmtpListenerSettings"]
 
@@ -78,7 +78,7 @@ class SmtpListener:
 
         # Big messages come in here: their memory must go back to the system once they are
         # gone (process-wide, and harmless for the rest; see heap.py).
-        return_big_blocks()
+        tune_malloc()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(factory, s.listen.host, s.listen.port)
         host, port = self._server.sockets[0].getsockname()[:2]
