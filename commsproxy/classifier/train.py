@@ -14,7 +14,8 @@ Training never makes triage worse than the prior it is given (the bundled model)
 model, blends of it with the prior, and the prior itself are measured on the same newest mail,
 and the best that meets both the recall target and the hold constraint is kept. Then the model
 is fitted again on all the mail, and the decision carried over (for accounts, the two fits run
-side by side when there are two CPUs).
+side by side when there are two CPUs, which agrees with one after the other to the solver's
+tolerance).
 """
 
 from __future__ import annotations
@@ -633,9 +634,11 @@ def train_accounts(
     y = np.asarray(labels)
     # The probe (older mail, for the threshold) and the final model (all mail) are independent
     # fits, each most of the training time; the SVM solver releases the GIL, so with two CPUs
-    # they run side by side. The result is the same either way: each fit is seeded. But each
-    # fit holds its weights twice at its end (the solver's and scikit-learn's copy), accounts
-    # x columns floats each: with many accounts, one after the other, the probe freed first.
+    # they run side by side. Both draw their coordinate order from liblinear's one process-wide
+    # random stream, so side by side the two models agree with one-after-the-other to the
+    # solver's tolerance, not always bit for bit. Each fit holds its weights twice at its end
+    # (the solver's and scikit-learn's copy), accounts x columns floats each: with many
+    # accounts, one after the other, the probe freed first.
     weights = len(counts) * (ACCOUNT_TEXT_FEATURES + META_FEATURES) * 8
     if usable_cpus() >= 2 and 4 * weights <= SIDE_BY_SIDE_BYTES:
         with ThreadPoolExecutor(max_workers=2) as pool:

@@ -1,5 +1,5 @@
 """The accounts model solved on the columns the mail uses is the model Pipeline.fit gives, and
-training one fit after the other gives what two side by side give."""
+training one fit after the other gives what two side by side give (to the solver's tolerance)."""
 
 from __future__ import annotations
 
@@ -57,11 +57,10 @@ def test_one_after_the_other_trains_the_same_model(
     side_by_side, report = train_accounts(samples, list(labels))
     monkeypatch.setattr(train, "SIDE_BY_SIDE_BYTES", 0)
     in_turn, again = train_accounts(samples, list(labels))
-    assert np.array_equal(
-        side_by_side.named_steps["model"].coef_, in_turn.named_steps["model"].coef_
+    # liblinear's random stream is one per process: side by side, the two fits may draw from
+    # it in either order, which moves the weights within the solver's tolerance only.
+    assert np.allclose(
+        side_by_side.named_steps["model"].coef_, in_turn.named_steps["model"].coef_, atol=1e-4
     )
-    assert (report.threshold, report.precision, report.coverage) == (
-        again.threshold,
-        again.precision,
-        again.coverage,
-    )
+    assert report.threshold == pytest.approx(again.threshold, abs=1e-4)
+    assert (report.precision, report.coverage) == (again.precision, again.coverage)
