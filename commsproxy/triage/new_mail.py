@@ -45,6 +45,19 @@ __all__ = ["NewMail"]
 log = logging.getLogger("commsproxy.triage")
 
 _CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
+# Holds go out per group of steps: one UID MOVE per hold mailbox for up to this many messages
+# looked at. On maildir a UID MOVE costs about the same whatever its size, growing with the
+# mailbox (about 600 ms at 100,000 messages), so a backlog split between two hold mailboxes
+# pays two MOVEs per group rather than two per step. The cursor passes a group only once its
+# moves are done (the gate reads "at or below the cursor" as decided and moved away if held).
+# What an urgent message in a backlog waits for is unchanged: the gate shows the mail a pass
+# decided once that pass is done (engine.py), failing open after [triage] gate_timeout; a
+# group only keeps the state store's cursor up to this many messages behind the decisions.
+_GROUP = 2000
+# Bodies per UID FETCH: as many of a step as fit in this many bytes of answer (sizes from the
+# FLAGS fetch), so a step of small messages costs one round trip and big ones stay bounded.
+_FETCH_BYTES = 8 << 20
+_HEADER_GUESS = 16 << 10  # a header's size, for a message bigger than the body prefix
 _GONE_NOTE = "gone before it was held: deleted or moved by another client"
 
 
@@ -76,15 +89,42 @@ class NewMail:
             log.warning("%s: INBOX UIDVALIDITY changed; re-scanning by keywords", self)
         # ``n:*`` names the last message even when n is above every UID: hence the filter.
         uids = [uid for uid in await worker.search(f"UID {last + 1}:*") if uid > last]
-        for start in range(0, len(uids), _CHUNK):
-            chunk = uids[start : start + _CHUNK]
-            await self._triage_chunk(worker, info.uidvalidity, chunk)
-            self.store.set_cursor(login, INBOX, info.uidvalidity, chunk[-1])
+        for first in range(0, len(uids), _GROUP):
+            group = uids[first : first + _GROUP]
+            pending: dict[str, list[int]] = {}  # hold mailbox -> UIDs decided and tagged
+            for start in range(0, len(group), _CHUNK):
+                chunk = group[start : start + _CHUNK]
+                for mailbox, held in (
+                    await self._triage_chunk(worker, info.uidvalidity, chunk)
+                ).items():
+                    pending.setdefault(mailbox, []).extend(held)
+            if not self.settings.dry_run:
+                await self._hold(worker, info.uidvalidity, pending)
+            self.store.set_cursor(login, INBOX, info.uidvalidity, group[-1])
         return uids
 
-    async def _triage_chunk(self, worker: Upstream, uidvalidity: int, uids: list[int]) -> None:
+    async def _hold(
+        self, worker: Upstream, uidvalidity: int, pending: dict[str, list[int]]
+    ) -> None:
+        """One UID MOVE per hold mailbox (upstream.py splits only beyond its own limit)."""
+        for mailbox, held in pending.items():
+            moved = await worker.move(held, mailbox)
+            kept = [uid for uid in held if uid not in moved.gone]
+            self.recent_held.extend(kept)
+            if kept:
+                log.info("%s: held %d message(s) in %s", self, len(kept), mailbox)
+            if moved.gone:
+                self._gone(uidvalidity, sorted(moved.gone))
+
+    async def _triage_chunk(
+        self, worker: Upstream, uidvalidity: int, uids: list[int]
+    ) -> dict[str, list[int]]:
+        """Decide, file and tag one step's new mail; returns what is to be held, per mailbox:
+        the new decisions and the moves a crash interrupted."""
         s = self.settings
-        flags = {f.uid: f.flags for f in await worker.fetch(uids, "(UID FLAGS)")}
+        looked = await worker.fetch(uids, "(UID FLAGS RFC822.SIZE)", per_command=len(uids))
+        flags = {f.uid: f.flags for f in looked}
+        sizes = {f.uid: f.size for f in looked}
         fresh = [uid for uid, fl in flags.items() if TRIAGED not in fl and RELEASED not in fl]
         pending: dict[str, list[int]] = {}  # mailbox -> UIDs whose move was interrupted
         rescued: dict[int, str] = {}  # UID -> the label it was held as
@@ -104,7 +144,9 @@ class NewMail:
         if fresh:
             prefix = s.triage.body_prefix
             items = f"(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT]<0.{prefix}>)"
-            fetched = await worker.fetch(fresh, items)
+            fetched: list[Fetched] = []
+            for part in _by_bytes(fresh, sizes, prefix):
+                fetched += await worker.fetch(part, items, per_command=len(part))
             mails = [mail_of(f) for f in fetched]
             holds, labels = self._decide(fetched, mails, uidvalidity)
             for mailbox, held in holds.items():
@@ -120,16 +162,7 @@ class NewMail:
                 await worker.add_flags(kept, (NOT_HELD,))
             if filed:
                 await worker.add_flags(filed, (FILED,))
-        if s.dry_run:
-            return
-        for mailbox, held in pending.items():
-            moved = await worker.move(held, mailbox)
-            kept = [uid for uid in held if uid not in moved.gone]
-            self.recent_held.extend(kept)
-            if kept:
-                log.info("%s: held %d message(s) in %s", self, len(kept), mailbox)
-            if moved.gone:
-                self._gone(uidvalidity, sorted(moved.gone))
+        return pending
 
     def _gone(self, uidvalidity: int, uids: list[int]) -> None:
         """Deleted or moved by another client before the move: done, not a failure."""
@@ -151,6 +184,7 @@ class NewMail:
         # `commsproxy stop-holding`: decide and tag as ever, but leave everything in INBOX.
         stopped = holding_stopped(self.store.path.parent) is not None
         records: list[StoredDecision] = []
+        said: list[str] = []  # a line per decision, logged as one record (cheaper per message)
         holds: dict[str, list[int]] = {}
         labels: dict[int, str] = {}
         for f, mail, decision in zip(fetched, mails, decisions, strict=True):
@@ -188,7 +222,9 @@ class NewMail:
                 where = f" (dry run: would be held in {batch.mailbox})"
             elif batch is not None and not seen:
                 where = " (holding stopped: left in INBOX)"
-            log.info("%s: uid %d %s%s: %s", self, f.uid, decision.label, where, reason)
+            said.append(f"{self}: uid {f.uid} {decision.label}{where}: {reason}")
+        if said and log.isEnabledFor(logging.INFO):
+            log.info("%s", "\n".join(said))
         self.store.record_decisions(records)
         for part in self.parts:
             try:
@@ -256,3 +292,21 @@ class NewMail:
                     at=self.settings.clock(),
                 )
             )
+
+
+def _by_bytes(uids: list[int], sizes: dict[int, int | None], prefix: int) -> list[list[int]]:
+    """``uids`` in runs whose FETCH answers (header and body prefix) fit in ``_FETCH_BYTES``."""
+    runs: list[list[int]] = []
+    run: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid)
+        cost = prefix + _HEADER_GUESS if size is None else min(size, prefix + _HEADER_GUESS)
+        if run and total + cost > _FETCH_BYTES:
+            runs.append(run)
+            run, total = [], 0
+        run.append(uid)
+        total += cost
+    if run:
+        runs.append(run)
+    return runs
