@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from .framer import parse_announcement
@@ -157,14 +157,16 @@ class Command:
     tag: str
     name: str
     args: tuple[Token, ...]
+    # The mailbox the command acts on (the destination for COPY/MOVE), if it names one: read
+    # once here, as the session machine and the gate both ask for it.
+    mailbox: str | None = field(init=False, compare=False)
 
-    @property
-    def mailbox(self) -> str | None:
-        """The mailbox the command acts on (the destination for COPY/MOVE), if it names one."""
+    def __post_init__(self) -> None:
         index = _MAILBOX_ARG.get(self.name)
-        if index is None or index >= len(self.args):
-            return None
-        return _astring_mailbox(self.args[index])
+        mailbox = None
+        if index is not None and index < len(self.args):
+            mailbox = _astring_mailbox(self.args[index])
+        object.__setattr__(self, "mailbox", mailbox)
 
     @property
     def login_user(self) -> str | None:

@@ -80,13 +80,17 @@ __all__ = ["REST", "TRANSITIONS", "UNREAD_RESPONSES", "ImapSession", "State", "T
 
 # The start of the untagged responses ``server_line`` takes no notice of, as a regular expression
 # for the framer (framer.py, ``unread``): ``* n word`` but EXISTS and EXPUNGE (the message
-# count), and ``* word`` but words starting like the status responses (OK, NO, BAD, BYE,
-# PREAUTH: codes such as CAPABILITY and CLOSED, the end of the connection), CAPABILITY
-# (rewritten), VANISHED or ENABLED. So a sync's FETCH, LIST, SEARCH and STATUS lines, and their
-# literals, pass as bytes, unparsed. A line read needlessly only costs a parse, so the exceptions
-# are generous (any case, a first letter, a second blank). Written for the regex engine's speed:
-# the numbered branch first, character classes rather than words; it matches at most 24 bytes.
-UNREAD_RESPONSES = rb"\* (?:[0-9]{1,20} (?![ \t]|[Ee][Xx])|(?![ \t0-9OoNnBbPpCcVvEe]))"
+# count); ``* word`` but words starting like the status responses (OK, NO, BAD, BYE,
+# PREAUTH: the end of the connection), CAPABILITY (rewritten), VANISHED or ENABLED; and
+# ``* OK`` but with a code starting like CAPABILITY, CLOSED, UIDNEXT or UIDVALIDITY. So a sync's
+# FETCH, LIST, SEARCH and STATUS lines and their literals, IDLE's "* OK Still here" and most of
+# a SELECT's answer (FLAGS, PERMANENTFLAGS, UNSEEN, HIGHESTMODSEQ) pass as bytes, unparsed. A
+# line read needlessly only costs a parse, so the exceptions are generous (any case, a first
+# letter, a second blank). Written for the regex engine's speed: the numbered branch first,
+# character classes rather than words; it matches at most 24 bytes.
+UNREAD_RESPONSES = (
+    rb"\* (?:[0-9]{1,20} (?![ \t]|[Ee][Xx])|(?![ \t0-9OoNnBbPpCcVvEe])|OK (?!\[(?:[Cc]|[Uu][Ii])))"
+)
 
 
 class State(Enum):

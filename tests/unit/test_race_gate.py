@@ -166,6 +166,12 @@ async def test_a_link_failure_is_still_an_error() -> None:
 # --- the engine: no waiting for an engine that is not connected -------------------------------
 
 
+async def _before(hooks: GateHooks, session: Any, command: Any) -> None:
+    """A client command as the relay hands it to the gate: waited for only if it must be."""
+    if (waiting := hooks.before_command(session, command)) is not None:
+        await waiting
+
+
 def _engine(tmp_path: Path) -> Engine:
     # An engine that never connects: only its store (for health) and clock are read.
     store = StateStore(tmp_path / "state.db")
@@ -285,6 +291,10 @@ class FakeSession:
             rewrite([])  # nothing held here: the view learns what the client may know
         self.paused = keep_paused
 
+    def release_held(self) -> None:
+        self.writes += 1
+        self.paused = False
+
     def send_own_command(self, command: str) -> str | None:
         return None
 
@@ -304,13 +314,13 @@ async def test_gate_fails_open_at_once_and_says_so_once(caplog: pytest.LogCaptur
     loop = asyncio.get_running_loop()
     for line in (b"a SELECT INBOX", b"b STATUS INBOX (MESSAGES)", b"c NOOP", b"d EXAMINE INBOX"):
         started = loop.time()
-        await hooks.before_command(session, parse_command(line))
+        await _before(hooks, session, parse_command(line))
         assert loop.time() - started < 0.5
     assert backend.asked == 0
     said = [r.getMessage() for r in caplog.records if "not connected" in r.getMessage()]
     assert len(said) == 1, said
     backend.up = True
-    await hooks.before_command(session, parse_command(b"e NOOP"))
+    await _before(hooks, session, parse_command(b"e NOOP"))
     assert backend.asked == 1
     assert any("triage is back" in r.getMessage() for r in caplog.records)
 
@@ -320,7 +330,7 @@ async def test_new_mail_while_triage_is_down_is_shown_at_once() -> None:
     hooks = GateHooks(backend, timeout=30)
     fake = FakeSession()
     session = _session(fake)
-    await hooks.before_command(session, parse_command(b"a SELECT INBOX"))
+    await _before(hooks, session, parse_command(b"a SELECT INBOX"))
     hooks.on_response(session, parse_response(b"* 3 EXISTS"))
     hooks.on_response(session, parse_response(b"* 4 EXISTS"))  # new mail: paused, then settled
     assert fake.paused
@@ -344,7 +354,7 @@ async def test_a_client_leaving_while_held_responses_go_out_is_no_error(
     hooks = GateHooks(FakeBackend(ready=True), timeout=30)
     fake = FakeSession(write_error=error)
     session = _session(fake)
-    await hooks.before_command(session, parse_command(b"a SELECT INBOX"))
+    await _before(hooks, session, parse_command(b"a SELECT INBOX"))
     hooks.on_response(session, parse_response(b"* 3 EXISTS"))
     hooks.on_response(session, parse_response(b"* 4 EXISTS"))
     task = hooks._gates[session].settling
@@ -402,14 +412,14 @@ async def test_what_the_gate_asks_of_triage_per_command() -> None:
     fake = FakeSession()
     session = _session(fake)
     for line in (b"a NOOP", b"b CHECK", b"c IDLE", b"d SELECT INBOX", b"e STATUS INBOX (UIDNEXT)"):
-        await hooks.before_command(session, parse_command(line))
-    await hooks.before_command(session, parse_command(b"f EXAMINE INBOX"))
-    await hooks.before_command(session, parse_command(b"g STATUS Later (MESSAGES)"))
+        await _before(hooks, session, parse_command(line))
+    await _before(hooks, session, parse_command(b"f EXAMINE INBOX"))
+    await _before(hooks, session, parse_command(b"g STATUS Later (MESSAGES)"))
     assert backend.needs == ["known", "known", "known", "look", "look", "look"]
     assert not fake.paused
     backend.cursor = (7, 3)  # triage's cursor known: a SELECT/EXAMINE holds its answer instead
     for line in (b"h NOOP", b"i IDLE", b"j STATUS INBOX (UIDNEXT)"):
-        await hooks.before_command(session, parse_command(line))
+        await _before(hooks, session, parse_command(line))
     assert backend.needs[6:] == ["known", "known", "look"]
     assert not fake.paused
     hooks.on_response(session, parse_response(b"* 3 EXISTS"))
@@ -440,7 +450,7 @@ async def _select_answered(
     session = _session(fake)
     command = b"d SELECT INBOX"
     _client_says(fake.state, command)
-    await hooks.before_command(session, parse_command(command))
+    await _before(hooks, session, parse_command(command))
     assert fake.paused  # the answer is held from the start...
     assert backend.needs == []  # ...and nothing waits for triage before it goes upstream
     for line in (
@@ -453,7 +463,6 @@ async def _select_answered(
         assert response is not None
         hooks.on_response(session, response)
     assert fake.state.uidnext == uidnext
-    await asyncio.sleep(0)  # the answer goes out from a task of its own
     await asyncio.wait_for(_settled(hooks, session), 1)
     return backend, fake
 

@@ -38,6 +38,12 @@ class ClientLink:
         self.bytes_in += len(data)
         return data
 
+    def reading(self, on: bool) -> None:
+        """Resume (or pause) reading the client's socket: flow control for ``ClientFeed``."""
+        transport = self.writer.transport
+        if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+            transport.resume_reading() if on else transport.pause_reading()
+
     def quick_ack(self) -> None:
         """Acknowledge what was read at once: the client is mid-message (see sockopts.py)."""
         quick_ack(self._socket)

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -121,7 +121,6 @@ class GateHooks:
             weakref.WeakKeyDictionary()
         )
         self._open: set[str] = set()  # logins whose triage is down: said once, not per command
-        self._showing: set[asyncio.Task[None]] = set()
 
     def _gate(self, session: RelayedSession) -> _SessionGate:
         gate = self._gates.get(session)
@@ -135,23 +134,29 @@ class GateHooks:
 
     # -- hooks --------------------------------------------------------------------------------
 
-    async def before_command(self, session: RelayedSession, command: Command) -> None:
+    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[None] | None:
+        """None when the command may go at once (most commands, and a SELECT/EXAMINE of INBOX,
+        whose answer is held instead); else the wait for triage to catch up."""
         if command.name not in _CATCH_UP_COMMANDS:
-            return
+            return None
         login = self._login(session)
         if login is None:
-            return
+            return None
         opening = command.name in ("SELECT", "EXAMINE", "STATUS")
         if opening:
             if not _is_inbox(command.mailbox):
-                return
+                return None
         elif not _inbox_open(session.state):
-            return
+            return None
         if not self._triage_up(login):
-            return
+            return None
         if command.name in _SELECTS and self._hold_answer(session, command, login):
-            return
-        need: Literal["look", "known"] = "look" if opening else "known"
+            return None
+        return self._catch_up(session, login, "look" if opening else "known")
+
+    async def _catch_up(
+        self, session: RelayedSession, login: str, need: Literal["look", "known"]
+    ) -> None:
         state = await self.backend.catch_up(login, self.timeout, need)
         if state is None and self._triage_up(login):
             log.warning("%s: triage did not catch up within %g s; going on", session, self.timeout)
@@ -195,23 +200,12 @@ class GateHooks:
             gate.settling = asyncio.create_task(self._settle(session, gate))
 
     def _show(self, session: RelayedSession, gate: _SessionGate) -> None:
-        task = asyncio.create_task(self._show_answer(session, gate))
-        self._showing.add(task)  # a reference until it is done
-        task.add_done_callback(self._showing.discard)
-
-    async def _show_answer(self, session: RelayedSession, gate: _SessionGate) -> None:
-        """The held answer goes out unchanged, unless new mail announced meanwhile started a
-        settling, which then shows it (``announce`` keeps its EXISTS)."""
-        if gate.settling is not None or gate.opening is not None or not session.responses_paused:
+        """The held answer goes out unchanged with its tagged reply, being read now."""
+        if not session.responses_paused:
             return
         if gate.view is not None:
             gate.view.announce = False
-        try:
-            await session.resume_responses()
-        except DISCONNECTS as err:
-            log.debug("%s: client left while the gate showed a SELECT: %r", session, err)
-        except Exception:
-            log.exception("%s: gate could not show a SELECT's answer", session)
+        session.release_held()
 
     def _triage_up(self, login: str) -> bool:
         """Whether to wait for triage; its going down and coming back are logged once each."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -76,6 +76,10 @@ class RelayedSession(Protocol):
         keep_paused: bool = False,
     ) -> None: ...
 
+    def release_held(self) -> None:
+        """Only from ``on_response``: what is held goes out now, with the response being read,
+        unchanged; then responses are forwarded as they come."""
+
     @property
     def responses_paused(self) -> bool: ...
 
@@ -87,8 +91,10 @@ class RelayedSession(Protocol):
 class RelayHooks(Protocol):
     """What a later layer (the triage gate) can plug into every session."""
 
-    async def before_command(self, session: RelayedSession, command: Command) -> None:
-        """Called before a client command is forwarded; may wait, e.g. for triage to catch up."""
+    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[None] | None:
+        """Called before a client command is forwarded: None to forward it at once, or what to
+        wait for first (e.g. triage catching up). Most commands wait for nothing, and then the
+        relay forwards them in the transport's callback, without a task switch."""
 
     def on_response(self, session: RelayedSession, response: Response) -> None:
         """Called on the first line of each upstream response the session machine reads, after
@@ -99,7 +105,7 @@ class RelayHooks(Protocol):
 
 
 class NoHooks:
-    async def before_command(self, session: RelayedSession, command: Command) -> None:
+    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[None] | None:
         return None
 
     def on_response(self, session: RelayedSession, response: Response) -> None:

@@ -25,7 +25,7 @@ import asyncio
 import itertools
 import logging
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ...imap import session_events as ev
@@ -40,6 +40,7 @@ from ...imap.framer import (
     Unread,
 )
 from ...imap.session import ImapSession, State
+from .client_feed import ClientFeed, Handoff
 from .client_link import ClientLink
 from .held import HeldResponses
 from .hooks import (
@@ -59,6 +60,8 @@ log = logging.getLogger("commsproxy.imap")
 _READ_SIZE = 256 * 1024
 _session_ids = itertools.count(1)
 _UPSTREAM_GONE = b"* BYE [UNAVAILABLE] upstream closed the connection\r\n"
+# What the machine asks of the client side that needs the pump (it waits); the rest is noted.
+_PUMP_EVENTS = (ev.Answer, ev.Hangup, ev.StartTls, ev.ConnectUpstream)
 
 
 class Session:
@@ -87,6 +90,17 @@ class Session:
         self._upstream_task: asyncio.Task[None] | None = None
         self._upstream_waiting = False  # the upstream pump waits for data, nothing unwritten
         self._pump_over: asyncio.Future[None] | None = None  # done when the first pump ends
+        # The client's bytes through ``ClientFeed`` (see client_feed.py): the pump waits on
+        # ``_client_wake``; ``_client_left`` is what the transport callback left it to do.
+        self._client_feed: ClientFeed | None = None
+        self._client_waiting = False  # the pump waits with nothing to do: the callback relays
+        self._client_wake: asyncio.Future[None] | None = None
+        self._client_left: Handoff | None = None
+        self._client_news = False  # bytes (or the end) came while the pump was busy
+        self._client_gone: Exception | None = None
+        self._client_paused = False  # reading paused: the busy pump has enough to frame
+        self._client_line = b""
+        self._release_now = False  # release_held: the held responses go with this one
         self._closing = False
         self._closed: asyncio.Future[tuple[None, None]] | None = None  # closing both links, once
 
@@ -229,6 +243,11 @@ class Session:
         if chunks:
             await self._client.write(chunks)
 
+    def release_held(self) -> None:
+        """From ``on_response``: forward the held responses, the one being read included, in
+        the same write, and go back to forwarding as they come (no task, no second write)."""
+        self._release_now = True
+
     @property
     def responses_paused(self) -> bool:
         return self._held.paused
@@ -258,31 +277,26 @@ class Session:
         framer, machine = self._client_framer, self.state
         eof = False
         while not self._closing:
-            out: list[bytes] = []
+            left, self._client_left = self._client_left, None
+            self._client_news = False
+            if left is not None and left.events is not None:
+                if not await self._act(left.events):  # ``left.out`` went upstream already
+                    return
+                continue
+            out: list[bytes] = left.out if left is not None else []
             try:
-                while (event := framer.next_event()) is not NEED_DATA:
-                    if type(event) is Line:
-                        if machine.client_line(event):
-                            if (command := machine.sent) is not None:
-                                log.debug("%s: C: %s %s", self, command.tag, command.name)
-                                await self.hooks.before_command(self, command)
-                            out.append(event.data)
-                    elif type(event) is LiteralData:
-                        if machine.relaying:
-                            out.append(event.data)
-                    else:
-                        machine.client_message_end(event)  # type: ignore[arg-type]
-                    if machine.events:
-                        break
+                if left is not None and left.error is not None:
+                    raise left.error
+                if left is not None and left.waiting is not None:
+                    await left.waiting
+                    out.append(left.line)
+                while (waiting := self._frame_client(out)) is not None:
+                    await waiting
+                    out.append(self._client_line)
             except LiteralTooLarge as err:
                 self._server.write(*out)
-                log.warning(
-                    "%s: client announced a literal of %d bytes (limit %d)",
-                    self, err.spec.size, err.limit,
-                )  # fmt: skip
-                if not machine.client_literal_too_large(err):
-                    too_big = f"[TOOBIG] literal of {err.spec.size} bytes exceeds {err.limit}"
-                    return await self._bye_and_close(too_big)
+                if not self._literal_too_large(err):
+                    return await self._bye_and_close(self._too_big(err))
                 out = []
             except FramingError as err:
                 self._server.write(*out)
@@ -299,11 +313,158 @@ class Session:
             if eof:
                 log.info("%s: client closed the connection", self)
                 return
-            out.clear()
+            del out
             if framer.in_message:  # the client goes on without an answer: ACK what came
                 self._client.quick_ack()
-            framer.receive_data(await self._client.read())
+            await self._client_more()
             eof = framer.ended
+
+    def _frame_client(self, out: list[bytes]) -> Awaitable[None] | None:
+        """What the client framer holds, framed into ``out`` (the bytes for upstream) until it
+        needs more bytes or the machine has events; or until a hook must be waited for: then
+        its awaitable is returned, and the line that waits for it is ``_client_line``."""
+        framer, machine, hooks = self._client_framer, self.state, self.hooks
+        while (event := framer.next_event()) is not NEED_DATA:
+            kind = type(event)
+            if kind is Line:
+                if machine.client_line(event):  # type: ignore[arg-type]
+                    if (command := machine.sent) is not None:
+                        log.debug("%s: C: %s %s", self, command.tag, command.name)
+                        if (waiting := hooks.before_command(self, command)) is not None:
+                            self._client_line = event.data  # type: ignore[union-attr]
+                            return waiting
+                    out.append(event.data)  # type: ignore[union-attr]
+            elif kind is LiteralData:
+                if machine.relaying:
+                    out.append(event.data)  # type: ignore[union-attr]
+            else:
+                machine.client_message_end(event)  # type: ignore[arg-type]
+            if machine.events:
+                break
+        return None
+
+    def _literal_too_large(self, err: LiteralTooLarge) -> bool:
+        log.warning(
+            "%s: client announced a literal of %d bytes (limit %d)",
+            self, err.spec.size, err.limit,
+        )  # fmt: skip
+        return self.state.client_literal_too_large(err)
+
+    @staticmethod
+    def _too_big(err: LiteralTooLarge) -> str:
+        return f"[TOOBIG] literal of {err.spec.size} bytes exceeds {err.limit}"
+
+    async def _client_more(self) -> None:
+        """Until the client framer has more bytes (or the end of the stream)."""
+        feed = self._client_feed
+        if feed is None:  # through the stream: after STARTTLS, or before the first read
+            data = await self._client.read()
+            self._client_framer.receive_data(data)
+            if 0 < len(data) < _READ_SIZE and not self._closing:
+                self._feed_client()  # the stream holds nothing more: the feed takes over
+            return
+        if (gone := self._client_gone) is not None:
+            raise gone
+        if self._client_news:
+            return  # came while the pump was busy
+        if self._client_paused:
+            self._client_paused = False
+            self._client.reading(True)
+        wake = self._client_wake = asyncio.get_running_loop().create_future()
+        self._client_waiting = True
+        try:
+            await wake
+        finally:
+            self._client_waiting, self._client_wake = False, None
+        if (gone := self._client_gone) is not None:
+            raise gone
+        if (writer := self._server.writer) is not None:
+            await writer.drain()  # the feed stopped taking bytes when upstream was slow
+
+    def _feed_client(self) -> None:
+        """Let the client's bytes go to ``client_data`` (the stream's reader holds none)."""
+        transport = self._client.writer.transport
+        stream = transport.get_protocol()
+        if not isinstance(stream, ClientFeed) and not transport.is_closing():
+            self._client_feed = ClientFeed(stream, self)
+            transport.set_protocol(self._client_feed)
+
+    def _unfeed_client(self) -> None:
+        """Back to the stream's reader (for STARTTLS and lingering reads)."""
+        feed, self._client_feed = self._client_feed, None
+        if feed is not None:
+            transport = self._client.writer.transport
+            if transport.get_protocol() is feed:
+                transport.set_protocol(feed.stream)
+            if self._client_paused:
+                self._client_paused = False
+                self._client.reading(True)
+
+    def client_data(self, data: bytes) -> None:
+        """The client's bytes, in the transport's callback (``ClientFeed``)."""
+        self._client.bytes_in += len(data)
+        framer = self._client_framer
+        if self._closing:
+            return
+        framer.receive_data(data)
+        if not self._client_waiting:  # the pump is busy: it frames them when it is done
+            self._client_news = True
+            if framer.buffered > 2 * _READ_SIZE and not self._client_paused:
+                self._client_paused = True
+                self._client.reading(False)
+            return
+        try:
+            left = self._take_client()
+        except Exception as err:  # the session ends as when its pump fails
+            left = None
+            self._client_gone = err
+        if left is not None or self._client_gone is not None:
+            self._client_left = left
+            self._wake_client()
+
+    def client_ended(self, exc: Exception | None) -> None:
+        if exc is not None and self._client_gone is None:
+            self._client_gone = exc
+        if not self._client_framer.ended:
+            self._client_framer.receive_data(b"")
+        self._client_news = True
+        self._wake_client()
+
+    def _wake_client(self) -> None:
+        self._client_waiting = False  # from here on the pump takes what comes, in order
+        if (wake := self._client_wake) is not None and not wake.done():
+            wake.set_result(None)
+
+    def _take_client(self) -> Handoff | None:
+        """Relay what the client framer holds now, as the waiting pump would; what needs
+        waiting for goes to the pump (the returned Handoff)."""
+        machine, framer = self.state, self._client_framer
+        writer = self._server.writer
+        while True:
+            out: list[bytes] = []
+            try:
+                waiting = self._frame_client(out)
+            except FramingError as err:
+                return Handoff(out, error=err)
+            if waiting is not None:
+                return Handoff(out, waiting, self._client_line)
+            if out and writer is not None:
+                writer.writelines(out)
+            if not machine.events:
+                break
+            events = machine.drain()
+            if any(isinstance(event, _PUMP_EVENTS) for event in events):
+                return Handoff(events=events)
+            for event in events:
+                self._note(event)
+        if framer.in_message:
+            self._client.quick_ack()
+        if framer.ended or (
+            writer is not None
+            and writer.transport.get_write_buffer_size() > self._server.high_water
+        ):
+            return Handoff()  # the pump ends the session, or waits for upstream to drain
+        return None
 
     async def _act(self, events: list[ev.Event]) -> bool:
         """Do what the machine asked of the client side; False when the session is over."""
@@ -311,6 +472,7 @@ class Session:
             if isinstance(event, ev.Answer):
                 await self._client.write([event.data])
             elif isinstance(event, ev.Hangup):
+                self._unfeed_client()
                 await self._client.linger()
                 return False
             elif isinstance(event, ev.StartTls):
@@ -394,6 +556,10 @@ class Session:
             elif not held.add(chunk, first, out):
                 framer.passing = True
                 log.warning("%s: paused responses over %d bytes; resuming", self, held.limit)
+            if self._release_now:  # see release_held
+                self._release_now = False
+                out.extend(held.release(None, keep_paused=False))
+                framer.passing = True
 
     def _note_all(self) -> None:
         machine = self.state
@@ -453,6 +619,7 @@ class Session:
     async def _bye_and_close(self, reason: str) -> None:
         if not self._server.framer.in_message:
             self._client.write_now(f"* BYE {reason}\r\n".encode())
+        self._unfeed_client()
         await self._client.linger()
         await self._close_all()
 
@@ -465,6 +632,9 @@ class Session:
         if self._closed is None:
             self._closing = True
             self.state.connection_lost()
+            left, self._client_left = self._client_left, None
+            if left is not None and asyncio.iscoroutine(left.waiting):
+                left.waiting.close()  # a hook's wait the pump never took up
             for task in self._tasks:
                 if task is not asyncio.current_task():
                     task.cancel()
@@ -479,7 +649,11 @@ class Session:
             # injection attack), so a client that sends them is disconnected.
             log.warning("%s: client pipelined data after STARTTLS; closing", self)
             await self._bye_and_close("data after STARTTLS")
-        elif await self._client.start_tls(self._parts.local_tls, event.reply, str(self)):
+            return False
+        # The handshake and what follows it go through the stream; the feed comes back after
+        # the first read over TLS (``_client_more``).
+        self._unfeed_client()
+        if await self._client.start_tls(self._parts.local_tls, event.reply, str(self)):
             self.state.tls_established()
             return True
         await self._close_all()

@@ -60,6 +60,7 @@ class ServerLink:
     def __init__(self, server: UpstreamServer, limits: RelayLimits) -> None:
         self.server = server
         self.writer: asyncio.StreamWriter | None = None
+        self.high_water = 1 << 16  # the writer's buffer mark, past which writes wait (drain)
         self._max_line, self._connect_timeout = limits.max_response_line, limits.connect_timeout
         self.framer = self._framer()
 
@@ -79,6 +80,7 @@ class ServerLink:
             server.endpoint, server.tls, self._connect_timeout, read_greeting=greeting
         )
         self.server, self.writer = server, writer
+        self.high_water = writer.transport.get_write_buffer_limits()[1]
         no_delay(writer)
         return reader, hello
 
