@@ -22,6 +22,13 @@ SpamAssassin spam the recipe did not train on (every fifth spam message by date 
 is classified in every mode: spam called urgent must stay at or under 1%. Counts are small for
 some users, so every share comes with its exact (Clopper-Pearson) 95% interval.
 
+Beside the decisions, each mode reports how well p(urgent) ranks the user's urgent mail above
+the rest (the area under the ROC curve: the chance that an urgent message scores above one that
+could wait). The decisions hang on one cut measured on a few dozen urgent messages of the other
+users, so a change to the features can move them by a message either way while the ranking
+shows whether the model itself got better. The pooled ranking compares each message's score
+with the cut it was held to (p(urgent) / cut), so it counts how well the cuts carry over too.
+
     python benchmarks/first_day.py [--data ../shared/data] [--users fossum-d]
 
 or as the "first_day" section of benchmarks/accuracy.py.
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -93,15 +101,47 @@ class Share:
         return {"k": self.k, "n": self.n, "share": self.value, "ci95": [low, high]}
 
 
+def ranking(scores: Sequence[float], urgent: Sequence[bool]) -> float | None:
+    """Area under the ROC curve: the chance an urgent message outscores one that could wait.
+
+    Ties count half (Mann-Whitney). None without both kinds of message.
+    """
+    pairs = sorted(zip(scores, urgent, strict=True))
+    positives = sum(urgent)
+    negatives = len(pairs) - positives
+    if not positives or not negatives:
+        return None
+    rank_sum = 0.0
+    start = 0
+    while start < len(pairs):  # average ranks over ties
+        end = start
+        while end < len(pairs) and pairs[end][0] == pairs[start][0]:
+            end += 1
+        middle = (start + 1 + end) / 2
+        rank_sum += middle * sum(1 for _, u in pairs[start:end] if u)
+        start = end
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
 @dataclass
 class Mode:
     delivered: Share  # urgent mail delivered at once
     held: Share  # other mail held
     spam_urgent: Share  # spam called urgent
     bulk_of_person: Share = field(default_factory=lambda: Share(0, 0))  # normal mail put in Bulk
+    # log(p(urgent) / cut) of each received message and whether it was urgent: the ranking
+    scored: list[tuple[float, bool]] = field(default_factory=list)
+
+    @property
+    def ranking(self) -> float | None:
+        return ranking([s for s, _ in self.scored], [u for _, u in self.scored])
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v.as_dict() for k, v in vars(self).items()}
+        out: dict[str, Any] = {
+            k: v.as_dict() for k, v in vars(self).items() if isinstance(v, Share)
+        }
+        out["ranking_auc"] = self.ranking
+        return out
 
 
 def as_live(samples: Sequence[Sample], user: frozenset[str]) -> list[Sample]:
@@ -121,9 +161,12 @@ def judge_mode(
     user = user_addresses(samples)
     samples, spam = as_live(samples, user), as_live(spam, user)
     classifier = Classifier(model)
-    said = [v.label for v in classifier.classify(list(samples))]
+    verdicts = classifier.classify(list(samples))
+    said = [v.label for v in verdicts]
     urgent = [s == URGENT for s in said]
     truth_urgent = [y == URGENT for y in labels]
+    scored = [(over_cut(v.p_urgent, v.threshold), t)
+              for v, t in zip(verdicts, truth_urgent, strict=True)]  # fmt: skip
     spam_said = [v.label for v in classifier.classify(list(spam))]
     return Mode(
         delivered=Share(sum(u for u, t in zip(urgent, truth_urgent, strict=True) if t),
@@ -135,7 +178,14 @@ def judge_mode(
             sum(1 for s, y in zip(said, labels, strict=True) if y == "normal" and s == "bulk"),
             labels.count("normal") if isinstance(labels, list) else list(labels).count("normal"),
         ),
+        scored=scored,
     )  # fmt: skip
+
+
+def over_cut(p_urgent: float | None, cut: float | None) -> float:
+    """log(p(urgent) / cut): above 0 the score alone delivers; comparable across models."""
+    p = max(p_urgent or 0.0, 1e-9)
+    return math.log(p / cut) if cut else math.log(p)
 
 
 def split_spam(root: Path) -> tuple[Labelled, list[Sample]]:
@@ -218,9 +268,10 @@ def run_first_day(
 def lines(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
     out = [
         "first day, leave one user out (bundled recipe rebuilt without the user); "
-        "k/n share (exact 95% interval)",
-        "user | mode | urgent at once | other held | spam urgent | normal put in Bulk",
-        "---|---|---|---|---|---",
+        "k/n share (exact 95% interval); ranking = chance that an urgent message scores above "
+        "one that could wait (ROC AUC of p(urgent); pooled: of p(urgent) over each one's cut)",
+        "user | mode | urgent at once | other held | spam urgent | normal put in Bulk | ranking",
+        "---|---|---|---|---|---|---",
     ]
     verdicts: list[tuple[str, bool]] = []
     for user, row in results.items():
@@ -235,7 +286,8 @@ def lines(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
                 continue
             out.append(
                 f"{user} | {name} | {result.delivered.text()} | {result.held.text()} | "
-                f"{result.spam_urgent.text()} | {result.bulk_of_person.text()}"
+                f"{result.spam_urgent.text()} | {result.bulk_of_person.text()} | "
+                f"{auc_text(result.ranking)}"
             )
         for mode, (want_delivered, want_held) in TARGETS.items():
             result = row[mode]
@@ -269,9 +321,20 @@ def lines(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, bool]]]:
             f"all {len(modes)} | {mode} | {pooled(m.delivered for m in modes).text()} | "
             f"{pooled(m.held for m in modes).text()} | "
             f"at most {max(m.spam_urgent.k for m in modes)}/{modes[0].spam_urgent.n} per user | "
-            f"{pooled(m.bulk_of_person for m in modes).text()}"
+            f"{pooled(m.bulk_of_person for m in modes).text()} | "
+            f"{auc_text(pooled_ranking(modes))}"
         )
     return out, verdicts
+
+
+def pooled_ranking(modes: Sequence[Mode]) -> float | None:
+    """The ranking over every user's mail, each score taken over its own cut."""
+    scored = [pair for mode in modes for pair in mode.scored]
+    return ranking([s for s, _ in scored], [u for _, u in scored])
+
+
+def auc_text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def pooled(shares: Iterable[Share]) -> Share:

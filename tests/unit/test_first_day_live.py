@@ -11,7 +11,7 @@ from commsproxy.classifier.policy import known_person
 from tests.mailfactory import render
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from first_day import Mode, Share, as_live, lines, pooled  # type: ignore[import-not-found]
+from first_day import Mode, Share, as_live, lines, pooled, ranking  # type: ignore[import-not-found]
 
 ME = frozenset({"me@corp.example"})
 
@@ -59,3 +59,20 @@ def test_lines_end_with_all_users_pooled_per_mode() -> None:
     assert text[-1].startswith("all 2 | warm | 5/6 83% ")
     assert "| 120/200 60% " in text[-1]
     assert "| at most 3/303 per user |" in text[-1]
+
+
+def test_ranking_is_the_chance_an_urgent_message_outscores_the_rest() -> None:
+    assert ranking([0.1, 0.2, 0.9], [False, False, True]) == 1.0
+    assert ranking([0.9, 0.2, 0.1], [False, False, True]) == 0.0
+    # One urgent message tied with one of two others: half a win there, a win over the other.
+    assert ranking([0.5, 0.5, 0.1], [True, False, False]) == 0.75
+    assert ranking([0.3, 0.4], [True, True]) is None  # nothing to rank against
+    assert ranking([], []) is None
+
+
+def test_a_mode_reports_its_ranking_without_the_scores() -> None:
+    mode = Mode(Share(1, 1), Share(1, 2), Share(0, 3), scored=[(1.0, True), (-1.0, False)])
+    report = mode.as_dict()
+    assert report["ranking_auc"] == 1.0
+    assert "scored" not in report
+    assert report["delivered"]["k"] == 1
