@@ -163,6 +163,9 @@ def parse_announcement(line: bytes) -> LiteralSpec | None:
 
 # How much of a line an ``unread`` pattern may match (the rest is counted against max_line).
 _MAX_UNREAD_START = 24
+# The most ``short_lines`` hands out at once: a reply, a SELECT's answer, an IDLE's news.
+_SHORT = 4096
+_WHOLE_LINES = re.compile(rb"[^\n]*\n")
 
 
 @lru_cache(maxsize=8)
@@ -242,6 +245,8 @@ class Framer:
             _unread_with_literal(unread, max_line) if unread is not None else None
         )
         self.passing = unread is not None  # hand unread messages on as Unread (else as Lines)
+        # The start of an unread message's first line, for a reader of ``short_lines``.
+        self.unread_start = re.compile(unread) if unread is not None else None
         self._data = b""
         self._pos = 0
         self._scan = 0  # where to resume looking for LF in a partial line
@@ -346,6 +351,31 @@ class Framer:
         else:
             self._in_message = spec is not None
         return Line(line, first, spec)
+
+    def short_lines(self) -> list[bytes] | None:
+        """Everything held, as its lines, when that is a few whole messages of one line each
+        (at most 4 KiB, no literal announced, between messages); else None, and nothing is
+        taken. The lines are what ``next_event`` would hand out one by one, first lines all
+        (each a whole message), unread ones included: ``unread_start`` tells them apart. For
+        a reader of first lines only (``max_head == 0``): a reply or a SELECT's answer in one
+        step instead of an event per line."""
+        data, pos = self._data, self._pos
+        size = len(data)
+        if (
+            size - pos > _SHORT
+            or size - pos > self.max_line
+            or pos >= size
+            or data[size - 1] != 0x0A  # "\n": the last line is whole
+            or self._literal_left
+            or self._in_message
+            or self.max_head
+            or data.find(b"}\n", pos) >= 0
+            or data.find(b"}\r\n", pos) >= 0
+        ):
+            return None
+        lines = _WHOLE_LINES.findall(data, pos)
+        self._data, self._pos, self._scan = b"", 0, 0
+        return lines
 
     def _run(self, data: bytes, pos: int, size: int) -> int:
         """Where the run of unread bytes from ``pos`` ends (``pos``: none); keeps the literal

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commsproxy.imap.framer import (
+    NEED_DATA,
     Event,
     Framer,
     Line,
@@ -177,6 +178,56 @@ def test_a_literal_over_the_bound_in_a_run_is_refused_as_before() -> None:
         f.next_event()
 
 
+SELECT_ANSWER = (
+    b"* OK [CLOSED] Previous mailbox closed.\r\n"
+    b"* FLAGS (\\Answered \\Seen $Triaged)\r\n"
+    b"* OK [PERMANENTFLAGS (\\Answered \\Seen $Triaged \\*)] Flags permitted.\r\n"
+    b"* 100 EXISTS\r\n* 0 RECENT\r\n* OK [UNSEEN 1] First unseen.\r\n"
+    b"* OK [UIDVALIDITY 1796675069] UIDs valid\r\n* OK [UIDNEXT 101] Predicted next UID\r\n"
+    b"a3 OK [READ-WRITE] Select completed (0.001 + 0.000 secs).\r\n"
+)
+
+
+def test_a_select_answer_comes_as_its_lines_at_once() -> None:
+    f = framer()
+    f.receive_data(SELECT_ANSWER)
+    lines = f.short_lines()
+    assert lines == SELECT_ANSWER.splitlines(keepends=True)
+    assert (f.buffered, f.in_message) == (0, False)
+    assert f.unread_start is not None
+    read = [line for line in lines if not f.unread_start.match(line)]
+    # The same lines the machine reads when they come one event at a time.
+    assert read == first_lines(run(framer(), [SELECT_ANSWER]))
+    assert f.next_event() is NEED_DATA
+
+
+@pytest.mark.parametrize(
+    "held",
+    [
+        b"a1 OK done\r\n* 3 EXI",  # the last line is not whole
+        b"* 1 FETCH (BODY[] {3}\r\nabc)\r\n",  # a literal
+        b"* 1 FETCH (BODY[] {3}\nabc)\n",
+        b"* 2 FETCH (FLAGS ())\r\n" * 200,  # more than a few lines' worth
+        b"",
+    ],
+)
+def test_anything_else_is_left_to_the_events(held: bytes) -> None:
+    f = framer()
+    f.receive_data(held)
+    assert f.short_lines() is None
+    assert data_of(f.events()) == held[: held.rfind(b"\n") + 1]  # taken as ever
+
+
+def test_not_in_the_middle_of_a_message() -> None:
+    f = framer()
+    f.receive_data(b"* 1 FETCH (BODY[] {3}\r\nab")
+    f.events()
+    f.receive_data(b"c)\r\na1 OK done\r\n")  # the rest of the literal first
+    assert f.short_lines() is None
+    assert data_of(f.events()) == b"c)\r\na1 OK done\r\n"
+    assert Framer(max_line=64).short_lines() is None  # not for a reader of heads
+
+
 def test_unread_needs_no_heads() -> None:
     with pytest.raises(ValueError, match="max_head"):
         Framer(unread=UNREAD_RESPONSES)
@@ -238,6 +289,18 @@ def test_any_stream_cut_anywhere(msgs: list[tuple[bytes, bytes]], cuts: list[int
     assert data_of(events) == stream
     wanted = [line for _, line in msgs if not UNREAD.match(line)]
     assert first_lines(events) == wanted
+    # Taking whole short reads as lines where the framer offers them changes nothing.
+    f, data, read = framer(), b"", []
+    for chunk in chunks:
+        f.receive_data(chunk)
+        if (lines := f.short_lines()) is not None:
+            data += b"".join(lines)
+            read += [line for line in lines if not UNREAD.match(line)]
+        else:
+            events = f.events()
+            data += data_of(events)
+            read += first_lines(events)
+    assert (data, read) == (stream, wanted)
     # The same stream framed line by line (paused) reads every first line.
     f = framer()
     f.passing = False

@@ -540,6 +540,9 @@ class Session:
     def _frame_upstream(self, out: list[bytes]) -> None:
         """What the upstream framer holds, framed into ``out`` (or held while paused)."""
         framer, held = self._server.framer, self._held
+        if framer.passing and (lines := framer.short_lines()) is not None:
+            self._short_lines(lines, out)
+            return
         # The hottest loop of the proxy (every byte of every FETCH): kept lean. Unread (a run
         # of responses nobody reads) comes only while responses are not paused.
         while (event := framer.next_event()) is not NEED_DATA:
@@ -560,6 +563,27 @@ class Session:
                 self._release_now = False
                 out.extend(held.release(None, keep_paused=False))
                 framer.passing = True
+
+    def _short_lines(self, lines: list[bytes], out: list[bytes]) -> None:
+        """A few whole one-line responses (``Framer.short_lines``), as ``_frame_upstream``
+        handles them: unread ones pass, the machine reads the rest; once responses are paused
+        (by a hook, on one of them) the machine reads every one and they are held."""
+        held, unread = self._held, self._server.framer.unread_start
+        assert unread is not None
+        for line in lines:
+            if held.messages is not None or unread.match(line) is None:  # paused, or read
+                chunk = self._upstream_line(line)  # may pause (or release) the responses
+            else:
+                chunk = line
+            if held.messages is None:  # not paused
+                out.append(chunk)
+            elif not held.add(chunk, True, out):
+                self._server.framer.passing = True
+                log.warning("%s: paused responses over %d bytes; resuming", self, held.limit)
+            if self._release_now:
+                self._release_now = False
+                out.extend(held.release(None, keep_paused=False))
+                self._server.framer.passing = True
 
     def _note_all(self) -> None:
         machine = self.state
