@@ -356,9 +356,9 @@ class Framer:
         """Everything held, as its lines, when that is a few whole messages of one line each
         (at most 4 KiB, no literal announced, between messages); else None, and nothing is
         taken. The lines are what ``next_event`` would hand out one by one, first lines all
-        (each a whole message), unread ones included: ``unread_start`` tells them apart. For
-        a reader of first lines only (``max_head == 0``): a reply or a SELECT's answer in one
-        step instead of an event per line."""
+        (each a whole message), unread ones included whether ``passing`` or not:
+        ``unread_start`` tells them apart. For a reader of first lines only (``max_head ==
+        0``): a reply or a SELECT's answer in one step instead of an event per line."""
         data, pos = self._data, self._pos
         size = len(data)
         if (

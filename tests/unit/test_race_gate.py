@@ -325,6 +325,36 @@ async def test_gate_fails_open_at_once_and_says_so_once(caplog: pytest.LogCaptur
     assert any("triage is back" in r.getMessage() for r in caplog.records)
 
 
+class KnowingBackend(FakeBackend):
+    """A backend that can say from memory that nothing new arrived (``KnownFromMemory``)."""
+
+    def __init__(self) -> None:
+        super().__init__(ready=True)
+        self.news = False
+
+    def known(self, login: str) -> tuple[int, int] | None:
+        return None if self.news else (4, 4)
+
+
+async def test_a_poll_with_nothing_new_goes_at_once_and_with_news_waits_for_triage() -> None:
+    backend = KnowingBackend()
+    hooks = GateHooks(backend, timeout=30)
+    session = _session(FakeSession())
+    for line in (b"a NOOP", b"b IDLE", b"c CHECK"):
+        assert hooks.before_command(session, parse_command(line)) is None
+    assert backend.needs == []
+    backend.news = True
+    for line in (b"d NOOP", b"e IDLE"):
+        waiting = hooks.before_command(session, parse_command(line))
+        assert waiting is not None
+        await waiting
+    assert backend.needs == ["known", "known"]
+    # A STATUS of INBOX still looks (one NOOP on triage's link), news or not.
+    backend.news = False
+    await _before(hooks, session, parse_command(b"f STATUS INBOX (MESSAGES)"))
+    assert backend.needs == ["known", "known", "look"]
+
+
 async def test_new_mail_while_triage_is_down_is_shown_at_once() -> None:
     backend = FakeBackend(ready=False)
     hooks = GateHooks(backend, timeout=30)

@@ -540,7 +540,7 @@ class Session:
     def _frame_upstream(self, out: list[bytes]) -> None:
         """What the upstream framer holds, framed into ``out`` (or held while paused)."""
         framer, held = self._server.framer, self._held
-        if framer.passing and (lines := framer.short_lines()) is not None:
+        if (lines := framer.short_lines()) is not None:
             self._short_lines(lines, out)
             return
         # The hottest loop of the proxy (every byte of every FETCH): kept lean. Unread (a run
