@@ -164,7 +164,7 @@ def parse_announcement(line: bytes) -> LiteralSpec | None:
 # How much of a line an ``unread`` pattern may match (the rest is counted against max_line).
 _MAX_UNREAD_START = 24
 # The most ``short_lines`` hands out at once: a reply, a SELECT's answer, an IDLE's news.
-_SHORT = 4096
+_SHORT, _SHORT_LINES = 4096, 16
 _WHOLE_LINES = re.compile(rb"[^\n]*\n")
 
 
@@ -354,9 +354,9 @@ class Framer:
 
     def short_lines(self) -> list[bytes] | None:
         """Everything held, as its lines, when that is a few whole messages of one line each
-        (at most 4 KiB, no literal announced, between messages); else None, and nothing is
-        taken. The lines are what ``next_event`` would hand out one by one, first lines all
-        (each a whole message), unread ones included whether ``passing`` or not:
+        (at most 16 lines and 4 KiB, no literal announced, between messages); else None, and
+        nothing is taken. The lines are what ``next_event`` would hand out one by one, first
+        lines all (each a whole message), unread ones included whether ``passing`` or not:
         ``unread_start`` tells them apart. For a reader of first lines only (``max_head ==
         0``): a reply or a SELECT's answer in one step instead of an event per line."""
         data, pos = self._data, self._pos
@@ -372,6 +372,8 @@ class Framer:
             or data.find(b"}\n", pos) >= 0
             or data.find(b"}\r\n", pos) >= 0
         ):
+            return None
+        if data.count(b"\n", pos) > _SHORT_LINES:  # a run of FETCHes: one regex, not one each
             return None
         lines = _WHOLE_LINES.findall(data, pos)
         self._data, self._pos, self._scan = b"", 0, 0

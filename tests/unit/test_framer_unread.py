@@ -208,6 +208,7 @@ def test_a_select_answer_comes_as_its_lines_at_once() -> None:
         b"* 1 FETCH (BODY[] {3}\r\nabc)\r\n",  # a literal
         b"* 1 FETCH (BODY[] {3}\nabc)\n",
         b"* 2 FETCH (FLAGS ())\r\n" * 200,  # more than a few lines' worth
+        b"* 2 FETCH (UID 3)\r\n" * 17,  # more than a few lines
         b"",
     ],
 )
