@@ -10,13 +10,14 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
 
 from commsproxy.endpoints import parse_endpoint
 from commsproxy.imap.errors import No
+from commsproxy.imap.grammar import Command, Response
 from commsproxy.imap.session import State
 from commsproxy.imap.session_events import ClientLogin, LoginSteps
 from commsproxy.proxy.imap.hooks import RelayLimits, SessionParts
@@ -210,3 +211,98 @@ async def test_what_the_upstream_says_after_the_last_word_to_the_client_is_dropp
     await asyncio.wait_for(task, 5)
     assert not task.cancelled()
     assert _failures(caplog) == []
+
+
+class WaitBeforeNoop:
+    """Hooks that hold every NOOP until ``go`` is set and let everything else go at once; on
+    request, hold a SELECT's answer and let it out with its tagged reply (as the gate does)."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.hold_select = False
+        self.selecting: str | None = None
+
+    def before_command(self, session: Session, command: Command) -> Awaitable[object] | None:
+        if command.name == "SELECT" and self.hold_select:
+            session.pause_responses()
+            self.selecting = command.tag
+        return self.go.wait() if command.name == "NOOP" else None
+
+    def on_response(self, session: Session, response: Response) -> None:
+        if response.tag is not None and response.tag == self.selecting:
+            self.selecting = None
+            session.release_held()
+
+
+async def test_a_hook_that_waits_holds_its_command_and_what_follows(
+    upstream: FakeUpstream,
+) -> None:
+    hooks = WaitBeforeNoop()
+    _, reader, writer, task = await start(upstream, hooks=hooks)
+    await reader.readline()
+    writer.write(b"a LOGIN me pw\r\n")
+    await until(reader, b"a ")
+    writer.write(b"b CHECK\r\nc NOOP\r\nd CHECK\r\n")
+    await asyncio.sleep(0.05)
+    assert upstream.received == b"a LOGIN me pw\r\n"  # the NOOP waits, and the lines with it
+    hooks.go.set()
+    got = await until(reader, b"d ")
+    assert got == b"b OK CHECK done\r\nc OK NOOP done\r\nd OK CHECK done\r\n"
+    assert upstream.received == b"a LOGIN me pw\r\nb CHECK\r\nc NOOP\r\nd CHECK\r\n"
+    writer.write(b"e NOOP\r\n")  # the hook is done waiting: at once, as any command
+    assert await until(reader, b"e ") == b"e OK NOOP done\r\n"
+    writer.close()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_commands_in_pieces_and_many_at_once_pass_byte_for_byte(
+    upstream: FakeUpstream,
+) -> None:
+    session, reader, writer, task = await start(upstream)
+    await reader.readline()
+    for piece in (b"a LOGIN me", b" pw\r\nb NO", b"OP\r", b"\nc CHECK\r\nd LOGOUT\r\n"):
+        writer.write(piece)
+        await asyncio.sleep(0.01)  # each piece its own read
+    got = await until(reader, b"d ")
+    assert got.endswith(b"b OK NOOP done\r\nc OK CHECK done\r\nd OK LOGOUT done\r\n")
+    assert upstream.received == b"a LOGIN me pw\r\nb NOOP\r\nc CHECK\r\nd LOGOUT\r\n"
+    writer.close()
+    await asyncio.wait_for(task, 5)
+    assert session.state.commands == 4
+
+
+async def test_a_held_answer_goes_out_whole_with_its_tagged_reply(upstream: FakeUpstream) -> None:
+    hooks = WaitBeforeNoop()
+    hooks.hold_select = True
+    session, reader, writer, task = await start(upstream, hooks=hooks)
+    await reader.readline()
+    writer.write(b"a LOGIN me pw\r\nb SELECT INBOX\r\n")
+    got = await until(reader, b"b ")
+    assert got == b"a OK logged in\r\n* 2 EXISTS\r\n* CAPABILITY IMAP4rev1\r\nb OK sel\r\n"
+    assert not session.responses_paused
+    assert session.state.selected == "INBOX"
+    writer.write(b"c CHECK\r\n")  # forwarded as it comes again
+    assert await until(reader, b"c ") == b"c OK CHECK done\r\n"
+    writer.close()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_a_client_sending_on_while_a_command_waits_is_read_no_further_than_a_bound(
+    upstream: FakeUpstream,
+) -> None:
+    hooks = WaitBeforeNoop()
+    session, reader, writer, task = await start(upstream, hooks=hooks)
+    await reader.readline()
+    writer.write(b"a LOGIN me pw\r\n")
+    await until(reader, b"a ")
+    searches = b"".join(b"s%d SEARCH TEXT %s\r\n" % (i, b"x" * 2000) for i in range(400))
+    writer.write(b"b NOOP\r\n" + searches)  # 800 kB behind a command that waits
+    await asyncio.sleep(0.2)
+    assert session._client_paused  # reading paused, not piled up
+    assert session._client_framer.buffered <= 3 * 256 * 1024
+    hooks.go.set()
+    got = await until(reader, b"s399 ")
+    assert got.count(b" OK SEARCH done\r\n") == 400
+    assert upstream.received.endswith(searches)
+    writer.close()
+    await asyncio.wait_for(task, 5)

@@ -31,7 +31,7 @@ class Handoff:
     hook's wait (its line goes after it), events to act on, or the framer's error."""
 
     out: list[bytes] = field(default_factory=list)
-    waiting: Awaitable[None] | None = None
+    waiting: Awaitable[object] | None = None
     line: bytes = b""
     events: list[ev.Event] | None = None
     error: FramingError | None = None

@@ -146,7 +146,7 @@ class GateHooks:
 
     # -- hooks --------------------------------------------------------------------------------
 
-    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[None] | None:
+    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[object] | None:
         """None when the command may go at once (most commands, and a SELECT/EXAMINE of INBOX,
         whose answer is held instead); else the wait for triage to catch up."""
         if command.name not in _CATCH_UP_COMMANDS:

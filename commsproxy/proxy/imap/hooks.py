@@ -91,7 +91,7 @@ class RelayedSession(Protocol):
 class RelayHooks(Protocol):
     """What a later layer (the triage gate) can plug into every session."""
 
-    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[None] | None:
+    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[object] | None:
         """Called before a client command is forwarded: None to forward it at once, or what to
         wait for first (e.g. triage catching up). Most commands wait for nothing, and then the
         relay forwards them in the transport's callback, without a task switch."""
@@ -105,7 +105,7 @@ class RelayHooks(Protocol):
 
 
 class NoHooks:
-    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[None] | None:
+    def before_command(self, session: RelayedSession, command: Command) -> Awaitable[object] | None:
         return None
 
     def on_response(self, session: RelayedSession, response: Response) -> None:

@@ -319,7 +319,7 @@ class Session:
             await self._client_more()
             eof = framer.ended
 
-    def _frame_client(self, out: list[bytes]) -> Awaitable[None] | None:
+    def _frame_client(self, out: list[bytes]) -> Awaitable[object] | None:
         """What the client framer holds, framed into ``out`` (the bytes for upstream) until it
         needs more bytes or the machine has events; or until a hook must be waited for: then
         its awaitable is returned, and the line that waits for it is ``_client_line``."""
