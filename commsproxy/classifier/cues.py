@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 from .mail import Mail
-from .quotes import own_text
+from .quotes import QUOTE_SCAN_CHARS, names_match, own_text, person_tokens, quoted_original
 
-__all__ = ["CUE_KINDS", "high_priority", "urgency_cues"]
+__all__ = ["CUE_KINDS", "answers_you", "high_priority", "urgency_cues"]
 
 # The kinds of cue.
 CUE_KINDS = ("marked high priority", "urgent wording", "deadline today", "asks for a call")
@@ -116,3 +117,41 @@ def urgency_cues(mail: Mail) -> dict[str, str]:
     if match := _CALL_REQUEST.search(text):
         cues["asks for a call"] = f'asks for a call ("{match.group(0).lower()}")'
     return cues
+
+
+# "FW: ..." passes a message on, even where no "Forwarded by" line says so (Outlook).
+_FORWARD_SUBJECT = re.compile(r"\s*(?:fw|fwd|wg|tr)\s*:", re.IGNORECASE)
+
+
+def answers_you(mail: Mail, user_addresses: frozenset[str]) -> bool:
+    """Whether the message answers one of the user's own: the quote under its text is theirs.
+
+    Threading headers say so where they exist (Context.replies_to_user); mail without them
+    (Outlook and Lotus Notes exports, clients that drop References) still shows what it
+    answers in the quoted block under its text, read as reply matching reads it (quotes.py).
+    A forward of the user's message ("FW:", "Forwarded by") is not an answer to it; a quoted
+    first name alone ("Drew") could be anyone's, so the block must show the user's address or
+    two words of their name.
+    """
+    if not user_addresses or _FORWARD_SUBJECT.match(mail.subject):
+        return False
+    # A quote of the user names them; most mail never does, and is spared the quote parser.
+    text = mail.body[:QUOTE_SCAN_CHARS].lower()
+    if not any(word in text for word in _name_words(user_addresses)):
+        return False
+    quoted = quoted_original(mail.body)
+    if quoted is None or quoted.forwarded:
+        return False
+    address = quoted.sender.strip().lower()
+    if address in user_addresses:
+        return True
+    name = quoted.name or address
+    if len(person_tokens(name)) < 2:
+        return False
+    return any(names_match(name, address, user) for user in user_addresses)
+
+
+@lru_cache(maxsize=64)
+def _name_words(user_addresses: frozenset[str]) -> frozenset[str]:
+    """The words of the user's addresses a quote naming them must contain (names_match)."""
+    return frozenset(word for address in user_addresses for word in person_tokens(address))

@@ -16,8 +16,10 @@ rules, in order, each with its reason in words:
    colleagues score high; a colleague by domain is held to it too, a customer is not), or it
    is list, machine or mass mail (labels.bulk_reason) from a sender the user never answered
    (``marked_bulk``: an all-staff announcement from a colleague scores like their mail);
-3. **urgent** when the message itself says it cannot wait (cues.py) and nothing says it is bulk:
-   no bulk markers, and no veto as in 2 (spam says "urgent" and "call me" too);
+3. **urgent** when the message itself says it cannot wait (cues.py) or answers a message the
+   user sent (its thread headers, or the user's own message quoted under its text:
+   ``cues.answers_you``), and nothing says it is bulk: no bulk markers, and no veto as in 2
+   (spam says "urgent" and "call me" too);
 4. **bulk** on list, marketing or machine markers (labels.bulk_reason);
 5. **normal** otherwise: a message from a person waits for the next batch, never in Bulk.
 """
@@ -28,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..imap.names import BULK, NORMAL, URGENT
-from .cues import urgency_cues
+from .cues import answers_you, urgency_cues
 from .features import Sample
 from .labels import bulk_reason
 
@@ -80,7 +82,8 @@ class Judgement:
 
 def _cues(sample: Sample) -> dict[str, str]:
     cues = urgency_cues(sample.mail)
-    if sample.context.replies_to_user:
+    context = sample.context
+    if context.replies_to_user or answers_you(sample.mail, context.user_addresses):
         cues["reply"] = "a reply to a message you sent"
     return cues
 

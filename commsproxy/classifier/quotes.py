@@ -291,7 +291,10 @@ def _lotus_block(text: str, stamp: re.Match[str]) -> QuotedHeader | None:
 def quoted_original(body: str) -> QuotedHeader | None:
     """The header of the top-most quoted message in ``body`` (Outlook or Lotus Notes style)."""
     text = body[:QUOTE_SCAN_CHARS].replace("\r\n", "\n")
-    for match in _BLOCK_START.finditer(text):
+    start = _first_block(text)
+    if start is None:
+        return None
+    for match in _BLOCK_START.finditer(text, start):
         if match.group("stamp") is not None:
             block = _lotus_block(text, match)
         else:
@@ -303,6 +306,16 @@ def quoted_original(body: str) -> QuotedHeader | None:
     return None
 
 
+# Searching a long body for its first quoted block is most of what reading a quote costs; the
+# cue rules read the writer's own text and then the quote of the same message, one after the
+# other, so a short memory of recent searches spares the second.
+@lru_cache(maxsize=256)
+def _first_block(text: str) -> int | None:
+    """Where the first quoted block in ``text`` starts; None when nothing is quoted."""
+    match = _BLOCK_START.search(text)
+    return None if match is None else match.start()
+
+
 @lru_cache(maxsize=65536)
 def own_text(body: str, limit: int = QUOTE_SCAN_CHARS) -> str:
     """What the writer wrote: the body above the first quoted block, without ``>`` lines.
@@ -311,9 +324,9 @@ def own_text(body: str, limit: int = QUOTE_SCAN_CHARS) -> str:
     an urgent thread would look urgent.
     """
     text = body[:limit]
-    match = _BLOCK_START.search(text)
-    if match is not None:
-        text = text[: match.start()]
+    start = _first_block(text)
+    if start is not None:
+        text = text[:start]
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
 
 
