@@ -46,11 +46,16 @@ __all__ = ["NewMail"]
 log = logging.getLogger("commsproxy.triage")
 
 _CHUNK = 500  # messages per triage step: bounded memory on a first start with a full INBOX
-# Holds go out per group of steps: one UID MOVE per hold mailbox for up to this many messages
-# looked at. On maildir a UID MOVE costs about the same whatever its size, growing with the
-# mailbox (about 600 ms at 100,000 messages), so a backlog split between two hold mailboxes
-# pays two MOVEs per group rather than two per step. The cursor passes a group only once its
-# moves are done (the gate reads "at or below the cursor" as decided and moved away if held).
+# Keywords and holds go out per group of steps: one UID STORE per label and one UID MOVE per
+# hold mailbox for up to this many messages looked at (more only where a command line would
+# pass about 8 KB: upstream.py). On maildir a UID MOVE costs about the same whatever its size,
+# growing with the mailbox (about 300 to 600 ms at 100,000 messages), so a backlog split
+# between two hold mailboxes pays two MOVEs per group rather than two per step; a STORE costs
+# 20 ms there. Each step's decisions are in the state store before the group's keywords go
+# out (a crash in between decides those messages again at the next start: the parts keep
+# what they heard once, filing finds its copies), and the keywords before the moves. The
+# cursor passes a group only once its moves are done (the gate reads "at or below the
+# cursor" as decided and moved away if held).
 # What an urgent message in a backlog waits for is unchanged: the gate shows the mail a pass
 # decided once that pass is done (engine.py), failing open after [triage] gate_timeout; a
 # group only keeps the state store's cursor up to this many messages behind the decisions.
@@ -64,6 +69,15 @@ _FETCH_BYTES = 8 << 20
 _HEADER_GUESS = 16 << 10  # a header's size, for the first guess
 _LEAST_GUESS = 2 << 10  # a message's size is never guessed smaller
 _GONE_NOTE = "gone before it was held: deleted or moved by another client"
+
+
+@dataclass
+class _Tags:
+    """A group's keywords to write: UIDs per label, kept in INBOX though not urgent, filed."""
+
+    labels: dict[str, list[int]] = field(default_factory=dict)
+    not_held: list[int] = field(default_factory=list)
+    filed: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -120,8 +134,8 @@ class NewMail:
     async def _triage_group(
         self, worker: Upstream, uidvalidity: int, uids: list[int]
     ) -> dict[str, list[int]]:
-        """Decide, file and tag a group's new mail in steps; returns what is to be held, per
-        mailbox: the new decisions and the moves a crash interrupted."""
+        """Decide and file a group's new mail in steps, then tag it; returns what is to be
+        held, per mailbox: the new decisions and the moves a crash interrupted."""
         s = self.settings
         looked = await worker.fetch(uids, "(UID FLAGS)", per_command=len(uids))
         flags = {f.uid: f.flags for f in looked}
@@ -145,6 +159,7 @@ class NewMail:
         # The next step's bodies are asked for before this step is decided, so the server
         # reads them while the classifier works: at most two steps' mail in memory.
         ahead: asyncio.Task[list[Fetched]] | None = None
+        tags = _Tags()
         try:
             for i, step in enumerate(steps):
                 fetched = await (ahead or self._bodies(worker, step))
@@ -152,7 +167,8 @@ class NewMail:
                 if i + 1 < len(steps):
                     ahead = asyncio.create_task(self._bodies(worker, steps[i + 1]))
                     await asyncio.sleep(0)  # its FETCH goes out before the work below
-                for mailbox, held in (await self._step(worker, fetched, uidvalidity)).items():
+                holds = await self._step(fetched, uidvalidity, tags)
+                for mailbox, held in holds.items():
                     pending.setdefault(mailbox, []).extend(held)
         finally:
             if ahead is not None:  # this pass failed: its link is given up (engine.py)
@@ -160,6 +176,7 @@ class NewMail:
                 await asyncio.wait([ahead])
                 if not ahead.cancelled():
                     ahead.exception()  # the failure that counts is the one on its way out
+        await self._tag(worker, tags)
         return pending
 
     async def _bodies(self, worker: Upstream, uids: list[int]) -> list[Fetched]:
@@ -180,24 +197,22 @@ class NewMail:
         return fetched
 
     async def _step(
-        self, worker: Upstream, fetched: list[Fetched], uidvalidity: int
+        self, fetched: list[Fetched], uidvalidity: int, tags: _Tags
     ) -> dict[str, list[int]]:
-        """Decide, file and tag one step's mail; returns what is to be held, per mailbox."""
+        """Decide and file one step's mail, its keywords into ``tags``; returns what is to be
+        held, per mailbox."""
         if not fetched:  # gone (another client) between the two FETCHes
             return {}
         mails = [mail_of(f) for f in fetched]
         holds, labels = self._decide(fetched, mails, uidvalidity)
         # Filing copies before tagging, so the team's copy carries none of our keywords.
-        filed = await self._file([f.uid for f in fetched], mails)
-        await self._tag(worker, labels)
+        tags.filed.extend(await self._file([f.uid for f in fetched], mails))
         # Would be held but was not (read already, or a dry run): say so on the server, so
         # that without the store it is not mistaken for mail the user brought back.
         held_now = {uid for uids in holds.values() for uid in uids}
-        kept = [u for u, label in labels.items() if label != URGENT and u not in held_now]
-        if kept:
-            await worker.add_flags(kept, (NOT_HELD,))
-        if filed:
-            await worker.add_flags(filed, (FILED,))
+        tags.not_held += [u for u, lb in labels.items() if lb != URGENT and u not in held_now]
+        for uid, label in labels.items():
+            tags.labels.setdefault(label, []).append(uid)
         return holds
 
     def _gone(self, uidvalidity: int, uids: list[int]) -> None:
@@ -303,12 +318,15 @@ class NewMail:
         }
         return await self.filer.file_incoming(items, about=about)
 
-    async def _tag(self, worker: Upstream, labels: dict[int, str]) -> None:
-        by_label: dict[str, list[int]] = {}
-        for uid, label in labels.items():
-            by_label.setdefault(label, []).append(uid)
-        for label, uids in by_label.items():
+    async def _tag(self, worker: Upstream, tags: _Tags) -> None:
+        """The decisions as keywords: one UID STORE per label, then ``$NotHeld`` and
+        ``$Filed``."""
+        for label, uids in tags.labels.items():
             await worker.add_flags(uids, (TRIAGED, *LABEL_KEYWORDS[label]))
+        if tags.not_held:
+            await worker.add_flags(tags.not_held, (NOT_HELD,))
+        if tags.filed:
+            await worker.add_flags(tags.filed, (FILED,))
 
     async def _rescued(self, worker: Upstream, rescued: dict[int, str]) -> None:
         """Held messages back in INBOX under new UIDs: the user moved them; learn from that."""

@@ -75,6 +75,10 @@ _CHUNK = 100  # UIDs per FETCH or COPY: bounded responses, and progress between 
 # MOVE costs about the same whatever its size, growing with the mailbox (about 600 ms at
 # 100,000 messages), and its answer is one short EXPUNGE line per message.
 _MOVE_CHUNK = 2000
+# A command line stays under about 8 KB (RFC 7162 asks clients to keep to 8,192 octets, and
+# some servers refuse longer lines): a UID set longer than this goes in pieces. Runs of UIDs
+# are short where a backlog splits between hold mailboxes: about 1,000 six-digit UIDs fit.
+_SET_CHARS = 7000
 # Tries of one move or copy while other clients keep expunging its messages under it; each try
 # learns of the expunges that refused the one before, so a second try nearly always does it.
 _RACE_TRIES = 5
@@ -311,10 +315,8 @@ class Upstream:
         """``UID FETCH`` in chunks of ``per_command`` UIDs; ``items`` e.g. ``(UID FLAGS
         BODY.PEEK[HEADER])``. A caller that knows its answers are small asks for more at once."""
         out: list[Fetched] = []
-        ordered = sorted(uids)
-        size = max(per_command, 1)
-        for start in range(0, len(ordered), size):
-            chunk = uid_set(ordered[start : start + size])
+        for piece in _pieces(sorted(uids), per_command):
+            chunk = uid_set(piece)
             reply = await self._ok(
                 f"UID FETCH {chunk}", "UID FETCH", chunk, items, limit=self.timeout * 4
             )
@@ -326,11 +328,14 @@ class Upstream:
         return await self.fetch(uids, f"(UID BODY.PEEK[HEADER.FIELDS ({' '.join(fields)})])")
 
     async def add_flags(self, uids: Iterable[int], flags: Iterable[str]) -> None:
+        """``UID STORE +FLAGS.SILENT``: one command, unless its UID set is too long a line."""
         flag_list = "(" + " ".join(flags) + ")"
-        target = uid_set(uids)
-        await self._ok(
-            f"UID STORE {target} +FLAGS", "UID STORE", target, "+FLAGS.SILENT", flag_list
-        )
+        ordered = sorted(set(uids))
+        for piece in _pieces(ordered, len(ordered)):
+            target = uid_set(piece)
+            await self._ok(
+                f"UID STORE {target} +FLAGS", "UID STORE", target, "+FLAGS.SILENT", flag_list
+            )
 
     async def add_flags_to(self, target: str, flags: Iterable[str]) -> None:
         """``UID STORE`` over a UID set written out (``1:4000,4002:9000``): one command for a
@@ -401,8 +406,7 @@ class Upstream:
         """
         done: dict[int, int] = {}
         gone: set[int] = set()
-        for start in range(0, len(ordered), size):
-            chunk = ordered[start : start + size]
+        for chunk in _pieces(ordered, size):
             for _ in range(_RACE_TRIES):
                 try:
                     result = await act(chunk)
@@ -474,3 +478,18 @@ class Upstream:
 
     async def logout(self) -> None:
         await self._client.logout()
+
+
+def _pieces(ordered: list[int], most: int) -> list[list[int]]:
+    """Sorted UIDs in pieces of at most ``most`` whose UID set fits in ``_SET_CHARS``."""
+    size = max(most, 1)
+    todo = [ordered[start : start + size] for start in range(0, len(ordered), size)][::-1]
+    out: list[list[int]] = []  # todo is a stack: its end comes first
+    while todo:
+        piece = todo.pop()
+        if len(piece) > 1 and len(uid_set(piece)) > _SET_CHARS:
+            half = len(piece) // 2
+            todo += [piece[half:], piece[:half]]
+        else:
+            out.append(piece)
+    return out
