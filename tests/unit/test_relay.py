@@ -306,3 +306,18 @@ async def test_a_client_sending_on_while_a_command_waits_is_read_no_further_than
     assert upstream.received.endswith(searches)
     writer.close()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_client_that_closes_right_after_its_last_command_ends_the_session(
+    upstream: FakeUpstream,
+) -> None:
+    upstream.hold_greeting = asyncio.Event()  # the pumps start once the upstream greeted
+    session, _, writer, task = await start(upstream)
+    writer.write(b"a LOGIN me pw\r\nb NOOP\r\n")
+    writer.write_eof()  # the end of the stream waits in the reader with the commands
+    await asyncio.sleep(0.05)
+    upstream.hold_greeting.set()
+    await asyncio.wait_for(task, 5)  # the end is seen, however it came: no session left hanging
+    assert session.state.state is State.CLOSED
+    assert session.state.commands == 2  # both were read, and went upstream
+    writer.close()

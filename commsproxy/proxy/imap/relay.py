@@ -383,7 +383,9 @@ class Session:
 
     def _feed_client(self) -> None:
         """Let the client's bytes go to ``client_data`` (the stream's reader holds none)."""
-        transport = self._client.writer.transport
+        transport, reader = self._client.writer.transport, self._client.reader
+        if reader.at_eof() or reader.exception() is not None:
+            return  # the end came with the last bytes: the stream's next read says so
         stream = transport.get_protocol()
         if not isinstance(stream, ClientFeed) and not transport.is_closing():
             self._client_feed = ClientFeed(stream, self)
