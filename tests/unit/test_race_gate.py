@@ -279,6 +279,9 @@ class FakeSession:
     def pause_responses(self) -> None:
         self.paused = True
 
+    def hold_answer(self) -> None:
+        self.paused = True
+
     @property
     def responses_paused(self) -> bool:
         return self.paused

@@ -183,7 +183,7 @@ class GateHooks:
         gate = self._gate(session)
         if decided is None or session.responses_paused or gate.opening is not None:
             return False
-        session.pause_responses()
+        session.hold_answer()  # only its tagged reply matters here (``_opened``)
         gate.opening, gate.view = _Opening(command.tag, decided), None
         return True
 
@@ -211,6 +211,7 @@ class GateHooks:
             self._show(session, gate)
         else:
             log.debug("%s: the SELECT may name %d new message(s): triage first", session, unseen)
+            session.pause_responses()  # settling reads every response from here on
             gate.settling = asyncio.create_task(self._settle(session, gate))
 
     def _show(self, session: RelayedSession, gate: _SessionGate) -> None:

@@ -69,6 +69,10 @@ class RelayedSession(Protocol):
 
     def pause_responses(self) -> None: ...
 
+    def hold_answer(self) -> None:
+        """Pause responses for a tagged reply: what the machine does not read in a short
+        answer is held unseen by ``on_response`` (relay.py)."""
+
     async def resume_responses(
         self,
         rewrite: Callable[[list[list[bytes]]], list[bytes]] | None = None,

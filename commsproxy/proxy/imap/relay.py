@@ -101,6 +101,7 @@ class Session:
         self._client_paused = False  # reading paused: the busy pump has enough to frame
         self._client_line = b""
         self._release_now = False  # release_held: the held responses go with this one
+        self._read_held = True  # the machine and hooks read every held response (not hold_answer)
         self._closing = False
         self._closed: asyncio.Future[tuple[None, None]] | None = None  # closing both links, once
 
@@ -229,6 +230,15 @@ class Session:
         """Hold upstream responses (from the next message on) instead of forwarding them."""
         self._held.pause()
         self._server.framer.passing = False  # the gate reads every held response
+        self._read_held = True
+
+    def hold_answer(self) -> None:
+        """Hold upstream responses as ``pause_responses`` does, for a hook that waits for a
+        tagged reply only: in a short read, the lines the session machine does not read (a
+        SELECT's FLAGS, PERMANENTFLAGS, RECENT, UNSEEN) are held without reaching
+        ``on_response``. ``pause_responses`` makes every held response read again."""
+        self.pause_responses()
+        self._read_held = False
 
     async def resume_responses(
         self,
@@ -569,11 +579,12 @@ class Session:
     def _short_lines(self, lines: list[bytes], out: list[bytes]) -> None:
         """A few whole one-line responses (``Framer.short_lines``), as ``_frame_upstream``
         handles them: unread ones pass, the machine reads the rest; once responses are paused
-        (by a hook, on one of them) the machine reads every one and they are held."""
+        (by a hook, on one of them) the machine reads every one (but after ``hold_answer``)
+        and they are held."""
         held, unread = self._held, self._server.framer.unread_start
         assert unread is not None
         for line in lines:
-            if held.messages is not None or unread.match(line) is None:  # paused, or read
+            if (held.messages is not None and self._read_held) or unread.match(line) is None:
                 chunk = self._upstream_line(line)  # may pause (or release) the responses
             else:
                 chunk = line
