@@ -321,3 +321,40 @@ async def test_a_client_that_closes_right_after_its_last_command_ends_the_sessio
     assert session.state.state is State.CLOSED
     assert session.state.commands == 2  # both were read, and went upstream
     writer.close()
+
+
+async def test_an_answer_held_for_its_tagged_reply_is_read_only_where_the_machine_reads(
+    upstream: FakeUpstream,
+) -> None:
+    answer = b"* FLAGS (\\Seen)\r\n* 4 EXISTS\r\n* OK [UNSEEN 2] x\r\n* OK [UIDNEXT 9] y\r\n"
+
+    def script(line: bytes) -> bytes:
+        tag = line.split(b" ", 1)[0]
+        return answer + tag + b" OK sel\r\n" if b"SELECT" in line else dovecot_like(line)
+
+    class HoldAnswer(WaitBeforeNoop):
+        seen: list[str]
+
+        def before_command(self, session: Session, command: Command) -> Awaitable[object] | None:
+            if command.name == "SELECT":
+                session.hold_answer()
+                self.selecting, self.seen = command.tag, []
+            return None
+
+        def on_response(self, session: Session, response: Response) -> None:
+            if self.selecting is not None:
+                self.seen.append(response.name)
+            super().on_response(session, response)
+
+    upstream.script = script
+    hooks = HoldAnswer()
+    session, reader, writer, task = await start(upstream, hooks=hooks)
+    await reader.readline()
+    writer.write(b"a LOGIN me pw\r\n")
+    await until(reader, b"a ")
+    writer.write(b"b SELECT INBOX\r\n")
+    assert await until(reader, b"b ") == answer + b"b OK sel\r\n"
+    assert hooks.seen == ["EXISTS", "OK", "OK"]  # UIDNEXT and the tagged reply: no FLAGS, UNSEEN
+    assert (session.state.exists, session.state.uidnext) == (4, 9)
+    writer.close()
+    await asyncio.wait_for(task, 5)
