@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from time import monotonic
 
 from ..classifier.mail import Mail
 from ..config import AccountConfig
@@ -28,6 +27,7 @@ from .account_match import AccountRules, resolve_incoming
 from .deliver_now import NotHeld, bring_back, held_here
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
+from .refusal_waits import RefusalWaits
 from .state_store import Decision, SlaDue, StateStore
 from .upstream import CommandRefused, Upstream
 
@@ -51,7 +51,7 @@ class SlaLimits(EnginePart):
         super().__init__(settings)
         self.store = store
         self.stepped: datetime | None = None  # the clock as the last finished step began
-        self._retry: dict[int, float] = {}  # limit id -> monotonic time of its next try
+        self._retry = RefusalWaits(_RETRY)  # deliveries the server refused
 
     def _limited(self) -> dict[str, AccountConfig]:
         """Accounts with an sla, by folder name (what account matching answers)."""
@@ -95,14 +95,8 @@ class SlaLimits(EnginePart):
             self.store.note_sla(entries)
 
     def next_due(self) -> datetime | None:
-        now = self.settings.clock()
         pending = self.store.sla_pending(self.settings.login)
-        retry = self._retry = {x.id: self._retry[x.id] for x in pending if x.id in self._retry}
-        later = [
-            x.due if x.id not in retry else now + timedelta(seconds=retry[x.id] - monotonic())
-            for x in pending
-        ]
-        return min(later, default=None)
+        return self._retry.next_try(((x.id, x.due) for x in pending), self.settings.clock())
 
     async def step(self, worker: Upstream) -> None:
         if self.settings.dry_run:
@@ -112,16 +106,16 @@ class SlaLimits(EnginePart):
             for limit in self.store.sla_pending(self.settings.login):
                 if limit.due > now:
                     break
-                if self._retry.get(limit.id, 0.0) > monotonic():
+                if self._retry.waiting(limit.id):
                     continue
                 try:
                     await self._settle(worker, limit)
                 except CommandRefused as err:  # the server refuses a step: a minute later
-                    self._retry[limit.id] = monotonic() + _RETRY
+                    self._retry.refused(limit.id)
                     log.warning("%s: <%s> could not be delivered at its sla yet: %s", self,
                                 limit.message_id, err)  # fmt: skip
                 else:
-                    self._retry.pop(limit.id, None)
+                    self._retry.done(limit.id)
         finally:
             if worker.selected != INBOX and not worker.closed:
                 await worker.select(INBOX)  # the engine's worker keeps INBOX selected

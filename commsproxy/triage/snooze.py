@@ -36,6 +36,7 @@ from ..timespec import When
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
 from .filed_about import mail_about
+from .refusal_waits import RefusalWaits
 from .release import reappend
 from .state_store import Snooze, StateStore
 from .upstream import CommandRefused, Upstream
@@ -88,24 +89,21 @@ class Snoozes(EnginePart):
         self.stepped: datetime | None = None  # the clock as the last finished step began
         self._seen: dict[str, tuple[int, ...]] = {}  # mailbox -> its last STATUS
         self._next_look = 0.0  # monotonic time
-        self._retry: dict[int, float] = {}  # snooze id -> monotonic time of its next try
+        self._retry = RefusalWaits(_RETRY, _now)  # returns the server refused
         self._made_for: SnoozeConfig | None = None  # the config the boxes were made for
 
     # -- the engine's hooks -------------------------------------------------------------------
 
     async def start(self, worker: Upstream) -> None:
-        self._retry = {}
+        self._retry.clear()
         self._made_for = None  # a new session: the boxes are looked at and made again
         await self.step(worker)
 
     def next_due(self) -> datetime | None:
         now = self.settings.clock()
         pending = self.store.snoozed(self.settings.login)
-        retry = self._retry = {s.id: self._retry[s.id] for s in pending if s.id in self._retry}
-        later = [
-            s.due if s.id not in retry else now + timedelta(seconds=retry[s.id] - _now())
-            for s in pending
-        ]
+        first = self._retry.next_try(((s.id, s.due) for s in pending), now)
+        later = [first] if first is not None else []
         if self.boxes:
             later.append(now + timedelta(seconds=max(self._next_look - _now(), 0.0)))
         return min(later, default=None)
@@ -195,16 +193,16 @@ class Snoozes(EnginePart):
         for record in self.store.snoozed(self.settings.login):
             if record.due > now:
                 break
-            if self._retry.get(record.id, 0.0) > _now():
+            if self._retry.waiting(record.id):
                 continue
             try:
                 await self._return(worker, record)
             except CommandRefused as err:  # e.g. the server refuses the APPEND: later again
-                self._retry[record.id] = _now() + _RETRY
+                self._retry.refused(record.id)
                 log.warning("%s: uid %d in %s could not come back yet: %s", self, record.uid,
                             record.mailbox, err)  # fmt: skip
             else:
-                self._retry.pop(record.id, None)
+                self._retry.done(record.id)
 
     async def _return(self, worker: Upstream, record: Snooze) -> None:
         now = self.settings.clock()
