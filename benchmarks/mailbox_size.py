@@ -42,7 +42,7 @@ Then, per size:
   (Dovecot waits about half a second after a change before it notifies). Then, with the proxy
   stopped, the same number of new messages get the same commands from a plain direct client,
   as triage sends them: ``UID FETCH`` of the flags per group of 2,000, of what triage reads per
-  step of 500, ``UID STORE +FLAGS.SILENT`` per label per step (half the messages each way), one
+  step of 500, ``UID STORE +FLAGS.SILENT`` per label (half the messages each way) and one
   ``UID MOVE`` per hold mailbox per group. That is the server's own time for the work, so a
   rate below the target can be told apart from a server that is itself slower than the target.
   The target's "server alone" is that time plus the server's delay in announcing the mail
@@ -685,9 +685,9 @@ def backlog_by_server(
 ) -> dict[str, Any]:
     """The same work from a plain direct client, no proxy running: the server's own time.
 
-    ``grouped``: the commands as triage sends them (flags per group, bodies and one STORE per
-    label per step, one UID MOVE per hold mailbox per group); else the older shape, one UID
-    MOVE of a whole step into one mailbox."""
+    ``grouped``: the commands as triage sends them (flags per group, bodies per step, one
+    STORE per label and one UID MOVE per hold mailbox per group); else the older shape, a
+    STORE and a UID MOVE of a whole step into one mailbox."""
     client = SizeClient(dovecot.imap_port, user, password)
     tag = "grouped" if grouped else "stepwise"
     try:
@@ -722,13 +722,13 @@ def backlog_by_server(
                 if not grouped:
                     timed("store", f"UID STORE {uid_set} +FLAGS.SILENT ($Triaged $Later)")
                     timed("move", f'UID MOVE {uid_set} "Later"')
-                    continue
+            if grouped:
                 # Half the messages each way, as the generated mail splits between two labels.
-                for label, part in (("$Later", chunk[0::2]), ("$Bulk", chunk[1::2])):
+                halves = (group[0::2], group[1::2])
+                for label, part in zip(("$Later", "$Bulk"), halves, strict=True):
                     part_set = ",".join(map(str, part))
                     timed("store", f"UID STORE {part_set} +FLAGS.SILENT ($Triaged {label})")
-            if grouped:
-                for mailbox, part in zip(HOLD_MAILBOXES, (group[0::2], group[1::2]), strict=True):
+                for mailbox, part in zip(HOLD_MAILBOXES, halves, strict=True):
                     timed("move", f'UID MOVE {",".join(map(str, part))} "{mailbox}"')
     finally:
         client.close()
