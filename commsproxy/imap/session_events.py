@@ -70,7 +70,7 @@ class LoggedIn:
     secret: str | None = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per command: not frozen, for speed; treat as read-only
 class Selected:
     """The server said OK to SELECT/EXAMINE: this mailbox is selected now."""
 
@@ -79,14 +79,14 @@ class Selected:
     exists: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per command: not frozen, for speed; treat as read-only
 class Deselected:
     """No mailbox is selected any more (CLOSE, UNSELECT, or a SELECT that failed)."""
 
     mailbox: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per command: not frozen, for speed; treat as read-only
 class Completed:
     """A tagged reply ended a command; ``own`` for a command the proxy itself sent."""
 
@@ -96,12 +96,12 @@ class Completed:
     own: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per command: not frozen, for speed; treat as read-only
 class IdleStarted:
     tag: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # per command: not frozen, for speed; treat as read-only
 class IdleDone:
     """The client said DONE; the IDLE's tagged reply follows."""
 
