@@ -93,11 +93,16 @@ class Classifier:
         if not samples:
             return verdicts
         batch = list(samples)
+        # Each message's named signals, worked out once for scoring (a scoring form) and
+        # explaining; a Pipeline works out its own.
+        models = [m.pipeline for m in (self.urgency, self.accounts) if m is not None]
+        lean = any(isinstance(m, ScoringForm) for m in models)
+        signals = [meta_features(s) for s in batch] if explain or lean else None
         rules: list[str] = [""] * len(samples)
         urgency: AnyScored | None = None
         accounts: AnyScored | None = None
         if self.urgency is not None:
-            urgency = _score(self.urgency.pipeline, batch)
+            urgency = _score(self.urgency.pipeline, batch, signals)
             classes = urgency.classes
             for i, (sample, verdict) in enumerate(zip(samples, verdicts, strict=True)):
                 p = {c: float(urgency.scores[i, j]) for j, c in enumerate(classes)}
@@ -107,7 +112,7 @@ class Classifier:
                 verdict.p_urgent = round(p[URGENT], 4) if URGENT in p else None
                 rules[i] = judged.rule
         if self.accounts is not None:
-            accounts = _score(self.accounts.pipeline, batch)
+            accounts = _score(self.accounts.pipeline, batch, signals)
             scores, names = accounts.scores, accounts.classes
             best = scores.argmax(axis=1)
             threshold = self.accounts.threshold if self.accounts.threshold is not None else 0.0
@@ -116,12 +121,14 @@ class Classifier:
                 verdict.account_score = round(score, 4)
                 verdict.account = names[best[i]] if score >= threshold else None
         if explain:
-            self._explain(batch, verdicts, rules, urgency, accounts, reasons_kept)
+            assert signals is not None
+            self._explain(batch, signals, verdicts, rules, urgency, accounts, reasons_kept)
         return verdicts
 
     def _explain(
         self,
         samples: list[Sample],
+        signals: list[dict[str, float]],
         verdicts: list[Verdict],
         rules: list[str],
         urgency: AnyScored | None,
@@ -134,21 +141,22 @@ class Classifier:
         all rows in one array operation, and the columns are named from the batch's words
         and signals hashed together; only the phrasing is done message by message. With
         ``kept``, words are named only for the messages whose first ``kept`` reasons reach
-        them (the rule and the signals come first).
+        them (the rule and the signals come first); the second look at those messages names
+        their rows alone.
         """
         everyone = range(len(samples))
-        pushes = self._pushes(samples, urgency, words=None if kept is None else [])
+        pushes = self._pushes(samples, signals, urgency, words=None if kept is None else [])
         reasons = [self._reasons_of(i, samples, verdicts, rules, pushes, urgency) for i in everyone]
         if kept is not None:
             wordy = [i for i in everyone if reasons[i].before_words() < kept]
             if wordy:
-                again = self._pushes(samples, urgency, words=wordy)
+                again = self._pushes(samples, signals, urgency, words=wordy, only=wordy)
                 for i in wordy:
                     pushes[i] = again[i]
                     reasons[i] = self._reasons_of(i, samples, verdicts, rules, pushes, urgency)
         words: list[list[str]] = [[] for _ in samples]
         if accounts is not None and self.accounts is not None:
-            words = _account_words(self.accounts.pipeline, samples, verdicts, accounts)
+            words = _account_words(self.accounts.pipeline, samples, verdicts, accounts, signals)
         for i, verdict in enumerate(verdicts):
             out = reasons[i].phrases()
             if verdict.account is not None and words[i]:
@@ -176,9 +184,15 @@ class Classifier:
         return reasons
 
     def _pushes(
-        self, samples: list[Sample], urgency: AnyScored | None, words: list[int] | None
+        self,
+        samples: list[Sample],
+        signals: list[dict[str, float]],
+        urgency: AnyScored | None,
+        words: list[int] | None,
+        only: list[int] | None = None,
     ) -> list[dict[str, float]]:
-        """Per message, each named feature -> its push towards urgent (see _named_rows)."""
+        """Per message, each named feature -> its push towards urgent (see _named_rows);
+        with ``only``, the other messages' are left empty."""
         pushes: list[dict[str, float]] = [{} for _ in samples]
         if urgency is None:
             return pushes
@@ -186,7 +200,9 @@ class Classifier:
             towards = self._towards_urgent(pipeline)
             if towards is None:
                 continue
-            named = _named_rows(pipeline, samples, rows, towards[None, :], None, words)
+            named = _named_rows(
+                pipeline, samples, rows, towards[None, :], None, words, signals, only
+            )
             for push, part in zip(pushes, named, strict=True):
                 for name, value in part.items():
                     push[name] = push.get(name, 0.0) + value * weight / total
@@ -206,7 +222,11 @@ class Classifier:
 
 
 def _account_words(
-    pipeline: Model, samples: list[Sample], verdicts: list[Verdict], scored: AnyScored
+    pipeline: Model,
+    samples: list[Sample],
+    verdicts: list[Verdict],
+    scored: AnyScored,
+    signals: Sequence[Mapping[str, float]] | None = None,
 ) -> list[list[str]]:
     """Per verdict with an account: the words that pushed hardest towards that account."""
     [(part, _, _, rows)] = scored.rows
@@ -216,7 +236,7 @@ def _account_words(
     )
     if not (row_class >= 0).any():
         return [[] for _ in samples]
-    named = _named_rows(part, samples, rows, coef, row_class)
+    named = _named_rows(part, samples, rows, coef, row_class, None, signals)
     out: list[list[str]] = []
     for i, names in enumerate(named):
         if row_class[i] < 0:
@@ -240,12 +260,16 @@ def _named_rows(
     weights: np.ndarray,
     row_class: np.ndarray | None,
     words: Sequence[int] | None = None,
+    signals: Sequence[Mapping[str, float]] | None = None,
+    only: Sequence[int] | None = None,
 ) -> list[dict[str, float]]:
     """Per message, each active feature by name ("word:x" or the signal) -> weight x value.
 
     ``weights`` is classes by features; row i uses ``weights[row_class[i]]`` (row 0 when
     ``row_class`` is None); a row whose class is negative is left empty. ``words``: the
     messages whose words are named too (None: all); the others get their signals only.
+    ``signals``: each message's named signals (features.meta_features), if known already.
+    ``only``: the messages to name at all (None: all); the others are left empty.
     """
     matrix = rows.tocsr()
     counts = np.diff(matrix.indptr)
@@ -261,11 +285,15 @@ def _named_rows(
         keep &= (matrix.indices >= _text_width(pipeline)) | worded[owner]
     if row_class is not None:
         keep &= which >= 0
+    if only is not None:
+        wanted = np.zeros(len(samples), dtype=bool)
+        wanted[list(only)] = True
+        keep &= wanted[owner]
     kept = np.flatnonzero(keep)
     starts = np.searchsorted(kept, matrix.indptr)
     columns_kept = matrix.indices[kept].tolist()
     values_kept = contribution[kept].tolist()
-    names = _ColumnNames(_naming(pipeline), samples, words)
+    names = _ColumnNames(_naming(pipeline), samples, words, signals, only)
     out: list[dict[str, float]] = []
     for i in range(len(samples)):
         named: dict[str, float] = {}
@@ -289,7 +317,12 @@ class _ColumnNames:
     """
 
     def __init__(
-        self, naming: _Naming, samples: Sequence[Sample], words: Sequence[int] | None = None
+        self,
+        naming: _Naming,
+        samples: Sequence[Sample],
+        words: Sequence[int] | None = None,
+        signals: Sequence[Mapping[str, float]] | None = None,
+        only: Sequence[int] | None = None,
     ) -> None:
         self.text_width = naming.text_width  # the signals' columns follow the words'
         self.tokens: list[list[str]] = [[] for _ in samples]
@@ -297,7 +330,11 @@ class _ColumnNames:
         texts = naming.texts([samples[i] for i in wanted])
         for i, text in zip(wanted, texts, strict=True):
             self.tokens[i] = sorted(set(naming.analyze(text)))
-        self.signals = [sorted(meta_features(sample)) for sample in samples]
+        if signals is None:
+            signals = [meta_features(sample) for sample in samples]
+        self.signals: list[list[str]] = [[] for _ in samples]
+        for i in range(len(samples)) if only is None else only:
+            self.signals[i] = sorted(signals[i])
         every_token = sorted({t for tokens in self.tokens for t in tokens})
         every_signal = sorted({s for signals in self.signals for s in signals})
         self.token_column: dict[str, int] = {}
@@ -372,10 +409,12 @@ def _naming(part: Part) -> _Naming:
     return part if isinstance(part, LinearPart) else _PipelineNaming(part)
 
 
-def _score(model: Model, samples: list[Sample]) -> AnyScored:
+def _score(
+    model: Model, samples: list[Sample], signals: Sequence[Mapping[str, float]] | None = None
+) -> AnyScored:
     """The batch's scores and feature rows, from a Pipeline or its scoring form."""
     if isinstance(model, ScoringForm):
-        return model.score(samples)
+        return model.score(samples, signals)
     from .pipeline import score_batch
 
     return score_batch(model, samples)

@@ -24,9 +24,9 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -145,11 +145,17 @@ class LinearPart:
     def signal_columns(self, signals: Sequence[str]) -> list[int]:
         return [int(c) for c in columns(signals, self.signals.n_features)[0]]
 
-    def features(self, samples: Sequence[Sample]) -> Rows:
-        """The rows the Pipeline's ``features`` step gives, to the same float32 bits."""
+    def features(
+        self, samples: Sequence[Sample], signals: Sequence[Mapping[str, float]] | None = None
+    ) -> Rows:
+        """The rows the Pipeline's ``features`` step gives, to the same float32 bits.
+
+        ``signals``: the samples' named signals (features.meta_of) where the caller has them
+        already, so that scoring and explaining a batch work them out once.
+        """
         n = len(samples)
         t_row, t_col, t_val = self._words(samples)
-        m_row, m_col, m_val = self._signals(samples)
+        m_row, m_col, m_val = self._signals(samples, signals)
         # FeatureUnion weighs each part (float32 times a Python float stays float32).
         t_val = t_val * self.text_weight
         m_val = m_val * self.meta_weight
@@ -173,8 +179,10 @@ class LinearPart:
 
     def _words(self, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         words = self.words
-        counted = (Counter(words.analyze(text)) for text in self.texts(samples))
-        rows, column, value = _hashed(counted, len(samples), words.n_features, words.alternate_sign)
+        tokens = [words.analyze(text) for text in self.texts(samples)]
+        rows, column, value = _hashed_tokens(
+            tokens, len(samples), words.n_features, words.alternate_sign
+        )
         row, col, val = _summed(rows, column, value, words.n_features)
         if words.sublinear:  # as TfidfTransformer: in place, in float32
             np.log(val, val)
@@ -191,11 +199,16 @@ class LinearPart:
             val[nonzero] = (val[nonzero] / scale[nonzero]).astype(np.float32)
         return row, col, val
 
-    def _signals(self, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _signals(
+        self, samples: Sequence[Sample], named: Sequence[Mapping[str, float]] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         signals = self.signals
         n_features = signals.n_features
         rows, column, value = _hashed(
-            meta_of(samples), len(samples), n_features, signals.alternate_sign
+            meta_of(samples) if named is None else named,
+            len(samples),
+            n_features,
+            signals.alternate_sign,
         )
         # FeatureHasher keeps each value as float32, then sums a column's duplicates.
         value = value.astype(np.float32).astype(np.float64)
@@ -271,6 +284,25 @@ def _hashed(
     return rows, column[at], value
 
 
+def _hashed_tokens(
+    per_row: Sequence[Sequence[str]], n_rows: int, n_features: int, alternate_sign: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's tokens as (row, hashed column, +-1.0) entries, one per occurrence; each
+    distinct token is hashed once for the whole batch.
+
+    Not counted per row first: _summed adds up a row's entries of one column anyway, and
+    sums of ones are exact, so the counts come out as the vectorizer's; counting in Python
+    (a Counter per message) cost more than all the rest of the hashing.
+    """
+    ids = dict.fromkeys(chain.from_iterable(per_row))
+    ids = dict(zip(ids, range(len(ids)), strict=True))
+    at = np.fromiter(map(ids.__getitem__, chain.from_iterable(per_row)), dtype=np.int64)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), [len(tokens) for tokens in per_row])
+    column, sign = columns(list(ids), n_features)
+    value = sign[at] if alternate_sign else np.ones(at.size, dtype=np.float64)
+    return rows, column[at], value
+
+
 def _summed(
     rows: np.ndarray, cols: np.ndarray, values: np.ndarray, width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -304,17 +336,24 @@ class ScoringForm:
     bulk_from: str | None
     blend: bool
 
-    def score(self, samples: Sequence[Sample]) -> LeanScored:
-        """What pipeline.score_batch gives for the fitted Pipeline this form was made from."""
+    def score(
+        self, samples: Sequence[Sample], signals: Sequence[Mapping[str, float]] | None = None
+    ) -> LeanScored:
+        """What pipeline.score_batch gives for the fitted Pipeline this form was made from.
+
+        ``signals``: the samples' named signals, if the caller has them (LinearPart.features).
+        """
         if not self.blend:
             [(_, part, _)] = self.parts
-            rows = part.features(samples)
+            rows = part.features(samples, signals)
             return LeanScored(part.scores(rows), list(self.classes), [(part, 1.0, 1.0, rows)])
+        if signals is None:  # once for all the parts
+            signals = meta_of(samples)
         total = sum(weight for _, _, weight in self.parts)
         each: dict[str, np.ndarray] = {}
         scored_rows: list[tuple[LinearPart, float, float, Rows]] = []
         for name, part, weight in self.parts:
-            rows = part.features(samples)
+            rows = part.features(samples, signals)
             each[name] = part.scores(rows)
             scored_rows.append((part, weight, total, rows))
         return LeanScored(self._combine(each), list(self.classes), scored_rows)
