@@ -209,6 +209,29 @@ def test_a_system_that_stopped_is_urgent_wording(body: str, said: str) -> None:
     assert urgency_cues(message(body, subject="Problem"))["urgent wording"] == f'says "{said}"'
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        # The first cue in the text is the one said, whichever of the wordings it is.
+        ("The site is down, urgent.", "site is down"),
+        ("Urgent: the site is down.", "urgent"),
+        ("Storing: de printers werken niet.", "storing"),
+        ("De printers werken niet, storing sinds negen uur.", "printers werken niet"),
+        # A system word that begins a longer one: the longer one, with its plural.
+        ("The applications stopped working overnight.", "applications stopped working"),
+        ("Our apps does not work.", "apps does not work"),
+        ("Onze e-mail werkt niet.", "e-mail werkt niet"),
+        ("La ligne ne marche pas depuis ce matin.", "ligne ne marche pas"),
+        ("Die Produktion funktioniert nicht.", "produktion funktioniert nicht"),
+        # Not the end of a word: "downloads" is no outage.
+        ("The server is downloading updates.", None),
+    ],
+)
+def test_which_urgent_wording_is_said(body: str, said: str | None) -> None:
+    cues = urgency_cues(message(body, subject="Problem"))
+    assert cues.get("urgent wording") == (None if said is None else f'says "{said}"')
+
+
 OUTLOOK_QUOTE = """Fixed it, all good now.
 
 -----Original Message-----
