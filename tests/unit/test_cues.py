@@ -3,11 +3,22 @@ read from the writer's own text only (never from a quote, never from boilerplate
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
+from commsproxy.classifier import cues
 from commsproxy.classifier.cues import CUE_BODY_CHARS, CUE_KINDS, high_priority, urgency_cues
 from commsproxy.classifier.mail import Mail, parse_mail
 from tests.mailfactory import render
+
+try:  # the regular expression parser: private, so its module moved in 3.11
+    from re import _constants as _c  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import sre_constants as _c  # type: ignore[no-redef]
+    import sre_parse as _parser  # type: ignore[no-redef]
 
 
 def message(body: str, subject: str = "Hello", **headers: str) -> Mail:
@@ -259,3 +270,54 @@ def test_only_the_start_of_the_own_text_is_read() -> None:
     filler = "Notes from the meeting follow. " * (CUE_BODY_CHARS // 31 + 1)
     assert urgency_cues(message(filler + "This is urgent.")) == {}
     assert "urgent wording" in urgency_cues(message("This is urgent. " + filler))
+
+
+def _first_characters(items: Any) -> set[str] | None:
+    """The characters a parsed pattern's match can start with; "" in it if it can be empty;
+    None where this reading cannot tell (a category such as \\w, a look-around)."""
+    out: set[str] = set()
+    for op, arg in items:
+        if op is _c.AT:  # \b and the like: zero width
+            continue
+        if op is _c.LITERAL:
+            return out | {chr(arg)}
+        if op is _c.IN:
+            for kind, value in arg:
+                if kind is _c.LITERAL:
+                    out.add(chr(value))
+                elif kind is _c.RANGE:
+                    out.update(chr(c) for c in range(value[0], value[1] + 1))
+                else:
+                    return None
+            return out
+        if op is _c.SUBPATTERN:
+            alternatives = [arg[-1]]
+        elif op is _c.BRANCH:
+            alternatives = arg[1]
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and arg[0] <= 1:
+            alternatives = [arg[2]]
+        else:
+            return None
+        may_be_empty = op in (_c.MAX_REPEAT, _c.MIN_REPEAT) and arg[0] == 0
+        for alternative in alternatives:
+            first = _first_characters(alternative)
+            if first is None:
+                return None
+            may_be_empty |= "" in first
+            out |= first - {""}
+        if not may_be_empty:
+            return out
+    return out | {""}
+
+
+@pytest.mark.parametrize("name", ["_URGENT_WORDS", "_DEADLINE", "_CALL_REQUEST"])
+def test_the_look_ahead_lets_every_alternative_through(name: str) -> None:
+    pattern = getattr(cues, name)
+    match = re.fullmatch(r"\(\?=\[(\w+)\]\)(.*)", pattern.pattern, re.DOTALL)
+    assert match, "the pattern starts with its look-ahead"
+    declared, rest = set(match[1]), match[2]
+    first = _first_characters(_parser.parse(rest))
+    assert first is not None
+    assert "" not in first
+    assert first <= declared, f"missing from the look-ahead: {sorted(first - declared)}"
+    assert declared <= first, f"never a first character: {sorted(declared - first)}"
