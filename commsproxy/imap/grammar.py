@@ -190,8 +190,25 @@ def _astring_mailbox(token: Token) -> str | None:
     return decode_mailbox(token if isinstance(token, bytes) else token.encode())
 
 
+# The commonest commands, read without tokenizing: a tag and a name (NOOP, IDLE, CHECK) and at
+# most one plain atom (SELECT INBOX). What does not match goes through ``tokenize``, which reads
+# these the same way (test_grammar.py checks that).
+_PLAIN_COMMAND = re.compile(
+    rb"([A-Za-z0-9.+_-]{1,64}) ([A-Za-z]{1,24})(?: ([A-Za-z0-9._-]{1,64}))?\r?\n?"
+)
+
+
 def parse_command(head: bytes) -> Command:
     """The command at the start of ``head`` (a whole message, literals inline)."""
+    plain = _PLAIN_COMMAND.fullmatch(head)
+    if plain is not None and plain[2].upper() != b"UID":
+        tag, name, arg = plain.groups()
+        args = (Atom(arg.decode("ascii")),) if arg is not None else ()
+        return Command(tag.decode("ascii"), name.upper().decode("ascii"), args)
+    return _parse_tokens(head)
+
+
+def _parse_tokens(head: bytes) -> Command:
     tokens = tokenize(head)
     if len(tokens) < 2 or not isinstance(tokens[0], Atom) or not isinstance(tokens[1], Atom):
         raise ParseError("not a command: expected a tag and a command name")

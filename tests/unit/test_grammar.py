@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commsproxy.imap.grammar import (
     Atom,
@@ -12,6 +14,7 @@ from commsproxy.imap.grammar import (
     Response,
     ResponseKind,
     Token,
+    _parse_tokens,
     decode_mailbox,
     parse_command,
     parse_response,
@@ -281,3 +284,52 @@ def b64(data: bytes) -> bytes:
 )
 def test_sasl_plain_user(line: bytes, user: str | None) -> None:
     assert sasl_plain_user(line) == user
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"a1",
+                b"A.2",
+                b"x-y_z+",
+                b"NOOP",
+                b"select",
+                b"UID",
+                b"uid",
+                b"INBOX",
+                b"Foo.bar",
+                b"&AOQ-",
+                b"~x",
+                b"(",
+                b")",
+                b"[",
+                b"]",
+                b'"q"',
+                b"{3}",
+                b"*",
+                b"%",
+                b"\\Seen",
+                b"1:*",
+            ]
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from([b" ", b"  ", b"\t"]),
+    st.sampled_from([b"\r\n", b"\n", b"", b"\r"]),
+)
+def test_the_quick_read_of_plain_commands_reads_as_tokenize_does(
+    words: list[bytes], blank: bytes, end: bytes
+) -> None:
+    head = blank.join(words) + end
+    try:
+        slow = _parse_tokens(head)
+    except ParseError:
+        with pytest.raises(ParseError):
+            parse_command(head)
+        return
+    fast = parse_command(head)
+    assert fast == slow
+    assert [type(arg) for arg in fast.args] == [type(arg) for arg in slow.args]
