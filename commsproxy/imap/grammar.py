@@ -14,6 +14,7 @@ import binascii
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 
 from .framer import parse_announcement
 from .mailbox_names import canonical, decode_name
@@ -246,7 +247,26 @@ _TAGGED, _UNTAGGED, _CONTINUATION = ResponseKind  # looked up once, not per resp
 
 
 def parse_response(line: bytes) -> Response:
-    """The response whose first line is ``line``."""
+    """The response whose first line is ``line``.
+
+    Short untagged lines come back from a cache: a client that selects INBOX again and again
+    gets the same ``* n EXISTS``, ``* OK [UIDNEXT n]`` and ``* OK [CLOSED]`` each time. The
+    Response is shared then; like every Response it is read-only.
+    """
+    if line[:2] == b"* " and len(line) <= _CACHED_LINE:
+        return _parse_untagged(line)
+    return _parse_response(line)
+
+
+_CACHED_LINE = 128
+
+
+@lru_cache(maxsize=256)
+def _parse_untagged(line: bytes) -> Response:
+    return _parse_response(line)
+
+
+def _parse_response(line: bytes) -> Response:
     if line[:1] == b"+":
         return Response(_CONTINUATION, None, "+")
     parts = line.split(None, 3)  # on whitespace, so the line ending goes too

@@ -333,3 +333,11 @@ def test_the_quick_read_of_plain_commands_reads_as_tokenize_does(
     fast = parse_command(head)
     assert fast == slow
     assert [type(arg) for arg in fast.args] == [type(arg) for arg in slow.args]
+
+
+def test_a_short_untagged_line_read_again_reads_the_same() -> None:
+    line = b"* OK [UIDNEXT 101] Predicted next UID\r\n"
+    first, again = parse_response(line), parse_response(bytes(bytearray(line)))
+    assert first == again == Response(ResponseKind.UNTAGGED, None, "OK", None, "UIDNEXT")
+    long = b"* OK [ALERT] " + b"x" * 200 + b"\r\n"  # longer lines are read afresh each time
+    assert parse_response(long) == Response(ResponseKind.UNTAGGED, None, "OK", None, "ALERT")
