@@ -111,9 +111,9 @@ def meta_features(sample: Sample) -> dict[str, float]:
         out["no-reply sender"] = 1.0
     me = context.user_addresses
     if me:
-        if any(a in me for a in mail.to):
+        if not me.isdisjoint(mail.to):
             out["to you" if len(mail.recipients) == 1 else "to you and others"] = 1.0
-        elif any(a in me for a in mail.cc):
+        elif not me.isdisjoint(mail.cc):
             out["cc to you"] = 1.0
         else:
             out["not addressed to you"] = 1.0

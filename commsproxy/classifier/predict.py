@@ -203,6 +203,8 @@ class Classifier:
             named = _named_rows(
                 pipeline, samples, rows, towards[None, :], None, words, signals, only
             )
+            if len(urgency.rows) == 1 and weight == total == 1.0:
+                return named  # one part, weighed 1: each push is its value as it is
             for push, part in zip(pushes, named, strict=True):
                 for name, value in part.items():
                     push[name] = push.get(name, 0.0) + value * weight / total
