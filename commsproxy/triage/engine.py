@@ -216,8 +216,8 @@ class Engine:
         """
         if while_ready and not self.ready:
             return None
-        if need == "known" and self.ready and self._quiet():
-            return self.inbox_state  # a client's NOOP or IDLE: no timer, no wait
+        if need == "known" and (known := self.known()) is not None:
+            return known  # a client's NOOP or IDLE: no timer, no wait
         try:
             async with asyncio.timeout(limit):
                 await self._ready.wait()
@@ -235,6 +235,11 @@ class Engine:
                 return self.inbox_state if self.ready or not while_ready else None
         except TimeoutError:
             return None
+
+    def known(self) -> tuple[int, int] | None:
+        """What ``catch_up(need="known")`` answers without waiting: INBOX's (messages,
+        triaged messages) when connected and nothing new was heard; else None."""
+        return self.inbox_state if self.ready and self._quiet() else None
 
     def _quiet(self) -> bool:
         return self._news == self._seen and self.inbox_state is not None

@@ -83,6 +83,12 @@ class TriageHub:
             return None
         return await engine.catch_up(limit, while_ready=True, need=need)
 
+    def known(self, login: str) -> tuple[int, int] | None:
+        """The gate's KnownFromMemory: a NOOP or IDLE on INBOX with nothing new waits for
+        nothing."""
+        engine = self.engines.get(login)
+        return engine.known() if engine is not None else None
+
     def held_uids(self, login: str) -> frozenset[int]:
         engine = self.engines.get(login)
         return frozenset(engine.recent_held) if engine is not None else frozenset()
