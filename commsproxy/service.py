@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 import ssl
@@ -340,6 +341,11 @@ async def _serve(
         if started is not None:
             started(Running(imap, smtp, oauth, page))
         log.info("commsproxy ready")
+        # What the start made (modules, the model, the config) lives as long as the process:
+        # kept out of the collector's full passes, which would walk it again and again while
+        # a backlog of mail is decided. Garbage goes first, or it would stay for good.
+        gc.collect()
+        gc.freeze()
         await stop.wait()
         log.info("commsproxy shutting down")
     finally:
