@@ -46,6 +46,10 @@ def test_mailbox_size_benchmark_smoke(tmp_path: Path) -> None:
     assert backlog["held"] + backlog["kept_in_inbox"] == backlog["messages"] == 50
     assert backlog["held"] > 0  # newsletters and notes from unknown senders are held
     assert result["backlog_server"]["messages"] == 50
+    assert result["backlog_server_stepwise"]["messages"] == 50
+    # The server told an IDLEing client of the new mail, after the burst began.
+    assert backlog["announced_seconds"] is not None
+    assert 0 < backlog["announced_seconds"] < backlog["settled_seconds"]
 
     for name in ("commsproxy+triage", "raw relay"):
         assert report["connections"][name]["connections_logged_in"] == 20, name
