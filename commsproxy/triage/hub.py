@@ -84,7 +84,7 @@ class TriageHub:
         return await engine.catch_up(limit, while_ready=True, need=need)
 
     def known(self, login: str) -> tuple[int, int] | None:
-        """The gate's KnownFromMemory: a NOOP or IDLE on INBOX with nothing new waits for
+        """For the gate: a NOOP or IDLE on INBOX with nothing new waits for
         nothing."""
         engine = self.engines.get(login)
         return engine.known() if engine is not None else None

@@ -235,6 +235,9 @@ class FakeBackend:
             raise AssertionError("the gate waited for triage that is down")
         return (4, 4)  # all four messages decided, none held
 
+    def known(self, login: str) -> tuple[int, int] | None:
+        return None  # cannot say from memory: every poll asks catch_up
+
     def held_uids(self, login: str) -> frozenset[int]:
         return frozenset()
 
@@ -329,7 +332,7 @@ async def test_gate_fails_open_at_once_and_says_so_once(caplog: pytest.LogCaptur
 
 
 class KnowingBackend(FakeBackend):
-    """A backend that can say from memory that nothing new arrived (``KnownFromMemory``)."""
+    """A backend that can say from memory that nothing new arrived (``known``)."""
 
     def __init__(self) -> None:
         super().__init__(ready=True)

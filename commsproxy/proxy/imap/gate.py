@@ -36,7 +36,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol
 
 from ...imap.grammar import Command, Response, ResponseKind
 from ...imap.names import INBOX
@@ -44,7 +44,7 @@ from ...imap.session import ImapSession
 from .hooks import DISCONNECTS, RelayedSession
 from .inbox_view import InboxView
 
-__all__ = ["GateHooks", "KnownFromMemory", "TriageBackend"]
+__all__ = ["GateHooks", "TriageBackend"]
 
 log = logging.getLogger("commsproxy.gate")
 
@@ -69,23 +69,17 @@ class TriageBackend(Protocol):
         when triage is not (or no longer) connected. ``need``: "known" takes what triage knows
         unless it heard of news, "look" checks with one STATUS, "pass" waits for a pass."""
 
+    def known(self, login: str) -> tuple[int, int] | None:
+        """INBOX's (messages, triaged messages) when triage is connected and heard of nothing
+        new since its last pass (what ``catch_up`` "known" would give at once, so a NOOP, IDLE
+        or CHECK goes upstream in the relay's callback); None when a client must wait."""
+
     def held_uids(self, login: str) -> frozenset[int]:
         """INBOX UIDs recently moved to hold mailboxes."""
 
     def decided(self, login: str) -> tuple[int, int] | None:
         """INBOX's (UIDVALIDITY, UID) triage has finished up to: every message up to that UID
         is decided, and moved away if held; None before its first pass."""
-
-
-@runtime_checkable
-class KnownFromMemory(Protocol):
-    """What a backend may add so that a NOOP, IDLE or CHECK on INBOX with nothing new goes
-    upstream in the relay's callback, without a wait (``catch_up`` "known" does the same, as
-    something to wait for)."""
-
-    def known(self, login: str) -> tuple[int, int] | None:
-        """INBOX's (messages, triaged messages) when triage is connected and heard of nothing
-        new since its last pass; None when a client must wait for ``catch_up``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +126,6 @@ class GateHooks:
             weakref.WeakKeyDictionary()
         )
         self._open: set[str] = set()  # logins whose triage is down: said once, not per command
-        self._known = backend.known if isinstance(backend, KnownFromMemory) else None
 
     def _gate(self, session: RelayedSession) -> _SessionGate:
         gate = self._gates.get(session)
@@ -164,7 +157,7 @@ class GateHooks:
             return None
         if command.name in _SELECTS and self._hold_answer(session, command, login):
             return None
-        if not opening and self._known is not None and self._known(login) is not None:
+        if not opening and self.backend.known(login) is not None:
             return None  # nothing new: what triage knows is what a wait would give
         return self._catch_up(session, login, "look" if opening else "known")
 
