@@ -30,7 +30,6 @@ from tests.integration.test_triage_faults import (
     decider,
     eventually,
     expected_mailbox,
-    mailbox_of,
     mixed_mail,
     reconnects,
     running,
@@ -58,15 +57,7 @@ async def _triage_backlog(setup: Setup, port: int) -> None:
         await setup.deliver(mixed_mail(n))
     engine = setup.engine(port, BATCHES, Clock(BEFORE_NOON))
     async with running(engine):
-
-        async def all_in_place() -> bool:
-            found = await setup.flags()
-            return all(
-                mailbox_of(found, mid) == expected_mailbox(setup.label(mid))
-                for mid in setup.delivered
-            )
-
-        await eventually(all_in_place, 30, "every message triaged and in place")
+        await eventually(setup.all_in_place, 30, "every message triaged and in place")
 
 
 async def _assert_each_once_in_place(setup: Setup) -> None:

@@ -163,6 +163,13 @@ class Setup:
         decision = self.store.latest_decision_by_message_id(self.user, mid)
         return decision.label if decision else None
 
+    async def all_in_place(self) -> bool:
+        """Every delivered message is decided and where its decision says."""
+        found = await self.flags()
+        return all(
+            mailbox_of(found, mid) == expected_mailbox(self.label(mid)) for mid in self.delivered
+        )
+
 
 @pytest.fixture
 def setup(dovecot: Dovecot, tmp_path: Path, decider: Decider) -> Iterator[Setup]:
@@ -244,14 +251,7 @@ async def test_connection_cut_at_triage_move(
             for n in range(21, 33):  # arriving while the engine is cut off
                 await setup.deliver(mixed_mail(n))
 
-            async def all_in_place() -> bool:
-                found = await setup.flags()
-                return all(
-                    mailbox_of(found, mid) == expected_mailbox(setup.label(mid))
-                    for mid in setup.delivered
-                )
-
-            await eventually(all_in_place, 30, "every message triaged and in place")
+            await eventually(setup.all_in_place, 30, "every message triaged and in place")
 
     assert hop.cuts == 2
     assert hop.connections >= 6  # worker and watcher, three sessions
