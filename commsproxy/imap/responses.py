@@ -10,6 +10,7 @@ protocol. They are lenient: a response they cannot read is skipped, never an err
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -249,7 +250,24 @@ def _fetch_items(items: tuple[Token, ...]) -> dict[str, Token]:
 
 
 def parse_fetch(messages: Sequence[bytes]) -> list[Fetched]:
-    """The messages of a ``UID FETCH`` answer (those without a UID are left out)."""
+    """The messages of a ``UID FETCH`` answer (those without a UID are left out).
+
+    The shapes triage asks for thousands of at a time (``UID``, ``FLAGS``, ``RFC822.SIZE``
+    and body literals, as the server writes them) are read by :func:`_fetch_fast`; anything
+    else, or anything unusual in them, by the tokenizer, with the same result."""
+    out: list[Fetched] = []
+    fast = _fetch_fast
+    for message in messages:
+        fetched = fast(message)
+        if fetched is None:
+            out += _fetch_tokenized((message,))
+        elif fetched is not _SKIPPED:
+            out.append(fetched)
+    return out
+
+
+def _fetch_tokenized(messages: Sequence[bytes]) -> list[Fetched]:
+    """:func:`parse_fetch` by the tokenizer: every shape the grammar reads."""
     out: list[Fetched] = []
     for tokens in _untagged(messages, "FETCH"):
         if not tokens or not isinstance(tokens[0], tuple):
@@ -266,10 +284,71 @@ def parse_fetch(messages: Sequence[bytes]) -> list[Fetched]:
                 size=_number(values.get("RFC822.SIZE")),
                 header=_body(values.get("BODY[HEADER]")),
                 text=_body(values.get("BODY[TEXT]")) or _body(values.get("BODY[]")),
-                internaldate=date.decode() if isinstance(date, bytes) else None,
+                internaldate=date.decode("utf-8", "replace") if isinstance(date, bytes) else None,
             )
         )
     return out
+
+
+# The common FETCH shapes, item by item: a number, a flag list of plain atoms, or a body
+# section with a synchronizing literal. Anything else (quoted strings, NIL, lower case,
+# HEADER.FIELDS, INTERNALDATE, a flag with a special in it) goes to the tokenizer.
+_FAST_HEAD = re.compile(rb"\* \d{1,20} FETCH \(")
+_FAST_ITEM = re.compile(
+    rb"(?P<number>UID|RFC822\.SIZE) (?P<value>\d+)"
+    rb"|FLAGS \((?P<flags>[^()\[\]{}\"\r\n]*)\)"
+    rb"|BODY\[(?P<section>HEADER|TEXT|)\](?:<\d+>)? \{(?P<size>\d{1,20})\}\r\n"
+)
+_FAST_ENDS = (b")\r\n", b")\n", b")")
+_SKIPPED = Fetched(0, frozenset())  # a FETCH the fast path read that names no UID
+
+
+def _fetch_fast(message: bytes) -> Fetched | None:
+    """One FETCH response of a common shape, read with regular expressions and slices; None
+    when it is not of one (then the tokenizer reads it)."""
+    head = _FAST_HEAD.match(message)
+    if head is None:
+        return None
+    pos, end = head.end(), len(message)
+    uid: int | None = None
+    size: int | None = None
+    flags: frozenset[str] = frozenset()
+    sections: dict[bytes, bytes] = {}
+    item = _FAST_ITEM.match
+    while True:
+        found = item(message, pos)
+        if found is None:
+            return None
+        pos = found.end()
+        number = found["number"]
+        if number == b"UID":
+            uid = int(found["value"])
+        elif number is not None:
+            size = int(found["value"])
+        elif found["size"] is None:
+            listed = found["flags"]
+            flags = frozenset(f.decode("utf-8", "replace") for f in listed.split(b" ") if f)
+        else:
+            stop = pos + int(found["size"])
+            if stop > end:
+                return None
+            sections[found["section"]] = message[pos:stop]
+            pos = stop
+        if message[pos : pos + 1] == b" ":
+            pos += 1
+        elif message[pos:] in _FAST_ENDS:
+            break
+        else:
+            return None
+    if uid is None:
+        return _SKIPPED
+    return Fetched(
+        uid=uid,
+        flags=flags,
+        size=size,
+        header=sections.get(b"HEADER", b""),
+        text=sections.get(b"TEXT", b"") or sections.get(b"", b""),
+    )
 
 
 # -- LIST and NAMESPACE ------------------------------------------------------------------------
