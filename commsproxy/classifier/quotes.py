@@ -12,6 +12,8 @@ in the mailbox, the block is all there is of it (rebuild.py).
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -316,18 +318,82 @@ def _first_block(text: str) -> int | None:
     return None if match is None else match.start()
 
 
-@lru_cache(maxsize=65536)
-def own_text(body: str, limit: int = QUOTE_SCAN_CHARS) -> str:
-    """What the writer wrote: the body above the first quoted block, without ``>`` lines.
+class _OwnText:
+    """``own_text``: a function that remembers the own texts of the bodies it read last."""
 
-    Urgent words in a quote belong to an older message; read as this one's, every reply in
-    an urgent thread would look urgent.
+    def __init__(self, budget: int) -> None:
+        self._recent = _RecentTexts(budget)
+
+    def __call__(self, body: str, limit: int = QUOTE_SCAN_CHARS) -> str:
+        """What the writer wrote: the body above the first quoted block, without ``>`` lines.
+
+        Urgent words in a quote belong to an older message; read as this one's, every reply
+        in an urgent thread would look urgent.
+        """
+        key = (body, limit)
+        found = self._recent.get(key)
+        if found is not None:
+            return found
+        text = body[:limit]
+        start = _first_block(text)
+        if start is not None:
+            text = text[:start]
+        own = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+        self._recent.put(key, own, len(body) + len(own))
+        return own
+
+    def cache_clear(self) -> None:
+        self._recent.clear()
+
+    @property
+    def held(self) -> int:
+        """Characters held now (bodies and own texts): never above the budget."""
+        return self._recent.held
+
+
+class _RecentTexts:
+    """The own texts of the bodies read last, within a budget of characters held.
+
+    The cue rules read a message's own text when it is judged and again when an urgent
+    verdict is explained; the budget keeps a batch's worth (a few hundred messages) and never
+    more, however long the process runs or however many messages training reads.
     """
-    text = body[:limit]
-    start = _first_block(text)
-    if start is not None:
-        text = text[:start]
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.held = 0
+        self._texts: OrderedDict[tuple[str, int], tuple[str, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> str | None:
+        with self._lock:
+            found = self._texts.get(key)
+            if found is None:
+                return None
+            self._texts.move_to_end(key)
+            return found[0]
+
+    def put(self, key: tuple[str, int], text: str, cost: int) -> None:
+        if cost > self.budget:
+            return
+        with self._lock:
+            if key in self._texts:
+                return
+            self._texts[key] = (text, cost)
+            self.held += cost
+            while self.held > self.budget:
+                _, (_, freed) = self._texts.popitem(last=False)
+                self.held -= freed
+
+    def clear(self) -> None:
+        with self._lock:
+            self._texts.clear()
+            self.held = 0
+
+
+# About 2 MB of Latin text: a triage step of 500 ordinary messages, bodies and own texts.
+OWN_TEXT_BUDGET = 2_000_000
+own_text = _OwnText(OWN_TEXT_BUDGET)
 
 
 def person_tokens(name: str) -> tuple[str, ...]:
