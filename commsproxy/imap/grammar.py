@@ -26,6 +26,7 @@ __all__ = [
     "Response",
     "ResponseKind",
     "Token",
+    "code_number",
     "decode_mailbox",
     "parse_command",
     "parse_response",
@@ -133,6 +134,15 @@ def decode_mailbox(raw: bytes) -> str:
     return canonical(decode_name(raw))
 
 
+# A client names the same few mailboxes in command after command: each is read once (the
+# short ones: a cache of at most 256 names of at most 256 bytes).
+_cached_mailbox = lru_cache(maxsize=256)(decode_mailbox)
+
+
+def _command_mailbox(raw: bytes) -> str:
+    return _cached_mailbox(raw) if len(raw) <= 256 else decode_mailbox(raw)
+
+
 # Where the mailbox argument stands, by command; COPY/MOVE name their destination second.
 _MAILBOX_ARG: dict[str, int] = {
     "SELECT": 0,
@@ -188,7 +198,7 @@ def _astring(token: Token) -> str | None:
 def _astring_mailbox(token: Token) -> str | None:
     if isinstance(token, tuple):
         return None
-    return decode_mailbox(token if isinstance(token, bytes) else token.encode())
+    return _command_mailbox(token if isinstance(token, bytes) else token.encode())
 
 
 # The commonest commands, read without tokenizing: a tag and a name (NOOP, IDLE, CHECK) and at
@@ -202,11 +212,19 @@ _PLAIN_COMMAND = re.compile(
 def parse_command(head: bytes) -> Command:
     """The command at the start of ``head`` (a whole message, literals inline)."""
     plain = _PLAIN_COMMAND.fullmatch(head)
-    if plain is not None and plain[2].upper() != b"UID":
-        tag, name, arg = plain.groups()
-        args = (Atom(arg.decode("ascii")),) if arg is not None else ()
-        return Command(tag.decode("ascii"), name.upper().decode("ascii"), args)
+    if plain is not None and (parts := _plain_parts(plain[2], plain[3])) is not None:
+        return Command(plain[1].decode("ascii"), *parts)
     return _parse_tokens(head)
+
+
+@lru_cache(maxsize=256)
+def _plain_parts(name: bytes, arg: bytes | None) -> tuple[str, tuple[Token, ...]] | None:
+    """A plain command's name and arguments (None for UID, which names its command next):
+    the same few come again and again (NOOP, SELECT INBOX), so they are read once."""
+    if name.upper() == b"UID":
+        return None
+    args = (Atom(arg.decode("ascii")),) if arg is not None else ()
+    return name.upper().decode("ascii"), args
 
 
 def _parse_tokens(head: bytes) -> Command:
@@ -232,7 +250,8 @@ class Response:
 
     ``name`` is the status (OK, NO, BAD, BYE, PREAUTH) or the data name (CAPABILITY, EXISTS,
     EXPUNGE, FETCH, VANISHED, ...); ``number`` is the message number or count in front of a
-    numeric response; ``code`` is the response code atom inside ``[...]``, if any.
+    numeric response; ``code`` is the response code atom inside ``[...]``, if any, and
+    ``value`` the number that follows it in an untagged status (``* OK [UIDNEXT 42]``).
     """
 
     kind: ResponseKind
@@ -240,6 +259,7 @@ class Response:
     name: str
     number: int | None = None
     code: str | None = None
+    value: int | None = None
 
 
 _STATUSES = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
@@ -282,9 +302,20 @@ def _parse_response(line: bytes) -> Response:
         kind, tag = _TAGGED, parts[0].decode("ascii", "replace")
     name = parts[1].upper().decode("ascii", "replace")
     code: str | None = None
+    value: int | None = None
     if len(parts) > 2 and parts[2][:1] == b"[" and name in _STATUSES:
         code = parts[2][1:].split(b"]", 1)[0].upper().decode("ascii", "replace")
-    return Response(kind, tag, name, number, code)
+        if tag is None:
+            value = code_number(line)
+    return Response(kind, tag, name, number, code, value)
+
+
+def code_number(line: bytes) -> int | None:
+    """The number in a response code such as ``* OK [UIDNEXT 42] ...``; None if there is none."""
+    start = line.find(b"[")
+    end = line.find(b"]", start)
+    parts = line[start + 1 : end].split() if 0 <= start < end else []
+    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
 
 
 def sasl_plain_credentials(line: bytes) -> tuple[str, str] | None:

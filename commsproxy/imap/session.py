@@ -41,6 +41,7 @@ login) is refused with a ``commsproxy.imap.errors`` refusal rendered as its tagg
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -94,6 +95,10 @@ UNREAD_RESPONSES = (
 
 
 class State(Enum):
+    # Hashed by identity (members are singletons), in C: Enum's own hash is a Python call,
+    # and every transition looks up a (State, Trigger) pair in ``TRANSITIONS``.
+    __hash__ = object.__hash__
+
     NOT_AUTHENTICATED = auto()
     STARTTLS = auto()  # the proxy said OK to STARTTLS; the client link is being secured
     AUTHENTICATING = auto()  # AUTHENTICATE in flight: client lines are SASL responses
@@ -106,6 +111,8 @@ class State(Enum):
 
 
 class Trigger(Enum):
+    __hash__ = object.__hash__  # as State's
+
     STARTTLS_ACCEPTED = auto()
     TLS_ESTABLISHED = auto()
     LOGIN = auto()
@@ -156,6 +163,8 @@ TRANSITIONS: dict[tuple[State, Trigger], State | None] = {
     **{(state, T.CONNECTION_LOST): S.CLOSED for state in State},
 }
 
+# A valid tag (``errors.valid_tag``: printable ASCII but ``(){%*"\+``), read in one step.
+_TAG = re.compile(r"[!#$&',-\[\]-z|}~]+")
 _LOCAL = frozenset({"STARTTLS", "COMPRESS"})  # about this hop: answered here, never forwarded
 _SELECTS = frozenset({"SELECT", "EXAMINE"})
 _SELECT_CODES = frozenset({"UIDNEXT", "UIDVALIDITY"})
@@ -300,7 +309,7 @@ class ImapSession:
         if command.name in _LOCAL and line.literal is None:
             self._local(command)
             return False
-        if not valid_tag(command.tag):
+        if _TAG.fullmatch(command.tag) is None:
             # The server refuses it untagged ("* BAD Error in IMAP tag"): tracked, it would
             # stay in flight for good, one entry per such line.
             self._current = None
@@ -308,6 +317,14 @@ class ImapSession:
         self._sent(command)
         self.sent = command
         return True
+
+    def client_command(self, data: bytes) -> bool:
+        """A whole one-line message from the client after the login (``relaying``), in one
+        step: ``client_line`` with its first Line and then its end (``Framer.whole_line``)."""
+        assert self._prelogin is None
+        forward = self.client_line(Line(data, True, None))
+        self._current = None  # its end: without a literal there is nothing to read again
+        return forward
 
     def client_message_end(self, end: MessageEnd) -> None:
         """A whole client message: read again when literals carried its arguments."""
@@ -497,11 +514,10 @@ class ImapSession:
         elif name == "OK" and response.code == "CLOSED" and self.selected is not None:
             self._deselect(T.UNSELECTED)  # QRESYNC: the old mailbox closed while a SELECT goes on
         elif name == "OK" and response.code in _SELECT_CODES and self._selecting:
-            value = _code_number(data)
             if response.code == "UIDNEXT":
-                self.uidnext = value
+                self.uidnext = response.value
             else:
-                self.uidvalidity = value
+                self.uidvalidity = response.value
 
     def _continuation_from_server(self) -> bool:
         """A ``+``: True to forward it to the client."""
@@ -632,11 +648,3 @@ def _uid_count(line: bytes) -> int:
             low, high = sorted((int(first), int(last or first)))
             total += min(high - low, 100_000) + 1
     return total
-
-
-def _code_number(line: bytes) -> int | None:
-    """The number in a response code such as ``* OK [UIDNEXT 42] ...``; None if there is none."""
-    start = line.find(b"[")
-    end = line.find(b"]", start)
-    parts = line[start + 1 : end].split() if 0 <= start < end else []
-    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None

@@ -213,7 +213,7 @@ U, T, C = ResponseKind.UNTAGGED, ResponseKind.TAGGED, ResponseKind.CONTINUATION
             b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] Dovecot ready.\r\n",
             Response(U, None, "OK", None, "CAPABILITY"),
         ),
-        (b"* OK [UIDNEXT 5] Predicted next UID\r\n", Response(U, None, "OK", None, "UIDNEXT")),
+        (b"* OK [UIDNEXT 5] Predicted next UID\r\n", Response(U, None, "OK", None, "UIDNEXT", 5)),
         (b"* OK [ALERT] Disk full\r\n", Response(U, None, "OK", None, "ALERT")),
         (b"* ok [alert] lower case\r\n", Response(U, None, "OK", None, "ALERT")),
         (b"* OK Still here\r\n", Response(U, None, "OK")),
@@ -338,6 +338,6 @@ def test_the_quick_read_of_plain_commands_reads_as_tokenize_does(
 def test_a_short_untagged_line_read_again_reads_the_same() -> None:
     line = b"* OK [UIDNEXT 101] Predicted next UID\r\n"
     first, again = parse_response(line), parse_response(bytes(bytearray(line)))
-    assert first == again == Response(ResponseKind.UNTAGGED, None, "OK", None, "UIDNEXT")
+    assert first == again == Response(ResponseKind.UNTAGGED, None, "OK", None, "UIDNEXT", 101)
     long = b"* OK [ALERT] " + b"x" * 200 + b"\r\n"  # longer lines are read afresh each time
     assert parse_response(long) == Response(ResponseKind.UNTAGGED, None, "OK", None, "ALERT")

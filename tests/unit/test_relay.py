@@ -323,13 +323,15 @@ async def test_a_client_that_closes_right_after_its_last_command_ends_the_sessio
     writer.close()
 
 
-async def test_an_answer_held_for_its_tagged_reply_is_read_only_where_the_machine_reads(
+async def test_an_answer_held_for_its_tagged_reply_is_read_where_the_machine_reads_and_heard_once(
     upstream: FakeUpstream,
 ) -> None:
     answer = b"* FLAGS (\\Seen)\r\n* 4 EXISTS\r\n* OK [UNSEEN 2] x\r\n* OK [UIDNEXT 9] y\r\n"
 
     def script(line: bytes) -> bytes:
         tag = line.split(b" ", 1)[0]
+        if b"NOOP" in line:
+            return b"* 5 EXISTS\r\n" + tag + b" OK done\r\n"
         return answer + tag + b" OK sel\r\n" if b"SELECT" in line else dovecot_like(line)
 
     class HoldAnswer(WaitBeforeNoop):
@@ -342,7 +344,7 @@ async def test_an_answer_held_for_its_tagged_reply_is_read_only_where_the_machin
             return None
 
         def on_response(self, session: Session, response: Response) -> None:
-            if self.selecting is not None:
+            if hasattr(self, "seen"):  # from the SELECT on
                 self.seen.append(response.name)
             super().on_response(session, response)
 
@@ -354,7 +356,12 @@ async def test_an_answer_held_for_its_tagged_reply_is_read_only_where_the_machin
     await until(reader, b"a ")
     writer.write(b"b SELECT INBOX\r\n")
     assert await until(reader, b"b ") == answer + b"b OK sel\r\n"
-    assert hooks.seen == ["EXISTS", "OK", "OK"]  # UIDNEXT and the tagged reply: no FLAGS, UNSEEN
-    assert (session.state.exists, session.state.uidnext) == (4, 9)
+    assert hooks.seen == ["OK"]  # the hook hears the tagged reply it waits for, no more
+    assert (session.state.exists, session.state.uidnext) == (4, 9)  # the machine read those
+    # Released with its reply: from then on the hook hears every response the machine reads.
+    hooks.seen = []
+    writer.write(b"c NOOP\r\n")
+    assert await until(reader, b"c ") == b"* 5 EXISTS\r\nc OK done\r\n"
+    assert hooks.seen == ["EXISTS", "OK"]
     writer.close()
     await asyncio.wait_for(task, 5)

@@ -70,8 +70,9 @@ class RelayedSession(Protocol):
     def pause_responses(self) -> None: ...
 
     def hold_answer(self) -> None:
-        """Pause responses for a tagged reply: what the machine does not read in a short
-        answer is held unseen by ``on_response`` (relay.py)."""
+        """Pause responses for a tagged reply: ``on_response`` hears tagged replies only (the
+        machine still reads what it needs), and what the machine does not read in a short
+        answer is held unparsed (relay.py)."""
 
     async def resume_responses(
         self,
@@ -105,7 +106,8 @@ class RelayHooks(Protocol):
         ``session.state`` has taken it in and before it is forwarded: tagged replies,
         continuations, status responses, CAPABILITY, VANISHED, EXISTS and EXPUNGE (FETCH data,
         LIST, SEARCH and the like pass unread, see ``UNREAD_RESPONSES``); while responses are
-        paused, every response."""
+        paused, every response; while an answer is held for its tagged reply
+        (``hold_answer``), tagged replies only."""
 
 
 class NoHooks:

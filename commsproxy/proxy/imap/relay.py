@@ -39,6 +39,7 @@ from ...imap.framer import (
     LiteralTooLarge,
     Unread,
 )
+from ...imap.grammar import ResponseKind
 from ...imap.session import ImapSession, State
 from .client_feed import ClientFeed, Handoff
 from .client_link import ClientLink
@@ -62,6 +63,7 @@ _session_ids = itertools.count(1)
 _UPSTREAM_GONE = b"* BYE [UNAVAILABLE] upstream closed the connection\r\n"
 # What the machine asks of the client side that needs the pump (it waits); the rest is noted.
 _PUMP_EVENTS = (ev.Answer, ev.Hangup, ev.StartTls, ev.ConnectUpstream)
+_TAGGED = ResponseKind.TAGGED
 
 
 class Session:
@@ -100,8 +102,13 @@ class Session:
         self._client_gone: Exception | None = None
         self._client_paused = False  # reading paused: the busy pump has enough to frame
         self._client_line = b""
+        # A whole client line waits for a hook (``_frame_client``): for the upstream the
+        # client is in the middle of a command, as while its framer is inside a message.
+        self._line_waits = False
         self._release_now = False  # release_held: the held responses go with this one
-        self._read_held = True  # the machine and hooks read every held response (not hold_answer)
+        # Held responses are read as every response is (the machine and hooks), but after
+        # ``hold_answer``: back to True whenever forwarding resumes (``_forwarding``).
+        self._read_held = True
         self._closing = False
         self._closed: asyncio.Future[tuple[None, None]] | None = None  # closing both links, once
 
@@ -215,9 +222,7 @@ class Session:
         # mid-message; only then would a BYE or LOGOUT land inside someone else's bytes.
         if not self._server.framer.in_message:
             self._client.write_now(f"* BYE {reason}\r\n".encode())
-        if not self._client_framer.in_message and (
-            own := self.state.own_command("LOGOUT", anytime=True)
-        ):
+        if not self._client_busy and (own := self.state.own_command("LOGOUT", anytime=True)):
             self._server.write(own[1])
         for task in self._tasks:
             task.cancel()
@@ -234,9 +239,9 @@ class Session:
 
     def hold_answer(self) -> None:
         """Hold upstream responses as ``pause_responses`` does, for a hook that waits for a
-        tagged reply only: in a short read, the lines the session machine does not read (a
-        SELECT's FLAGS, PERMANENTFLAGS, RECENT, UNSEEN) are held without reaching
-        ``on_response``. ``pause_responses`` makes every held response read again."""
+        tagged reply only: ``on_response`` hears tagged replies alone, and in a short read the
+        lines the session machine does not read (a SELECT's FLAGS, PERMANENTFLAGS, RECENT,
+        UNSEEN) are held unparsed. ``pause_responses`` makes every held response read again."""
         self.pause_responses()
         self._read_held = False
 
@@ -249,9 +254,15 @@ class Session:
         """Forward the held responses, in order (through ``rewrite`` if given), and go back to
         forwarding as they come (or go on holding what comes next, with ``keep_paused``)."""
         chunks = self._held.release(rewrite, keep_paused)
-        self._server.framer.passing = not keep_paused
+        if not keep_paused:
+            self._forwarding()
         if chunks:
             await self._client.write(chunks)
+
+    def _forwarding(self) -> None:
+        """Responses are forwarded as they come again (no longer paused, or past the bound)."""
+        self._server.framer.passing = True
+        self._read_held = True
 
     def release_held(self) -> None:
         """From ``on_response``: forward the held responses, the one being read included, in
@@ -275,13 +286,18 @@ class Session:
         return self._send_own(self.state.restart_idle)
 
     def _send_own(self, make: Callable[[], tuple[str, bytes] | None]) -> str | None:
-        if self._server.writer is None or self._closing or self._client_framer.in_message:
+        if self._server.writer is None or self._closing or self._client_busy:
             return None
         if (own := make()) is not None:
             self._server.write(own[1])
         return own[0] if own else None
 
     # -- client to upstream -------------------------------------------------------------------
+
+    @property
+    def _client_busy(self) -> bool:
+        """The client is in the middle of a command: nothing of the proxy's own may go now."""
+        return self._line_waits or self._client_framer.in_message
 
     async def _client_pump(self) -> None:
         framer, machine = self._client_framer, self.state
@@ -300,9 +316,11 @@ class Session:
                 if left is not None and left.waiting is not None:
                     await left.waiting
                     out.append(left.line)
+                    self._line_waits = False
                 while (waiting := self._frame_client(out)) is not None:
                     await waiting
                     out.append(self._client_line)
+                    self._line_waits = False
             except LiteralTooLarge as err:
                 self._server.write(*out)
                 if not self._literal_too_large(err):
@@ -334,6 +352,16 @@ class Session:
         needs more bytes or the machine has events; or until a hook must be waited for: then
         its awaitable is returned, and the line that waits for it is ``_client_line``."""
         framer, machine, hooks = self._client_framer, self.state, self.hooks
+        if machine.relaying and (data := framer.whole_line()) is not None:
+            # The common case (a command in one read, no literal), in one step.
+            if machine.client_command(data):
+                if (command := machine.sent) is not None:
+                    log.debug("%s: C: %s %s", self, command.tag, command.name)
+                    if (waiting := hooks.before_command(self, command)) is not None:
+                        self._client_line, self._line_waits = data, True
+                        return waiting
+                out.append(data)
+            return None
         while (event := framer.next_event()) is not NEED_DATA:
             kind = type(event)
             if kind is Line:
@@ -569,34 +597,46 @@ class Session:
             if not held.paused:
                 out.append(chunk)
             elif not held.add(chunk, first, out):
-                framer.passing = True
+                self._forwarding()
                 log.warning("%s: paused responses over %d bytes; resuming", self, held.limit)
             if self._release_now:  # see release_held
                 self._release_now = False
                 out.extend(held.release(None, keep_paused=False))
-                framer.passing = True
+                self._forwarding()
 
     def _short_lines(self, lines: list[bytes], out: list[bytes]) -> None:
         """A few whole one-line responses (``Framer.short_lines``), as ``_frame_upstream``
         handles them: unread ones pass, the machine reads the rest; once responses are paused
         (by a hook, on one of them) the machine reads every one (but after ``hold_answer``)
-        and they are held."""
+        and they are held. Held here in a list first: an answer held for its tagged reply
+        that comes in the same read goes out with it and is never held at all."""
         held, unread = self._held, self._server.framer.unread_start
         assert unread is not None
+        machine, hooks = self.state, self.hooks
+        holding: list[bytes] = []  # paused here, in order after what ``held`` holds already
         for line in lines:
             if (held.messages is not None and self._read_held) or unread.match(line) is None:
-                chunk = self._upstream_line(line)  # may pause (or release) the responses
+                chunk, response = machine.server_line(line)  # as _upstream_line, inline
+                if response is not None and (self._read_held or response.kind is _TAGGED):
+                    hooks.on_response(self, response)  # may pause (or release) the responses
             else:
                 chunk = line
             if held.messages is None:  # not paused
                 out.append(chunk)
-            elif not held.add(chunk, True, out):
-                self._server.framer.passing = True
-                log.warning("%s: paused responses over %d bytes; resuming", self, held.limit)
+            else:
+                holding.append(chunk)
             if self._release_now:
                 self._release_now = False
                 out.extend(held.release(None, keep_paused=False))
-                self._server.framer.passing = True
+                out.extend(holding)
+                holding.clear()
+                self._forwarding()
+        for chunk in holding:
+            if held.messages is None:  # the bound was passed: what came after goes out too
+                out.append(chunk)
+            elif not held.add(chunk, True, out):
+                self._forwarding()
+                log.warning("%s: paused responses over %d bytes; resuming", self, held.limit)
 
     def _note_all(self) -> None:
         machine = self.state
@@ -646,8 +686,10 @@ class Session:
         return True
 
     def _upstream_line(self, data: bytes) -> bytes:
+        """A response's first line through the machine, and to the hooks: every one it reads,
+        but only tagged replies while an answer is held for its tagged reply (``hold_answer``)."""
         out, response = self.state.server_line(data)
-        if response is not None:
+        if response is not None and (self._read_held or response.kind is _TAGGED):
             self.hooks.on_response(self, response)
         return out
 
