@@ -15,7 +15,7 @@ verdicts and reasons here, and scikit-learn is imported only for a Pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -89,9 +89,22 @@ class Classifier:
         ``reasons_kept``: only that many leading reasons are wanted (what a decision keeps),
         so the words of a message are read only where its named signals leave room for them.
         """
-        verdicts = [Verdict(reasons=[] if explain else None) for _ in samples]
+        verdicts, explain_them = self.classify_then_explain(
+            samples, explain=explain, reasons_kept=reasons_kept
+        )
+        explain_them()
+        return verdicts
+
+    def classify_then_explain(
+        self, samples: Sequence[Sample], *, explain: bool = True, reasons_kept: int | None = None
+    ) -> tuple[list[Verdict], Callable[[], None]]:
+        """As ``classify``, with the reasons left for later: the verdicts (their ``reasons``
+        None for now) and a call that fills in every verdict's reasons, exactly as
+        ``classify`` would have. Triage decides a batch and words its reasons while the
+        server holds the mail; the call touches nothing but these verdicts."""
+        verdicts = [Verdict() for _ in samples]
         if not samples:
-            return verdicts
+            return verdicts, _nothing
         batch = list(samples)
         # Each message's named signals, worked out once for scoring (a scoring form) and
         # explaining; a Pipeline works out its own.
@@ -120,10 +133,14 @@ class Classifier:
                 score = float(scores[i, best[i]])
                 verdict.account_score = round(score, 4)
                 verdict.account = names[best[i]] if score >= threshold else None
-        if explain:
+        if not explain:
+            return verdicts, _nothing
+
+        def explain_them() -> None:
             assert signals is not None
             self._explain(batch, signals, verdicts, rules, urgency, accounts, reasons_kept)
-        return verdicts
+
+        return verdicts, explain_them
 
     def _explain(
         self,
@@ -221,6 +238,10 @@ class Classifier:
             # Towards urgent and away from the likelier of the rest, on average over them.
             self._towards[key] = coef[urgent] - coef[others].mean(axis=0)
         return self._towards[key]
+
+
+def _nothing() -> None:
+    """Nothing left to explain."""
 
 
 def _account_words(

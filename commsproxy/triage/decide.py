@@ -8,8 +8,9 @@ Every decision carries its reason in words, because it is shown in the digest an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 from ..classifier.mail import Mail
@@ -36,6 +37,14 @@ class Decision:
     label: str
     score: float | None  # p(urgent) when a model produced it
     reason: str
+    # The reason in full, when wording it was left for later (ModelDecider): ``reason`` is
+    # then its head alone ("normal (0.02, urgent from 0.04)"). The engine asks for it while
+    # the server holds the mail, so the words cost a backlog no time (new_mail.py).
+    later: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+
+    def in_full(self) -> str:
+        """The reason with everything it says (worded now if it was left for later)."""
+        return self.reason if self.later is None else self.later()
 
 
 class Decider(Protocol):
@@ -201,14 +210,25 @@ class ModelDecider:
             samples = [Sample(mail, history.context(mail, self._user)) for mail in mails]
         # Only the reasons a decision keeps: the words of a message are read only where its
         # rule and signals leave room for them, so deciding runs near the model's own speed.
-        verdicts = self._classifier.classify(  # type: ignore[attr-defined]
-            samples, explain=True, reasons_kept=REASONS_KEPT
+        # They are worded when first asked for (Decision.later), once for the whole batch.
+        verdicts, explain = self._classifier.classify_then_explain(  # type: ignore[attr-defined]
+            samples, reasons_kept=REASONS_KEPT
         )
+        explained: list[bool] = []
+
+        def in_full(i: int) -> str:
+            if not explained:
+                explain()
+                explained.append(True)
+            v = verdicts[i]
+            return reason_words(v.label or NORMAL, v.score_words(), v.reasons or [])
+
         return [
             Decision(
                 v.label or NORMAL,
                 v.p_urgent,
-                reason_words(v.label or NORMAL, v.score_words(), v.reasons or []),
+                reason_words(v.label or NORMAL, v.score_words(), []),
+                later=partial(in_full, i),
             )
-            for v in verdicts
+            for i, v in enumerate(verdicts)
         ]

@@ -29,7 +29,7 @@ from ..imap.names import (
 )
 from ..imap.responses import Fetched, MailboxInfo
 from .account_match import resolve_incoming
-from .decide import Decider
+from .decide import Decider, Decision
 from .engine_part import EnginePart
 from .engine_settings import EngineSettings
 from .fetched_mail import mail_of
@@ -69,6 +69,13 @@ _FETCH_BYTES = 8 << 20
 _HEADER_GUESS = 16 << 10  # a header's size, for the first guess
 _LEAST_GUESS = 2 << 10  # a message's size is never guessed smaller
 _GONE_NOTE = "gone before it was held: deleted or moved by another client"
+# A decision goes to the store with the head of its reason (label and score, and what the
+# engine adds: "already read", "quiet hours"); the model's reasons are worded in a thread
+# while the group's keywords and moves are on their way to the server, which leaves the
+# engine's CPU idle then, and written over the head once worded (a crash in between leaves
+# the head: the message is still where its decision says). Their words need the messages:
+# past this many characters of bodies kept for a group, a step's reasons are worded at once.
+_LATER_CHARS = 4_000_000
 
 
 @dataclass
@@ -78,6 +85,20 @@ class _Tags:
     labels: dict[str, list[int]] = field(default_factory=dict)
     not_held: list[int] = field(default_factory=list)
     filed: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Later:
+    """A group's decisions whose reasons are worded while the server holds its mail: each
+    record with its decision, what the engine added to the reason, and where it went (for
+    the log)."""
+
+    items: list[tuple[StoredDecision, Decision, str, str]] = field(default_factory=list)
+    chars: int = 0  # body characters the decisions keep alive until they are worded
+
+    def word(self) -> list[str]:
+        """Every reason in full (runs in a thread: it touches nothing but the decisions)."""
+        return [decision.in_full() for _, decision, _, _ in self.items]
 
 
 @dataclass
@@ -112,11 +133,53 @@ class NewMail:
         uids = [uid for uid in await worker.search(f"UID {last + 1}:*") if uid > last]
         for first in range(0, len(uids), _GROUP):
             group = uids[first : first + _GROUP]
-            pending = await self._triage_group(worker, info.uidvalidity, group)
-            if not self.settings.dry_run:
-                await self._hold(worker, info.uidvalidity, pending)
+            pending, tags, later = await self._triage_group(worker, info.uidvalidity, group)
+            await self._tag_and_hold(worker, info.uidvalidity, pending, tags, later)
             self.store.set_cursor(login, INBOX, info.uidvalidity, group[-1])
         return uids
+
+    async def _tag_and_hold(
+        self,
+        worker: Upstream,
+        uidvalidity: int,
+        pending: dict[str, list[int]],
+        tags: _Tags,
+        later: _Later,
+    ) -> None:
+        """The group's keywords, then its moves; meanwhile its reasons are worded."""
+        words = asyncio.ensure_future(asyncio.to_thread(later.word)) if later.items else None
+        try:
+            await self._tag(worker, tags)
+            if not self.settings.dry_run:
+                await self._hold(worker, uidvalidity, pending)
+        finally:
+            if words is not None:
+                await self._worded(uidvalidity, later, words)
+
+    async def _worded(
+        self, uidvalidity: int, later: _Later, words: asyncio.Future[list[str]]
+    ) -> None:
+        """The reasons worded while the server held the mail: into the store and the log."""
+        try:
+            full = await asyncio.shield(words)
+        except asyncio.CancelledError:
+            full = await words  # a stop: the thread finishes its words (no I/O) first
+        except Exception:  # a bug in wording: the decisions keep their label and score
+            log.exception("%s: wording the reasons of %d decision(s) failed", self,
+                          len(later.items))  # fmt: skip
+            return
+        self.store.word_reasons(
+            self.settings.login,
+            INBOX,
+            uidvalidity,
+            [(record.uid, d.reason, text) for (record, d, _, _), text in zip(later.items, full,
+                                                                              strict=True)],
+        )  # fmt: skip
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s", "\n".join(
+                f"{self}: uid {record.uid} {record.label}{where}: {text}{added}"
+                for (record, _, added, where), text in zip(later.items, full, strict=True)
+            ))  # fmt: skip
 
     async def _hold(
         self, worker: Upstream, uidvalidity: int, pending: dict[str, list[int]]
@@ -133,9 +196,10 @@ class NewMail:
 
     async def _triage_group(
         self, worker: Upstream, uidvalidity: int, uids: list[int]
-    ) -> dict[str, list[int]]:
-        """Decide and file a group's new mail in steps, then tag it; returns what is to be
-        held, per mailbox: the new decisions and the moves a crash interrupted."""
+    ) -> tuple[dict[str, list[int]], _Tags, _Later]:
+        """Decide and file a group's new mail in steps; returns what is to be held, per
+        mailbox (the new decisions and the moves a crash interrupted), the keywords to write
+        and the decisions whose reasons are still to be worded."""
         s = self.settings
         looked = await worker.fetch(uids, "(UID FLAGS)", per_command=len(uids))
         flags = {f.uid: f.flags for f in looked}
@@ -160,6 +224,7 @@ class NewMail:
         # reads them while the classifier works: at most two steps' mail in memory.
         ahead: asyncio.Task[list[Fetched]] | None = None
         tags = _Tags()
+        later = _Later()
         try:
             for i, step in enumerate(steps):
                 fetched = await (ahead or self._bodies(worker, step))
@@ -167,7 +232,7 @@ class NewMail:
                 if i + 1 < len(steps):
                     ahead = asyncio.create_task(self._bodies(worker, steps[i + 1]))
                     await asyncio.sleep(0)  # its FETCH goes out before the work below
-                holds = await self._step(fetched, uidvalidity, tags)
+                holds = await self._step(fetched, uidvalidity, tags, later)
                 for mailbox, held in holds.items():
                     pending.setdefault(mailbox, []).extend(held)
         finally:
@@ -176,8 +241,7 @@ class NewMail:
                 await asyncio.wait([ahead])
                 if not ahead.cancelled():
                     ahead.exception()  # the failure that counts is the one on its way out
-        await self._tag(worker, tags)
-        return pending
+        return pending, tags, later
 
     async def _bodies(self, worker: Upstream, uids: list[int]) -> list[Fetched]:
         """What the classifier reads of each message: header and the body's first bytes."""
@@ -197,14 +261,14 @@ class NewMail:
         return fetched
 
     async def _step(
-        self, fetched: list[Fetched], uidvalidity: int, tags: _Tags
+        self, fetched: list[Fetched], uidvalidity: int, tags: _Tags, later: _Later
     ) -> dict[str, list[int]]:
         """Decide and file one step's mail, its keywords into ``tags``; returns what is to be
         held, per mailbox."""
         if not fetched:  # gone (another client) between the two FETCHes
             return {}
         mails = [mail_of(f) for f in fetched]
-        holds, labels = self._decide(fetched, mails, uidvalidity)
+        holds, labels = self._decide(fetched, mails, uidvalidity, later)
         # Filing copies before tagging, so the team's copy carries none of our keywords.
         tags.filed.extend(await self._file([f.uid for f in fetched], mails))
         # Would be held but was not (read already, or a dry run): say so on the server, so
@@ -224,13 +288,22 @@ class NewMail:
         self.store.mark_gone(self.settings.login, INBOX, uidvalidity, uids, _GONE_NOTE)
 
     def _decide(
-        self, fetched: Sequence[Fetched], mails: Sequence[Mail], uidvalidity: int
+        self,
+        fetched: Sequence[Fetched],
+        mails: Sequence[Mail],
+        uidvalidity: int,
+        later: _Later | None = None,
     ) -> tuple[dict[str, list[int]], dict[int, str]]:
         """Classify, and write the decisions to the store before anything changes upstream.
 
-        Returns the UIDs to hold per mailbox and each UID's label."""
+        Returns the UIDs to hold per mailbox and each UID's label. With ``later``, the
+        reasons left to be worded go there (within _LATER_CHARS), else they are worded now."""
         s = self.settings
         decisions = self.decider.decide(mails)
+        chars = sum(len(mail.body) for mail in mails)
+        defer = later is not None and later.chars + chars <= _LATER_CHARS
+        if later is not None and defer:
+            later.chars += chars
         now = s.clock()
         # `commsproxy stop-holding`: decide and tag as ever, but leave everything in INBOX.
         stopped = holding_stopped(self.store.path.parent) is not None
@@ -242,29 +315,30 @@ class NewMail:
             batch = s.batch_for(decision.label, now) if decision.label != URGENT else None
             seen = "\\Seen" in f.flags and not s.triage.hold_seen
             held = batch is not None and not seen and not s.dry_run and not stopped
-            reason = decision.reason + (" (already read: left in INBOX)" if batch and seen else "")
+            added = " (already read: left in INBOX)" if batch and seen else ""
             if batch is not None and not seen and stopped and not s.dry_run:
-                reason += " (holding stopped: left in INBOX)"
+                added += " (holding stopped: left in INBOX)"
             elif held and batch is not None and batch.quiet is not None:
-                reason += " (quiet hours: held until they end)"
+                added += " (quiet hours: held until they end)"
+            worded_later = defer and decision.later is not None
+            reason = (decision.reason if worded_later else decision.in_full()) + added
             labels[f.uid] = decision.label
-            records.append(
-                StoredDecision(
-                    login=s.login,
-                    mailbox=INBOX,
-                    uidvalidity=uidvalidity,
-                    uid=f.uid,
-                    message_id=mail.message_id,
-                    label=decision.label,
-                    score=decision.score,
-                    reason=reason,
-                    batch=batch.name if batch else None,
-                    held=held,
-                    sender=mail.sender,
-                    subject=mail.subject,
-                    decided_at=now,
-                )
+            record = StoredDecision(
+                login=s.login,
+                mailbox=INBOX,
+                uidvalidity=uidvalidity,
+                uid=f.uid,
+                message_id=mail.message_id,
+                label=decision.label,
+                score=decision.score,
+                reason=reason,
+                batch=batch.name if batch else None,
+                held=held,
+                sender=mail.sender,
+                subject=mail.subject,
+                decided_at=now,
             )
+            records.append(record)
             where = ""
             if batch is not None and held:
                 holds.setdefault(self.hold_names[batch.name], []).append(f.uid)
@@ -273,7 +347,10 @@ class NewMail:
                 where = f" (dry run: would be held in {batch.mailbox})"
             elif batch is not None and not seen:
                 where = " (holding stopped: left in INBOX)"
-            said.append(f"{self}: uid {f.uid} {decision.label}{where}: {reason}")
+            if worded_later and later is not None:
+                later.items.append((record, decision, added, where))  # logged once worded
+            else:
+                said.append(f"{self}: uid {f.uid} {decision.label}{where}: {reason}")
         if said and log.isEnabledFor(logging.INFO):
             log.info("%s", "\n".join(said))
         self.store.record_decisions(records)

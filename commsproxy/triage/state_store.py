@@ -506,6 +506,25 @@ class StateStore:
                     rows,
                 )
 
+    def word_reasons(
+        self, login: str, mailbox: str, uidvalidity: int, worded: Iterable[tuple[int, str, str]]
+    ) -> None:
+        """Decisions recorded with the head of their reason get it in full: (uid, head, full)
+        each; what was added after the head since (mark_gone's note) stays after it."""
+        rows = [
+            {"full": full, "head": head, "login": login, "mailbox": mailbox,
+             "uidvalidity": uidvalidity, "uid": uid}
+            for uid, head, full in worded
+        ]  # fmt: skip
+        if rows:
+            with self._write() as db:
+                db.executemany(
+                    "UPDATE decisions SET reason = :full || substr(reason, length(:head) + 1)"
+                    " WHERE login = :login AND mailbox = :mailbox AND uidvalidity = :uidvalidity"
+                    " AND uid = :uid AND substr(reason, 1, length(:head)) = :head",
+                    rows,
+                )
+
     def decision_for_uid(
         self, login: str, mailbox: str, uidvalidity: int, uid: int
     ) -> Decision | None:

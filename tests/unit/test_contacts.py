@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,11 +120,11 @@ class Recorder:
     def __init__(self) -> None:
         self.samples: list[Sample] = []
 
-    def classify(
-        self, samples: Sequence[Sample], *, explain: bool = False, reasons_kept: int | None = None
-    ) -> list[Verdict]:
+    def classify_then_explain(
+        self, samples: Sequence[Sample], *, explain: bool = True, reasons_kept: int | None = None
+    ) -> tuple[list[Verdict], Callable[[], None]]:
         self.samples += samples
-        return [Verdict(label="normal", p_urgent=0.1, reasons=[]) for _ in samples]
+        return [Verdict(label="normal", p_urgent=0.1, reasons=[]) for _ in samples], lambda: None
 
 
 def test_model_decider_gives_live_mail_the_saved_history() -> None:

@@ -325,7 +325,7 @@ RUN_PATH = textwrap.dedent(
     assert isinstance(model, ScoringForm), type(model)
     decider = ModelDecider(Classifier(LoadedModel.from_info(model, info)), frozenset())
     mail = parse_mail(b"From: a@b.example\\nSubject: server down, call me\\n\\nplease call")
-    decider.label([mail])
+    [decision.in_full() for decision in decider.label([mail])]  # its reasons worded too
     heavy = sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "scipy", "skops"})
     print(",".join(heavy))
     """
