@@ -134,15 +134,6 @@ def decode_mailbox(raw: bytes) -> str:
     return canonical(decode_name(raw))
 
 
-# A client names the same few mailboxes in command after command: each is read once (the
-# short ones: a cache of at most 256 names of at most 256 bytes).
-_cached_mailbox = lru_cache(maxsize=256)(decode_mailbox)
-
-
-def _command_mailbox(raw: bytes) -> str:
-    return _cached_mailbox(raw) if len(raw) <= 256 else decode_mailbox(raw)
-
-
 # Where the mailbox argument stands, by command; COPY/MOVE name their destination second.
 _MAILBOX_ARG: dict[str, int] = {
     "SELECT": 0,
@@ -176,7 +167,9 @@ class Command:
         index = _MAILBOX_ARG.get(self.name)
         mailbox = None
         if index is not None and index < len(self.args):
-            mailbox = _astring_mailbox(self.args[index])
+            token = self.args[index]
+            if not isinstance(token, tuple):
+                mailbox = _cached_mailbox(token) if len(token) <= 256 else _mailbox(token)
         object.__setattr__(self, "mailbox", mailbox)
 
     @property
@@ -195,10 +188,13 @@ def _astring(token: Token) -> str | None:
     return str(token)
 
 
-def _astring_mailbox(token: Token) -> str | None:
-    if isinstance(token, tuple):
-        return None
-    return _command_mailbox(token if isinstance(token, bytes) else token.encode())
+def _mailbox(token: str | bytes) -> str:
+    return decode_mailbox(token if isinstance(token, bytes) else token.encode())
+
+
+# A client names the same few mailboxes in command after command: each is read once (the
+# short ones: a cache of at most 256 names of at most 256 characters).
+_cached_mailbox = lru_cache(maxsize=256)(_mailbox)
 
 
 # The commonest commands, read without tokenizing: a tag and a name (NOOP, IDLE, CHECK) and at

@@ -71,11 +71,12 @@ class ClientLink:
     def write_nowait(self, chunks: list[bytes]) -> bool:
         """Write without waiting; False when the client's buffer is past its high mark, so
         that the next write waits for it (``write``)."""
-        if not self.writable:
-            return True
         transport = self.writer.transport
-        transport.writelines(chunks)
-        self.bytes_out += sum(map(len, chunks))
+        if self._eof_sent or transport.is_closing():  # not ``writable``
+            return True
+        data = b"".join(chunks)  # what ``writelines`` does, a call less (the reply path)
+        transport.write(data)
+        self.bytes_out += len(data)
         return transport.get_write_buffer_size() <= self._high_water
 
     def write_now(self, data: bytes) -> None:

@@ -82,7 +82,7 @@ class TriageBackend(Protocol):
         is decided, and moved away if held; None before its first pass."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per SELECT of INBOX: not frozen, for speed; treat as read-only
 class _Opening:
     """A SELECT/EXAMINE of INBOX whose answer is held until its tagged reply."""
 
