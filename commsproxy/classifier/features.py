@@ -11,6 +11,7 @@ names of meta features are also what ``explain`` shows, so they read as words.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -91,11 +92,9 @@ def meta_of(samples: Iterable[Sample]) -> list[dict[str, float]]:
 
 
 def _bucket(value: float, edges: Sequence[float]) -> int:
-    """Index of the first edge above ``value``: coarse bins a linear model can weigh."""
-    for index, edge in enumerate(edges):
-        if value < edge:
-            return index
-    return len(edges)
+    """Index of the first edge above ``value``: coarse bins a linear model can weigh (a
+    value no edge is above, NaN included, is in the last bin)."""
+    return bisect_right(edges, value)
 
 
 def meta_features(sample: Sample) -> dict[str, float]:
