@@ -324,17 +324,49 @@ def _bare_id(value: bytes | None) -> str | None:
     return f"<{text}>" if text and len(text.split()) == 1 else None
 
 
+# The Date most mail carries ("Mon, 07 Dec 2026 08:00:00 +0000", maybe a zone comment),
+# read as parsedate_tz reads it; anything else goes to parsedate_tz.
+_RFC5322_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([1-9]\d{3}) "
+    r"(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})(?: \([^()]*\))?",
+    re.ASCII,
+)
+_MONTH_NUMBERS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+
+
 def _date(value: bytes | None) -> datetime | None:
     if not value:
         return None
+    text = _header_text(value)
+    common = _RFC5322_DATE.fullmatch(text)
+    if common is not None:
+        day, name, year, hour, minute, second, sign, zone_h, zone_m = common.groups()
+        parts: tuple[int, ...] = (int(year), _MONTH_NUMBERS[name], int(day), int(hour),
+                                  int(minute), int(second))  # fmt: skip
+        offset = (int(zone_h) * 3600 + int(zone_m) * 60) * (-1 if sign == "-" else 1)
+        return _utc(parts, offset)
+    return _parsed_date(text)
+
+
+def _parsed_date(text: str) -> datetime | None:
+    """A Date of any shape, read with the standard library."""
     try:
-        parts = parsedate_tz(_header_text(value))
+        parsed = parsedate_tz(text)
     except (TypeError, ValueError, IndexError):  # garbage the stdlib does not expect
         return None
-    if parts is None:
+    if parsed is None:
         return None
-    year, month, day, hour, minute, second = parts[:6]
-    offset = parts[9] or 0  # no zone or -0000: taken as UTC
+    return _utc(tuple(parsed[:6]), parsed[9] or 0)  # no zone or -0000: taken as UTC
+
+
+def _utc(parts: tuple[int, ...], offset: int) -> datetime | None:
+    year, month, day, hour, minute, second = parts
     try:
         zone = timezone(timedelta(seconds=offset)) if abs(offset) < 86_400 else UTC
         return datetime(year, month, day, hour, minute, second, tzinfo=zone).astimezone(UTC)
