@@ -481,14 +481,19 @@ class StateStore:
 
     def record_decisions(self, decisions: Iterable[Decision]) -> None:
         """Log decisions in one transaction; a message decided again replaces its old row."""
-        rows = [_columns(decision) for decision in decisions]
+        times: dict[datetime, str] = {}  # a step's decisions share their moment
+        rows = [
+            (d.login, d.mailbox, d.uidvalidity, d.uid, _message_id(d.message_id), d.label,
+             d.score, d.reason, d.batch, d.held, d.sender, d.subject,
+             times.get(d.decided_at) or times.setdefault(d.decided_at, _text(d.decided_at)))
+            for d in decisions
+        ]  # fmt: skip
         if rows:
             with self._write() as db:
                 db.executemany(
                     "INSERT OR REPLACE INTO decisions (login, mailbox, uidvalidity, uid,"
                     " message_id, label, score, reason, batch, held, sender, subject, decided_at)"
-                    " VALUES (:login, :mailbox, :uidvalidity, :uid, :message_id, :label, :score,"
-                    " :reason, :batch, :held, :sender, :subject, :decided_at)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
 
