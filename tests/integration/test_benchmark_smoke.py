@@ -50,6 +50,8 @@ def test_mailbox_size_benchmark_smoke(tmp_path: Path) -> None:
     # The server told an IDLEing client of the new mail, after the burst began.
     assert backlog["announced_seconds"] is not None
     assert 0 < backlog["announced_seconds"] < backlog["settled_seconds"]
+    # The proxy's log says when its last hold was answered: before the probe saw it settled.
+    assert 0 < backlog["last_hold_logged_seconds"] <= backlog["settled_seconds"] + 0.05
 
     for name in ("commsproxy+triage", "raw relay"):
         assert report["connections"][name]["connections_logged_in"] == 20, name
