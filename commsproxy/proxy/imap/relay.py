@@ -13,7 +13,7 @@ Whatever the machine reads, it reads in the pump's own turn and the pump acts on
 events before its next ``await``, so the two pumps never act on each other's events.
 
 While the upstream pump waits for the server with nothing left to write, what the server sends
-is relayed in the transport's own callback (``_UpstreamFeed``), in the pump's stead and with the
+is relayed in the transport's own callback (upstream_feed.py), in the pump's stead and with the
 same code: no stream buffer copies and no task switch per read, which is most of what a reply
 cost over a plain copy loop. Anything else (the client link busy, being secured or slow to take
 what was written, the end of the stream) goes through the stream and the pump as before.
@@ -52,6 +52,7 @@ from .hooks import (
     UpstreamLink,
     UpstreamLogin,
 )
+from .upstream_feed import UpstreamFeed
 from .upstream_link import ServerLink, UpstreamError
 
 __all__ = ["Session"]
@@ -572,7 +573,7 @@ class Session:
             # Nothing of what was relayed stays referenced while waiting: an idle session
             # holds no copy of its last read (up to 256 KiB after a FETCH).
             del out
-            self._upstream_waiting = not until_answered  # see _take_upstream
+            self._upstream_waiting = not until_answered  # see upstream_data
             data = await reader.read(_READ_SIZE)
             self._upstream_waiting = False
             framer.receive_data(data)
@@ -649,16 +650,20 @@ class Session:
                 self._note(noted)
 
     def _feed_upstream(self) -> None:
-        """Let the upstream transport hand data to ``_take_upstream`` (once per connection)."""
+        """Let the upstream transport hand data to ``upstream_data`` (once per connection)."""
         writer = self._server.writer
         if writer is None:
             return
         transport = writer.transport
         stream = transport.get_protocol()
-        if not isinstance(stream, _UpstreamFeed):
-            transport.set_protocol(_UpstreamFeed(stream, self))
+        if not isinstance(stream, UpstreamFeed):
+            transport.set_protocol(UpstreamFeed(stream, self))
 
-    def _upstream_failed(self, err: Exception) -> None:
+    def stream_first(self) -> None:
+        """What the server sends goes through the stream until the pump waits again."""
+        self._upstream_waiting = False
+
+    def upstream_failed(self, err: Exception) -> None:
         """What relaying in the transport's callback raised: logged as a pump's failure, and
         the session ends (its upstream pump is cancelled)."""
         self._upstream_waiting = False
@@ -669,7 +674,7 @@ class Session:
         if self._upstream_task is not None:
             self._upstream_task.cancel()
 
-    def _take_upstream(self, data: bytes) -> bool:
+    def upstream_data(self, data: bytes) -> bool:
         """Relay ``data`` from the server now, as the waiting pump would; False to leave it to
         the stream (and the pump) instead."""
         if not self._upstream_waiting or self._closing or not self._client.ready_now:
@@ -742,38 +747,3 @@ class Session:
             return True
         await self._close_all()
         return False
-
-
-class _UpstreamFeed(asyncio.Protocol):
-    """The upstream transport's protocol while relaying: data goes to the session's
-    ``_take_upstream`` first, and to the stream (its pump) when that declines; flow control and
-    the end of the connection go to the stream's own protocol, which its writer waits on."""
-
-    def __init__(self, stream: asyncio.BaseProtocol, session: Session) -> None:
-        assert isinstance(stream, asyncio.Protocol)
-        self._stream, self._session = stream, session
-
-    def data_received(self, data: bytes) -> None:
-        session = self._session
-        try:
-            taken = session._take_upstream(data)
-        except Exception as err:  # the session ends as when its pump fails
-            session._upstream_failed(err)
-            return
-        if not taken:
-            session._upstream_waiting = False  # what the stream holds comes first
-            self._stream.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        self._session._upstream_waiting = False
-        return self._stream.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._session._upstream_waiting = False
-        self._stream.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._stream.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._stream.resume_writing()
