@@ -117,8 +117,10 @@ class Classifier:
         if self.urgency is not None:
             urgency = _score(self.urgency.pipeline, batch, signals)
             classes = urgency.classes
+            # One conversion of the whole array: its rows as Python floats, the same values.
+            rows = np.asarray(urgency.scores, dtype=np.float64).tolist()
             for i, (sample, verdict) in enumerate(zip(samples, verdicts, strict=True)):
-                p = {c: float(urgency.scores[i, j]) for j, c in enumerate(classes)}
+                p = dict(zip(classes, rows[i][: len(classes)], strict=True))
                 judged = judge(sample, p, self.urgency.thresholds)
                 verdict.label = judged.label
                 verdict.threshold = judged.threshold
