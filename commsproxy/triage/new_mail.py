@@ -163,22 +163,30 @@ class NewMail:
         try:
             full = await asyncio.shield(words)
         except asyncio.CancelledError:
-            full = await words  # a stop: the thread finishes its words (no I/O) first
+            # A stop: the thread ends its words (no I/O, a fraction of a second); they are
+            # kept, and the stop goes on.
+            await asyncio.wait([words])
+            if not words.cancelled() and words.exception() is None:
+                self._keep_words(uidvalidity, later, words.result())
+            raise
         except Exception:  # a bug in wording: the decisions keep their label and score
             log.exception("%s: wording the reasons of %d decision(s) failed", self,
                           len(later.items))  # fmt: skip
             return
+        self._keep_words(uidvalidity, later, full)
+
+    def _keep_words(self, uidvalidity: int, later: _Later, full: list[str]) -> None:
+        worded = list(zip(later.items, full, strict=True))
         self.store.word_reasons(
             self.settings.login,
             INBOX,
             uidvalidity,
-            [(record.uid, d.reason, text) for (record, d, _, _), text in zip(later.items, full,
-                                                                              strict=True)],
-        )  # fmt: skip
+            [(record.uid, decision.reason, text) for (record, decision, _, _), text in worded],
+        )
         if log.isEnabledFor(logging.INFO):
             log.info("%s", "\n".join(
                 f"{self}: uid {record.uid} {record.label}{where}: {text}{added}"
-                for (record, _, added, where), text in zip(later.items, full, strict=True)
+                for (record, _, added, where), text in worded
             ))  # fmt: skip
 
     async def _hold(

@@ -172,3 +172,33 @@ def test_the_model_s_reasons_worded_later_are_those_worded_at_once() -> None:
         reason_words(v.label or NORMAL, v.score_words(), v.reasons or []) for v in at_once
     ]
     assert [(d.label, d.score) for d in later] == [(v.label, v.p_urgent) for v in at_once]
+
+
+def test_a_stop_while_wording_keeps_the_words_and_stops(tmp_path: Path) -> None:
+    decider = Wordy()
+    engine = _engine(tmp_path, decider)
+    engine.decider = decider  # type: ignore[assignment]
+    fetched, mails = zip(_mail(1, "lunch"), strict=False)
+    later = _Later()
+    engine._decide(fetched, mails, 7, later)
+
+    async def stop_while_wording() -> None:
+        release = asyncio.Event()
+
+        async def slow_words() -> list[str]:
+            await release.wait()
+            return later.word()
+
+        words = asyncio.ensure_future(slow_words())
+        keeping = asyncio.ensure_future(engine._worded(7, later, words))
+        await asyncio.sleep(0)
+        keeping.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await keeping
+
+    asyncio.run(stop_while_wording())
+    stored = engine.store.decision_for_uid("me", "INBOX", 7, 1)
+    assert stored is not None
+    assert stored.reason == "normal (0.50): held: words of lunch"
