@@ -214,6 +214,7 @@ class ImapSession:
         offer_starttls: bool = False,
         client_tls: bool = False,
         tag_prefix: str = "cp",
+        facts: bool = True,
     ) -> None:
         self.state = State.NOT_AUTHENTICATED
         self.user: str | None = None
@@ -243,6 +244,9 @@ class ImapSession:
         # A prefix and a counter, not a generator: a generator keeps a frame per session.
         self._tag_prefix, self._tag_count = tag_prefix, 0
         self.events: list[Event] = []  # a list: an empty deque costs 600 bytes per session
+        # Whether ``events`` also tells the facts (Selected, Completed, ...): a driver that
+        # reads none of them (the relay) saves making three per SELECT.
+        self._facts = facts
 
     # -- facts -------------------------------------------------------------------------------
 
@@ -371,7 +375,8 @@ class ImapSession:
         if idle is not None:
             if not idle.done:
                 idle.done = True
-                self.events.append(IdleDone(idle.tag))
+                if self._facts:
+                    self.events.append(IdleDone(idle.tag))
         else:
             self._sasl_response(data)
 
@@ -502,22 +507,28 @@ class ImapSession:
                 self.exists = number
             elif name == "EXPUNGE" and self.exists:
                 self.exists -= 1
+        elif name == "OK":  # the commonest read: a SELECT's CLOSED, UIDVALIDITY and UIDNEXT
+            code = response.code
+            if code == "CLOSED":
+                if (
+                    self.selected is not None
+                ):  # QRESYNC: the old mailbox closed while a SELECT goes on
+                    self._deselect(T.UNSELECTED)
+            elif code in _SELECT_CODES and self._selecting:
+                if code == "UIDNEXT":
+                    self.uidnext = response.value
+                else:
+                    self.uidvalidity = response.value
         elif name == "VANISHED":
             if self.exists is not None and b"(EARLIER)" not in data[:40].upper():
                 self.exists = max(0, self.exists - _uid_count(data))
         elif name == "BYE":
             self.bye = data
             self._fire(T.BYE)
-            self.events.append(Bye(data))
+            if self._facts:
+                self.events.append(Bye(data))
         elif name == "PREAUTH":
             self._fire(T.PREAUTH)
-        elif name == "OK" and response.code == "CLOSED" and self.selected is not None:
-            self._deselect(T.UNSELECTED)  # QRESYNC: the old mailbox closed while a SELECT goes on
-        elif name == "OK" and response.code in _SELECT_CODES and self._selecting:
-            if response.code == "UIDNEXT":
-                self.uidnext = response.value
-            else:
-                self.uidvalidity = response.value
 
     def _continuation_from_server(self) -> bool:
         """A ``+``: True to forward it to the client."""
@@ -532,7 +543,8 @@ class ImapSession:
             if idle.restart:
                 idle.restart = False
                 return False
-            self.events.append(IdleStarted(idle.tag))
+            if self._facts:
+                self.events.append(IdleStarted(idle.tag))
         return True
 
     def _tagged(self, response: Response) -> _Shown:
@@ -542,7 +554,8 @@ class ImapSession:
         ok = response.name == "OK"
         if tag in self.own_tags:
             del self.own_tags[tag]
-            self.events.append(Completed(tag, response.name, response.code, own=True))
+            if self._facts:
+                self.events.append(Completed(tag, response.name, response.code, own=True))
             return _OWN
         idle = self._idle
         if idle is not None and idle.tag == tag and idle.restart and not idle.started:
@@ -563,7 +576,8 @@ class ImapSession:
                 self.selected = command.mailbox
                 self.read_only = name == "EXAMINE" or response.code == "READ-ONLY"
                 self._fire(T.SELECT_OK)
-                self.events.append(Selected(command.mailbox, self.read_only, self.exists))
+                if self._facts:
+                    self.events.append(Selected(command.mailbox, self.read_only, self.exists))
             else:
                 self._deselect(T.SELECT_FAILED)
         elif name in ("CLOSE", "UNSELECT") and ok:
@@ -573,7 +587,8 @@ class ImapSession:
             self._fire(T.IDLE_ENDED)
         elif name in ("LOGIN", "AUTHENTICATE"):
             self._fire(T.LOGIN_OK if ok else T.LOGIN_FAILED)
-        self.events.append(Completed(tag, response.name, response.code))
+        if self._facts:
+            self.events.append(Completed(tag, response.name, response.code))
         return _SHOWN
 
     def _login_answered(self, ok: bool) -> None:
@@ -588,7 +603,7 @@ class ImapSession:
     def _deselect(self, trigger: Trigger) -> None:
         mailbox, self.selected, self.exists = self.selected, None, None
         self._fire(trigger)
-        if mailbox is not None:
+        if mailbox is not None and self._facts:
             self.events.append(Deselected(mailbox))
 
     def connection_lost(self) -> None:

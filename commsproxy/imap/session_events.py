@@ -3,7 +3,8 @@
 Two kinds of events, both frozen dataclasses pulled with ``ImapSession.drain()``:
 
 - facts about the session, for logs and later layers: ``LoggedIn``, ``Selected``, ``Deselected``,
-  ``Completed``, ``IdleStarted``, ``IdleDone``, ``Bye``;
+  ``Completed``, ``IdleStarted``, ``IdleDone``, ``Bye`` (all but ``LoggedIn`` only from a machine
+  made with ``facts=True``, the default: the relay reads none of them and asks for none);
 - work for the I/O layer, in the order it must be done: ``Answer`` (bytes the proxy writes to the
   client itself), ``ToUpstream`` (bytes the proxy writes upstream itself), ``CancelLiteral`` (the
   client will not send the literal its framer waits for), ``StartTls``, ``ConnectUpstream`` (a

@@ -11,6 +11,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from commsproxy.imap import session_events as ev
 from commsproxy.imap.errors import valid_tag
 from commsproxy.imap.framer import NEED_DATA, Framer, FramingError, Line, MessageEnd
 from commsproxy.imap.grammar import code_number, parse_response
@@ -136,3 +137,39 @@ def test_the_quick_tag_check_is_valid_tag() -> None:
         assert (_TAG.fullmatch("a" + char + "1") is not None) == valid_tag("a" + char + "1")
     assert _TAG.fullmatch("") is None
     assert not valid_tag("")
+
+
+_FACTS = (ev.Selected, ev.Deselected, ev.Completed, ev.IdleStarted, ev.IdleDone, ev.Bye)
+_SCRIPT = [
+    ("c", b"a LOGIN me pw\r\n"),
+    ("s", b"a OK logged in\r\n"),
+    ("c", b"b SELECT INBOX\r\n"),
+    ("s", b"* 3 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 9] n\r\n"),
+    ("s", b"b OK [READ-WRITE] sel\r\n"),
+    ("c", b"c IDLE\r\n"),
+    ("s", b"+ idling\r\n* 4 EXISTS\r\n"),
+    ("c", b"DONE\r\n"),
+    ("s", b"c OK idle done\r\n"),
+    ("c", b"d EXAMINE Sent\r\n"),
+    ("s", b"* OK [CLOSED] x\r\n* 0 EXISTS\r\nd OK [READ-ONLY] ex\r\n"),
+    ("c", b"e CLOSE\r\n"),
+    ("s", b"e OK closed\r\n* BYE bye\r\n"),
+]
+
+
+def test_a_machine_without_facts_moves_and_asks_the_same() -> None:
+    """The relay's machine (``facts=False``) keeps the same state, says the same to both
+    sides and asks the same of its driver; it only leaves out the facts."""
+    with_facts, without = Wire(ImapSession()), Wire(ImapSession(facts=False))
+    for side, data in _SCRIPT:
+        for wire in (with_facts, without):
+            (wire.from_client if side == "c" else wire.from_server)(data)
+        assert _facts(with_facts) == _facts(without)
+        assert (with_facts.machine.exists, with_facts.machine.uidnext) == (
+            without.machine.exists,
+            without.machine.uidnext,
+        )
+        assert (with_facts.sent(), with_facts.received()) == (without.sent(), without.received())
+    assert [e for e in with_facts.events if not isinstance(e, _FACTS)] == without.events
+    assert {type(e) for e in with_facts.events} >= set(_FACTS)  # every kind of fact was told
+    assert not any(isinstance(e, _FACTS) for e in without.events)

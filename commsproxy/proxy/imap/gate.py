@@ -109,13 +109,9 @@ def _rewriter(
     return rewrite
 
 
-def _is_inbox(mailbox: str | None) -> bool:
-    return mailbox is not None and mailbox.upper() == INBOX
-
-
 def _inbox_open(state: ImapSession) -> bool:
     """INBOX is selected (the server said OK) and no other SELECT is under way."""
-    return _is_inbox(state.selected) and not state.selecting
+    return state.selected == INBOX and not state.selecting
 
 
 class GateHooks:
@@ -149,7 +145,7 @@ class GateHooks:
             return None
         opening = command.name in ("SELECT", "EXAMINE", "STATUS")
         if opening:
-            if not _is_inbox(command.mailbox):
+            if command.mailbox != INBOX:  # a command's mailbox spells INBOX one way
                 return None
         elif not _inbox_open(session.state):
             return None

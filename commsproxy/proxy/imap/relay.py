@@ -86,6 +86,7 @@ class Session:
             answer_prelogin=parts.answers_prelogin,
             offer_starttls=parts.local_tls is not None and not self._client.tls,
             client_tls=self._client.tls,
+            facts=False,  # the relay acts on what the machine asks, and reads its facts itself
         )
         self._client_framer = Framer(
             max_line=parts.limits.max_command_line, max_literal=parts.limits.max_literal
@@ -274,7 +275,7 @@ class Session:
 
     @property
     def responses_paused(self) -> bool:
-        return self._held.paused
+        return self._held.messages is not None  # ``HeldResponses.paused``, a call less
 
     def send_own_command(self, command: str) -> str | None:
         """Send a command of the proxy's own upstream (e.g. NOOP) between client commands.
@@ -617,23 +618,28 @@ class Session:
         assert unread is not None
         machine, hooks = self.state, self.hooks
         holding: list[bytes] = []  # paused here, in order after what ``held`` holds already
+        # Looked up again only after a hook, the one thing that pauses or releases.
+        paused = held.messages is not None
+        read_all, take = paused and self._read_held, holding.append if paused else out.append
         for line in lines:
-            if (held.messages is not None and self._read_held) or unread.match(line) is None:
-                chunk, response = machine.server_line(line)  # as _upstream_line, inline
-                if response is not None and (self._read_held or response.kind is _TAGGED):
-                    hooks.on_response(self, response)  # may pause (or release) the responses
-            else:
-                chunk = line
-            if held.messages is None:  # not paused
-                out.append(chunk)
-            else:
-                holding.append(chunk)
-            if self._release_now:
+            if not read_all and unread.match(line) is not None:
+                take(line)
+                continue
+            chunk, response = machine.server_line(line)  # as _upstream_line, inline
+            if response is None or not (self._read_held or response.kind is _TAGGED):
+                take(chunk)
+                continue
+            hooks.on_response(self, response)  # may pause (or release) the responses
+            paused = held.messages is not None
+            (holding.append if paused else out.append)(chunk)
+            if self._release_now:  # see release_held: this chunk goes with the rest
                 self._release_now = False
                 out.extend(held.release(None, keep_paused=False))
                 out.extend(holding)
                 holding.clear()
                 self._forwarding()
+                paused = False
+            read_all, take = paused and self._read_held, holding.append if paused else out.append
         for chunk in holding:
             if held.messages is None:  # the bound was passed: what came after goes out too
                 out.append(chunk)
