@@ -406,6 +406,28 @@ async def _settled(hooks: GateHooks, session: Session) -> None:
         await task
 
 
+class CountingBackend(KnowingBackend):
+    """Counts how often the gate asks which login a user name belongs to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def login_for(self, user: str) -> str | None:
+        self.lookups += 1
+        return "me"
+
+
+async def test_the_gate_asks_a_user_names_login_once() -> None:
+    backend = CountingBackend()
+    hooks = GateHooks(backend, timeout=30)
+    first, second = _session(FakeSession()), _session(FakeSession())
+    for session in (first, second, first):
+        for line in (b"a NOOP", b"b IDLE", b"c CHECK"):
+            assert hooks.before_command(session, parse_command(line)) is None
+    assert backend.lookups == 1  # both sessions are logged in as "me"
+
+
 # --- the record of a message that was gone -----------------------------------------------------
 
 

@@ -51,13 +51,15 @@ log = logging.getLogger("commsproxy.gate")
 _CATCH_UP_COMMANDS = frozenset({"NOOP", "IDLE", "CHECK", "SELECT", "EXAMINE", "STATUS"})
 _SELECTS = frozenset({"SELECT", "EXAMINE"})
 _IDLE_SETTLE = 2.0  # seconds to wait for an IDLE session to hear of the expunges
+_MAX_USERS = 1024  # user names whose login the gate keeps
 
 
 class TriageBackend(Protocol):
     """What the gate needs from triage (the service's engines)."""
 
     def login_for(self, user: str) -> str | None:
-        """The triaged login a client user name belongs to, if any."""
+        """The triaged login a client user name belongs to, if any (the same for the life of
+        the backend: the gate asks once per user name)."""
 
     def ready(self, login: str) -> bool:
         """Triage for ``login`` is connected and working: worth waiting for."""
@@ -122,6 +124,9 @@ class GateHooks:
             weakref.WeakKeyDictionary()
         )
         self._open: set[str] = set()  # logins whose triage is down: said once, not per command
+        # The login each user name belongs to, asked once (the logins are read at start):
+        # every command through the gate needs it. Bounded, as user names come from clients.
+        self._logins: dict[str, str | None] = {}
 
     def _gate(self, session: RelayedSession) -> _SessionGate:
         gate = self._gates.get(session)
@@ -131,7 +136,14 @@ class GateHooks:
 
     def _login(self, session: RelayedSession) -> str | None:
         user = session.state.user
-        return self.backend.login_for(user) if user else None
+        if not user:
+            return None
+        logins = self._logins
+        if user not in logins:
+            if len(logins) >= _MAX_USERS:
+                logins.clear()
+            logins[user] = self.backend.login_for(user)
+        return logins[user]
 
     # -- hooks --------------------------------------------------------------------------------
 
