@@ -216,7 +216,7 @@ def user_addresses(samples: Sequence[Sample]) -> frozenset[str]:
 
 
 def run_first_day(
-    enron: Path, spam_root: Path, say: Say, only: Sequence[str] = ()
+    enron: Path, spam_root: Path, say: Say, only: Sequence[str] = (), seed: int = 0
 ) -> dict[str, Any]:
     people = enron_people(enron, quiet=True)
     spam_train, spam_test = split_spam(spam_root)
@@ -227,7 +227,7 @@ def run_first_day(
             continue
         started = time.perf_counter()
         others = {name: data for name, data in people.items() if name != user}
-        pipeline, report = train_bundled(others, spam_train)
+        pipeline, report = train_bundled(others, spam_train, seed=seed)
         bundled = LoadedModel(pipeline, report.threshold, report.thresholds)
         real = [i for i, s in enumerate(samples) if not s.rebuilt]
         tested = [samples[i] for i in real]
@@ -250,7 +250,10 @@ def run_first_day(
         )
         try:
             own, own_report = train_urgency(
-                samples[:first_test], labels[:first_test], prior=Prior(pipeline, report.thresholds)
+                samples[:first_test],
+                labels[:first_test],
+                prior=Prior(pipeline, report.thresholds),
+                seed=seed,
             )
         except TrainingError as err:
             row["trained"] = {"skipped": str(err)}
@@ -352,12 +355,19 @@ def main(argv: list[str] | None = None) -> int:
         "--json", type=Path, default=Path(__file__).parent / "results" / "first_day.json"
     )
     parser.add_argument("--users", default="", help="comma-separated users to leave out")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the models' random seed (the bundled model uses 0): other seeds show how much "
+        "of a difference is the draw",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="commsproxy-firstday-") as tmp:
         roots = unpack(args.data, Path(tmp), ["mailboxes", "spamassassin"], print_now)
         only = [u for u in args.users.split(",") if u]
         results = run_first_day(
-            roots["mailboxes"].parent, roots["spamassassin"].parent, print_now, only
+            roots["mailboxes"].parent, roots["spamassassin"].parent, print_now, only, args.seed
         )
     text, verdicts = lines(results)
     print("\n".join(text))

@@ -8,6 +8,13 @@
   live triage; ``train_urgency`` shows a share of all the mail without its history, as a
   first start sees it, so neither "new sender" nor "no history" can stand for bulk.
 
+Each person's mail counts as much as another's, and within it each thread once per label
+(weights.py): otherwise the biggest mailbox (Fossum's: 235 of the 298 urgent examples, most
+rebuilt from the quotes of his answers) is what the urgent class is, and one long thread
+teaches it as often as it has messages. Measured leaving one person out at a time over five
+seeds: 150 of 170 urgent messages at once cold instead of 141, 154 of 170 warm instead of 153,
+holding 64.7% / 75.5% of the other mail instead of 65.3% / 74.3% (benchmarks/first_day.py).
+
 Each person's mail is judged as live triage judges it without an ``[accounts]`` config: a
 sender at their own domain is a colleague (``as_triage_sees``), whom the policy gives no bulk
 veto, so the cuts are measured on the decisions triage will make.
@@ -35,6 +42,7 @@ from .labels import bulk_reason
 from .mail import Mail
 from .social import NO_HISTORY
 from .train import UrgencyReport, train_urgency
+from .weights import person_weights, thread_weights
 from .workflow import labelled_samples
 
 __all__ = [
@@ -47,6 +55,7 @@ __all__ = [
 ]
 
 Labelled = tuple[list[Sample], list[str]]
+Weighted = tuple[Sample, str, float]  # a training message, its label, how much it counts
 NEW_SENDER = Context(sender=NO_HISTORY, domain=NO_HISTORY)
 # The bundled model meets mailboxes unlike the ones it learned from, where urgent mail scores
 # lower than on its validation: where a cut would hold more than this share of the other
@@ -117,23 +126,26 @@ def train_bundled(
     Cuts are measured on each person's newest ``BUNDLED_VALIDATION`` of mail as it arrived,
     in date order, by a model of the spam corpus and each person's older mail.
     """
-    older: list[tuple[Sample, str]] = list(zip(*spam, strict=True))
-    newest: list[tuple[Sample, str]] = []
-    for samples, labels in people.values():
+    older: list[Weighted] = [(s, y, 1.0) for s, y in zip(*spam, strict=True)]
+    newest: list[Weighted] = []
+    factors = person_weights([len(samples) for samples, _ in people.values()])
+    for (samples, labels), factor in zip(people.values(), factors, strict=True):
         samples = as_triage_sees(samples)
         real = [i for i, sample in enumerate(samples) if not sample.rebuilt]
         first = real[round(len(real) * (1 - BUNDLED_VALIDATION))] if real else len(samples)
-        pairs = list(zip(samples, labels, strict=True))
-        older += pairs[:first]
-        newest += pairs[first:]
+        weights = [w * factor for w in thread_weights(samples, labels)]
+        triples = list(zip(samples, labels, weights, strict=True))
+        older += triples[:first]
+        newest += triples[first:]
     never = datetime.min.replace(tzinfo=UTC)
-    older.sort(key=lambda pair: pair[0].mail.date or never)
-    newest.sort(key=lambda pair: pair[0].mail.date or never)
-    pairs = older + newest
+    older.sort(key=lambda triple: triple[0].mail.date or never)
+    newest.sort(key=lambda triple: triple[0].mail.date or never)
+    triples = older + newest
     return train_urgency(
-        [s for s, _ in pairs],
-        [y for _, y in pairs],
+        [s for s, _, _ in triples],
+        [y for _, y, _ in triples],
         seed=seed,
         validate_from=len(older),
         max_held=MAX_HELD,
+        weights=[w for _, _, w in triples],
     )

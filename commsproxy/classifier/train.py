@@ -315,8 +315,34 @@ class _Judge:
         return np.asarray(out)
 
 
+def _fit(
+    samples: Sequence[Sample], y: np.ndarray, weights: np.ndarray | None, seed: int, calibrate: bool
+) -> Pipeline:
+    """An urgency pipeline fitted on these samples, each counting ``weights`` times (or once).
+
+    Weights share out each class's weight among its messages and never move weight between
+    classes: they are scaled to add up to each class's count, so the model's class balance
+    (``class_weight="balanced"``, counted in messages) stays as it is.
+    """
+    pipeline = urgency_pipeline(seed, calibrate=calibrate)
+    if weights is None:
+        return pipeline.fit(list(samples), y)
+    weights = weights.copy()
+    for label in set(y.tolist()):
+        inside = y == label
+        total = weights[inside].sum()
+        if total > 0:
+            weights[inside] *= inside.sum() / total
+    return pipeline.fit(list(samples), y, model__sample_weight=weights)
+
+
 def _validation_scores(
-    samples: Sequence[Sample], y: np.ndarray, seed: int, calibrate: bool, validate_from: int | None
+    samples: Sequence[Sample],
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    seed: int,
+    calibrate: bool,
+    validate_from: int | None,
 ) -> tuple[np.ndarray, _Scores, int, str]:
     """Which samples validate (indices), the user's model's scores on them, and how."""
     counts = Counter(y.tolist())
@@ -336,7 +362,8 @@ def _validation_scores(
         or counts[URGENT] < 3
         or (newest_urgent >= MIN_VALIDATION_URGENT and real_urgent.sum() < MIN_THRESHOLD_URGENT)
     ):
-        probe = urgency_pipeline(seed, calibrate=calibrate).fit(train[:cut], y[:cut])
+        older = None if weights is None else weights[:cut]
+        probe = _fit(train[:cut], y[:cut], older, seed, calibrate)
         measured = cut + np.flatnonzero(real[cut:])
         scores = _score(probe, [samples[int(i)] for i in measured])
         return measured, scores, cut, "time-ordered: trained on older mail, tested on the newest"
@@ -347,8 +374,8 @@ def _validation_scores(
     warm = np.zeros((len(samples), len(classes)))
     cold_proba = np.zeros_like(warm)
     for fit_on, tested in folds:
-        model = urgency_pipeline(seed, calibrate=calibrate)
-        model.fit([train[int(i)] for i in fit_on], y[fit_on])
+        fold_weights = None if weights is None else weights[fit_on]
+        model = _fit([train[int(i)] for i in fit_on], y[fit_on], fold_weights, seed, calibrate)
         fold = _score(model, [samples[int(i)] for i in tested])
         for j, label in enumerate(fold.classes):
             warm[tested, classes.index(label)] = fold.warm[:, j]
@@ -517,6 +544,7 @@ def train_urgency(
     prior: Prior | None = None,
     validate_from: int | None = None,
     max_held: Mapping[str, float] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> tuple[Pipeline, UrgencyReport]:
     """Fit the urgency model on samples in date order (oldest first).
 
@@ -525,7 +553,9 @@ def train_urgency(
     ``validate_from`` sets where the validation mail starts (default: the newest 20%).
     ``max_held`` ("warm", "cold": share) lowers a cut that would hold more than that share
     of the other validation mail, trading hold for recall where mail will differ from the
-    validation mail (the bundled model on a stranger's mailbox).
+    validation mail (the bundled model on a stranger's mailbox). ``weights`` (one per
+    sample, default 1) is how much each message counts in fitting; the cuts count every
+    validation message once.
     """
     started = time.perf_counter()
     counts = Counter(labels)
@@ -536,8 +566,11 @@ def train_urgency(
         )
     y = np.asarray(labels)
     calibrate = min(counts.values()) >= MIN_CALIBRATION_EXAMPLES
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    if w is not None and w.shape != y.shape:
+        raise ValueError(f"{len(w)} weights for {len(y)} samples")
     measured, mine, trained_on, validation = _validation_scores(
-        samples, y, seed, calibrate, validate_from
+        samples, y, w, seed, calibrate, validate_from
     )
     judge_ = _Judge([samples[int(i)] for i in measured], y[measured], recall_target, max_held or {})
     prior_scores = None if prior is None else _score(prior.pipeline, judge_.samples)
@@ -552,7 +585,7 @@ def train_urgency(
         assert prior is not None
         final = prior.pipeline
     else:
-        own = urgency_pipeline(seed, calibrate=calibrate).fit(_with_cold_share(samples, seed), y)
+        own = _fit(_with_cold_share(samples, seed), y, w, seed, calibrate)
         final = own
         if chosen.weight < 1.0:
             assert prior is not None
