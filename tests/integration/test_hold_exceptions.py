@@ -183,6 +183,9 @@ async def test_mail_to_the_urgent_address_comes_at_once(setup: Setup) -> None:
     assert held is not None
     assert held.label == BULK
     assert held.held
+    # The model's reasons, worded while the server held the mail, are in the store in full.
+    assert held.reason.startswith("bulk (")
+    assert ": held: " in held.reason, held.reason
     assert await setup.census() == Counter({plain: 1, in_to: 1, in_envelope: 1})
 
 
