@@ -5,7 +5,8 @@ as it has messages, most of them rebuilt from the quotes of the same answers (re
 its words then stand for the class. ``thread_weights`` gives each thread (its normalised
 subject) one example's worth per label, shared out among its messages. Across mailboxes,
 ``person_weights`` makes each person's mail count as much as another's, so the biggest
-mailbox is not what the urgent class is.
+mailbox is not what the urgent class is. The bundled recipe (recipe.py) weights the mail
+labelled by answers, urgent and normal, this way; bulk counts once per message.
 """
 
 from __future__ import annotations
