@@ -323,3 +323,20 @@ def test_literal_sizes_read_as_parse_announcement_does(
     data = before + line + eol
     spec = parse_announcement(line + eol)
     assert _literal_size(data, len(before), len(data)) == (spec.size if spec else -1)
+
+
+@FAST
+@given(st.lists(messages(), min_size=1, max_size=12), st.lists(st.integers(0, 400), max_size=6))
+def test_the_end_of_a_run_is_found_the_same_however_long_the_buffer(
+    msgs: list[tuple[bytes, bytes]], cuts: list[int]
+) -> None:
+    """A run's end in a buffer no line of which can break the bound is found in one search;
+    with a bound so tight that most buffers are longer, line by line: the same events."""
+    stream = b"".join(m for m, _ in msgs)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    bounds = zip([0, *points], [*points, len(stream)], strict=True)
+    chunks = [stream[a:b] for a, b in bounds if b > a]
+    longest = max(len(line) for line in stream.splitlines(keepends=True))
+    searched = run(framer(), chunks)
+    stepped = run(framer(max_line=longest + 26), chunks)
+    assert stepped == searched
