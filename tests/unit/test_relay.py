@@ -365,3 +365,57 @@ async def test_an_answer_held_for_its_tagged_reply_is_read_where_the_machine_rea
     assert hooks.seen == ["EXISTS", "OK"]
     writer.close()
     await asyncio.wait_for(task, 5)
+
+
+async def test_what_follows_a_reply_that_pauses_in_the_same_read_is_held_and_read(
+    upstream: FakeUpstream,
+) -> None:
+    """A hook that pauses on a held SELECT's tagged reply (as the gate does when the answer
+    may show new mail): the lines after it in the same read are held, and read by the machine
+    and the hook, until the hook lets them out."""
+    after = b"* 7 EXISTS\r\n* 3 FETCH (FLAGS (\\Seen))\r\n"
+
+    def script(line: bytes) -> bytes:
+        tag = line.split(b" ", 1)[0]
+        if b"SELECT" in line:
+            return b"* 4 EXISTS\r\n* FLAGS (\\Seen)\r\n" + tag + b" OK sel\r\n" + after
+        return dovecot_like(line)
+
+    class PauseOnReply(WaitBeforeNoop):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+            self.heard_all = asyncio.Event()
+
+        def before_command(self, session: Session, command: Command) -> Awaitable[object] | None:
+            if command.name == "SELECT":
+                session.hold_answer()
+                self.selecting = command.tag
+            return None
+
+        def on_response(self, session: Session, response: Response) -> None:
+            self.seen.append(response.name)
+            if response.tag is not None and response.tag == self.selecting:
+                self.selecting = None
+                session.pause_responses()  # every response is read again from here on
+            if response.name == "FETCH":
+                self.heard_all.set()
+
+    upstream.script = script
+    hooks = PauseOnReply()
+    session, reader, writer, task = await start(upstream, hooks=hooks)
+    await reader.readline()
+    writer.write(b"a LOGIN me pw\r\n")
+    await until(reader, b"a ")
+    hooks.seen = []
+    writer.write(b"b SELECT INBOX\r\n")
+    await asyncio.wait_for(hooks.heard_all.wait(), 5)
+    assert hooks.seen == ["OK", "EXISTS", "FETCH"]  # the reply, then all that follows it
+    assert session.state.exists == 7
+    assert session.responses_paused
+    await session.resume_responses()
+    assert await until(reader, b"* 3 FETCH") == (
+        b"* 4 EXISTS\r\n* FLAGS (\\Seen)\r\nb OK sel\r\n" + after
+    )
+    writer.close()
+    await asyncio.wait_for(task, 5)
