@@ -47,6 +47,7 @@ from .held import HeldResponses
 from .hooks import (
     DISCONNECTS,
     LoginExchange,
+    NoHooks,
     PassCredentials,
     SessionParts,
     UpstreamLink,
@@ -78,6 +79,8 @@ class Session:
     ) -> None:  # fmt: skip
         self.id = next(_session_ids)
         self.limits, self.hooks, self._parts = parts.limits, parts.hooks, parts
+        # Hooks that do nothing (a proxy without triage) are not called at all.
+        self._hooked = not isinstance(parts.hooks, NoHooks)
         self._client = ClientLink(client_reader, client_writer)
         self.peer = self._client.peer
         self._server = ServerLink(parts.upstream, parts.limits)
@@ -361,7 +364,8 @@ class Session:
             if machine.client_command(data):
                 if (command := machine.sent) is not None:
                     log.debug("%s: C: %s %s", self, command.tag, command.name)
-                    if (waiting := hooks.before_command(self, command)) is not None:
+                    waiting = hooks.before_command(self, command) if self._hooked else None
+                    if waiting is not None:
                         self._client_line, self._line_waits = data, True
                         return waiting
                 out.append(data)
@@ -372,7 +376,8 @@ class Session:
                 if machine.client_line(event):  # type: ignore[arg-type]
                     if (command := machine.sent) is not None:
                         log.debug("%s: C: %s %s", self, command.tag, command.name)
-                        if (waiting := hooks.before_command(self, command)) is not None:
+                        waiting = hooks.before_command(self, command) if self._hooked else None
+                        if waiting is not None:
                             self._client_line = event.data  # type: ignore[union-attr]
                             return waiting
                     out.append(event.data)  # type: ignore[union-attr]
@@ -616,7 +621,7 @@ class Session:
         that comes in the same read goes out with it and is never held at all."""
         held, unread = self._held, self._server.framer.unread_start
         assert unread is not None
-        machine, hooks = self.state, self.hooks
+        machine, hooks, hooked = self.state, self.hooks, self._hooked
         holding: list[bytes] = []  # paused here, in order after what ``held`` holds already
         # Looked up again only after a hook, the one thing that pauses or releases.
         paused = held.messages is not None
@@ -626,7 +631,7 @@ class Session:
                 take(line)
                 continue
             chunk, response = machine.server_line(line)  # as _upstream_line, inline
-            if response is None or not (self._read_held or response.kind is _TAGGED):
+            if response is None or not hooked or not (self._read_held or response.kind is _TAGGED):
                 take(chunk)
                 continue
             hooks.on_response(self, response)  # may pause (or release) the responses
@@ -705,7 +710,7 @@ class Session:
         """A response's first line through the machine, and to the hooks: every one it reads,
         but only tagged replies while an answer is held for its tagged reply (``hold_answer``)."""
         out, response = self.state.server_line(data)
-        if response is not None and (self._read_held or response.kind is _TAGGED):
+        if response is not None and self._hooked and (self._read_held or response.kind is _TAGGED):
             self.hooks.on_response(self, response)
         return out
 
