@@ -44,10 +44,9 @@ from .features import Context, Sample
 from .freemail import FREEMAIL
 from .labels import bulk_reason
 from .mail import Mail
-from .policy import BULK
 from .social import NO_HISTORY
 from .train import UrgencyReport, train_urgency
-from .weights import person_weights, thread_weights
+from .weights import answered_weights, person_weights
 from .workflow import labelled_samples
 
 __all__ = [
@@ -138,10 +137,7 @@ def train_bundled(
         samples = as_triage_sees(samples)
         real = [i for i, sample in enumerate(samples) if not sample.rebuilt]
         first = real[round(len(real) * (1 - BUNDLED_VALIDATION))] if real else len(samples)
-        weights = [
-            1.0 if label == BULK else w * factor
-            for w, label in zip(thread_weights(samples, labels), labels, strict=True)
-        ]
+        weights = answered_weights(samples, labels, factor)
         triples = list(zip(samples, labels, weights, strict=True))
         older += triples[:first]
         newest += triples[first:]

@@ -5,8 +5,9 @@ as it has messages, most of them rebuilt from the quotes of the same answers (re
 its words then stand for the class. ``thread_weights`` gives each thread (its normalised
 subject) one example's worth per label, shared out among its messages. Across mailboxes,
 ``person_weights`` makes each person's mail count as much as another's, so the biggest
-mailbox is not what the urgent class is. The bundled recipe (recipe.py) weights the mail
-labelled by answers, urgent and normal, this way; bulk counts once per message.
+mailbox is not what the urgent class is. ``answered_weights`` puts the two together for the
+mail labelled by the person's answers (urgent and normal); bulk counts once per message, as
+spam does: a weekly newsletter is many messages, not one thread (recipe.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from ..imap.names import BULK
 from .features import Sample
 from .labels import normalise_subject
 
-__all__ = ["person_weights", "thread_weights"]
+__all__ = ["answered_weights", "person_weights", "thread_weights"]
 
 
 def thread_weights(samples: Sequence[Sample], labels: Sequence[str]) -> list[float]:
@@ -44,3 +46,12 @@ def person_weights(sizes: Sequence[int]) -> list[float]:
     people = [n for n in sizes if n]
     mean = sum(people) / len(people) if people else 0.0
     return [mean / n if n else 0.0 for n in sizes]
+
+
+def answered_weights(
+    samples: Sequence[Sample], labels: Sequence[str], factor: float
+) -> list[float]:
+    """One person's training weights: their urgent and normal mail by thread, times the
+    person's ``factor`` (person_weights); their bulk mail 1 per message."""
+    threads = thread_weights(samples, labels)
+    return [1.0 if label == BULK else w * factor for w, label in zip(threads, labels, strict=True)]

@@ -12,7 +12,7 @@ from commsproxy.classifier.features import Sample
 from commsproxy.classifier.mail import Mail
 from commsproxy.classifier.pipeline import decision_scores
 from commsproxy.classifier.train import train_urgency
-from commsproxy.classifier.weights import person_weights, thread_weights
+from commsproxy.classifier.weights import answered_weights, person_weights, thread_weights
 
 T0 = datetime(2024, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -54,6 +54,17 @@ def test_each_person_counts_as_much_as_another() -> None:
     assert totals == pytest.approx([200.0, 200.0, 200.0])
     assert factors[2] == 0.0
     assert sum(totals) == pytest.approx(sum(sizes))
+
+
+def test_a_persons_bulk_mail_counts_once_per_message() -> None:
+    # A weekly newsletter is many messages, not one thread: only answered mail is weighted.
+    samples = [mail(i, "Weekly digest") for i in range(4)] + [mail(4, "Budget"), mail(5, "Budget")]
+    labels = ["bulk"] * 4 + ["urgent", "urgent"]
+    weights = answered_weights(samples, labels, 0.5)
+    assert weights[:4] == [1.0] * 4
+    expected = [w * 0.5 for w in thread_weights(samples, labels)[4:]]
+    assert weights[4:] == pytest.approx(expected)
+    assert weights[4] == weights[5]
 
 
 def corpus() -> tuple[list[Sample], list[str]]:
