@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from .deliver_now import NotHeld, deliver_held
 from .engine import CatchUp, Engine, EngineSettings
 from .request_retries import RequestRetries
 from .state_store import DeliverRequest, ReleaseRequest, StateStore
+from .store_watch import StoreWatch
 from .upstream import Upstream
 
 __all__ = ["LoginRoute", "TriageHub"]
@@ -54,6 +56,10 @@ class TriageHub:
         self._spares: dict[str, tuple[str, str]] = {}
         self._password_seen = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}  # key -> its engine, while run() runs
+        # Requests from other processes (_serve_asks): what each has done, and when to retry.
+        self._released: dict[int, set[tuple[str, str]]] = {}  # request -> (login, batch) done
+        self._release_retries = _retries()
+        self._deliver_retries = _retries()
         self._stop: asyncio.Event | None = None
 
     def add(self, route: LoginRoute, engine: Engine) -> None:
@@ -186,12 +192,11 @@ class TriageHub:
         self._stop = stop
         for key, engine in self.engines.items():
             self._running[key] = asyncio.create_task(engine.run(stop), name=str(engine))
-        requests = asyncio.create_task(self._serve_requests(stop), name="release-requests")
-        deliveries = asyncio.create_task(self._serve_deliveries(stop), name="deliver-requests")
+        asks = asyncio.create_task(self._serve_asks(), name="requests")
         try:
             await stop.wait()
         finally:
-            tasks = [*self._running.values(), requests, deliveries]
+            tasks = [*self._running.values(), asks]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -218,31 +223,43 @@ class TriageHub:
         log.info("%s: starting over with the reloaded config", engine)
         self._running[key] = asyncio.create_task(engine.run(stop), name=str(engine))
 
-    async def _serve_requests(self, stop: asyncio.Event) -> None:
-        """Carry out ``commsproxy release --now`` asked for by another process.
+    async def _serve_asks(self) -> None:
+        """Carry out what other processes ask through the store (``release --now``,
+        ``deliver``, the local page's buttons), looking every ``_REQUEST_POLL`` seconds; a
+        stop cancels this task. With nothing waiting, a look is a stat of the store's files
+        (store_watch.py): an idle proxy makes no query."""
+        watch, pending = StoreWatch(self.store.path), True
+        while True:
+            await asyncio.sleep(_REQUEST_POLL)
+            if pending or watch.changed():
+                releases = await self._serve_releases()
+                pending = await self._serve_deliveries() or releases
+
+    async def _serve_releases(self) -> bool:
+        """Carry out ``commsproxy release --now``; whether a request is still waiting.
 
         A request is marked done only once every batch it names is released for every login
         it names: a release that fails (a link cut in the middle) is tried again, with waits
         growing to a minute, and the batches already released are not released twice.
         """
-        released: dict[int, set[tuple[str, str]]] = {}  # request -> (login, batch) done
-        retries = _retries()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _REQUEST_POLL)
-            for request in self.store.pending_release_requests():
-                if not retries.due(request.id):
-                    continue
-                done = released.setdefault(request.id, set())
-                error = await self._serve_request(request, done)
-                if error is None:
-                    self.store.complete_release_request(request.id, datetime.now(UTC))
-                    released.pop(request.id, None)
-                    retries.done(request.id)
-                    continue
-                wait, news = retries.failed(request.id, error)
-                if news:
-                    log.error("%s; trying again in %g s", error, wait)
+        released, retries = self._released, self._release_retries
+        waiting = False
+        for request in self.store.pending_release_requests():
+            if not retries.due(request.id):
+                waiting = True
+                continue
+            done = released.setdefault(request.id, set())
+            error = await self._serve_request(request, done)
+            if error is None:
+                self.store.complete_release_request(request.id, datetime.now(UTC))
+                released.pop(request.id, None)
+                retries.done(request.id)
+                continue
+            waiting = True
+            wait, news = retries.failed(request.id, error)
+            if news:
+                log.error("%s; trying again in %g s", error, wait)
+        return waiting
 
     async def _serve_request(
         self, request: ReleaseRequest, done: set[tuple[str, str]]
@@ -267,32 +284,35 @@ class TriageHub:
                 done.add((key, batch.name))
         return "; ".join(failed) or None
 
-    async def _serve_deliveries(self, stop: asyncio.Event) -> None:
+    async def _serve_deliveries(self) -> bool:
         """Carry out ``commsproxy deliver`` (and the local page's "deliver now") for held
-        messages, through each login's engine between two of its steps.
+        messages, through each login's engine between two of its steps; whether a request is
+        still waiting.
 
         A request is completed once the message is in INBOX, or refused when it is not held;
         one that fails on the way (a cut link, the engine not connected yet) stays queued and
         is tried again, with waits growing to a minute.
         """
-        retries = _retries()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), _REQUEST_POLL)
-            for request in self.store.pending_deliveries():
-                if not retries.due(request.id):
-                    continue
-                crash: Exception | None = None
-                try:
-                    error = await self._serve_delivery(request)
-                except Exception as err:  # a bug or the store: keep serving the others
-                    crash, error = err, f"deliver request {request.id} failed: {err!r}"
-                if error is None:
-                    retries.done(request.id)
-                    continue
-                wait, news = retries.failed(request.id, error)
-                if news:
-                    log.warning("%s; trying again in %g s", error, wait, exc_info=crash)
+        retries = self._deliver_retries
+        requests = self.store.pending_deliveries()
+        waiting = False
+        for request in requests:
+            if not retries.due(request.id):
+                waiting = True
+                continue
+            crash: Exception | None = None
+            try:
+                error = await self._serve_delivery(request)
+            except Exception as err:  # a bug or the store: keep serving the others
+                crash, error = err, f"deliver request {request.id} failed: {err!r}"
+            if error is None:
+                retries.done(request.id)
+                continue
+            waiting = True
+            wait, news = retries.failed(request.id, error)
+            if news:
+                log.warning("%s; trying again in %g s", error, wait, exc_info=crash)
+        return waiting
 
     async def _serve_delivery(self, request: DeliverRequest) -> str | None:
         """Serve one deliver request; None when it is completed, else why it waits."""
@@ -327,7 +347,7 @@ class TriageHub:
 
 
 def _retries() -> RequestRetries:
-    return RequestRetries(asyncio.get_running_loop().time, lambda: _REQUEST_RETRY_MAX)
+    return RequestRetries(time.monotonic, lambda: _REQUEST_RETRY_MAX)
 
 
 class CredentialSource:

@@ -59,8 +59,7 @@ async def test_served_through_the_engine_once_it_is_connected(
         hub.add(LoginRoute("me", "me", None), cast(Engine, engine))
         store.note_hold_mailboxes("me", ["Old hold"], T0)
         first = store.request_delivery("me", "<m@x>", T0)
-        stop = asyncio.Event()
-        serving = asyncio.create_task(hub._serve_deliveries(stop))
+        serving = asyncio.create_task(hub._serve_asks())
         try:
             await asyncio.sleep(0.1)  # not connected: stays queued, nothing tried
             assert [r.id for r in store.pending_deliveries()] == [first]
@@ -72,8 +71,8 @@ async def test_served_through_the_engine_once_it_is_connected(
                 while store.pending_deliveries():
                     await asyncio.sleep(0.01)
         finally:
-            stop.set()
-            await serving
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
         done, refused, unknown = (store.delivery(i) for i in (first, gone, other))
     assert done is not None
     assert (done.outcome, done.detail) == ("delivered", "<m@x> delivered to INBOX (from Later)")

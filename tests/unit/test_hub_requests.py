@@ -45,15 +45,14 @@ async def test_a_request_stays_queued_until_every_batch_is_released(
         engine = FlakyEngine()
         hub.add(LoginRoute("me", "me", None), cast(Engine, engine))
         store.request_release(None, None, datetime.now(UTC))
-        stop = asyncio.Event()
-        serving = asyncio.create_task(hub._serve_requests(stop))
+        serving = asyncio.create_task(hub._serve_asks())
         try:
             async with asyncio.timeout(10):
                 while store.pending_release_requests():
                     await asyncio.sleep(0.01)
         finally:
-            stop.set()
-            await serving
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
     assert engine.released == ["later", "bulk"]  # later once, bulk after its retry
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors
