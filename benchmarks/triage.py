@@ -998,7 +998,8 @@ def measure_decisions(pool: list[bytes], count: int, say: Say) -> dict[str, Any]
             own_text.cache_clear()
             _split_subject.cache_clear()
             started = time.process_time()
-            decisions[name] += decider.label(chunk)
+            # Worded in full inside the timed block: live triage words every reason too.
+            decisions[name] += [(d.label, d.score, d.in_full()) for d in decider.label(chunk)]
             cpu[name] += time.process_time() - started
         samples = [Sample(m, Context(user_addresses=users, history_known=False)) for m in chunk]
         theirs = score_batch(pipeline, samples).scores
