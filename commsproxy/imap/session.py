@@ -510,9 +510,8 @@ class ImapSession:
         elif name == "OK":  # the commonest read: a SELECT's CLOSED, UIDVALIDITY and UIDNEXT
             code = response.code
             if code == "CLOSED":
-                if (
-                    self.selected is not None
-                ):  # QRESYNC: the old mailbox closed while a SELECT goes on
+                # QRESYNC: the old mailbox closed while a SELECT goes on.
+                if self.selected is not None:
                     self._deselect(T.UNSELECTED)
             elif code in _SELECT_CODES and self._selecting:
                 if code == "UIDNEXT":
