@@ -12,13 +12,14 @@ for those the log says that a restart is needed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from .config import Config, ConfigError, load_config
+from .looks import when_seen
 
 __all__ = ["Changes", "ConfigWatch", "changes"]
 
@@ -126,14 +127,28 @@ class ConfigWatch:
             return None
         return info.st_mtime_ns, info.st_size
 
+    def _news(self) -> bool:
+        """Whether a reload is due: poked, or the file is there and changed (not gone for a
+        moment while an editor saves it). The stat runs in a timer callback (looks.py)."""
+        if self._poked.is_set():
+            return True
+        stamp = self._stamp()
+        return stamp is not None and stamp != self._seen
+
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), self.interval)
-            poked, stamp = self._poked.is_set(), self._stamp()
+            looks = when_seen(self.interval, lambda: self._news() or stop.is_set())
+            poked = asyncio.ensure_future(self._poked.wait())
+            either: list[asyncio.Future[Any]] = [looks, poked]
+            try:  # a poke (the page, SIGHUP) reloads at once; a stat finds an edit
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                looks.cancel()
+                poked.cancel()
+            poked_now, stamp = self._poked.is_set(), self._stamp()
             self._poked.clear()
-            if stamp is None or (stamp == self._seen and not poked):
-                continue  # unchanged, or gone for a moment while an editor saves it
+            if stop.is_set() or stamp is None or (stamp == self._seen and not poked_now):
+                continue
             self._seen = stamp
             try:
                 await self.reload()

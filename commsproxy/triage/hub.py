@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from ..classifier.mail import MailParseError, parse_mail
 from ..credentials import password_from_command
 from ..imap.names import SENT
+from ..looks import when_seen
 from .account_match import resolve_outgoing
 from .decide import Decider
 from .deliver_now import NotHeld, deliver_held
@@ -227,13 +228,16 @@ class TriageHub:
         """Carry out what other processes ask through the store (``release --now``,
         ``deliver``, the local page's buttons), looking every ``_REQUEST_POLL`` seconds; a
         stop cancels this task. With nothing waiting, a look is a stat of the store's files
-        (store_watch.py): an idle proxy makes no query."""
+        (store_watch.py) in a timer callback (looks.py): an idle proxy makes no query and
+        wakes no task."""
         watch, pending = StoreWatch(self.store.path), True
         while True:
-            await asyncio.sleep(_REQUEST_POLL)
-            if pending or watch.changed():
-                releases = await self._serve_releases()
-                pending = await self._serve_deliveries() or releases
+            if pending:  # a request waits for its retry: look again by the clock
+                await asyncio.sleep(_REQUEST_POLL)
+            else:  # the stats run on the loop's timer; this task wakes for news only
+                await when_seen(_REQUEST_POLL, watch.changed)
+            releases = await self._serve_releases()
+            pending = await self._serve_deliveries() or releases
 
     async def _serve_releases(self) -> bool:
         """Carry out ``commsproxy release --now``; whether a request is still waiting.

@@ -30,7 +30,7 @@ class StoreWatch:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # SQLite's WAL mode: commits go to "-wal" first, into the file at a checkpoint.
-        self._files = (path, path.with_name(path.name + "-wal"))
+        self._files = (str(path), str(path.with_name(path.name + "-wal")))  # stat()ed as is
         self._sure_every = sure_every
         self._clock = clock
         self._mark: _Mark | None = None
@@ -39,7 +39,7 @@ class StoreWatch:
     def changed(self) -> bool:
         """True when a query may find something new: the files changed since the last call
         that said True (or this is the first call, or ``sure_every`` has passed)."""
-        mark = tuple(_stamp(f) for f in self._files)
+        mark = (_stamp(self._files[0]), _stamp(self._files[1]))
         now = self._clock()
         if mark == self._mark and now < self._sure_at:
             return False
@@ -47,7 +47,7 @@ class StoreWatch:
         return True
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def _stamp(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
