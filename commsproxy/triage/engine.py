@@ -35,7 +35,6 @@ for the user's corrections; this module keeps the life cycle and the watcher and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Sequence
@@ -581,9 +580,15 @@ class Engine:
     async def _work(
         self, worker: Upstream, releaser: Releaser, new_mail: NewMail, stop: asyncio.Event
     ) -> None:
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._nap())
+            # The nap's end sets the event from the loop's timer: no task per wait (wait_for
+            # makes one), so a wake by the clock costs the worker's step and nothing else.
+            timer = loop.call_later(self._nap(), self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
             self._wake.clear()
             try:
                 await self._credentials.check(worker)  # an OAuth2 login refreshes here, early
