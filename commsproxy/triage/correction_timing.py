@@ -1,7 +1,8 @@
 """When the worker looks for the user's corrections (corrections.py), at little cost.
 
 A look is due when the watcher heard INBOX or its flags change, or (every ``look_elsewhere``
-seconds) when a STATUS of a hold mailbox differs from the last; never sooner than
+seconds) when the STATUS of a hold mailbox differs from the last (one LIST-STATUS for all of
+them where the server offers it); never sooner than
 corrections.py would look anyway.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from .upstream import CommandRefused, Upstream
+from .upstream import Upstream
 
 __all__ = ["CorrectionTiming"]
 
@@ -57,11 +58,6 @@ class CorrectionTiming:
         items = "(MESSAGES UIDNEXT UIDVALIDITY" + (
             " HIGHESTMODSEQ)" if worker.has("CONDSTORE") else ")"
         )
-        out = []
-        for mailbox in sorted(set(self._hold_names.values())):
-            try:
-                status = await worker.status(mailbox, items)
-            except CommandRefused:
-                status = {}
-            out.append(tuple(sorted(status.items())))
-        return tuple(out)
+        mailboxes = sorted(set(self._hold_names.values()))
+        found = await worker.statuses(mailboxes, items)  # one LIST-STATUS where offered
+        return tuple(tuple(sorted(found.get(m, {}).items())) for m in mailboxes)

@@ -27,6 +27,7 @@ from typing import TypeVar
 from ..endpoints import Endpoint
 from ..imap import codes
 from ..imap.commands import Arg, Literal, internal_date, quote_mailbox, quote_string, uid_set
+from ..imap.grammar import decode_mailbox, tokenize
 from ..imap.responses import (
     Fetched,
     ListedMailbox,
@@ -41,6 +42,7 @@ from ..imap.responses import (
     parse_search,
     parse_select,
     parse_status,
+    untagged_name,
 )
 from ..upstream import (
     CommandError,
@@ -170,6 +172,7 @@ class Upstream:
         self.sent = 0
         self.recent: deque[str] = deque(maxlen=1000)
         self._delimiter: str | None = None
+        self._list_status_refused = False  # LIST-STATUS offered but refused: STATUS each
         client.on_untagged = self._heard
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -281,6 +284,38 @@ class Upstream:
     ) -> dict[str, int]:
         reply = await self._ok(f"STATUS {name} {items}", "STATUS", quote_mailbox(name), items)
         return parse_status(reply.untagged)
+
+    async def statuses(
+        self, names: Sequence[str], items: str = "(MESSAGES UIDNEXT UIDVALIDITY)"
+    ) -> dict[str, dict[str, int]]:
+        """The STATUS of each of ``names``, by name; a mailbox the server refuses or does
+        not list is left out.
+
+        Where the server offers LIST-STATUS (RFC 5819) one ``LIST "" (names...) RETURN
+        (STATUS items)`` answers for all of them in one round trip; else one STATUS each.
+        """
+        if not names:
+            return {}
+        if self.has("LIST-STATUS") and not self._list_status_refused:
+            patterns = "(" + " ".join(quote_mailbox(n) for n in names) + ")"
+            try:
+                reply = await self._ok(
+                    f"LIST-STATUS of {len(names)} mailboxes", "LIST", '""', patterns,
+                    "RETURN", f"(STATUS {items})",
+                )  # fmt: skip
+            except CommandRefused as err:  # offered but refused: STATUS from now on
+                log.info("%s: %s; asking STATUS of each mailbox instead", self.name, err)
+                self._list_status_refused = True
+            else:
+                found = _statuses_by_name(reply.untagged)
+                return {n: found[n] for n in names if n in found}
+        out: dict[str, dict[str, int]] = {}
+        for name in names:
+            try:
+                out[name] = await self.status(name, items)
+            except CommandRefused:
+                continue
+        return out
 
     async def public_prefix(self) -> str | None:
         """The server's public namespace prefix (e.g. ``Public/``) from NAMESPACE, or None."""
@@ -492,4 +527,20 @@ def _pieces(ordered: list[int], most: int) -> list[list[int]]:
             todo += [piece[half:], piece[:half]]
         else:
             out.append(piece)
+    return out
+
+
+def _statuses_by_name(untagged: Sequence[bytes]) -> dict[str, dict[str, int]]:
+    """Each ``* STATUS name (...)`` response of a LIST-STATUS answer, by mailbox name."""
+    out: dict[str, dict[str, int]] = {}
+    for line in untagged:
+        kind = untagged_name(line)
+        if kind is None or kind != (None, "STATUS"):
+            continue
+        tokens = tokenize(line)
+        if len(tokens) < 4 or isinstance(tokens[2], tuple):
+            continue
+        name = tokens[2]
+        raw = name if isinstance(name, bytes) else str(name).encode()
+        out[decode_mailbox(raw)] = parse_status([line])
     return out

@@ -70,6 +70,18 @@ class FakeServer:
         box = self.boxes[name]
         return {"MESSAGES": len(box.mail), "UIDNEXT": box.next_uid, "UIDVALIDITY": box.validity}
 
+    async def statuses(
+        self, names: Sequence[str], items: str = "(MESSAGES UIDNEXT UIDVALIDITY)"
+    ) -> dict[str, dict[str, int]]:
+        """Upstream.statuses where the server has no LIST-STATUS: one STATUS each."""
+        out: dict[str, dict[str, int]] = {}
+        for name in names:
+            try:
+                out[name] = await self.status(name, items)
+            except CommandRefused:
+                continue
+        return out
+
     async def select(self, name: str) -> MailboxInfo:
         self.sent.append(f"SELECT {name}")
         if name not in self.boxes:
