@@ -311,9 +311,24 @@ def quoted_original(body: str) -> QuotedHeader | None:
 # Searching a long body for its first quoted block is most of what reading a quote costs; the
 # cue rules read the writer's own text and then the quote of the same message, one after the
 # other, so a short memory of recent searches spares the second.
-@lru_cache(maxsize=256)
 def _first_block(text: str) -> int | None:
     """Where the first quoted block in ``text`` starts; None when nothing is quoted."""
+    return _searched_block(text) if may_quote(text) else None
+
+
+def may_quote(text: str) -> bool:
+    """False when ``text`` cannot hold a quoted block: no "--" (a separator line) and no
+    colon after an "m" ("From:"), an "e" ("Begin forwarded message:") or with a "/" (a time
+    stamp "01/15/2001 10:31"). Short notes have none, and are spared the search."""
+    if "--" in text:
+        return True
+    if ":" not in text:
+        return False
+    return "/" in text or "m:" in text or "M:" in text or "e:" in text or "E:" in text
+
+
+@lru_cache(maxsize=256)
+def _searched_block(text: str) -> int | None:
     match = _BLOCK_START.search(text)
     return None if match is None else match.start()
 

@@ -1,0 +1,76 @@
+"""A text that ``may_quote`` rules out holds no quoted block: the same first block as the full
+search on generated text and on every SpamAssassin message."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from commsproxy.classifier import quotes
+from commsproxy.classifier.mail import parse_mail
+
+CORPUS = (
+    Path(__file__).resolve().parents[3] / "shared/data/spamassassin/spamassassin-ham-spam.tar.gz"
+)
+
+
+def _full(text: str) -> int | None:
+    match = quotes._BLOCK_START.search(text)
+    return None if match is None else match.start()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hi\n-----Original Message-----\nFrom: a@b.c\n",
+        "hi\n> BEGIN FORWARDED MESSAGE:\n",
+        "ok\nFROM: Drew\nSENT: Monday\n",
+        "ok\n from: drew\n date: today\n",
+        "ok\nDrew Fossum\n01/15/2001 10:31 AM\n",
+        "---- Ursprüngliche Nachricht ----",
+    ],
+)
+def test_quoted_blocks_pass(text: str) -> None:
+    assert quotes.may_quote(text)
+    assert _full(text) is not None
+    assert quotes._first_block(text) == _full(text)
+
+
+def test_a_short_note_is_ruled_out() -> None:
+    assert not quotes.may_quote("Shall we have lunch some day next week? Option 4.\n")
+    assert quotes._first_block("Shall we have lunch?\n") is None
+
+
+_PIECES = st.sampled_from(
+    ["From", "FROM", "fRoM", ":", " ", "\n", "\t", ">", "-", "--", "Sent", "DATE", "date",
+     "Original Message", "Forwarded message", "begin forwarded message", "Message d'origine",
+     "01", "1", "/", "15", "2001", "10", "31", "am", "PM", "x", "é", "M", "e", "E", "m"]
+)  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_PIECES, max_size=25))
+def test_generated_text(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert quotes._first_block(text) == _full(text)
+    if not quotes.may_quote(text):
+        assert _full(text) is None
+
+
+def test_every_spamassassin_message() -> None:
+    if not CORPUS.exists():
+        pytest.skip(f"no SpamAssassin corpus at {CORPUS}")
+    ruled_out = 0
+    with tarfile.open(CORPUS) as tar:
+        for member in tar:
+            handle = tar.extractfile(member) if member.isfile() else None
+            if handle is None:
+                continue
+            body = parse_mail(handle.read()[:65536]).body[: quotes.QUOTE_SCAN_CHARS]
+            assert quotes._first_block(body) == _full(body), member.name
+            ruled_out += not quotes.may_quote(body)
+    assert ruled_out > 0
