@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from commsproxy import looks
 from commsproxy.looks import when_seen
 
 
@@ -49,3 +50,23 @@ async def test_no_task_is_made_while_looking() -> None:
     await asyncio.sleep(0.01)
     assert len(asyncio.all_tasks()) == before
     seen.cancel()
+
+
+async def test_a_slower_look_shares_the_wake_ups_of_a_faster_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fires = [0]
+    fire = looks._Timer._fire
+
+    def counted(self: looks._Timer) -> None:
+        fires[0] += 1
+        fire(self)
+
+    monkeypatch.setattr(looks._Timer, "_fire", counted)
+    fast: list[int] = []
+    slow: list[int] = []
+    quick = when_seen(0.004, lambda: fast.append(fires[0]) is None and len(fast) >= 40)
+    late = when_seen(0.016, lambda: slow.append(fires[0]) is None and len(slow) >= 5)
+    await asyncio.wait_for(asyncio.gather(quick, late), 5)
+    assert set(slow[1:]) <= set(fast)  # after the first, the slow look runs on the fast's
+    assert fires[0] <= len(fast) + 1
