@@ -565,7 +565,7 @@ class Engine:
         if not self._idle:
             naps.append(_POLL_WITHOUT_IDLE)
         if self.history is not None:
-            naps.append(s.triage.history_sent_check)
+            naps.append(self.history.next_look())
         if self._team is not None and s.filing is not None:
             naps.append(s.filing.config.team_scan)
         if self._corrections is not None:

@@ -169,13 +169,23 @@ class HistoryKeeper:
         if not mail.automatic:
             self.history.add_sent(mail, from_user=True)
 
+    def next_look(self) -> float:
+        """Seconds until ``look_at_sent`` has a look due: the worker's nap ends then, not a
+        whole ``history_sent_check`` after whatever woke it last."""
+        every = self.triage.history_sent_check
+        if self._last_look is None:
+            return every
+        return max(self._last_look + every - self._monotonic(), 0.0)
+
     async def look_at_sent(self, up: Upstream, *, force: bool = False) -> None:
         """Read what arrived in Sent since the last look; one STATUS when nothing did."""
         now = self._monotonic()
         due = self._last_look is None or now - self._last_look >= self.triage.history_sent_check
-        if not (force or due) or not self.history.known:
+        if not (force or due):
             return
-        self._last_look = now
+        self._last_look = now  # also while the history is not known: the next look is due then
+        if not self.history.known:
+            return
         mailbox = self.record.sent_mailbox
         if mailbox is None:
             mailbox = (await choose_folders(up)).sent

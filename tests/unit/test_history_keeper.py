@@ -120,6 +120,18 @@ async def test_sent_is_looked_at_every_history_sent_check_seconds(setup: Setup) 
     assert setup.up.commands == ["STATUS Sent"]  # nothing new: one STATUS, nothing read
 
 
+async def test_the_next_look_at_sent_counts_from_the_last_look(setup: Setup) -> None:
+    keeper = setup.keeper()
+    assert keeper.next_look() == 5  # before the start: a whole interval
+    await keeper.start(setup.up.as_upstream())
+    setup.clock.now += 3
+    assert keeper.next_look() == 2  # the worker's nap ends when the look is due
+    setup.clock.now += 2
+    assert keeper.next_look() == 0
+    await keeper.look_at_sent(setup.up.as_upstream())
+    assert keeper.next_look() == 5
+
+
 async def test_mail_flowing_in_is_saved_at_most_every_few_seconds(setup: Setup) -> None:
     keeper = setup.keeper()
     await keeper.start(setup.up.as_upstream())
