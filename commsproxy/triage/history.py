@@ -12,7 +12,8 @@ Memory is bounded: the most recently active ``MAX_SENDERS`` senders and domains,
 ``MAX_LATENCIES`` reply times of each (the median is over those, so recent habits count), the
 newest ``MAX_SENT_IDS`` sent Message-IDs and the newest ``MAX_RECEIVED`` received messages a
 reply may still answer. The whole is saved as JSON in the state store; it names the user's
-correspondents and what they wrote about, so nothing of it is ever logged.
+correspondents and what they wrote about, so nothing of it is ever logged. The relation
+(colleague, customer) of up to ``MAX_RELATIONS`` senders is kept in memory alone.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ class LiveHistory:
         self._accounts = accounts or AccountsConfig()
         self._configured = frozenset(a.strip().lower() for a in user_addresses if "@" in a)
         self._users: set[str] = set(self._configured)
-        self._rules: tuple[frozenset[str], AccountRules] | None = None
+        # Both follow the user's addresses: dropped whenever one joins (_add_users).
+        self._relations: _Relations | None = None
+        self._all_users: tuple[frozenset[str], frozenset[str]] | None = None  # (asked, union)
         self._senders: OrderedDict[str, _Tally] = OrderedDict()
         self._domains: OrderedDict[str, _Tally] = OrderedDict()
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
@@ -139,11 +142,11 @@ class LiveHistory:
                 return dataclasses.replace(
                     self.fallback.context(mail, user_addresses), relation=relation
                 )
-            users = user_addresses | self._users
+            users = self._users_with(user_addresses)
             return Context(user_addresses=users, history_known=False, relation=relation)
         thread = (*mail.in_reply_to, *mail.references)
         return Context(
-            user_addresses=user_addresses | self._users,
+            user_addresses=self._users_with(user_addresses),
             sender=self.sender_stats(sender) if sender else None,
             domain=self.domain_stats(sender) if sender else None,
             replies_to_user=any(normalise_id(i) in self._sent_ids for i in thread),
@@ -153,13 +156,17 @@ class LiveHistory:
 
     def relation(self, sender: str) -> str | None:
         """ "colleague" (own or internal domain), "customer" (an [accounts] rule), or None."""
-        users = frozenset(self._users)
-        if self._rules is None or self._rules[0] != users:
-            self._rules = (users, AccountRules(self._accounts, sorted(users)))
-        rules = self._rules[1]
-        if rules.is_internal(sender):
-            return "colleague"
-        return "customer" if rules.match(sender) is not None else None
+        relations = self._relations
+        if relations is None:
+            relations = self._relations = _Relations(self._accounts, sorted(self._users))
+        return relations.of(sender)
+
+    def _users_with(self, user_addresses: frozenset[str]) -> frozenset[str]:
+        """``user_addresses`` and the ones the history found, made once per set asked with."""
+        known = self._all_users
+        if known is None or known[0] is not user_addresses:
+            known = self._all_users = (user_addresses, user_addresses | self._users)
+        return known[1]
 
     def sender_stats(self, address: str) -> SenderStats:
         tally = self._senders.get(address.strip().lower())
@@ -266,8 +273,11 @@ class LiveHistory:
     def _add_users(self, addresses: Iterable[str]) -> None:
         for address in addresses:
             address = address.strip().lower()
-            if "@" in address and len(self._users) < MAX_USER_ADDRESSES:
+            known = address in self._users
+            if "@" in address and not known and len(self._users) < MAX_USER_ADDRESSES:
                 self._users.add(address)
+                self._relations = None
+                self._all_users = None
 
     def _remember_sent(self, mail: Mail) -> None:
         if mail.message_id:
@@ -320,6 +330,35 @@ class LiveHistory:
         self._add_users(users)
         self.known = True
         self.changed = False
+
+
+# Senders whose relation is remembered; a burst of new mail comes from far fewer.
+MAX_RELATIONS = 4096
+
+
+class _Relations:
+    """Each sender's relation under one set of rules (the accounts config, the user's
+    addresses), worked out once per sender: the rules read the address's domain and try
+    each internal domain and account, for every new message."""
+
+    def __init__(self, accounts: AccountsConfig, users: Sequence[str]) -> None:
+        self._rules = AccountRules(accounts, users)
+        self._known: dict[str, str | None] = {}
+
+    def of(self, sender: str) -> str | None:
+        try:
+            return self._known[sender]
+        except KeyError:
+            pass
+        rules = self._rules
+        if rules.is_internal(sender):
+            found: str | None = "colleague"
+        else:
+            found = "customer" if rules.match(sender) is not None else None
+        if len(self._known) >= MAX_RELATIONS:
+            self._known.clear()
+        self._known[sender] = found
+        return found
 
 
 def _sort_date(mail: Mail) -> float:
