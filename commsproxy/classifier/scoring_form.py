@@ -81,17 +81,6 @@ class LeanScored:
     rows: list[tuple[LinearPart, float, float, Rows]]
 
 
-# The token patterns models are trained with (pipeline.WORD_PATTERN, ANY_WORD_PATTERN), each
-# with a pattern that finds the same tokens in half the time: it opens with the token's first
-# character, which the regex engine scans for in C, and checks the word boundary before it
-# by looking behind (a word character before a word character: no boundary). A model's
-# pattern is compiled as its equivalent here; any other as it is.
-FASTER_PATTERNS = {
-    r"(?u)\b[^\W\d_][\w'-]+\b": r"(?u)[^\W\d_](?<!\w[^\W\d_])[\w'-]+\b",
-    r"(?u)\b\w\w+\b": r"(?u)\w(?<!\w\w)\w+\b",
-}
-
-
 @dataclass(frozen=True, eq=False)
 class Words:
     view: str  # a TEXT_VIEWS name
@@ -104,8 +93,7 @@ class Words:
     idf: np.ndarray | None
 
     def __post_init__(self) -> None:
-        pattern = FASTER_PATTERNS.get(self.pattern, self.pattern)
-        object.__setattr__(self, "_regex", re.compile(pattern))
+        object.__setattr__(self, "_regex", re.compile(self.pattern))
 
     def analyze(self, text: str) -> list[str]:
         """The tokens of ``text``, as the HashingVectorizer's analyzer gives them."""
