@@ -345,11 +345,14 @@ class _OwnText:
         Urgent words in a quote belong to an older message; read as this one's, every reply
         in an urgent thread would look urgent.
         """
+        text = body[:limit]
+        if ">" not in text and not may_quote(text):
+            # Nothing to search for or leave out: cheaper than remembering (a short note).
+            return "\n".join(text.splitlines())
         key = (body, limit)
         found = self._recent.get(key)
         if found is not None:
             return found
-        text = body[:limit]
         start = _first_block(text)
         if start is not None:
             text = text[:start]

@@ -74,3 +74,24 @@ def test_every_spamassassin_message() -> None:
             assert quotes._first_block(body) == _full(body), member.name
             ruled_out += not quotes.may_quote(body)
     assert ruled_out > 0
+
+
+_LINES = ["Hi", ">", "> quoted", " >x", "--", "From: a", "Sent: b", "\n", "\r\n", "\r",
+          "\x0c", "\u2028", "ok", " ", "01/02/2003 10:30", "text"]  # fmt: skip
+_BODY = st.lists(st.sampled_from(_LINES), max_size=20).map("".join)
+
+
+def _own_text_in_full(body: str, limit: int = quotes.QUOTE_SCAN_CHARS) -> str:
+    text = body[:limit]
+    start = _full(text)
+    if start is not None:
+        text = text[:start]
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_BODY, st.sampled_from([quotes.QUOTE_SCAN_CHARS, 5, 1500]))
+def test_own_text_as_in_full(body: str, limit: int) -> None:
+    quotes.own_text.cache_clear()
+    assert quotes.own_text(body, limit) == _own_text_in_full(body, limit)
+    assert quotes.own_text(body, limit) == _own_text_in_full(body, limit)  # remembered

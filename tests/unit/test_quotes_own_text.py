@@ -24,7 +24,7 @@ def test_the_same_text_cached_or_not() -> None:
 
 def test_a_long_run_holds_no_more_than_the_budget() -> None:
     own_text.cache_clear()
-    body = "x" * 20_000 + "\n"
+    body = "> quoted\n" + "x" * 20_000 + "\n"  # a quote to leave out: remembered
     for i in range(3 * OWN_TEXT_BUDGET // 20_000):  # thrice the budget's worth of bodies
         own_text(f"{i}\n{body}")
         assert own_text.held <= OWN_TEXT_BUDGET
