@@ -293,8 +293,17 @@ class Engine:
         for batch in self.settings.batches:
             if batch_name in (None, batch.name):
                 async with self._lock:
-                    moved[batch.name] = await self._releaser.release(batch, scheduled=None)
+                    try:
+                        moved[batch.name] = await self._releaser.release(batch, scheduled=None)
+                    except UpstreamImapError:
+                        self.link_failed()
+                        raise
         return moved
+
+    def link_failed(self) -> None:
+        """Work from outside (a request) failed on the worker's link: the worker looks at its
+        link now rather than at its next command, which may be many seconds away."""
+        self._wake.set()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -590,6 +599,8 @@ class Engine:
             finally:
                 timer.cancel()
             self._wake.clear()
+            if worker.closed:  # cut while it napped: reconnect now, not at its next command
+                raise UpstreamImapError(f"{worker.name}: connection lost")
             try:
                 await self._credentials.check(worker)  # an OAuth2 login refreshes here, early
             except SignInPaused:

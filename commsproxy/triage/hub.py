@@ -347,7 +347,8 @@ class TriageHub:
             except NotHeld as err:
                 self.store.complete_delivery(request.id, "refused", str(err), datetime.now(UTC))
                 return None
-            except Exception as err:  # the worker's own loop notices a dead link
+            except Exception as err:  # the worker's own loop notices a dead link, woken now
+                engine.link_failed()
                 return f"{what} failed: {err}"
         self.store.complete_delivery(request.id, "delivered", detail, datetime.now(UTC))
         engine.wake()  # the message's arrival in INBOX: counted by the next pass
