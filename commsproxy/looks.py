@@ -7,7 +7,7 @@ and ``wait_for`` one more task each time; on a machine whose caches went cold me
 is a good hundred microseconds, plus the loop's own turn. Here a look is a plain function run
 from one timer per event loop, and the task waiting for news wakes only when a look finds
 some. Looks share their wake-ups: when the timer fires, every look due within a quarter of
-its own interval runs too, so the config's stat every 2 s rides on the hub's every second.
+its own interval runs too, so the config's stat every 2 s rides on the hub's every 0.5 s.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Whether the state file may have changed since the last look: a stat, not a query.
 
-The hub looks every second for requests other processes leave in the state store
+The hub looks twice a second for requests other processes leave in the state store
 (``release --now``, ``deliver``, the local page's buttons). A query each time kept an idle
 proxy busy for about 0.1% of a CPU; with nothing asked, the file and its write-ahead log keep
 their size and modification time, so a look that finds them as they were skips the query.
