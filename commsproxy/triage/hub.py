@@ -25,6 +25,7 @@ from .account_match import resolve_outgoing
 from .decide import Decider
 from .deliver_now import NotHeld, deliver_held
 from .engine import CatchUp, Engine, EngineSettings
+from .file_events import FileEvents
 from .request_retries import RequestRetries
 from .state_store import DeliverRequest, ReleaseRequest, StateStore
 from .store_watch import StoreWatch
@@ -39,6 +40,7 @@ log = logging.getLogger("commsproxy.triage")
 # idle proxy about 0.015% of a CPU more, but makes each request wait a quarter second longer
 # on average (and the tests that make many, seconds longer).
 _REQUEST_POLL = 0.5
+_SETTLE = 0.05  # seconds from a write to the store seen (file_events.py) to the query
 _REQUEST_RETRY_MAX = 60.0  # seconds; the longest wait before a failed request is tried again
 
 
@@ -230,18 +232,38 @@ class TriageHub:
 
     async def _serve_asks(self) -> None:
         """Carry out what other processes ask through the store (``release --now``,
-        ``deliver``, the local page's buttons), looking every ``_REQUEST_POLL`` seconds; a
-        stop cancels this task. With nothing waiting, a look is a stat of the store's files
-        (store_watch.py) in a timer callback (looks.py): an idle proxy makes no query and
-        wakes no task."""
-        watch, pending = StoreWatch(self.store.path), True
-        while True:
-            if pending:  # a request waits for its retry: look again by the clock
-                await asyncio.sleep(_REQUEST_POLL)
-            else:  # the stats run on the loop's timer; this task wakes for news only
-                await when_seen(_REQUEST_POLL, watch.changed)
-            releases = await self._serve_releases()
-            pending = await self._serve_deliveries() or releases
+        ``deliver``, the local page's buttons); a stop cancels this task.
+
+        On Linux the kernel says when the store's files are written (file_events.py), so an
+        idle proxy does not wake for this at all but every ``sure_every`` seconds (a query, in
+        case a write went unseen). Elsewhere it looks every ``_REQUEST_POLL`` seconds: a stat
+        of the store's files (store_watch.py) in a timer callback (looks.py), no query and no
+        task woken while nothing changes."""
+        path = self.store.path
+        watch, pending = StoreWatch(path), True
+        events = FileEvents.open(path.parent, (path.name, path.name + "-wal"))
+        if events is not None:
+            events.start()
+        try:
+            while True:
+                written = False
+                if pending:  # a request waits for its retry, or writes were seen: by the clock
+                    await asyncio.sleep(_REQUEST_POLL)
+                elif events is not None:
+                    written = await events.written(watch.sure_every)
+                    if not written and not watch.changed():
+                        continue
+                    if written:  # the writer's commit may still be on its way: a moment
+                        await asyncio.sleep(_SETTLE)
+                else:  # the stats run on the loop's timer; this task wakes for news only
+                    await when_seen(_REQUEST_POLL, watch.changed)
+                releases = await self._serve_releases()
+                # After writes, one more look by the clock: a commit becomes visible to other
+                # connections a moment after its last write, which may be the last event.
+                pending = await self._serve_deliveries() or releases or written
+        finally:
+            if events is not None:
+                events.close()
 
     async def _serve_releases(self) -> bool:
         """Carry out ``commsproxy release --now``; whether a request is still waiting.

@@ -31,7 +31,7 @@ class StoreWatch:
     ) -> None:
         # SQLite's WAL mode: commits go to "-wal" first, into the file at a checkpoint.
         self._files = (str(path), str(path.with_name(path.name + "-wal")))  # stat()ed as is
-        self._sure_every = sure_every
+        self.sure_every = sure_every  # seconds
         self._clock = clock
         self._mark: _Mark | None = None
         self._sure_at = 0.0
@@ -43,7 +43,7 @@ class StoreWatch:
         now = self._clock()
         if mark == self._mark and now < self._sure_at:
             return False
-        self._mark, self._sure_at = mark, now + self._sure_every
+        self._mark, self._sure_at = mark, now + self.sure_every
         return True
 
 
