@@ -23,12 +23,7 @@ Per size, in rounds that run every path back to back in rotating order (ratios t
 are taken within a round; the median over the rounds is reported):
 
 * ``NOOP``, ``SELECT INBOX`` and IDLE (``IDLE``, its continuation, ``DONE``, the tagged OK),
-  one in flight at a time, INBOX selected: median round trip per sample. SELECT runs on a
-  session of its own per path, one that fetches nothing, and at the start of each round,
-  every path's SELECTs before any path's fetches: once another session has fetched from a
-  large INBOX, Dovecot reads the mailbox's index afresh at the next SELECT of each session
-  (45-70 ms at 100,000 messages on every path, direct too), so SELECTs taken between fetches
-  would measure which sessions Dovecot was slow for, not the path;
+  one in flight at a time, INBOX selected: median round trip per sample;
 * ``FETCH 1:* (FLAGS)``: wall time of the whole response (every message's line checked);
 * bulk ``UID FETCH 1:* (BODY.PEEK[])``: MB/s of IMAP response, checked as relay.py does.
 
@@ -307,7 +302,6 @@ class SizeBench:
     plan: Plan
     say: Say
     clients: dict[str, SizeClient] = field(default_factory=dict)
-    selectors: dict[str, SizeClient] = field(default_factory=dict)  # SELECT only (module doc)
     expected: int = 0
     digest: str | None = None
     literal_total: int = 0
@@ -319,7 +313,6 @@ class SizeBench:
     def open(self) -> None:
         for name in PATHS:
             self.clients[name] = SizeClient(self.ports[name], self.user, self.password)
-            self.selectors[name] = SizeClient(self.ports[name], self.user, self.password)
         # On a connection of its own: this session's SELECTs then cost 100x more (at 100,000
         # messages), as Dovecot seems to write the new cache field when the mailbox closes.
         probe = SizeClient(self.ports["direct"], self.user, self.password)
@@ -331,10 +324,9 @@ class SizeBench:
         self.expected = self.literal_total * 2 + (1 << 20)
 
     def close(self) -> None:
-        for client in [*self.clients.values(), *self.selectors.values()]:
+        for client in self.clients.values():
             client.close()
         self.clients.clear()
-        self.selectors.clear()
 
     def _fetch(self, name: str) -> tuple[float, int]:
         seconds, response = self.clients[name].fetch_all(self.expected)
@@ -359,7 +351,7 @@ class SizeBench:
         return seconds
 
     def _select(self, name: str) -> float:
-        seconds, response = self.selectors[name].timed("SELECT INBOX")
+        seconds, response = self.clients[name].timed("SELECT INBOX")
         if b"* %d EXISTS" % self.size not in response:
             raise RuntimeError(f"{name}: SELECT INBOX did not say {self.size} EXISTS")
         # Dovecot says in its tagged OK how long the command ran: "(0.003 + 0.000 + 0.002 secs)".
@@ -383,10 +375,7 @@ class SizeBench:
             client.idle_round_trip()
         self.fetch_repeat = max(1, round(self.plan.min_fetch_seconds / max(slowest, 1e-3)))
 
-    def selects(self, name: str) -> list[float]:
-        return repeat(lambda: self._select(name), self.plan.selects, self.plan.sample_seconds)
-
-    def sample(self, name: str, select: list[float]) -> Sample:
+    def sample(self, name: str) -> Sample:
         client = self.clients[name]
         pid = self.pids.get(name)
         cpu0 = cpu_of(pid) if pid else None
@@ -394,6 +383,7 @@ class SizeBench:
         plan = self.plan
         each = plan.sample_seconds
         noop = repeat(lambda: client.noops(1)[0], plan.noops, each)
+        select = repeat(lambda: self._select(name), plan.selects, each)
         idle = repeat(client.idle_round_trip, plan.idles, each)
         flags = repeat(lambda: self._flags(name), plan.flag_fetches, each, least=1)
         fetch_seconds = 0.0
@@ -410,9 +400,8 @@ class SizeBench:
         self.warm_up()
         samples: dict[str, list[Sample]] = {name: [] for name in PATHS}
         for i, order in rotations(self.plan.rounds):
-            selects = {name: self.selects(name) for name in order}  # before any fetch
             for name in order:
-                samples[name].append(self.sample(name, selects[name]))
+                samples[name].append(self.sample(name))
             self.say(
                 f"  {self.size}: round {i + 1}/{self.plan.rounds}: "
                 + ", ".join(
