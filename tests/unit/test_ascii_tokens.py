@@ -4,20 +4,15 @@ the model's own pattern on generated ASCII text and on every SpamAssassin messag
 from __future__ import annotations
 
 import re
-import tarfile
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commsproxy.classifier.mail import parse_mail
 from commsproxy.classifier.pipeline import ANY_WORD_PATTERN, WORD_PATTERN
 from commsproxy.classifier.scoring_form import ASCII_TWINS, Words
+from tests.spamassassin import spamassassin_mail
 
-CORPUS = (
-    Path(__file__).resolve().parents[3] / "shared/data/spamassassin/spamassassin-ham-spam.tar.gz"
-)
 PAIRS = [(re.compile(model), re.compile(twin)) for model, twin in ASCII_TWINS.items()]
 
 
@@ -48,18 +43,11 @@ def test_same_tokens_on_generated_ascii_text(text: str) -> None:
 
 
 def test_same_tokens_on_every_spamassassin_message() -> None:
-    if not CORPUS.exists():
-        pytest.skip(f"no SpamAssassin corpus at {CORPUS}")
     read = 0
-    with tarfile.open(CORPUS) as tar:
-        for member in tar:
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is None:
-                continue
-            mail = parse_mail(handle.read()[:65536])
-            for text in (f"{mail.subject}\n{mail.body}".lower(), mail.body):
-                if text.isascii():
-                    for model, twin in PAIRS:
-                        assert twin.findall(text) == model.findall(text), member.name
-                    read += 1
+    for name, mail in spamassassin_mail():
+        for text in (f"{mail.subject}\n{mail.body}".lower(), mail.body):
+            if text.isascii():
+                for model, twin in PAIRS:
+                    assert twin.findall(text) == model.findall(text), name
+                read += 1
     assert read > 1000

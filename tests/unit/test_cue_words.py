@@ -5,20 +5,15 @@ on generated text and on every SpamAssassin message."""
 from __future__ import annotations
 
 import re
-import tarfile
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commsproxy.classifier import cues
-from commsproxy.classifier.mail import parse_mail
 from commsproxy.classifier.quotes import own_text
+from tests.spamassassin import spamassassin_mail
 
-CORPUS = (
-    Path(__file__).resolve().parents[3] / "shared/data/spamassassin/spamassassin-ham-spam.tar.gz"
-)
 SEARCHES = (
     (cues._URGENT_WORDS, cues._URGENT_TRIGGERS),
     (cues._DEADLINE, cues._DEADLINE_TRIGGERS),
@@ -127,18 +122,11 @@ def test_generated_text(parts: list[tuple[str, str]]) -> None:
 
 
 def test_every_spamassassin_message() -> None:
-    if not CORPUS.exists():
-        pytest.skip(f"no SpamAssassin corpus at {CORPUS}")
     searched = 0
-    with tarfile.open(CORPUS) as tar:
-        for member in tar:
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is None:
-                continue
-            mail = parse_mail(handle.read()[:65536])
-            text = f"{mail.subject}\n{own_text(mail.body)[: cues.CUE_BODY_CHARS]}".lower()
-            assert _fast(text) == _full(text), member.name
-            searched += 1
+    for name, mail in spamassassin_mail():
+        text = f"{mail.subject}\n{own_text(mail.body)[: cues.CUE_BODY_CHARS]}".lower()
+        assert _fast(text) == _full(text), name
+        searched += 1
     assert searched > 1000
 
 

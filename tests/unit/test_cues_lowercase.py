@@ -4,18 +4,13 @@ text as written with IGNORECASE, on the test phrases and on every SpamAssassin m
 from __future__ import annotations
 
 import re
-import tarfile
-from pathlib import Path
 
 import pytest
 
 from commsproxy.classifier import cues
-from commsproxy.classifier.mail import parse_mail
 from commsproxy.classifier.quotes import own_text
+from tests.spamassassin import spamassassin_mail
 
-CORPUS = (
-    Path(__file__).resolve().parents[3] / "shared/data/spamassassin/spamassassin-ham-spam.tar.gz"
-)
 PATTERNS = (cues._URGENT_WORDS, cues._DEADLINE, cues._CALL_REQUEST)
 
 
@@ -46,16 +41,9 @@ def test_phrases(text: str) -> None:
 
 
 def test_every_spamassassin_message() -> None:
-    if not CORPUS.exists():
-        pytest.skip(f"no SpamAssassin corpus at {CORPUS}")
     found = 0
-    with tarfile.open(CORPUS) as tar:
-        for member in tar:
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is None:
-                continue
-            mail = parse_mail(handle.read()[:65536])
-            text = f"{mail.subject}\n{own_text(mail.body)[: cues.CUE_BODY_CHARS]}"
-            assert _lowercased(text) == _as_written(text), member.name
-            found += any(_as_written(text))
+    for name, mail in spamassassin_mail():
+        text = f"{mail.subject}\n{own_text(mail.body)[: cues.CUE_BODY_CHARS]}"
+        assert _lowercased(text) == _as_written(text), name
+        found += any(_as_written(text))
     assert found > 100

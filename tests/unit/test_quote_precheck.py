@@ -3,19 +3,12 @@ search on generated text and on every SpamAssassin message."""
 
 from __future__ import annotations
 
-import tarfile
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commsproxy.classifier import quotes
-from commsproxy.classifier.mail import parse_mail
-
-CORPUS = (
-    Path(__file__).resolve().parents[3] / "shared/data/spamassassin/spamassassin-ham-spam.tar.gz"
-)
+from tests.spamassassin import spamassassin_mail
 
 
 def _full(text: str) -> int | None:
@@ -62,17 +55,11 @@ def test_generated_text(pieces: list[str]) -> None:
 
 
 def test_every_spamassassin_message() -> None:
-    if not CORPUS.exists():
-        pytest.skip(f"no SpamAssassin corpus at {CORPUS}")
     ruled_out = 0
-    with tarfile.open(CORPUS) as tar:
-        for member in tar:
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is None:
-                continue
-            body = parse_mail(handle.read()[:65536]).body[: quotes.QUOTE_SCAN_CHARS]
-            assert quotes._first_block(body) == _full(body), member.name
-            ruled_out += not quotes.may_quote(body)
+    for name, mail in spamassassin_mail():
+        body = mail.body[: quotes.QUOTE_SCAN_CHARS]
+        assert quotes._first_block(body) == _full(body), name
+        ruled_out += not quotes.may_quote(body)
     assert ruled_out > 0
 
 
