@@ -30,7 +30,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -521,3 +521,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@contextlib.contextmanager
+def source_of(rev: str) -> Iterator[Path]:
+    """The commsproxy package of commit ``rev``, in a temporary directory (``--against``)."""
+    with tempfile.TemporaryDirectory(prefix="commsproxy-") as directory:
+        archive = subprocess.run(
+            ["git", "archive", rev, "commsproxy"], cwd=REPO, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+        yield Path(directory)

@@ -24,14 +24,14 @@ import json
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from benchlib import REPO, source_of
+
 OPS = ("NOOP", "SELECT", "IDLE")
 
 SELECT_ANSWER = (
@@ -209,16 +209,6 @@ def measure(count: int) -> dict[str, dict[str, float]]:
     return out
 
 
-@contextlib.contextmanager
-def _source_of(rev: str) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="relay-work-") as directory:
-        archive = subprocess.run(
-            ["git", "archive", rev, "commsproxy"], cwd=REPO, capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
-        yield Path(directory)
-
-
 def _run_in(root: Path, count: int) -> dict[str, dict[str, float]]:
     """This file's ``measure`` with the commsproxy of ``root``, in a process of its own."""
     done = subprocess.run(
@@ -244,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = {"this tree": _run_in(REPO, args.count)}
     if args.against:
-        with _source_of(args.against) as root:
+        with source_of(args.against) as root:
             results[args.against] = _run_in(root, args.count)
     print(f"{'path':20} {'build':12} {'calls':>7} {'opcodes':>8} {'us (noisy)':>11}")
     for key in results["this tree"]:

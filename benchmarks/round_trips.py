@@ -32,11 +32,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchlib import REPO, Server, cpu_of, environment, fill_inbox, free_port, start_raw_relay
+from benchlib import (
+    REPO,
+    Server,
+    cpu_of,
+    environment,
+    fill_inbox,
+    free_port,
+    source_of,
+    start_raw_relay,
+)
 from mailbox_size import (
     ALREADY_TRIAGED,
     SizeClient,
@@ -68,17 +76,6 @@ def proxy(root: Path, name: str, config: Path, triage: bool) -> Server:
     env = {**os.environ, "XDG_CONFIG_HOME": "/nonexistent"}
     env.pop("COMMSPROXY_CONFIG", None)
     return Server(name, argv, port, env)
-
-
-@contextlib.contextmanager
-def source_of(rev: str) -> Iterator[Path]:
-    """The commsproxy package of commit ``rev``, in a temporary directory."""
-    with tempfile.TemporaryDirectory(prefix="round-trips-") as directory:
-        archive = subprocess.run(
-            ["git", "archive", rev, "commsproxy"], cwd=REPO, capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
-        yield Path(directory)
 
 
 def one(client: SizeClient, op: str) -> float:

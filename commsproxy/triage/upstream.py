@@ -64,6 +64,7 @@ __all__ = [
     "Upstream",
     "UpstreamImapError",
     "connect",
+    "status_each",
 ]
 
 log = logging.getLogger("commsproxy.triage")
@@ -309,13 +310,7 @@ class Upstream:
             else:
                 found = _statuses_by_name(reply.untagged)
                 return {n: found[n] for n in names if n in found}
-        out: dict[str, dict[str, int]] = {}
-        for name in names:
-            try:
-                out[name] = await self.status(name, items)
-            except CommandRefused:
-                continue
-        return out
+        return await status_each(self.status, names, items)
 
     async def public_prefix(self) -> str | None:
         """The server's public namespace prefix (e.g. ``Public/``) from NAMESPACE, or None."""
@@ -543,4 +538,17 @@ def _statuses_by_name(untagged: Sequence[bytes]) -> dict[str, dict[str, int]]:
         name = tokens[2]
         raw = name if isinstance(name, bytes) else str(name).encode()
         out[decode_mailbox(raw)] = parse_status([line])
+    return out
+
+
+async def status_each(
+    status: Callable[[str, str], Awaitable[dict[str, int]]], names: Sequence[str], items: str
+) -> dict[str, dict[str, int]]:
+    """``Upstream.statuses`` without LIST-STATUS: one ``status`` each, a refused one left out."""
+    out: dict[str, dict[str, int]] = {}
+    for name in names:
+        try:
+            out[name] = await status(name, items)
+        except CommandRefused:
+            continue
     return out

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "relay_work.py"
+sys.path.insert(0, str(_PATH.parent))  # it imports benchlib, as the benchmarks do
 _SPEC = importlib.util.spec_from_file_location("relay_work", _PATH)
 assert _SPEC is not None
 assert _SPEC.loader is not None

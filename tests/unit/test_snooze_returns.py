@@ -24,7 +24,7 @@ from commsproxy.timespec import parse_when
 from commsproxy.triage.engine_settings import EngineSettings
 from commsproxy.triage.snooze import Snoozes
 from commsproxy.triage.state_store import StateStore
-from commsproxy.triage.upstream import CommandRefused
+from commsproxy.triage.upstream import CommandRefused, status_each
 
 NOW = datetime(2025, 12, 1, 9, 0, tzinfo=UTC)
 BOX = "Snoozed/Soon"
@@ -74,13 +74,7 @@ class FakeServer:
         self, names: Sequence[str], items: str = "(MESSAGES UIDNEXT UIDVALIDITY)"
     ) -> dict[str, dict[str, int]]:
         """Upstream.statuses where the server has no LIST-STATUS: one STATUS each."""
-        out: dict[str, dict[str, int]] = {}
-        for name in names:
-            try:
-                out[name] = await self.status(name, items)
-            except CommandRefused:
-                continue
-        return out
+        return await status_each(self.status, names, items)
 
     async def select(self, name: str) -> MailboxInfo:
         self.sent.append(f"SELECT {name}")
